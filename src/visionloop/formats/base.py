@@ -1,0 +1,187 @@
+"""What every format module shares: detection results, readers, write reports, image helpers.
+
+A format module (`formats/<name>.py`) is the only place that knows its format,
+and offers three functions:
+
+    detect(path: Path) -> Detection          # cheap: names a file, reads first lines only
+    read(path: Path, *, split: str | None = None) -> Reader
+    write(samples: Iterable[Sample], out: Path, *, classes: ClassMap | None = None,
+          images: ImageMode = ImageMode.COPY) -> WriteReport
+
+Readers stream: `Reader` is an iterable of `Sample` plus the `ClassMap`,
+which may grow while iterating when the format only names classes inside its
+annotation files (VOC). Writers stream too and count what they could not write.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from visionloop.core.classes import ClassMap
+from visionloop.core.errors import FormatError, ImageError
+from visionloop.core.sample import ImageRef, Sample
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+
+
+@dataclass(frozen=True)
+class Detection:
+    """How sure a format is that a path is in it (0 = no, 1 = certain), and why."""
+
+    score: float
+    reason: str
+
+    @classmethod
+    def no(cls, reason: str) -> Detection:
+        return cls(0.0, reason)
+
+
+@dataclass
+class Reader:
+    """Samples of a dataset, streamed, and its classes."""
+
+    classes: ClassMap
+    _samples: Callable[[], Iterator[Sample]]
+    source: Path | None = None
+
+    def __iter__(self) -> Iterator[Sample]:
+        return self._samples()
+
+
+class ImageMode(str, Enum):
+    """What a writer does with the image files."""
+
+    COPY = "copy"  # copy the bytes next to the annotations
+    LINK = "link"  # hard-link where possible, else copy
+    NONE = "none"  # annotations only
+
+
+@dataclass
+class WriteReport:
+    """What a writer wrote and what it could not."""
+
+    format: str
+    path: str
+    images: int = 0
+    annotations: Counter[str] = field(default_factory=Counter)  # by geometry kind
+    dropped: Counter[str] = field(default_factory=Counter)  # "kind: reason" -> count
+    converted: Counter[str] = field(default_factory=Counter)  # "mask -> polygon (tolerance 0)" -> count
+    files: int = 0
+
+    def drop(self, what: str, reason: str, n: int = 1) -> None:
+        self.dropped[f"{what}: {reason}"] += n
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "path": self.path,
+            "images": self.images,
+            "annotations": dict(self.annotations),
+            "dropped": dict(self.dropped),
+            "converted": dict(self.converted),
+            "files": self.files,
+        }
+
+
+def is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def relative_name(path: Path, root: Path) -> str:
+    return PurePosixPath(path.relative_to(root)).as_posix()
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of an image file as stored, reading its header only.
+
+    The size is the raw pixel grid: callers that need the upright size apply the
+    EXIF orientation themselves (see `visionloop.ingest.images`).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except FileNotFoundError:
+        raise ImageError("image file not found", path=path) from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise ImageError(f"not a readable image ({e})", path=path) from None
+
+
+def with_size(ref: ImageRef) -> ImageRef:
+    """The same ImageRef with width/height filled from the file when missing."""
+    if ref.width is not None and ref.height is not None:
+        return ref
+    if ref.path is None:
+        raise ImageError("image size unknown and no file to read it from", path=ref.file_name)
+    from dataclasses import replace
+
+    w, h = image_size(ref.path)
+    return replace(ref, width=w, height=h)
+
+
+def find_image(folder: Path, stem_or_name: str, *, context: Path | None = None) -> Path:
+    """The image file `name` in `folder`, or the one with that stem and an image extension."""
+    candidate = folder / stem_or_name
+    if candidate.suffix and candidate.is_file():
+        return candidate
+    for ext in IMAGE_EXTENSIONS:
+        for e in (ext, ext.upper()):
+            p = folder / f"{stem_or_name}{e}"
+            if p.is_file():
+                return p
+    raise ImageError(f"image {stem_or_name!r} not found in {folder}", path=context or folder)
+
+
+def place_image(ref: ImageRef, dest: Path, mode: ImageMode) -> bool:
+    """Put the image's bytes at `dest` as `mode` says. False when there was nothing to do."""
+    if mode is ImageMode.NONE:
+        return False
+    if ref.path is None:
+        raise ImageError("no image bytes to write (the sample has no path)", path=ref.file_name)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    src = ref.path
+    if "://" in src:
+        import fsspec
+
+        with fsspec.open(src, "rb") as f, open(dest, "wb") as out:
+            shutil.copyfileobj(f, out)
+        return True
+    if os.path.exists(dest):
+        os.remove(dest)
+    if mode is ImageMode.LINK:
+        try:
+            os.link(src, dest)
+            return True
+        except OSError:
+            pass
+    try:
+        shutil.copyfile(src, dest)
+    except FileNotFoundError:
+        raise ImageError("image file not found", path=src) from None
+    return True
+
+
+def safe_name(file_name: str) -> str:
+    """A file name that cannot climb out of the output folder."""
+    parts = [p for p in PurePosixPath(file_name).parts if p not in ("", ".", "..", "/")]
+    if not parts:
+        raise FormatError("empty image file name", path=file_name)
+    return "/".join(parts)
+
+
+def iter_files(root: Path, *, suffixes: Iterable[str]) -> Iterator[Path]:
+    """Files under root with one of the suffixes (case-insensitive), sorted for determinism."""
+    wanted = tuple(s.lower() for s in suffixes)
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            if name.lower().endswith(wanted):
+                yield Path(dirpath) / name

@@ -1,0 +1,111 @@
+"""Content-addressed blob store behind fsspec: a local folder by default, s3://… for teams.
+
+A blob lives at `<root>/<sha[:2]>/<sha[2:]>`. New blobs of an import are
+staged under `<root>/.staging/<token>/` and moved into place only when the
+import commits, so a failed import leaves the blob store as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import fsspec
+from fsspec.core import url_to_fs
+
+log = logging.getLogger(__name__)
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class BlobStore:
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+        self.fs, self.root = url_to_fs(self.url)
+        self.fs.makedirs(self.root, exist_ok=True)
+
+    def path(self, sha256: str) -> str:
+        return f"{self.root}/{sha256[:2]}/{sha256[2:]}"
+
+    def exists(self, sha256: str) -> bool:
+        return self.fs.exists(self.path(sha256))
+
+    def get(self, sha256: str) -> bytes:
+        return self.fs.cat_file(self.path(sha256))
+
+    def open(self, sha256: str) -> fsspec.core.OpenFile:
+        return self.fs.open(self.path(sha256), "rb")
+
+    def local_path(self, sha256: str) -> str | None:
+        """A path the OS can open, when the store is on local disk."""
+        protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
+        return self.path(sha256) if protocol in ("file", "local") else None
+
+    def put(self, data: bytes, sha256: str | None = None) -> str:
+        """Write bytes (no staging) and return their hash; free if already there."""
+        sha = sha256 or sha256_bytes(data)
+        if not self.exists(sha):
+            target = self.path(sha)
+            self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+            tmp = f"{target}.{uuid.uuid4().hex}.tmp"
+            self.fs.pipe_file(tmp, data)
+            self.fs.mv(tmp, target)
+        return sha
+
+    @contextmanager
+    def staging(self) -> Iterator[Staging]:
+        stage = Staging(self)
+        try:
+            yield stage
+        except BaseException:
+            stage.discard()
+            raise
+
+
+class Staging:
+    """Blobs written during one transaction; `publish()` moves them into place."""
+
+    def __init__(self, store: BlobStore) -> None:
+        self.store = store
+        self.dir = f"{store.root}/.staging/{uuid.uuid4().hex}"
+        self.pending: dict[str, str] = {}
+        self._made = False
+
+    def add(self, data: bytes, sha256: str) -> bool:
+        """Stage bytes unless the blob already exists; True if they are new."""
+        if sha256 in self.pending or self.store.exists(sha256):
+            return False
+        if not self._made:
+            self.store.fs.makedirs(self.dir, exist_ok=True)
+            self._made = True
+        tmp = f"{self.dir}/{sha256}"
+        self.store.fs.pipe_file(tmp, data)
+        self.pending[sha256] = tmp
+        return True
+
+    def publish(self) -> None:
+        fs = self.store.fs
+        made: set[str] = set()
+        for sha, tmp in self.pending.items():
+            target = self.store.path(sha)
+            parent = target.rsplit("/", 1)[0]
+            if parent not in made:
+                fs.makedirs(parent, exist_ok=True)
+                made.add(parent)
+            fs.mv(tmp, target)
+        self.pending.clear()
+        self._cleanup()
+
+    def discard(self) -> None:
+        self.pending.clear()
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        if self._made and self.store.fs.exists(self.dir):
+            self.store.fs.rm(self.dir, recursive=True)
+        self._made = False

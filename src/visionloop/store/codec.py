@@ -1,0 +1,94 @@
+"""Annotation ⇄ row payloads, and a stable digest of an image's annotations."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+
+from visionloop.core.geometry import Box, Geometry, Keypoints, Label, Mask, Polygon, RotatedBox, kind
+from visionloop.core.sample import Annotation, Source
+
+
+def geometry_payload(geometry: Geometry) -> dict[str, Any]:
+    if isinstance(geometry, Box):
+        return {}
+    if isinstance(geometry, RotatedBox):
+        return {"cx": geometry.cx, "cy": geometry.cy, "w": geometry.w, "h": geometry.h, "angle": geometry.angle}
+    if isinstance(geometry, Polygon):
+        return {"rings": [list(r) for r in geometry.rings]}
+    if isinstance(geometry, Mask):
+        return {"counts": geometry.counts.decode("ascii"), "size": [geometry.height, geometry.width]}
+    if isinstance(geometry, Keypoints):
+        return {"points": list(geometry.points)}
+    if isinstance(geometry, Label):
+        return {}
+    raise TypeError(f"unknown geometry {type(geometry).__name__}")
+
+
+def geometry_from(kind_name: str, box: tuple[float | None, ...], data: dict[str, Any]) -> Geometry:
+    if kind_name == "box":
+        x0, y0, x1, y1 = box
+        return Box(x0, y0, x1, y1)  # type: ignore[arg-type]
+    if kind_name == "rotated_box":
+        return RotatedBox(data["cx"], data["cy"], data["w"], data["h"], data["angle"])
+    if kind_name == "polygon":
+        return Polygon(tuple(tuple(r) for r in data["rings"]))
+    if kind_name == "mask":
+        h, w = data["size"]
+        return Mask(data["counts"].encode("ascii"), h, w)
+    if kind_name == "keypoints":
+        return Keypoints(tuple(data["points"]))
+    if kind_name == "label":
+        return Label()
+    raise ValueError(f"unknown annotation kind {kind_name!r} in the store")
+
+
+def annotation_row(ann: Annotation) -> dict[str, Any]:
+    """Column values for one annotation (without image, class and batch ids)."""
+    box = ann.box
+    return {
+        "kind": kind(ann.geometry),
+        "x0": box.x0 if box else None,
+        "y0": box.y0 if box else None,
+        "x1": box.x1 if box else None,
+        "y1": box.y1 if box else None,
+        "area": ann.area if ann.area is not None else ann.geometry.area,
+        "bbox_declared": ann.bbox is not None,
+        "area_declared": ann.area is not None,
+        "data": geometry_payload(ann.geometry),
+        "attributes": dict(ann.attributes),
+        "source": ann.source.value,
+        "confidence": ann.confidence,
+        "track_id": ann.track_id,
+        "crowd": ann.crowd,
+    }
+
+
+def annotation_from(row: Any, label: str) -> Annotation:
+    box = (row.x0, row.y0, row.x1, row.y1)
+    geometry = geometry_from(row.kind, box, row.data)
+    return Annotation(
+        label=label,
+        geometry=geometry,
+        attributes=row.attributes or {},
+        source=Source(row.source),
+        confidence=row.confidence,
+        track_id=row.track_id,
+        crowd=bool(row.crowd),
+        bbox=Box(*box) if row.bbox_declared else None,  # type: ignore[arg-type]
+        area=row.area if row.area_declared else None,
+    )
+
+
+def annotations_digest(annotations: tuple[Annotation, ...] | list[Annotation], state: str) -> str:
+    """Order-independent digest of what an image's annotations say."""
+    parts = sorted(
+        orjson.dumps({"label": a.label, **annotation_row(a)}, option=orjson.OPT_SORT_KEYS)
+        for a in annotations
+    )
+    h = hashlib.sha256(state.encode())
+    for p in parts:
+        h.update(p)
+    return h.hexdigest()
