@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import colorsys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Iterator
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import numpy as np
@@ -201,8 +201,8 @@ class Mask:
 
     @classmethod
     def from_array(cls, mask: np.ndarray) -> Mask:
-        from pycocotools import mask as mask_utils
         import numpy as np
+        from pycocotools import mask as mask_utils
 
         m = np.asfortranarray(mask.astype(np.uint8))
         rle = mask_utils.encode(m)
@@ -298,7 +298,7 @@ class Label:
         return 0.0
 
 
-Geometry = Union[Box, RotatedBox, Polygon, Mask, Keypoints, Label]
+Geometry = Box | RotatedBox | Polygon | Mask | Keypoints | Label
 
 #: stable names of the geometry kinds, as stored and as printed
 KIND: dict[type, str] = {

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import Any, Mapping
+from enum import StrEnum
+from typing import Any
 
 from visionloop.core.geometry import Box, Geometry, Label, bounds
 
 
-class Source(str, Enum):
+class Source(StrEnum):
     """Who made an annotation."""
 
     HUMAN = "human"
@@ -17,7 +18,7 @@ class Source(str, Enum):
     IMPORTED = "imported"
 
 
-class LabelState(str, Enum):
+class LabelState(StrEnum):
     """Whether an image's (lack of) annotations was meant.
 
     ANNOTATED: it has annotations. NULL: it was labelled and has nothing in it

@@ -20,7 +20,7 @@ import shutil
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -55,7 +55,7 @@ class Reader:
         return self._samples()
 
 
-class ImageMode(str, Enum):
+class ImageMode(StrEnum):
     """What a writer does with the image files."""
 
     COPY = "copy"  # copy the bytes next to the annotations
@@ -99,16 +99,19 @@ def relative_name(path: Path, root: Path) -> str:
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
-    """(width, height) of an image file as stored, reading its header only.
+    """Upright (width, height) of an image file, reading its header only.
 
-    The size is the raw pixel grid: callers that need the upright size apply the
-    EXIF orientation themselves (see `visionloop.ingest.images`).
+    Upright means EXIF orientation applied (a portrait photo stored as landscape
+    with orientation 6 is taller than wide), the space annotations live in.
     """
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
-            return im.size
+            w, h = im.size
+            if im.format in ("JPEG", "TIFF", "WEBP", "PNG") and im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+                return h, w
+            return w, h
     except FileNotFoundError:
         raise ImageError("image file not found", path=path) from None
     except (UnidentifiedImageError, OSError) as e:

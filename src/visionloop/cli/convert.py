@@ -1,0 +1,47 @@
+"""visionloop convert | formats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from visionloop.cli.console import console, print_json
+from visionloop.cli.options import JsonOpt
+from visionloop.cli.project import render_write_report
+from visionloop.formats.base import ImageMode
+
+
+def convert(
+    src: Annotated[Path, typer.Argument(help="Dataset folder or annotation file.")],
+    out: Annotated[Path, typer.Argument(help="Output folder (must be new or empty).")],
+    to: Annotated[str, typer.Option("--to", "-t", help="Target format.")],
+    from_: Annotated[str | None, typer.Option("--from", help="Source format (default: detect).")] = None,
+    split: Annotated[str | None, typer.Option(help="Put every image in this split.")] = None,
+    images: Annotated[ImageMode, typer.Option(help="copy, link or none.")] = ImageMode.COPY,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Convert a dataset between formats, streaming, with no project."""
+    from visionloop.ingest import convert as run
+
+    report = run(src, out, to=to, from_=from_, split=split, images=images, overwrite=overwrite)
+    render_write_report(report, as_json)
+
+
+def formats(as_json: JsonOpt = False) -> None:
+    """List every format and what it can hold."""
+    from visionloop.formats import FORMATS
+
+    rows = [{"name": s.name, "description": s.description, "reads": list(s.reads), "writes": list(s.writes),
+             "holds": list(s.holds)} for s in FORMATS.values()]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("format", "reads", "writes", "also holds", "description")
+    for r in rows:
+        table.add_row(r["name"], ", ".join(r["reads"]), ", ".join(r["writes"]), ", ".join(r["holds"]),
+                      r["description"])
+    console.print(table)

@@ -1,0 +1,116 @@
+"""visionloop init | import | export | stats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from visionloop.cli.console import console, err_console, print_json, progress
+from visionloop.cli.options import JsonOpt, ProjectOpt
+from visionloop.formats.base import ImageMode
+
+
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder for the new project.")] = Path("."),
+    database: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: SQLite in the folder).")] = None,
+    blobs: Annotated[str | None, typer.Option(help="Blob store URL or folder (default: ./blobs).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a project: a SQLite database and a content-addressed blob folder."""
+    from visionloop.store import Store
+
+    store = Store.init(directory, db_url=database, blob_url=blobs)
+    result = {"project": str(store.root), "database": store.db_url, "blobs": store.blobs.url}
+    store.close()
+    if as_json:
+        print_json(result)
+    else:
+        console.print(f"Created project in [bold]{result['project']}[/]")
+
+
+def import_(
+    path: Annotated[Path, typer.Argument(help="Dataset folder or annotation file.")],
+    format: Annotated[str | None, typer.Option("--format", "-f", help="Source format (default: detect).")] = None,
+    split: Annotated[str | None, typer.Option(help="Put every image in this split.")] = None,
+    no_fix: Annotated[bool, typer.Option("--no-fix", help="Keep out-of-bounds/zero-area annotations as they are.")] = False,
+    project: ProjectOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Import a dataset as one batch: all of it or, on any error, nothing."""
+    from visionloop.ingest import import_dataset
+    from visionloop.store import Store
+
+    with Store.open(project) as store, progress(f"Importing {path.name}") as advance:
+        report = import_dataset(store, path, format=format, split=split, fix=not no_fix, progress=advance)
+    if as_json:
+        print_json(report.to_json())
+        return
+    c = report.counts
+    if report.batch_id is None:
+        console.print(f"Nothing new in {report.source}: {c.get('images_unchanged', 0)} images already in the project")
+        return
+    console.print(
+        f"Imported {report.source} ({report.format}) as batch {report.batch_id}: "
+        f"{c.get('images_added', 0)} images added, {c.get('images_updated', 0)} updated, "
+        f"{c.get('images_unchanged', 0)} unchanged; {c.get('annotations_added', 0)} annotations; "
+        f"{c.get('blobs_added', 0)} new blobs"
+    )
+    if report.fixes:
+        err_console.print("Fixed: " + ", ".join(f"{k} {v}" for k, v in sorted(report.fixes.items())))
+
+
+def export(
+    out: Annotated[Path, typer.Argument(help="Output folder (must be new or empty).")],
+    format: Annotated[str, typer.Option("--format", "-f", help="Target format.")],
+    split: Annotated[str | None, typer.Option(help="Only this split.")] = None,
+    images: Annotated[ImageMode, typer.Option(help="copy, link or none.")] = ImageMode.COPY,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+    project: ProjectOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Export the project's images and annotations in any format."""
+    from visionloop.ingest import export_dataset
+    from visionloop.store import Store
+
+    with Store.open(project) as store:
+        report = export_dataset(store, out, format=format, split=split, images=images, overwrite=overwrite)
+    render_write_report(report, as_json)
+
+
+def stats(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
+    """Counts: images, annotations, classes, splits, label states."""
+    from visionloop.store import Store
+
+    with Store.open(project) as store:
+        s = store.stats()
+    if as_json:
+        print_json(s.to_json())
+        return
+    console.print(f"{s.images} images ({s.blobs} distinct files), {s.annotations} annotations, "
+                  f"{s.classes} classes, {s.batches} batches")
+    table = Table("split", "images", "annotations")
+    for split, v in sorted(s.by_split.items()):
+        table.add_row(split, str(v["images"]), str(v["annotations"]))
+    console.print(table)
+    console.print("label state: " + ", ".join(f"{k} {v}" for k, v in sorted(s.by_state.items())))
+    console.print("kinds: " + ", ".join(f"{k} {v}" for k, v in sorted(s.by_kind.items())))
+    classes = Table("class", "annotations")
+    for name, n in s.by_class.items():
+        classes.add_row(name, str(n))
+    console.print(classes)
+
+
+def render_write_report(report: object, as_json: bool) -> None:
+    data = report.to_json()  # type: ignore[attr-defined]
+    if as_json:
+        print_json(data)
+        return
+    anns = ", ".join(f"{v} {k}" for k, v in sorted(data["annotations"].items())) or "no annotations"
+    console.print(f"Wrote {data['format']} to {data['path']}: {data['images']} images, {anns}")
+    for what, n in sorted(data["converted"].items()):
+        err_console.print(f"[yellow]converted[/] {n} × {what}")
+    for what, n in sorted(data["dropped"].items()):
+        err_console.print(f"[yellow]dropped[/] {n} × {what}")

@@ -1,0 +1,501 @@
+"""COCO JSON: detection boxes, polygons (multi-part), RLE masks, crowd, keypoints.
+
+Layouts read:
+- one JSON file (`instances_val2017.json`, `_annotations.coco.json`, anything with
+  `images`/`annotations`/`categories`);
+- a folder with `annotations/instances_<split>.json` and `<split>/` image folders (COCO);
+- a folder with `<split>/_annotations.coco.json` per split (Roboflow).
+
+Streaming: the JSON is scanned with ijson (C backend) and never loaded whole.
+Annotations are spilled into a temporary SQLite file keyed by image id, so
+memory stays flat however the file orders them, and samples come out in the
+order of the `images` list.
+
+Conventions: `bbox` is [x, y, w, h] in the same continuous pixel space as ours.
+Category ids are kept as the file has them (sparse ids stay sparse). An image
+listed with no annotations is NULL (labelled empty). A keypoint annotation
+becomes a `Keypoints` geometry with its declared bbox; its segmentation, if it
+has one, becomes a second annotation of the same class. Written area, when the
+sample does not carry a declared one, is the geometry's area (box w·h,
+polygon shoelace area, mask pixel count).
+
+Writing: `out/_annotations.coco.json` with images beside it, or one such
+folder per split (`out/train/…`, the Roboflow layout). Annotation ids are
+unique, 1..N per file. Masks are written as compressed RLE strings.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import ijson
+import orjson
+
+from visionloop.core.classes import ClassInfo, ClassMap
+from visionloop.core.errors import FormatError
+from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, RotatedBox
+from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
+from visionloop.formats.base import (
+    Detection,
+    ImageMode,
+    Reader,
+    WriteReport,
+    place_image,
+    safe_name,
+    with_size,
+)
+
+log = logging.getLogger(__name__)
+
+ROBOFLOW_NAME = "_annotations.coco.json"
+_STANDARD_IMAGE_KEYS = {"id", "file_name", "width", "height"}
+_STANDARD_ANN_KEYS = {"id", "image_id", "category_id", "bbox", "area", "iscrowd", "segmentation",
+                      "keypoints", "num_keypoints", "attributes", "score"}
+
+
+# -- detect -------------------------------------------------------------------------------
+def _json_files(path: Path) -> list[tuple[Path, str | None]]:
+    """(annotation file, split) pairs that a path holds, without reading them."""
+    if path.is_file():
+        return [(path, None)] if path.suffix.lower() == ".json" else []
+    if not path.is_dir():
+        return []
+    found: list[tuple[Path, str | None]] = []
+    if (path / ROBOFLOW_NAME).is_file():
+        found.append((path / ROBOFLOW_NAME, None))
+    for sub in sorted(p for p in path.iterdir() if p.is_dir()):
+        if (sub / ROBOFLOW_NAME).is_file():
+            found.append((sub / ROBOFLOW_NAME, sub.name))
+    ann_dir = path / "annotations"
+    if ann_dir.is_dir():
+        for f in sorted(ann_dir.glob("instances_*.json")) + sorted(ann_dir.glob("person_keypoints_*.json")):
+            found.append((f, f.stem.split("_", 1)[1].removeprefix("keypoints_")))
+    if not found:
+        jsons = sorted(path.glob("*.json"))
+        if len(jsons) == 1:
+            found.append((jsons[0], None))
+    return found
+
+
+def _looks_like_coco(head: bytes) -> bool:
+    return b'"images"' in head or b'"annotations"' in head or b'"categories"' in head
+
+
+def detect(path: Path) -> Detection:
+    files = _json_files(Path(path))
+    if not files:
+        return Detection.no("no COCO JSON (no *.json file, _annotations.coco.json or annotations/instances_*.json)")
+    with open(files[0][0], "rb") as f:
+        head = f.read(4096)
+    if not head.lstrip().startswith(b"{") or not _looks_like_coco(head):
+        return Detection(0.05, f"{files[0][0].name} is JSON without COCO keys at its start")
+    if files[0][0].name == ROBOFLOW_NAME or files[0][0].parent.name == "annotations":
+        return Detection(0.95, f"{files[0][0].name} in the COCO/Roboflow layout")
+    return Detection(0.8, f"{files[0][0].name} has COCO keys")
+
+
+# -- read ---------------------------------------------------------------------------------
+def read(path: Path, *, split: str | None = None) -> Reader:
+    path = Path(path)
+    files = _json_files(path)
+    if not files:
+        raise FormatError("no COCO annotation file here", path=path,
+                          hint="expected a .json file, _annotations.coco.json or annotations/instances_*.json")
+    classes = ClassMap()
+    for f, _ in files:
+        for cat in _categories(f):
+            info = classes.get(cat.name)
+            if info is None:
+                if classes.by_id(cat.id) is not None:
+                    raise FormatError(
+                        f"category id {cat.id} is {cat.name!r} here but {classes.by_id(cat.id).name!r} "  # type: ignore[union-attr]
+                        "in another split's file", path=f)
+                classes._insert(cat)
+            elif info.id != cat.id:
+                raise FormatError(f"category {cat.name!r} has id {cat.id} here but {info.id} in another split's file",
+                                  path=f)
+
+    def samples() -> Iterator[Sample]:
+        for f, file_split in files:
+            yield from _read_file(f, split or file_split, classes)
+
+    return Reader(classes, samples, source=path)
+
+
+def _items(path: Path, prefix: str) -> Iterator[Any]:
+    try:
+        with open(path, "rb") as f:
+            yield from ijson.items(f, prefix, use_float=True)
+    except ijson.JSONError as e:
+        raise _json_error(path, e) from None
+
+
+def _json_error(path: Path, e: Exception) -> FormatError:
+    """Locate a JSON syntax error by line and column (re-parsing on the error path only)."""
+    try:
+        json.loads(path.read_bytes())
+    except json.JSONDecodeError as je:
+        return FormatError(f"malformed JSON: {je.msg}", path=path, where=f"line {je.lineno}, column {je.colno}")
+    except UnicodeDecodeError as ue:
+        return FormatError(f"not UTF-8 text ({ue.reason})", path=path, where=f"byte {ue.start}")
+    return FormatError(f"malformed JSON: {e}", path=path)
+
+
+def _categories(path: Path) -> list[ClassInfo]:
+    out = []
+    for i, c in enumerate(_items(path, "categories.item")):
+        if not isinstance(c, dict) or "id" not in c or "name" not in c:
+            raise FormatError("a category needs `id` and `name`", path=path, where=f"categories[{i}]")
+        try:
+            out.append(ClassInfo(
+                name=str(c["name"]), id=int(c["id"]), supercategory=c.get("supercategory"),
+                keypoints=tuple(c.get("keypoints") or ()),
+                skeleton=tuple(tuple(int(v) for v in p) for p in c.get("skeleton") or ()),
+            ))
+        except (TypeError, ValueError) as e:
+            raise FormatError(f"bad category: {e}", path=path, where=f"categories[{i}]") from None
+    return out
+
+
+@dataclass
+class _ImageRoot:
+    """Finds where a COCO file's images live, learning from the first one found."""
+
+    json_path: Path
+    split: str | None
+    known: Path | None = None
+    candidates: list[Path] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        d = self.json_path.parent
+        self.candidates = [d, d / "images", d.parent / "images", d.parent]
+        if self.split:
+            self.candidates[2:2] = [d.parent / self.split, d.parent / "images" / self.split]
+
+    def resolve(self, file_name: str) -> Path:
+        if self.known is not None and (self.known / file_name).is_file():
+            return self.known / file_name
+        for root in self.candidates:
+            if (root / file_name).is_file():
+                self.known = root
+                return root / file_name
+        return (self.known or self.json_path.parent) / file_name
+
+
+def _read_file(path: Path, split: str | None, classes: ClassMap) -> Iterator[Sample]:
+    names = {c.id: c.name for c in classes}
+    with tempfile.TemporaryDirectory(prefix="visionloop-coco-") as tmp:
+        db = sqlite3.connect(Path(tmp) / "spill.db")
+        db.execute("PRAGMA journal_mode=OFF")
+        db.execute("PRAGMA synchronous=OFF")
+        db.execute("CREATE TABLE img (seq INTEGER PRIMARY KEY, id INTEGER UNIQUE, data BLOB)")
+        db.execute("CREATE TABLE ann (seq INTEGER PRIMARY KEY, image_id INTEGER, data BLOB)")
+        _spill(db, "img", path, "images", names)
+        _spill(db, "ann", path, "annotations", names)
+        db.execute("CREATE INDEX ann_image ON ann (image_id, seq)")
+        orphan = db.execute(
+            "SELECT a.seq, a.image_id FROM ann a LEFT JOIN img i ON a.image_id = i.id WHERE i.id IS NULL LIMIT 1"
+        ).fetchone()
+        if orphan:
+            raise FormatError(f"refers to image_id {orphan[1]}, which is not in `images`", path=path,
+                              where=f"annotations[{orphan[0]}]")
+        roots = _ImageRoot(path, split)
+        rows = db.execute(
+            "SELECT i.seq, i.data, a.seq, a.data FROM img i LEFT JOIN ann a ON a.image_id = i.id "
+            "ORDER BY i.seq, a.seq"
+        )
+        current: int | None = None
+        image: dict[str, Any] = {}
+        anns: list[Annotation] = []
+        for iseq, idata, aseq, adata in rows:
+            if iseq != current:
+                if current is not None:
+                    yield _sample(image, anns, split, roots)
+                current, image, anns = iseq, orjson.loads(idata), []
+            if adata is not None:
+                anns.extend(_annotations(orjson.loads(adata), names, path, aseq))
+        if current is not None:
+            yield _sample(image, anns, split, roots)
+        db.close()
+
+
+def _spill(db: sqlite3.Connection, table: str, path: Path, key: str, names: dict[int, str]) -> None:
+    buf: list[tuple[Any, ...]] = []
+    for i, item in enumerate(_items(path, f"{key}.item")):
+        if not isinstance(item, dict):
+            raise FormatError("expected an object", path=path, where=f"{key}[{i}]")
+        if table == "img":
+            _check_image(item, path, i)
+            buf.append((i, item["id"], orjson.dumps(item)))
+        else:
+            _check_annotation(item, path, i, names)
+            buf.append((i, item["image_id"], orjson.dumps(item)))
+        if len(buf) >= 20000:
+            _insert(db, table, buf, path, key)
+            buf.clear()
+    if buf:
+        _insert(db, table, buf, path, key)
+
+
+def _insert(db: sqlite3.Connection, table: str, rows: list[tuple[Any, ...]], path: Path, key: str) -> None:
+    try:
+        db.executemany(f"INSERT INTO {table} VALUES (?, ?, ?)", rows)
+    except sqlite3.IntegrityError:
+        seen: set[Any] = set()
+        for seq, ident, _ in rows:
+            if ident in seen or db.execute(f"SELECT 1 FROM {table} WHERE id = ?", (ident,)).fetchone():
+                raise FormatError(f"duplicate image id {ident}", path=path, where=f"{key}[{seq}]") from None
+            seen.add(ident)
+        raise
+
+
+def _check_image(item: dict[str, Any], path: Path, i: int) -> None:
+    where = f"images[{i}]"
+    for k in ("id", "file_name"):
+        if k not in item:
+            raise FormatError(f"image entry has no `{k}`", path=path, where=where)
+    if not isinstance(item["id"], int | float) or not isinstance(item["file_name"], str) or not item["file_name"]:
+        raise FormatError("image `id` must be a number and `file_name` a non-empty string", path=path, where=where)
+    for k in ("width", "height"):
+        v = item.get(k)
+        if v is not None and (not isinstance(v, int | float) or v < 0):
+            raise FormatError(f"image `{k}` must be a non-negative number, got {v!r}", path=path, where=where)
+
+
+def _check_annotation(item: dict[str, Any], path: Path, i: int, names: dict[int, str]) -> None:
+    where = f"annotations[{i}]" + (f" (id {item['id']})" if "id" in item else "")
+    if "image_id" not in item or "category_id" not in item:
+        raise FormatError("annotation needs `image_id` and `category_id`", path=path, where=where)
+    if item["category_id"] not in names:
+        raise FormatError(f"unknown category_id {item['category_id']!r}", path=path, where=where,
+                          hint=f"known ids: {sorted(names)[:20]}")
+
+
+def _sample(image: dict[str, Any], anns: list[Annotation], split: str | None, roots: _ImageRoot) -> Sample:
+    w, h = image.get("width"), image.get("height")
+    file_name = image["file_name"]
+    meta = {k: v for k, v in image.items() if k not in _STANDARD_IMAGE_KEYS}
+    meta["coco_id"] = image["id"]
+    ref = ImageRef(
+        file_name=file_name,
+        width=int(w) if w else None,
+        height=int(h) if h else None,
+        path=str(roots.resolve(file_name)),
+        timestamp=image.get("date_captured") or None,
+        metadata=meta,
+    )
+    return Sample(ref, tuple(anns), split=split, state=LabelState.ANNOTATED if anns else LabelState.NULL)
+
+
+def _annotations(item: dict[str, Any], names: dict[int, str], path: Path, seq: int) -> list[Annotation]:
+    where = f"annotations[{seq}]" + (f" (id {item['id']})" if "id" in item else "")
+    label = names[item["category_id"]]
+    try:
+        bbox = item.get("bbox")
+        declared = Box.from_xywh(*(float(v) for v in bbox)) if bbox else None
+        if bbox is not None and len(bbox) != 4:
+            raise ValueError(f"bbox needs 4 numbers [x, y, w, h], got {len(bbox)}")
+        common = {
+            "attributes": item.get("attributes") or {},
+            "crowd": bool(item.get("iscrowd", 0)),
+            "area": float(item["area"]) if item.get("area") is not None else None,
+            "confidence": float(item["score"]) if item.get("score") is not None else None,
+        }
+        seg = item.get("segmentation")
+        geometry = _segmentation(seg) if seg else None
+        out = []
+        kps = item.get("keypoints")
+        if kps:
+            out.append(Annotation(label, Keypoints(tuple(float(v) for v in kps)), bbox=declared, **common))
+            if geometry is not None:
+                out.append(Annotation(label, geometry, bbox=declared, **common))
+            return out
+        if geometry is None:
+            if declared is None:
+                raise ValueError("annotation has neither bbox nor segmentation nor keypoints")
+            return [Annotation(label, declared, **{**common, "area": common["area"] if common["area"] != declared.area else None})]
+        return [Annotation(label, geometry, bbox=declared, **common)]
+    except (TypeError, ValueError, KeyError) as e:
+        raise FormatError(f"bad annotation: {e}", path=path, where=where) from None
+
+
+def _segmentation(seg: Any) -> Polygon | Mask:
+    if isinstance(seg, list):
+        rings = tuple(tuple(float(v) for v in ring) for ring in seg if ring)
+        return Polygon(rings)
+    if isinstance(seg, dict):
+        h, w = (int(v) for v in seg["size"])
+        counts = seg["counts"]
+        if isinstance(counts, list):
+            return Mask.from_uncompressed([int(c) for c in counts], h, w)
+        if isinstance(counts, str):
+            return Mask(counts.encode("ascii"), h, w)
+    raise ValueError(f"segmentation must be a list of polygons or an RLE object, got {type(seg).__name__}")
+
+
+# -- write --------------------------------------------------------------------------------
+class _SplitWriter:
+    """One `_annotations.coco.json`: images streamed into it, annotations via a temp file."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.final = folder / ROBOFLOW_NAME
+        self.partial = folder / (ROBOFLOW_NAME + ".partial")
+        self.main: IO[bytes] = open(self.partial, "wb")
+        self.anns: IO[bytes] = tempfile.TemporaryFile(dir=folder)
+        self.main.write(b'{"info":{"description":"written by visionloop"},"licenses":[],"images":[')
+        self.n_images = 0
+        self.n_anns = 0
+        self.names: set[str] = set()
+
+    def unique_name(self, name: str) -> str:
+        if name not in self.names:
+            self.names.add(name)
+            return name
+        stem, dot, ext = name.rpartition(".")
+        k = 1
+        while f"{stem}_{k}{dot}{ext}" in self.names:
+            k += 1
+        new = f"{stem}_{k}{dot}{ext}"
+        self.names.add(new)
+        return new
+
+    def image(self, entry: dict[str, Any]) -> int:
+        self.n_images += 1
+        entry["id"] = self.n_images
+        self.main.write((b"," if self.n_images > 1 else b"") + orjson.dumps(entry))
+        return self.n_images
+
+    def annotation(self, entry: dict[str, Any]) -> None:
+        self.n_anns += 1
+        entry["id"] = self.n_anns
+        self.anns.write((b"," if self.n_anns > 1 else b"") + orjson.dumps(entry))
+
+    def close(self, categories: list[dict[str, Any]]) -> None:
+        self.main.write(b'],"annotations":[')
+        self.anns.seek(0)
+        while chunk := self.anns.read(1 << 20):
+            self.main.write(chunk)
+        self.anns.close()
+        self.main.write(b'],"categories":' + orjson.dumps(categories) + b"}")
+        self.main.close()
+        self.partial.replace(self.final)
+
+    def abort(self) -> None:
+        self.anns.close()
+        self.main.close()
+        self.partial.unlink(missing_ok=True)
+
+
+def write(
+    samples: Iterable[Sample],
+    out: Path,
+    *,
+    classes: ClassMap | None = None,
+    images: ImageMode = ImageMode.COPY,
+) -> WriteReport:
+    out = Path(out)
+    classes = ClassMap(list(classes)) if classes is not None else ClassMap()
+    next_id = max((c.id for c in classes), default=0) + 1
+    report = WriteReport("coco", str(out))
+    writers: dict[str | None, _SplitWriter] = {}
+    try:
+        for sample in samples:
+            sw = writers.get(sample.split)
+            if sw is None:
+                sw = writers[sample.split] = _SplitWriter(out / sample.split if sample.split else out)
+            ref = with_size(sample.image)
+            name = sw.unique_name(safe_name(ref.file_name))
+            if place_image(ref, sw.folder / name, images):
+                report.files += 1
+            entry: dict[str, Any] = {"file_name": name, "width": ref.width, "height": ref.height}
+            if ref.timestamp:
+                entry["date_captured"] = ref.timestamp
+            extra = {k: v for k, v in ref.metadata.items() if k not in ("coco_id",) and k not in entry}
+            entry.update(_jsonable(extra))
+            image_id = sw.image(entry)
+            report.images += 1
+            for ann in sample.annotations:
+                if ann.label not in classes:
+                    classes.add(ann.label, id=next_id)
+                    next_id = max(next_id, classes[ann.label].id) + 1
+                coco = _annotation_entry(ann, ref, report)
+                if coco is None:
+                    continue
+                coco.update(image_id=image_id, category_id=classes[ann.label].id)
+                sw.annotation(coco)
+        categories = [_category_entry(c) for c in classes]
+        if not writers:
+            writers[None] = _SplitWriter(out)
+        for sw in writers.values():
+            sw.close(categories)
+    except BaseException:
+        for sw in writers.values():
+            sw.abort()
+        raise
+    return report
+
+
+def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    try:
+        orjson.dumps(d)
+        return d
+    except TypeError:
+        return {k: v for k, v in d.items() if isinstance(v, str | int | float | bool | type(None) | list | dict)}
+
+
+def _category_entry(c: ClassInfo) -> dict[str, Any]:
+    entry: dict[str, Any] = {"id": c.id, "name": c.name, "supercategory": c.supercategory or "none"}
+    if c.keypoints:
+        entry["keypoints"] = list(c.keypoints)
+        entry["skeleton"] = [list(p) for p in c.skeleton]
+    return entry
+
+
+def _annotation_entry(ann: Annotation, ref: ImageRef, report: WriteReport) -> dict[str, Any] | None:
+    g = ann.geometry
+    entry: dict[str, Any] = {}
+    if isinstance(g, Label):
+        report.drop("label", "COCO instances cannot hold whole-image labels")
+        return None
+    if isinstance(g, Box):
+        entry["segmentation"] = []
+        report.annotations["box"] += 1
+    elif isinstance(g, Polygon):
+        entry["segmentation"] = [list(r) for r in g.rings]
+        report.annotations["polygon"] += 1
+    elif isinstance(g, Mask):
+        entry["segmentation"] = {"size": [g.height, g.width], "counts": g.counts.decode("ascii")}
+        report.annotations["mask"] += 1
+    elif isinstance(g, RotatedBox):
+        poly = Polygon.from_points(list(g.corners()))
+        entry["segmentation"] = [list(poly.rings[0])]
+        report.converted["rotated_box -> polygon"] += 1
+        report.annotations["polygon"] += 1
+    elif isinstance(g, Keypoints):
+        entry["segmentation"] = []
+        entry["keypoints"] = [int(v) if float(v).is_integer() else v for v in g.points]
+        entry["num_keypoints"] = g.labelled
+        report.annotations["keypoints"] += 1
+    box = ann.bbox or (g.bounds() if isinstance(g, RotatedBox) else ann.box)
+    entry["bbox"] = list(box.xywh()) if box is not None else []
+    if ann.area is not None:
+        entry["area"] = ann.area
+    elif isinstance(g, Keypoints):
+        entry["area"] = box.area if box is not None else 0.0
+    else:
+        entry["area"] = g.area
+    entry["iscrowd"] = int(ann.crowd)
+    if ann.attributes:
+        entry["attributes"] = dict(ann.attributes)
+    if ann.confidence is not None:
+        entry["score"] = ann.confidence
+    return entry

@@ -1,0 +1,132 @@
+"""Probe image bytes once: hash, format, raw and upright size, EXIF orientation, GPS, truncation."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from visionloop.core.errors import ImageError
+from visionloop.core.sample import GPS
+
+_SWAPS = {5, 6, 7, 8}  # orientations whose upright image is the raw one turned by 90°
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInfo:
+    sha256: str
+    size: int
+    format: str
+    raw_width: int
+    raw_height: int
+    orientation: int
+    gps: GPS | None
+    heading: float | None
+    timestamp: str | None
+
+    @property
+    def width(self) -> int:
+        return self.raw_height if self.orientation in _SWAPS else self.raw_width
+
+    @property
+    def height(self) -> int:
+        return self.raw_width if self.orientation in _SWAPS else self.raw_height
+
+
+def read_bytes(path: str, *, listed_in: str | Path | None = None) -> bytes:
+    try:
+        if "://" in path:
+            import fsspec
+
+            with fsspec.open(path, "rb") as f:
+                return f.read()  # type: ignore[no-any-return]
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        where = f"listed in {listed_in}" if listed_in else None
+        raise ImageError("image file not found", path=path, where=where,
+                         hint="check the image folder next to the annotations") from None
+    except IsADirectoryError:
+        raise ImageError("expected an image file, found a folder", path=path) from None
+
+
+def probe(data: bytes, *, path: str | Path) -> ImageInfo:
+    """Everything the store records about an image, reading its header only.
+
+    Raises ImageError for bytes that are not an image or are cut short.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        raise ImageError("empty file, not an image", path=path)
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            fmt = (im.format or "unknown").lower()
+            raw_w, raw_h = im.size
+            exif = im.getexif()
+            if fmt not in ("jpeg", "png"):
+                im.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ImageError(f"not a readable image ({e})", path=path) from None
+    if fmt == "jpeg":
+        sos, eoi = data.rfind(b"\xff\xda"), data.rfind(b"\xff\xd9")
+        if sos < 0 or eoi < sos:
+            raise ImageError("truncated JPEG (the data ends before the end-of-image marker)", path=path,
+                             hint="re-export or re-download the file")
+    elif fmt == "png" and data.rfind(b"IEND", max(0, len(data) - 64)) < 0:
+        raise ImageError("truncated PNG (no IEND chunk at the end)", path=path)
+    orientation = int(exif.get(0x0112, 1) or 1)
+    if not 1 <= orientation <= 8:
+        orientation = 1
+    gps, heading = _gps(exif)
+    return ImageInfo(
+        sha256=hashlib.sha256(data).hexdigest(), size=len(data), format=fmt, raw_width=raw_w, raw_height=raw_h,
+        orientation=orientation, gps=gps, heading=heading, timestamp=_timestamp(exif),
+    )
+
+
+def _ratio(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return float("nan")
+
+
+def _dms(values: Any) -> float:
+    d, m, s = (_ratio(v) for v in values)
+    return d + m / 60 + s / 3600
+
+
+def _gps(exif: Any) -> tuple[GPS | None, float | None]:
+    try:
+        ifd = exif.get_ifd(0x8825)
+    except Exception:  # noqa: BLE001 - broken EXIF is no reason to reject an image
+        return None, None
+    if not ifd or 2 not in ifd or 4 not in ifd:
+        return None, None
+    try:
+        lat = _dms(ifd[2]) * (-1 if ifd.get(1) in ("S", b"S") else 1)
+        lon = _dms(ifd[4]) * (-1 if ifd.get(3) in ("W", b"W") else 1)
+        alt = _ratio(ifd[6]) * (-1 if ifd.get(5) in (1, b"\x01") else 1) if 6 in ifd else None
+        heading = _ratio(ifd[17]) if 17 in ifd else None
+    except (TypeError, ValueError):
+        return None, None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        return None, None
+    return GPS(lat, lon, alt), heading
+
+
+def _timestamp(exif: Any) -> str | None:
+    try:
+        value = exif.get_ifd(0x8769).get(0x9003) or exif.get(0x0132)
+    except Exception:  # noqa: BLE001
+        return None
+    if not value:
+        return None
+    text = str(value).strip().replace("\x00", "")
+    # EXIF "2019:06:01 12:30:00" -> ISO 8601
+    if len(text) >= 19 and text[4] == ":" and text[7] == ":":
+        text = f"{text[:4]}-{text[5:7]}-{text[8:10]}T{text[11:19]}"
+    return text or None

@@ -1,0 +1,224 @@
+"""BatchWriter: one transactional, idempotent batch of samples into the store.
+
+    with BatchWriter(store, kind="import", source=str(path), format="voc") as batch:
+        for sample, data in prepared:
+            batch.add(sample, data)
+    batch.counts  # images added / updated / unchanged, annotations, blobs
+
+Everything lands at exit or nothing does: rows go through one SQL transaction,
+new blobs are staged and published just before the commit. Samples arrive
+already checked (sha256, upright width/height set); the writer trusts them.
+
+Idempotence: an image is identified by (sha256, file_name). Re-adding it with
+the same annotations, split and state changes nothing; with different ones it
+replaces its annotations (an update, as when relabelled images come back).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from visionloop.core.classes import ClassMap
+from visionloop.core.sample import Sample
+from visionloop.store import codec
+from visionloop.store.blobs import Staging
+from visionloop.store.project import Store
+from visionloop.store.schema import AnnotationRow, BatchRow, BlobRow, ClassRow, ImageRow
+
+log = logging.getLogger(__name__)
+
+
+class BatchWriter:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        kind: str,
+        source: str,
+        format: str | None = None,
+        split: str | None = None,
+        classes: ClassMap | None = None,
+        chunk: int = 1000,
+    ) -> None:
+        self.store = store
+        self.kind = kind
+        self.source = source
+        self.format = format
+        self.split = split
+        self.source_classes = classes
+        self.chunk = chunk
+        self.counts: Counter[str] = Counter()
+        self.summary: dict[str, Any] = {}
+        self.batch_id: int | None = None
+        self._pending: list[tuple[Sample, bytes | None, str | None]] = []
+        self._session: Session | None = None
+        self._staging: Staging | None = None
+        self._class_ids: dict[str, int] = {}
+
+    # -- context ----------------------------------------------------------------------------
+    def __enter__(self) -> BatchWriter:
+        self._session = self.store.sessions()
+        self._session.begin()
+        batch = BatchRow(kind=self.kind, source=self.source, format=self.format, split=self.split, summary={})
+        self._session.add(batch)
+        self._session.flush()
+        self.batch_id = batch.id
+        self._staging = Staging(self.store.blobs)
+        for cid, name in self._session.execute(select(ClassRow.id, ClassRow.name)):
+            self._class_ids[name] = cid
+        for info in list(self.source_classes or ()):  # keep the source's class order
+            self._class_id(info.name)
+        return self
+
+    @property
+    def changed(self) -> bool:
+        c = self.counts
+        return bool(c["images_added"] or c["images_updated"] or c["classes_added"])
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        assert self._session is not None and self._staging is not None
+        try:
+            if exc_type is None:
+                self._flush()
+                if not self.changed:  # nothing new: leave no trace, not even an empty batch
+                    self._session.rollback()
+                    self._staging.discard()
+                    self.batch_id = None
+                    return
+                self._session.execute(
+                    update(BatchRow).where(BatchRow.id == self.batch_id)
+                    .values(summary={**self.summary, **dict(self.counts)})
+                )
+                self._staging.publish()
+                self._session.commit()
+            else:
+                self._session.rollback()
+                self._staging.discard()
+        except BaseException:
+            self._session.rollback()
+            self._staging.discard()
+            raise
+        finally:
+            self._session.close()
+
+    # -- adding -----------------------------------------------------------------------------
+    def add(self, sample: Sample, data: bytes | None, media_format: str | None = None) -> None:
+        """Queue one checked sample; `data` are its image bytes (None if the blob is known)."""
+        if sample.image.sha256 is None or sample.image.width is None or sample.image.height is None:
+            raise ValueError(f"{sample.image.file_name}: sample not prepared (sha256 and size are required)")
+        self._pending.append((sample, data, media_format))
+        if len(self._pending) >= self.chunk:
+            self._flush()
+
+    def _class_id(self, name: str) -> int:
+        cid = self._class_ids.get(name)
+        if cid is not None:
+            return cid
+        s = self._session
+        assert s is not None
+        used = set(s.scalars(select(ClassRow.external_id)))
+        info = self.source_classes.get(name) if self.source_classes is not None else None
+        external = info.id if info is not None and info.id not in used else max(used, default=-1) + 1
+        position = len(self._class_ids)
+        row = ClassRow(
+            name=name, external_id=external, position=position,
+            color=info.color if info else None, supercategory=info.supercategory if info else None,
+            keypoints=list(info.keypoints) if info else [], skeleton=[list(p) for p in info.skeleton] if info else [],
+        )
+        s.add(row)
+        s.flush()
+        self._class_ids[name] = row.id
+        self.counts["classes_added"] += 1
+        return row.id
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        s, staging = self._session, self._staging
+        assert s is not None and staging is not None
+        pending, self._pending = self._pending, []
+        shas = list({p[0].image.sha256 for p in pending})
+        existing: dict[tuple[str, str], tuple[int, str, str | None]] = {
+            (sha, name): (iid, digest, split)
+            for iid, sha, name, digest, split in s.execute(
+                select(ImageRow.id, ImageRow.sha256, ImageRow.file_name, ImageRow.ann_digest, ImageRow.split)
+                .where(ImageRow.sha256.in_(shas))
+            )
+        }
+        known_blobs = set(s.scalars(select(BlobRow.sha256).where(BlobRow.sha256.in_(shas))))
+
+        new_blobs: list[dict[str, Any]] = []
+        new_images: list[dict[str, Any]] = []
+        new_image_anns: list[Sample] = []
+        replaced: list[tuple[int, Sample, str]] = []
+        for sample, data, media_format in pending:
+            ref = sample.image
+            sha = ref.sha256
+            assert sha is not None
+            if sha not in known_blobs:
+                known_blobs.add(sha)
+                if data is not None and staging.add(data, sha):
+                    self.counts["blobs_added"] += 1
+                    self.counts["bytes_added"] += len(data)
+                new_blobs.append({"sha256": sha, "size": len(data) if data is not None else 0,
+                                  "media_format": media_format})
+            digest = codec.annotations_digest(sample.annotations, sample.state.value)  # type: ignore[union-attr]
+            key = (sha, ref.file_name)
+            if key in existing:
+                iid, old_digest, old_split = existing[key]
+                if old_digest == digest and old_split == sample.split:
+                    self.counts["images_unchanged"] += 1
+                else:
+                    replaced.append((iid, sample, digest))
+                continue
+            existing[key] = (-1, digest, sample.split)  # the same file twice in one batch: keep the first
+            new_images.append(self._image_row(sample, digest))
+            new_image_anns.append(sample)
+
+        if new_blobs:
+            s.execute(insert(BlobRow), new_blobs)
+        if new_images:
+            ids = s.scalars(
+                insert(ImageRow).returning(ImageRow.id, sort_by_parameter_order=True), new_images
+            ).all()
+            self.counts["images_added"] += len(ids)
+            self._insert_annotations(zip(ids, new_image_anns, strict=True))
+        for iid, sample, digest in replaced:
+            removed = s.execute(delete(AnnotationRow).where(AnnotationRow.image_id == iid)).rowcount
+            self.counts["annotations_removed"] += removed or 0
+            row = self._image_row(sample, digest)
+            row.pop("sha256")
+            row.pop("file_name")
+            s.execute(update(ImageRow).where(ImageRow.id == iid).values(**row))
+            self.counts["images_updated"] += 1
+        if replaced:
+            self._insert_annotations((iid, sample) for iid, sample, _ in replaced)
+
+    def _image_row(self, sample: Sample, digest: str) -> dict[str, Any]:
+        ref = sample.image
+        return {
+            "sha256": ref.sha256, "file_name": ref.file_name, "split": sample.split,
+            "state": sample.state.value,  # type: ignore[union-attr]
+            "width": ref.width, "height": ref.height, "orientation": ref.orientation, "format": ref.format,
+            "gps_lat": ref.gps.latitude if ref.gps else None, "gps_lon": ref.gps.longitude if ref.gps else None,
+            "gps_alt": ref.gps.altitude if ref.gps else None, "heading": ref.heading, "taken_at": ref.timestamp,
+            "meta": dict(ref.metadata), "tags": list(ref.tags), "ann_digest": digest, "batch_id": self.batch_id,
+        }
+
+    def _insert_annotations(self, pairs: Any) -> None:
+        s = self._session
+        assert s is not None
+        rows = []
+        for iid, sample in pairs:
+            for ann in sample.annotations:
+                row = codec.annotation_row(ann)
+                row.update(image_id=iid, class_id=self._class_id(ann.label), batch_id=self.batch_id)
+                rows.append(row)
+        if rows:
+            s.execute(insert(AnnotationRow), rows)
+            self.counts["annotations_added"] += len(rows)
