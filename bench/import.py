@@ -59,6 +59,14 @@ def generate(root: Path, n: int, boxes_per_image: int = 10, size: tuple[int, int
     return root
 
 
+def peak_rss_mb() -> float:
+    """This process's own peak RSS. (ru_maxrss would include the parent's peak: Linux keeps it across exec.)"""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(data: str, project: str) -> None:
     from visionloop.ingest import import_dataset
     from visionloop.store import Store
@@ -68,7 +76,7 @@ def child(data: str, project: str) -> None:
     with Store.init(project) as store:
         report = import_dataset(store, Path(data) / "annotations.json", format="coco")
     seconds = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb()
     print(json.dumps({"seconds": seconds, "peak_mb": peak, **report.counts}))
 
 

@@ -299,9 +299,9 @@ def _annotations(item: dict[str, Any], names: dict[int, str], path: Path, seq: i
     label = names[item["category_id"]]
     try:
         bbox = item.get("bbox")
-        declared = Box.from_xywh(*(float(v) for v in bbox)) if bbox else None
-        if bbox is not None and len(bbox) != 4:
+        if bbox and len(bbox) != 4:
             raise ValueError(f"bbox needs 4 numbers [x, y, w, h], got {len(bbox)}")
+        declared = Box.from_xywh(*(float(v) for v in bbox)) if bbox else None
         common = {
             "attributes": item.get("attributes") or {},
             "crowd": bool(item.get("iscrowd", 0)),

@@ -27,6 +27,7 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TextIO
 
 from visionloop.core.classes import ClassMap
 from visionloop.core.errors import FormatError, ImageError
@@ -328,14 +329,12 @@ def write(
     cmap = ClassMap.from_names(classes.names) if classes is not None else ClassMap()
     report = WriteReport(format=FORMAT, path=str(out))
     names = NameBook()
-    lists: dict[str, list[str]] = {}
-    handles = {}
+    handles: dict[str, TextIO] = {}
     try:
         for sample in samples:
             key = _list_key(sample.split)
             if key not in handles:
                 handles[key] = open(out / f"{key}.txt", "w", encoding="utf-8", newline="\n")
-                lists[key] = []
                 report.files += 1
             entry = _write_sample(sample, out, key, cmap, images, names, report)
             handles[key].write(entry + "\n")

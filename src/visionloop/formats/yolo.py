@@ -25,8 +25,8 @@ multi-ring polygon (or of a mask with several parts) as its own line with the sa
 counts it in ``WriteReport.converted``. Read back, each ring is its own annotation.
 
 Reading streams: image folders are walked lazily and each label file is read when its image is
-yielded. Sizes come from the image headers (the raw pixel grid; EXIF orientation is the ingest
-stage's business). Coordinates well outside 0..1 (below -0.5 or above 1.5) are refused as "not
+yielded. Sizes come from the image headers through `base.image_size`, upright (EXIF orientation
+applied), which is also the size Ultralytics normalises by. Coordinates well outside 0..1 (below -0.5 or above 1.5) are refused as "not
 normalised"; small overhangs are kept as they are for the health checks to report.
 """
 
@@ -116,7 +116,7 @@ def parse_label_file(
     with handle:
         lineno = 0
         try:
-            for lineno, line in enumerate(handle, start=1):  # noqa: B007 - lineno is used after a decode error
+            for lineno, line in enumerate(handle, start=1):
                 fields = line.split()
                 if fields:
                     annotations.append(
@@ -273,17 +273,10 @@ def points_line(index: int, flat: Sequence[float], width: int, height: int) -> s
 
 
 def upright_size(ref: ImageRef) -> tuple[int, int]:
-    """The (width, height) coordinates are relative to; read from the file when the ref lacks it.
-
-    A file read for its size has its raw pixel grid; EXIF orientations 5-8 store it sideways, so
-    the upright size swaps width and height.
-    """
-    if ref.width is not None and ref.height is not None:
-        return ref.width, ref.height
+    """The upright (width, height) coordinates are relative to; from the file when the ref lacks it."""
     sized = with_size(ref)
-    assert sized.width is not None and sized.height is not None
-    if ref.orientation >= 5:
-        return sized.height, sized.width
+    if sized.width is None or sized.height is None:  # pragma: no cover - with_size fills both
+        raise ImageError("image size unknown", path=ref.file_name)
     return sized.width, sized.height
 
 
@@ -358,7 +351,9 @@ def _find_yaml(folder: Path) -> Path | None:
     for name in YAML_NAMES:
         if (folder / name).is_file():
             return folder / name
-    others = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".yaml", ".yml") and p.is_file())
+    with os.scandir(folder) as entries:
+        others = sorted(Path(e.path) for e in entries
+                        if e.name.lower().endswith((".yaml", ".yml")) and e.is_file())
     for candidate in others[:5]:
         try:
             data = _load_yaml(candidate)
@@ -406,6 +401,8 @@ def _classes_from_yaml(data: dict[str, Any], path: Path) -> ClassMap:
 
 
 def _dataset_root(value: Any, yaml_path: Path) -> Path:
+    """`path:` relative to the YAML's folder (Ultralytics takes it relative to its own datasets
+    folder, which does not exist elsewhere); the YAML's folder when missing or not found here."""
     here = yaml_path.parent
     if value in (None, ""):
         return here
@@ -491,11 +488,14 @@ def _split_order(name: str) -> tuple[int, str]:
 
 
 def _subdirs(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.iterdir() if p.is_dir()), key=lambda p: _split_order(p.name))
+    with os.scandir(folder) as entries:  # d_type, no stat per entry: cheap on big flat folders
+        dirs = [Path(e.path) for e in entries if e.is_dir()]
+    return sorted(dirs, key=lambda p: _split_order(p.name))
 
 
 def _has_images(folder: Path) -> bool:
-    return any(p.is_file() and is_image(p) for p in folder.iterdir())
+    with os.scandir(folder) as entries:
+        return any(e.is_file() and is_image(Path(e.name)) for e in entries)
 
 
 def _folder_sources(root: Path) -> list[_Source]:

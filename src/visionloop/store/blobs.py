@@ -73,36 +73,35 @@ class Staging:
     def __init__(self, store: BlobStore) -> None:
         self.store = store
         self.dir = f"{store.root}/.staging/{uuid.uuid4().hex}"
-        self.pending: dict[str, str] = {}
-        self._made = False
+        self._made = False  # the staging folder is the list of pending blobs: no memory per blob
 
     def add(self, data: bytes, sha256: str) -> bool:
         """Stage bytes unless the blob already exists; True if they are new."""
-        if sha256 in self.pending or self.store.exists(sha256):
+        tmp = f"{self.dir}/{sha256}"
+        if self.store.exists(sha256) or (self._made and self.store.fs.exists(tmp)):
             return False
         if not self._made:
             self.store.fs.makedirs(self.dir, exist_ok=True)
             self._made = True
-        tmp = f"{self.dir}/{sha256}"
         self.store.fs.pipe_file(tmp, data)
-        self.pending[sha256] = tmp
         return True
 
     def publish(self) -> None:
+        if not self._made:
+            return
         fs = self.store.fs
         made: set[str] = set()
-        for sha, tmp in self.pending.items():
+        for tmp in fs.ls(self.dir, detail=False):
+            sha = tmp.rsplit("/", 1)[1]
             target = self.store.path(sha)
             parent = target.rsplit("/", 1)[0]
             if parent not in made:
                 fs.makedirs(parent, exist_ok=True)
                 made.add(parent)
             fs.mv(tmp, target)
-        self.pending.clear()
         self._cleanup()
 
     def discard(self) -> None:
-        self.pending.clear()
         self._cleanup()
 
     def _cleanup(self) -> None:
