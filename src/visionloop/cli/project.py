@@ -52,12 +52,11 @@ def import_(
     if report.batch_id is None:
         console.print(f"Nothing new in {report.source}: {c.get('images_unchanged', 0)} images already in the project")
         return
-    console.print(
-        f"Imported {report.source} ({report.format}) as batch {report.batch_id}: "
-        f"{c.get('images_added', 0)} images added, {c.get('images_updated', 0)} updated, "
-        f"{c.get('images_unchanged', 0)} unchanged; {c.get('annotations_added', 0)} annotations; "
-        f"{c.get('blobs_added', 0)} new blobs"
-    )
+    parts = [f"{c.get('images_added', 0)} images added"]
+    parts += [f"{c[k]} {k.removeprefix('images_')}" for k in ("images_updated", "images_unchanged") if c.get(k)]
+    console.print(f"Imported {report.source} ({report.format}) as batch {report.batch_id}: " + ", ".join(parts)
+                  + f"; {c.get('annotations_added', 0)} annotations; {c.get('blobs_added', 0)} new image files",
+                  soft_wrap=True)
     if report.fixes:
         err_console.print("Fixed: " + ", ".join(f"{k} {v}" for k, v in sorted(report.fixes.items())))
 
@@ -90,7 +89,7 @@ def stats(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
         print_json(s.to_json())
         return
     console.print(f"{s.images} images ({s.blobs} distinct files), {s.annotations} annotations, "
-                  f"{s.classes} classes, {s.batches} batches")
+                  f"{_n(s.classes, 'class', 'classes')}, {_n(s.batches, 'batch', 'batches')}")
     table = Table("split", "images", "annotations")
     for split, v in sorted(s.by_split.items()):
         table.add_row(split, str(v["images"]), str(v["annotations"]))
@@ -103,12 +102,17 @@ def stats(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
     console.print(classes)
 
 
+def _n(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
 def render_write_report(report: object, as_json: bool) -> None:
     data = report.to_json()  # type: ignore[attr-defined]
     if as_json:
         print_json(data)
         return
-    anns = ", ".join(f"{v} {k}" for k, v in sorted(data["annotations"].items())) or "no annotations"
+    anns = ", ".join(_n(v, k, k + ("es" if k == "box" else "s")) for k, v in sorted(data["annotations"].items()))
+    anns = anns or "no annotations"
     console.print(f"Wrote {data['format']} to {data['path']}: {data['images']} images, {anns}")
     for what, n in sorted(data["converted"].items()):
         err_console.print(f"[yellow]converted[/] {n} × {what}")

@@ -47,8 +47,8 @@ register(FormatSpec(
     reads=("box", "mask"), writes=("box", "mask"), holds=("difficult/truncated/occluded", "splits"),
 ))
 register(FormatSpec(
-    "yolo", "visionloop.formats.yolo", "YOLO, Ultralytics layout (data.yaml; detect, segment, OBB)",
-    reads=("box", "polygon", "rotated_box"), writes=("box", "polygon", "rotated_box"), holds=("splits",),
+    "yolo", "visionloop.formats.yolo", "YOLO, Ultralytics layout (data.yaml; detect, segment, OBB, pose)",
+    reads=("box", "polygon", "rotated_box", "keypoints"), writes=("box", "polygon", "rotated_box"), holds=("splits",),
 ))
 register(FormatSpec(
     "darknet", "visionloop.formats.darknet", "YOLO Darknet (obj.names + obj.data + train.txt)",

@@ -1,0 +1,59 @@
+"""The `visionloop` command, run in-process with Typer's CliRunner and once as a real process."""
+
+import json
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from visionloop.cli.main import app
+
+runner = CliRunner()
+
+
+def _json(result):
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_init_import_stats_export(tmp_path, raccoon):
+    proj = tmp_path / "p"
+    assert _json(runner.invoke(app, ["init", str(proj), "--json"]))["project"] == str(proj)
+    rep = _json(runner.invoke(app, ["import", str(raccoon), "-p", str(proj), "--json"]))
+    assert (rep["format"], rep["images_added"], rep["annotations_added"]) == ("voc", 200, 217)
+    stats = _json(runner.invoke(app, ["stats", "-p", str(proj), "--json"]))
+    assert (stats["images"], stats["annotations"], stats["classes"]) == (200, 217, 1)
+    out = _json(runner.invoke(app, ["export", str(tmp_path / "y"), "-f", "yolo", "-p", str(proj), "--json"]))
+    assert out["images"] == 200 and out["annotations"] == {"box": 217}
+    assert (tmp_path / "y" / "data.yaml").is_file()
+    text = runner.invoke(app, ["stats", "-p", str(proj)])
+    assert "200 images" in text.stdout and "raccoon" in text.stdout
+
+
+def test_convert_needs_no_project_and_formats_lists(tmp_path, raccoon):
+    out = _json(runner.invoke(app, ["convert", str(raccoon), str(tmp_path / "c"), "--to", "coco", "--json"]))
+    assert out["images"] == 200 and out["annotations"] == {"box": 217}
+    doc = json.loads((tmp_path / "c" / "_annotations.coco.json").read_text())
+    assert len(doc["images"]) == 200 and len(doc["annotations"]) == 217
+    assert len({a["id"] for a in doc["annotations"]}) == 217
+    names = {f["name"] for f in _json(runner.invoke(app, ["formats", "--json"]))}
+    assert {"coco", "voc", "yolo", "darknet", "folders"} <= names
+
+
+def test_user_error_is_one_line_and_exit_1(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "visionloop.cli.main", "stats", "-p", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "not a visionloop project" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_demo_runs_every_stage(tmp_path):
+    steps = _json(runner.invoke(app, ["demo", "--workdir", str(tmp_path), "--images", "16", "--json"]))
+    names = [s["step"] for s in steps]
+    assert names == ["render", "init", "import", "re-import", "stats", "export coco", "export yolo",
+                     "export voc", "convert"]
+    imp = steps[2]
+    assert imp["images_added"] == 16
+    assert steps[3]["images_unchanged"] == 16
+    assert steps[5]["reimport"]["annotations_added"] == imp["annotations_added"]
