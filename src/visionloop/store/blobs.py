@@ -11,6 +11,7 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 
 import fsspec
@@ -70,23 +71,43 @@ class BlobStore:
 class Staging:
     """Blobs written during one transaction; `publish()` moves them into place."""
 
-    def __init__(self, store: BlobStore) -> None:
+    #: writes in flight at most; creating a file costs far more than writing a small one,
+    #: so a few threads overlap that latency (file I/O releases the GIL)
+    MAX_IN_FLIGHT = 64
+
+    def __init__(self, store: BlobStore, *, threads: int = 4) -> None:
         self.store = store
         self.dir = f"{store.root}/.staging/{uuid.uuid4().hex}"
         self._made = False  # the staging folder is the list of pending blobs: no memory per blob
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="blob-stage") if threads > 1 else None
+        self._inflight: dict[str, Future[None]] = {}
 
     def add(self, data: bytes, sha256: str) -> bool:
         """Stage bytes unless the blob already exists; True if they are new."""
         tmp = f"{self.dir}/{sha256}"
-        if self.store.exists(sha256) or (self._made and self.store.fs.exists(tmp)):
+        if sha256 in self._inflight or self.store.exists(sha256) or (self._made and self.store.fs.exists(tmp)):
             return False
         if not self._made:
             self.store.fs.makedirs(self.dir, exist_ok=True)
             self._made = True
-        self.store.fs.pipe_file(tmp, data)
+        if self._pool is None:
+            self.store.fs.pipe_file(tmp, data)
+            return True
+        if len(self._inflight) >= self.MAX_IN_FLIGHT:
+            self._drain()
+        self._inflight[sha256] = self._pool.submit(self.store.fs.pipe_file, tmp, data)
         return True
 
+    def _drain(self) -> None:
+        """Wait for the writes in flight; the first failure is raised."""
+        inflight, self._inflight = self._inflight, {}
+        for future in inflight.values():
+            future.result()
+
     def publish(self) -> None:
+        self._drain()
+        if self._pool is not None:
+            self._pool.shutdown()
         if not self._made:
             return
         fs = self.store.fs
@@ -102,6 +123,9 @@ class Staging:
         self._cleanup()
 
     def discard(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._inflight.clear()
         self._cleanup()
 
     def _cleanup(self) -> None:

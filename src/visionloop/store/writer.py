@@ -219,6 +219,6 @@ class BatchWriter:
                 row = codec.annotation_row(ann)
                 row.update(image_id=iid, class_id=self._class_id(ann.label), batch_id=self.batch_id)
                 rows.append(row)
-        if rows:
-            s.execute(insert(AnnotationRow), rows)
+        if rows:  # Core executemany on the session's connection: no ORM bookkeeping per row
+            s.connection().execute(insert(AnnotationRow.__table__), rows)
             self.counts["annotations_added"] += len(rows)
