@@ -3,7 +3,16 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from visionloop.core import (
-    Box, ClassMap, Keypoints, Mask, Polygon, RotatedBox, box_iou_matrix, iou, mask_to_polygon, polygon_to_mask,
+    Box,
+    ClassMap,
+    Keypoints,
+    Mask,
+    Polygon,
+    RotatedBox,
+    box_iou_matrix,
+    iou,
+    mask_to_polygon,
+    polygon_to_mask,
 )
 
 

@@ -40,7 +40,7 @@ import orjson
 
 from visionloop.core.classes import ClassInfo, ClassMap
 from visionloop.core.errors import FormatError
-from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, RotatedBox
+from visionloop.core.geometry import Box, Geometry, Keypoints, Label, Mask, Polygon, RotatedBox
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
 from visionloop.formats.base import (
     Detection,
@@ -157,7 +157,7 @@ def _categories(path: Path) -> list[ClassInfo]:
             out.append(ClassInfo(
                 name=str(c["name"]), id=int(c["id"]), supercategory=c.get("supercategory"),
                 keypoints=tuple(c.get("keypoints") or ()),
-                skeleton=tuple(tuple(int(v) for v in p) for p in c.get("skeleton") or ()),
+                skeleton=tuple((int(p[0]), int(p[1])) for p in c.get("skeleton") or ()),
             ))
         except (TypeError, ValueError) as e:
             raise FormatError(f"bad category: {e}", path=path, where=f"categories[{i}]") from None
@@ -302,26 +302,26 @@ def _annotations(item: dict[str, Any], names: dict[int, str], path: Path, seq: i
         if bbox and len(bbox) != 4:
             raise ValueError(f"bbox needs 4 numbers [x, y, w, h], got {len(bbox)}")
         declared = Box.from_xywh(*(float(v) for v in bbox)) if bbox else None
-        common = {
-            "attributes": item.get("attributes") or {},
-            "crowd": bool(item.get("iscrowd", 0)),
-            "area": float(item["area"]) if item.get("area") is not None else None,
-            "confidence": float(item["score"]) if item.get("score") is not None else None,
-        }
+        area = float(item["area"]) if item.get("area") is not None else None
+        score = float(item["score"]) if item.get("score") is not None else None
+
+        def make(geometry: Geometry, bbox: Box | None, area: float | None = area) -> Annotation:
+            return Annotation(label, geometry, attributes=item.get("attributes") or {},
+                              crowd=bool(item.get("iscrowd", 0)), area=area, confidence=score, bbox=bbox)
+
         seg = item.get("segmentation")
         geometry = _segmentation(seg) if seg else None
-        out = []
         kps = item.get("keypoints")
         if kps:
-            out.append(Annotation(label, Keypoints(tuple(float(v) for v in kps)), bbox=declared, **common))
+            out = [make(Keypoints(tuple(float(v) for v in kps)), declared)]
             if geometry is not None:
-                out.append(Annotation(label, geometry, bbox=declared, **common))
+                out.append(make(geometry, declared))
             return out
         if geometry is None:
             if declared is None:
                 raise ValueError("annotation has neither bbox nor segmentation nor keypoints")
-            return [Annotation(label, declared, **{**common, "area": common["area"] if common["area"] != declared.area else None})]
-        return [Annotation(label, geometry, bbox=declared, **common)]
+            return [make(declared, None, area if area != declared.area else None)]
+        return [make(geometry, declared)]
     except (TypeError, ValueError, KeyError) as e:
         raise FormatError(f"bad annotation: {e}", path=path, where=where) from None
 

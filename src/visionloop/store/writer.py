@@ -28,7 +28,7 @@ from visionloop.core.sample import Sample
 from visionloop.store import codec
 from visionloop.store.blobs import Staging
 from visionloop.store.project import Store
-from visionloop.store.schema import AnnotationRow, BatchRow, BlobRow, ClassRow, ImageRow
+from visionloop.store.schema import AnnotationRow, Base, BatchRow, BlobRow, ClassRow, ImageRow
 
 log = logging.getLogger(__name__)
 
@@ -189,8 +189,8 @@ class BatchWriter:
             self.counts["images_added"] += len(ids)
             self._insert_annotations(zip(ids, new_image_anns, strict=True))
         for iid, sample, digest in replaced:
-            removed = s.execute(delete(AnnotationRow).where(AnnotationRow.image_id == iid)).rowcount
-            self.counts["annotations_removed"] += removed or 0
+            result = s.execute(delete(AnnotationRow).where(AnnotationRow.image_id == iid))
+            self.counts["annotations_removed"] += getattr(result, "rowcount", 0) or 0
             row = self._image_row(sample, digest)
             row.pop("sha256")
             row.pop("file_name")
@@ -220,5 +220,5 @@ class BatchWriter:
                 row.update(image_id=iid, class_id=self._class_id(ann.label), batch_id=self.batch_id)
                 rows.append(row)
         if rows:  # Core executemany on the session's connection: no ORM bookkeeping per row
-            s.connection().execute(insert(AnnotationRow.__table__), rows)
+            s.connection().execute(insert(Base.metadata.tables["annotation"]), rows)
             self.counts["annotations_added"] += len(rows)
