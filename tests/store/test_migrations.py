@@ -14,7 +14,7 @@ def test_models_match_migrations(tmp_path):
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
     names = set(inspect(store.engine).get_table_names())
-    assert {"batch", "blob", "image", "class", "annotation", "lineage", "alembic_version"} <= names
+    assert {"batch", "blob", "image", "class", "annotation", "lineage", "change", "alembic_version"} <= names
 
 
 def test_downgrade_to_base_and_back(tmp_path):

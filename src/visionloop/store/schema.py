@@ -144,3 +144,20 @@ class LineageRow(Base):
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     code_version: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ChangeRow(Base):
+    """One row-level change made by a batch (a fix, a relabel), so the batch can be undone.
+
+    `before` is the row as it was (None for an insert), `after` as it became
+    (None for a delete); both are plain column dicts.
+    """
+
+    __tablename__ = "change"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batch.id"), index=True)
+    table_name: Mapped[str] = mapped_column(String(32))
+    row_id: Mapped[int]
+    op: Mapped[str] = mapped_column(String(8))  # insert | update | delete
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
