@@ -35,7 +35,9 @@ class Box:
     y1: float
 
     def __post_init__(self) -> None:
-        _finite("Box", x0=self.x0, y0=self.y0, x1=self.x1, y1=self.y1)
+        # one isfinite on the sum: NaN and ±inf propagate (the hot path of every reader)
+        if not math.isfinite(self.x0 + self.y0 + self.x1 + self.y1):
+            _finite("Box", x0=self.x0, y0=self.y0, x1=self.x1, y1=self.y1)
         if self.x1 < self.x0 or self.y1 < self.y0:
             raise ValueError(
                 f"Box corners are inverted: ({self.x0}, {self.y0}) to ({self.x1}, {self.y1})"
