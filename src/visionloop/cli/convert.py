@@ -25,7 +25,7 @@ def convert(
     as_json: JsonOpt = False,
 ) -> None:
     """Convert a dataset between formats, streaming, with no project."""
-    from visionloop.ingest import convert as run
+    from visionloop.formats.convert import convert as run
 
     report = run(src, out, to=to, from_=from_, split=split, images=images, overwrite=overwrite)
     render_write_report(report, as_json)

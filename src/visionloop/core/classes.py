@@ -43,6 +43,7 @@ class ClassMap:
     def __post_init__(self) -> None:
         self._by_name: dict[str, ClassInfo] = {}
         self._by_id: dict[int, ClassInfo] = {}
+        self._position: dict[str, int] = {}
         items, self.classes = self.classes, []
         for c in items:
             self._insert(c)
@@ -52,6 +53,7 @@ class ClassMap:
             raise ValueError(f"duplicate class name {info.name!r}")
         if info.id in self._by_id:
             raise ValueError(f"duplicate class id {info.id} ({self._by_id[info.id].name!r} and {info.name!r})")
+        self._position[info.name] = len(self.classes)
         self.classes.append(info)
         self._by_name[info.name] = info
         self._by_id[info.id] = info
@@ -92,7 +94,7 @@ class ClassMap:
 
     def index(self, name: str) -> int:
         """0-based position, what YOLO-style formats write."""
-        return self.classes.index(self._by_name[name])
+        return self._position[name]
 
     @property
     def names(self) -> list[str]:
@@ -106,4 +108,4 @@ class ClassMap:
 
     def color(self, name: str) -> str:
         info = self._by_name[name]
-        return info.color or default_color(self.classes.index(info))
+        return info.color or default_color(self._position[name])

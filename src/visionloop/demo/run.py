@@ -23,7 +23,8 @@ class Step:
 def run(workdir: Path | None = None, *, images: int = 60, seed: int = 0) -> Iterator[Step]:
     """Yield each stage's result as it finishes. Raises if a round trip loses anything."""
     from visionloop import formats
-    from visionloop.ingest import convert, export_dataset, import_dataset
+    from visionloop.formats.convert import convert
+    from visionloop.ingest import export_dataset, import_dataset
     from visionloop.store import Store
 
     tmp = None

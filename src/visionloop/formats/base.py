@@ -174,7 +174,9 @@ def place_image(ref: ImageRef, dest: Path, mode: ImageMode) -> bool:
 
 def safe_name(file_name: str) -> str:
     """A file name that cannot climb out of the output folder."""
-    parts = [p for p in PurePosixPath(file_name).parts if p not in ("", ".", "..", "/")]
+    if "/" not in file_name and "\\" not in file_name and file_name not in ("", ".", ".."):
+        return file_name  # the common case: a plain name
+    parts = [p for p in PurePosixPath(file_name.replace("\\", "/")).parts if p not in ("", ".", "..", "/")]
     if not parts:
         raise FormatError("empty image file name", path=file_name)
     return "/".join(parts)

@@ -60,6 +60,221 @@ register(FormatSpec(
 ))
 
 
+register(FormatSpec(
+    "tfrecord", "visionloop.formats.tfrecord",
+    "TFRecord for the TensorFlow Object Detection API (tf.train.Example + label_map.pbtxt; images embedded)",
+    reads=("box", "mask", "label"), writes=("box", "mask", "label"),
+    holds=("class ids", "difficult/truncated/pose", "crowd", "splits", "embedded images"),
+))
+
+
+register(FormatSpec(
+    "datumaro", "visionloop.formats.datumaro", "Datumaro JSON (annotations/<subset>.json + images/<subset>/)",
+    reads=("box", "rotated_box", "polygon", "mask", "keypoints", "label"),
+    writes=("box", "rotated_box", "polygon", "mask", "keypoints", "label"),
+    holds=("attributes", "tracks", "crowd", "confidence", "groups/z_order", "captions", "label parents",
+           "colours", "keypoint names", "splits"),
+))
+
+
+register(FormatSpec(
+    "sa1b", "visionloop.formats.sa1b", "Segment Anything SA-1B (sa_<id>.jpg + sa_<id>.json per image)",
+    reads=("mask",), writes=("mask",),
+    holds=("predicted_iou/stability_score/point_coords/crop_box attributes", "declared bbox and area"),
+))
+
+
+register(FormatSpec(
+    "tfcsv", "visionloop.formats.tfcsv",
+    "TensorFlow Object Detection CSV (filename,width,height,class,xmin,ymin,xmax,ymax)",
+    reads=("box",), writes=("box",), holds=("splits",),
+))
+
+
+register(FormatSpec(
+    "createml", "visionloop.formats.createml", "Apple Create ML object detection JSON (centre x, y + size)",
+    reads=("box",), writes=("box",), holds=("splits",),
+))
+
+
+register(FormatSpec(
+    "cvat", "visionloop.formats.cvat",
+    "CVAT for images XML 1.1 (annotations.xml + images/; boxes, polygons, masks, points, skeletons, tags)",
+    reads=("box", "rotated_box", "polygon", "mask", "keypoints", "label"),
+    writes=("box", "rotated_box", "polygon", "mask", "keypoints", "label"),
+    holds=("attributes", "occluded/z_order/group_id", "source", "keypoint names", "splits"),
+))
+register(FormatSpec(
+    "cvat_video", "visionloop.formats.cvat_video",
+    "CVAT for video XML 1.1 (tracks of per-frame shapes; frames in images/)",
+    reads=("box", "rotated_box", "polygon", "mask", "keypoints"),
+    writes=("box", "rotated_box", "polygon", "mask", "keypoints"),
+    holds=("tracks", "attributes", "occluded/z_order/group_id", "source", "keypoint names"),
+))
+
+
+register(FormatSpec(
+    "mot", "visionloop.formats.mot", "MOT Challenge sequences (seqinfo.ini, img1/, gt/gt.txt; MOT15/16/17/20, CVAT)",
+    reads=("box",), writes=("box",),
+    holds=("tracks", "conf/visibility attributes", "MOT17 class ids", "labels.txt classes", "sequences",
+           "splits"),
+))
+
+
+register(FormatSpec(
+    "labelme", "visionloop.formats.labelme", "LabelMe JSON (one <stem>.json beside each image)",
+    reads=("box", "polygon", "rotated_box", "mask", "keypoints", "label"),
+    writes=("box", "polygon", "rotated_box", "mask", "keypoints", "label"),
+    holds=("group ids (instances)", "shape flags, description, extra keys", "image flags", "splits"),
+))
+
+
+register(FormatSpec(
+    "wider", "visionloop.formats.wider", "WIDER FACE (wider_face_split/wider_face_<split>_bbx_gt.txt + WIDER_<split>/images/)",
+    reads=("box",), writes=("box",),
+    holds=("blur/expression/illumination/invalid/occlusion/pose flags", "event folders", "splits"),
+))
+
+
+register(FormatSpec(
+    "dota", "visionloop.formats.dota", "DOTA / YOLOv5-OBB (images/ + labelTxt/: x1 y1 ... x4 y4 class difficult)",
+    reads=("rotated_box",), writes=("rotated_box",), holds=("difficult", "imagesource/gsd", "splits"),
+))
+
+
+register(FormatSpec(
+    "retinanet", "visionloop.formats.retinanet", "RetinaNet Keras CSV (path,x1,y1,x2,y2,class_name + classes.csv)",
+    reads=("box",), writes=("box",), holds=("class ids", "negative images", "splits"),
+))
+
+
+register(FormatSpec(
+    "coco_panoptic", "visionloop.formats.coco_panoptic",
+    "COCO panoptic (annotations/panoptic_<split>.json + PNGs with id = R + 256·G + 256²·B)",
+    reads=("mask",), writes=("mask",),
+    holds=("things and stuff (isthing)", "crowd", "category ids and colours", "declared bbox and area", "splits"),
+))
+
+register(FormatSpec(
+    "labelstudio", "visionloop.formats.labelstudio",
+    "Label Studio JSON export (tasks with annotations and predictions; percent coordinates, brush RLE)",
+    reads=("box", "rotated_box", "polygon", "mask", "keypoints", "label"),
+    writes=("box", "rotated_box", "polygon", "mask", "keypoints", "label"),
+    holds=("attributes (per-region text/number/choices)", "confidence (predictions)", "several annotators"),
+))
+
+
+register(FormatSpec(
+    "yolokeras", "visionloop.formats.yolokeras", "YOLO Keras TXT (image x0,y0,x1,y1,class ... + _classes.txt)",
+    reads=("box",), writes=("box",), holds=("empty images", "splits"),
+))
+
+
+register(FormatSpec(
+    "coco_captions", "visionloop.formats.coco_captions",
+    "COCO captions (annotations/captions_<split>.json; captions kept in ImageRef.metadata['captions'])",
+    reads=(), writes=(), holds=("captions (image metadata)", "image ids", "splits"),
+))
+
+
+register(FormatSpec(
+    "clscsv", "visionloop.formats.clscsv",
+    "Classification CSV, multiclass / multi-label (one-hot filename,class_a,... or filename,label)",
+    reads=("label",), writes=("label",), holds=("multi-label", "empty images", "splits"),
+))
+
+
+register(FormatSpec(
+    "bdd100k", "visionloop.formats.bdd100k",
+    "BDD100K / Scalabel JSON (labels/det_20/det_<split>.json + images/100k/<split>/)",
+    reads=("box", "polygon", "mask"), writes=("box", "polygon", "mask"),
+    holds=("attributes", "instance/track ids", "crowd", "confidence", "frame attributes (weather, scene, timeofday)",
+           "Bezier vertex types", "splits"),
+))
+
+
+register(FormatSpec(
+    "via", "visionloop.formats.via", "VGG Image Annotator JSON (project or export; class from a region attribute)",
+    reads=("box", "polygon", "keypoints", "label"), writes=("box", "polygon", "keypoints", "label"),
+    holds=("region attributes", "file attributes", "splits"),
+))
+register(FormatSpec(
+    "via_csv", "visionloop.formats.via_csv", "VGG Image Annotator CSV export (one row per region, JSON cells)",
+    reads=("box", "polygon", "keypoints", "label"), writes=("box", "polygon", "keypoints", "label"),
+    holds=("region attributes", "file attributes", "splits"),
+))
+
+
+register(FormatSpec(
+    "vlm", "visionloop.formats.vlm", "VLM JSONL for PaliGemma / Florence-2 (image, prefix, suffix with location tokens)",
+    reads=("box",), writes=("box",), holds=("prompts", "splits"),
+))
+
+
+register(FormatSpec(
+    "vott", "visionloop.formats.vott", "VoTT JSON export (vott-json-export/<project>-export.json; regions with tags)",
+    reads=("box", "polygon", "keypoints"), writes=("box", "polygon", "keypoints"),
+    holds=("several tags per region", "asset state (visited / not visited)", "tag colours"),
+))
+register(FormatSpec(
+    "vott_csv", "visionloop.formats.vott_csv", "VoTT CSV export (image,xmin,ymin,xmax,ymax,label)",
+    reads=("box",), writes=("box",), holds=(),
+))
+
+
+register(FormatSpec(
+    "cityscapes", "visionloop.formats.cityscapes",
+    "Cityscapes (gtFine polygons JSON, labelIds / instanceIds PNGs, leftImg8bit/<split>/<city>/)",
+    reads=("polygon", "mask"), writes=("polygon", "mask"),
+    holds=("crowd (<name>group)", "label ids and colours", "instance numbers", "cities", "splits"),
+))
+register(FormatSpec(
+    "semseg", "visionloop.formats.semseg",
+    "Semantic segmentation masks (image + <stem>_mask.png + _classes.csv, or images/ + masks/ + labelmap.txt)",
+    reads=("mask",), writes=("mask",), holds=("class pixel values", "splits"),
+))
+register(FormatSpec(
+    "kitti", "visionloop.formats.kitti", "KITTI object detection (training/image_2 + label_2/*.txt)",
+    reads=("box",), writes=("box",),
+    holds=("truncated/occluded/alpha, 3-D dimensions/location/rotation_y", "scores", "DontCare", "splits"),
+))
+register(FormatSpec(
+    "kitti_seg", "visionloop.formats.kitti_seg",
+    "KITTI semantic / instance segmentation (image_2 + semantic/ + instance/ PNGs, Cityscapes ids)",
+    reads=("mask",), writes=("mask",), holds=("crowd", "label ids and colours", "splits"),
+))
+register(FormatSpec(
+    "mapillary", "visionloop.formats.mapillary",
+    "Mapillary Vistas v1.2 / v2.0 (config JSON, labels/ and instances/ PNGs)",
+    reads=("mask",), writes=("mask",), holds=("label ids and colours", "instances", "splits"),
+))
+register(FormatSpec(
+    "openimages", "visionloop.formats.openimages",
+    "Open Images V4-V7 CSV (boxes, human image labels, segmentation masks; class-descriptions)",
+    reads=("box", "mask", "label"), writes=("box", "mask", "label"),
+    holds=("group-of (crowd), occluded/truncated/depiction/inside", "verified negative labels", "confidence",
+           "mask box ids / predicted IoU / clicks", "splits"),
+))
+register(FormatSpec(
+    "ade20k", "visionloop.formats.ade20k",
+    "ADE20K SceneParsing (ADEChallengeData2016: images/, annotations/ class-index PNGs, objectInfo150.csv)",
+    reads=("mask",), writes=("mask",), holds=("class indices", "scene categories", "splits"),
+))
+register(FormatSpec(
+    "camvid", "visionloop.formats.camvid",
+    "CamVid (train/ + train_labels/<name>_L.png colour masks + class_dict.csv)",
+    reads=("mask",), writes=("mask",), holds=("class colours", "splits"),
+))
+
+
+register(FormatSpec(
+    "supervisely", "visionloop.formats.supervisely",
+    "Supervisely JSON project (meta.json + <dataset>/ann/<image>.json + <dataset>/img/)",
+    reads=("box", "polygon", "mask", "keypoints", "label"), writes=("box", "polygon", "mask", "keypoints", "label"),
+    holds=("object tags (attributes)", "image tags", "class colours", "keypoint names (graphs)", "splits (datasets)"),
+))
+
+
 def get(name: str) -> FormatSpec:
     try:
         return FORMATS[name]

@@ -37,7 +37,7 @@ import math
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -262,8 +262,9 @@ def number(value: float) -> str:
 
 def box_line(index: int, box: Box, width: int, height: int) -> str:
     """``cls cx cy w h`` normalised to the image size (shared with `formats.darknet`)."""
-    cx, cy, w, h = box.cxcywh()
-    return " ".join([str(index), number(cx / width), number(cy / height), number(w / width), number(h / height)])
+    line = (f"{index} {(box.x0 + box.x1) / 2 / width:.6f} {(box.y0 + box.y1) / 2 / height:.6f} "
+            f"{(box.x1 - box.x0) / width:.6f} {(box.y1 - box.y0) / height:.6f}")
+    return line.replace("-0.000000", "0.000000") if "-0.000000" in line else line
 
 
 def points_line(index: int, flat: Sequence[float], width: int, height: int) -> str:
@@ -292,12 +293,13 @@ class NameBook:
 
     def claim(self, folder: str, name: str, report: WriteReport) -> str:
         taken = self._taken.setdefault(folder, set())
-        stem, suffix = PurePosixPath(name).stem, PurePosixPath(name).suffix
-        candidate, k = name, 0
-        while PurePosixPath(candidate).stem.casefold() in taken:
+        stem, suffix = os.path.splitext(name)
+        candidate, k, key = name, 0, stem.casefold()
+        while key in taken:
             k += 1
             candidate = f"{stem}_{k}{suffix}"
-        taken.add(PurePosixPath(candidate).stem.casefold())
+            key = f"{stem}_{k}".casefold()
+        taken.add(key)
         if k:
             log.warning("%s: %s already written to %s; writing it as %s", report.format, name, folder, candidate)
             report.converted["image name -> renamed (name already used in its split)"] += 1
@@ -776,6 +778,7 @@ class _WriteState:
     splits: dict[str, None]  # split folders, in order of appearance
     rotated: int = 0
     quads: int = 0  # 4-point polygon lines (ambiguous with oriented boxes)
+    made: set[str] = field(default_factory=set)  # label folders already created
 
 
 def write(
@@ -824,7 +827,7 @@ def _write_sample(
 ) -> None:
     folder = folder_name(sample.split or "train")
     state.splits.setdefault(folder, None)
-    name = state.names.claim(folder, PurePosixPath(safe_name(sample.image.file_name)).name, report)
+    name = state.names.claim(folder, safe_name(sample.image.file_name).rsplit("/", 1)[-1], report)
     lines: list[str] = []
     if sample.annotations:
         width, height = upright_size(sample.image)
@@ -838,9 +841,12 @@ def _write_sample(
     if sample.annotations and not lines:
         log.info("%s: every annotation of %s was dropped; writing no label file", out, sample.image.file_name)
         return
-    label = out / "labels" / folder / f"{PurePosixPath(name).stem}.txt"
-    label.parent.mkdir(parents=True, exist_ok=True)
-    with open(label, "w", encoding="utf-8", newline="\n") as f:
+    label_dir = f"{out}/labels/{folder}"
+    if label_dir not in state.made:
+        os.makedirs(label_dir, exist_ok=True)
+        state.made.add(label_dir)
+    stem = os.path.splitext(name)[0]
+    with open(f"{label_dir}/{stem}.txt", "w", encoding="utf-8", newline="\n") as f:
         f.write("".join(line + "\n" for line in lines))
     report.files += 1
 

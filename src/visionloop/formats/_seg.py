@@ -1,0 +1,257 @@
+"""Shared by the pixel-mask formats (Cityscapes, KITTI segmentation, Mapillary Vistas, ADE20K,
+CamVid, common semantic segmentation): label PNGs in, Mask annotations out, and back.
+
+Reading turns a label image into one `Mask` per distinct value with `np.unique` (never a
+Python loop over pixels). Writing paints annotations into a label array in annotation order,
+so a later annotation covers an earlier one where they overlap, the way the datasets' own
+tools rasterise. Only one image's arrays are alive at a time.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from visionloop.core.classes import ClassMap, default_color
+from visionloop.core.errors import FormatError
+from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, RotatedBox, kind, polygon_to_mask
+from visionloop.core.sample import Annotation
+from visionloop.formats.base import WriteReport, safe_name
+
+if TYPE_CHECKING:
+    import numpy as np
+
+RGB = tuple[int, int, int]
+#: the split folder a writer uses for samples without a split (datumaro's name for it)
+NO_SPLIT = "default"
+
+
+# ---------------------------------------------------------------- reading
+
+
+def load_png(path: Path) -> np.ndarray:
+    """A label image as an array: 2-D for palette / grey / 16-bit, (h, w, 3) for colour.
+
+    Palette PNGs give their indices (not the colours), as the datasets' own readers do.
+    """
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as opened:
+            mode = opened.mode
+            im: Image.Image = opened
+            if mode in ("RGBA", "LA", "PA"):
+                im = opened.convert("RGB" if mode != "LA" else "L")
+            elif mode == "1":
+                im = opened.convert("L")
+            arr = np.asarray(im)
+    except FileNotFoundError:
+        raise FormatError("label image not found", path=path) from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise FormatError(f"not a readable image ({e})", path=path) from None
+    if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3):
+        return arr
+    raise FormatError(f"a label image must be palette, grey, 16-bit or RGB, not mode {mode}", path=path)
+
+
+def rgb_codes(arr: np.ndarray) -> np.ndarray:
+    """(h, w, 3) uint8 colours as one int32 code per pixel (r << 16 | g << 8 | b)."""
+    import numpy as np
+
+    return (arr[..., 0].astype(np.int32) << 16) | (arr[..., 1].astype(np.int32) << 8) | arr[..., 2]
+
+
+def code(rgb: RGB) -> int:
+    return (rgb[0] << 16) | (rgb[1] << 8) | rgb[2]
+
+
+def colours_to_index(arr: np.ndarray, colours: Mapping[RGB, int], path: Path, *, hint: str) -> np.ndarray:
+    """An RGB label image mapped to class indices through `colours`; unknown colours are errors."""
+    import numpy as np
+
+    codes = rgb_codes(arr)
+    lookup = {code(c): i for c, i in colours.items()}
+    unique, inverse = np.unique(codes, return_inverse=True)
+    indices = np.empty(len(unique), dtype=np.int32)
+    for i, c in enumerate(unique.tolist()):
+        if c not in lookup:
+            first = np.argwhere(codes == c)[0]
+            raise FormatError(f"colour {(c >> 16, (c >> 8) & 255, c & 255)} is not a known class colour",
+                              path=path, where=f"pixel x={int(first[1])}, y={int(first[0])}", hint=hint)
+        indices[i] = lookup[c]
+    return indices[inverse].reshape(codes.shape)
+
+
+def value_masks(arr: np.ndarray, *, skip: Iterable[int] = ()) -> list[tuple[int, Mask]]:
+    """(value, Mask) for every distinct value of a 2-D label array, in increasing value order."""
+    import numpy as np
+
+    unique, inverse = np.unique(arr, return_inverse=True)
+    inverse = inverse.reshape(arr.shape)
+    skipped = set(skip)
+    out = []
+    for i, value in enumerate(unique.tolist()):
+        if int(value) in skipped:
+            continue
+        out.append((int(value), Mask.from_array(inverse == i)))
+    return out
+
+
+def semantic_annotations(arr: np.ndarray, name_of: Callable[[int], str], *, skip: Iterable[int] = ()) -> list[Annotation]:
+    """One semantic Mask annotation ({"semantic": True}) per class value present."""
+    return [Annotation(name_of(v), m, attributes={"semantic": True}) for v, m in value_masks(arr, skip=skip)]
+
+
+def check_shape(arr: np.ndarray, size: tuple[int, int] | None, path: Path) -> None:
+    """A label image must have its image's size (width, height)."""
+    if size is not None and (arr.shape[1], arr.shape[0]) != size:
+        raise FormatError(f"label image is {arr.shape[1]}×{arr.shape[0]} but its image is {size[0]}×{size[1]}",
+                          path=path)
+
+
+# ---------------------------------------------------------------- writing
+
+
+def is_semantic(ann: Annotation) -> bool:
+    return bool(ann.attributes.get("semantic"))
+
+
+class Painter:
+    """Turns one annotation into a boolean pixel array of the image's size, counting in the
+    report what it converted (polygons, rotated boxes) and dropping (with the reason) what a
+    pixel format cannot hold: boxes, keypoints, whole-image labels, empty or mis-sized masks."""
+
+    def __init__(self, report: WriteReport, format_name: str) -> None:
+        self.report = report
+        self.format_name = format_name
+
+    def pixels(self, ann: Annotation, width: int, height: int) -> np.ndarray | None:
+        g = ann.geometry
+        report = self.report
+        if isinstance(g, Mask):
+            if (g.width, g.height) != (width, height):
+                report.drop("mask", f"mask is {g.width}×{g.height} but the image is {width}×{height}")
+                return None
+            arr = g.to_array().astype(bool)
+        elif isinstance(g, Polygon):
+            arr = polygon_to_mask(g, height, width).to_array().astype(bool)
+            report.converted["polygon -> mask (rasterised as COCO does)"] += 1
+        elif isinstance(g, RotatedBox):
+            poly = Polygon.from_points(list(g.corners()))
+            arr = polygon_to_mask(poly, height, width).to_array().astype(bool)
+            report.converted["rotated_box -> mask (rasterised)"] += 1
+        elif isinstance(g, Box):
+            report.drop("box", f"{self.format_name} holds pixel masks only (a box is not a region outline)")
+            return None
+        elif isinstance(g, (Keypoints, Label)):
+            report.drop(kind(g), f"{self.format_name} holds pixel masks only")
+            return None
+        else:  # pragma: no cover - every geometry kind is handled above
+            report.drop(kind(g), f"{self.format_name} cannot hold it")
+            return None
+        if not arr.any():
+            report.drop(kind(g), "empty region (no pixel inside)")
+            return None
+        return arr
+
+
+def paint(target: np.ndarray, pixels: np.ndarray, value: int, *, background: int, report: WriteReport) -> None:
+    """Set `pixels` of `target` to `value`; count the overlap when it covers another region."""
+    previous = target[pixels]
+    if ((previous != background) & (previous != value)).any():
+        report.converted["overlapping pixels -> the later annotation's (as the format holds one value a pixel)"] += 1
+    target[pixels] = value
+
+
+def save_png(arr: np.ndarray, path: Path, *, palette: Iterable[RGB] | None = None) -> None:
+    """Save a label array: uint8 as grey (or palette when given), uint16 as 16-bit grey, (h, w, 3) as RGB."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.fromarray(arr)
+    if palette is not None:
+        flat = [v for rgb in palette for v in rgb]
+        image.putpalette(flat + [0] * (768 - len(flat)))
+    image.save(path, optimize=arr.ndim == 2 and arr.dtype.itemsize == 1)
+
+
+class NameBook:
+    """Unique file stems per folder (case-insensitive): `a`, `a_2`, `a_3`, ..."""
+
+    def __init__(self) -> None:
+        self.taken: set[str] = set()
+
+    def unique(self, folder: str, stem: str) -> str:
+        candidate, n = stem, 1
+        while f"{folder}/{candidate}".lower() in self.taken:
+            n += 1
+            candidate = f"{stem}_{n}"
+        self.taken.add(f"{folder}/{candidate}".lower())
+        return candidate
+
+
+def stem_and_suffix(file_name: str) -> tuple[str, str]:
+    base = PurePosixPath(safe_name(file_name)).name
+    p = PurePosixPath(base)
+    return p.stem or "image", p.suffix
+
+
+def folder_name(name: str) -> str:
+    """A split or class name as one safe path component."""
+    cleaned = re.sub(r"[\\/]", "_", name).strip()
+    return cleaned if cleaned not in ("", ".", "..") else f"_{cleaned}"
+
+
+def hex_to_rgb(color: str | None) -> RGB | None:
+    if not color or not re.fullmatch(r"#?[0-9a-fA-F]{6}", color):
+        return None
+    h = color.lstrip("#")
+    return (int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16))
+
+
+def rgb_to_hex(rgb: RGB) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
+
+
+def free_colour(wanted: RGB | None, used: set[RGB], index: int) -> RGB:
+    """`wanted` when no other class has it, else a well-separated colour nobody uses."""
+    if wanted is not None and wanted not in used:
+        return wanted
+    k = index
+    while True:
+        rgb = hex_to_rgb(default_color(k))
+        assert rgb is not None
+        if rgb not in used:
+            return rgb
+        k += 1
+
+
+def class_colour(classes: ClassMap | None, name: str) -> RGB | None:
+    if classes is None or name not in classes:
+        return None
+    return hex_to_rgb(classes[name].color)
+
+
+def number(text: str, *, path: Path, where: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise FormatError(f"{what} {text!r} is not a number", path=path, where=where) from None
+    if not math.isfinite(value):
+        raise FormatError(f"{what} {text!r} is not a finite number", path=path, where=where)
+    return value
+
+
+def jsonable(d: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON-safe part of an attribute mapping."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, str | int | float | bool | type(None)):
+            out[str(k)] = v
+        elif isinstance(v, list | tuple) and all(isinstance(x, str | int | float | bool) for x in v):
+            out[str(k)] = list(v)
+    return out

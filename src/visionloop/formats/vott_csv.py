@@ -1,0 +1,187 @@
+"""VoTT (Microsoft Visual Object Tagging Tool 2.x) CSV export.
+
+Reference: https://github.com/microsoft/VoTT (the CSV exporter, `src/providers/export/csv.ts`,
+writes `vott-csv-export/<project>-export.csv` with json2csv and copies the images beside it).
+One row per region and tag, every cell quoted::
+
+    "image","xmin","ymin","xmax","ymax","label"
+    "img_001.jpg",10.5,20,110.5,220,"cat"
+
+The box is the region's bounding box in image pixels (continuous, top-left origin), kept as is.
+Rows of one image are consecutive. An image in the folder without rows was exported but untagged
+and is read as NULL. Classes: in order of appearance.
+
+Writing: `out/vott-csv-export/visionloop-export.csv` with the images beside it. Everything is
+written as its bounding box (non-box geometry counted as converted); a region with several tags
+(``extra_labels``) becomes one row per tag, as VoTT does (counted). Whole-image labels,
+attributes, confidence, crowd flags, track ids and splits cannot be held (dropped, counted).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from visionloop.core.classes import ClassMap
+from visionloop.core.errors import FormatError
+from visionloop.core.geometry import Box, Label, bounds, kind
+from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
+from visionloop.formats._labeltools import UniqueNames, head, image_files
+from visionloop.formats.base import (
+    Detection,
+    ImageMode,
+    Reader,
+    WriteReport,
+    place_image,
+    relative_name,
+    safe_name,
+    with_size,
+)
+from visionloop.formats.vott import note_losses, tags_of
+
+log = logging.getLogger(__name__)
+
+FORMAT = "vott_csv"
+EXPORT_DIR = "vott-csv-export"
+HEADER = ["image", "xmin", "ymin", "xmax", "ymax", "label"]
+
+
+def _csv_file(path: Path) -> Path | None:
+    if path.is_file():
+        return path if path.suffix.lower() == ".csv" else None
+    if not path.is_dir():
+        return None
+    for folder in (path, path / EXPORT_DIR):
+        found = sorted(folder.glob("*-export.csv")) if folder.is_dir() else []
+        if found:
+            return found[0]
+    csvs = sorted(path.glob("*.csv"))
+    return csvs[0] if len(csvs) == 1 else None
+
+
+def _header_ok(line: bytes) -> bool:
+    cells = [c.strip().strip('"').lower() for c in line.decode("utf-8-sig", "replace").strip().split(",")]
+    return cells == HEADER
+
+
+def detect(path: Path) -> Detection:
+    f = _csv_file(Path(path))
+    if f is None:
+        return Detection.no("no <project>-export.csv (or vott-csv-export/)")
+    first = head(f, 512).splitlines()[:1]
+    if not first or not _header_ok(first[0]):
+        return Detection.no(f"{f.name} does not start with image,xmin,ymin,xmax,ymax,label")
+    return Detection(0.9, f"{f.name} has the VoTT CSV header")
+
+
+def read(path: Path, *, split: str | None = None) -> Reader:
+    path = Path(path)
+    f = _csv_file(path)
+    if f is None:
+        raise FormatError("no VoTT CSV export here", path=path, hint="expected vott-csv-export/<project>-export.csv")
+    classes = ClassMap()
+
+    def samples() -> Iterator[Sample]:
+        seen: set[str] = set()
+        for sample in _rows(f, split):
+            seen.add(sample.image.file_name)
+            for a in sample.annotations:
+                if a.label not in classes:
+                    classes.add(a.label)
+            yield sample
+        for img in image_files(f.parent):
+            rel = relative_name(img, f.parent)
+            if rel not in seen:
+                yield Sample(ImageRef(rel, path=str(img)), (), split=split, state=LabelState.NULL)
+
+    return Reader(classes, samples, source=path)
+
+
+def _rows(path: Path, split: str | None) -> Iterator[Sample]:
+    try:
+        handle = open(path, newline="", encoding="utf-8-sig")
+    except OSError as e:
+        raise FormatError(f"cannot read the file ({e.strerror or e})", path=path) from None
+    with handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None or [c.strip().lower() for c in header] != HEADER:
+            raise FormatError("the first line is not the VoTT CSV header", path=path, where="line 1",
+                              hint=",".join(HEADER))
+        current: str | None = None
+        anns: list[Annotation] = []
+        for row in reader:
+            if not row or all(not c.strip() for c in row):
+                continue
+            where = f"line {reader.line_num}"
+            if len(row) != 6:
+                raise FormatError(f"expected 6 cells, got {len(row)}", path=path, where=where)
+            name = row[0]
+            if name != current:
+                if current is not None:
+                    yield _sample(current, anns, path, split)
+                current, anns = name, []
+            try:
+                x0, y0, x1, y1 = (float(v) for v in row[1:5])
+                anns.append(Annotation(row[5], Box(x0, y0, x1, y1)))
+            except ValueError as e:
+                raise FormatError(f"bad box ({e})", path=path, where=where) from None
+        if current is not None:
+            yield _sample(current, anns, path, split)
+
+
+def _sample(name: str, anns: list[Annotation], path: Path, split: str | None) -> Sample:
+    local = path.parent / name
+    return Sample(ImageRef(name, path=str(local)), tuple(anns), split=split,
+                  state=LabelState.ANNOTATED if anns else LabelState.NULL)
+
+
+def write(
+    samples: Iterable[Sample],
+    out: Path,
+    *,
+    classes: ClassMap | None = None,
+    images: ImageMode = ImageMode.COPY,
+) -> WriteReport:
+    out = Path(out)
+    folder = out / EXPORT_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    report = WriteReport(FORMAT, str(out))
+    names = UniqueNames()
+    final, partial = folder / "visionloop-export.csv", folder / "visionloop-export.csv.partial"
+    try:
+        with open(partial, "w", newline="", encoding="utf-8") as handle:
+            w = csv.writer(handle, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
+            w.writerow(HEADER)
+            for sample in samples:
+                ref = with_size(sample.image)
+                name = names(safe_name(ref.file_name))
+                if place_image(ref, folder / name, images):
+                    report.files += 1
+                if sample.split:
+                    report.drop("split", "VoTT has no splits")
+                for ann in sample.annotations:
+                    if isinstance(ann.geometry, Label):
+                        report.drop("label", "VoTT has no whole-image tags")
+                        continue
+                    note_losses(ann, report, "VoTT CSV")
+                    box = bounds(ann.geometry)
+                    if box is None:
+                        report.drop(kind(ann.geometry), "no labelled points")
+                        continue
+                    if not isinstance(ann.geometry, Box):
+                        report.converted[f"{kind(ann.geometry)} -> box"] += 1
+                    tags = tags_of(ann)
+                    if len(tags) > 1:
+                        report.converted[f"region with {len(tags)} tags -> {len(tags)} rows"] += 1
+                    for t in tags:
+                        w.writerow([name, box.x0, box.y0, box.x1, box.y1, t])
+                        report.annotations["box"] += 1
+                report.images += 1
+        partial.replace(final)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return report

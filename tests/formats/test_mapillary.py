@@ -1,0 +1,175 @@
+"""Mapillary Vistas v1.2 / v2.0.
+
+Layout: the dataset README and demo.py (https://www.mapillary.com/dataset/vistas), as datumaro
+documents it (https://openvinotoolkit.github.io/datumaro/stable/docs/data-formats/formats/mapillary_vistas.html):
+`config_v2.0.json` ({"labels": [{"name", "readable", "color", "instances", "evaluate"}]}),
+`training/images/<id>.jpg`, `training/v2.0/labels/<id>.png` (palette index = label position),
+`training/v2.0/instances/<id>.png` (uint16 = label * 256 + instance).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from visionloop.core.classes import ClassMap
+from visionloop.core.errors import FormatError
+from visionloop.core.geometry import Mask, Polygon
+from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
+from visionloop.formats import detect, mapillary
+
+W, H = 8, 6
+LABELS = [
+    {"color": [165, 42, 42], "instances": True, "readable": "Bird", "name": "animal--bird", "evaluate": True},
+    {"color": [128, 64, 128], "instances": False, "readable": "Road", "name": "construction--flat--road",
+     "evaluate": True},
+    {"color": [220, 20, 60], "instances": True, "readable": "Person", "name": "human--person--individual",
+     "evaluate": True},
+    {"color": [70, 130, 180], "instances": False, "readable": "Sky", "name": "nature--sky", "evaluate": True},
+    {"color": [0, 0, 0], "instances": False, "readable": "Unlabeled", "name": "void--unlabeled", "evaluate": False},
+]
+PALETTE = [v for lb in LABELS for v in lb["color"]]  # type: ignore[union-attr]
+
+
+def _image(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (W, H), (9, 9, 9)).save(path)
+
+
+def _region(rows: slice, cols: slice) -> np.ndarray:
+    m = np.zeros((H, W), dtype=bool)
+    m[rows, cols] = True
+    return m
+
+
+ROAD = _region(slice(4, 6), slice(0, 8))
+SKY = _region(slice(0, 1), slice(0, 8))
+P1 = _region(slice(1, 4), slice(0, 2))
+P2 = _region(slice(1, 4), slice(5, 7))
+
+
+def _palette_png(path: Path, arr: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im = Image.fromarray(arr.astype(np.uint8))
+    im.putpalette(PALETTE + [0] * (768 - len(PALETTE)))
+    im.save(path)
+
+
+@pytest.fixture()
+def v2(tmp_path: Path) -> Path:
+    root = tmp_path / "vistas"
+    root.mkdir()
+    (root / "config_v2.0.json").write_text(json.dumps({"labels": LABELS, "version": "2.0"}))
+    _image(root / "training/images/abc.jpg")
+    labels = np.full((H, W), 4, dtype=np.uint8)  # unlabeled
+    labels[ROAD] = 1
+    labels[SKY] = 3
+    labels[P1] = 2
+    labels[P2] = 2
+    _palette_png(root / "training/v2.0/labels/abc.png", labels)
+    inst = labels.astype(np.uint16) * 256
+    inst[P1] = 2 * 256 + 0
+    inst[P2] = 2 * 256 + 1
+    (root / "training/v2.0/instances").mkdir(parents=True)
+    Image.fromarray(inst).save(root / "training/v2.0/instances/abc.png")
+    _image(root / "validation/images/def.jpg")
+    lab2 = np.full((H, W), 4, dtype=np.uint8)
+    lab2[P1] = 2
+    _palette_png(root / "validation/v2.0/labels/def.png", lab2)
+    _image(root / "testing/images/ghi.jpg")
+    return root
+
+
+def test_reads_v2(v2: Path) -> None:
+    reader = mapillary.read(v2)
+    samples = list(reader)
+    assert [(s.image.file_name, s.split, s.state) for s in samples] == [
+        ("training/images/abc.jpg", "train", LabelState.ANNOTATED),
+        ("validation/images/def.jpg", "val", LabelState.ANNOTATED),
+        ("testing/images/ghi.jpg", "test", LabelState.MISSING),
+    ]
+    assert samples[0].annotations == (
+        Annotation("construction--flat--road", Mask.from_array(ROAD), attributes={"semantic": True}),
+        Annotation("human--person--individual", Mask.from_array(P1)),
+        Annotation("human--person--individual", Mask.from_array(P2)),
+        Annotation("nature--sky", Mask.from_array(SKY), attributes={"semantic": True}),
+    )
+    assert samples[1].annotations == (
+        Annotation("human--person--individual", Mask.from_array(P1), attributes={"semantic": True}),)
+    assert [(c.name, c.id) for c in reader.classes][:2] == [("animal--bird", 0), ("construction--flat--road", 1)]
+    assert reader.classes["nature--sky"].color == "#4682b4"
+
+
+def test_reads_v1_layout_and_rgb_labels(tmp_path: Path) -> None:
+    root = tmp_path / "v1"
+    root.mkdir()
+    (root / "config.json").write_text(json.dumps({"labels": LABELS}))
+    _image(root / "training/images/x.jpg")
+    rgb = np.zeros((H, W, 3), dtype=np.uint8)
+    rgb[ROAD] = (128, 64, 128)
+    (root / "training/labels").mkdir(parents=True)
+    Image.fromarray(rgb).save(root / "training/labels/x.png")
+    (sample,) = list(mapillary.read(root))
+    assert sample.annotations == (
+        Annotation("construction--flat--road", Mask.from_array(ROAD), attributes={"semantic": True}),)
+    # a config file as the path picks that version
+    assert list(mapillary.read(root / "config.json"))[0].annotations == sample.annotations
+
+
+def test_round_trip(v2: Path, tmp_path: Path) -> None:
+    reader = mapillary.read(v2)
+    original = list(reader)
+    out = tmp_path / "out"
+    report = mapillary.write(original, out, classes=reader.classes)
+    assert report.annotations["mask"] == 5 and not report.dropped
+    assert report.converted == {"semantic mask -> instance (the label has instances)": 1}
+    config = json.loads((out / "config_v1.2.json").read_text())
+    assert [lb["name"] for lb in config["labels"]] == [lb["name"] for lb in LABELS]
+    assert [lb["instances"] for lb in config["labels"]] == [False, False, True, False, False]
+    assert Image.open(out / "training/v1.2/labels/abc.png").mode == "P"
+    back = list(mapillary.read(out))
+    assert back[0].annotations == original[0].annotations
+    # the semantic person of def.jpg comes back as an instance (counted above)
+    assert back[1].annotations == (Annotation("human--person--individual", Mask.from_array(P1)),)
+    assert [(s.image.file_name, s.split, s.state) for s in back] == [
+        (s.image.file_name, s.split, s.state) for s in original]
+
+
+def test_writes_new_classes_with_unlabeled_first(tmp_path: Path) -> None:
+    src = tmp_path / "s.png"
+    _image(src)
+    poly = Polygon(((0.0, 0.0, 4.0, 0.0, 4.0, 2.0, 0.0, 2.0),))
+    sample = Sample(ImageRef("s.png", path=str(src)), (Annotation("tree", poly),))
+    out = tmp_path / "out"
+    report = mapillary.write([sample], out, classes=ClassMap.from_names(["tree"]))
+    assert report.converted["polygon -> mask (rasterised as COCO does)"] == 1
+    config = json.loads((out / "config_v1.2.json").read_text())
+    assert [lb["name"] for lb in config["labels"]] == ["void--unlabeled", "tree"]
+    (back,) = list(mapillary.read(out))
+    assert back.split is None
+    assert back.annotations == (Annotation("tree", Mask.from_array(_region(slice(0, 2), slice(0, 4)))),)
+
+
+def test_label_index_outside_the_config(v2: Path) -> None:
+    png = v2 / "validation/v2.0/labels/def.png"
+    _palette_png(png, np.full((H, W), 9, dtype=np.uint8))
+    with pytest.raises(FormatError) as e:
+        list(mapillary.read(v2))
+    assert "label index 9" in str(e.value) and "def.png" in str(e.value)
+
+
+def test_bad_config(v2: Path) -> None:
+    (v2 / "config_v2.0.json").write_text(json.dumps({"labels": [{"name": "x", "color": [1, 2]}]}))
+    with pytest.raises(FormatError) as e:
+        mapillary.read(v2)
+    assert "config_v2.0.json" in str(e.value) and "labels[0]" in str(e.value)
+
+
+def test_detect(v2: Path, raccoon: Path) -> None:
+    assert mapillary.detect(v2).score >= 0.9
+    assert detect(v2) == "mapillary"
+    assert mapillary.detect(raccoon).score == 0
