@@ -22,12 +22,17 @@ def convert(
     split: Annotated[str | None, typer.Option(help="Put every image in this split.")] = None,
     images: Annotated[ImageMode, typer.Option(help="copy, link or none.")] = ImageMode.COPY,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+    strict: Annotated[bool, typer.Option(help="Fail, writing nothing, if anything would be dropped or converted.")] = False,
+    classes: Annotated[Path | None, typer.Option(help="YAML/JSON {old: new} to rename/merge, {old: null} to drop.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Convert a dataset between formats, streaming, with no project."""
     from visionloop.formats.convert import convert as run
+    from visionloop.formats.convert import load_class_mapping
 
-    report = run(src, out, to=to, from_=from_, split=split, images=images, overwrite=overwrite)
+    mapping = load_class_mapping(classes) if classes is not None else None
+    report = run(src, out, to=to, from_=from_, split=split, images=images, overwrite=overwrite, strict=strict,
+                 classes=mapping)
     render_write_report(report, as_json)
 
 

@@ -109,3 +109,34 @@ class ClassMap:
     def color(self, name: str) -> str:
         info = self._by_name[name]
         return info.color or default_color(self._position[name])
+
+
+@dataclass(frozen=True)
+class ClassMapping:
+    """Rename, merge and drop classes: `{old: new}` (several olds to one new merge), `{old: None}` drops.
+
+    Classes not named keep their name. The mapped ClassMap keeps the order of
+    first appearance and, for a merge, the id of the first class merged.
+    """
+
+    mapping: dict[str, str | None]
+
+    def __post_init__(self) -> None:
+        for old, new in self.mapping.items():
+            if not isinstance(old, str) or not old or (new is not None and (not isinstance(new, str) or not new)):
+                raise ValueError(f"class mapping {old!r}: {new!r} must map a name to a name or to null (drop)")
+
+    def name(self, old: str) -> str | None:
+        """The new name of a class, None if it is dropped."""
+        return self.mapping.get(old, old)
+
+    def apply(self, classes: ClassMap) -> ClassMap:
+        out = ClassMap()
+        for info in classes:
+            new = self.name(info.name)
+            if new is None or new in out:
+                continue
+            free = out.by_id(info.id) is None
+            out.add(new, id=info.id if free else None, color=info.color, supercategory=info.supercategory,
+                    keypoints=info.keypoints, skeleton=info.skeleton)
+        return out

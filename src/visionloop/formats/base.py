@@ -19,13 +19,15 @@ import os
 import shutil
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from visionloop.core.classes import ClassMap
-from visionloop.core.errors import FormatError, ImageError
+from visionloop.core.errors import FormatError, ImageError, LossError
 from visionloop.core.sample import ImageRef, Sample
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
@@ -63,16 +65,49 @@ class ImageMode(StrEnum):
     NONE = "none"  # annotations only
 
 
+#: set by `strict_writes()`: every WriteReport made meanwhile refuses its first loss
+_STRICT: ContextVar[bool] = ContextVar("visionloop_strict_writes", default=False)
+
+
+@contextmanager
+def strict_writes() -> Iterator[None]:
+    """Within this block any writer's first drop or lossy conversion raises LossError."""
+    token = _STRICT.set(True)
+    try:
+        yield
+    finally:
+        _STRICT.reset(token)
+
+
+class LossCounter(Counter[str]):
+    """A Counter of losses that, when strict, refuses the first one: the write stops right there."""
+
+    def __init__(self, what: str, strict: bool = False) -> None:
+        super().__init__()
+        self.what = what
+        self.strict = strict or _STRICT.get()
+
+    def __setitem__(self, key: str, value: int) -> None:
+        if self.strict and value > self.get(key, 0):
+            raise LossError(f"would be {self.what}: {key}", hint="drop --strict to accept the loss")
+        super().__setitem__(key, value)
+
+
 @dataclass
 class WriteReport:
-    """What a writer wrote and what it could not."""
+    """What a writer wrote and what it could not.
+
+    Inside `strict_writes()` the first drop or lossy conversion raises LossError,
+    so nothing lossy is ever written (callers write into a folder that is
+    discarded on error).
+    """
 
     format: str
     path: str
     images: int = 0
     annotations: Counter[str] = field(default_factory=Counter)  # by geometry kind
-    dropped: Counter[str] = field(default_factory=Counter)  # "kind: reason" -> count
-    converted: Counter[str] = field(default_factory=Counter)  # "mask -> polygon (tolerance 0)" -> count
+    dropped: LossCounter = field(default_factory=lambda: LossCounter("dropped"))  # "kind: reason" -> count
+    converted: LossCounter = field(default_factory=lambda: LossCounter("converted lossily"))
     files: int = 0
 
     def drop(self, what: str, reason: str, n: int = 1) -> None:

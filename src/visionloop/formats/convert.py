@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import replace
 from pathlib import Path
 
-from visionloop.core.errors import VisionLoopError
+from visionloop.core.classes import ClassMapping
+from visionloop.core.errors import FormatError, VisionLoopError
+from visionloop.core.geometry import kind
+from visionloop.core.sample import LabelState, Sample
 from visionloop.formats import registry
-from visionloop.formats.base import ImageMode, WriteReport
+from visionloop.formats.base import ImageMode, WriteReport, strict_writes
 
 
 @contextmanager
@@ -35,11 +40,62 @@ def atomic_dir(out: Path, *, overwrite: bool = False) -> Iterator[Path]:
 
 
 def convert(src: str | Path, out: str | Path, *, to: str, from_: str | None = None, split: str | None = None,
-            images: ImageMode | str = ImageMode.COPY, overwrite: bool = False) -> WriteReport:
-    """Any format to any other, streaming, with no project."""
+            images: ImageMode | str = ImageMode.COPY, overwrite: bool = False, strict: bool = False,
+            classes: ClassMapping | None = None) -> WriteReport:
+    """Any format to any other, streaming, with no project.
+
+    `strict`: any annotation the target cannot hold exactly is an error, and
+    nothing is written. `classes`: rename, merge or drop classes on the way.
+    """
     registry.get(to)
     reader = registry.read(Path(src), format=from_, split=split)
-    with atomic_dir(Path(out), overwrite=overwrite) as tmp:
-        report = registry.write(reader, tmp, format=to, classes=reader.classes, images=ImageMode(images))
+    class_map = reader.classes
+    samples: Iterable[Sample] = reader
+    dropped: Counter[str] = Counter()
+    if classes is not None:
+        class_map = classes.apply(reader.classes)
+        samples = map_classes(reader, classes, dropped)
+    with atomic_dir(Path(out), overwrite=overwrite) as tmp, (strict_writes() if strict else nullcontext()):
+        report = registry.write(samples, tmp, format=to, classes=class_map, images=ImageMode(images))
+    for what, n in dropped.items():
+        report.dropped[what] += n
     report.path = str(out)
     return report
+
+
+def map_classes(samples: Iterable[Sample], mapping: ClassMapping, dropped: Counter[str]) -> Iterator[Sample]:
+    """Samples with classes renamed, merged or dropped; drops are counted in `dropped`."""
+    for sample in samples:
+        anns = []
+        for ann in sample.annotations:
+            new = mapping.name(ann.label)
+            if new is None:
+                dropped[f"{kind(ann.geometry)}: class {ann.label!r} dropped by the class mapping"] += 1
+            else:
+                anns.append(ann if new == ann.label else replace(ann, label=new))
+        if len(anns) == len(sample.annotations) and all(a is b for a, b in zip(anns, sample.annotations, strict=True)):
+            yield sample
+        else:
+            state = sample.state if anns or sample.state is not LabelState.ANNOTATED else LabelState.NULL
+            yield replace(sample, annotations=tuple(anns), state=state)
+
+
+def load_class_mapping(path: str | Path) -> ClassMapping:
+    """A YAML or JSON file `{old: new}`; `old: null` drops a class, several olds to one new merge them."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FormatError("class mapping file not found", path=path) from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise FormatError(f"malformed YAML: {getattr(e, 'problem', e)}", path=path,
+                          where=f"line {mark.line + 1}" if mark else None) from None
+    if not isinstance(data, dict):
+        raise FormatError("expected a mapping of class names, `old: new` or `old: null` to drop", path=path)
+    try:
+        return ClassMapping({str(k): (None if v is None else str(v)) for k, v in data.items()})
+    except ValueError as e:
+        raise FormatError(str(e), path=path) from None
