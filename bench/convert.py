@@ -44,11 +44,11 @@ CODE = {
     ("globox", "voc"): "from globox import AnnotationSet as A; A.from_coco(SRC).save_pascal_voc(OUT)",
     ("globox", "coco"): "import os; from globox import AnnotationSet as A; os.makedirs(OUT); "
                         "A.from_coco(SRC).save_coco(OUT + '/annotations.json', auto_ids=True)",
-    ("datumaro", "yolo"): "import datumaro as dm; dm.Dataset.import_from(SRC, 'coco_instances')"
+    ("datumaro", "yolo"): "import datumaro as dm; dm.Dataset.import_from(ROOT, 'coco_instances')"
                           ".export(OUT, 'yolo', save_media=False)",
-    ("datumaro", "voc"): "import datumaro as dm; dm.Dataset.import_from(SRC, 'coco_instances')"
+    ("datumaro", "voc"): "import datumaro as dm; dm.Dataset.import_from(ROOT, 'coco_instances')"
                          ".export(OUT, 'voc_detection', save_media=False)",
-    ("datumaro", "coco"): "import datumaro as dm; dm.Dataset.import_from(SRC, 'coco_instances')"
+    ("datumaro", "coco"): "import datumaro as dm; dm.Dataset.import_from(ROOT, 'coco_instances')"
                           ".export(OUT, 'coco_instances', save_media=False)",
     ("supervision", "yolo"): "import os, supervision as sv; d = sv.DetectionDataset.from_coco(IMAGES, SRC); "
                              "d.as_yolo(annotations_directory_path=OUT + '/labels', data_yaml_path=OUT + '/data.yaml')",
@@ -62,7 +62,8 @@ CODE = {
 def run(python: str, code: str, src: Path, images: Path, out: Path, timeout: int) -> tuple[float, float, str]:
     """(seconds, peak MB, error) of one tool run in a fresh process."""
     shutil.rmtree(out, ignore_errors=True)
-    prog = f"SRC, IMAGES, OUT = {str(src)!r}, {str(images)!r}, {str(out)!r}\n{code}\n{HWM}"
+    root = src.parent.parent
+    prog = f"SRC, ROOT, IMAGES, OUT = {str(src)!r}, {str(root)!r}, {str(images)!r}, {str(out)!r}\n{code}\n{HWM}"
     t = time.perf_counter()
     try:
         proc = subprocess.run([python, "-c", prog], capture_output=True, text=True, timeout=timeout)
@@ -74,6 +75,14 @@ def run(python: str, code: str, src: Path, images: Path, out: Path, timeout: int
         return seconds, float("nan"), ("out of memory" if proc.returncode in (-9, 137) else last[:80])
     hwm = [line for line in proc.stdout.splitlines() if line.startswith("HWM")]
     return seconds, int(hwm[-1].split()[1]) / 1024 if hwm else float("nan"), ""
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
 
 
 def check(target: str, out: Path, src_doc: dict) -> str:
@@ -95,7 +104,8 @@ def check(target: str, out: Path, src_doc: dict) -> str:
         if polys:
             notes.append(f"polygons {sum(1 for a in anns if a.get('segmentation'))}/{polys}")
     elif target == "yolo":
-        lines = [line.split() for f in out.rglob("*.txt") for line in f.read_text().splitlines() if line.strip()]
+        lines = [w for f in out.rglob("*.txt") for line in f.read_text().splitlines()
+                 if len(w := line.split()) >= 5 and all(_number(v) for v in w)]  # label lines, not image lists
         notes.append(f"{len(lines)}/{boxes} lines")
         if polys:
             notes.append(f"polygons {sum(1 for w in lines if len(w) > 5)}/{polys}")
@@ -115,7 +125,9 @@ def check(target: str, out: Path, src_doc: dict) -> str:
         ann0 = next(a for a in src_doc["annotations"] if a["image_id"] == 1)
         if first is not None:
             x = ann0["bbox"][0]
-            notes.append("1-based" if abs(first - (x + 1)) < 1e-6 else ("0-based" if abs(first - x) < 1e-6 else "?"))
+            offset = first - x
+            notes.append("1-based" if abs(offset - 1) < 1e-6 else ("0-based" if abs(offset) < 1e-6
+                                                                  else f"xmin = x {offset:+.2f}"))
     return ", ".join(notes)
 
 
@@ -149,7 +161,7 @@ def main() -> None:
                 continue
             times, peaks, err = [], [], ""
             for _ in range(args.repeat):
-                s, m, err = run(python, CODE[(tool, target)], src, data / "images", out, args.timeout)
+                s, m, err = run(python, CODE[(tool, target)], src, data / "images" / "default", out, args.timeout)
                 if err:
                     break
                 times.append(s)
