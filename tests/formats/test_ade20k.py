@@ -113,6 +113,7 @@ def test_unknown_index(dataset: Path) -> None:
     with pytest.raises(FormatError) as e:
         list(ade20k.read(dataset))
     assert "class index 77" in str(e.value) and "ADE_val_00000001.png" in str(e.value)
+    assert "(pixel x=0, y=0)" in str(e.value)
 
 
 def test_bad_object_info(dataset: Path) -> None:

@@ -109,7 +109,7 @@ def test_round_trip_of_the_fixture(dataset: Path, tmp_path: Path) -> None:
     report = cityscapes.write(original, out, classes=reader.classes)
     assert report.images == 3
     assert report.annotations["polygon"] == 4 and report.annotations["mask"] == 4
-    assert not report.dropped
+    assert not report.dropped and not report.converted
     back = list(cityscapes.read(out))
     assert [(s.image.file_name, s.split, s.state) for s in back] == [
         (s.image.file_name, s.split, s.state) for s in original]
@@ -221,6 +221,7 @@ def test_unknown_label_id_in_png(dataset: Path) -> None:
     with pytest.raises(FormatError) as e:
         list(cityscapes.read(dataset))
     assert "label id 99" in str(e.value) and png.name in str(e.value)
+    assert "(pixel x=0, y=0)" in str(e.value)
 
 
 def test_detect(dataset: Path, tmp_path: Path, raccoon: Path) -> None:

@@ -8,6 +8,7 @@ annotations.xml beside images/).
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -338,3 +339,21 @@ def test_malformed_xml_names_line(task: Path) -> None:
     with pytest.raises(FormatError) as e:
         list(cvat.read(task))
     assert "annotations.xml" in str(e.value) and "line " in (e.value.where or "")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("datumaro") is None,
+                    reason="datumaro is not installed (optional interop check; not a dependency)")
+def test_datumaro_reads_our_cvat(task: Path, tmp_path: Path) -> None:  # pragma: no cover - optional
+    import datumaro as dm
+
+    reader = cvat.read(task)
+    cvat.write([s for s in reader if s.state is not LabelState.MISSING], tmp_path / "out", classes=reader.classes)
+    dataset = dm.Dataset.import_from(str(tmp_path / "out"), "cvat")
+    items = {item.id: item for item in dataset}
+    assert sorted(items) == ["filename000", "filename001"]
+    kinds = sorted(a.type.name for a in items["filename000"].annotations)
+    assert kinds == sorted(["bbox", "bbox", "polygon", "polyline", "points", "label", "skeleton", "mask"])
+    assert items["filename001"].annotations == []
+    names = dataset.categories()[dm.AnnotationType.label]
+    box = next(a for a in items["filename000"].annotations if a.type.name == "bbox")
+    assert (names[box.label].name, box.get_bbox()) == ("car", [1.5, 2.0, 9.75, 7.0])

@@ -116,7 +116,7 @@ def test_other_geometry_is_converted_and_counted(tmp_path: Path) -> None:
     out = tmp_path / "out"
     report = kitti.write([sample], out)
     assert report.converted == {"polygon -> box": 1, "mask -> box": 1, "class name with spaces -> underscores": 1}
-    assert report.dropped == {"keypoints: KITTI holds 2-D boxes only": 1, "attribute: KITTI has no field for it": 1,
+    assert report.dropped == {"keypoints: KITTI holds 2-D boxes only": 1, "attribute: KITTI has no place for it": 1,
                               "crowd flag: KITTI has no crowd flag": 1}
     (back,) = list(kitti.read(out))
     assert back.split == "val" and back.image.file_name == "val/image_2/x.png"

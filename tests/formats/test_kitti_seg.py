@@ -129,6 +129,7 @@ def test_unknown_label_id(dataset: Path) -> None:
     with pytest.raises(FormatError) as e:
         list(kitti_seg.read(dataset))
     assert "label id 200" in str(e.value) and "000001_10.png" in str(e.value)
+    assert "(pixel x=0, y=0)" in str(e.value)
 
 
 def test_detect(dataset: Path, raccoon: Path) -> None:

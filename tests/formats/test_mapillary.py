@@ -120,6 +120,35 @@ def test_reads_v1_layout_and_rgb_labels(tmp_path: Path) -> None:
     assert list(mapillary.read(root / "config.json"))[0].annotations == sample.annotations
 
 
+def test_reads_v2_panoptic_when_instances_are_missing(tmp_path: Path) -> None:
+    root = tmp_path / "pan"
+    root.mkdir()
+    (root / "config_v2.0.json").write_text(json.dumps({"labels": LABELS}))
+    _image(root / "training/images/abc.jpg")
+    ids = np.zeros((H, W), dtype=np.int64)
+    ids[ROAD] = 1001
+    ids[P1] = 70000  # R + 256 G + 256² B: needs all three channels
+    ids[P2] = 70001
+    rgb = np.stack([ids % 256, ids // 256 % 256, ids // 65536], axis=-1).astype(np.uint8)
+    (root / "training/v2.0/panoptic").mkdir(parents=True)
+    Image.fromarray(rgb).save(root / "training/v2.0/panoptic/abc.png")
+    (root / "training/v2.0/panoptic/panoptic_2020.json").write_text(json.dumps({
+        "annotations": [{"file_name": "abc.png", "image_id": "abc", "segments_info": [
+            {"id": 1001, "category_id": 1, "iscrowd": 0, "area": 16, "bbox": [0, 4, 8, 2]},
+            {"id": 70000, "category_id": 2, "iscrowd": 0, "area": 6, "bbox": [0, 1, 2, 3]},
+            {"id": 70001, "category_id": 2, "iscrowd": 1, "area": 6, "bbox": [5, 1, 2, 3]},
+        ]}],
+        "categories": [{"id": i, "name": lb["name"], "isthing": int(bool(lb["instances"]))}
+                       for i, lb in enumerate(LABELS)],
+    }))
+    (sample,) = list(mapillary.read(root))
+    assert sample.annotations == (
+        Annotation("construction--flat--road", Mask.from_array(ROAD), attributes={"semantic": True}),
+        Annotation("human--person--individual", Mask.from_array(P1)),
+        Annotation("human--person--individual", Mask.from_array(P2), crowd=True),
+    )
+
+
 def test_round_trip(v2: Path, tmp_path: Path) -> None:
     reader = mapillary.read(v2)
     original = list(reader)
@@ -160,6 +189,7 @@ def test_label_index_outside_the_config(v2: Path) -> None:
     with pytest.raises(FormatError) as e:
         list(mapillary.read(v2))
     assert "label index 9" in str(e.value) and "def.png" in str(e.value)
+    assert "(pixel x=0, y=0)" in str(e.value)
 
 
 def test_bad_config(v2: Path) -> None:

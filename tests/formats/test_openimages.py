@@ -145,7 +145,7 @@ def test_mids_and_conversions(tmp_path: Path) -> None:
     report = openimages.write([sample], out)
     assert report.converted == {"polygon -> mask (rasterised as COCO does)": 1}
     assert report.dropped == {"keypoints: Open Images holds boxes, masks and image labels only": 1,
-                              "crowd flag: the Open Images segmentation CSV has no group-of column": 1}
+                              "crowd flag: the Open Images segmentation CSV has no crowd flag": 1}
     assert (out / "annotations/class-descriptions-boxable.csv").read_text() == (
         "/m/0k4j,/m/0k4j\n/visionloop/red_car,red car\n")
     rows = (out / "annotations/train-annotations-bbox.csv").read_text().splitlines()

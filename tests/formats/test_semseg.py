@@ -117,7 +117,7 @@ def test_writer_paints_in_order_and_counts(tmp_path: Path) -> None:
     src = tmp_path / "src.png"
     _image(src)
     sample = Sample(ImageRef("one.png", path=str(src)), (
-        Annotation("cat", Mask.from_array(CAT)),
+        Annotation("cat", Mask.from_array(CAT), attributes={"note": "x"}, crowd=True, confidence=0.5),
         Annotation("dog", Polygon(((0.0, 0.0, 6.0, 0.0, 6.0, 1.0, 0.0, 1.0),))),  # row 0, over the cat
         Annotation("dog", Box(0, 0, 1, 1)),
     ))
@@ -126,7 +126,10 @@ def test_writer_paints_in_order_and_counts(tmp_path: Path) -> None:
     assert report.converted["polygon -> mask (rasterised as COCO does)"] == 1
     assert report.converted["mask -> semantic class pixels (instances of a class merge)"] == 1
     assert sum(v for k, v in report.converted.items() if k.startswith("overlapping")) == 1
-    assert report.dropped == {"box: a semantic mask holds pixel masks only (a box is not a region outline)": 1}
+    assert report.dropped == {"box: a semantic mask holds pixel masks only (a box is not a region outline)": 1,
+                              "attribute: a semantic mask has no place for it": 1,
+                              "crowd flag: a semantic mask has no crowd flag": 1,
+                              "confidence: a semantic mask has no confidence": 1}
     arr = np.asarray(Image.open(out / "one_mask.png"))
     expected = np.zeros((H, W), dtype=np.uint8)
     expected[CAT] = 2
@@ -141,6 +144,7 @@ def test_unknown_pixel_value_names_the_mask(roboflow: Path) -> None:
     with pytest.raises(FormatError) as e:
         list(semseg.read(roboflow))
     assert "a_mask.png" in str(e.value) and "pixel value 7" in str(e.value)
+    assert "(pixel x=0, y=0)" in str(e.value)
 
 
 def test_bad_classes_csv_names_the_line(roboflow: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -87,23 +88,56 @@ def colours_to_index(arr: np.ndarray, colours: Mapping[RGB, int], path: Path, *,
 
 
 def value_masks(arr: np.ndarray, *, skip: Iterable[int] = ()) -> list[tuple[int, Mask]]:
-    """(value, Mask) for every distinct value of a 2-D label array, in increasing value order."""
-    import numpy as np
+    """(value, Mask) for every distinct value of a 2-D label array, in increasing value order.
 
-    unique, inverse = np.unique(arr, return_inverse=True)
-    inverse = inverse.reshape(arr.shape)
+    Vectorised: the present values come from one `bincount` (or `unique` for wide ranges), the
+    array is laid out column-major once, and each value's mask is encoded straight from the
+    comparison (pycocotools wants column-major uint8), with no per-pixel Python work.
+    """
+    import numpy as np
+    from pycocotools import mask as mask_utils
+
     skipped = set(skip)
+    flat = arr.ravel()
+    if arr.dtype.kind in "ui" and flat.size and int(flat.min()) >= 0 and int(flat.max()) < (1 << 22):
+        present = np.flatnonzero(np.bincount(flat)).tolist()
+    else:
+        present = np.unique(flat).tolist()
+    column_major = np.asfortranarray(arr)
+    height, width = arr.shape
     out = []
-    for i, value in enumerate(unique.tolist()):
+    for value in present:
         if int(value) in skipped:
             continue
-        out.append((int(value), Mask.from_array(inverse == i)))
+        pixels = (column_major == value).view(np.uint8)
+        rle = mask_utils.encode(pixels if pixels.flags.f_contiguous else np.asfortranarray(pixels))
+        out.append((int(value), Mask(rle["counts"], height, width)))
     return out
 
 
 def semantic_annotations(arr: np.ndarray, name_of: Callable[[int], str], *, skip: Iterable[int] = ()) -> list[Annotation]:
     """One semantic Mask annotation ({"semantic": True}) per class value present."""
-    return [Annotation(name_of(v), m, attributes={"semantic": True}) for v, m in value_masks(arr, skip=skip)]
+    return [Annotation(name_at(arr, v, name_of), m, attributes={"semantic": True})
+            for v, m in value_masks(arr, skip=skip)]
+
+
+def locate(arr: np.ndarray, value: int) -> str:
+    """Where a value first occurs in a label image, for error messages."""
+    import numpy as np
+
+    hits = np.argwhere(arr == value)
+    return f"pixel x={int(hits[0][1])}, y={int(hits[0][0])}" if len(hits) else "no pixel"
+
+
+def name_at(arr: np.ndarray, value: int, lookup: Callable[[int], str], key: int | None = None) -> str:
+    """`lookup(key)` (key: the pixel value by default), its FormatError located at the first pixel
+    holding `value`."""
+    try:
+        return lookup(value if key is None else key)
+    except FormatError as e:
+        if e.where:
+            raise
+        raise FormatError(e.message, path=e.path, where=locate(arr, value), hint=e.hint) from None
 
 
 def check_shape(arr: np.ndarray, size: tuple[int, int] | None, path: Path) -> None:
@@ -120,6 +154,47 @@ def is_semantic(ann: Annotation) -> bool:
     return bool(ann.attributes.get("semantic"))
 
 
+@dataclass(frozen=True)
+class Region:
+    """The pixels of one annotation: a bool crop and where it sits (rows y0:y1, columns x0:x1).
+
+    Painting through the crop touches only the annotation's bounding box, not the whole image.
+    """
+
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+    crop: np.ndarray
+
+    @classmethod
+    def of(cls, pixels: np.ndarray) -> Region | None:
+        """The region of a full-size bool array, None when it is empty."""
+        import numpy as np
+
+        rows = np.flatnonzero(pixels.any(axis=1))
+        if not rows.size:
+            return None
+        cols = np.flatnonzero(pixels.any(axis=0))
+        y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        return cls(y0, y1, x0, x1, pixels[y0:y1, x0:x1])
+
+    @classmethod
+    def of_mask(cls, mask: Mask) -> Region | None:
+        """The region of a Mask, its bounds read from the RLE (no full-size scan)."""
+        if mask.area == 0:
+            return None
+        b = mask.bounds()
+        y0, y1, x0, x1 = int(b.y0), int(math.ceil(b.y1)), int(b.x0), int(math.ceil(b.x1))
+        return cls(y0, y1, x0, x1, mask.to_array()[y0:y1, x0:x1].astype(bool))
+
+    def window(self, target: np.ndarray) -> np.ndarray:
+        return target[self.y0:self.y1, self.x0:self.x1]
+
+    def set(self, target: np.ndarray, value: int) -> None:
+        self.window(target)[self.crop] = value
+
+
 class Painter:
     """Turns one annotation into a boolean pixel array of the image's size, counting in the
     report what it converted (polygons, rotated boxes) and dropping (with the reason) what a
@@ -129,20 +204,21 @@ class Painter:
         self.report = report
         self.format_name = format_name
 
-    def pixels(self, ann: Annotation, width: int, height: int) -> np.ndarray | None:
+    def pixels(self, ann: Annotation, width: int, height: int) -> Region | None:
         g = ann.geometry
         report = self.report
+        region: Region | None
         if isinstance(g, Mask):
             if (g.width, g.height) != (width, height):
                 report.drop("mask", f"mask is {g.width}×{g.height} but the image is {width}×{height}")
                 return None
-            arr = g.to_array().astype(bool)
+            region = Region.of_mask(g)
         elif isinstance(g, Polygon):
-            arr = polygon_to_mask(g, height, width).to_array().astype(bool)
+            region = Region.of_mask(polygon_to_mask(g, height, width))
             report.converted["polygon -> mask (rasterised as COCO does)"] += 1
         elif isinstance(g, RotatedBox):
             poly = Polygon.from_points(list(g.corners()))
-            arr = polygon_to_mask(poly, height, width).to_array().astype(bool)
+            region = Region.of_mask(polygon_to_mask(poly, height, width))
             report.converted["rotated_box -> mask (rasterised)"] += 1
         elif isinstance(g, Box):
             report.drop("box", f"{self.format_name} holds pixel masks only (a box is not a region outline)")
@@ -153,18 +229,39 @@ class Painter:
         else:  # pragma: no cover - every geometry kind is handled above
             report.drop(kind(g), f"{self.format_name} cannot hold it")
             return None
-        if not arr.any():
+        if region is None:
             report.drop(kind(g), "empty region (no pixel inside)")
-            return None
-        return arr
+        return region
 
 
-def paint(target: np.ndarray, pixels: np.ndarray, value: int, *, background: int, report: WriteReport) -> None:
-    """Set `pixels` of `target` to `value`; count the overlap when it covers another region."""
-    previous = target[pixels]
+def count_lost(report: WriteReport, ann: Annotation, format_name: str, *, attributes: Iterable[str] | None = (),
+               crowd: bool = False, confidence: bool = False) -> None:
+    """Count in the report what of an annotation a format cannot keep beside its geometry.
+
+    `attributes`: the attribute keys the format keeps (None: it keeps them all; "semantic" is
+    always kept, it is what pixel formats are made of); `crowd` / `confidence`: whether it
+    keeps those. Track ids are never kept by these formats.
+    """
+    if attributes is not None:
+        kept = {"semantic", *attributes}
+        lost = [k for k in ann.attributes if k not in kept]
+        if lost:
+            report.drop("attribute", f"{format_name} has no place for it", len(lost))
+    if ann.crowd and not crowd:
+        report.drop("crowd flag", f"{format_name} has no crowd flag")
+    if ann.confidence is not None and not confidence:
+        report.drop("confidence", f"{format_name} has no confidence")
+    if ann.track_id is not None:
+        report.drop("track id", f"{format_name} has no tracks")
+
+
+def paint(target: np.ndarray, region: Region, value: int, *, background: int, report: WriteReport) -> None:
+    """Set the region's pixels of `target` to `value`; count the overlap when it covers another region."""
+    window = region.window(target)
+    previous = window[region.crop]
     if ((previous != background) & (previous != value)).any():
         report.converted["overlapping pixels -> the later annotation's (as the format holds one value a pixel)"] += 1
-    target[pixels] = value
+    window[region.crop] = value
 
 
 def save_png(arr: np.ndarray, path: Path, *, palette: Iterable[RGB] | None = None) -> None:
@@ -176,7 +273,7 @@ def save_png(arr: np.ndarray, path: Path, *, palette: Iterable[RGB] | None = Non
     if palette is not None:
         flat = [v for rgb in palette for v in rgb]
         image.putpalette(flat + [0] * (768 - len(flat)))
-    image.save(path, optimize=arr.ndim == 2 and arr.dtype.itemsize == 1)
+    image.save(path)
 
 
 class NameBook:

@@ -243,6 +243,7 @@ class _Writer:
                 report.converted["mask -> semantic class pixels (instances of a class merge)"] += 1
             _seg.paint(arr, pixels, value, background=OTHER, report=report)
             report.annotations["mask"] += 1
+            _seg.count_lost(report, ann, "ADE20K")
         _seg.save_png(arr, self.out / "annotations" / folder / f"{stem}.png")
         report.files += 1
         values, counts = np.unique(arr, return_counts=True)

@@ -211,6 +211,7 @@ class _Writer:
                 report.converted["mask -> semantic class pixels (instances of a class merge)"] += 1
             _seg.paint(arr, pixels, order.index(ann.label), background=order.index(self.void), report=report)
             report.annotations["mask"] += 1
+            _seg.count_lost(report, ann, "CamVid")
         lut = np.array([self.colours[n] for n in order], dtype=np.uint8)
         _seg.save_png(lut[arr], self.out / f"{folder}_labels" / f"{stem}{LABEL_SUFFIX}.png")
         report.files += 1

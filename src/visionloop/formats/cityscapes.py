@@ -409,9 +409,9 @@ def _read_instance_png(path: Path, names: _Names) -> tuple[int, int, list[Annota
     anns = []
     for value, mask in _seg.value_masks(arr, skip=(UNLABELED,)):
         if value >= 1000:
-            anns.append(Annotation(names.name(value // 1000, path), mask))
+            anns.append(Annotation(_seg.name_at(arr, value, lambda i: names.name(i, path), value // 1000), mask))
             continue
-        name = names.name(value, path)
+        name = _seg.name_at(arr, value, lambda i: names.name(i, path))
         if name in names.instance_names:
             anns.append(Annotation(name, mask, crowd=True))
         else:
@@ -531,8 +531,9 @@ class _Writer:
                 points = [[_vertex(x), _vertex(y)] for x, y in zip(ring[0::2], ring[1::2], strict=True)]
                 objects.append({"label": label, "polygon": points, **extra})
             shapes.append((ann, rings))
-            kind_name = "polygon"
-            self.report.annotations[kind_name] += 1
+            self.report.annotations["polygon"] += 1
+            jsonable = set(_seg.jsonable(ann.attributes))
+            _seg.count_lost(self.report, ann, "Cityscapes JSON", attributes=jsonable, crowd=True)
         path.parent.mkdir(parents=True, exist_ok=True)
         doc = {"imgHeight": height, "imgWidth": width, "objects": objects}
         path.write_text(json.dumps(doc, indent=4) + "\n", encoding="utf-8")
@@ -562,26 +563,29 @@ class _Writer:
                            else f"label id {class_id} does not fit the 8-bit labelIds.png")
                     self.report.drop(kind(ann.geometry), why)
                 continue
-            pixels: np.ndarray | None
+            pixels: _seg.Region | None
             if rings is not None:
-                pixels = _draw_rings(rings, width, height)
+                pixels = _seg.Region.of(_draw_rings(rings, width, height))
             elif isinstance(ann.geometry, Mask):
                 pixels = painter.pixels(ann, width, height)
             else:
                 found = _rings(ann, self.report)
                 if found is None:
                     continue
-                pixels = _draw_rings(found, width, height)
+                pixels = _seg.Region.of(_draw_rings(found, width, height))
                 self.report.converted["polygon -> mask (drawn as cityscapesScripts does)"] += 1
-            if pixels is None or not pixels.any():
-                if shapes is None and pixels is not None:
+                if pixels is None:
                     self.report.drop(kind(ann.geometry), "empty region (no pixel inside)")
+            if pixels is None:
                 continue
             value = self._instance_value(ann, class_id, counts, write_json=shapes is not None)
-            label_arr[pixels] = class_id
-            _seg.paint(inst_arr, pixels, value, background=UNLABELED, report=self.report)
+            pixels.set(label_arr, class_id)
+            # with the JSON written, overlaps in the PNGs lose nothing: count them only without it
+            overlap_report = self.report if shapes is None else WriteReport(FORMAT, "")
+            _seg.paint(inst_arr, pixels, value, background=UNLABELED, report=overlap_report)
             if shapes is None:
                 self.report.annotations["mask"] += 1
+                _seg.count_lost(self.report, ann, "Cityscapes label images", crowd=True)
         _seg.save_png(label_arr.astype(np.uint8), Path(f"{gt}_labelIds.png"))
         _seg.save_png(inst_arr.astype(np.uint16), Path(f"{gt}_instanceIds.png"))
         lut = np.zeros((256, 4), dtype=np.uint8)

@@ -92,6 +92,7 @@ _SNIFF = 65536
 #: attributes that carry fields of the annotation, not declared in the label's attribute list
 _STRUCTURAL = ("score", "track_id", "is_crowd", "rotation")
 _CATEGORIES_OBJECT = re.compile(rb'"categories"\s*:\s*\{')
+_VERSION = re.compile(rb'"dm_format_version"\s*:\s*"([^"]*)"')
 
 
 # ---------------------------------------------------------------- detect
@@ -155,8 +156,9 @@ def _color(entry: dict[str, Any]) -> str:
 
 def _categories(path: Path, classes: ClassMap) -> list[str]:
     """Adds the file's labels to `classes`; returns label index -> name for this file."""
-    version = first_item(path, "dm_format_version")
-    if version is not None and str(version) != FORMAT_VERSION:
+    found = _VERSION.search(head(path, _SNIFF))  # the writer puts it first; a full scan would cost a parse
+    version = found.group(1).decode() if found else None
+    if version is not None and version != FORMAT_VERSION:
         log.warning("%s: Datumaro format version %s, this reader knows %s; reading anyway",
                     path, version, FORMAT_VERSION)
     cats = first_item(path, "categories")

@@ -343,11 +343,7 @@ class _Writer:
         name = re.sub(r"\s+", "_", ann.label.strip())
         if name != ann.label:
             report.converted["class name with spaces -> underscores"] += 1
-        extra = [k for k in ann.attributes if k not in KNOWN_ATTRIBUTES]
-        if extra:
-            report.drop("attribute", "KITTI has no field for it", len(extra))
-        if ann.crowd:
-            report.drop("crowd flag", "KITTI has no crowd flag")
+        _seg.count_lost(report, ann, "KITTI", attributes=KNOWN_ATTRIBUTES, confidence=True)
         report.annotations["box"] += 1
         return format_line(name, box, dict(ann.attributes), ann.confidence)
 

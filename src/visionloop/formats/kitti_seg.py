@@ -185,7 +185,7 @@ def _instances(arr: np.ndarray, classes: ClassMap, instance_names: frozenset[str
         label_id, number = value >> 8, value & 255
         if label_id == UNLABELED:
             continue
-        name = _name(classes, label_id, path)
+        name = _seg.name_at(arr, value, lambda i: _name(classes, i, path), label_id)
         if number:
             anns.append(Annotation(name, mask))
         elif name in instance_names:
@@ -252,9 +252,10 @@ class _Writer:
             number = self._number(ann, counts)
             if number is None:
                 continue
-            sem[pixels] = label_id
+            pixels.set(sem, label_id)
             _seg.paint(inst, pixels, label_id * 256 + number, background=0, report=report)
             report.annotations["mask"] += 1
+            _seg.count_lost(report, ann, "KITTI segmentation", crowd=True)
         _seg.save_png(sem, folder / SEMANTIC / f"{stem}.png")
         _seg.save_png(inst, folder / INSTANCE / f"{stem}.png")
         lut = np.zeros((256, 3), dtype=np.uint8)

@@ -11,7 +11,7 @@ Layouts::
     <split>/images/<id>.jpg                                  training, validation, testing
     <split>/v2.0/labels/<id>.png   (v1.2/ for v1.2; directly <split>/labels/ with config.json)
     <split>/v2.0/instances/<id>.png
-    <split>/v2.0/panoptic/panoptic_2020.json + <id>.png      (not read: instances/ holds the same)
+    <split>/v2.0/panoptic/panoptic_2020.json + <id>.png      (COCO panoptic, id = R + 256 G + 256² B)
 
 (Images and label folders directly in the root are a dataset without splits.) The version is
 the config's file name; with both configs present v2.0 is read, unless the path given is a
@@ -25,7 +25,9 @@ Encodings
 Reading
     instances/ when there: for a label with `"instances": true` each distinct value is one Mask;
     for the others all pixels of the label are one semantic Mask (attributes
-    {"semantic": True}). Else labels/: one semantic Mask per label. Pixels of the `unlabeled`
+    {"semantic": True}). Else labels/: one semantic Mask per label. Else panoptic/ (spilled to a
+    temporary SQLite file by image, so the big JSON is never held): one Mask per segment,
+    `iscrowd` as `crowd`, labels without instances semantic. Pixels of the `unlabeled`
     label are skipped. Class ids are the positions in the config, colours the config's.
     An image without label PNGs is MISSING.
 
@@ -46,11 +48,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from visionloop.core.classes import ClassInfo, ClassMap
 from visionloop.core.errors import FormatError
@@ -205,22 +211,111 @@ def _samples(root: Path, parts: list[_Part], config: _Config, forced: str | None
         images = sorted(p for p in (part.folder / "images").iterdir() if p.is_file() and is_image(p))
         inst_dir = _annotation_dir(part, config.version, "instances")
         label_dir = _annotation_dir(part, config.version, "labels")
-        for image in images:
-            ref = ImageRef(relative_name(image, root), path=os.path.abspath(image))
-            split = forced or part.split
-            inst, labels = inst_dir / f"{image.stem}.png", label_dir / f"{image.stem}.png"
-            if inst.is_file():
-                arr = _seg.load_png(inst)
-                if arr.ndim != 2:
-                    raise FormatError("an instance PNG must be one-channel 16-bit", path=inst)
-                anns = _instances(arr, config, inst)
-            elif labels.is_file():
-                arr = _label_indices(labels, config)
-                anns = _seg.semantic_annotations(arr, _namer(config, labels), skip=config.skip)
-            else:
-                yield Sample(ref, split=split, state=LabelState.MISSING)
+        pan_dir = _annotation_dir(part, config.version, "panoptic")
+        panoptic: _Panoptic | None = None
+        try:
+            for image in images:
+                ref = ImageRef(relative_name(image, root), path=os.path.abspath(image))
+                split = forced or part.split
+                inst, labels = inst_dir / f"{image.stem}.png", label_dir / f"{image.stem}.png"
+                pan_png = pan_dir / f"{image.stem}.png"
+                if inst.is_file():
+                    arr = _seg.load_png(inst)
+                    if arr.ndim != 2:
+                        raise FormatError("an instance PNG must be one-channel 16-bit", path=inst)
+                    anns = _instances(arr, config, inst)
+                elif labels.is_file():
+                    arr = _label_indices(labels, config)
+                    anns = _seg.semantic_annotations(arr, _namer(config, labels), skip=config.skip)
+                elif pan_png.is_file() and (pan_dir / PANOPTIC_JSON).is_file():
+                    if panoptic is None:
+                        panoptic = _Panoptic.open(pan_dir / PANOPTIC_JSON)
+                    arr, anns = panoptic.annotations(pan_png, config)
+                else:
+                    yield Sample(ref, split=split, state=LabelState.MISSING)
+                    continue
+                yield Sample(replace(ref, width=int(arr.shape[1]), height=int(arr.shape[0])), tuple(anns),
+                             split=split)
+        finally:
+            if panoptic is not None:
+                panoptic.close()
+
+
+PANOPTIC_JSON = "panoptic_2020.json"
+
+
+@dataclass
+class _Panoptic:
+    """panoptic_2020.json (COCO panoptic: segments_info per image) spilled into SQLite by file name."""
+
+    path: Path
+    db: sqlite3.Connection
+    tmp: tempfile.TemporaryDirectory[str]
+    categories: dict[int, str]
+
+    @classmethod
+    def open(cls, path: Path) -> _Panoptic:
+        import ijson
+
+        tmp = tempfile.TemporaryDirectory(prefix="visionloop-mapillary-")
+        db = sqlite3.connect(Path(tmp.name) / "panoptic.db")
+        db.execute("PRAGMA journal_mode=OFF")
+        db.execute("CREATE TABLE seg (stem TEXT PRIMARY KEY, data BLOB)")
+        categories: dict[int, str] = {}
+        try:
+            with open(path, "rb") as f:
+                for i, cat in enumerate(ijson.items(f, "categories.item")):
+                    if not isinstance(cat, dict) or "id" not in cat or "name" not in cat:
+                        raise FormatError("a category needs `id` and `name`", path=path, where=f"categories[{i}]")
+                    categories[int(cat["id"])] = str(cat["name"])
+            with open(path, "rb") as f:
+                batch = []
+                for i, ann in enumerate(ijson.items(f, "annotations.item")):
+                    if not isinstance(ann, dict) or not isinstance(ann.get("segments_info"), list):
+                        raise FormatError("an annotation needs `file_name` and `segments_info`", path=path,
+                                          where=f"annotations[{i}]")
+                    stem = Path(str(ann.get("file_name") or ann.get("image_id"))).stem
+                    batch.append((stem, orjson.dumps([i, ann["segments_info"]])))
+                    if len(batch) >= 5000:
+                        db.executemany("INSERT OR REPLACE INTO seg VALUES (?, ?)", batch)
+                        batch.clear()
+                db.executemany("INSERT OR REPLACE INTO seg VALUES (?, ?)", batch)
+        except ijson.JSONError as e:
+            db.close()
+            tmp.cleanup()
+            raise FormatError(f"malformed JSON ({e})", path=path) from None
+        return cls(path, db, tmp, categories)
+
+    def annotations(self, png: Path, config: _Config) -> tuple[np.ndarray, list[Annotation]]:
+        row = self.db.execute("SELECT data FROM seg WHERE stem = ?", (png.stem,)).fetchone()
+        rgb = _seg.load_png(png)
+        if rgb.ndim != 3:
+            raise FormatError("a panoptic PNG must be RGB (id = R + 256 G + 256² B)", path=png)
+        if row is None:
+            raise FormatError(f"{png.name} is not listed in {PANOPTIC_JSON}", path=png)
+        index, segments = orjson.loads(row[0])
+        ids = _seg.rgb_codes(rgb[..., ::-1])  # B << 16 | G << 8 | R = R + 256 G + 256² B
+        instances = {lb.name: lb.instances for lb in config.labels}
+        anns = []
+        for k, info in enumerate(segments):
+            where = f"annotations[{index}].segments_info[{k}]"
+            try:
+                name = self.categories[int(info["category_id"])]
+                mask = Mask.from_array(ids == int(info["id"]))
+            except (KeyError, TypeError, ValueError):
+                raise FormatError("a segment needs an `id` and a known `category_id`", path=self.path,
+                                  where=where) from None
+            if name.endswith("unlabeled") or mask.area == 0:
                 continue
-            yield Sample(replace(ref, width=int(arr.shape[1]), height=int(arr.shape[0])), tuple(anns), split=split)
+            if instances.get(name, True):
+                anns.append(Annotation(name, mask, crowd=bool(info.get("iscrowd"))))
+            else:
+                anns.append(Annotation(name, mask, attributes={"semantic": True}))
+        return ids, anns
+
+    def close(self) -> None:
+        self.db.close()
+        self.tmp.cleanup()
 
 
 def _namer(config: _Config, path: Path) -> Callable[[int], str]:
@@ -252,7 +347,7 @@ def _instances(arr: np.ndarray, config: _Config, path: Path) -> list[Annotation]
         index = value >> 8
         if index in config.skip or index in done:
             continue
-        name = _name(config, index, path)
+        name = _seg.name_at(arr, value, lambda i: _name(config, i, path), index)
         if config.labels[index].instances:
             anns.append(Annotation(name, mask))
             continue
@@ -336,9 +431,10 @@ class _Writer:
                 self.semantic[ann.label] += 1
             else:
                 self.instances[ann.label] += 1
-            labels[pixels] = index
+            pixels.set(labels, index)
             _seg.paint(inst, pixels, index * 256 + number, background=self.background * 256, report=report)
             report.annotations["mask"] += 1
+            _seg.count_lost(report, ann, "Mapillary Vistas")
         base = self.out / folder / "v1.2"
         _seg.save_png(labels, base / "labels" / f"{stem}.png", palette=self.colours)
         _seg.save_png(inst, base / "instances" / f"{stem}.png")

@@ -667,6 +667,8 @@ class _Writer:
                 conf = ann.confidence if ann.confidence is not None else 1
                 files.writer(LABEL).writerow([image_id, source, self._mid(ann.label), _number(conf)])
                 report.annotations["label"] += 1
+                _seg.count_lost(report, ann, "the Open Images image-label CSV", attributes=("source",),
+                                confidence=True)
                 continue
             assert ref.width is not None and ref.height is not None
             if isinstance(g, Keypoints):
@@ -692,9 +694,8 @@ class _Writer:
                _norm(box.x0, width), _norm(box.x1, width), _norm(box.y0, height), _norm(box.y1, height),
                _flag(a.get("occluded")), _flag(a.get("truncated")), "1" if ann.crowd else "0",
                _flag(a.get("is_depiction")), _flag(a.get("is_inside"))]
-        extra = [k for k in a if k not in ("source", "occluded", "truncated", "is_depiction", "is_inside")]
-        if extra:
-            self.report.drop("attribute", "the Open Images box CSV has no column for it", len(extra))
+        _seg.count_lost(self.report, ann, "the Open Images box CSV", crowd=True, confidence=True,
+                        attributes=("source", "occluded", "truncated", "is_depiction", "is_inside"))
         files.writer(BOX).writerow(row)
         self.report.annotations["box"] += 1
 
@@ -714,8 +715,6 @@ class _Writer:
         if g.area == 0:
             report.drop("mask", "empty mask")
             return
-        if ann.crowd:
-            report.drop("crowd flag", "the Open Images segmentation CSV has no group-of column")
         mid = self._mid(ann.label)
         name = f"{image_id}_{mid.replace('/', '')}_{number:08x}.png"
         _seg.save_png(g.to_array().astype(np.uint8) * 255, self.out / "masks" / folder / name)
@@ -727,9 +726,8 @@ class _Writer:
             name, image_id, mid, str(a.get("box_id") or ""), _norm(box.x0, width), _norm(box.x1, width),
             _norm(box.y0, height), _norm(box.y1, height), "" if iou is None else _number(float(iou)),
             str(a.get("clicks") or "")])
-        extra = [k for k in a if k not in ("box_id", "predicted_iou", "clicks", "semantic")]
-        if extra:
-            report.drop("attribute", "the Open Images segmentation CSV has no column for it", len(extra))
+        _seg.count_lost(report, ann, "the Open Images segmentation CSV",
+                        attributes=("box_id", "predicted_iou", "clicks"))
         report.annotations["mask"] += 1
 
     def finish(self) -> WriteReport:

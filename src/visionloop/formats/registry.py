@@ -275,6 +275,22 @@ register(FormatSpec(
 ))
 
 
+register(FormatSpec(
+    "sagemaker", "visionloop.formats.sagemaker",
+    "SageMaker Ground Truth output manifest (object detection, semantic segmentation, classification jobs)",
+    reads=("box", "mask", "label"), writes=("box", "mask", "label"),
+    holds=("class ids", "confidence", "human/auto-labelled flag", "splits (one manifest each)"),
+))
+
+
+register(FormatSpec(
+    "labelbox", "visionloop.formats.labelbox",
+    "Labelbox NDJSON export v2 (boxes, polygons, points, lines, classifications; masks need network)",
+    reads=("box", "polygon", "keypoints", "label"), writes=("box", "polygon", "keypoints", "label"),
+    holds=("nested classifications (attributes)", "global classifications", "several labels per row"),
+))
+
+
 def get(name: str) -> FormatSpec:
     try:
         return FORMATS[name]

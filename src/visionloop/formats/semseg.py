@@ -344,6 +344,7 @@ class _Writer:
                 self.report.converted["mask -> semantic class pixels (instances of a class merge)"] += 1
             _seg.paint(arr, pixels, value, background=0, report=self.report)
             self.report.annotations["mask"] += 1
+            _seg.count_lost(self.report, ann, "a semantic mask")
         _seg.save_png(arr, target / f"{stem}{MASK_SUFFIX}.png")
         self.report.files += 1
 

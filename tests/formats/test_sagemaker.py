@@ -1,0 +1,167 @@
+"""SageMaker Ground Truth output manifest.
+
+Fixture lines laid out as Ground Truth writes them, following
+https://docs.aws.amazon.com/sagemaker/latest/dg/sms-data-output.html : the bounding box output
+example (identify-dogs-and-toys, class-map {"0": "dog", "5": "bone"}), the semantic segmentation
+output (label attribute ending in -ref, internal-color-map with BACKGROUND #ffffff), the image
+classification output ("sport" → football) and the multi-label classification output (genres).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from visionloop.core.errors import FormatError
+from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon
+from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample, Source
+from visionloop.formats import detect, sagemaker
+
+DATE = "2018-10-18T22:18:13.527256"
+LINES = [
+    {"source-ref": "s3://AWSDOC-EXAMPLE-BUCKET/example_image.png",
+     "bounding-box-attribute-name": {
+         "image_size": [{"width": 500, "height": 400, "depth": 3}],
+         "annotations": [{"class_id": 0, "left": 111, "top": 134, "width": 61, "height": 128},
+                         {"class_id": 5, "left": 161, "top": 250, "width": 30, "height": 30},
+                         {"class_id": 5, "left": 20, "top": 20, "width": 30, "height": 30}]},
+     "bounding-box-attribute-name-metadata": {
+         "objects": [{"confidence": 0.8}, {"confidence": 0.9}, {"confidence": 0.9}],
+         "class-map": {"0": "dog", "5": "bone"}, "type": "groundtruth/object-detection", "human-annotated": "yes",
+         "creation-date": DATE, "job-name": "identify-dogs-and-toys"}},
+    {"source-ref": "s3://AWSDOC-EXAMPLE-BUCKET/example_city_image.png",
+     "city-streets-ref": "s3://AWSDOC-EXAMPLE-BUCKET/output/label-city-streets/annotations/consolidated-annotation/output/0_2018-10-18T22:18:13.527256.png",
+     "city-streets-ref-metadata": {
+         "internal-color-map": {"0": {"class-name": "BACKGROUND", "confidence": 0.9, "hex-color": "#ffffff"},
+                                "1": {"class-name": "buildings", "confidence": 0.9, "hex-color": "#2acf59"},
+                                "2": {"class-name": "road", "confidence": 0.9, "hex-color": "#f28333"},
+                                "3": {"class-name": "sky", "confidence": 0.9, "hex-color": "#0000ff"}},
+         "type": "groundtruth/semantic-segmentation", "human-annotated": "yes", "creation-date": DATE,
+         "job-name": "label-city-streets"},
+     "sport": 0,
+     "sport-metadata": {"class-name": "football", "confidence": 0.8, "type": "groundtruth/image-classification",
+                        "job-name": "identify-sport", "human-annotated": "yes", "creation-date": DATE}},
+    {"source-ref": "s3://AWSDOC-EXAMPLE-BUCKET/movie.jpg",
+     "genres": [1, 0],
+     "genres-metadata": {"job-name": "labeling-job/genres", "confidence-map": {"1": 0.95, "0": 0.77},
+                         "class-map": {"1": "drama", "0": "comedy"}, "human-annotated": "yes",
+                         "creation-date": DATE, "type": "groundtruth/image-classification-multi-label"}},
+    {"source-ref": "s3://AWSDOC-EXAMPLE-BUCKET/unlabelled.jpg"},
+    {"source-ref": "s3://AWSDOC-EXAMPLE-BUCKET/nothing.jpg",
+     "bounding-box-attribute-name": {"image_size": [{"width": 20, "height": 10, "depth": 3}], "annotations": []},
+     "bounding-box-attribute-name-metadata": {"objects": [], "class-map": {}, "type": "groundtruth/object-detection",
+                                              "human-annotated": "no", "creation-date": DATE,
+                                              "job-name": "identify-dogs-and-toys"}},
+]
+
+
+def _city_mask() -> np.ndarray:
+    rgb = np.full((10, 20, 3), 255, np.uint8)
+    rgb[0:4, :] = (0x2A, 0xCF, 0x59)
+    rgb[7:10, 5:15] = (0xF2, 0x83, 0x33)
+    return rgb
+
+
+@pytest.fixture()
+def manifest(tmp_path: Path) -> Path:
+    root = tmp_path / "gt"
+    (root / "images").mkdir(parents=True)
+    Image.new("RGB", (500, 400)).save(root / "images" / "example_image.png")
+    Image.new("RGB", (20, 10)).save(root / "images" / "example_city_image.png")
+    for name in ("movie.jpg", "unlabelled.jpg", "nothing.jpg"):
+        Image.new("RGB", (20, 10)).save(root / "images" / name)
+    masks = root / "output" / "label-city-streets" / "annotations" / "consolidated-annotation" / "output"
+    masks.mkdir(parents=True)
+    Image.fromarray(_city_mask(), "RGB").save(masks / "0_2018-10-18T22:18:13.527256.png")
+    f = root / "output.manifest"
+    f.write_text("".join(json.dumps(line) + "\n" for line in LINES))
+    return f
+
+
+def test_detect(manifest: Path) -> None:
+    assert sagemaker.detect(manifest).score >= 0.9
+    assert detect(manifest.parent) == "sagemaker"
+
+
+def test_read_exact(manifest: Path) -> None:
+    reader = sagemaker.read(manifest)
+    boxes, city, movie, unlabelled, nothing = list(reader)
+    assert [(c.name, c.id) for c in reader.classes] == [("dog", 0), ("bone", 5), ("buildings", 1), ("road", 2),
+                                                        ("sky", 3), ("football", 6), ("drama", 7), ("comedy", 8)]
+    assert boxes.image.file_name == "example_image.png" and boxes.image.size == (500, 400)
+    assert boxes.image.path == str(manifest.parent / "images" / "example_image.png")
+    assert boxes.image.metadata == {"source-ref": "s3://AWSDOC-EXAMPLE-BUCKET/example_image.png"}
+    assert boxes.annotations == (
+        Annotation("dog", Box(111, 134, 172, 262), source=Source.HUMAN, confidence=0.8),
+        Annotation("bone", Box(161, 250, 191, 280), source=Source.HUMAN, confidence=0.9),
+        Annotation("bone", Box(20, 20, 50, 50), source=Source.HUMAN, confidence=0.9),
+    )
+    buildings, road, football = city.annotations
+    assert city.image.size == (20, 10)
+    assert (buildings.label, buildings.attributes, buildings.confidence) == ("buildings", {"semantic": True}, 0.9)
+    assert isinstance(buildings.geometry, Mask) and isinstance(road.geometry, Mask)
+    np.testing.assert_array_equal(buildings.geometry.to_array(), np.all(_city_mask() == (0x2A, 0xCF, 0x59), axis=2))
+    assert road.geometry.area == 30 and road.geometry.bounds() == Box(5, 7, 15, 10)
+    assert football == Annotation("football", Label(), source=Source.HUMAN, confidence=0.8)
+    assert movie.annotations == (Annotation("drama", Label(), source=Source.HUMAN, confidence=0.95),
+                                 Annotation("comedy", Label(), source=Source.HUMAN, confidence=0.77))
+    assert unlabelled.state is LabelState.MISSING
+    assert nothing.state is LabelState.NULL
+
+
+def test_roundtrip(manifest: Path, tmp_path: Path) -> None:
+    first = list(sagemaker.read(manifest))
+    out = tmp_path / "out"
+    report = sagemaker.write(first, out)
+    assert report.images == 5 and report.files == 5
+    assert dict(report.annotations) == {"box": 3, "mask": 2, "label": 3}
+    assert not report.converted and not report.dropped
+    back = list(sagemaker.read(out))
+    assert [s.image.file_name for s in back] == [s.image.file_name for s in first]
+    assert [s.image.metadata["source-ref"] for s in back] == [line["source-ref"] for line in LINES]
+    assert [s.annotations for s in back] == [s.annotations for s in first]
+    assert [s.state for s in back] == [s.state for s in first]
+
+
+def test_write_conversions_and_splits(tmp_path: Path) -> None:
+    Image.new("RGB", (10, 10)).save(tmp_path / "a.png")
+    ref = ImageRef("a.png", width=10, height=10, path=str(tmp_path / "a.png"))
+    m1 = np.zeros((10, 10), np.uint8)
+    m1[0:2] = 1
+    m2 = np.zeros((10, 10), np.uint8)
+    m2[5:7] = 1
+    sample = Sample(ref, (Annotation("p", Polygon(((0, 0, 4, 0, 4, 3),)), source=Source.MODEL, confidence=0.5),
+                          Annotation("cell", Mask.from_array(m1)), Annotation("cell", Mask.from_array(m2)),
+                          Annotation("k", Keypoints((1, 1, 2))), Annotation("b", Box(0, 0, 1, 1), crowd=True)),
+                    split="train")
+    out = tmp_path / "o"
+    report = sagemaker.write([sample], out)
+    assert (out / "train.manifest").is_file()
+    assert report.converted == {"polygon -> box": 1, "mask -> semantic class mask (instances merged)": 2}
+    assert report.dropped == {"keypoints: Ground Truth has no keypoint job output": 1,
+                              "crowd flag: Ground Truth manifests have no crowd flag": 1}
+    (back,) = list(sagemaker.read(out))
+    assert back.split is None  # a single manifest is not a split
+    assert [(a.label, a.geometry, a.source) for a in back.annotations if isinstance(a.geometry, Box)] == [
+        ("p", Box(0, 0, 4, 3), Source.MODEL), ("b", Box(0, 0, 1, 1), Source.MODEL)]
+    (cell,) = [a for a in back.annotations if a.label == "cell"]
+    assert isinstance(cell.geometry, Mask) and cell.geometry.area == 40
+
+
+def test_bad_input_names_line(manifest: Path) -> None:
+    lines = manifest.read_text().splitlines()
+    bad = json.loads(lines[0])
+    bad["bounding-box-attribute-name"]["annotations"][1]["class_id"] = 9
+    lines[0] = json.dumps(bad)
+    manifest.write_text("\n".join(lines) + "\n")
+    with pytest.raises(FormatError) as e:
+        list(sagemaker.read(manifest))
+    assert "output.manifest" in str(e.value) and "line 1 `bounding-box-attribute-name` annotations[1]" in str(e.value)
+    lines[0] = lines[0][:-5]
+    manifest.write_text("\n".join(lines) + "\n")
+    with pytest.raises(FormatError, match=r"output.manifest \(line 1\): malformed JSON"):
+        list(sagemaker.read(manifest))
