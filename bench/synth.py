@@ -12,7 +12,8 @@ COCO_IDS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 2
 
 def coco_dataset(root: Path, n: int, *, boxes_per_image: int = 10, size: tuple[int, int] = (96, 72),
                  polygons: float = 0.0, images: bool = True, seed: int = 0) -> Path:
-    """Write `root/images/*.jpg` (distinct bytes) and `root/annotations.json`; returns the JSON path.
+    """Write COCO's own layout, `root/images/default/*.jpg` (distinct bytes) and
+    `root/annotations/instances_default.json`, which every peer reads; returns the JSON path.
 
     `polygons` is the fraction of annotations that get a polygon segmentation (a quadrilateral
     inside the box); the others have `segmentation: []`.
@@ -21,10 +22,12 @@ def coco_dataset(root: Path, n: int, *, boxes_per_image: int = 10, size: tuple[i
     import numpy as np
     import orjson
 
-    ann_path = root / "annotations.json"
+    ann_path = root / "annotations" / "instances_default.json"
     if ann_path.exists():
         return ann_path
-    (root / "images").mkdir(parents=True, exist_ok=True)
+    image_dir = root / "images" / "default"
+    image_dir.mkdir(parents=True, exist_ok=True)
+    ann_path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     W, H = size
     base = np.zeros((H, W, 3), np.uint8)
@@ -39,7 +42,7 @@ def coco_dataset(root: Path, n: int, *, boxes_per_image: int = 10, size: tuple[i
             img[y:y + 20, x:x + 20] = rng.integers(0, 255, 3, dtype=np.uint8)
             img[0, 0] = (i % 256, (i // 256) % 256, (i // 65536) % 256)  # distinct bytes per image
             ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 85])
-            (root / "images" / name).write_bytes(buf.tobytes())
+            (image_dir / name).write_bytes(buf.tobytes())
         image_entries.append({"id": i + 1, "file_name": name, "width": W, "height": H})
         for _ in range(boxes_per_image):
             aid += 1

@@ -51,9 +51,10 @@ def test_user_error_is_one_line_and_exit_1(tmp_path):
 def test_demo_runs_every_stage(tmp_path):
     steps = _json(runner.invoke(app, ["demo", "--workdir", str(tmp_path), "--images", "16", "--json"]))
     names = [s["step"] for s in steps]
-    assert names == ["render", "init", "import", "re-import", "stats", "export coco", "export yolo",
+    assert names == ["render", "init", "import", "re-import", "stats", "health", "export coco", "export yolo",
                      "export voc", "convert"]
     imp = steps[2]
     assert imp["images_added"] == 16
     assert steps[3]["images_unchanged"] == 16
-    assert steps[5]["reimport"]["annotations_added"] == imp["annotations_added"]
+    assert steps[6]["reimport"]["annotations_added"] == imp["annotations_added"]
+    assert steps[5]["fix_dry_run"] == {} or sum(steps[5]["fix_dry_run"].values()) == 0  # synthetic data is clean

@@ -9,6 +9,7 @@ import typer
 
 from visionloop.cli import convert as convert_cmds
 from visionloop.cli import demo as demo_cmds
+from visionloop.cli import health as health_cmds
 from visionloop.cli import project as project_cmds
 
 app = typer.Typer(
@@ -24,6 +25,8 @@ app.command("export")(project_cmds.export)
 app.command("stats")(project_cmds.stats)
 app.command("convert")(convert_cmds.convert)
 app.command("formats")(convert_cmds.formats)
+app.command("health")(health_cmds.health)
+app.command("fix")(health_cmds.fix)
 app.command("demo")(demo_cmds.demo)
 
 
@@ -42,10 +45,8 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except Exception as e:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(e, click.ClickException):
+    except Exception as e:  # usage errors (typer's click) show themselves and carry an exit code
+        if callable(getattr(e, "show", None)) and isinstance(getattr(e, "exit_code", None), int):
             e.show()
             sys.exit(e.exit_code)
         raise

@@ -35,7 +35,7 @@ def import_(
     path: Annotated[Path, typer.Argument(help="Dataset folder or annotation file.")],
     format: Annotated[str | None, typer.Option("--format", "-f", help="Source format (default: detect).")] = None,
     split: Annotated[str | None, typer.Option(help="Put every image in this split.")] = None,
-    no_fix: Annotated[bool, typer.Option("--no-fix", help="Keep out-of-bounds/zero-area annotations as they are.")] = False,
+    no_fix: Annotated[bool, typer.Option("--no-fix", help="Keep out-of-bounds/zero-area annotations and wrong declared sizes as they are, for `visionloop health`.")] = False,
     project: ProjectOpt = Path("."),
     as_json: JsonOpt = False,
 ) -> None:

@@ -63,6 +63,16 @@ def run(workdir: Path | None = None, *, images: int = 60, seed: int = 0) -> Iter
         yield Step("stats", f"{s.images} images ({splits}), {s.annotations} annotations: "
                    + ", ".join(f"{k} {v}" for k, v in s.by_class.items()), time.perf_counter() - t, s.to_json())
 
+        t = time.perf_counter()
+        from visionloop.health import check, fix
+
+        report = check(store, workers=1)
+        found = ", ".join(f"{f.check} {f.count}" for f in report.findings) or "nothing to report"
+        dry = fix(store, dry_run=True, workers=1)
+        fixable = sum(dry.counts.values())
+        yield Step("health", f"health check: {found}; {fixable} fixable", time.perf_counter() - t,
+                   {"findings": [f.to_json() for f in report.findings], "fix_dry_run": dry.counts})
+
         for fmt in ("coco", "yolo", "voc"):
             t = time.perf_counter()
             out = workdir / f"export-{fmt}"

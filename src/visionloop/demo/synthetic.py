@@ -31,11 +31,11 @@ def shapes(n: int, *, seed: int = 0, size: tuple[int, int] = (320, 240), folder:
     W, H = size
     folder.mkdir(parents=True, exist_ok=True)
     bounds = np.cumsum([f for _, f in splits])
-    yy, xx = np.mgrid[0:H, 0:W]
+    yy, xx = np.mgrid[0:H, 0:W]  # pixel grid for the discs
     for i in range(n):
-        c0, c1 = rng.integers(40, 200, 3), rng.integers(40, 200, 3)
-        t = (xx / W)[..., None]
-        img = Image.fromarray((c0 * (1 - t) + c1 * t).astype(np.uint8))
+        # a random low-frequency colour field: each image distinct to a perceptual hash, as photos are
+        field = rng.integers(30, 220, (6, 8, 3)).astype(np.uint8)
+        img = Image.fromarray(field).resize((W, H), Image.Resampling.BICUBIC)
         draw = ImageDraw.Draw(img)
         anns: list[Annotation] = []
         taken: list[Box] = []

@@ -191,7 +191,7 @@ def _json_file(path: Path) -> Path | None:
         return None
     if (path / TASKS_NAME).is_file():
         return path / TASKS_NAME
-    for f in sorted(path.glob("*.json")):
+    for f in sorted(path.glob("*.json"))[:5]:  # an export folder holds one or a few; stay cheap
         if _looks_like_ls(head(f)):
             return f
     return None

@@ -65,8 +65,8 @@ def import_dataset(
                                  where=sample.image.file_name)
             data = read_bytes(sample.image.path, listed_in=path)
             info = probe(data, path=sample.image.path)
-            prepared = check_sample(_prepare(sample, info, fixes, source=str(path)), fix=fix, counts=fixes,
-                                    source=str(path))
+            prepared = check_sample(_prepare(sample, info, fixes, source=str(path), fix=fix), fix=fix,
+                                    counts=fixes, source=str(path))
             batch.add(prepared, data, info.format)
             seen += 1
             if progress:
@@ -78,15 +78,27 @@ def import_dataset(
     return report
 
 
-def _prepare(sample: Sample, info: ImageInfo, fixes: Counter[str], *, source: str) -> Sample:
-    """Set hash and upright size; move annotations drawn on the raw grid into the upright image."""
+def _prepare(sample: Sample, info: ImageInfo, fixes: Counter[str], *, source: str, fix: bool = True) -> Sample:
+    """Set hash and upright size; move annotations drawn on the raw grid into the upright image.
+
+    A declared size that disagrees with the pixels (and is not explained by EXIF
+    orientation) is an error; with `fix=False` it is kept for the health check
+    instead: the image row gets the real pixel size and `meta["declared_size"]`
+    = [w, h] as the annotation file said, counted as `size_mismatch`.
+    """
     ref = sample.image
     declared = ref.size
     anns = sample.annotations
+    metadata = ref.metadata
     if declared is not None and declared != (info.width, info.height):
         if info.orientation in (5, 6, 7, 8) and declared == (info.raw_width, info.raw_height):
             anns = tuple(reorient_annotation(a, info.orientation, info.raw_width, info.raw_height) for a in anns)
             fixes["exif_reoriented"] += len(anns)
+        elif not fix:
+            fixes["size_mismatch"] += 1
+            metadata = {**metadata, "declared_size": [declared[0], declared[1]]}
+            log.warning("%s: %s declares %d×%d but the image is %d×%d; kept (no fix)", source, ref.file_name,
+                        declared[0], declared[1], info.width, info.height)
         else:
             raise ImageError(
                 f"declared size {declared[0]}×{declared[1]} disagrees with the image, which is "
@@ -95,5 +107,5 @@ def _prepare(sample: Sample, info: ImageInfo, fixes: Counter[str], *, source: st
     new_ref = replace(ref, sha256=info.sha256, width=info.width, height=info.height, format=info.format,
                       orientation=info.orientation, gps=ref.gps or info.gps,
                       heading=ref.heading if ref.heading is not None else info.heading,
-                      timestamp=ref.timestamp or info.timestamp)
+                      timestamp=ref.timestamp or info.timestamp, metadata=metadata)
     return replace(sample, image=new_ref, annotations=anns)

@@ -48,13 +48,14 @@ def geometry_from(kind_name: str, box: tuple[float | None, ...], data: dict[str,
 def annotation_row(ann: Annotation) -> dict[str, Any]:
     """Column values for one annotation (without image, class and batch ids)."""
     box = ann.box
+    # floats always: the store's REAL columns give floats back, and the digest must not see 3 vs 3.0
     return {
         "kind": kind(ann.geometry),
-        "x0": box.x0 if box else None,
-        "y0": box.y0 if box else None,
-        "x1": box.x1 if box else None,
-        "y1": box.y1 if box else None,
-        "area": ann.area if ann.area is not None else ann.geometry.area,
+        "x0": float(box.x0) if box else None,
+        "y0": float(box.y0) if box else None,
+        "x1": float(box.x1) if box else None,
+        "y1": float(box.y1) if box else None,
+        "area": float(ann.area if ann.area is not None else ann.geometry.area),
         "bbox_declared": ann.bbox is not None,
         "area_declared": ann.area is not None,
         "data": geometry_payload(ann.geometry),

@@ -1,0 +1,339 @@
+"""`fix`: apply the unambiguous repairs as one batch of kind "fix"; `undo` puts every row back.
+
+What is fixed (and only this; the rest needs a human and stays in the report):
+
+- a box or polygon partly outside its image is clipped to it;
+- a box of zero or negative width or height, an annotation entirely outside its image,
+  and a box left with zero area by clipping are deleted;
+- of two boxes on one image, of one class (after merging), with IoU > 0.95, the later
+  one (higher id) is deleted;
+- class names that differ only by case or spaces are merged into the most used spelling
+  (its annotations move over, the other class row is deleted);
+- of images that are the same picture (same bytes or same decoded pixels), one is kept —
+  the one in `train`, else the unassigned one, else the oldest — and a copy is deleted
+  when its annotations are the same as the kept one's (or it was never labelled).
+  Copies that straddle train and validation therefore stay in train and leave
+  validation, which removes the leakage without losing training data. Copies with
+  different annotations are left alone (the report calls them conflicting).
+
+Every changed or deleted row is written to the change log (`ChangeRow`: table, row id,
+op, the whole row before and after) under the fix batch, so `undo(store, batch)`
+restores exactly, row ids included. Blobs are never deleted.
+
+The image rows whose annotations change get their `ann_digest` recomputed from the new
+annotations (`codec.annotations_digest`), so the digest always describes what the store
+holds: exporting after a fix and re-importing that export changes nothing. Re-importing
+the ORIGINAL, unfixed files afterwards is a different statement about those images: the
+importer sees annotations that differ from the store's and, as for any relabelled image,
+replaces them (counted as `images_updated`), bringing their defects back; images the fix
+deleted as duplicates come back as new images. Import with fixing on (the default clips
+and drops zero-area boxes by itself) and run `visionloop fix` again, or undo the fix
+first if the files are the better version.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
+
+from visionloop.core.errors import NotFoundError, ProjectError
+from visionloop.health import duplicates, findings
+from visionloop.health.load import Annotations, Images, load_annotations, load_classes, load_images
+from visionloop.store import codec
+from visionloop.store.project import Store
+from visionloop.store.schema import Base, BatchRow, ChangeRow
+
+log = logging.getLogger(__name__)
+
+CHUNK = 500
+ANN, IMG, CLS = "annotation", "image", "class"
+
+
+@dataclass
+class Change:
+    """One row a fix changes: what and where in words, and the row before/after."""
+
+    table: str
+    row_id: int
+    op: str  # update | delete | insert
+    image: str | None
+    what: str
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"table": self.table, "row_id": self.row_id, "op": self.op, "image": self.image, "what": self.what}
+
+
+@dataclass
+class FixReport:
+    batch_id: int | None  # None for a dry run, or when there was nothing to fix
+    dry_run: bool
+    counts: dict[str, int] = field(default_factory=dict)
+    changes: list[Change] = field(default_factory=list)
+    undone: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"batch": self.batch_id, "dry_run": self.dry_run, "undone": self.undone, "counts": self.counts,
+                "changes": [c.to_json() for c in self.changes]}
+
+
+def _table(name: str) -> Table:
+    return Base.metadata.tables[name]
+
+
+def _rows(conn: Connection, name: str, ids: list[int]) -> dict[int, dict[str, Any]]:
+    t = _table(name)
+    out: dict[int, dict[str, Any]] = {}
+    for s in range(0, len(ids), CHUNK):
+        for r in conn.execute(select(t).where(t.c.id.in_(ids[s:s + CHUNK]))):
+            out[r.id] = dict(r._mapping)
+    return out
+
+
+def _fmt_box(b: np.ndarray | list[float]) -> str:
+    return "(" + ", ".join(f"{float(v):g}" for v in b) + ")"
+
+
+def plan(store: Store, *, workers: int = 2, cache: bool = True) -> tuple[list[Change], dict[str, int]]:
+    """The changes `fix` would make, in the order they are applied, with whole before/after rows."""
+    images = load_images(store)
+    anns = load_annotations(store, images)
+    classes = load_classes(store)
+    uniq, n = np.unique(anns.class_id, return_counts=True)
+    per_class = dict(zip(uniq.tolist(), n.tolist(), strict=True))
+    m = findings.detect(images, anns, classes, per_class)
+    names = dict(zip(classes.id.tolist(), classes.name, strict=True))
+
+    new_class = findings.canonical_class(anns, m.merge)
+    new_box = anns.box.copy()
+    clip = m.partly_outside[np.isin(anns.kind[m.partly_outside], findings.CLIPPABLE)]
+    new_box[clip] = findings.clip_boxes(images, anns)[clip]
+    flat = np.zeros(len(anns), bool)
+    flat[clip] = ((new_box[clip, 2] - new_box[clip, 0]) <= 0) | ((new_box[clip, 3] - new_box[clip, 1]) <= 0)
+    reason = np.full(len(anns), "", dtype=object)
+    reason[m.duplicate_drop] = "duplicate"
+    reason[flat] = "zero area after clipping"
+    reason[m.entirely_outside] = "outside the image"
+    reason[m.zero_area] = "zero area"
+    dropped = reason != ""
+    moved = (new_class != anns.class_id) & ~dropped
+    clipped = np.zeros(len(anns), bool)
+    clipped[clip] = True
+    clipped &= ~dropped
+    touched = np.flatnonzero(dropped | moved | clipped)
+
+    # images whose annotations change, and same-picture groups (for duplicate images)
+    _, inv = np.unique(images.sha256.astype(str), return_inverse=True)
+    group = duplicates.analyse(store, images, workers=workers, cache=cache).group
+    igroup = group[inv]
+    in_group = np.flatnonzero(np.bincount(igroup)[igroup] > 1)  # images sharing their picture with another
+    affected = np.union1d(np.unique(anns.image[touched]), in_group)
+
+    changes: list[Change] = []
+    counts: dict[str, int] = {}
+    with store.engine.connect() as conn:
+        ann_ids = anns.id[np.isin(anns.image, affected)].tolist()
+        ann_rows = _rows(conn, ANN, ann_ids)
+        img_rows = _rows(conn, IMG, images.id[affected].tolist())
+        cls_rows = _rows(conn, CLS, list(m.merge))
+    ids = sorted(ann_rows)
+    pos_of = dict(zip(ids, np.searchsorted(anns.id, ids).tolist(), strict=True))
+    by_image: dict[int, list[int]] = {}
+    for aid in ids:
+        by_image.setdefault(ann_rows[aid]["image_id"], []).append(aid)
+
+    # the annotations as they will be, per affected image, for the new digests and states
+    final: dict[int, list[dict[str, Any]]] = {int(images.id[p]): [] for p in affected}
+    ann_after: dict[int, dict[str, Any] | None] = {}
+    for aid, row in ann_rows.items():
+        p = pos_of[aid]
+        if dropped[p]:
+            ann_after[aid] = None
+            continue
+        after = dict(row)
+        if moved[p]:
+            after["class_id"] = int(new_class[p])
+        if clipped[p]:
+            _clip_row(after, new_box[p], images, anns, p)
+        if after != row:
+            ann_after[aid] = after
+        final[row["image_id"]].append(after)
+    digest, state = images.ann_digest.copy(), images.state.copy()
+    for p in affected:
+        iid = int(images.id[p])
+        rows = final[iid]
+        st = str(images.state[p])
+        if not rows and st == "annotated":
+            st = "null"
+        state[p] = st
+        digest[p] = codec.annotations_digest(
+            [codec.annotation_from(SimpleNamespace(**r), names[r["class_id"]]) for r in rows], st)
+    drop_img, keep_of = duplicates.drop_plan(images, igroup, digest=digest, state=state)
+    drop_set = set(images.id[drop_img].tolist())
+
+    fname = {int(i): f for i, f in zip(images.id[affected].tolist(), images.file_name[affected], strict=True)}
+    # 1. annotation updates and deletes (annotations of dropped images go with their image)
+    for aid in sorted(ann_rows):
+        row, p = ann_rows[aid], pos_of[aid]
+        if row["image_id"] in drop_set:
+            continue
+        if aid not in ann_after:
+            continue
+        new_row = ann_after[aid]
+        if new_row is None:
+            what = f"delete {names.get(row['class_id'], '?')} box {_fmt_box(anns.box[p])}: {reason[p]}"
+            counts[f"annotations_deleted_{reason[p].replace(' ', '_')}"] = counts.get(
+                f"annotations_deleted_{reason[p].replace(' ', '_')}", 0) + 1
+            changes.append(Change(ANN, aid, "delete", fname[row["image_id"]], what, row, None))
+            continue
+        parts = []
+        if new_row["class_id"] != row["class_id"]:
+            parts.append(f"class {names[row['class_id']]!r} → {names[new_row['class_id']]!r}")
+            counts["annotations_reclassed"] = counts.get("annotations_reclassed", 0) + 1
+        if clipped[p]:
+            parts.append(f"clip {_fmt_box(anns.box[p])} → {_fmt_box(new_box[p])}")
+            counts["annotations_clipped"] = counts.get("annotations_clipped", 0) + 1
+        changes.append(Change(ANN, aid, "update", fname[row["image_id"]], "; ".join(parts), row, new_row))
+    # 2. duplicate images: their annotations, then the image rows
+    for p, k in zip(drop_img.tolist(), keep_of.tolist(), strict=True):
+        iid = int(images.id[p])
+        for aid in by_image.get(iid, []):
+            changes.append(Change(ANN, aid, "delete", images.file_name[p], "delete with its duplicate image",
+                                  ann_rows[aid], None))
+            counts["annotations_deleted_with_images"] = counts.get("annotations_deleted_with_images", 0) + 1
+        changes.append(Change(IMG, iid, "delete", images.file_name[p],
+                              f"delete duplicate image ({images.split[p]}) of {images.file_name[k]} "
+                              f"({images.split[k]})", img_rows[iid], None))
+        counts["images_deleted"] = counts.get("images_deleted", 0) + 1
+    # 3. image rows whose annotations changed: new digest (and state)
+    for p in affected:
+        iid = int(images.id[p])
+        row = img_rows[iid]
+        if iid in drop_set or (digest[p] == row["ann_digest"] and state[p] == row["state"]):
+            continue
+        after = {**row, "ann_digest": str(digest[p]), "state": str(state[p])}
+        what = "annotations changed: new digest" + (f", state {row['state']} → {state[p]}"
+                                                     if state[p] != row["state"] else "")
+        changes.append(Change(IMG, iid, "update", images.file_name[p], what, row, after))
+        counts["images_updated"] = counts.get("images_updated", 0) + 1
+    # 4. merged class rows
+    for cid, into in m.merge.items():
+        changes.append(Change(CLS, cid, "delete", None, f"merge class {names[cid]!r} into {names[into]!r}",
+                              cls_rows[cid], None))
+        counts["classes_merged"] = counts.get("classes_merged", 0) + 1
+    return changes, counts
+
+
+def _clip_row(row: dict[str, Any], box: np.ndarray, images: Images, anns: Annotations, p: int) -> None:
+    """Clip one annotation row (a box, or a polygon's rings) to its image, as the importer does."""
+    from visionloop.core.geometry import Polygon
+
+    W, H = float(images.width[anns.image[p]]), float(images.height[anns.image[p]])
+    row["x0"], row["y0"], row["x1"], row["y1"] = (float(v) for v in box)
+    if row["kind"] == "polygon":
+        rings = [[min(max(v, 0.0), W if k % 2 == 0 else H) for k, v in enumerate(r)] for r in row["data"]["rings"]]
+        row["data"] = {**row["data"], "rings": rings}
+        if not row["area_declared"]:
+            row["area"] = Polygon(tuple(tuple(r) for r in rings)).area
+        if not row["bbox_declared"]:
+            poly = Polygon(tuple(tuple(r) for r in rings)).bounds()
+            row["x0"], row["y0"], row["x1"], row["y1"] = poly.x0, poly.y0, poly.x1, poly.y1
+    elif not row["area_declared"]:
+        row["area"] = float((box[2] - box[0]) * (box[3] - box[1]))
+
+
+def fix(store: Store, *, dry_run: bool = False, workers: int = 2, cache: bool = True) -> FixReport:
+    """Apply every unambiguous fix as one batch (kind "fix"), or with `dry_run` only say what it would do."""
+    changes, counts = plan(store, workers=workers, cache=cache)
+    if dry_run or not changes:
+        return FixReport(None, dry_run, counts, changes)
+    with store.engine.begin() as conn:
+        batch_id = conn.execute(insert(_table("batch")).values(
+            kind="fix", source="visionloop fix", format=None, split=None, created_at=datetime.now(UTC),
+            summary=counts)).inserted_primary_key[0]  # type: ignore[index]
+        for c in changes:
+            if c.after is not None and "batch_id" in c.after:
+                c.after["batch_id"] = batch_id  # the batch that last wrote the row
+        _apply(conn, [(c.table, c.op, c.row_id, c.after) for c in changes])
+        conn.execute(insert(_table("change")), [
+            {"batch_id": batch_id, "table_name": c.table, "row_id": c.row_id, "op": c.op,
+             "before": _jsonable(c.before), "after": _jsonable(c.after)} for c in changes])
+    log.info("fix batch %d: %s", batch_id, counts)
+    return FixReport(int(batch_id), False, counts, changes)
+
+
+def _jsonable(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+
+
+def _apply(conn: Connection, ops: list[tuple[str, str, int, dict[str, Any] | None]]) -> None:
+    """Run row operations in order, batching consecutive ones of the same table and kind."""
+    i = 0
+    while i < len(ops):
+        table, op = ops[i][0], ops[i][1]
+        j = i
+        while j < len(ops) and ops[j][0] == table and ops[j][1] == op:
+            j += 1
+        group = ops[i:j]
+        t = _table(table)
+        if op == "delete":
+            ids = [g[2] for g in group]
+            for s in range(0, len(ids), CHUNK):
+                conn.execute(delete(t).where(t.c.id.in_(ids[s:s + CHUNK])))
+        elif op == "insert":
+            conn.execute(insert(t), [g[3] for g in group if g[3] is not None])
+        else:
+            cols = [c for c in group[0][3] if c != "id"]  # type: ignore[union-attr]
+            stmt = update(t).where(t.c.id == bindparam("_id")).values({c: bindparam(c) for c in cols})
+            conn.execute(stmt, [{**{c: g[3][c] for c in cols}, "_id": g[2]} for g in group])  # type: ignore[index]
+        i = j
+
+
+def undo(store: Store, batch_id: int) -> FixReport:
+    """Put back every row a fix batch changed. Refused when a later batch changed those rows since."""
+    with store.engine.begin() as conn:
+        batch = conn.execute(select(BatchRow.kind, BatchRow.summary).where(BatchRow.id == batch_id)).first()
+        if batch is None:
+            raise NotFoundError(f"no batch {batch_id} in this project", path=store.root,
+                                hint="`visionloop fix` prints the batch it made")
+        if batch.kind != "fix":
+            raise ProjectError(f"batch {batch_id} is an {batch.kind}, not a fix: only fixes can be undone",
+                               path=store.root)
+        summary = dict(batch.summary or {})
+        if summary.get("undone_at"):
+            raise ProjectError(f"batch {batch_id} was already undone at {summary['undone_at']}", path=store.root)
+        rows = conn.execute(select(ChangeRow).where(ChangeRow.batch_id == batch_id).order_by(ChangeRow.id.desc())
+                            ).all()
+        by_table: dict[str, list[int]] = {}
+        for r in rows:
+            by_table.setdefault(r.table_name, []).append(r.row_id)
+        current = {t: _rows(conn, t, ids) for t, ids in by_table.items()}
+        ops: list[tuple[str, str, int, dict[str, Any] | None]] = []
+        changes = []
+        for c in rows:
+            now = current[c.table_name].get(c.row_id)
+            if (c.op == "delete" and now is not None) or (c.op != "delete" and _jsonable(now) != c.after):
+                raise ProjectError(
+                    f"{c.table_name} row {c.row_id} changed after fix batch {batch_id}; undoing would lose that "
+                    "change", path=store.root, hint="undo the later batches first")
+            if c.op == "delete":
+                ops.append((c.table_name, "insert", c.row_id, c.before))
+            elif c.op == "insert":
+                ops.append((c.table_name, "delete", c.row_id, None))
+            else:
+                ops.append((c.table_name, "update", c.row_id, c.before))
+            changes.append(Change(c.table_name, c.row_id, ops[-1][1], None, f"undo {c.op}", c.after, c.before))
+        _apply(conn, ops)
+        summary["undone_at"] = datetime.now(UTC).isoformat()
+        conn.execute(update(BatchRow).where(BatchRow.id == batch_id).values(summary=summary))
+    log.info("undid fix batch %d: %d rows restored", batch_id, len(rows))
+    return FixReport(batch_id, False, {"rows_restored": len(rows)}, changes, undone=True)

@@ -1,0 +1,133 @@
+"""The store's image and annotation columns as numpy arrays: one SQL query each, no ORM objects.
+
+Everything the health check computes is SQL aggregates plus vectorised numpy
+over these arrays; nothing loops over annotations in Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import String, cast, select
+
+from visionloop.store.project import Store
+from visionloop.store.schema import AnnotationRow, ClassRow, ImageRow
+
+UNASSIGNED = "unassigned"  # how a split of None is named in reports
+
+
+def class_key(name: str) -> str:
+    """What two class names that differ only by case or spaces have in common."""
+    return "".join(name.split()).casefold()
+
+
+@dataclass
+class Images:
+    """One entry per image row, in id order."""
+
+    id: np.ndarray  # int64
+    sha256: np.ndarray  # object (str)
+    file_name: np.ndarray  # object (str)
+    split: np.ndarray  # object (str, UNASSIGNED for None)
+    state: np.ndarray  # object (str)
+    width: np.ndarray  # float64
+    height: np.ndarray  # float64
+    orientation: np.ndarray  # int64
+    ann_digest: np.ndarray  # object (str): what the annotations say, as the importer hashed them
+
+    def __len__(self) -> int:
+        return len(self.id)
+
+    def index_of(self, image_ids: np.ndarray) -> np.ndarray:
+        """Positions of image ids in this table (ids must be present)."""
+        return np.searchsorted(self.id, image_ids)
+
+
+@dataclass
+class Annotations:
+    """One entry per annotation row, in id order; `image` indexes into `Images`."""
+
+    id: np.ndarray  # int64
+    image: np.ndarray  # int64 position in Images
+    class_id: np.ndarray  # int64 (the class row id)
+    kind: np.ndarray  # object (str)
+    box: np.ndarray  # (n, 4) float64 x0, y0, x1, y1; NaN where the kind has no box
+    area: np.ndarray  # float64, NaN when unknown
+
+    def __len__(self) -> int:
+        return len(self.id)
+
+
+@dataclass
+class Classes:
+    id: np.ndarray  # int64 class row ids, by position
+    name: list[str]
+
+    def names_of(self, class_ids: np.ndarray) -> np.ndarray:
+        lookup = dict(zip(self.id.tolist(), self.name, strict=True))
+        uniq, inv = np.unique(class_ids, return_inverse=True)
+        return np.array([lookup.get(int(c), f"<unknown class {int(c)}>") for c in uniq], dtype=object)[inv]
+
+
+def load_images(store: Store, *, split: str | None = None) -> Images:
+    q = select(ImageRow.id, ImageRow.sha256, ImageRow.file_name, ImageRow.split, ImageRow.state,
+               ImageRow.width, ImageRow.height, ImageRow.orientation, ImageRow.ann_digest).order_by(ImageRow.id)
+    if split is not None:
+        q = q.where(ImageRow.split.is_(None) if split == UNASSIGNED else ImageRow.split == split)
+    with store.engine.connect() as c:
+        rows = c.execute(q).all()
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 9
+    return Images(
+        id=np.asarray(cols[0], dtype=np.int64),
+        sha256=np.asarray(cols[1], dtype=object),
+        file_name=np.asarray(cols[2], dtype=object),
+        split=np.asarray([s if s is not None else UNASSIGNED for s in cols[3]], dtype=object),
+        state=np.asarray(cols[4], dtype=object),
+        width=np.asarray(cols[5], dtype=np.float64),
+        height=np.asarray(cols[6], dtype=np.float64),
+        orientation=np.asarray(cols[7], dtype=np.int64),
+        ann_digest=np.asarray(cols[8], dtype=object),
+    )
+
+
+def load_annotations(store: Store, images: Images) -> Annotations:
+    """Annotations of the given images (all of them when `images` is the whole project)."""
+    q = select(AnnotationRow.id, AnnotationRow.image_id, AnnotationRow.class_id, AnnotationRow.kind,
+               AnnotationRow.x0, AnnotationRow.y0, AnnotationRow.x1, AnnotationRow.y1,
+               AnnotationRow.area).order_by(AnnotationRow.id)
+    with store.engine.connect() as c:
+        rows = c.execute(q).all()
+    if not rows:
+        e = np.zeros(0, np.int64)
+        return Annotations(e, e, e, np.zeros(0, object), np.zeros((0, 4)), np.zeros(0))
+    ids, image_ids, class_ids, kinds, x0, y0, x1, y1, area = zip(*rows, strict=True)
+    image_ids_a = np.asarray(image_ids, dtype=np.int64)
+    pos = np.searchsorted(images.id, image_ids_a)
+    pos_c = np.minimum(pos, max(len(images) - 1, 0))
+    keep = (pos < len(images)) & (images.id[pos_c] == image_ids_a) if len(images) else np.zeros(len(pos), bool)
+    box = np.array([x0, y0, x1, y1], dtype=np.float64).T  # None -> nan
+    return Annotations(
+        id=np.asarray(ids, dtype=np.int64)[keep],
+        image=pos[keep],
+        class_id=np.asarray(class_ids, dtype=np.int64)[keep],
+        kind=np.asarray(kinds, dtype=object)[keep],
+        box=box[keep],
+        area=np.asarray(area, dtype=np.float64)[keep],
+    )
+
+
+def load_classes(store: Store) -> Classes:
+    with store.engine.connect() as c:
+        rows = c.execute(select(ClassRow.id, ClassRow.name).order_by(ClassRow.position, ClassRow.id)).all()
+    return Classes(np.asarray([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows])
+
+
+def declared_sizes(store: Store, images: Images) -> dict[int, tuple[int, int]]:
+    """image id -> the size its annotation file declared, where that disagreed with the pixels."""
+    q = (select(ImageRow.id, ImageRow.meta["declared_size"])
+         .where(cast(ImageRow.meta, String).contains("declared_size")))
+    wanted = set(images.id.tolist())
+    with store.engine.connect() as c:
+        return {int(i): (int(v[0]), int(v[1])) for i, v in c.execute(q)
+                if isinstance(v, list) and len(v) == 2 and i in wanted}
