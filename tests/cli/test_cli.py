@@ -52,7 +52,7 @@ def test_demo_runs_every_stage(tmp_path):
     steps = _json(runner.invoke(app, ["demo", "--workdir", str(tmp_path), "--images", "16", "--json"]))
     names = [s["step"] for s in steps]
     assert names == ["render", "init", "import", "re-import", "stats", "health", "export coco", "export yolo",
-                     "export voc", "convert"]
+                     "export voc", "convert", "version"]
     imp = steps[2]
     assert imp["images_added"] == 16
     assert steps[3]["images_unchanged"] == 16

@@ -202,3 +202,33 @@ def test_open_rejects_non_project(tmp_path):
     Store.init(tmp_path / "p").close()
     with pytest.raises(ProjectError, match="already exists"):
         Store.init(tmp_path / "p")
+
+
+def test_same_file_in_two_splits_is_two_images_and_a_repeat_is_skipped(tmp_path):
+    """Roboflow layout: train/a.jpg and valid/a.jpg with the same bytes (a leak) are two images over one blob."""
+    data = _jpeg(16, 12)
+    for split in ("train", "valid"):
+        (tmp_path / "rf" / split).mkdir(parents=True)
+        (tmp_path / "rf" / split / "a.jpg").write_bytes(data)
+        doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 16, "height": 12}],
+               "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4]}],
+               "categories": [{"id": 1, "name": "thing"}]}
+        if split == "valid":  # listed twice in the same file: kept once
+            doc["images"].append({"id": 2, "file_name": "a.jpg", "width": 16, "height": 12})
+        (tmp_path / "rf" / split / "_annotations.coco.json").write_text(json.dumps(doc))
+    store = Store.init(tmp_path / "p")
+    r = import_dataset(store, tmp_path / "rf")
+    assert r.counts["images_added"] == 2 and r.counts["blobs_added"] == 1
+    assert r.counts["duplicate_entries_skipped"] == 1
+    assert sorted(s.split for s in store.samples()) == ["train", "valid"]
+    again = import_dataset(store, tmp_path / "rf")
+    assert again.batch_id is None and again.counts["images_unchanged"] == 2
+    assert again.counts["duplicate_entries_skipped"] == 1
+
+
+def test_digest_ignores_int_versus_float():
+    from visionloop.core import Annotation
+    from visionloop.store.codec import annotations_digest
+    a = annotations_digest((Annotation("x", Box(1, 2, 3, 4)),), "annotated")
+    b = annotations_digest((Annotation("x", Box(1.0, 2.0, 3.0, 4.0)),), "annotated")
+    assert a == b

@@ -11,6 +11,7 @@ from visionloop.cli import convert as convert_cmds
 from visionloop.cli import demo as demo_cmds
 from visionloop.cli import health as health_cmds
 from visionloop.cli import project as project_cmds
+from visionloop.cli import version as version_cmds
 
 app = typer.Typer(
     name="visionloop",
@@ -28,6 +29,7 @@ app.command("formats")(convert_cmds.formats)
 app.command("health")(health_cmds.health)
 app.command("fix")(health_cmds.fix)
 app.command("demo")(demo_cmds.demo)
+app.add_typer(version_cmds.app, name="version")
 
 
 def main() -> None:

@@ -93,6 +93,24 @@ def run(workdir: Path | None = None, *, images: int = 60, seed: int = 0) -> Iter
         yield Step("convert", f"converted COCO → YOLO without a project: {rep.images} images, "
                    + ", ".join(f"{v} {k}" for k, v in sorted(rep.annotations.items())), time.perf_counter() - t,
                    rep.to_json())
+        t = time.perf_counter()
+        from visionloop.versions import create_version, export_version, preview_version
+
+        recipe = {"schema": 1, "seed": seed, "split": {"mode": "keep"},
+                  "preprocess": {"resize": {"width": 160, "height": 120, "mode": "fit"}},
+                  "augment": {"multiplier": 3, "flip": {"horizontal": True}, "rot90": {"clockwise": True},
+                              "rotate": {"degrees": 15}, "brightness": {"percent": 20}, "mosaic": {"percent": 25}}}
+        made = create_version(store, recipe, workers=0)
+        again = create_version(store, recipe, workers=0)
+        exported = export_version(store, made.name, workdir / "version-yolo", format="yolo")
+        preview = preview_version(store, made.name, workdir / "version-preview.png")
+        splits = ", ".join(f"{k} {v['images']}" for k, v in sorted(made.counts.get("by_split", {}).items()))
+        yield Step("version", f"version {made.name}: {made.images} images ({splits}) from a recipe (split kept, "
+                   f"resize to 160×120, ×3 augmentation: flips, 90° turns, rotation, brightness, mosaic); same "
+                   f"recipe again: {'reused' if again.reused else 'generated again'}; exported {exported.images} "
+                   f"images to YOLO; preview {preview.width}×{preview.height} PNG",
+                   time.perf_counter() - t, {"version": made.to_json(), "reused": again.reused,
+                                             "preview": preview.to_json()})
         store.close()
     finally:
         if tmp is not None:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -64,13 +65,15 @@ class BlobRow(Base):
 class ImageRow(Base):
     """An image of the dataset: a blob under a file name, with its split and label state.
 
-    The same bytes under two names are two images over one blob (health finds
-    them as duplicates); the same bytes under the same name are one image, which
-    is what makes a re-import add nothing.
+    An image is identified by (bytes, name, split): the same bytes under two
+    names, or in two splits (train/a.jpg and valid/a.jpg, a leak), are two
+    images over one blob, which health finds as duplicates; the same bytes under
+    the same name in the same split are one image, which is what makes a
+    re-import add nothing.
     """
 
     __tablename__ = "image"
-    __table_args__ = (UniqueConstraint("sha256", "file_name"),)
+    __table_args__ = (UniqueConstraint("sha256", "file_name", "split"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     sha256: Mapped[Sha256] = mapped_column(ForeignKey("blob.sha256"), index=True)
     file_name: Mapped[str]
@@ -161,3 +164,57 @@ class ChangeRow(Base):
     op: Mapped[str] = mapped_column(String(8))  # insert | update | delete
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class VersionRow(Base):
+    """A dataset version: a recipe applied to a frozen selection of images. Immutable once ready.
+
+    `done` counts the source images whose outputs are stored (the resume point
+    while `status` is generating); `source_digest` fingerprints the selection,
+    so a resume refuses a source that changed meanwhile.
+    """
+
+    __tablename__ = "version"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("version.id"))
+    status: Mapped[str] = mapped_column(String(16))  # generating | ready
+    recipe: Mapped[dict[str, Any]]
+    recipe_hash: Mapped[str] = mapped_column(String(64), index=True)
+    seed: Mapped[int]
+    source_batches: Mapped[list[Any]] = mapped_column(default=list)
+    source_digest: Mapped[str] = mapped_column(String(64))
+    content_digest: Mapped[str | None] = mapped_column(String(64))
+    classes: Mapped[list[Any]] = mapped_column(default=list)
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    total: Mapped[int] = mapped_column(default=0)  # source images selected
+    done: Mapped[int] = mapped_column(default=0)
+    code_version: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class VersionItemRow(Base):
+    """One generated image of a version: its blob, split, name and annotations (compact JSON text)."""
+
+    __tablename__ = "version_item"
+    __table_args__ = (
+        UniqueConstraint("version_id", "position", "out_index", name="uq_version_item_output"),
+        UniqueConstraint("version_id", "file_name", name="uq_version_item_file_name"),
+        Index("ix_version_item_version_split", "version_id", "split"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("version.id", ondelete="CASCADE"))
+    position: Mapped[int]  # the source image's place in the version's order
+    out_index: Mapped[int]  # which output of that image (tile, object, augmented copy)
+    split: Mapped[str] = mapped_column(String(64))
+    file_name: Mapped[str]
+    sha256: Mapped[Sha256] = mapped_column(index=True)
+    width: Mapped[int]
+    height: Mapped[int]
+    orientation: Mapped[int] = mapped_column(default=1)
+    media_format: Mapped[str | None] = mapped_column(String(16))
+    source_image_id: Mapped[int] = mapped_column(index=True)  # no foreign key: the version outlives edits
+    n_annotations: Mapped[int] = mapped_column(default=0)
+    annotations: Mapped[str] = mapped_column(Text)
+    meta: Mapped[str] = mapped_column(Text, default="{}")

@@ -1,0 +1,124 @@
+"""Reading versions: list, show, stream their samples, export them through the format registry."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import uuid
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import select
+
+from visionloop import formats
+from visionloop.core.classes import ClassMap
+from visionloop.core.errors import VisionLoopError
+from visionloop.core.sample import ImageRef, Sample
+from visionloop.formats.base import ImageMode, WriteReport
+from visionloop.store.project import Store
+from visionloop.store.schema import VersionItemRow, VersionRow
+from visionloop.versions import itemcodec
+from visionloop.versions.generate import find_version_id
+from visionloop.versions.info import VersionInfo, info_from_row
+from visionloop.versions.selection import classes_from_json
+
+log = logging.getLogger(__name__)
+
+
+def list_versions(store: Store) -> list[VersionInfo]:
+    with store.session() as s:
+        rows = s.scalars(select(VersionRow).order_by(VersionRow.id)).all()
+        names = {r.id: r.name for r in rows}
+        return [info_from_row(r, parent=names.get(r.parent_id) if r.parent_id else None) for r in rows]
+
+
+def show_version(store: Store, version: str | int) -> VersionInfo:
+    """One version by name, id or `latest`."""
+    with store.session() as s:
+        row = s.get(VersionRow, find_version_id(s, version))
+        assert row is not None
+        parent = s.scalar(select(VersionRow.name).where(VersionRow.id == row.parent_id)) if row.parent_id else None
+        return info_from_row(row, parent=parent)
+
+
+def _ready(store: Store, version: str | int) -> VersionInfo:
+    info = show_version(store, version)
+    if info.status != "ready":
+        raise VisionLoopError(f"version {info.name} is not finished ({info.done} of {info.total} images generated)",
+                              hint="run `version create` with the same recipe again to finish it")
+    return info
+
+
+def version_classes(store: Store, version: str | int) -> ClassMap:
+    return classes_from_json(show_version(store, version).classes)
+
+
+def version_samples(store: Store, version: str | int, *, split: str | None = None,
+                    chunk: int = 1000) -> Iterator[Sample]:
+    """The version's images as Samples (ImageRef.path is the blob), streamed in version order."""
+    info = _ready(store, version)
+    local = store.blobs.local_path
+    with store.session() as s:
+        q = (select(VersionItemRow.split, VersionItemRow.file_name, VersionItemRow.sha256, VersionItemRow.width,
+                    VersionItemRow.height, VersionItemRow.orientation, VersionItemRow.media_format,
+                    VersionItemRow.annotations)
+             .where(VersionItemRow.version_id == info.id)
+             .order_by(VersionItemRow.position, VersionItemRow.out_index).execution_options(yield_per=chunk))
+        if split is not None:
+            q = q.where(VersionItemRow.split == split)
+        for sp, name, sha, w, h, o, fmt, anns in s.execute(q):
+            ref = ImageRef(file_name=name, width=w, height=h, path=local(sha) or store.blobs.path(sha), sha256=sha,
+                           format=fmt, orientation=o)
+            yield Sample(ref, itemcodec.loads(anns), split=sp)
+
+
+def export_version(store: Store, version: str | int, out: str | Path, *, format: str, zip: bool = False,
+                   split: str | None = None, images: ImageMode = ImageMode.COPY,
+                   overwrite: bool = False) -> WriteReport:
+    """Write a version in any registered format, into a new folder or (zip) one .zip file."""
+    formats.get(format)
+    info = _ready(store, version)
+    classes = classes_from_json(info.classes)
+    out = Path(out)
+    if zip and out.suffix.lower() != ".zip":
+        out = out.with_name(out.name + ".zip")
+    if out.exists() and (out.is_file() or any(out.iterdir())) and not overwrite:
+        raise VisionLoopError("output exists and is not empty", path=out, hint="pick a new path or pass --overwrite")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        report = formats.write(version_samples(store, info.id, split=split), tmp, format=format, classes=classes,
+                               images=images)
+        if zip:
+            zpath = tmp.with_suffix(".zip")
+            _zip_folder(tmp, zpath)
+            shutil.rmtree(tmp)
+            _replace(zpath, out)
+        else:
+            _replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.with_suffix(".zip").unlink(missing_ok=True)
+        raise
+    report.path = str(out)
+    return report
+
+
+def _replace(src: Path, dest: Path) -> None:
+    if dest.exists():
+        shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
+    src.rename(dest)
+
+
+_STORED = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".zip")
+
+
+def _zip_folder(folder: Path, zpath: Path) -> None:
+    """Zip a folder: images stored as they are (already compressed), text deflated."""
+    with zipfile.ZipFile(zpath, "w") as zf:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                kind = zipfile.ZIP_STORED if path.suffix.lower() in _STORED else zipfile.ZIP_DEFLATED
+                zf.write(path, path.relative_to(folder).as_posix(), compress_type=kind)
