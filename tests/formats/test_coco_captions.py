@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -110,9 +109,7 @@ def test_detect(captions: Path) -> None:
     assert detect(captions) == "coco"
 
 
-@pytest.mark.skipif(importlib.util.find_spec("datumaro") is None,
-                    reason="datumaro is not installed (optional interop check; not a dependency)")
-def test_datumaro_reads_our_captions(captions: Path, tmp_path: Path) -> None:  # pragma: no cover - optional
+def test_datumaro_reads_our_captions(captions: Path, tmp_path: Path) -> None:
     import datumaro as dm
 
     coco_captions.write(list(coco_captions.read(captions)), tmp_path / "out")

@@ -6,7 +6,6 @@ PNGs in the folder named like the JSON) and https://github.com/cocodataset/panop
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -173,9 +172,7 @@ def test_detect(panoptic: Path, tmp_path: Path) -> None:
     assert detect(panoptic) == "coco"  # a full COCO folder is read as instances
 
 
-@pytest.mark.skipif(importlib.util.find_spec("datumaro") is None,
-                    reason="datumaro is not installed (optional interop check; not a dependency)")
-def test_datumaro_reads_our_panoptic(panoptic: Path, tmp_path: Path) -> None:  # pragma: no cover - optional
+def test_datumaro_reads_our_panoptic(panoptic: Path, tmp_path: Path) -> None:
     import datumaro as dm
 
     reader = coco_panoptic.read(panoptic)

@@ -8,7 +8,6 @@ annotations.xml beside images/).
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -341,9 +340,7 @@ def test_malformed_xml_names_line(task: Path) -> None:
     assert "annotations.xml" in str(e.value) and "line " in (e.value.where or "")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("datumaro") is None,
-                    reason="datumaro is not installed (optional interop check; not a dependency)")
-def test_datumaro_reads_our_cvat(task: Path, tmp_path: Path) -> None:  # pragma: no cover - optional
+def test_datumaro_reads_our_cvat(task: Path, tmp_path: Path) -> None:
     import datumaro as dm
 
     reader = cvat.read(task)

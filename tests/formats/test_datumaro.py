@@ -7,7 +7,6 @@ https://openvinotoolkit.github.io/datumaro/latest/docs/data-formats/formats/datu
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -211,9 +210,7 @@ def test_detect(dataset: Path, tmp_path: Path) -> None:
     assert detect(coco) == "coco"
 
 
-@pytest.mark.skipif(importlib.util.find_spec("datumaro") is None,
-                    reason="datumaro is not installed (optional interop check; not a dependency)")
-def test_interop_with_datumaro(dataset: Path, tmp_path: Path) -> None:  # pragma: no cover - optional
+def test_interop_with_datumaro(dataset: Path, tmp_path: Path) -> None:
     import datumaro as dm
 
     reader = datumaro.read(dataset)

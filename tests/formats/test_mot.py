@@ -7,7 +7,6 @@ https://docs.cvat.ai/docs/manual/advanced/formats/format-mot/
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -176,9 +175,7 @@ def test_detect(mot17: Path, tmp_path: Path) -> None:
     assert detect(Path("/work/shared/datasets/raccoon")) == "voc"
 
 
-@pytest.mark.skipif(importlib.util.find_spec("datumaro") is None,
-                    reason="datumaro is not installed (optional interop check; not a dependency)")
-def test_datumaro_reads_our_mot(mot17: Path, tmp_path: Path) -> None:  # pragma: no cover - optional
+def test_datumaro_reads_our_mot(mot17: Path, tmp_path: Path) -> None:
     import datumaro as dm
 
     mot.write(list(mot.read(mot17)), tmp_path / "out")

@@ -6,7 +6,6 @@ https://github.com/facebookresearch/segment-anything#dataset
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -138,9 +137,7 @@ def test_detect(shard: Path) -> None:
     assert sa1b.detect(shard / "other.json").score == 0
 
 
-@pytest.mark.skipif(importlib.util.find_spec("datumaro") is None,
-                    reason="datumaro is not installed (optional interop check; not a dependency)")
-def test_interop_with_datumaro(shard: Path, tmp_path: Path) -> None:  # pragma: no cover - optional
+def test_interop_with_datumaro(shard: Path, tmp_path: Path) -> None:
     import datumaro as dm
 
     sa1b.write(list(sa1b.read(shard)), tmp_path / "out")

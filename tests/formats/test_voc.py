@@ -6,7 +6,6 @@ http://host.robots.ox.ac.uk/pascal/VOC/voc2012/htmldoc/devkit_doc.html
 
 from __future__ import annotations
 
-import importlib.util
 import xml.etree.ElementTree as ET
 from pathlib import Path, PurePath
 
@@ -268,9 +267,7 @@ def test_devkit_round_trip(devkit: Path, tmp_path: Path) -> None:
         assert list(again.annotations) == expected, stem
 
 
-@pytest.mark.skipif(importlib.util.find_spec("datumaro") is None,
-                    reason="datumaro is not installed (optional interop check; not a dependency)")
-def test_datumaro_reads_our_voc(devkit: Path, tmp_path: Path) -> None:  # pragma: no cover - optional
+def test_datumaro_reads_our_voc(devkit: Path, tmp_path: Path) -> None:
     import datumaro as dm
 
     reader = voc.read(devkit)

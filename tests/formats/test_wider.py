@@ -7,7 +7,6 @@ per face; an image without faces has the count 0 and one line of zeros.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -135,9 +134,7 @@ def test_detect(wider_root: Path) -> None:
     assert wider.detect(Path("/work/shared/datasets/raccoon")).score == 0
 
 
-@pytest.mark.skipif(importlib.util.find_spec("datumaro") is None,
-                    reason="datumaro is not installed (optional interop check; not a dependency)")
-def test_interop_with_datumaro(wider_root: Path, tmp_path: Path) -> None:  # pragma: no cover - optional
+def test_interop_with_datumaro(wider_root: Path, tmp_path: Path) -> None:
     import datumaro as dm
 
     # one split: datumaro names classes after the event folders per split and refuses to merge splits
