@@ -17,6 +17,8 @@ MAX_DIFF_ROWS = 50
 
 def health(
     split: Annotated[str | None, typer.Option(help="Only this split (duplicates still look across splits).")] = None,
+    version: Annotated[str | None, typer.Option("--version", "-v", help="Check a dataset version (name or id) "
+                                                "instead of the project's images.")] = None,
     html: Annotated[Path | None, typer.Option("--html", help="Also write a self-contained HTML report here.")] = None,
     input_size: Annotated[int, typer.Option(help="Model input size (longest side) for the tiny-object check.",
                                             min=1)] = 640,
@@ -28,7 +30,7 @@ def health(
     from visionloop.store import Store
 
     with Store.open(project) as store, progress("Hashing images") as advance:
-        report = check(store, split=split, input_size=input_size, progress=advance)
+        report = check(store, split=split, version=version, input_size=input_size, progress=advance)
         if html is not None:
             from visionloop.health.report import write_html
 
@@ -39,7 +41,8 @@ def health(
         return
     c = report.counts
     console.print(f"{c['images']} images ({c['distinct_files']} distinct files), {c['annotations']} annotations, "
-                  f"{c['classes']} classes" + (f" — split {split}" if split else ""))
+                  f"{c['classes']} classes" + (f" — split {split}" if split else "")
+                  + (f" — version {report.version}" if report.version else ""))
     splits = Table("split", "images", "annotations", "annotated", "null", "missing", title="Splits")
     for s, d in c["by_split"].items():
         splits.add_row(s, *(str(d[k]) for k in ("images", "annotations", "annotated", "null", "missing")))

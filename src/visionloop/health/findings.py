@@ -182,7 +182,7 @@ def clip_boxes(images: Images, anns: Annotations) -> np.ndarray:
     return b
 
 
-def findings(store: Store, images: Images, anns: Annotations, classes: Classes, m: Malformed,
+def findings(store: Store | None, images: Images, anns: Annotations, classes: Classes, m: Malformed,
              per_class: dict[int, int], declared: dict[int, tuple[int, int]]) -> list[Finding]:
     out: list[Finding] = []
     ex = lambda pos, **kw: _examples(images, anns, classes, pos, **kw)  # noqa: E731
@@ -223,7 +223,7 @@ def findings(store: Store, images: Images, anns: Annotations, classes: Classes, 
         out.append(Finding("class_name_variants", Severity.ERROR, len(m.merge),
                            f"{len(m.merge)} class names differ from another only by case or spaces ({listing}); "
                            "`visionloop fix` merges them into the most used spelling", fixable=True, examples=exs))
-    unknown = unknown_class_count(store)
+    unknown = unknown_class_count(store) if store is not None else 0
     if unknown:
         out.append(Finding("unknown_classes", Severity.ERROR, unknown,
                            f"{unknown} annotations point to a class the project does not have; re-import them"))

@@ -6,11 +6,13 @@ over these arrays; nothing loops over annotations in Python.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import String, cast, select
 
+from visionloop.core.geometry import kind
 from visionloop.store.project import Store
 from visionloop.store.schema import AnnotationRow, ClassRow, ImageRow
 
@@ -131,3 +133,67 @@ def declared_sizes(store: Store, images: Images) -> dict[int, tuple[int, int]]:
     with store.engine.connect() as c:
         return {int(i): (int(v[0]), int(v[1])) for i, v in c.execute(q)
                 if isinstance(v, list) and len(v) == 2 and i in wanted}
+
+
+def load_version(store: Store, version: str | int) -> tuple[Images, Annotations, Classes, str]:
+    """A version's generated images, annotations and classes in the same columns as the project's.
+
+    Item ids stand in for image ids; a version's own classes get ids 1..n in its
+    order. A version stores each image's annotations as one JSON text, so this
+    decodes them image by image (the project tables need no such loop).
+    Returns the version's name too.
+    """
+    from visionloop.store import itemcodec
+    from visionloop.store.lookup import find_version_id
+    from visionloop.store.schema import VersionItemRow, VersionRow
+
+    with store.session() as s:
+        row = s.get(VersionRow, find_version_id(s, version))
+        assert row is not None
+        name, class_names = row.name, [c["name"] for c in row.classes or []]
+        items = s.execute(
+            select(VersionItemRow.id, VersionItemRow.sha256, VersionItemRow.file_name, VersionItemRow.split,
+                   VersionItemRow.n_annotations, VersionItemRow.width, VersionItemRow.height,
+                   VersionItemRow.orientation, VersionItemRow.annotations)
+            .where(VersionItemRow.version_id == row.id).order_by(VersionItemRow.id)).all()
+    class_id = {n: i + 1 for i, n in enumerate(class_names)}
+    ids, pos, cls, kinds, boxes, areas = [], [], [], [], [], []
+    for k, item in enumerate(items):
+        for ann in itemcodec.loads(item[8]):
+            if ann.label not in class_id:
+                class_id[ann.label] = len(class_id) + 1
+                class_names.append(ann.label)
+            box = ann.box
+            ids.append(len(ids) + 1)
+            pos.append(k)
+            cls.append(class_id[ann.label])
+            kinds.append(kind(ann.geometry))
+            boxes.append((box.x0, box.y0, box.x1, box.y1) if box is not None else (np.nan,) * 4)
+            areas.append(ann.area if ann.area is not None else ann.geometry.area)
+    images = Images(
+        id=np.asarray([r[0] for r in items], dtype=np.int64),
+        sha256=np.asarray([r[1] for r in items], dtype=object),
+        file_name=np.asarray([r[2] for r in items], dtype=object),
+        split=np.asarray([r[3] or UNASSIGNED for r in items], dtype=object),
+        state=np.asarray(["annotated" if r[4] else "null" for r in items], dtype=object),
+        width=np.asarray([r[5] for r in items], dtype=np.float64),
+        height=np.asarray([r[6] for r in items], dtype=np.float64),
+        orientation=np.asarray([r[7] for r in items], dtype=np.int64),
+        ann_digest=np.asarray([hashlib.sha256(r[8].encode()).hexdigest() for r in items], dtype=object),
+    )
+    anns = Annotations(np.asarray(ids, np.int64), np.asarray(pos, np.int64), np.asarray(cls, np.int64),
+                       np.asarray(kinds, dtype=object), np.asarray(boxes, np.float64).reshape(-1, 4),
+                       np.asarray(areas, np.float64))
+    classes = Classes(np.arange(1, len(class_names) + 1, dtype=np.int64), class_names)
+    return images, anns, classes, name
+
+
+def select_split(images: Images, anns: Annotations, split: str) -> tuple[Images, Annotations]:
+    """The images of one split and their annotations, positions renumbered."""
+    keep = images.split == split
+    new_pos = np.cumsum(keep) - 1
+    sub = Images(**{f: getattr(images, f)[keep] for f in images.__dataclass_fields__})
+    a_keep = keep[anns.image] if len(anns) else np.zeros(0, bool)
+    sub_anns = Annotations(anns.id[a_keep], new_pos[anns.image[a_keep]], anns.class_id[a_keep], anns.kind[a_keep],
+                           anns.box[a_keep], anns.area[a_keep])
+    return sub, sub_anns

@@ -91,6 +91,7 @@ class HealthReport:
     pairs: list[DuplicatePair]
     findings: list[Finding]
     timings: dict[str, float] = field(default_factory=dict)
+    version: str | None = None  # the version checked, None for the project itself
 
     def finding(self, check: str) -> Finding | None:
         return next((f for f in self.findings if f.check == check), None)
@@ -106,6 +107,7 @@ class HealthReport:
     def to_json(self) -> dict[str, Any]:
         return {
             "split": self.split,
+            "version": self.version,
             "input_size": self.input_size,
             "counts": self.counts,
             "dimensions": self.dimensions,

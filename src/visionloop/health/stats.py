@@ -6,12 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
 
-from visionloop.health.load import UNASSIGNED, Annotations, Classes, Images
+from visionloop.health.load import Annotations, Classes, Images
 from visionloop.health.result import ClassBalance, Finding, Severity
-from visionloop.store.project import Store
-from visionloop.store.schema import AnnotationRow, ClassRow, ImageRow
 
 #: heatmap resolution (cells per side) and the position-bias rule: a class with at least
 #: BIAS_MIN_BOXES boxes whose centres fall for BIAS_SHARE or more into one window covering
@@ -44,37 +41,35 @@ def _hist(values: np.ndarray, bins: list[float], fmt: str) -> dict[str, int]:
     return {lab: int(n) for lab, n in zip(labels, counts, strict=True)}
 
 
-def counts(store: Store, images: Images, classes: Classes, split: str | None) -> dict[str, Any]:
-    """Images, annotations, classes per split and label state, by SQL GROUP BY."""
-    def where(q: Any) -> Any:
-        if split is None:
-            return q
-        return q.where(ImageRow.split.is_(None) if split == UNASSIGNED else ImageRow.split == split)
-
+def counts(images: Images, anns: Annotations, classes: Classes) -> dict[str, Any]:
+    """Images, annotations, classes per split and label state: numpy group-bys over the loaded columns
+    (the same numbers as SQL GROUP BYs, and they work for a version's items as for the project's images)."""
     names = dict(zip(classes.id.tolist(), classes.name, strict=True))
     by_split: dict[str, dict[str, Any]] = {}
-    with store.engine.connect() as c:
-        for sp, state, n in c.execute(where(select(ImageRow.split, ImageRow.state, func.count())
-                                            .group_by(ImageRow.split, ImageRow.state))):
-            d = by_split.setdefault(sp or UNASSIGNED, {"images": 0, "annotations": 0, "annotated": 0, "null": 0,
-                                                       "missing": 0, "by_class": {}})
-            d["images"] += n
-            d[state] = d.get(state, 0) + n
-        per_class: dict[int, dict[str, Any]] = {}
-        for sp, cid, n, n_img in c.execute(where(
-                select(ImageRow.split, AnnotationRow.class_id, func.count(),
-                       func.count(func.distinct(AnnotationRow.image_id)))
-                .join(ImageRow, ImageRow.id == AnnotationRow.image_id)
-                .group_by(ImageRow.split, AnnotationRow.class_id))):
-            d = by_split[sp or UNASSIGNED]
-            d["annotations"] += n
+    if len(images):
+        keys, n = np.unique(np.stack([images.split.astype(str), images.state.astype(str)]), axis=1,
+                            return_counts=True)
+        for (sp, state), c in zip(keys.T.tolist(), n.tolist(), strict=True):
+            d = by_split.setdefault(sp, {"images": 0, "annotations": 0, "annotated": 0, "null": 0, "missing": 0,
+                                         "by_class": {}})
+            d["images"] += c
+            d[state] = d.get(state, 0) + c
+    per_class: dict[int, dict[str, Any]] = {}
+    if len(anns):
+        a_split = images.split[anns.image].astype(str)
+        keys, n = np.unique(np.stack([a_split, anns.class_id.astype(str)]), axis=1, return_counts=True)
+        for (sp, cid_s), c in zip(keys.T.tolist(), n.tolist(), strict=True):
+            cid = int(cid_s)
+            d = by_split[sp]
+            d["annotations"] += c
             name = names.get(cid, f"<unknown class {cid}>")
-            d["by_class"][name] = d["by_class"].get(name, 0) + n
-            pc = per_class.setdefault(cid, {"annotations": 0, "images": 0})
-            pc["annotations"] += n
-            pc["images"] += n_img
-        files = c.scalar(where(select(func.count(func.distinct(ImageRow.sha256))))) or 0
-        n_classes = c.scalar(select(func.count()).select_from(ClassRow)) or 0
+            d["by_class"][name] = d["by_class"].get(name, 0) + c
+            per_class.setdefault(cid, {"annotations": 0, "images": 0})["annotations"] += c
+        pairs = np.unique(np.stack([anns.class_id, anns.image]), axis=1)
+        for cid, c in zip(*np.unique(pairs[0], return_counts=True), strict=True):
+            per_class[int(cid)]["images"] = int(c)
+    files = len(np.unique(images.sha256.astype(str))) if len(images) else 0
+    n_classes = len(classes.id)
     total = {k: sum(d[k] for d in by_split.values()) for k in ("images", "annotations", "annotated", "null",
                                                                  "missing")}
     return {**total, "classes": n_classes, "distinct_files": files,

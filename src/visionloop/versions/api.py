@@ -16,10 +16,10 @@ from visionloop.core.classes import ClassMap
 from visionloop.core.errors import VisionLoopError
 from visionloop.core.sample import ImageRef, Sample
 from visionloop.formats.base import ImageMode, WriteReport
+from visionloop.store import itemcodec
+from visionloop.store.lookup import find_version_id
 from visionloop.store.project import Store
 from visionloop.store.schema import VersionItemRow, VersionRow
-from visionloop.versions import itemcodec
-from visionloop.versions.generate import find_version_id
 from visionloop.versions.info import VersionInfo, info_from_row
 from visionloop.versions.selection import classes_from_json
 

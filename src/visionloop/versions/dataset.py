@@ -26,9 +26,9 @@ from sqlalchemy import select
 from visionloop.core.errors import ImageError
 from visionloop.core.geometry import Keypoints, Label, Mask, Polygon, polygon_to_mask
 from visionloop.core.sample import ImageRef, Sample
+from visionloop.store import itemcodec
 from visionloop.store.project import Store
 from visionloop.store.schema import VersionItemRow
-from visionloop.versions import itemcodec
 from visionloop.versions.api import _ready
 from visionloop.versions.selection import classes_from_json
 

@@ -37,8 +37,9 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 import visionloop
-from visionloop.core.errors import NotFoundError, VisionLoopError
+from visionloop.core.errors import VisionLoopError
 from visionloop.store.blobs import BlobStore
+from visionloop.store.lookup import find_version_id
 from visionloop.store.project import Store
 from visionloop.store.schema import AnnotationRow, BlobRow, ImageRow, LineageRow, VersionItemRow, VersionRow
 from visionloop.versions.blobio import BlobIO
@@ -116,22 +117,6 @@ def _new_row(s: Session, recipe: Recipe, sel: Selection, *, name: str | None, pa
     s.add(row)
     s.flush()
     return row
-
-
-def find_version_id(s: Session, version: str | int) -> int:
-    """A version's id from its name, its id, or `latest`."""
-    if version == "latest":
-        vid = s.scalar(select(VersionRow.id).where(VersionRow.status == "ready").order_by(VersionRow.id.desc()))
-    elif isinstance(version, int) or (isinstance(version, str) and version.isdigit() and
-                                      s.scalar(select(VersionRow.id).where(VersionRow.name == version)) is None):
-        vid = s.scalar(select(VersionRow.id).where(VersionRow.id == int(version)))
-    else:
-        vid = s.scalar(select(VersionRow.id).where(VersionRow.name == version))
-    if vid is None:
-        names = s.scalars(select(VersionRow.name).order_by(VersionRow.id)).all()
-        raise NotFoundError(f"no version {version!r} in this project",
-                            hint=f"versions: {', '.join(names)}" if names else "create one with `version create`")
-    return int(vid)
 
 
 # -- the workers ------------------------------------------------------------------------------

@@ -23,8 +23,9 @@ import orjson
 
 from visionloop.core.geometry import Label
 from visionloop.core.sample import Annotation
+from visionloop.store import itemcodec
 from visionloop.versions import affine as A
-from visionloop.versions import itemcodec, ops, pixels
+from visionloop.versions import ops, pixels
 from visionloop.versions.blobio import BlobIO
 from visionloop.versions.choices import Edges, NoiseKind
 from visionloop.versions.frame import Frame, flip_permutation

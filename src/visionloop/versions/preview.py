@@ -14,9 +14,9 @@ from visionloop.core.classes import ClassMap
 from visionloop.core.errors import ImageError
 from visionloop.core.geometry import Box, Keypoints, Mask, Polygon, RotatedBox
 from visionloop.core.sample import Annotation
+from visionloop.store import itemcodec
 from visionloop.store.project import Store
 from visionloop.store.schema import VersionItemRow
-from visionloop.versions import itemcodec
 from visionloop.versions.api import _ready
 from visionloop.versions.selection import classes_from_json
 
