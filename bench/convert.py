@@ -114,20 +114,19 @@ def check(target: str, out: Path, src_doc: dict) -> str:
 
         xmls = list(out.rglob("*.xml"))
         objs = 0
-        first = None
+        written: list[float] = []
         for f in xmls:
             root = ET.parse(f).getroot()
             for o in root.iter("object"):
                 objs += 1
-                if first is None and root.findtext("filename", "").endswith("000000.jpg"):
-                    first = float(o.find("bndbox").findtext("xmin"))  # type: ignore[union-attr]
+                if root.findtext("filename", "").endswith("000000.jpg"):
+                    written.append(float(o.find("bndbox").findtext("xmin")))  # type: ignore[union-attr]
         notes.append(f"{objs}/{boxes} objects")
-        ann0 = next(a for a in src_doc["annotations"] if a["image_id"] == 1)
-        if first is not None:
-            x = ann0["bbox"][0]
-            offset = first - x
-            notes.append("1-based" if abs(offset - 1) < 1e-6 else ("0-based" if abs(offset) < 1e-6
-                                                                  else f"xmin = x {offset:+.2f}"))
+        xs = sorted(a["bbox"][0] for a in src_doc["annotations"] if a["image_id"] == 1)
+        if written and len(written) == len(xs):  # objects may come in any order: compare sorted
+            offsets = {round(w - x, 6) for w, x in zip(sorted(written), xs, strict=True)}
+            notes.append("1-based" if offsets == {1.0} else ("0-based" if offsets == {0.0}
+                                                            else f"xmin − x in {sorted(offsets)[:3]}"))
     return ", ".join(notes)
 
 

@@ -198,8 +198,10 @@ def _generate(store: Store, version_id: int, recipe: Recipe, sel: Selection, *, 
                     done = [o for job in part for o in pipeline.run(job, blobio)]
                     blobio.flush()
                     in_flight.append((part[-1].position, _Done(done)))
-            while in_flight:
-                writer.take(*_pop(in_flight), progress)
+            # no drain here: the workers keep going while the next batch's jobs are read, and the window
+            # above bounds what is in flight (draining at each batch left a core idle at every boundary)
+        while in_flight:
+            writer.take(*_pop(in_flight), progress)
         writer.commit(progress)
     except BaseException:
         if executor is not None:
