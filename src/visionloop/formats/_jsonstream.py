@@ -92,3 +92,15 @@ class UniqueNames:
                 self._taken.add(candidate)
                 return candidate
             k += 1
+
+
+def prefixed_json_files(path: Path, prefix: str) -> list[Path]:
+    """`<prefix>*.json` files: the path itself when it is a JSON file, else in `annotations/` or the folder."""
+    if path.is_file():
+        return [path] if path.suffix.lower() == ".json" else []
+    for folder in (path / "annotations", path):
+        if folder.is_dir():
+            found = sorted(p for p in folder.glob(f"{prefix}*.json") if p.is_file())
+            if found:
+                return found
+    return []

@@ -33,7 +33,7 @@ from visionloop.core.classes import ClassMap
 from visionloop.core.errors import FormatError
 from visionloop.core.geometry import kind
 from visionloop.core.sample import ImageRef, LabelState, Sample
-from visionloop.formats._jsonstream import UniqueNames, head, iter_items, jsonable
+from visionloop.formats._jsonstream import UniqueNames, head, iter_items, jsonable, prefixed_json_files
 from visionloop.formats.base import Detection, ImageMode, Reader, WriteReport, place_image, safe_name
 
 log = logging.getLogger(__name__)
@@ -45,14 +45,7 @@ CAPTIONS_KEY = "captions"
 
 
 def _json_files(path: Path) -> list[Path]:
-    if path.is_file():
-        return [path] if path.suffix.lower() == ".json" else []
-    for folder in (path / "annotations", path):
-        if folder.is_dir():
-            found = sorted(p for p in folder.glob(f"{PREFIX}*.json") if p.is_file())
-            if found:
-                return found
-    return []
+    return prefixed_json_files(path, PREFIX)
 
 
 def detect(path: Path) -> Detection:

@@ -47,7 +47,7 @@ from visionloop.core.classes import ClassInfo, ClassMap
 from visionloop.core.errors import FormatError, ImageError
 from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, RotatedBox, kind, polygon_to_mask
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
-from visionloop.formats._jsonstream import UniqueNames, head, iter_items, jsonable
+from visionloop.formats._jsonstream import UniqueNames, head, iter_items, jsonable, prefixed_json_files
 from visionloop.formats.base import (
     Detection,
     ImageMode,
@@ -72,14 +72,7 @@ DEFAULT_SPLIT = "default"
 
 
 def _json_files(path: Path) -> list[Path]:
-    if path.is_file():
-        return [path] if path.suffix.lower() == ".json" else []
-    for folder in (path / "annotations", path):
-        if folder.is_dir():
-            found = sorted(p for p in folder.glob(f"{PREFIX}*.json") if p.is_file())
-            if found:
-                return found
-    return []
+    return prefixed_json_files(path, PREFIX)
 
 
 def detect(path: Path) -> Detection:
