@@ -168,3 +168,19 @@ def test_unknown_category_and_orphan_image_id(tmp_path):
     p = _write(tmp_path, {**base, "annotations": [{"id": 9, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1]}]})
     with pytest.raises(FormatError, match="bbox needs 4 numbers"):
         list(coco.read(p))
+
+
+@pytest.mark.parametrize("given", ["folder", "file"])
+def test_official_layout_finds_images_per_split(tmp_path, given):
+    """annotations/instances_<split>.json + images/<split>/ (COCO's and datumaro's layout), folder or file given."""
+    for split in ("val2017", "default"):
+        (tmp_path / "images" / split).mkdir(parents=True)
+        Image.new("RGB", (8, 6)).save(tmp_path / "images" / split / f"{split}.jpg")
+        (tmp_path / "annotations").mkdir(exist_ok=True)
+        doc = {"images": [{"id": 1, "file_name": f"{split}.jpg", "width": 8, "height": 6}], "annotations": [],
+               "categories": [{"id": 1, "name": "a"}]}
+        (tmp_path / "annotations" / f"instances_{split}.json").write_text(json.dumps(doc))
+    sources = [tmp_path] if given == "folder" else sorted((tmp_path / "annotations").glob("*.json"))
+    got = sorted((s.split or "-", Path(s.image.path).relative_to(tmp_path).as_posix())
+                 for src in sources for s in coco.read(src))
+    assert got == [("-", "images/default/default.jpg"), ("val2017", "images/val2017/val2017.jpg")]

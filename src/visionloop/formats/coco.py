@@ -65,10 +65,25 @@ _STANDARD_ANN_KEYS = {"id", "image_id", "category_id", "bbox", "area", "iscrowd"
 
 
 # -- detect -------------------------------------------------------------------------------
+def _split_of(file: Path) -> str | None:
+    """The split a file's name says: `instances_val2017.json` → val2017, `person_keypoints_train.json` → train;
+    `_annotations.coco.json` in a split folder → that folder (the Roboflow layout)."""
+    stem = file.stem
+    for prefix in ("instances_", "person_keypoints_"):
+        if stem.startswith(prefix) and len(stem) > len(prefix):
+            return stem[len(prefix):]
+    if file.name == ROBOFLOW_NAME and file.parent.name.lower() in _SPLIT_FOLDERS:
+        return file.parent.name
+    return None
+
+
+_SPLIT_FOLDERS = {"train", "valid", "val", "test", "training", "validation", "testing"}
+
+
 def _json_files(path: Path) -> list[tuple[Path, str | None]]:
     """(annotation file, split) pairs that a path holds, without reading them."""
     if path.is_file():
-        return [(path, None)] if path.suffix.lower() == ".json" else []
+        return [(path, _split_of(path))] if path.suffix.lower() == ".json" else []
     if not path.is_dir():
         return []
     found: list[tuple[Path, str | None]] = []
@@ -80,7 +95,7 @@ def _json_files(path: Path) -> list[tuple[Path, str | None]]:
     ann_dir = path / "annotations"
     if ann_dir.is_dir():
         for f in sorted(ann_dir.glob("instances_*.json")) + sorted(ann_dir.glob("person_keypoints_*.json")):
-            found.append((f, f.stem.split("_", 1)[1].removeprefix("keypoints_")))
+            found.append((f, _split_of(f)))
     if not found:
         jsons = sorted(path.glob("*.json"))
         if len(jsons) == 1:
@@ -132,6 +147,7 @@ def read(path: Path, *, split: str | None = None) -> Reader:
     def samples() -> Iterator[Sample]:
         for index, file_split in indexes:
             yield from _read_file(index, file_split)
+
 
     return Reader(classes, samples, source=path)
 
@@ -244,7 +260,8 @@ class _ImageRoot:
 
 def _read_file(index: _Index, split: str | None) -> Iterator[Sample]:
     names: dict[int, str] = {c.id: c.name for c in index.categories}
-    roots = _ImageRoot(index.path, split)
+    roots = _ImageRoot(index.path, split)  # a file's split also says where its images are: images/<split>/
+    split = None if split == "default" else split  # datumaro's and CVAT's name for "no split"
     path = index.path
     if not index.grouped:
         yield from _read_spilled(index, split, names, roots)
