@@ -184,3 +184,19 @@ def test_official_layout_finds_images_per_split(tmp_path, given):
     got = sorted((s.split or "-", Path(s.image.path).relative_to(tmp_path).as_posix())
                  for src in sources for s in coco.read(src))
     assert got == [("-", "images/default/default.jpg"), ("val2017", "images/val2017/val2017.jpg")]
+
+
+def test_grouped_annotations_out_of_image_order(tmp_path):
+    """Each image's annotations contiguous, but not in `images` order: groups first, then the rest, in order."""
+    doc = {"images": [{"id": i, "file_name": f"{i}.jpg", "width": 9, "height": 9} for i in (1, 2, 3, 4)],
+           "annotations": [{"id": 1, "image_id": 3, "category_id": 1, "bbox": [0, 0, 1, 1]},
+                           {"id": 2, "image_id": 3, "category_id": 1, "bbox": [1, 1, 1, 1]},
+                           {"id": 3, "image_id": 1, "category_id": 1, "bbox": [2, 2, 1, 1]}],
+           "categories": [{"id": 1, "name": "a"}]}
+    p = tmp_path / "x.json"
+    p.write_text(json.dumps(doc))
+    got = [(s.image.file_name, len(s.annotations), s.state) for s in coco.read(p)]
+    assert got == [("3.jpg", 2, LabelState.ANNOTATED), ("1.jpg", 1, LabelState.ANNOTATED),
+                   ("2.jpg", 0, LabelState.NULL), ("4.jpg", 0, LabelState.NULL)]
+    index = coco._scan(p)
+    assert (index.grouped, index.in_image_order) == (True, False)

@@ -84,7 +84,7 @@ def _spilled(rows: Iterator[Row]) -> Iterator[tuple[str, list[tuple[int, list[st
                 if seq is None:
                     seq = keys[key] = len(keys)
                     db.execute("INSERT INTO k VALUES (?, ?)", (seq, key))
-                batch.append((seq, line, orjson.dumps(values)))
+                batch.append((seq, line, bytes(memoryview(orjson.dumps(values)))))  # exact size: no 4 KB slack
                 if len(batch) >= 10000:
                     db.executemany("INSERT INTO r VALUES (?, ?, ?)", batch)
                     batch.clear()

@@ -35,7 +35,6 @@ import os
 import sqlite3
 import tempfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -152,66 +151,117 @@ def read(path: Path, *, split: str | None = None) -> Reader:
     return Reader(classes, samples, source=path)
 
 
-@dataclass
 class _Index:
-    """What one scan of a COCO file learns: categories, images (compact), how annotations are ordered."""
+    """What one scan of a COCO file learns, kept in a temporary SQLite file, not in memory.
 
-    path: Path
-    categories: list[ClassInfo] = field(default_factory=list)
-    images: dict[int, bytes] = field(default_factory=dict)  # id -> the image entry as JSON, in file order
-    annotated: set[int] = field(default_factory=set)  # image ids that have annotations
-    grouped: bool = True  # each image's annotations are contiguous
-    in_image_order: bool = True  # ... and the groups follow the order of `images`
-    annotations: int = 0
+    `img`: every image entry in file order; `grp`: the image id of each run of annotations in file order.
+    From these: whether each image's annotations are contiguous (`grouped`) and whether the runs follow
+    the order of `images` (`in_image_order`). Memory stays flat whatever the number of images.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.categories: list[ClassInfo] = []
+        self.annotations = 0
+        self.grouped = True
+        self.in_image_order = True
+        self._tmp = tempfile.TemporaryDirectory(prefix="visionloop-coco-")
+        self.db = sqlite3.connect(Path(self._tmp.name) / "index.db")
+        self.db.execute("PRAGMA journal_mode=OFF")
+        self.db.execute("PRAGMA synchronous=OFF")
+        self.db.execute("CREATE TABLE img (seq INTEGER PRIMARY KEY, id UNIQUE, data BLOB)")
+        self.db.execute("CREATE TABLE grp (seq INTEGER PRIMARY KEY, image_id, ann_pos INTEGER, ann_id)")
+
+    def image(self, image_id: Any) -> dict[str, Any]:
+        row = self.db.execute("SELECT data FROM img WHERE id = ?", (image_id,)).fetchone()
+        return orjson.loads(row[0])  # type: ignore[no-any-return]
+
+    def images(self, *, unannotated: bool = False) -> Iterator[tuple[Any, dict[str, Any]]]:
+        """(id, entry) in file order; only those without annotations when asked."""
+        q = "SELECT id, data FROM img" + (" WHERE id NOT IN (SELECT image_id FROM grp)" if unannotated else "")
+        for image_id, data in _stream(self.db, q + " ORDER BY seq"):
+            yield image_id, orjson.loads(data)
+
+
+def _exact(data: bytes) -> bytes:
+    """An exact-size copy: each orjson result keeps ~4 KB of allocator slack while it is alive."""
+    return bytes(memoryview(data))
+
+
+def _stream(db: sqlite3.Connection, query: str, chunk: int = 2000) -> Iterator[tuple[Any, ...]]:
+    """Rows of a query fetched `chunk` at a time on their own cursor (other queries may run meanwhile)."""
+    cur = db.cursor()
+    cur.execute(query)
+    while rows := cur.fetchmany(chunk):
+        yield from rows
 
 
 def _scan(path: Path) -> _Index:
     index = _Index(path)
-    groups: list[tuple[int, Any, Any]] = []  # (position, image_id, annotation id) of each group's first annotation
+    db = index.db
     first_use: dict[Any, tuple[int, Any]] = {}  # category id -> (position, annotation id) of its first use
     last: Any = None
+    buf: list[tuple[Any, ...]] = []
     for key, value in top_level(path, stream={"images", "annotations"}):
         if key == "categories":
             index.categories = _categories(value, path)
         elif key == "images":
             for i, item in enumerate(value):
                 _check_image(item, path, i)
-                if item["id"] in index.images:
-                    raise FormatError(f"duplicate image id {item['id']}", path=path, where=f"images[{i}]")
-                # an exact-size copy: orjson's result keeps ~4 KB of allocator slack, 200 MB at 50k images
-                index.images[item["id"]] = bytes(memoryview(orjson.dumps(item)))
+                buf.append((i, item["id"], _exact(orjson.dumps(item))))
+                if len(buf) >= 2000:
+                    _insert_images(db, buf, path)
+            _insert_images(db, buf, path)
         elif key == "annotations":
+            groups: list[tuple[Any, ...]] = []
             for i, item in enumerate(value):
                 if not isinstance(item, dict) or "image_id" not in item or "category_id" not in item:
                     where = f"annotations[{i}]" + (f" (id {item['id']})" if isinstance(item, dict) and "id" in item else "")
                     raise FormatError("annotation needs `image_id` and `category_id`", path=path, where=where)
                 image_id = item["image_id"]
                 if image_id != last:
-                    if image_id in index.annotated:
-                        index.grouped = False
-                    index.annotated.add(image_id)
-                    groups.append((i, image_id, item.get("id")))
+                    groups.append((len(groups), image_id, i, item.get("id")))
                     last = image_id
+                    if len(groups) >= 20000:
+                        db.executemany("INSERT INTO grp (image_id, ann_pos, ann_id) VALUES (?, ?, ?)",
+                                       [g[1:] for g in groups])
+                        groups.clear()
                 if item["category_id"] not in first_use:
                     first_use[item["category_id"]] = (i, item.get("id"))
                 index.annotations += 1
+            db.executemany("INSERT INTO grp (image_id, ann_pos, ann_id) VALUES (?, ?, ?)", [g[1:] for g in groups])
     ids = {c.id for c in index.categories}
     for category_id, (i, ann_id) in first_use.items():
         if category_id not in ids:
             where = f"annotations[{i}]" + (f" (id {ann_id})" if ann_id is not None else "")
             raise FormatError(f"unknown category_id {category_id!r}", path=path, where=where,
                               hint=f"known ids: {sorted(ids)[:20]}")
-    positions = {image_id: k for k, image_id in enumerate(index.images)}
-    last_pos = -1
-    for i, image_id, ann_id in groups:
-        pos = positions.get(image_id)
-        if pos is None:
-            where = f"annotations[{i}]" + (f" (id {ann_id})" if ann_id is not None else "")
-            raise FormatError(f"refers to image_id {image_id}, which is not in `images`", path=path, where=where)
-        if pos < last_pos:
-            index.in_image_order = False
-        last_pos = pos
+    orphan = db.execute("SELECT g.ann_pos, g.image_id, g.ann_id FROM grp g LEFT JOIN img i ON i.id = g.image_id "
+                        "WHERE i.id IS NULL ORDER BY g.seq LIMIT 1").fetchone()
+    if orphan:
+        where = f"annotations[{orphan[0]}]" + (f" (id {orphan[2]})" if orphan[2] is not None else "")
+        raise FormatError(f"refers to image_id {orphan[1]}, which is not in `images`", path=path, where=where)
+    db.execute("CREATE INDEX grp_image ON grp (image_id)")
+    runs, distinct = db.execute("SELECT COUNT(*), COUNT(DISTINCT image_id) FROM grp").fetchone()
+    index.grouped = runs == distinct
+    # do the runs follow the order of `images`? (each run's image comes later in `images` than the last one's)
+    backwards = db.execute(
+        "SELECT COUNT(*) FROM (SELECT i.seq - LAG(i.seq) OVER (ORDER BY g.seq) AS step "
+        "FROM grp g JOIN img i ON i.id = g.image_id) WHERE step < 0").fetchone()[0]
+    index.in_image_order = backwards == 0
     return index
+
+
+def _insert_images(db: sqlite3.Connection, buf: list[tuple[Any, ...]], path: Path) -> None:
+    try:
+        db.executemany("INSERT INTO img (seq, id, data) VALUES (?, ?, ?)", buf)
+    except sqlite3.IntegrityError:
+        for seq, ident, _ in buf:
+            if db.execute("SELECT 1 FROM img WHERE id = ?", (ident,)).fetchone() or \
+                    sum(1 for _, other, _ in buf if other == ident) > 1:
+                raise FormatError(f"duplicate image id {ident}", path=path, where=f"images[{seq}]") from None
+        raise
+    buf.clear()
 
 
 def _categories(value: Any, path: Path) -> list[ClassInfo]:
@@ -266,11 +316,7 @@ def _read_file(index: _Index, split: str | None) -> Iterator[Sample]:
     if not index.grouped:
         yield from _read_spilled(index, split, names, roots)
         return
-
-    def image(image_id: int) -> dict[str, Any]:
-        return orjson.loads(index.images[image_id])  # type: ignore[no-any-return]
-
-    order = iter(index.images)
+    ordered = index.images() if index.in_image_order else None
     for key, value in top_level(path, stream={"images", "annotations"}):
         if key != "annotations":
             continue
@@ -280,52 +326,51 @@ def _read_file(index: _Index, split: str | None) -> Iterator[Sample]:
             image_id = item["image_id"]
             if image_id != current:
                 if current is not None:
-                    if index.in_image_order:
-                        for other in order:
-                            if other == current:
-                                break
-                            yield _sample(image(other), [], split, roots)
-                    yield _sample(image(current), anns, split, roots)
+                    yield from _flush_group(index, ordered, current, anns, split, roots)
                 current, anns = image_id, []
             anns.extend(_annotations(item, names, path, i))
         if current is not None:
-            if index.in_image_order:
-                for other in order:
-                    if other == current:
-                        break
-                    yield _sample(image(other), [], split, roots)
-            yield _sample(image(current), anns, split, roots)
-    # images without annotations that were not yet yielded
-    rest = order if index.in_image_order else (i for i in index.images if i not in index.annotated)
-    for image_id in rest:
-        yield _sample(image(image_id), [], split, roots)
+            yield from _flush_group(index, ordered, current, anns, split, roots)
+    # the images without annotations that were not yielded yet
+    rest = ordered if ordered is not None else index.images(unannotated=True)
+    for _, entry in rest:
+        yield _sample(entry, [], split, roots)
+
+
+def _flush_group(index: _Index, ordered: Iterator[tuple[Any, dict[str, Any]]] | None, image_id: Any,
+                 anns: list[Annotation], split: str | None, roots: _ImageRoot) -> Iterator[Sample]:
+    if ordered is None:  # groups in another order than `images`: look the image up
+        yield _sample(index.image(image_id), anns, split, roots)
+        return
+    for other, entry in ordered:  # images without annotations before this one come out first
+        if other == image_id:
+            yield _sample(entry, anns, split, roots)
+            return
+        yield _sample(entry, [], split, roots)
 
 
 def _read_spilled(index: _Index, split: str | None, names: dict[int, str], roots: _ImageRoot) -> Iterator[Sample]:
-    """Annotations not grouped by image: spill them to a temporary SQLite file keyed by image id."""
+    """Annotations not grouped by image: spill them into the index's SQLite file, keyed by image id."""
     path = index.path
-    with tempfile.TemporaryDirectory(prefix="visionloop-coco-") as tmp:
-        db = sqlite3.connect(Path(tmp) / "spill.db")
-        db.execute("PRAGMA journal_mode=OFF")
-        db.execute("PRAGMA synchronous=OFF")
-        db.execute("CREATE TABLE ann (seq INTEGER PRIMARY KEY, image_id INTEGER, data BLOB)")
-        for key, value in top_level(path, stream={"images", "annotations"}):
-            if key != "annotations":
-                continue
-            buf: list[tuple[int, Any, bytes]] = []
-            for i, item in enumerate(value):
-                buf.append((i, item["image_id"], orjson.dumps(item)))
-                if len(buf) >= 20000:
-                    db.executemany("INSERT INTO ann VALUES (?, ?, ?)", buf)
-                    buf.clear()
-            db.executemany("INSERT INTO ann VALUES (?, ?, ?)", buf)
-        db.execute("CREATE INDEX ann_image ON ann (image_id, seq)")
-        for image_id, entry in index.images.items():
-            anns: list[Annotation] = []
-            for seq, data in db.execute("SELECT seq, data FROM ann WHERE image_id = ? ORDER BY seq", (image_id,)):
-                anns.extend(_annotations(orjson.loads(data), names, path, seq))
-            yield _sample(orjson.loads(entry), anns, split, roots)
-        db.close()
+    db = index.db
+    db.execute("CREATE TABLE IF NOT EXISTS ann (seq INTEGER PRIMARY KEY, image_id, data BLOB)")
+    db.execute("DELETE FROM ann")
+    for key, value in top_level(path, stream={"images", "annotations"}):
+        if key != "annotations":
+            continue
+        buf: list[tuple[int, Any, bytes]] = []
+        for i, item in enumerate(value):
+            buf.append((i, item["image_id"], _exact(orjson.dumps(item))))
+            if len(buf) >= 2000:
+                db.executemany("INSERT INTO ann VALUES (?, ?, ?)", buf)
+                buf.clear()
+        db.executemany("INSERT INTO ann VALUES (?, ?, ?)", buf)
+    db.execute("CREATE INDEX IF NOT EXISTS ann_image ON ann (image_id, seq)")
+    for image_id, entry in index.images():
+        anns: list[Annotation] = []
+        for seq, data in db.execute("SELECT seq, data FROM ann WHERE image_id = ? ORDER BY seq", (image_id,)):
+            anns.extend(_annotations(orjson.loads(data), names, path, seq))
+        yield _sample(entry, anns, split, roots)
 
 
 def _check_image(item: Any, path: Path, i: int) -> None:

@@ -181,7 +181,7 @@ def _read_file(path: Path, split: str | None, classes: ClassMap,
         for i, im in enumerate(iter_items(path, "images.item")):
             if not isinstance(im, dict) or not isinstance(im.get("id"), int) or not isinstance(im.get("file_name"), str):
                 raise FormatError("an image needs an integer `id` and a `file_name`", path=path, where=f"images[{i}]")
-            batch.append((im["id"], i, orjson.dumps(im)))
+            batch.append((im["id"], i, bytes(memoryview(orjson.dumps(im)))))  # exact size: no 4 KB slack
             if len(batch) >= 20000:
                 _insert(db, batch, path)
                 batch.clear()

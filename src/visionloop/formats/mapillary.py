@@ -275,7 +275,7 @@ class _Panoptic:
                         raise FormatError("an annotation needs `file_name` and `segments_info`", path=path,
                                           where=f"annotations[{i}]")
                     stem = Path(str(ann.get("file_name") or ann.get("image_id"))).stem
-                    batch.append((stem, orjson.dumps([i, ann["segments_info"]])))
+                    batch.append((stem, bytes(memoryview(orjson.dumps([i, ann["segments_info"]])))))  # no slack
                     if len(batch) >= 5000:
                         db.executemany("INSERT OR REPLACE INTO seg VALUES (?, ?)", batch)
                         batch.clear()
