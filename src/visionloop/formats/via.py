@@ -45,9 +45,9 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol, TypeVar
 
 import orjson
 
@@ -357,6 +357,32 @@ class _Folder:
         self.partial.unlink(missing_ok=True)
 
 
+def placed_samples(samples: Iterable[Sample], out: Path, images: ImageMode, report: WriteReport,
+                   folders: dict[str | None, F], make: Callable[[Path], F],
+                   ) -> Iterator[tuple[Sample, ImageRef, F, str, Path | None]]:
+    """Each sample with its sized ImageRef, its split's output folder (made on first use), a unique image
+    name there, and where its image was placed (None with ImageMode.NONE). Shared by the JSON and CSV writers."""
+    for sample in samples:
+        folder = folders.get(sample.split)
+        if folder is None:
+            folder = folders[sample.split] = make(out / sample.split if sample.split else out)
+        ref = with_size(sample.image)
+        name = folder.names(safe_name(ref.file_name))
+        dest = folder.folder / name
+        placed = dest if place_image(ref, dest, images) else None
+        if placed is not None:
+            report.files += 1
+        yield sample, ref, folder, name, placed
+
+
+class _OutputFolder(Protocol):
+    folder: Path
+    names: UniqueNames
+
+
+F = TypeVar("F", bound=_OutputFolder)
+
+
 def write(
     samples: Iterable[Sample],
     out: Path,
@@ -368,16 +394,7 @@ def write(
     report = WriteReport(FORMAT, str(out))
     folders: dict[str | None, _Folder] = {}
     try:
-        for sample in samples:
-            folder = folders.get(sample.split)
-            if folder is None:
-                folder = folders[sample.split] = _Folder(out / sample.split if sample.split else out)
-            ref = with_size(sample.image)
-            name = folder.names(safe_name(ref.file_name))
-            dest = folder.folder / name
-            placed = dest if place_image(ref, dest, images) else None
-            if placed is not None:
-                report.files += 1
+        for sample, ref, folder, name, placed in placed_samples(samples, out, images, report, folders, _Folder):
             regions = []
             for ann in sample.annotations:
                 if isinstance(ann.geometry, Label):

@@ -37,9 +37,6 @@ from visionloop.formats.base import (
     ImageMode,
     Reader,
     WriteReport,
-    place_image,
-    safe_name,
-    with_size,
 )
 from visionloop.formats.via import (
     file_attributes_out,
@@ -47,6 +44,7 @@ from visionloop.formats.via import (
     file_size,
     make_sample,
     parse_region,
+    placed_samples,
     region_entries,
     split_files,
 )
@@ -179,16 +177,7 @@ def write(
     report = WriteReport(FORMAT, str(out))
     folders: dict[str | None, _Folder] = {}
     try:
-        for sample in samples:
-            folder = folders.get(sample.split)
-            if folder is None:
-                folder = folders[sample.split] = _Folder(out / sample.split if sample.split else out)
-            ref = with_size(sample.image)
-            name = folder.names(safe_name(ref.file_name))
-            dest = folder.folder / name
-            placed = dest if place_image(ref, dest, images) else None
-            if placed is not None:
-                report.files += 1
+        for sample, ref, folder, name, placed in placed_samples(samples, out, images, report, folders, _Folder):
             regions = [pair for ann in sample.annotations if not isinstance(ann.geometry, Label)
                        for pair in region_entries(ann, report, width=int(ref.width or 0), height=int(ref.height or 0))]
             size = str(file_size(ref, placed))
