@@ -10,9 +10,12 @@ environment so they never touch visionloop's own dependencies:
     python3 -m venv /tmp/peers && /tmp/peers/bin/pip install datumaro globox supervision
 
 Every tool runs in its own process (interpreter start and imports included, as
-a user runs it), annotations only, output on a RAM disk (/dev/shm). The table
-prints the median wall time of `--repeat` runs, the peak RSS of the tool's
-process, its ratio to visionloop, and what the output got right:
+a user runs it), annotations only, output on a RAM disk (/dev/shm). visionloop
+runs as a user runs it (one worker process per core, the source cut into parts)
+and, as `visionloop-1`, in one process. The table prints the median wall time of
+`--repeat` runs, the peak RSS of the tool's process (for visionloop plus its
+workers' largest peak times their number: an upper bound, forked workers share
+pages), its ratio to visionloop, and what the output got right:
 annotation ids unique, COCO category ids kept, polygons kept, VOC pixel
 convention (1-based: xmin = x + 1, per the VOC devkit).
 """
@@ -33,12 +36,28 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from synth import coco_dataset  # noqa: E402
 
-HWM = "import pathlib; print('HWM', [l.split()[1] for l in pathlib.Path('/proc/self/status').read_text().splitlines() if l.startswith('VmHWM')][0])"
+#: the tool process's own peak (VmHWM) plus, for worker processes it ran, the largest one's peak times their
+#: number (an upper bound: forked workers share pages with their parent). Peers run in one process.
+HWM = ("import pathlib, resource, multiprocessing as _mp\n"
+       "own = int([l.split()[1] for l in pathlib.Path('/proc/self/status').read_text().splitlines() "
+       "if l.startswith('VmHWM')][0])\n"
+       "kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+       "n = globals().get('WORKERS', 0)\n"
+       "print('HWM', own + (kids * n if kids else 0))")
 
 CODE = {
-    ("visionloop", "yolo"): "from visionloop.formats.convert import convert; convert(SRC, OUT, to='yolo', images='none')",
-    ("visionloop", "voc"): "from visionloop.formats.convert import convert; convert(SRC, OUT, to='voc', images='none')",
-    ("visionloop", "coco"): "from visionloop.formats.convert import convert; convert(SRC, OUT, to='coco', images='none')",
+    ("visionloop", "yolo"): "from visionloop.formats.convert import convert; from visionloop.formats.parallel import "
+                            "available_workers as w; WORKERS = w(); convert(SRC, OUT, to='yolo', images='none')",
+    ("visionloop", "voc"): "from visionloop.formats.convert import convert; from visionloop.formats.parallel import "
+                           "available_workers as w; WORKERS = w(); convert(SRC, OUT, to='voc', images='none')",
+    ("visionloop", "coco"): "from visionloop.formats.convert import convert; from visionloop.formats.parallel import "
+                            "available_workers as w; WORKERS = w(); convert(SRC, OUT, to='coco', images='none')",
+    ("visionloop-1", "yolo"): "from visionloop.formats.convert import convert; "
+                              "convert(SRC, OUT, to='yolo', images='none', workers=1)",
+    ("visionloop-1", "voc"): "from visionloop.formats.convert import convert; "
+                             "convert(SRC, OUT, to='voc', images='none', workers=1)",
+    ("visionloop-1", "coco"): "from visionloop.formats.convert import convert; "
+                              "convert(SRC, OUT, to='coco', images='none', workers=1)",
     ("globox", "yolo"): "from globox import AnnotationSet as A; a = A.from_coco(SRC); "
                         "a.save_yolo_v5(OUT, label_to_id={l: i for i, l in enumerate(sorted(a._labels()))})",
     ("globox", "voc"): "from globox import AnnotationSet as A; A.from_coco(SRC).save_pascal_voc(OUT)",
@@ -138,7 +157,8 @@ def main() -> None:
     ap.add_argument("--boxes", type=int, default=10, help="boxes per image")
     ap.add_argument("--polygons", type=float, default=0.0, help="fraction of annotations with a polygon")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--tools", nargs="+", default=["visionloop", "globox", "datumaro", "supervision"])
+    ap.add_argument("--tools", nargs="+", default=["visionloop", "visionloop-1", "globox", "datumaro", "supervision"],
+                    help="visionloop-1: visionloop in one process (workers=1)")
     ap.add_argument("--targets", nargs="+", default=["yolo", "voc", "coco"])
     ap.add_argument("--timeout", type=int, default=600)
     ap.add_argument("--work", type=Path, default=Path("/dev/shm/visionloop-bench-convert"))
@@ -155,7 +175,7 @@ def main() -> None:
     results: dict[tuple[str, str], tuple[float, float, str, str]] = {}
     for target in args.targets:
         for tool in args.tools:
-            python = sys.executable if tool == "visionloop" else args.peers
+            python = sys.executable if tool.startswith("visionloop") else args.peers
             if not python:
                 continue
             times, peaks, err = [], [], ""

@@ -24,6 +24,8 @@ def convert(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
     strict: Annotated[bool, typer.Option(help="Fail, writing nothing, if anything would be dropped or converted.")] = False,
     classes: Annotated[Path | None, typer.Option(help="YAML/JSON {old: new} to rename/merge, {old: null} to drop.")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="Processes (default: one per core), where the source can be cut into parts; same output.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Convert a dataset between formats, streaming, with no project."""
@@ -32,7 +34,7 @@ def convert(
 
     mapping = load_class_mapping(classes) if classes is not None else None
     report = run(src, out, to=to, from_=from_, split=split, images=images, overwrite=overwrite, strict=strict,
-                 classes=mapping)
+                 classes=mapping, workers=workers)
     render_write_report(report, as_json)
 
 

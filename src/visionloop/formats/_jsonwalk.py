@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import codecs
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,15 @@ _WS = " \t\n\r"
 
 
 class _Window:
-    def __init__(self, path: Path, chunk: int) -> None:
+    """Text decoded from the bytes [start, end) of a file, a chunk at a time."""
+
+    def __init__(self, path: Path, chunk: int, start: int = 0, end: int | None = None) -> None:
         self.path = path
         self.file = open(path, "rb")
+        if start:
+            self.file.seek(start)
+        self.read_to = start  # file offset of the next byte to read
+        self.end = end
         self.decoder = codecs.getincrementaldecoder("utf-8")()
         self.chunk = chunk
         self.text = ""
@@ -36,13 +43,20 @@ class _Window:
         self.eof = False
         self.json = json.JSONDecoder()
 
+    def byte_offset(self) -> int:
+        """The file offset of the character at `pos`."""
+        pending = len(self.decoder.getstate()[0])
+        return self.read_to - pending - len(self.text[self.pos:].encode("utf-8"))
+
     def close(self) -> None:
         self.file.close()
 
     def refill(self) -> bool:
         if self.eof:
             return False
-        data = self.file.read(self.chunk)
+        size = self.chunk if self.end is None else min(self.chunk, self.end - self.read_to)
+        data = self.file.read(size) if size > 0 else b""
+        self.read_to += len(data)
         if not data:
             self.eof = True
             tail = self.decoder.decode(b"", final=True)
@@ -105,19 +119,23 @@ def _locate(path: Path, message: str) -> FormatError:
     return FormatError(message, path=path)
 
 
-def _array(w: _Window, key: str) -> Iterator[Any]:
-    if w.peek() != "[":
-        raise FormatError(f"`{key}` must be an array", path=w.path)
-    w.pos += 1
-    if w.peek() == "]":
+def _array(w: _Window, key: str, *, inside: bool = False, cut: bool = False) -> Iterator[Any]:
+    """Elements of the array at the window's position. `inside`: the position is an element's start
+    (within the array) rather than its `[`; `cut`: the window ends right after a `,` between elements."""
+    if not inside:
+        if w.peek() != "[":
+            raise FormatError(f"`{key}` must be an array", path=w.path)
         w.pos += 1
-        return
+        if w.peek() == "]":
+            w.pos += 1
+            return
     decode = w.json.raw_decode
     while True:
         # the hot loop: decode one element, then step over the separator, without helper calls
         text, pos = w.text, w.pos
         if pos >= len(text) or text[pos] in _WS:
-            w.peek()
+            if w.peek() == "" and cut:
+                return  # the end of a slice, after the separator
             text, pos = w.text, w.pos
         try:
             obj, end = decode(text, pos)
@@ -148,8 +166,13 @@ def _array(w: _Window, key: str) -> Iterator[Any]:
                 raise w.error(f"expected ',' or ']' in `{key}`")
 
 
-def top_level(path: Path, *, stream: set[str], chunk: int = 2 << 20) -> Iterator[tuple[str, Any]]:
-    """(key, value) for each top-level key in file order; keys in `stream` give an element iterator."""
+def top_level(path: Path, *, stream: set[str], chunk: int = 2 << 20,
+              stop: frozenset[str] | set[str] = frozenset()) -> Iterator[tuple[str, Any]]:
+    """(key, value) for each top-level key in file order; keys in `stream` give an element iterator.
+
+    At a key in `stop` the walk ends with (key, the file offset of its value's first byte):
+    `resume()` goes on from there.
+    """
     w = _Window(Path(path), chunk)
     try:
         if w.peek() != "{":
@@ -162,20 +185,95 @@ def top_level(path: Path, *, stream: set[str], chunk: int = 2 << 20) -> Iterator
             if not isinstance(key, str):
                 raise w.error("expected a key")
             w.expect(":")
-            if key in stream:
-                items = _array(w, key)
-                yield key, items
-                for _ in items:  # whatever the consumer left
-                    pass
-            else:
-                yield key, w.value()
-            c = w.peek()
-            w.pos += 1
-            if c == "}":
-                break
-            if c != ",":
-                raise w.error("expected ',' or '}' between top-level keys")
-        if w.peek() != "":
-            raise w.error("extra data after the top-level object")
+            yield from _members(w, key, stream, stop=stop)
+            return
     finally:
         w.close()
+
+
+def resume(path: Path, offset: int, key: str, *, stream: set[str], inside: bool = False,
+           end: int | None = None, chunk: int = 2 << 20) -> Iterator[tuple[str, Any]]:
+    """Walk on from the value of top-level `key` at file offset `offset` (from `top_level(stop=…)`):
+    that value, then the keys after it, to the end of the document.
+
+    `inside`: the offset is the start of an element inside `key`'s array (a cut from `array_cuts`).
+    `end`: stop at that offset, which must fall just after a `,` between two elements of that array:
+    only `key`'s elements up to there come out (one slice of the array).
+    """
+    w = _Window(Path(path), chunk, start=offset, end=end)
+    try:
+        if end is not None:
+            yield key, _array(w, key, inside=inside, cut=True)
+            return
+        yield from _members(w, key, stream, inside=inside)
+    finally:
+        w.close()
+
+
+def _members(w: _Window, key: str, stream: set[str], *, inside: bool = False,
+             stop: frozenset[str] | set[str] = frozenset()) -> Iterator[tuple[str, Any]]:
+    """The value of `key` (the window is at it) and every member after it, to the end of the document."""
+    while True:
+        if key in stop:
+            w.peek()
+            yield key, w.byte_offset()
+            return
+        if key in stream:
+            items = _array(w, key, inside=inside)
+            yield key, items
+            for _ in items:  # whatever the consumer left
+                pass
+        else:
+            yield key, w.value()
+        inside = False
+        c = w.peek()
+        w.pos += 1
+        if c == "}":
+            break
+        if c != ",":
+            raise w.error("expected ',' or '}' between top-level keys")
+        key = w.value()
+        if not isinstance(key, str):
+            raise w.error("expected a key")
+        w.expect(":")
+    if w.peek() != "":
+        raise w.error("extra data after the top-level object")
+
+
+_BETWEEN_OBJECTS = re.compile(rb"\}\s*,\s*\{")
+
+
+def array_cut(path: Path, at: int, group: Callable[[Any], Any], *, probe: int = 1 << 20) -> tuple[int, Any] | None:
+    """Where an array of objects could be cut near file offset `at`: (offset, element) of the first element,
+    after `at`, whose `group(element)` differs from the one before it. None when no cut is found.
+
+    A guess, found without parsing from the start: the first `}, {` after `at` is taken as the boundary
+    between two elements. It may lie inside an element (a nested object); whoever reads the slices
+    must check that the slice before the cut ends exactly there (`resume(…, end=cut)` does).
+    """
+    with open(path, "rb") as f:
+        f.seek(at)
+        data = f.read(probe)
+    m = _BETWEEN_OBJECTS.search(data)
+    if m is None:
+        return None
+    begin = m.end() - 1
+    text = codecs.getincrementaldecoder("utf-8")().decode(data[begin:])
+    decode = json.JSONDecoder().raw_decode
+    try:
+        first, pos = decode(text, 0)
+        key = group(first)
+        while True:
+            while pos < len(text) and text[pos] in _WS:
+                pos += 1
+            if pos >= len(text) or text[pos] != ",":
+                return None  # the end of the array (or of the probe) before the group changed
+            pos += 1
+            while pos < len(text) and text[pos] in _WS:
+                pos += 1
+            element, end = decode(text, pos)
+            if group(element) != key:
+                return at + begin + len(text[:pos].encode("utf-8")), element
+            pos = end
+    except (json.JSONDecodeError, KeyError, TypeError, IndexError):
+        return None

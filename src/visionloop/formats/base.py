@@ -46,12 +46,35 @@ class Detection:
 
 
 @dataclass
+class ReadPart:
+    """One of the consecutive pieces a reader can cut its samples into, to be read in another process.
+
+    `start`: how many samples the earlier parts hold. A reader that offers parts promises that no two
+    parts hold images whose file names share a stem (compared case-insensitively, folders ignored),
+    so writers that name files after images can write parts side by side; and that every class a
+    part meets is already in the reader's `classes`. When a part finds the file is not as the cut
+    assumed, it raises: the caller then reads the whole file in one process.
+    """
+
+    start: int
+    _samples: Callable[[], Iterator[Sample]]
+
+    def __iter__(self) -> Iterator[Sample]:
+        return self._samples()
+
+
+@dataclass
 class Reader:
-    """Samples of a dataset, streamed, and its classes."""
+    """Samples of a dataset, streamed, and its classes.
+
+    `parts(n)`, where a format offers it: the samples as at most `n` `ReadPart`s that can be read
+    in parallel, in order (None when the source cannot be cut, or is too small to be worth it).
+    """
 
     classes: ClassMap
     _samples: Callable[[], Iterator[Sample]]
     source: Path | None = None
+    parts: Callable[[int], list[ReadPart] | None] | None = None
 
     def __iter__(self) -> Iterator[Sample]:
         return self._samples()
@@ -112,6 +135,16 @@ class WriteReport:
 
     def drop(self, what: str, reason: str, n: int = 1) -> None:
         self.dropped[f"{what}: {reason}"] += n
+
+    def add(self, data: dict[str, Any]) -> None:
+        """Add the counts of another report's `to_json()` (a part written in another process)."""
+        self.images += data["images"]
+        self.files += data["files"]
+        self.annotations.update(data["annotations"])
+        for key, n in data["dropped"].items():
+            self.dropped[key] += n
+        for key, n in data["converted"].items():
+            self.converted[key] += n
 
     def to_json(self) -> dict[str, Any]:
         return {

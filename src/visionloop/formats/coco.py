@@ -30,11 +30,14 @@ unique, 1..N per file. Masks are written as compressed RLE strings.
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import os
+import shutil
 import sqlite3
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -44,11 +47,12 @@ from visionloop.core.classes import ClassInfo, ClassMap
 from visionloop.core.errors import FormatError
 from visionloop.core.geometry import Box, Geometry, Keypoints, Label, Mask, Polygon, RotatedBox
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
-from visionloop.formats._jsonwalk import top_level
+from visionloop.formats._jsonwalk import array_cut, resume, top_level
 from visionloop.formats.base import (
     Detection,
     ImageMode,
     Reader,
+    ReadPart,
     WriteReport,
     place_image,
     safe_name,
@@ -120,6 +124,10 @@ def detect(path: Path) -> Detection:
 
 
 # -- read ---------------------------------------------------------------------------------
+#: annotations shorter than this are read by one process: forking would cost more than it saves
+PART_MIN_BYTES = 8 << 20
+
+
 def read(path: Path, *, split: str | None = None) -> Reader:
     path = Path(path)
     files = _json_files(path)
@@ -129,7 +137,8 @@ def read(path: Path, *, split: str | None = None) -> Reader:
     classes = ClassMap()
     indexes = []
     for f, file_split in files:
-        index = _scan(f)
+        index = _Index(f)
+        index.prescan()
         for cat in index.categories:
             info = classes.get(cat.name)
             if info is None:
@@ -145,18 +154,25 @@ def read(path: Path, *, split: str | None = None) -> Reader:
 
     def samples() -> Iterator[Sample]:
         for index, file_split in indexes:
+            index.complete()
             yield from _read_file(index, file_split)
 
+    def parts(n: int) -> list[ReadPart] | None:
+        return _parts(*indexes[0], n) if len(indexes) == 1 else None
 
-    return Reader(classes, samples, source=path)
+    return Reader(classes, samples, source=path, parts=parts)
 
 
 class _Index:
-    """What one scan of a COCO file learns, kept in a temporary SQLite file, not in memory.
+    """What the scans of a COCO file learn, kept in a temporary SQLite file, not in memory.
 
     `img`: every image entry in file order; `grp`: the image id of each run of annotations in file order.
     From these: whether each image's annotations are contiguous (`grouped`) and whether the runs follow
     the order of `images` (`in_image_order`). Memory stays flat whatever the number of images.
+
+    Two scans: `prescan()` reads everything but the annotations when `images` comes first and the
+    categories come first or last (where COCO puts them); `complete()` then scans the annotations, only
+    when they are read in one process. Parts (`_parts`) need no more than the prescan.
     """
 
     def __init__(self, path: Path) -> None:
@@ -165,12 +181,18 @@ class _Index:
         self.annotations = 0
         self.grouped = True
         self.in_image_order = True
+        self.ann_at: int | None = None  # file offset of the `annotations` array
+        self.images_first = False  # `images` comes before `annotations`
+        self.tail_categories = False  # categories found at the end of the file, not yet confirmed by a scan
+        self.done = False
         self._tmp = tempfile.TemporaryDirectory(prefix="visionloop-coco-")
-        self.db = sqlite3.connect(Path(self._tmp.name) / "index.db")
+        self.db_path = Path(self._tmp.name) / "index.db"
+        self.db = sqlite3.connect(self.db_path)
         self.db.execute("PRAGMA journal_mode=OFF")
         self.db.execute("PRAGMA synchronous=OFF")
-        self.db.execute("CREATE TABLE img (seq INTEGER PRIMARY KEY, id UNIQUE, data BLOB)")
+        self.db.execute("CREATE TABLE img (seq INTEGER PRIMARY KEY, id UNIQUE, stem TEXT, data BLOB)")
         self.db.execute("CREATE TABLE grp (seq INTEGER PRIMARY KEY, image_id, ann_pos INTEGER, ann_id)")
+        self.n_images = 0
 
     def image(self, image_id: Any) -> dict[str, Any]:
         row = self.db.execute("SELECT data FROM img WHERE id = ?", (image_id,)).fetchone()
@@ -181,6 +203,98 @@ class _Index:
         q = "SELECT id, data FROM img" + (" WHERE id NOT IN (SELECT image_id FROM grp)" if unannotated else "")
         for image_id, data in _stream(self.db, q + " ORDER BY seq"):
             yield image_id, orjson.loads(data)
+
+    def prescan(self) -> None:
+        path = self.path
+        seen_categories = False
+        for key, value in top_level(path, stream={"images"}, stop={"annotations"}):
+            if key == "categories":
+                self.categories = _categories(value, path)
+                seen_categories = True
+            elif key == "images":
+                self._add_images(value)
+                self.images_first = True
+            elif key == "annotations":
+                self.ann_at = value
+        self.db.commit()  # parts read the index from other processes
+        if self.ann_at is not None and not seen_categories:
+            tail = _tail_categories(path)
+            if tail is None:
+                self.complete()  # the categories are needed now
+            else:
+                self.categories = _categories(tail, path)
+                self.tail_categories = True
+
+    def _add_images(self, items: Iterable[Any]) -> None:
+        buf: list[tuple[Any, ...]] = []
+        for item in items:
+            i = self.n_images
+            _check_image(item, self.path, i)
+            buf.append((i, item["id"], _stem(item["file_name"]), _exact(orjson.dumps(item))))
+            self.n_images += 1
+            if len(buf) >= 2000:
+                _insert_images(self.db, buf, self.path)
+        _insert_images(self.db, buf, self.path)
+
+    def complete(self) -> None:
+        """Scan the annotations (once): count them, check their categories and images, learn their order."""
+        if self.done:
+            return
+        path, db = self.path, self.db
+        first_use: dict[Any, tuple[int, Any]] = {}  # category id -> (position, annotation id) of its first use
+        walk = resume(path, self.ann_at, "annotations", stream={"images", "annotations"}) \
+            if self.ann_at is not None else iter(())
+        for key, value in walk:
+            if key == "categories":
+                found = _categories(value, path)
+                if self.tail_categories and found != self.categories:
+                    raise FormatError("`categories` is not what the end of the file seemed to hold", path=path)
+                self.categories, self.tail_categories = found, False
+            elif key == "images":
+                self._add_images(value)
+            elif key == "annotations":
+                self._scan_annotations(value, first_use)
+        ids = {c.id for c in self.categories}
+        for category_id, (i, ann_id) in first_use.items():
+            if category_id not in ids:
+                where = f"annotations[{i}]" + (f" (id {ann_id})" if ann_id is not None else "")
+                raise FormatError(f"unknown category_id {category_id!r}", path=path, where=where,
+                                  hint=f"known ids: {sorted(ids)[:20]}")
+        orphan = db.execute("SELECT g.ann_pos, g.image_id, g.ann_id FROM grp g LEFT JOIN img i ON i.id = g.image_id "
+                            "WHERE i.id IS NULL ORDER BY g.seq LIMIT 1").fetchone()
+        if orphan:
+            where = f"annotations[{orphan[0]}]" + (f" (id {orphan[2]})" if orphan[2] is not None else "")
+            raise FormatError(f"refers to image_id {orphan[1]}, which is not in `images`", path=path, where=where)
+        db.execute("CREATE INDEX grp_image ON grp (image_id)")
+        runs, distinct = db.execute("SELECT COUNT(*), COUNT(DISTINCT image_id) FROM grp").fetchone()
+        self.grouped = runs == distinct
+        # do the runs follow the order of `images`? (each run's image comes later in `images` than the last one's)
+        backwards = db.execute(
+            "SELECT COUNT(*) FROM (SELECT i.seq - LAG(i.seq) OVER (ORDER BY g.seq) AS step "
+            "FROM grp g JOIN img i ON i.id = g.image_id) WHERE step < 0").fetchone()[0]
+        self.in_image_order = backwards == 0
+        db.commit()
+        self.done = True
+
+    def _scan_annotations(self, items: Iterable[Any], first_use: dict[Any, tuple[int, Any]]) -> None:
+        groups: list[tuple[Any, ...]] = []
+        last: Any = None
+        insert = "INSERT INTO grp (image_id, ann_pos, ann_id) VALUES (?, ?, ?)"
+        for i, item in enumerate(items):
+            if not isinstance(item, dict) or "image_id" not in item or "category_id" not in item:
+                where = f"annotations[{i}]" + (f" (id {item['id']})" if isinstance(item, dict) and "id" in item else "")
+                raise FormatError("annotation needs `image_id` and `category_id`", path=self.path, where=where)
+            image_id = item["image_id"]
+            if image_id != last:
+                groups.append((image_id, i, item.get("id")))
+                last = image_id
+                if len(groups) >= 20000:
+                    self.db.executemany(insert, groups)
+                    groups.clear()
+            if item["category_id"] not in first_use:
+                first_use[item["category_id"]] = (i, item.get("id"))
+            self.annotations += 1
+        self.db.executemany(insert, groups)
 
 
 def _exact(data: bytes) -> bytes:
@@ -197,68 +311,138 @@ def _stream(db: sqlite3.Connection, query: str, chunk: int = 2000) -> Iterator[t
 
 
 def _scan(path: Path) -> _Index:
+    """Both scans of one file (what reading it in one process needs)."""
     index = _Index(path)
-    db = index.db
-    first_use: dict[Any, tuple[int, Any]] = {}  # category id -> (position, annotation id) of its first use
-    last: Any = None
-    buf: list[tuple[Any, ...]] = []
-    for key, value in top_level(path, stream={"images", "annotations"}):
-        if key == "categories":
-            index.categories = _categories(value, path)
-        elif key == "images":
-            for i, item in enumerate(value):
-                _check_image(item, path, i)
-                buf.append((i, item["id"], _exact(orjson.dumps(item))))
-                if len(buf) >= 2000:
-                    _insert_images(db, buf, path)
-            _insert_images(db, buf, path)
-        elif key == "annotations":
-            groups: list[tuple[Any, ...]] = []
-            for i, item in enumerate(value):
-                if not isinstance(item, dict) or "image_id" not in item or "category_id" not in item:
-                    where = f"annotations[{i}]" + (f" (id {item['id']})" if isinstance(item, dict) and "id" in item else "")
-                    raise FormatError("annotation needs `image_id` and `category_id`", path=path, where=where)
-                image_id = item["image_id"]
-                if image_id != last:
-                    groups.append((len(groups), image_id, i, item.get("id")))
-                    last = image_id
-                    if len(groups) >= 20000:
-                        db.executemany("INSERT INTO grp (image_id, ann_pos, ann_id) VALUES (?, ?, ?)",
-                                       [g[1:] for g in groups])
-                        groups.clear()
-                if item["category_id"] not in first_use:
-                    first_use[item["category_id"]] = (i, item.get("id"))
-                index.annotations += 1
-            db.executemany("INSERT INTO grp (image_id, ann_pos, ann_id) VALUES (?, ?, ?)", [g[1:] for g in groups])
-    ids = {c.id for c in index.categories}
-    for category_id, (i, ann_id) in first_use.items():
-        if category_id not in ids:
-            where = f"annotations[{i}]" + (f" (id {ann_id})" if ann_id is not None else "")
-            raise FormatError(f"unknown category_id {category_id!r}", path=path, where=where,
-                              hint=f"known ids: {sorted(ids)[:20]}")
-    orphan = db.execute("SELECT g.ann_pos, g.image_id, g.ann_id FROM grp g LEFT JOIN img i ON i.id = g.image_id "
-                        "WHERE i.id IS NULL ORDER BY g.seq LIMIT 1").fetchone()
-    if orphan:
-        where = f"annotations[{orphan[0]}]" + (f" (id {orphan[2]})" if orphan[2] is not None else "")
-        raise FormatError(f"refers to image_id {orphan[1]}, which is not in `images`", path=path, where=where)
-    db.execute("CREATE INDEX grp_image ON grp (image_id)")
-    runs, distinct = db.execute("SELECT COUNT(*), COUNT(DISTINCT image_id) FROM grp").fetchone()
-    index.grouped = runs == distinct
-    # do the runs follow the order of `images`? (each run's image comes later in `images` than the last one's)
-    backwards = db.execute(
-        "SELECT COUNT(*) FROM (SELECT i.seq - LAG(i.seq) OVER (ORDER BY g.seq) AS step "
-        "FROM grp g JOIN img i ON i.id = g.image_id) WHERE step < 0").fetchone()[0]
-    index.in_image_order = backwards == 0
+    index.prescan()
+    index.complete()
     return index
+
+
+def _stem(file_name: str) -> str:
+    """A key that is equal for any two images a writer would give files of the same name: the base name,
+    case-folded, up to its first dot after the first character (coarser than every writer's stem, so a
+    clash between parts is never missed; a false clash only means one process)."""
+    base = file_name.replace("\\", "/").rpartition("/")[2]
+    dot = base.find(".", 1)
+    return (base[:dot] if dot > 0 else base).casefold()
+
+
+def _tail_categories(path: Path, probe: int = 4 << 20) -> Any:
+    """The `categories` array when it is the last member of the document (COCO's own order), read from
+    the end of the file without scanning what comes before; None when the end is not like that.
+    `_Index.complete()` confirms it when the whole file is scanned, and the last part when it is cut."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        f.seek(max(0, size - probe))
+        data = f.read()
+    at = data.rfind(b'"categories"')
+    if at < 0:
+        return None
+    before = data[:at].rstrip()
+    if not before.endswith(b","):
+        return None
+    text = data[at:].decode("utf-8", errors="strict")
+    decoder = json.JSONDecoder()
+    try:
+        key, pos = decoder.raw_decode(text, 0)
+        pos = _skip_ws(text, pos)
+        if text[pos] != ":":
+            return None
+        value, pos = decoder.raw_decode(text, _skip_ws(text, pos + 1))
+        pos = _skip_ws(text, pos)
+        if text[pos] != "}" or text[pos + 1:].strip() or not isinstance(value, list):
+            return None
+    except (json.JSONDecodeError, UnicodeDecodeError, IndexError):
+        return None
+    return value
+
+
+def _skip_ws(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
+
+
+def _parts(index: _Index, split: str | None, n: int) -> list[ReadPart] | None:
+    """The annotations cut into about `n` byte ranges at changes of image, each with its range of images.
+
+    Possible when the file is long enough, `images` comes before the annotations, no two image names
+    share a stem, and the cuts land where the images' order says (each part's images follow the last
+    part's). Each part then checks as it reads that its annotations are grouped by image in the order
+    of `images`, and the last that the end of the file holds the categories read from it.
+    """
+    if n < 2 or index.ann_at is None or not index.images_first or index.done:
+        return None
+    size = index.path.stat().st_size
+    if size - index.ann_at < PART_MIN_BYTES:
+        return None
+    db = index.db
+    if db.execute("SELECT 1 FROM img GROUP BY stem HAVING COUNT(*) > 1 LIMIT 1").fetchone():
+        return None  # two images would write files of the same name: one process keeps them apart
+    bounds: list[tuple[int, int]] = [(index.ann_at, 0)]  # (file offset, first image's position in `images`)
+    for k in range(1, n):
+        target = index.ann_at + (size - index.ann_at) * k // n
+        if target <= bounds[-1][0]:
+            continue
+        found = array_cut(index.path, target, lambda element: element["image_id"])
+        if found is None:
+            continue
+        offset, element = found
+        row = db.execute("SELECT seq FROM img WHERE id = ?", (element["image_id"],)).fetchone()
+        if row is None or offset <= bounds[-1][0] or row[0] <= bounds[-1][1]:
+            return None
+        bounds.append((offset, row[0]))
+    if len(bounds) < 2:
+        return None
+    parts = []
+    for k, (offset, lo) in enumerate(bounds):
+        end, hi = bounds[k + 1] if k + 1 < len(bounds) else (None, index.n_images)
+        parts.append(ReadPart(lo, functools.partial(_read_part, index, split, offset, end, lo, hi, inside=k > 0)))
+    return parts
+
+
+def _read_part(index: _Index, split: str | None, offset: int, end: int | None, lo: int, hi: int, *,
+               inside: bool) -> Iterator[Sample]:
+    """The samples of images [lo, hi) of `images`, whose annotations lie in the bytes [offset, end)."""
+    path = index.path
+    names: dict[int, str] = {c.id: c.name for c in index.categories}
+    roots = _ImageRoot(path, split)
+    split = None if split == "default" else split
+    db = sqlite3.connect(index.db_path)  # this process's own connection
+    try:
+        rows = _stream(db, f"SELECT id, data FROM img WHERE seq >= {int(lo)} AND seq < {int(hi)} ORDER BY seq")
+        ordered = ((image_id, orjson.loads(data)) for image_id, data in rows)
+        current: Any = None
+        anns: list[Annotation] = []
+        for key, value in resume(path, offset, "annotations", stream={"annotations", "images"}, inside=inside,
+                                 end=end):
+            if key == "annotations":
+                for i, item in enumerate(value):
+                    image_id = item["image_id"]
+                    if image_id != current:
+                        if current is not None:
+                            yield from _flush_group(index, ordered, current, anns, split, roots)
+                        current, anns = image_id, []
+                    anns.extend(_annotations(item, names, path, i))
+                if current is not None:
+                    yield from _flush_group(index, ordered, current, anns, split, roots)
+            elif key == "images":
+                raise FormatError("`images` after `annotations`", path=path)
+            elif key == "categories" and _categories(value, path) != index.categories:
+                raise FormatError("`categories` is not what the end of the file seemed to hold", path=path)
+        for _, entry in ordered:
+            yield _sample(entry, [], split, roots)
+    finally:
+        db.close()
 
 
 def _insert_images(db: sqlite3.Connection, buf: list[tuple[Any, ...]], path: Path) -> None:
     try:
-        db.executemany("INSERT INTO img (seq, id, data) VALUES (?, ?, ?)", buf)
+        db.executemany("INSERT INTO img (seq, id, stem, data) VALUES (?, ?, ?, ?)", buf)
     except sqlite3.IntegrityError:
-        for seq, ident, _ in buf:
+        for seq, ident, _, _ in buf:
             if db.execute("SELECT 1 FROM img WHERE id = ?", (ident,)).fetchone() or \
-                    sum(1 for _, other, _ in buf if other == ident) > 1:
+                    sum(1 for _, other, _, _ in buf if other == ident) > 1:
                 raise FormatError(f"duplicate image id {ident}", path=path, where=f"images[{seq}]") from None
         raise
     buf.clear()
@@ -317,7 +501,7 @@ def _read_file(index: _Index, split: str | None) -> Iterator[Sample]:
         yield from _read_spilled(index, split, names, roots)
         return
     ordered = index.images() if index.in_image_order else None
-    for key, value in top_level(path, stream={"images", "annotations"}):
+    for key, value in _annotations_walk(index):
         if key != "annotations":
             continue
         current: Any = None
@@ -337,6 +521,12 @@ def _read_file(index: _Index, split: str | None) -> Iterator[Sample]:
         yield _sample(entry, [], split, roots)
 
 
+def _annotations_walk(index: _Index) -> Iterator[tuple[str, Any]]:
+    if index.ann_at is None:
+        return iter(())
+    return resume(index.path, index.ann_at, "annotations", stream={"images", "annotations"})
+
+
 def _flush_group(index: _Index, ordered: Iterator[tuple[Any, dict[str, Any]]] | None, image_id: Any,
                  anns: list[Annotation], split: str | None, roots: _ImageRoot) -> Iterator[Sample]:
     if ordered is None:  # groups in another order than `images`: look the image up
@@ -347,6 +537,8 @@ def _flush_group(index: _Index, ordered: Iterator[tuple[Any, dict[str, Any]]] | 
             yield _sample(entry, anns, split, roots)
             return
         yield _sample(entry, [], split, roots)
+    raise FormatError(f"the annotations of image_id {image_id!r} are not where the order of `images` puts them",
+                      path=index.path)
 
 
 def _read_spilled(index: _Index, split: str | None, names: dict[int, str], roots: _ImageRoot) -> Iterator[Sample]:
@@ -355,7 +547,7 @@ def _read_spilled(index: _Index, split: str | None, names: dict[int, str], roots
     db = index.db
     db.execute("CREATE TABLE IF NOT EXISTS ann (seq INTEGER PRIMARY KEY, image_id, data BLOB)")
     db.execute("DELETE FROM ann")
-    for key, value in top_level(path, stream={"images", "annotations"}):
+    for key, value in _annotations_walk(index):
         if key != "annotations":
             continue
         buf: list[tuple[int, Any, bytes]] = []
@@ -467,6 +659,11 @@ def _segmentation(seg: Any) -> Polygon | Mask:
 
 
 # -- write --------------------------------------------------------------------------------
+def _annotation_bytes(n: int, entry: dict[str, Any]) -> bytes:
+    """An annotation object with its id first (so parts written apart can be numbered when joined)."""
+    return b'{"id":%d,' % n + orjson.dumps(entry)[1:]
+
+
 class _SplitWriter:
     """One `_annotations.coco.json`: images streamed into it, annotations via a temp file."""
 
@@ -477,7 +674,7 @@ class _SplitWriter:
         self.partial = folder / (ROBOFLOW_NAME + ".partial")
         self.main: IO[bytes] = open(self.partial, "wb")
         self.anns: IO[bytes] = tempfile.TemporaryFile(dir=folder)
-        self.main.write(b'{"info":{"description":"written by visionloop"},"licenses":[],"images":[')
+        self.main.write(_HEAD)
         self.n_images = 0
         self.n_anns = 0
         self.names: set[str] = set()
@@ -502,8 +699,7 @@ class _SplitWriter:
 
     def annotation(self, entry: dict[str, Any]) -> None:
         self.n_anns += 1
-        entry["id"] = self.n_anns
-        self.anns.write((b"," if self.n_anns > 1 else b"") + orjson.dumps(entry))
+        self.anns.write((b"," if self.n_anns > 1 else b"") + _annotation_bytes(self.n_anns, entry))
 
     def close(self, categories: list[dict[str, Any]]) -> None:
         self.main.write(b'],"annotations":[')
@@ -511,7 +707,7 @@ class _SplitWriter:
         while chunk := self.anns.read(1 << 20):
             self.main.write(chunk)
         self.anns.close()
-        self.main.write(b'],"categories":' + orjson.dumps(categories) + b"}")
+        self.main.write(_tail(categories))
         self.main.close()
         self.partial.replace(self.final)
 
@@ -519,6 +715,43 @@ class _SplitWriter:
         self.anns.close()
         self.main.close()
         self.partial.unlink(missing_ok=True)
+
+
+_HEAD = b'{"info":{"description":"written by visionloop"},"licenses":[],"images":['
+
+
+def _tail(categories: list[dict[str, Any]]) -> bytes:
+    return b'],"categories":' + orjson.dumps(categories) + b"}"
+
+
+class _PartSplit(_SplitWriter):
+    """A part's share of one split (`write_part`): image entries already numbered from the part's start,
+    annotations one per line without their id, numbered when `finish_parts` joins the parts."""
+
+    def __init__(self, folder: Path, scratch: Path, start: int) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        scratch.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.scratch = scratch
+        self.main = open(scratch / "images", "wb")
+        self.anns = open(scratch / "annotations", "wb")
+        self.n_images = start
+        self.n_anns = 0
+        self.names = set()
+
+    def image(self, entry: dict[str, Any]) -> int:
+        self.n_images += 1
+        entry["id"] = self.n_images
+        self.main.write((b"," if self.main.tell() else b"") + orjson.dumps(entry))
+        return self.n_images
+
+    def annotation(self, entry: dict[str, Any]) -> None:
+        self.n_anns += 1
+        self.anns.write(orjson.dumps(entry)[1:] + b"\n")
+
+    def close(self, categories: list[dict[str, Any]]) -> None:
+        self.main.close()
+        self.anns.close()
 
 
 def write(
@@ -530,34 +763,14 @@ def write(
 ) -> WriteReport:
     out = Path(out)
     classes = ClassMap(list(classes)) if classes is not None else ClassMap()
-    next_id = max((c.id for c in classes), default=0) + 1
     report = WriteReport("coco", str(out))
     writers: dict[str | None, _SplitWriter] = {}
+
+    def split_writer(split: str | None) -> _SplitWriter:
+        return _SplitWriter(out / split if split else out)
+
     try:
-        for sample in samples:
-            sw = writers.get(sample.split)
-            if sw is None:
-                sw = writers[sample.split] = _SplitWriter(out / sample.split if sample.split else out)
-            ref = with_size(sample.image)
-            name = sw.unique_name(safe_name(ref.file_name))
-            if place_image(ref, sw.folder / name, images):
-                report.files += 1
-            entry: dict[str, Any] = {"file_name": name, "width": ref.width, "height": ref.height}
-            if ref.timestamp:
-                entry["date_captured"] = ref.timestamp
-            extra = {k: v for k, v in ref.metadata.items() if k not in ("coco_id",) and k not in entry}
-            entry.update(_jsonable(extra))
-            image_id = sw.image(entry)
-            report.images += 1
-            for ann in sample.annotations:
-                if ann.label not in classes:
-                    classes.add(ann.label, id=next_id)
-                    next_id = max(next_id, classes[ann.label].id) + 1
-                coco = _annotation_entry(ann, ref, report)
-                if coco is None:
-                    continue
-                coco.update(image_id=image_id, category_id=classes[ann.label].id)
-                sw.annotation(coco)
+        _write_samples(samples, writers, split_writer, classes, images, report, frozen=False)
         categories = [_category_entry(c) for c in classes]
         if not writers:
             writers[None] = _SplitWriter(out)
@@ -568,6 +781,122 @@ def write(
             sw.abort()
         raise
     return report
+
+
+def write_part(samples: Iterable[Sample], out: Path, *, classes: ClassMap, images: ImageMode = ImageMode.COPY,
+               start: int = 0) -> dict[str, Any]:
+    """One part of a parallel write (`formats.parallel`): its entries in scratch files, joined by `finish_parts`.
+
+    Image ids continue from `start` (the samples of the earlier parts), so a part holds one split."""
+    out = Path(out)
+    report = WriteReport("coco", str(out))
+    writers: dict[str | None, _SplitWriter] = {}
+
+    def split_writer(split: str | None) -> _SplitWriter:
+        if writers:
+            raise FormatError("a part holds more than one split", path=out)
+        return _PartSplit(out / split if split else out, out / f".coco-part-{start}", start)
+
+    try:
+        _write_samples(samples, writers, split_writer, classes, images, report, frozen=True)
+    finally:
+        for sw in writers.values():
+            sw.close([])
+    splits = [(split, str(sw.folder), str(getattr(sw, "scratch", ""))) for split, sw in writers.items()]
+    return {"report": report.to_json(), "splits": splits}
+
+
+def finish_parts(out: Path, results: list[dict[str, Any]], *, classes: ClassMap) -> WriteReport:
+    """Join the parts' scratch files into one `_annotations.coco.json` per split, annotation ids 1..N."""
+    out = Path(out)
+    report = WriteReport("coco", str(out))
+    by_split: dict[str | None, tuple[str, list[Path]]] = {}
+    for r in results:
+        report.add(r["report"])
+        for split, folder, scratch in r["splits"]:
+            by_split.setdefault(split, (folder, []))[1].append(Path(scratch))
+    if not by_split:
+        by_split[None] = (str(out), [])
+    tail = _tail([_category_entry(c) for c in classes])
+    for folder, scratches in by_split.values():
+        final = Path(folder) / ROBOFLOW_NAME
+        partial = final.with_name(ROBOFLOW_NAME + ".partial")
+        with open(partial, "wb") as f:
+            f.write(_HEAD)
+            first = True
+            for scratch in scratches:
+                data = (scratch / "images").read_bytes()
+                if data:
+                    f.write(data if first else b"," + data)
+                    first = False
+            f.write(b'],"annotations":[')
+            n = 0
+            for scratch in scratches:
+                for lines in _line_blocks(scratch / "annotations"):
+                    f.write((b"," if n else b"") + b",".join(
+                        [b'{"id":%d,%s' % pair for pair in zip(range(n + 1, n + 1 + len(lines)), lines, strict=True)]))
+                    n += len(lines)
+            f.write(tail)
+        partial.replace(final)
+        for scratch in scratches:
+            shutil.rmtree(scratch)
+    return report
+
+
+def _line_blocks(path: Path, size: int = 4 << 20) -> Iterator[list[bytes]]:
+    """The lines of a file that ends with a newline, a few MB at a time."""
+    rest = b""
+    with open(path, "rb") as f:
+        while block := f.read(size):
+            lines = (rest + block).split(b"\n")
+            rest = lines.pop()
+            if lines:
+                yield lines
+
+
+def _write_samples(samples: Iterable[Sample], writers: dict[str | None, _SplitWriter],
+                   split_writer: Callable[[str | None], _SplitWriter], classes: ClassMap, images: ImageMode,
+                   report: WriteReport, *, frozen: bool) -> None:
+    next_id = max((c.id for c in classes), default=0) + 1
+    for sample in samples:
+        sw = writers.get(sample.split)
+        if sw is None:
+            sw = writers[sample.split] = split_writer(sample.split)
+        ref = with_size(sample.image)
+        name = sw.unique_name(safe_name(ref.file_name))
+        if place_image(ref, sw.folder / name, images):
+            report.files += 1
+        entry: dict[str, Any] = {"file_name": name, "width": ref.width, "height": ref.height}
+        if ref.timestamp:
+            entry["date_captured"] = ref.timestamp
+        extra = {k: v for k, v in ref.metadata.items() if k not in ("coco_id",) and k not in entry}
+        entry.update(_jsonable(extra))
+        image_id = sw.image(entry)
+        report.images += 1
+        boxes = 0
+        for ann in sample.annotations:
+            g = ann.geometry
+            if type(g) is Box and ann.bbox is None and not ann.attributes and ann.confidence is None \
+                    and ann.label in classes:
+                # the common case, inline: what _annotation_entry makes of a plain box
+                w, h = g.x1 - g.x0, g.y1 - g.y0
+                sw.annotation({"segmentation": [], "bbox": [g.x0, g.y0, w, h],
+                               "area": w * h if ann.area is None else ann.area, "iscrowd": int(ann.crowd),
+                               "image_id": image_id, "category_id": classes[ann.label].id})
+                boxes += 1
+                continue
+            if ann.label not in classes:
+                if frozen:
+                    raise FormatError(f"class {ann.label!r} is not in the class list", path=str(sw.folder))
+                classes.add(ann.label, id=next_id)
+                next_id = max(next_id, classes[ann.label].id) + 1
+            coco = _annotation_entry(ann, ref, report)
+            if coco is None:
+                continue
+            coco.update(image_id=image_id, category_id=classes[ann.label].id)
+            sw.annotation(coco)
+        if boxes:
+            report.annotations["box"] += boxes
 
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import uuid
 from collections import Counter
@@ -9,13 +10,16 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from visionloop.core.classes import ClassMapping
+from visionloop.core.classes import ClassMap, ClassMapping
 from visionloop.core.errors import FormatError, VisionLoopError
 from visionloop.core.geometry import kind
 from visionloop.core.sample import LabelState, Sample
-from visionloop.formats import registry
-from visionloop.formats.base import ImageMode, WriteReport, strict_writes
+from visionloop.formats import parallel, registry
+from visionloop.formats.base import ImageMode, Reader, ReadPart, WriteReport, strict_writes
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -41,25 +45,60 @@ def atomic_dir(out: Path, *, overwrite: bool = False) -> Iterator[Path]:
 
 def convert(src: str | Path, out: str | Path, *, to: str, from_: str | None = None, split: str | None = None,
             images: ImageMode | str = ImageMode.COPY, overwrite: bool = False, strict: bool = False,
-            classes: ClassMapping | None = None) -> WriteReport:
+            classes: ClassMapping | None = None, workers: int | None = None) -> WriteReport:
     """Any format to any other, streaming, with no project.
 
     `strict`: any annotation the target cannot hold exactly is an error, and
     nothing is written. `classes`: rename, merge or drop classes on the way.
+    `workers`: processes to convert with (default: one per core) where the source
+    can be cut into parts and the target written in parts; the output is the
+    same whatever the number.
     """
     registry.get(to)
     reader = registry.read(Path(src), format=from_, split=split)
     class_map = reader.classes
-    samples: Iterable[Sample] = reader
-    dropped: Counter[str] = Counter()
     if classes is not None:
         class_map = classes.apply(reader.classes)
-        samples = map_classes(reader, classes, dropped)
     with atomic_dir(Path(out), overwrite=overwrite) as tmp, (strict_writes() if strict else nullcontext()):
-        report = registry.write(samples, tmp, format=to, classes=class_map, images=ImageMode(images))
-    for what, n in dropped.items():
-        report.dropped[what] += n
+        n = parallel.available_workers() if workers is None else workers
+        report = _write_in_parts(reader, tmp, to, class_map, ImageMode(images), classes, n) if n > 1 else None
+        if report is None:
+            dropped: Counter[str] = Counter()
+            samples = reader if classes is None else map_classes(reader, classes, dropped)
+            report = registry.write(samples, tmp, format=to, classes=class_map, images=ImageMode(images))
+            for what, k in dropped.items():
+                report.dropped[what] += k
     report.path = str(out)
+    return report
+
+
+def _write_in_parts(reader: Reader, tmp: Path, to: str, class_map: ClassMap, images: ImageMode,
+                    mapping: ClassMapping | None, workers: int) -> WriteReport | None:
+    """The conversion in parallel processes, or None when it cannot be (the caller then converts in one)."""
+    module = registry.get(to).load()
+    if reader.parts is None or not hasattr(module, "write_part") or not parallel.can_fork():
+        return None
+    parts = reader.parts(workers)
+    if not parts or len(parts) < 2:
+        return None
+
+    def work(part: ReadPart) -> dict[str, Any]:
+        dropped: Counter[str] = Counter()
+        samples = part if mapping is None else map_classes(part, mapping, dropped)
+        result = module.write_part(samples, tmp, classes=class_map, images=images, start=part.start)
+        return {"result": result, "dropped": dict(dropped)}
+
+    try:
+        results = parallel.run_parts(parts, work)
+    except parallel.PartFailed as e:
+        log.info("converting in one process: %s", e)
+        shutil.rmtree(tmp)
+        tmp.mkdir()
+        return None
+    report: WriteReport = module.finish_parts(tmp, [r["result"] for r in results], classes=class_map)
+    for r in results:
+        for what, k in r["dropped"].items():
+            report.dropped[what] += k
     return report
 
 

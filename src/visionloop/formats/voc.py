@@ -689,6 +689,28 @@ def write(
     return writer.finish()
 
 
+def write_part(samples: Iterable[Sample], out: Path, *, classes: ClassMap, images: ImageMode = ImageMode.COPY,
+               start: int = 0) -> dict[str, Any]:
+    """One part of a parallel write (`formats.parallel`): its XML and PNG files, and what the lists need."""
+    writer = _Writer(Path(out), classes, images)
+    known = len(writer.names)
+    for sample in samples:
+        writer.add(sample)
+    if len(writer.names) != known:
+        raise FormatError("a part met classes that are not in the class list", path=out)
+    return {"report": writer.report.to_json(), "splits": writer.splits}
+
+
+def finish_parts(out: Path, results: list[dict[str, Any]], *, classes: ClassMap) -> WriteReport:
+    """ImageSets/Main/<split>.txt and labelmap.txt over the parts, as `write` would have written them."""
+    writer = _Writer(Path(out), classes, ImageMode.NONE)
+    for r in results:
+        writer.report.add(r["report"])
+        for split, stems in r["splits"].items():
+            writer.splits.setdefault(split, []).extend(stems)
+    return writer.finish()
+
+
 @dataclass
 class _Objects:
     """What one image's XML and PNGs will hold."""

@@ -803,12 +803,43 @@ def write(
     state = _WriteState(NameBook(), {})
     for sample in samples:
         _write_sample(sample, out, cmap, images, report, state)
+    _finish(out, cmap, state, report)
+    return report
+
+
+def write_part(samples: Iterable[Sample], out: Path, *, classes: ClassMap, images: ImageMode = ImageMode.COPY,
+               start: int = 0) -> dict[str, Any]:
+    """One part of a parallel write (`formats.parallel`): its label files, and what data.yaml needs."""
+    out = Path(out)
+    cmap = ClassMap.from_names(classes.names)
+    report = WriteReport(format=FORMAT, path=str(out))
+    state = _WriteState(NameBook(), {})
+    for sample in samples:
+        _write_sample(sample, out, cmap, images, report, state)
+    if len(cmap) != len(classes):
+        raise FormatError("a part met classes that are not in the class list", path=out)
+    return {"report": report.to_json(), "splits": list(state.splits), "rotated": state.rotated, "quads": state.quads}
+
+
+def finish_parts(out: Path, results: list[dict[str, Any]], *, classes: ClassMap) -> WriteReport:
+    """data.yaml over the parts' results, as `write` would have written it."""
+    report = WriteReport(format=FORMAT, path=str(out))
+    state = _WriteState(NameBook(), {})
+    for r in results:
+        report.add(r["report"])
+        state.splits.update(dict.fromkeys(r["splits"]))
+        state.rotated += r["rotated"]
+        state.quads += r["quads"]
+    _finish(Path(out), ClassMap.from_names(classes.names), state, report)
+    return report
+
+
+def _finish(out: Path, cmap: ClassMap, state: _WriteState, report: WriteReport) -> None:
     if state.rotated and state.quads:
         log.warning("%s: %d 4-point polygons written into an OBB dataset read back as oriented boxes",
                     out, state.quads)
         report.converted["polygon (4 points) -> rotated_box when read back (task: obb)"] += state.quads
     _write_yaml(out, cmap, state, report)
-    return report
 
 
 def _yaml_keys(folders: Iterable[str]) -> dict[str, str]:
@@ -831,9 +862,21 @@ def _write_sample(
     lines: list[str] = []
     if sample.annotations:
         width, height = upright_size(sample.image)
+        boxes = 0
         for ann in sample.annotations:
-            lines += _lines(ann, cmap, width, height, report, state)
-    if place_image(sample.image, out / "images" / folder / name, images):
+            g = ann.geometry
+            if type(g) is Box:  # the common case, inline: a box line
+                try:
+                    index = cmap.index(ann.label)
+                except KeyError:
+                    index = cmap.index(cmap.add(ann.label).name)
+                lines.append(box_line(index, g, width, height))
+                boxes += 1
+            else:
+                lines += _lines(ann, cmap, width, height, report, state)
+        if boxes:
+            report.annotations["box"] += boxes
+    if images is not ImageMode.NONE and place_image(sample.image, out / "images" / folder / name, images):
         report.files += 1
     report.images += 1
     if sample.state is LabelState.MISSING:
@@ -846,8 +889,8 @@ def _write_sample(
         os.makedirs(label_dir, exist_ok=True)
         state.made.add(label_dir)
     stem = os.path.splitext(name)[0]
-    with open(f"{label_dir}/{stem}.txt", "w", encoding="utf-8", newline="\n") as f:
-        f.write("".join(line + "\n" for line in lines))
+    with open(f"{label_dir}/{stem}.txt", "wb") as f:
+        f.write("".join(line + "\n" for line in lines).encode())
     report.files += 1
 
 
