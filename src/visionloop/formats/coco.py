@@ -566,6 +566,11 @@ def _read_spilled(index: _Index, split: str | None, names: dict[int, str], roots
 
 
 def _check_image(item: Any, path: Path, i: int) -> None:
+    if type(item) is dict:  # the common case, quickly: int id, a name, int sizes
+        w, h, name = item.get("width", 0), item.get("height", 0), item.get("file_name")
+        if type(item.get("id")) is int and type(name) is str and name and type(w) is int and type(h) is int \
+                and w >= 0 and h >= 0:
+            return
     where = f"images[{i}]"
     if not isinstance(item, dict):
         raise FormatError("expected an object", path=path, where=where)
