@@ -11,6 +11,15 @@ and offers three functions:
 Readers stream: `Reader` is an iterable of `Sample` plus the `ClassMap`,
 which may grow while iterating when the format only names classes inside its
 annotation files (VOC). Writers stream too and count what they could not write.
+
+Parallel conversion (`formats.convert`, `formats.parallel`) needs two optional
+pieces: a reader that can cut its samples into `ReadPart`s (`Reader.parts`,
+COCO), and a writer module with
+
+    write_part(samples, out, *, classes, images, start) -> dict   # in a worker process
+    finish_parts(out, results, *, classes) -> WriteReport        # once, after every part
+
+(YOLO, VOC, COCO). The output is the same as one process writes.
 """
 
 from __future__ import annotations

@@ -741,8 +741,9 @@ class _Writer:
         return self.index[name]
 
     def _unique(self, file_name: str) -> tuple[str, str]:
-        base = PurePath(safe_name(file_name)).name
-        stem, suffix = PurePath(base).stem, PurePath(base).suffix
+        base = safe_name(file_name).rpartition("/")[2]
+        dot = base.rfind(".")  # pathlib's stem and suffix, without making paths
+        stem, suffix = (base[:dot], base[dot:]) if 0 < dot < len(base) - 1 else (base, "")
         candidate, n = stem, 1
         while candidate.lower() in self.stems:
             n += 1
@@ -756,7 +757,7 @@ class _Writer:
         ref = with_size(sample.image)
         assert ref.width is not None and ref.height is not None
         stem, name = self._unique(ref.file_name)
-        if place_image(ref, self.out / "JPEGImages" / name, self.images):
+        if self.images is not ImageMode.NONE and place_image(ref, self.out / "JPEGImages" / name, self.images):
             self.report.files += 1
         self.report.images += 1
         if sample.split:
@@ -864,11 +865,12 @@ class _Writer:
             self._class_index(ann.label)
             parts.append(_object_xml(ann, box))
         parts.append("</annotation>\n")
-        folder = self.out / "Annotations"
+        folder = f"{self.out}/Annotations"
         if not self.made_annotations:
-            folder.mkdir(parents=True, exist_ok=True)
+            os.makedirs(folder, exist_ok=True)
             self.made_annotations = True
-        (folder / f"{stem}.xml").write_text("".join(parts), encoding="utf-8")
+        with open(f"{folder}/{stem}.xml", "wb") as f:
+            f.write("".join(parts).encode())
         self.report.files += 1
 
     def finish(self) -> WriteReport:
