@@ -412,20 +412,10 @@ def _read_part(index: _Index, split: str | None, offset: int, end: int | None, l
     try:
         rows = _stream(db, f"SELECT id, data FROM img WHERE seq >= {int(lo)} AND seq < {int(hi)} ORDER BY seq")
         ordered = ((image_id, orjson.loads(data)) for image_id, data in rows)
-        current: Any = None
-        anns: list[Annotation] = []
         for key, value in resume(path, offset, "annotations", stream={"annotations", "images"}, inside=inside,
                                  end=end):
             if key == "annotations":
-                for i, item in enumerate(value):
-                    image_id = item["image_id"]
-                    if image_id != current:
-                        if current is not None:
-                            yield from _flush_group(index, ordered, current, anns, split, roots)
-                        current, anns = image_id, []
-                    anns.extend(_annotations(item, names, path, i))
-                if current is not None:
-                    yield from _flush_group(index, ordered, current, anns, split, roots)
+                yield from _grouped(value, index, ordered, names, split, roots)
             elif key == "images":
                 raise FormatError("`images` after `annotations`", path=path)
             elif key == "categories" and _categories(value, path) != index.categories:
@@ -496,29 +486,33 @@ def _read_file(index: _Index, split: str | None) -> Iterator[Sample]:
     names: dict[int, str] = {c.id: c.name for c in index.categories}
     roots = _ImageRoot(index.path, split)  # a file's split also says where its images are: images/<split>/
     split = None if split == "default" else split  # datumaro's and CVAT's name for "no split"
-    path = index.path
     if not index.grouped:
         yield from _read_spilled(index, split, names, roots)
         return
     ordered = index.images() if index.in_image_order else None
     for key, value in _annotations_walk(index):
-        if key != "annotations":
-            continue
-        current: Any = None
-        anns: list[Annotation] = []
-        for i, item in enumerate(value):
-            image_id = item["image_id"]
-            if image_id != current:
-                if current is not None:
-                    yield from _flush_group(index, ordered, current, anns, split, roots)
-                current, anns = image_id, []
-            anns.extend(_annotations(item, names, path, i))
-        if current is not None:
-            yield from _flush_group(index, ordered, current, anns, split, roots)
+        if key == "annotations":
+            yield from _grouped(value, index, ordered, names, split, roots)
     # the images without annotations that were not yielded yet
     rest = ordered if ordered is not None else index.images(unannotated=True)
     for _, entry in rest:
         yield _sample(entry, [], split, roots)
+
+
+def _grouped(items: Iterable[Any], index: _Index, ordered: Iterator[tuple[Any, dict[str, Any]]] | None,
+             names: dict[int, str], split: str | None, roots: _ImageRoot) -> Iterator[Sample]:
+    """Samples from annotations grouped by image (each run of one image id is one sample)."""
+    current: Any = None
+    anns: list[Annotation] = []
+    for i, item in enumerate(items):
+        image_id = item["image_id"]
+        if image_id != current:
+            if current is not None:
+                yield from _flush_group(index, ordered, current, anns, split, roots)
+            current, anns = image_id, []
+        anns.extend(_annotations(item, names, index.path, i))
+    if current is not None:
+        yield from _flush_group(index, ordered, current, anns, split, roots)
 
 
 def _annotations_walk(index: _Index) -> Iterator[tuple[str, Any]]:
