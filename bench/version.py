@@ -3,6 +3,8 @@
     python bench/version.py              # (1)-(3): limits, albumentations, generation with 0/1/2 workers
     python bench/version.py --quick      # the same on fewer images (a look in ~1 minute)
     python bench/version.py --big        # also (4): a 250,000-image version, peak memory at 50k and 250k
+    python bench/version.py --only generate [--workdir /dev/shm]   # only (3) (~2 minutes)
+    python bench/version.py --only big [--sizes 50000,250000]        # only (4)
 
 (1) per-core limit: decode → resize to 640×640 → JPEG encode (quality 95), one thread, OpenCV and PIL,
     on the raccoon photos and on synthetic 1920×1080 JPEGs (also with OpenCV's reduced-size decoding).
@@ -12,7 +14,11 @@
     and a typical augmentation recipe, in-process (workers=0) and with 1 and 2 worker processes, on
     600 raccoon photos (each of the 200 re-encoded 3 times so the bytes differ) and 120 1080p JPEGs.
     Rates are outputs per second after the pool has started (steady) and overall (wall); best of 2 runs,
-    limits best of 3 (the cores are shared with other work).
+    limits best of 3 (the cores are shared with other work). "main" is the main process's CPU per source
+    image (with workers=0 it does everything). --workdir puts the project copies elsewhere: creating a
+    file costs ~0.5 ms of kernel time on an ext4 without a journal that recently deleted many files
+    (ext4 then skips recently freed inodes one by one), a cost that lands on the spare core with one
+    worker and on the workers' cores with two, so 1→2 scaling is best read with --workdir /dev/shm too.
 (4) --big: 250,000 synthetic 64×48 JPEGs (2 boxes each) imported, then a version (resize + flip)
     generated in a child process; peak RSS of the main process (VmHWM; the import runs in a process of
     its own) and the largest worker PSS seen (forked workers share the parent's pages) at 50k and 250k.
@@ -26,11 +32,13 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -256,10 +264,11 @@ def generate(project: Path, data: Path, recipe: dict, workers: int, seed: int) -
 
     marks: list[tuple[float, int]] = []
     with Store.open(project) as store:
-        t0 = time.perf_counter()
+        t0, r0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
         info = create_version(store, {**recipe, "seed": seed}, workers=workers, batch=32,
                               progress=lambda n: marks.append((time.perf_counter(), n)))
-        wall = time.perf_counter() - t0
+        wall, r1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
+    main_s = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)  # all of it with workers=0
     outputs = info.counts["generation"]["outputs"]
     per_source = outputs / info.total
     if len(marks) >= 3:  # steady state: from the first commit to the last
@@ -267,7 +276,8 @@ def generate(project: Path, data: Path, recipe: dict, workers: int, seed: int) -
         steady = images * per_source / (marks[-1][0] - marks[0][0])
     else:
         steady = outputs / wall
-    return {"outputs": outputs, "wall_s": wall, "rate": outputs / wall, "steady": steady}
+    return {"outputs": outputs, "wall_s": wall, "rate": outputs / wall, "steady": steady,
+            "main_ms": 1000 * main_s / info.total}
 
 
 def prepared_project(name: str, data: Path, fmt: str | None = None) -> Path:
@@ -283,9 +293,11 @@ def prepared_project(name: str, data: Path, fmt: str | None = None) -> Path:
     return project
 
 
-def fresh_copy(project: Path) -> Path:
+def fresh_copy(project: Path, workdir: Path | None = None) -> Path:
     """A throwaway copy sharing nothing with the cached one (versions are added to it)."""
-    dest = Path(tempfile.mkdtemp(prefix="vl-bench-"))
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+    dest = Path(tempfile.mkdtemp(prefix="vl-bench-", dir=workdir))
     shutil.copytree(project, dest / "p")
     return dest / "p"
 
@@ -381,15 +393,110 @@ def big_child(n: int, workers: int) -> None:
 
 
 # -- main -------------------------------------------------------------------------------------
+Row = Callable[..., None]
+
+
+def limits_and_albumentations(args: argparse.Namespace, row: Row, hd: Path) -> dict:
+    """(1) and (2); what (3) compares with."""
+    seconds = 1.0 if args.quick else 1.5
+    r_bytes = [p.read_bytes() for p in sorted((RACCOON / "images").glob("*.jpg"))]
+    hd_bytes = [p.read_bytes() for p in sorted(hd.glob("*.jpg"))[:40]]
+    print("(1) per-core limit: decode → resize 640×640 → encode q95, one thread")
+    lim_r = limit_cv2(r_bytes, seconds)
+    row("  raccoon photos, OpenCV", f"{lim_r:.0f} img/s")
+    row("  raccoon photos, PIL", f"{limit_pil(r_bytes, seconds):.0f} img/s")
+    lim_hd = limit_cv2(hd_bytes, seconds)
+    row("  1920×1080, OpenCV", f"{lim_hd:.0f} img/s")
+    lim_hd2 = limit_cv2(hd_bytes, seconds, reduce=2)
+    row("  1920×1080, OpenCV, reduced decode 1/2", f"{lim_hd2:.0f} img/s")
+    row("  1920×1080, PIL", f"{limit_pil(hd_bytes[:10], seconds):.0f} img/s")
+    print("(2) augmentation alone at 640×480, one thread (no decode, no encode)")
+    arrays = arrays_640x480(60 if args.quick else 200)
+    alb = albumentations_rate(arrays, seconds)
+    row("  albumentations 2.0.8, box-aware pipeline", f"{alb:.0f} img/s")
+    ours = our_ops_rate(arrays, seconds)
+    row("  visionloop ops, same pipeline", f"{ours:.0f} img/s", f"{ours / alb:.2f}× albumentations")
+    alb_gen = {"raccoon": albumentations_generator_rate(r_bytes, seconds),
+               "1080p": albumentations_generator_rate(hd_bytes, seconds)}
+    for k, v in alb_gen.items():
+        row(f"  albumentations as a generator, {k} JPEGs → 640×480 ×3", f"{v:.0f} out/s",
+            "decode + resize + pipeline ×3 + encode, one core")
+    return {"raccoon": lim_r, "1080p": lim_hd2, "alb": alb, "alb_gen": alb_gen}
+
+
+def generation(args: argparse.Namespace, row: Row, raccoon: Path, hd: Path, n_hd: int, copies: int,
+               limits: dict | None) -> None:
+    """(3); `limits` None (--only generate): without the comparisons with (1) and (2)."""
+    print("(3) create_version end to end (outputs/s: steady after pool start, and wall; "
+          "main: the main process's CPU per source image)")
+    p_r = prepared_project(f"raccoon-x{copies}", raccoon, "voc")
+    p_hd = prepared_project(f"hd-{n_hd}", hd / "annotations.json", "coco")
+    seed = int(time.time()) % 100000
+    results = {}
+    for data_name, project, limit_note in (("raccoon", p_r, "OpenCV limit"), ("1080p", p_hd, "reduced-decode limit")):
+        for recipe_name, recipe in (("resize-only 640×640", RESIZE_ONLY), ("augment 640×480 ×3", AUGMENT)):
+            for workers in (0, 1, 2):
+                runs = []
+                for k in range(1 if args.quick else 2):  # best of two: the cores are shared
+                    copy = fresh_copy(project, args.workdir)
+                    try:
+                        runs.append(generate(copy, project, recipe, workers, seed + k))
+                    finally:
+                        shutil.rmtree(copy.parent, ignore_errors=True)
+                r = max(runs, key=lambda x: x["steady"])
+                results[(data_name, recipe_name, workers)] = r
+                notes = [f"main {r['main_ms']:.2f} ms/img"]
+                if limits is not None:
+                    resize = recipe_name.startswith("resize")
+                    base = limits[data_name] if resize else limits["alb"]
+                    notes.append(f"{r['steady'] / base / max(1, workers):.2f}× "
+                                 f"{limit_note if resize else 'albumentations'} per worker")
+                    if not resize:
+                        notes.append(f"{r['steady'] / limits['alb_gen'][data_name] / max(1, workers):.2f}× "
+                                     "albumentations as a generator")
+                if workers == 2:
+                    one = results[(data_name, recipe_name, 1)]
+                    notes.append(f"1→2 workers {r['steady'] / one['steady']:.2f}× steady, "
+                                 f"{r['rate'] / one['rate']:.2f}× wall")
+                row(f"  {data_name}, {recipe_name}, workers={workers} ({r['outputs']} out)",
+                    f"{r['steady']:.0f} ({r['rate']:.0f}) /s", "; ".join(notes))
+
+
+def big(args: argparse.Namespace, row: Row) -> None:
+    """(4), each size in a child process of its own."""
+    sizes = [int(n) for n in args.sizes.split(",")]
+    print(f"(4) a {max(sizes):,}-image version of 64×48 JPEGs (child process; import not measured)")
+    for n in sizes:
+        if not (CACHE / f"project-tiny-{n}" / ".imported").exists():
+            subprocess.run([sys.executable, __file__, "--big-import", str(n)], check=True)
+        proc = subprocess.run([sys.executable, __file__, "--big-child", str(n), "--workers", str(args.workers)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            print(proc.stderr[-3000:])
+            raise SystemExit(proc.returncode)
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        row(f"  {n:,} images: import {r['import_s']:.0f} s, generate {r['generate_s']:.0f} s "
+            f"({r['outputs'] / r['generate_s']:.0f}/s)",
+            f"{r['main_peak_mb']:.0f} MB", f"main peak RSS; largest worker PSS {r['worker_peak_mb']:.0f} MB")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer images, shorter timings")
     ap.add_argument("--big", action="store_true", help="also generate the 250,000-image version (minutes)")
-    ap.add_argument("--only-big", action="store_true", help="only (4)")
+    ap.add_argument("--only", choices=("generate", "big"),
+                    help="only (3) (without the comparisons with (1) and (2)), or only (4)")
+    ap.add_argument("--only-big", action="store_true", help="the same as --only big")
+    ap.add_argument("--sizes", default="50000,250000", help="(4): the numbers of images (default: 50000,250000)")
+    ap.add_argument("--workdir", type=Path, default=None,
+                    help="(3): where the throwaway project copies go (default: the system's temporary folder); "
+                         "e.g. /dev/shm to leave the file system out of the timings")
     ap.add_argument("--big-child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--big-import", type=int, help=argparse.SUPPRESS)
-    ap.add_argument("--workers", type=int, default=2, help=argparse.SUPPRESS)
+    ap.add_argument("--workers", type=int, default=2, help="(4): worker processes (default: 2)")
     args = ap.parse_args()
+    if args.only_big:
+        args.only = "big"
     if args.big_import:
         big_import(args.big_import)
         return
@@ -397,85 +504,22 @@ def main() -> None:
         big_child(args.big_child, args.workers)
         return
     CACHE.mkdir(parents=True, exist_ok=True)
-    rows: list[tuple[str, str, str]] = []
 
     def row(what: str, value: str, note: str = "") -> None:
-        rows.append((what, value, note))
         print(f"{what:<62} {value:>14}  {note}", flush=True)
 
-    if not args.only_big:
+    if args.only != "big":
         single_thread()
         global REPEATS
         REPEATS = 1 if args.quick else 3
-        seconds = 1.0 if args.quick else 1.5
         copies = 2 if args.quick else 3
         n_hd = 40 if args.quick else 120
         raccoon = raccoon_variants(CACHE / f"raccoon-x{copies}", copies)
         hd = synthetic_1080p(CACHE / f"hd-{n_hd}", n_hd)
-        r_bytes = [p.read_bytes() for p in sorted((RACCOON / "images").glob("*.jpg"))]
-        hd_bytes = [p.read_bytes() for p in sorted(hd.glob("*.jpg"))[:40]]
-        print("(1) per-core limit: decode → resize 640×640 → encode q95, one thread")
-        lim_r = limit_cv2(r_bytes, seconds)
-        row("  raccoon photos, OpenCV", f"{lim_r:.0f} img/s")
-        row("  raccoon photos, PIL", f"{limit_pil(r_bytes, seconds):.0f} img/s")
-        lim_hd = limit_cv2(hd_bytes, seconds)
-        row("  1920×1080, OpenCV", f"{lim_hd:.0f} img/s")
-        lim_hd2 = limit_cv2(hd_bytes, seconds, reduce=2)
-        row("  1920×1080, OpenCV, reduced decode 1/2", f"{lim_hd2:.0f} img/s")
-        row("  1920×1080, PIL", f"{limit_pil(hd_bytes[:10], seconds):.0f} img/s")
-        print("(2) augmentation alone at 640×480, one thread (no decode, no encode)")
-        arrays = arrays_640x480(60 if args.quick else 200)
-        alb = albumentations_rate(arrays, seconds)
-        row("  albumentations 2.0.8, box-aware pipeline", f"{alb:.0f} img/s")
-        ours = our_ops_rate(arrays, seconds)
-        row("  visionloop ops, same pipeline", f"{ours:.0f} img/s", f"{ours / alb:.2f}× albumentations")
-        alb_gen = {"raccoon": albumentations_generator_rate(r_bytes, seconds),
-                   "1080p": albumentations_generator_rate(hd_bytes, seconds)}
-        for k, v in alb_gen.items():
-            row(f"  albumentations as a generator, {k} JPEGs → 640×480 ×3", f"{v:.0f} out/s",
-                "decode + resize + pipeline ×3 + encode, one core")
-        print("(3) create_version end to end (outputs/s: steady after pool start, and wall)")
-        p_r = prepared_project(f"raccoon-x{copies}", raccoon, "voc")
-        p_hd = prepared_project(f"hd-{n_hd}", hd / "annotations.json", "coco")
-        seed = int(time.time()) % 100000
-        results = {}
-        for data_name, project, limit, limit_note in (("raccoon", p_r, lim_r, "OpenCV limit"),
-                                                      ("1080p", p_hd, lim_hd2, "reduced-decode limit")):
-            for recipe_name, recipe in (("resize-only 640×640", RESIZE_ONLY), ("augment 640×480 ×3", AUGMENT)):
-                for workers in (0, 1, 2):
-                    runs = []
-                    for k in range(1 if args.quick else 2):  # best of two: the cores are shared
-                        copy = fresh_copy(project)
-                        try:
-                            runs.append(generate(copy, project, recipe, workers, seed + k))
-                        finally:
-                            shutil.rmtree(copy.parent, ignore_errors=True)
-                    r = max(runs, key=lambda x: x["steady"])
-                    results[(data_name, recipe_name, workers)] = r
-                    base = limit if recipe_name.startswith("resize") else alb
-                    ref = limit_note if recipe_name.startswith("resize") else "albumentations"
-                    note = f"{r['steady'] / base / max(1, workers):.2f}× {ref} per worker"
-                    if not recipe_name.startswith("resize"):
-                        note += (f"; {r['steady'] / alb_gen[data_name] / max(1, workers):.2f}× albumentations "
-                                 "as a generator")
-                    if workers == 2:
-                        one = results[(data_name, recipe_name, 1)]["steady"]
-                        note += f"; 1→2 workers {r['steady'] / one:.2f}×"
-                    row(f"  {data_name}, {recipe_name}, workers={workers} ({r['outputs']} out)",
-                        f"{r['steady']:.0f} ({r['rate']:.0f}) /s", note)
-    if args.big or args.only_big:
-        print("(4) a 250,000-image version of 64×48 JPEGs (child process; import not measured)")
-        for n in (50_000, 250_000):
-            if not (CACHE / f"project-tiny-{n}" / ".imported").exists():
-                subprocess.run([sys.executable, __file__, "--big-import", str(n)], check=True)
-            proc = subprocess.run([sys.executable, __file__, "--big-child", str(n)], capture_output=True, text=True)
-            if proc.returncode != 0:
-                print(proc.stderr[-3000:])
-                raise SystemExit(proc.returncode)
-            r = json.loads(proc.stdout.strip().splitlines()[-1])
-            row(f"  {n:,} images: import {r['import_s']:.0f} s, generate {r['generate_s']:.0f} s "
-                f"({r['outputs'] / r['generate_s']:.0f}/s)",
-                f"{r['main_peak_mb']:.0f} MB", f"main peak RSS; largest worker PSS {r['worker_peak_mb']:.0f} MB")
+        limits = None if args.only == "generate" else limits_and_albumentations(args, row, hd)
+        generation(args, row, raccoon, hd, n_hd, copies, limits)
+    if args.big or args.only == "big":
+        big(args, row)
     print(f"\ncores: {os.cpu_count()}; load average {os.getloadavg()[0]:.2f} (other work shares these cores)")
 
 

@@ -4,21 +4,27 @@
 
 - Deterministic: outputs depend on (recipe, seed, image sha256, output index)
   only; workers finish in any order, results are stored in source order.
-- Streaming: the main process reads `batch` images at a time from the store,
-  keeps at most a few small tasks in flight per worker, and commits every
-  `batch` images, so memory depends on the batch size, never on the dataset.
+- Streaming: the main process hands out ranges of positions, keeps at most a
+  few in flight per worker, and commits every `batch` outputs, so memory
+  depends on the batch size; per image it holds only the selection's id and
+  split (5 bytes, see selection.py).
 - Resumable: each commit records how many source images are done. Running the
   same recipe on the same source again continues an unfinished version where it
   stopped (blobs already written are found by their hash) and yields the same
   version as an uninterrupted run. A finished identical version is returned as
   it is: generating twice is free.
-- Workers read source blobs and write output blobs themselves; what travels
-  between processes is hashes, sizes and annotation JSON.
+- Workers build their own jobs: each opens the project database itself (read
+  only) and reads the images and annotations of the positions it is given;
+  they read source blobs and write output blobs themselves. What travels
+  between processes is the selection's id and split columns (once per worker),
+  ranges of positions, and compact rows back (hashes, sizes, annotation JSON),
+  which the main process inserts with one executemany per commit.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import multiprocessing
 import posixpath
@@ -27,26 +33,42 @@ import threading
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import (
+    Engine,
+    Text,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 import visionloop
 from visionloop.core.errors import VisionLoopError
+from visionloop.core.geometry import Box
+from visionloop.core.sample import Annotation, Source
+from visionloop.store import codec
 from visionloop.store.blobs import BlobStore
 from visionloop.store.lookup import find_version_id
 from visionloop.store.project import Store
 from visionloop.store.schema import AnnotationRow, BlobRow, ImageRow, LineageRow, VersionItemRow, VersionRow
 from visionloop.versions.blobio import BlobIO
 from visionloop.versions.info import VersionInfo, info_from_row
-from visionloop.versions.pipeline import TRAIN, Job, Output, Pipeline, SourceImage, output_rng
+from visionloop.versions.pipeline import TRAIN, Job, Pipeline, SourceImage, output_rng
 from visionloop.versions.recipe import Recipe, load_recipe
-from visionloop.versions.selection import Selection, classes_to_json, select_images, stem_key
+from visionloop.versions.selection import SPLITS, Selection, classes_to_json, select_images, stem_key
 
 log = logging.getLogger(__name__)
 
@@ -119,35 +141,211 @@ def _new_row(s: Session, recipe: Recipe, sel: Selection, *, name: str | None, pa
     return row
 
 
+# -- jobs, built where they run --------------------------------------------------------------
+@dataclass
+class Plan:
+    """What building and storing jobs needs of the selection, sent once to each worker: after that only
+    ranges of positions travel to the workers, and compact rows back."""
+
+    version_id: int
+    ids: np.ndarray  # position → image id
+    splits: np.ndarray  # position → index into SPLITS
+    label_of: dict[int, str | None]
+    duplicate_stems: np.ndarray  # sorted stem keys of names that occur twice
+    keypoint_names: dict[str, tuple[str, ...]]
+
+
+#: the version_item columns a worker fills, in the order of its rows
+ITEM_COLUMNS = ("version_id", "position", "out_index", "split", "file_name", "sha256", "width", "height",
+                "orientation", "media_format", "source_image_id", "n_annotations", "annotations", "meta")
+#: the generation counts a range adds up, in the order of its counts tuple
+GENERATION_COUNTS = ("outputs", "reused", "encoded", "bytes_encoded", "annotations_dropped")
+#: one range of positions done: (last position, item rows, new blobs (sha256, size, format), counts)
+Result = tuple[int, list[tuple[Any, ...]], list[tuple[str, int, str]], tuple[int, ...]]
+
+_IMAGES = (select(ImageRow.id, ImageRow.sha256, ImageRow.file_name, ImageRow.width, ImageRow.height,
+                  ImageRow.orientation, ImageRow.format, ImageRow.split)
+           .where(ImageRow.id.in_(bindparam("ids", expanding=True))))
+_ANNOTATIONS = (select(AnnotationRow.image_id, AnnotationRow.class_id, AnnotationRow.kind, AnnotationRow.x0,
+                       AnnotationRow.y0, AnnotationRow.x1, AnnotationRow.y1,
+                       type_coerce(AnnotationRow.data, Text), type_coerce(AnnotationRow.attributes, Text),
+                       AnnotationRow.source, AnnotationRow.confidence, AnnotationRow.track_id, AnnotationRow.crowd,
+                       AnnotationRow.bbox_declared, AnnotationRow.area_declared, AnnotationRow.area)
+                .where(AnnotationRow.image_id.in_(bindparam("ids", expanding=True))).order_by(AnnotationRow.id))
+_NO_BOX = (None, None, None, None)
+
+
+def _json(text: str | None) -> Any:
+    """A JSON column's value from its text (orjson; the stdlib for what only it reads, such as NaN)."""
+    if not text or text == "{}":
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return orjson.loads(orjson.dumps(json.loads(text)))  # what a JSON round trip would give
+
+
+class JobReader:
+    """Jobs for a range of positions, read from the database by whoever runs them (a worker, or the main
+    process when workers=0): two queries per range, a third for mosaic partners."""
+
+    def __init__(self, engine: Engine, recipe: Recipe, plan: Plan) -> None:
+        self.engine = engine
+        self.plan = plan
+        self.seed = recipe.seed
+        aug = recipe.augment
+        self.copies_train = aug.multiplier if aug is not None else 1
+        self.keep_original = aug is not None and aug.keep_original
+        self.mosaic = aug.mosaic.percent / 100 if aug is not None and aug.mosaic is not None else None
+        self.train_positions = np.flatnonzero(plan.splits == 0) if self.mosaic is not None else None
+
+    def jobs(self, lo: int, hi: int) -> list[Job]:
+        plan = self.plan
+        ids = plan.ids
+        partner_of: dict[tuple[int, int], list[int]] = {}
+        with self.engine.connect() as conn:
+            images = self._sources(conn, ids[lo:hi].tolist())
+            train = self.train_positions
+            if self.mosaic is not None and train is not None and len(train):
+                for pos in range(lo, hi):
+                    if plan.splits[pos] != 0:
+                        continue
+                    src = images[int(ids[pos])]
+                    for c in range(self.copies_train):
+                        if self.keep_original and c == 0:
+                            continue
+                        rng = output_rng(self.seed, src.sha256, c, MOSAIC_STREAM)
+                        if rng.random() < self.mosaic:
+                            picks = train[rng.integers(0, len(train), 3)]
+                            partner_of[(pos, c)] = ids[picks].tolist()
+                wanted = sorted({i for v in partner_of.values() for i in v} - images.keys())
+                if wanted:
+                    images.update(self._sources(conn, wanted))
+        jobs = []
+        for pos in range(lo, hi):
+            split = SPLITS[plan.splits[pos]]
+            copies = self.copies_train if split == TRAIN else 1
+            job = Job(position=pos, split=split, copies=copies, source=images[int(ids[pos])])
+            for c in range(copies):
+                partners = partner_of.get((pos, c))
+                if partners is not None:
+                    job.partners[c] = [images[i] for i in partners]
+            jobs.append(job)
+        return jobs
+
+    def _sources(self, conn: Connection, ids: Sequence[int]) -> dict[int, SourceImage]:
+        label_of = self.plan.label_of
+        dup = self.plan.duplicate_stems
+        out: dict[int, SourceImage] = {}
+        for start in range(0, len(ids), 500):
+            part = list(ids[start:start + 500])
+            anns: dict[int, list[Annotation]] = {i: [] for i in part}
+            for row in conn.execute(_ANNOTATIONS, {"ids": part}):
+                label = label_of.get(row[1])
+                if label is not None:
+                    anns[row[0]].append(_annotation(label, row))
+            for iid, sha, name, width, height, orientation, fmt, split in conn.execute(_IMAGES, {"ids": part}):
+                if len(dup) and _contains(dup, stem_key(name)):
+                    # a.jpg and a.png would both become a.jpg; (bytes, name, split) is what is unique
+                    stem, ext = posixpath.splitext(name)
+                    name = f"{stem}_{sha[:8]}{ext.replace('.', '_')}{'_' + split if split else ''}{ext}"
+                out[iid] = SourceImage(image_id=iid, sha256=sha, name=name, width=width, height=height,
+                                       orientation=orientation, media_format=fmt, annotations=tuple(anns[iid]))
+        return out
+
+
+def _annotation(label: str, row: Sequence[Any]) -> Annotation:
+    """An _ANNOTATIONS row as the version sees it (what itemcodec would read back from the item JSON)."""
+    (kind, x0, y0, x1, y1, data, attributes, source, confidence, track_id, crowd, bbox_declared, area_declared,
+     area) = row[2:]
+    box = _NO_BOX if x0 is None else (x0, y0, x1, y1)
+    return Annotation(label=label, geometry=codec.geometry_from(kind, box, _json(data) or {}),
+                      attributes=_json(attributes) or {}, source=Source(source), confidence=confidence,
+                      track_id=track_id, crowd=bool(crowd),
+                      bbox=Box(x0, y0, x1, y1) if bbox_declared else None,
+                      area=area if area_declared else None)
+
+
+def _contains(sorted_keys: np.ndarray, key: int) -> bool:
+    i = int(np.searchsorted(sorted_keys, np.uint64(key)))
+    return i < len(sorted_keys) and int(sorted_keys[i]) == key
+
+
+class Runner:
+    """Runs ranges of positions: reads their jobs, renders and writes their outputs, returns compact rows."""
+
+    def __init__(self, recipe: Recipe, plan: Plan, blobs: BlobIO, engine: Engine) -> None:
+        self.reader = JobReader(engine, recipe, plan)
+        self.pipeline = Pipeline(recipe, keypoint_names=plan.keypoint_names)
+        self.blobs = blobs
+        self.version_id = plan.version_id
+
+    def run(self, lo: int, hi: int) -> Result:
+        vid = self.version_id
+        rows: list[tuple[Any, ...]] = []
+        new: list[tuple[str, int, str]] = []
+        reused = size = dropped = 0
+        for job in self.reader.jobs(lo, hi):
+            for o in self.pipeline.run(job, self.blobs):
+                rows.append((vid, o.position, o.out_index, o.split, o.file_name, o.sha256, o.width, o.height,
+                             o.orientation, o.media_format or None, o.source_image_id, o.n_annotations,
+                             o.annotations, o.meta))
+                if o.reused:
+                    reused += 1
+                else:
+                    new.append((o.sha256, o.size, o.media_format))
+                size += o.size
+                dropped += o.dropped
+        self.blobs.flush()  # every blob is on disk before the main process records it
+        return hi - 1, rows, new, (len(rows), reused, len(rows) - reused, size, dropped)
+
+
+def reader_engine(db_url: str) -> Engine:
+    """A worker's own engine on the project database, for reading (SQLite in WAL mode lets readers run
+    beside the main process's writes)."""
+    engine = create_engine(db_url)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _read_only(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.execute("PRAGMA query_only = ON")
+
+    return engine
+
+
+def _shareable(engine: Engine) -> bool:
+    """Whether another process can open this database (not an in-memory SQLite)."""
+    url = engine.url
+    return not (url.get_backend_name() == "sqlite"
+                and (url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"))
+
+
 # -- the workers ------------------------------------------------------------------------------
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(recipe_json: dict[str, Any], blob_url: str, keypoint_names: dict[str, tuple[str, ...]]) -> None:
+def _init_worker(recipe_json: dict[str, Any], blob_url: str, db_url: str, plan: Plan) -> None:
     """Runs once in each worker process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides what an interrupt means
     import cv2
 
     cv2.setNumThreads(1)
-    _WORKER["pipeline"] = Pipeline(Recipe.model_validate(recipe_json), keypoint_names=keypoint_names)
-    _WORKER["blobs"] = BlobIO(BlobStore(blob_url))
+    _WORKER["runner"] = Runner(Recipe.model_validate(recipe_json), plan, BlobIO(BlobStore(blob_url)),
+                               reader_engine(db_url))
 
 
-def _run_jobs(jobs: list[Job]) -> list[Output]:
-    pipeline: Pipeline = _WORKER["pipeline"]
-    blobs: BlobIO = _WORKER["blobs"]
-    out = [o for job in jobs for o in pipeline.run(job, blobs)]
-    blobs.flush()  # every blob is on disk before the main process records it
-    return out
+def _run_range(lo: int, hi: int) -> Result:
+    runner: Runner = _WORKER["runner"]
+    return runner.run(lo, hi)
 
 
 class _Done:
     """A finished 'future' for the in-process path."""
 
-    def __init__(self, value: list[Output]) -> None:
+    def __init__(self, value: Result) -> None:
         self.value = value
 
-    def result(self) -> list[Output]:
+    def result(self) -> Result:
         return self.value
 
 
@@ -167,41 +365,39 @@ def _generate(store: Store, version_id: int, recipe: Recipe, sel: Selection, *, 
     if start >= n:
         return
     batch = max(1, batch)
+    plan = Plan(version_id=version_id, ids=sel.ids, splits=sel.splits, label_of=sel.label_of,
+                duplicate_stems=sel.duplicate_stems, keypoint_names=sel.keypoint_names)
+    if workers > 0 and not _shareable(store.engine):
+        log.info("an in-memory database cannot be shared with worker processes: generating in this one")
+        workers = 0
     executor: ProcessPoolExecutor | None = None
+    runner: Runner | None = None
+    threads = 0
     if workers > 0:
         executor = ProcessPoolExecutor(workers, mp_context=pool_context(), initializer=_init_worker,
-                                       initargs=(recipe.to_json(), store.blobs.url, sel.keypoint_names))
-        pipeline = None
+                                       initargs=(recipe.to_json(), store.blobs.url, store.db_url, plan))
     else:
         import cv2
 
         threads = cv2.getNumThreads()
         cv2.setNumThreads(1)
-        pipeline = Pipeline(recipe, keypoint_names=sel.keypoint_names)
-        blobio = BlobIO(store.blobs)
+        runner = Runner(recipe, plan, BlobIO(store.blobs), store.engine)
     chunk = max(1, min(32, batch // max(1, 2 * workers)))
-    in_flight: deque[tuple[int, Future[list[Output]] | _Done]] = deque()
+    window = max(2, 3 * workers)
+    in_flight: deque[Future[Result] | _Done] = deque()
     writer = _Writer(store, version_id, start=start, every=batch)
-    train_positions = np.flatnonzero(sel.splits == 0)
     try:
-        for lo in range(start, n, batch):
-            hi = min(n, lo + batch)
-            jobs = _jobs(store, recipe, sel, lo, hi, train_positions)
-            for i in range(0, len(jobs), chunk):
-                part = jobs[i:i + chunk]
-                while len(in_flight) >= max(2, 3 * workers):
-                    writer.take(*_pop(in_flight), progress)
-                if executor is not None:
-                    in_flight.append((part[-1].position, executor.submit(_run_jobs, part)))
-                else:
-                    assert pipeline is not None
-                    done = [o for job in part for o in pipeline.run(job, blobio)]
-                    blobio.flush()
-                    in_flight.append((part[-1].position, _Done(done)))
-            # no drain here: the workers keep going while the next batch's jobs are read, and the window
-            # above bounds what is in flight (draining at each batch left a core idle at every boundary)
+        for lo in range(start, n, chunk):
+            while len(in_flight) >= window:
+                writer.take(in_flight.popleft().result(), progress)
+            hi = min(n, lo + chunk)
+            if executor is not None:
+                in_flight.append(executor.submit(_run_range, lo, hi))
+            else:
+                assert runner is not None
+                in_flight.append(_Done(runner.run(lo, hi)))
         while in_flight:
-            writer.take(*_pop(in_flight), progress)
+            writer.take(in_flight.popleft().result(), progress)
         writer.commit(progress)
     except BaseException:
         if executor is not None:
@@ -211,162 +407,93 @@ def _generate(store: Store, version_id: int, recipe: Recipe, sel: Selection, *, 
     finally:
         if executor is not None:
             executor.shutdown()
-        if pipeline is not None:
+        if runner is not None:
+            import cv2
+
             cv2.setNumThreads(threads)
         writer.close()
 
 
-def _pop(in_flight: deque[tuple[int, Future[list[Output]] | _Done]]) -> tuple[int, list[Output]]:
-    last, fut = in_flight.popleft()
-    return last, fut.result()
-
-
 class _Writer:
-    """Stores outputs in source order and commits every `batch` images, with the resume point."""
+    """Stores outputs in source order and commits every `batch` outputs, with the resume point."""
 
     def __init__(self, store: Store, version_id: int, *, start: int, every: int) -> None:
-        self.store = store
         self.version_id = version_id
-        self.session = store.sessions()
-        self.items: list[dict[str, Any]] = []
+        self.conn = store.engine.connect()
+        with self.conn.begin():
+            counts = self.conn.scalar(select(VersionRow.counts).where(VersionRow.id == version_id))
+        self.base: dict[str, Any] = dict(counts or {})
+        self.generation: Counter[str] = Counter(dict.fromkeys(GENERATION_COUNTS, 0))
+        self.generation.update(self.base.get("generation", {}))  # what a resumed run had done
+        self.rows: list[tuple[Any, ...]] = []
         self.blobs: dict[str, tuple[int, str]] = {}
         self.done = start
         self.committed = start
         self.images = 0
-        self.counts: Counter[str] = Counter()
         self.every = every
 
-    def take(self, last_position: int, outputs: list[Output], progress: Progress | None) -> None:
-        for o in outputs:
-            self.items.append({
-                "version_id": self.version_id, "position": o.position, "out_index": o.out_index, "split": o.split,
-                "file_name": o.file_name, "sha256": o.sha256, "width": o.width, "height": o.height,
-                "orientation": o.orientation, "media_format": o.media_format or None,
-                "source_image_id": o.source_image_id, "n_annotations": o.n_annotations,
-                "annotations": o.annotations, "meta": o.meta,
-            })
-            if not o.reused:
-                self.blobs[o.sha256] = (o.size, o.media_format)
-            self.counts["outputs"] += 1
-            self.counts["reused" if o.reused else "encoded"] += 1
-            self.counts["bytes_encoded"] += o.size
-            self.counts["annotations_dropped"] += o.dropped
-        self.images += last_position + 1 - self.done
-        self.done = last_position + 1
-        if len(self.items) >= self.every:
+    def take(self, result: Result, progress: Progress | None) -> None:
+        last, rows, blobs, counts = result
+        self.rows += rows
+        for sha, size, fmt in blobs:
+            self.blobs[sha] = (size, fmt)
+        for key, n in zip(GENERATION_COUNTS, counts, strict=True):
+            self.generation[key] += n
+        self.images += last + 1 - self.done
+        self.done = last + 1
+        if len(self.rows) >= self.every:
             self.commit(progress)
 
     def commit(self, progress: Progress | None) -> None:
         if self.done == self.committed:
             return
-        s = self.session
-        with s.begin():
+        conn = self.conn
+        with conn.begin():
             if self.blobs:
-                known = set(s.scalars(select(BlobRow.sha256).where(BlobRow.sha256.in_(list(self.blobs)))))
-                new = [{"sha256": k, "size": v[0], "media_format": v[1]} for k, v in self.blobs.items() if k not in known]
-                if new:
-                    s.execute(insert(BlobRow), new)
-            if self.items:
-                s.connection().execute(insert(VersionItemRow.__table__), self.items)  # type: ignore[arg-type]
-            row = s.get(VersionRow, self.version_id)
-            assert row is not None
-            counts = dict(row.counts or {})
-            gen = Counter(counts.get("generation", {}))
-            gen.update(self.counts)
-            counts["generation"] = dict(gen)
-            s.execute(update(VersionRow).where(VersionRow.id == self.version_id).values(done=self.done, counts=counts))
+                insert_blobs(conn, self.blobs)
+            if self.rows:
+                insert_items(conn, self.rows)
+            counts = {**self.base, "generation": dict(self.generation)}
+            conn.execute(update(VersionRow).where(VersionRow.id == self.version_id)
+                         .values(done=self.done, counts=counts))
         n_images = self.images
         self.committed = self.done
-        self.items, self.blobs, self.counts, self.images = [], {}, Counter(), 0
-        s.expunge_all()
+        self.rows, self.blobs, self.images = [], {}, 0
         if progress is not None and n_images:
             progress(n_images)
 
     def close(self) -> None:
-        self.session.close()
+        self.conn.close()
 
 
-def _jobs(store: Store, recipe: Recipe, sel: Selection, lo: int, hi: int, train_positions: np.ndarray) -> list[Job]:
-    """Jobs for source positions [lo, hi): one query for the images, one for their annotations."""
-    ids = [int(i) for i in sel.ids[lo:hi]]
-    aug = recipe.augment
-    copies_train = aug.multiplier if aug is not None else 1
-    partner_of: dict[tuple[int, int], list[int]] = {}
-    with store.session() as s:
-        images = _sources(s, sel, ids)
-        if aug is not None and aug.mosaic is not None and len(train_positions):
-            for pos in range(lo, hi):
-                if sel.splits[pos] != 0:
-                    continue
-                src = images[int(sel.ids[pos])]
-                for c in range(copies_train):
-                    if aug.keep_original and c == 0:
-                        continue
-                    rng = output_rng(recipe.seed, src.sha256, c, MOSAIC_STREAM)
-                    if rng.random() < aug.mosaic.percent / 100:
-                        picks = train_positions[rng.integers(0, len(train_positions), 3)]
-                        partner_of[(pos, c)] = [int(sel.ids[p]) for p in picks]
-            wanted = sorted({i for v in partner_of.values() for i in v} - set(images))
-            if wanted:
-                images.update(_sources(s, sel, wanted))
-    jobs = []
-    for pos in range(lo, hi):
-        split = sel.split_of(pos)
-        copies = copies_train if split == TRAIN else 1
-        job = Job(position=pos, split=split, copies=copies, source=images[int(sel.ids[pos])])
-        for c in range(copies):
-            if (pos, c) in partner_of:
-                job.partners[c] = [images[i] for i in partner_of[(pos, c)]]
-        jobs.append(job)
-    return jobs
+def insert_blobs(conn: Connection, blobs: dict[str, tuple[int, str]]) -> None:
+    """Blob rows for new blobs (sha256 → size, format); blobs already known are left as they are."""
+    if conn.dialect.name == "sqlite" and conn.dialect.paramstyle == "qmark":
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(f"INSERT OR IGNORE INTO {BlobRow.__tablename__} (sha256, size, media_format) "
+                               "VALUES (?, ?, ?)", [(k, size, fmt) for k, (size, fmt) in blobs.items()])
+        finally:
+            cursor.close()
+        return
+    known = set(conn.scalars(select(BlobRow.sha256).where(BlobRow.sha256.in_(list(blobs)))))
+    new = [{"sha256": k, "size": v[0], "media_format": v[1]} for k, v in blobs.items() if k not in known]
+    if new:
+        conn.execute(insert(BlobRow), new)
 
 
-def _sources(s: Session, sel: Selection, ids: Sequence[int]) -> dict[int, SourceImage]:
-    out: dict[int, SourceImage] = {}
-    anns: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
-    for start in range(0, len(ids), 500):
-        part = list(ids[start:start + 500])
-        for a in s.execute(select(AnnotationRow.image_id, AnnotationRow.class_id, AnnotationRow.kind,
-                                  AnnotationRow.x0, AnnotationRow.y0, AnnotationRow.x1, AnnotationRow.y1,
-                                  AnnotationRow.data, AnnotationRow.attributes, AnnotationRow.source,
-                                  AnnotationRow.confidence, AnnotationRow.track_id, AnnotationRow.crowd,
-                                  AnnotationRow.bbox_declared, AnnotationRow.area_declared, AnnotationRow.area)
-                           .where(AnnotationRow.image_id.in_(part)).order_by(AnnotationRow.id)):
-            label = sel.label_of.get(a.class_id)
-            if label is None:
-                continue
-            d: dict[str, Any] = {"label": label, "kind": a.kind}
-            if a.x0 is not None:
-                d["box"] = [a.x0, a.y0, a.x1, a.y1]
-            if a.data:
-                d["data"] = a.data
-            if a.attributes:
-                d["attributes"] = a.attributes
-            if a.source != "imported":
-                d["source"] = a.source
-            if a.confidence is not None:
-                d["confidence"] = a.confidence
-            if a.track_id is not None:
-                d["track_id"] = a.track_id
-            if a.crowd:
-                d["crowd"] = True
-            if a.bbox_declared:
-                d["bbox"] = [a.x0, a.y0, a.x1, a.y1]
-            if a.area_declared:
-                d["area"] = a.area
-            anns[a.image_id].append(d)
-        for im in s.execute(select(ImageRow.id, ImageRow.sha256, ImageRow.file_name, ImageRow.width, ImageRow.height,
-                                   ImageRow.orientation, ImageRow.format, ImageRow.split)
-                            .where(ImageRow.id.in_(part))):
-            name = im.file_name
-            if stem_key(name) in sel.duplicate_stems:
-                # a.jpg and a.png would both become a.jpg; (bytes, name, split) is what is unique
-                stem, ext = posixpath.splitext(name)
-                name = f"{stem}_{im.sha256[:8]}{ext.replace('.', '_')}{'_' + im.split if im.split else ''}{ext}"
-            out[im.id] = SourceImage(image_id=im.id, sha256=im.sha256, name=name, width=im.width, height=im.height,
-                                     orientation=im.orientation, media_format=im.format,
-                                     annotations=orjson.dumps(anns[im.id]).decode())
-    return out
+def insert_items(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """version_item rows (ITEM_COLUMNS order): a plain executemany on SQLite, Core (which batches) elsewhere."""
+    if conn.dialect.name == "sqlite" and conn.dialect.paramstyle == "qmark":
+        sql = (f"INSERT INTO {VersionItemRow.__tablename__} ({', '.join(ITEM_COLUMNS)}) "
+               f"VALUES ({', '.join('?' * len(ITEM_COLUMNS))})")
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(sql, rows)
+        finally:
+            cursor.close()
+    else:
+        conn.execute(insert(VersionItemRow), [dict(zip(ITEM_COLUMNS, r, strict=True)) for r in rows])
 
 
 # -- finishing --------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """From a recipe to ops, and from one source image to its outputs (what a worker runs).
 
-A worker gets small jobs (sha256, size, orientation, annotations as JSON, which
-split, how many copies, mosaic partners), reads the blob itself, decodes it at
+A worker builds its small jobs itself from the store's database (sha256, size,
+orientation, annotations, which split, how many copies, mosaic partners: see
+`generate.JobReader`), reads the blob itself, decodes it at
 most once per reduction, renders every output of that image, writes the
 encoded bytes to the blob store and returns one small record per output.
 
@@ -47,7 +48,7 @@ class SourceImage:
     height: int
     orientation: int
     media_format: str | None
-    annotations: str  # JSON, as itemcodec writes it, classes already renamed / merged / dropped
+    annotations: tuple[Annotation, ...]  # classes already renamed / merged / dropped
 
 
 @dataclass(slots=True)
@@ -174,7 +175,7 @@ class Pipeline:
 
     def run(self, job: Job, blobs: BlobIO) -> list[Output]:
         src = job.source
-        anns = itemcodec.loads(src.annotations)
+        anns = src.annotations
         cache = BlobPixels(blobs, src)
         probe = self.frame(src, None, anns)
         for op in self.static:
@@ -204,7 +205,7 @@ class Pipeline:
         return outputs
 
     def _partner(self, src: SourceImage, blobs: BlobIO) -> Frame:
-        f = self.frame(src, BlobPixels(blobs, src), itemcodec.loads(src.annotations))
+        f = self.frame(src, BlobPixels(blobs, src), src.annotations)
         rng = np.random.default_rng(0)  # preprocessing draws nothing
         for op in (*self.static, *self.pre):
             op(f, rng)
