@@ -67,13 +67,15 @@ def annotation_row(ann: Annotation) -> dict[str, Any]:
     }
 
 
-def annotation_from(row: Any, label: str) -> Annotation:
+def annotation_from(row: Any, label: str, *, data: dict[str, Any] | None = None,
+                    attributes: dict[str, Any] | None = None) -> Annotation:
+    """An annotation row as an Annotation; `data` / `attributes` when the caller decoded those columns itself."""
     box = (row.x0, row.y0, row.x1, row.y1)
-    geometry = geometry_from(row.kind, box, row.data)
+    geometry = geometry_from(row.kind, box, row.data if data is None else data)
     return Annotation(
         label=label,
         geometry=geometry,
-        attributes=row.attributes or {},
+        attributes=(row.attributes if attributes is None else attributes) or {},
         source=Source(row.source),
         confidence=row.confidence,
         track_id=row.track_id,

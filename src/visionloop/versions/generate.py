@@ -57,8 +57,7 @@ from sqlalchemy.orm import Session
 
 import visionloop
 from visionloop.core.errors import VisionLoopError
-from visionloop.core.geometry import Box
-from visionloop.core.sample import Annotation, Source
+from visionloop.core.sample import Annotation
 from visionloop.store import codec
 from visionloop.store.blobs import BlobStore
 from visionloop.store.lookup import find_version_id
@@ -168,11 +167,11 @@ _IMAGES = (select(ImageRow.id, ImageRow.sha256, ImageRow.file_name, ImageRow.wid
            .where(ImageRow.id.in_(bindparam("ids", expanding=True))))
 _ANNOTATIONS = (select(AnnotationRow.image_id, AnnotationRow.class_id, AnnotationRow.kind, AnnotationRow.x0,
                        AnnotationRow.y0, AnnotationRow.x1, AnnotationRow.y1,
-                       type_coerce(AnnotationRow.data, Text), type_coerce(AnnotationRow.attributes, Text),
+                       type_coerce(AnnotationRow.data, Text).label("data"),
+                       type_coerce(AnnotationRow.attributes, Text).label("attributes"),
                        AnnotationRow.source, AnnotationRow.confidence, AnnotationRow.track_id, AnnotationRow.crowd,
                        AnnotationRow.bbox_declared, AnnotationRow.area_declared, AnnotationRow.area)
                 .where(AnnotationRow.image_id.in_(bindparam("ids", expanding=True))).order_by(AnnotationRow.id))
-_NO_BOX = (None, None, None, None)
 
 
 def _json(text: str | None) -> Any:
@@ -254,16 +253,9 @@ class JobReader:
         return out
 
 
-def _annotation(label: str, row: Sequence[Any]) -> Annotation:
-    """An _ANNOTATIONS row as the version sees it (what itemcodec would read back from the item JSON)."""
-    (kind, x0, y0, x1, y1, data, attributes, source, confidence, track_id, crowd, bbox_declared, area_declared,
-     area) = row[2:]
-    box = _NO_BOX if x0 is None else (x0, y0, x1, y1)
-    return Annotation(label=label, geometry=codec.geometry_from(kind, box, _json(data) or {}),
-                      attributes=_json(attributes) or {}, source=Source(source), confidence=confidence,
-                      track_id=track_id, crowd=bool(crowd),
-                      bbox=Box(x0, y0, x1, y1) if bbox_declared else None,
-                      area=area if area_declared else None)
+def _annotation(label: str, row: Any) -> Annotation:
+    """An _ANNOTATIONS row as the version sees it (its JSON columns come as text, decoded here)."""
+    return codec.annotation_from(row, label, data=_json(row.data) or {}, attributes=_json(row.attributes) or {})
 
 
 def _contains(sorted_keys: np.ndarray, key: int) -> bool:
