@@ -98,3 +98,60 @@ def test_a_cut_inside_an_element_is_caught(tmp_path):
     with pytest.raises(FormatError):
         for _, value in resume(p, at, "a", stream={"a"}, end=inner):
             list(value)
+
+
+# Elements are decoded by orjson in batches cut at `}, {`; the cases where that guess is wrong or orjson
+# reads differently must give exactly what one-by-one decoding (the standard library) gives.
+TRICKY = [
+    {"id": 1, "note": "}, {", "nested": [{"a": 1}, {"b": {"c": 2}}, {"d": "}, {\"e\": 1}"}]},
+    {"id": 2, "big": 2 ** 70, "neg": -(2 ** 65)},  # beyond 64 bits: orjson refuses, json reads them
+    {"id": 3, "nan": float("nan"), "inf": float("inf"), "minf": float("-inf")},
+    {"id": 4, "surrogate": "\ud800 lone"},  # escaped as \\ud800: json keeps it, orjson refuses
+    {"id": 5, "zero": -0.0, "tiny": 5e-324, "exp": 1.5e300, "text": "ünïcode ☃ \"q\" \\ /"},
+    *({"id": k, "image_id": k // 3, "bbox": [k, k + 0.5, 3, 4], "segmentation": [[1, 2, 3, 4, 5, 6]]}
+      for k in range(6, 400)),
+    [1, 2, {"x": "}, {"}],  # not an object: decoded on its own
+    {"id": 401, "after": "the array element"},
+]
+
+
+@pytest.mark.parametrize("batch", [40, 300, 256 << 10])
+@pytest.mark.parametrize("chunk", [1, 97, 1 << 20])
+@pytest.mark.parametrize("indent", [None, 1])
+def test_batches_read_exactly_what_one_by_one_reads(tmp_path, monkeypatch, batch, chunk, indent):
+    from visionloop.formats import _jsonwalk
+
+    monkeypatch.setattr(_jsonwalk, "_BATCH", batch)
+    decoded = []
+    real = _jsonwalk._batch
+
+    def spy(text, pos):
+        got = real(text, pos)
+        if got is not None:
+            decoded.extend(got[0])
+        return got
+
+    monkeypatch.setattr(_jsonwalk, "_batch", spy)
+    doc = {"annotations": TRICKY, "tail": 1}
+    p = tmp_path / "doc.json"
+    p.write_text(json.dumps(doc, indent=indent, ensure_ascii=True), encoding="utf-8")
+    walked = _walk(p, chunk)
+    expected = json.loads(p.read_text(encoding="utf-8"))
+    assert json.dumps(walked) == json.dumps(expected)  # NaN != NaN: compare the text
+    assert [type(v) for e in walked["annotations"] if isinstance(e, dict) for v in e.values()] == \
+        [type(v) for e in expected["annotations"] if isinstance(e, dict) for v in e.values()]
+    if batch == 300 and chunk > 1:  # (a batch holding a refused element is decoded one by one: all of it at 256K)
+        assert len(decoded) > 300  # the plain elements did go through orjson
+
+
+def test_a_malformed_element_after_many_batches_names_its_line(tmp_path):
+    lines = [json.dumps({"id": k, "bbox": [1, 2, 3, 4]}) for k in range(5000)]
+    lines[4321] = '{"id": 4321, "bbox": [1, 2, 3, 4}'
+    p = tmp_path / "bad.json"
+    p.write_text('{"annotations": [\n' + ",\n".join(lines) + "\n]}")
+    seen = []
+    with pytest.raises(FormatError) as e:
+        for _, value in top_level(p, stream={"annotations"}):
+            seen.extend(a for a in value)
+    assert "line 4323" in str(e.value) and "bad.json" in str(e.value)
+    assert [a["id"] for a in seen] == list(range(4321))

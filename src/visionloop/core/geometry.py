@@ -147,9 +147,11 @@ class Polygon:
                 raise ValueError(f"Polygon ring {i} has an odd number of coordinates ({len(ring)})")
             if len(ring) < 6:
                 raise ValueError(f"Polygon ring {i} has {len(ring) // 2} points; at least 3 are needed")
-            for v in ring:
-                if not math.isfinite(v):
-                    raise ValueError(f"Polygon ring {i} has a non-finite coordinate {v!r}")
+            # one isfinite on the sum (NaN and ±inf propagate); the loop only to name the culprit
+            if not math.isfinite(sum(ring)):
+                for v in ring:
+                    if not math.isfinite(v):
+                        raise ValueError(f"Polygon ring {i} has a non-finite coordinate {v!r}")
 
     @classmethod
     def from_points(cls, points: list[tuple[float, float]]) -> Polygon:

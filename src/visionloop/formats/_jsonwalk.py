@@ -1,10 +1,13 @@
 """Walk a large JSON document's top-level object without loading it: arrays come element by element.
 
-Each element is decoded by the standard library's C scanner (`JSONDecoder.raw_decode`)
-straight from a sliding text window, so memory is one window (2 MiB by default)
-plus one element, and no byte-level bracket matching is done in Python. On this
-machine it decodes a 64 MB COCO file's 500,000 annotations in about 1.1 s, as fast
-as ijson's C backend and 1.5× faster than decoding the whole file with orjson.
+Elements come from a sliding text window (2 MiB by default), so memory is one
+window plus one batch, and no byte-level bracket matching is done in Python.
+Arrays of objects are decoded by orjson 256K characters at a time, cut at the last
+`}, {` in reach (`_batch`); anything orjson reads differently or refuses, and every
+other value, is decoded one element at a time by the standard library's C scanner
+(`JSONDecoder.raw_decode`). On this machine the 468,000 annotations of 60 MB of a
+COCO file decode in 0.44 s in batches, 1.26 s one by one, 1.3 s with one
+`orjson.loads` of the whole array (too large to stay in cache).
 
     for key, value in top_level(path, stream={"images", "annotations"}):
         if key == "annotations":
@@ -20,6 +23,8 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from visionloop.core.errors import FormatError
 
@@ -130,9 +135,23 @@ def _array(w: _Window, key: str, *, inside: bool = False, cut: bool = False) -> 
             w.pos += 1
             return
     decode = w.json.raw_decode
+    slow = 0  # characters to decode element by element before batching again (orjson refused a batch)
     while True:
         # the hot loop: decode one element, then step over the separator, without helper calls
         text, pos = w.text, w.pos
+        if slow <= 0:
+            n = len(text)
+            while pos < n and text[pos] in _WS:
+                pos += 1
+            w.pos = pos
+        if slow <= 0 and pos < len(text) and text[pos] == "{":
+            batch = _batch(text, pos)
+            if batch is not None:
+                items, w.pos = batch
+                yield from items
+                continue
+            if (k := _last_boundary(text, pos)) is not None:
+                slow = k + 1 - pos  # orjson refused the batch (NaN, a huge integer, malformed...)
         if pos >= len(text) or text[pos] in _WS:
             if w.peek() == "" and cut:
                 return  # the end of a slice, after the separator
@@ -143,6 +162,7 @@ def _array(w: _Window, key: str, *, inside: bool = False, cut: bool = False) -> 
             if w.refill():
                 continue
             raise w.error(f"malformed JSON in `{key}`") from None
+        slow -= end - pos
         n = len(text)
         while end < n and text[end] in _WS:
             end += 1
@@ -164,6 +184,47 @@ def _array(w: _Window, key: str, *, inside: bool = False, cut: bool = False) -> 
                 return
             if c != ",":
                 raise w.error(f"expected ',' or ']' in `{key}`")
+
+
+_BOUNDARY = re.compile(r"\}[ \t\n\r]*,[ \t\n\r]*\{")
+_BATCH = 256 << 10  # characters decoded at once (faster than 2 MiB here: the batch stays in cache)
+_DIGITS = bytes(48 if 48 <= c <= 57 else 32 for c in range(256))  # every digit to "0", the rest to " "
+_NINETEEN = b"0" * 19  # 19 digits in a row: the shortest integer orjson reads as a float (beyond 64 bits)
+
+
+def _last_boundary(text: str, pos: int) -> int | None:
+    """The index of the `}` of the last `}, {` within _BATCH characters after `pos`, if any."""
+    k = text.rfind("}", pos, pos + _BATCH)
+    while k > pos:
+        if _BOUNDARY.match(text, k):
+            return k
+        k = text.rfind("}", pos, k)
+    return None
+
+
+def _batch(text: str, pos: int) -> tuple[list[Any], int] | None:
+    """The objects from `pos` (an element's first character) to the last `}, {` within _BATCH
+    characters, decoded by orjson at once (about 3x faster than one raw_decode per element), and the
+    position of the next element. None when no such boundary or when orjson refuses the text.
+
+    The boundary is a guess: it may lie in a nested object or a string. Then `[` + text + `]` is not
+    valid JSON (an object or string is left open), so a batch that decodes is exactly the elements
+    one by one decoding would give; a refused one is decoded one by one instead (which also keeps
+    the standard library's reading of NaN, huge integers and lone surrogates, which orjson refuses).
+    """
+    k = _last_boundary(text, pos)
+    if k is None:
+        return None
+    data = ("[" + text[pos:k + 1] + "]").encode("utf-8")
+    if data.translate(_DIGITS).find(_NINETEEN) >= 0:
+        return None  # perhaps an integer beyond 64 bits (orjson reads those as floats)
+    try:
+        items = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    m = _BOUNDARY.match(text, k)
+    assert m is not None
+    return items, m.end() - 1
 
 
 def top_level(path: Path, *, stream: set[str], chunk: int = 2 << 20,

@@ -598,15 +598,21 @@ def _sample(image: dict[str, Any], anns: list[Annotation], split: str | None, ro
 def _annotations(item: dict[str, Any], names: dict[int, str], path: Path, seq: int) -> list[Annotation]:
     label = names[item["category_id"]]
     bbox = item.get("bbox")
-    if not item.get("segmentation") and not item.get("keypoints") and bbox is not None and len(bbox) == 4 \
-            and not item.get("attributes") and item.get("score") is None:
-        # the common case, a plain box: no closures, no conversions
+    if not item.get("keypoints") and bbox is not None and len(bbox) == 4 and not item.get("attributes") \
+            and item.get("score") is None:
+        # the common cases, a plain box or a polygon with its box: no closures
+        seg = item.get("segmentation")
         try:
             x, y, w, h = bbox
             box = Box(x, y, x + w, y + h)
             area = item.get("area")
-            return [Annotation(label, box, crowd=bool(item.get("iscrowd", 0)),
-                               area=None if area is None or area == w * h else float(area))]
+            if not seg:
+                return [Annotation(label, box, crowd=bool(item.get("iscrowd", 0)),
+                                   area=None if area is None or area == w * h else float(area))]
+            if type(seg) is list:
+                polygon = Polygon(tuple(tuple(map(float, ring)) for ring in seg if ring))
+                return [Annotation(label, polygon, crowd=bool(item.get("iscrowd", 0)),
+                                   area=None if area is None else float(area), bbox=box)]
         except (TypeError, ValueError) as e:
             raise _bad(item, path, seq, e) from None
     try:
@@ -725,7 +731,8 @@ def _tail(categories: list[dict[str, Any]]) -> bytes:
 
 class _PartSplit(_SplitWriter):
     """A part's share of one split (`write_part`): image entries already numbered from the part's start,
-    annotations one per line without their id, numbered when `finish_parts` joins the parts."""
+    annotations one per line without their id, numbered when `finish_parts` joins the parts — except in
+    the first part, which numbers its own from 1 and is joined as it is."""
 
     def __init__(self, folder: Path, scratch: Path, start: int) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -737,6 +744,7 @@ class _PartSplit(_SplitWriter):
         self.n_images = start
         self.n_anns = 0
         self.names = set()
+        self.numbered = start == 0
 
     def image(self, entry: dict[str, Any]) -> int:
         self.n_images += 1
@@ -746,7 +754,10 @@ class _PartSplit(_SplitWriter):
 
     def annotation(self, entry: dict[str, Any]) -> None:
         self.n_anns += 1
-        self.anns.write(orjson.dumps(entry)[1:] + b"\n")
+        if self.numbered:
+            self.anns.write((b"," if self.n_anns > 1 else b"") + _annotation_bytes(self.n_anns, entry))
+        else:
+            self.anns.write(orjson.dumps(entry)[1:] + b"\n")
 
     def close(self, categories: list[dict[str, Any]]) -> None:
         self.main.close()
@@ -801,7 +812,8 @@ def write_part(samples: Iterable[Sample], out: Path, *, classes: ClassMap, image
     finally:
         for sw in writers.values():
             sw.close([])
-    splits = [(split, str(sw.folder), str(getattr(sw, "scratch", ""))) for split, sw in writers.items()]
+    splits = [(split, str(sw.folder), str(getattr(sw, "scratch", "")), getattr(sw, "numbered", False), sw.n_anns)
+              for split, sw in writers.items()]
     return {"report": report.to_json(), "splits": splits}
 
 
@@ -809,11 +821,11 @@ def finish_parts(out: Path, results: list[dict[str, Any]], *, classes: ClassMap)
     """Join the parts' scratch files into one `_annotations.coco.json` per split, annotation ids 1..N."""
     out = Path(out)
     report = WriteReport("coco", str(out))
-    by_split: dict[str | None, tuple[str, list[Path]]] = {}
+    by_split: dict[str | None, tuple[str, list[tuple[Path, bool, int]]]] = {}
     for r in results:
         report.add(r["report"])
-        for split, folder, scratch in r["splits"]:
-            by_split.setdefault(split, (folder, []))[1].append(Path(scratch))
+        for split, folder, scratch, numbered, count in r["splits"]:
+            by_split.setdefault(split, (folder, []))[1].append((Path(scratch), numbered, count))
     if not by_split:
         by_split[None] = (str(out), [])
     tail = _tail([_category_entry(c) for c in classes])
@@ -823,21 +835,28 @@ def finish_parts(out: Path, results: list[dict[str, Any]], *, classes: ClassMap)
         with open(partial, "wb") as f:
             f.write(_HEAD)
             first = True
-            for scratch in scratches:
+            for scratch, _, _ in scratches:
                 data = (scratch / "images").read_bytes()
                 if data:
                     f.write(data if first else b"," + data)
                     first = False
             f.write(b'],"annotations":[')
             n = 0
-            for scratch in scratches:
+            for scratch, numbered, count in scratches:
+                if numbered:  # the first part: its annotations numbered 1..count already
+                    if n:
+                        raise RuntimeError(f"{scratch}: a numbered part after others")
+                    with open(scratch / "annotations", "rb") as part:
+                        shutil.copyfileobj(part, f, 1 << 20)
+                    n = count
+                    continue
                 for lines in _line_blocks(scratch / "annotations"):
                     f.write((b"," if n else b"") + b",".join(
                         [b'{"id":%d,%s' % pair for pair in zip(range(n + 1, n + 1 + len(lines)), lines, strict=True)]))
                     n += len(lines)
             f.write(tail)
         partial.replace(final)
-        for scratch in scratches:
+        for scratch, _, _ in scratches:
             shutil.rmtree(scratch)
     return report
 
@@ -872,7 +891,7 @@ def _write_samples(samples: Iterable[Sample], writers: dict[str | None, _SplitWr
         entry.update(_jsonable(extra))
         image_id = sw.image(entry)
         report.images += 1
-        boxes = 0
+        boxes = polygons = 0
         for ann in sample.annotations:
             g = ann.geometry
             if type(g) is Box and ann.bbox is None and not ann.attributes and ann.confidence is None \
@@ -883,6 +902,15 @@ def _write_samples(samples: Iterable[Sample], writers: dict[str | None, _SplitWr
                                "area": w * h if ann.area is None else ann.area, "iscrowd": int(ann.crowd),
                                "image_id": image_id, "category_id": classes[ann.label].id})
                 boxes += 1
+                continue
+            if type(g) is Polygon and ann.bbox is not None and ann.area is not None and not ann.attributes \
+                    and ann.confidence is None and ann.label in classes:
+                # a polygon with its declared box and area, inline: what _annotation_entry makes of it
+                b = ann.bbox
+                sw.annotation({"segmentation": g.rings, "bbox": [b.x0, b.y0, b.x1 - b.x0, b.y1 - b.y0],
+                               "area": ann.area, "iscrowd": int(ann.crowd),
+                               "image_id": image_id, "category_id": classes[ann.label].id})
+                polygons += 1
                 continue
             if ann.label not in classes:
                 if frozen:
@@ -896,6 +924,8 @@ def _write_samples(samples: Iterable[Sample], writers: dict[str | None, _SplitWr
             sw.annotation(coco)
         if boxes:
             report.annotations["box"] += boxes
+        if polygons:
+            report.annotations["polygon"] += polygons
 
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:

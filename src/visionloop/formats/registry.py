@@ -22,6 +22,10 @@ class FormatSpec:
     reads: tuple[str, ...]  # geometry kinds the reader yields
     writes: tuple[str, ...]  # geometry kinds the writer keeps (others are converted or dropped)
     holds: tuple[str, ...] = ()  # extras: attributes, tracks, crowd, keypoint names, splits
+    # the lower-case suffixes (e.g. '.json') of a single FILE this format's detect() can claim (score > 0);
+    # () = it never claims a file, only folders; None = not declared (always asked). detect_all() does not
+    # import a format whose declared suffixes leave a file out; tests/formats/test_detect_prefilter.py checks them.
+    files: tuple[str, ...] | None = None
 
     def load(self) -> ModuleType:
         return importlib.import_module(self.module)
@@ -41,22 +45,27 @@ register(FormatSpec(
     "coco", "visionloop.formats.coco", "COCO JSON (instances, keypoints; Roboflow's _annotations.coco.json per split)",
     reads=("box", "polygon", "mask", "keypoints"), writes=("box", "polygon", "mask", "keypoints"),
     holds=("crowd", "category ids", "splits", "attributes"),
+    files=(".json",),
 ))
 register(FormatSpec(
     "voc", "visionloop.formats.voc", "Pascal VOC XML (+ SegmentationClass / SegmentationObject PNGs)",
     reads=("box", "mask"), writes=("box", "mask"), holds=("difficult/truncated/occluded", "splits"),
+    files=(".xml",),
 ))
 register(FormatSpec(
     "yolo", "visionloop.formats.yolo", "YOLO, Ultralytics layout (data.yaml; detect, segment, OBB, pose)",
     reads=("box", "polygon", "rotated_box", "keypoints"), writes=("box", "polygon", "rotated_box"), holds=("splits",),
+    files=(".yaml", ".yml"),
 ))
 register(FormatSpec(
     "darknet", "visionloop.formats.darknet", "YOLO Darknet (obj.names + obj.data + train.txt)",
     reads=("box",), writes=("box",), holds=("splits",),
+    files=(".data", ".names"),  # obj.data (any *.data) or obj.names
 ))
 register(FormatSpec(
     "folders", "visionloop.formats.folders", "Classification folders (split/class/image.jpg)",
     reads=("label",), writes=("label",), holds=("splits",),
+    files=(),
 ))
 
 
@@ -65,6 +74,7 @@ register(FormatSpec(
     "TFRecord for the TensorFlow Object Detection API (tf.train.Example + label_map.pbtxt; images embedded)",
     reads=("box", "mask", "label"), writes=("box", "mask", "label"),
     holds=("class ids", "difficult/truncated/pose", "crowd", "splits", "embedded images"),
+    files=None,  # any suffix: sharded names end in .record-00000-of-00010
 ))
 
 
@@ -74,6 +84,7 @@ register(FormatSpec(
     writes=("box", "rotated_box", "polygon", "mask", "keypoints", "label"),
     holds=("attributes", "tracks", "crowd", "confidence", "groups/z_order", "captions", "label parents",
            "colours", "keypoint names", "splits"),
+    files=(".json",),
 ))
 
 
@@ -81,6 +92,7 @@ register(FormatSpec(
     "sa1b", "visionloop.formats.sa1b", "Segment Anything SA-1B (sa_<id>.jpg + sa_<id>.json per image)",
     reads=("mask",), writes=("mask",),
     holds=("predicted_iou/stability_score/point_coords/crop_box attributes", "declared bbox and area"),
+    files=(".json",),
 ))
 
 
@@ -88,12 +100,14 @@ register(FormatSpec(
     "tfcsv", "visionloop.formats.tfcsv",
     "TensorFlow Object Detection CSV (filename,width,height,class,xmin,ymin,xmax,ymax)",
     reads=("box",), writes=("box",), holds=("splits",),
+    files=(".csv",),
 ))
 
 
 register(FormatSpec(
     "createml", "visionloop.formats.createml", "Apple Create ML object detection JSON (centre x, y + size)",
     reads=("box",), writes=("box",), holds=("splits",),
+    files=(".json",),
 ))
 
 
@@ -103,6 +117,7 @@ register(FormatSpec(
     reads=("box", "rotated_box", "polygon", "mask", "keypoints", "label"),
     writes=("box", "rotated_box", "polygon", "mask", "keypoints", "label"),
     holds=("attributes", "occluded/z_order/group_id", "source", "keypoint names", "splits"),
+    files=(".xml",),
 ))
 register(FormatSpec(
     "cvat_video", "visionloop.formats.cvat_video",
@@ -110,6 +125,7 @@ register(FormatSpec(
     reads=("box", "rotated_box", "polygon", "mask", "keypoints"),
     writes=("box", "rotated_box", "polygon", "mask", "keypoints"),
     holds=("tracks", "attributes", "occluded/z_order/group_id", "source", "keypoint names"),
+    files=(".xml",),
 ))
 
 
@@ -118,6 +134,7 @@ register(FormatSpec(
     reads=("box",), writes=("box",),
     holds=("tracks", "conf/visibility attributes", "MOT17 class ids", "labels.txt classes", "sequences",
            "splits"),
+    files=(".txt",),  # gt/gt.txt
 ))
 
 
@@ -126,6 +143,7 @@ register(FormatSpec(
     reads=("box", "polygon", "rotated_box", "mask", "keypoints", "label"),
     writes=("box", "polygon", "rotated_box", "mask", "keypoints", "label"),
     holds=("group ids (instances)", "shape flags, description, extra keys", "image flags", "splits"),
+    files=(".json",),
 ))
 
 
@@ -133,18 +151,21 @@ register(FormatSpec(
     "wider", "visionloop.formats.wider", "WIDER FACE (wider_face_split/wider_face_<split>_bbx_gt.txt + WIDER_<split>/images/)",
     reads=("box",), writes=("box",),
     holds=("blur/expression/illumination/invalid/occlusion/pose flags", "event folders", "splits"),
+    files=(".txt",),  # wider_face_<split>_bbx_gt.txt / _filelist.txt
 ))
 
 
 register(FormatSpec(
     "dota", "visionloop.formats.dota", "DOTA / YOLOv5-OBB (images/ + labelTxt/: x1 y1 ... x4 y4 class difficult)",
     reads=("rotated_box",), writes=("rotated_box",), holds=("difficult", "imagesource/gsd", "splits"),
+    files=(),
 ))
 
 
 register(FormatSpec(
     "retinanet", "visionloop.formats.retinanet", "RetinaNet Keras CSV (path,x1,y1,x2,y2,class_name + classes.csv)",
     reads=("box",), writes=("box",), holds=("class ids", "negative images", "splits"),
+    files=(".csv",),
 ))
 
 
@@ -153,6 +174,7 @@ register(FormatSpec(
     "COCO panoptic (annotations/panoptic_<split>.json + PNGs with id = R + 256·G + 256²·B)",
     reads=("mask",), writes=("mask",),
     holds=("things and stuff (isthing)", "crowd", "category ids and colours", "declared bbox and area", "splits"),
+    files=(".json",),
 ))
 
 register(FormatSpec(
@@ -161,12 +183,14 @@ register(FormatSpec(
     reads=("box", "rotated_box", "polygon", "mask", "keypoints", "label"),
     writes=("box", "rotated_box", "polygon", "mask", "keypoints", "label"),
     holds=("attributes (per-region text/number/choices)", "confidence (predictions)", "several annotators"),
+    files=(".json",),
 ))
 
 
 register(FormatSpec(
     "yolokeras", "visionloop.formats.yolokeras", "YOLO Keras TXT (image x0,y0,x1,y1,class ... + _classes.txt)",
     reads=("box",), writes=("box",), holds=("empty images", "splits"),
+    files=(".txt",),
 ))
 
 
@@ -174,6 +198,7 @@ register(FormatSpec(
     "coco_captions", "visionloop.formats.coco_captions",
     "COCO captions (annotations/captions_<split>.json; captions kept in ImageRef.metadata['captions'])",
     reads=(), writes=(), holds=("captions (image metadata)", "image ids", "splits"),
+    files=(".json",),
 ))
 
 
@@ -181,6 +206,7 @@ register(FormatSpec(
     "clscsv", "visionloop.formats.clscsv",
     "Classification CSV, multiclass / multi-label (one-hot filename,class_a,... or filename,label)",
     reads=("label",), writes=("label",), holds=("multi-label", "empty images", "splits"),
+    files=(".csv",),
 ))
 
 
@@ -190,6 +216,7 @@ register(FormatSpec(
     reads=("box", "polygon", "mask"), writes=("box", "polygon", "mask"),
     holds=("attributes", "instance/track ids", "crowd", "confidence", "frame attributes (weather, scene, timeofday)",
            "Bezier vertex types", "splits"),
+    files=(".json",),
 ))
 
 
@@ -197,17 +224,20 @@ register(FormatSpec(
     "via", "visionloop.formats.via", "VGG Image Annotator JSON (project or export; class from a region attribute)",
     reads=("box", "polygon", "keypoints", "label"), writes=("box", "polygon", "keypoints", "label"),
     holds=("region attributes", "file attributes", "splits"),
+    files=(".json",),
 ))
 register(FormatSpec(
     "via_csv", "visionloop.formats.via_csv", "VGG Image Annotator CSV export (one row per region, JSON cells)",
     reads=("box", "polygon", "keypoints", "label"), writes=("box", "polygon", "keypoints", "label"),
     holds=("region attributes", "file attributes", "splits"),
+    files=(".csv",),
 ))
 
 
 register(FormatSpec(
     "vlm", "visionloop.formats.vlm", "VLM JSONL for PaliGemma / Florence-2 (image, prefix, suffix with location tokens)",
     reads=("box",), writes=("box",), holds=("prompts", "splits"),
+    files=(".jsonl",),
 ))
 
 
@@ -215,10 +245,12 @@ register(FormatSpec(
     "vott", "visionloop.formats.vott", "VoTT JSON export (vott-json-export/<project>-export.json; regions with tags)",
     reads=("box", "polygon", "keypoints"), writes=("box", "polygon", "keypoints"),
     holds=("several tags per region", "asset state (visited / not visited)", "tag colours"),
+    files=(".json",),
 ))
 register(FormatSpec(
     "vott_csv", "visionloop.formats.vott_csv", "VoTT CSV export (image,xmin,ymin,xmax,ymax,label)",
     reads=("box",), writes=("box",), holds=(),
+    files=(".csv",),
 ))
 
 
@@ -227,26 +259,31 @@ register(FormatSpec(
     "Cityscapes (gtFine polygons JSON, labelIds / instanceIds PNGs, leftImg8bit/<split>/<city>/)",
     reads=("polygon", "mask"), writes=("polygon", "mask"),
     holds=("crowd (<name>group)", "label ids and colours", "instance numbers", "cities", "splits"),
+    files=(),
 ))
 register(FormatSpec(
     "semseg", "visionloop.formats.semseg",
     "Semantic segmentation masks (image + <stem>_mask.png + _classes.csv, or images/ + masks/ + labelmap.txt)",
     reads=("mask",), writes=("mask",), holds=("class pixel values", "splits"),
+    files=(),
 ))
 register(FormatSpec(
     "kitti", "visionloop.formats.kitti", "KITTI object detection (training/image_2 + label_2/*.txt)",
     reads=("box",), writes=("box",),
     holds=("truncated/occluded/alpha, 3-D dimensions/location/rotation_y", "scores", "DontCare", "splits"),
+    files=(),
 ))
 register(FormatSpec(
     "kitti_seg", "visionloop.formats.kitti_seg",
     "KITTI semantic / instance segmentation (image_2 + semantic/ + instance/ PNGs, Cityscapes ids)",
     reads=("mask",), writes=("mask",), holds=("crowd", "label ids and colours", "splits"),
+    files=(),
 ))
 register(FormatSpec(
     "mapillary", "visionloop.formats.mapillary",
     "Mapillary Vistas v1.2 / v2.0 (config JSON, labels/ and instances/ PNGs)",
     reads=("mask",), writes=("mask",), holds=("label ids and colours", "instances", "splits"),
+    files=(".json",),  # config*.json
 ))
 register(FormatSpec(
     "openimages", "visionloop.formats.openimages",
@@ -254,16 +291,19 @@ register(FormatSpec(
     reads=("box", "mask", "label"), writes=("box", "mask", "label"),
     holds=("group-of (crowd), occluded/truncated/depiction/inside", "verified negative labels", "confidence",
            "mask box ids / predicted IoU / clicks", "splits"),
+    files=(),
 ))
 register(FormatSpec(
     "ade20k", "visionloop.formats.ade20k",
     "ADE20K SceneParsing (ADEChallengeData2016: images/, annotations/ class-index PNGs, objectInfo150.csv)",
     reads=("mask",), writes=("mask",), holds=("class indices", "scene categories", "splits"),
+    files=(),
 ))
 register(FormatSpec(
     "camvid", "visionloop.formats.camvid",
     "CamVid (train/ + train_labels/<name>_L.png colour masks + class_dict.csv)",
     reads=("mask",), writes=("mask",), holds=("class colours", "splits"),
+    files=(),
 ))
 
 
@@ -272,6 +312,7 @@ register(FormatSpec(
     "Supervisely JSON project (meta.json + <dataset>/ann/<image>.json + <dataset>/img/)",
     reads=("box", "polygon", "mask", "keypoints", "label"), writes=("box", "polygon", "mask", "keypoints", "label"),
     holds=("object tags (attributes)", "image tags", "class colours", "keypoint names (graphs)", "splits (datasets)"),
+    files=(".json",),  # meta.json
 ))
 
 
@@ -280,6 +321,7 @@ register(FormatSpec(
     "SageMaker Ground Truth output manifest (object detection, semantic segmentation, classification jobs)",
     reads=("box", "mask", "label"), writes=("box", "mask", "label"),
     holds=("class ids", "confidence", "human/auto-labelled flag", "splits (one manifest each)"),
+    files=None,  # any suffix: a manifest file is sniffed whatever its name
 ))
 
 
@@ -288,6 +330,7 @@ register(FormatSpec(
     "Labelbox NDJSON export v2 (boxes, polygons, points, lines, classifications; masks need network)",
     reads=("box", "polygon", "keypoints", "label"), writes=("box", "polygon", "keypoints", "label"),
     holds=("nested classifications (attributes)", "global classifications", "several labels per row"),
+    files=(".ndjson", ".jsonl", ".json"),
 ))
 
 
@@ -299,8 +342,19 @@ def get(name: str) -> FormatSpec:
 
 
 def detect_all(path: Path) -> list[tuple[str, Detection]]:
-    """Every format's opinion of `path`, most confident first."""
-    results = [(name, spec.load().detect(path)) for name, spec in FORMATS.items()]
+    """Every format's opinion of `path`, most confident first.
+
+    For a file, formats whose `files` leave its suffix out are not imported nor asked: they could not
+    claim it, and importing all of them costs more than the detection itself.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower() if path.is_file() else None
+    results: list[tuple[str, Detection]] = []
+    for name, spec in FORMATS.items():
+        if suffix is not None and spec.files is not None and suffix not in spec.files:
+            results.append((name, Detection.no(f"does not read a {suffix or 'suffix-less'} file")))
+        else:
+            results.append((name, spec.load().detect(path)))
     return sorted(results, key=lambda r: -r[1].score)
 
 
