@@ -15,10 +15,12 @@
     600 raccoon photos (each of the 200 re-encoded 3 times so the bytes differ) and 120 1080p JPEGs.
     Rates are outputs per second after the pool has started (steady) and overall (wall); best of 2 runs,
     limits best of 3 (the cores are shared with other work). "main" is the main process's CPU per source
-    image (with workers=0 it does everything). --workdir puts the project copies elsewhere: creating a
-    file costs ~0.5 ms of kernel time on an ext4 without a journal that recently deleted many files
-    (ext4 then skips recently freed inodes one by one), a cost that lands on the spare core with one
-    worker and on the workers' cores with two, so 1→2 scaling is best read with --workdir /dev/shm too.
+    image (with workers=0 it does everything). --workdir puts the project copies elsewhere.
+    The copies are deleted only after the last run: on an ext4 without a journal (this VM's disk), the
+    inode allocator skips every inode freed in the last 60 s (360 s while its table block is dirty,
+    `recently_deleted()` in fs/ext4/ialloc.c), so right after deleting thousands of files creating one
+    costs ~0.5-0.7 ms of kernel time instead of ~0.05 ms. That cost lands on the spare core with one
+    worker and on the workers' cores with two; read 1→2 scaling with --workdir /dev/shm too.
 (4) --big: 250,000 synthetic 64×48 JPEGs (2 boxes each) imported, then a version (resize + flip)
     generated in a child process; peak RSS of the main process (VmHWM; the import runs in a process of
     its own) and the largest worker PSS seen (forked workers share the parent's pages) at 50k and 250k.
@@ -433,16 +435,15 @@ def generation(args: argparse.Namespace, row: Row, raccoon: Path, hd: Path, n_hd
     p_hd = prepared_project(f"hd-{n_hd}", hd / "annotations.json", "coco")
     seed = int(time.time()) % 100000
     results = {}
+    copies_made: list[Path] = []  # deleted at the end, not between runs: see the module docstring
     for data_name, project, limit_note in (("raccoon", p_r, "OpenCV limit"), ("1080p", p_hd, "reduced-decode limit")):
         for recipe_name, recipe in (("resize-only 640×640", RESIZE_ONLY), ("augment 640×480 ×3", AUGMENT)):
             for workers in (0, 1, 2):
                 runs = []
                 for k in range(1 if args.quick else 2):  # best of two: the cores are shared
                     copy = fresh_copy(project, args.workdir)
-                    try:
-                        runs.append(generate(copy, project, recipe, workers, seed + k))
-                    finally:
-                        shutil.rmtree(copy.parent, ignore_errors=True)
+                    copies_made.append(copy.parent)
+                    runs.append(generate(copy, project, recipe, workers, seed + k))
                 r = max(runs, key=lambda x: x["steady"])
                 results[(data_name, recipe_name, workers)] = r
                 notes = [f"main {r['main_ms']:.2f} ms/img"]
@@ -460,6 +461,8 @@ def generation(args: argparse.Namespace, row: Row, raccoon: Path, hd: Path, n_hd
                                  f"{r['rate'] / one['rate']:.2f}× wall")
                 row(f"  {data_name}, {recipe_name}, workers={workers} ({r['outputs']} out)",
                     f"{r['steady']:.0f} ({r['rate']:.0f}) /s", "; ".join(notes))
+    for folder in copies_made:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def big(args: argparse.Namespace, row: Row) -> None:
