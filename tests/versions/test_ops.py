@@ -74,19 +74,23 @@ def _quadrant_boxes(frame):
 
 def test_mosaic_boxes_land_in_their_quadrant_scaled():
     main = Frame.from_array(np.full((100, 200, 3), 10, np.uint8), [Annotation("a", Box(20.0, 10.0, 60.0, 50.0))])
-    p1 = Frame.from_array(np.full((100, 400, 3), 60, np.uint8), [Annotation("b", Box(0.0, 0.0, 400.0, 100.0))])
+    p1 = Frame.from_array(np.full((100, 400, 3), 60, np.uint8),
+                          [Annotation("b", Box(160.0, 20.0, 240.0, 80.0)), Annotation("cut", Box(0.0, 0.0, 40.0, 100.0)),
+                           Annotation("half", Box(80.0, 0.0, 120.0, 100.0))])
     p2 = Frame.from_array(np.full((50, 100, 3), 120, np.uint8), [Annotation("c", Box(10.0, 10.0, 30.0, 40.0))])
-    p3 = Frame.from_array(np.full((200, 200, 3), 200, np.uint8), [Annotation("d", Box(100.0, 100.0, 200.0, 200.0))])
+    p3 = Frame.from_array(np.full((200, 200, 3), 200, np.uint8), [Annotation("d", Box(60.0, 60.0, 140.0, 120.0))])
     main.partners = [p1, p2, p3]
     ops.Mosaic(jitter=0)(main, RNG)
     out = main.image()
     assert out.shape == (100, 200, 3)  # the main frame's size; each cell 100 × 50
+    # each image keeps its aspect ratio: scaled to cover its cell (k = max of the two ratios), centred, cropped
     assert _quadrant_boxes(main) == [
-        ("a", Box(10.0, 5.0, 30.0, 25.0)),  # top-left, scale 1/2
-        ("b", Box(100.0, 0.0, 200.0, 50.0)),  # top-right, scale (1/4, 1/2)
-        ("c", Box(10.0, 60.0, 30.0, 90.0)),  # bottom-left, scale 1
-        ("d", Box(150.0, 75.0, 200.0, 100.0)),  # bottom-right, scale (1/2, 1/4)
-    ]
+        ("a", Box(10.0, 5.0, 30.0, 25.0)),  # top-left: 200×100 → k 1/2, no crop
+        ("b", Box(130.0, 10.0, 170.0, 40.0)),  # top-right: 400×100 → k 1/2 (200×50), 50 px cropped left and right
+        ("c", Box(10.0, 60.0, 30.0, 90.0)),  # bottom-left: 100×50 → k 1
+        ("d", Box(130.0, 55.0, 170.0, 85.0)),  # bottom-right: 200×200 → k 1/2 (100×100), 25 px cropped top, bottom
+        ("half", Box(100.0, 0.0, 110.0, 50.0)),  # x 40..60 scaled, -50 → -10..10: clipped to its visible half
+    ]  # "cut" (x 0..40 → 0..20, -50) lies wholly in the cropped part: gone
     assert (out[:50, :100] == 10).all() and (out[:50, 100:] == 60).all()
     assert (out[50:, :100] == 120).all() and (out[50:, 100:] == 200).all()
 

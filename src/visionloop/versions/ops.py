@@ -219,9 +219,11 @@ class Zoom(AffineOp):
 
 
 class Mosaic(Op):
-    """2x2 mosaic of this frame (top-left) and three partner frames, each stretched into its cell.
+    """2x2 mosaic of this frame (top-left) and three partner frames on a canvas of this frame's size.
 
-    The centre is the canvas centre moved by up to `jitter` % of half a side.
+    The centre is the canvas centre moved by up to `jitter` % of half a side. Each image keeps its
+    aspect ratio: scaled to cover its cell, centred, the overflow cropped (objects cut by the crop
+    are clipped and kept above the recipe's visibility threshold, as for any crop).
     The generator sets `frame.partners`; without partners the op does nothing.
     """
 
@@ -252,7 +254,10 @@ class Mosaic(Op):
         annotations: list[Annotation] = []
         dropped = 0
         for f, (x0, y0, x1, y1) in zip(frames, cells, strict=True):
-            f.warp(A.scale((x1 - x0) / f.width, (y1 - y0) / f.height), (x1 - x0, y1 - y0), handles=self.handles)
+            cw, ch = x1 - x0, y1 - y0
+            k = max(cw / f.width, ch / f.height)
+            cover = A.translate(-(f.width * k - cw) / 2, -(f.height * k - ch) / 2) @ A.scale(k, k)
+            f.warp(cover, (cw, ch), handles=self.handles)
             tile = f.image()
             if not grey and tile.ndim == 2:
                 tile = np.repeat(tile[:, :, None], 3, axis=2)
