@@ -1,24 +1,50 @@
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DATASETS = (ROOT / ".." / "shared" / "datasets").resolve()
+
+
+def _datasets() -> Path:
+    """The real test data: $VISIONLOOP_DATASETS, else ../shared/datasets beside this checkout (as CI has it),
+    else beside the local checkout this one was cloned from (a throwaway clone in a temp folder)."""
+    if os.environ.get("VISIONLOOP_DATASETS"):
+        return Path(os.environ["VISIONLOOP_DATASETS"]).resolve()
+    beside = (ROOT / ".." / "shared" / "datasets").resolve()
+    if beside.is_dir():
+        return beside
+    try:
+        origin = subprocess.run(["git", "-C", str(ROOT), "remote", "get-url", "origin"], capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        origin = ""
+    if origin and Path(origin).is_dir():
+        cloned_from = (Path(origin) / ".." / "shared" / "datasets").resolve()
+        if cloned_from.is_dir():
+            return cloned_from
+    return beside
+
+
+DATASETS = _datasets()
+
+
+def dataset(name: str) -> Path:
+    path = DATASETS / name
+    if not path.is_dir():
+        pytest.fail(f"real test data missing: {path} (CI has ../shared/datasets beside the checkout; "
+                    "or set VISIONLOOP_DATASETS)")
+    return path
 
 
 @pytest.fixture(scope="session")
 def raccoon() -> Path:
-    path = DATASETS / "raccoon"
-    if not path.exists():
-        pytest.fail(f"real test data missing: {path} (CI has ../shared/datasets beside the checkout)")
-    return path
+    return dataset("raccoon")
 
 
 @pytest.fixture(scope="session")
 def lund() -> Path:
-    path = DATASETS / "lund"
-    if not path.exists():
-        pytest.fail(f"real test data missing: {path}")
-    return path
+    return dataset("lund")

@@ -140,8 +140,8 @@ def test_bad_input(bdd: Path) -> None:
     assert "det_val.json" in str(e.value) and "line 2" in str(e.value.where)
 
 
-def test_detect(bdd: Path) -> None:
+def test_detect(bdd: Path, raccoon: Path) -> None:
     assert bdd100k.detect(bdd).score >= 0.9
     assert detect(bdd) == "bdd100k"
     assert detect(bdd / "labels" / "det_20" / "det_val.json") == "bdd100k"
-    assert bdd100k.detect(Path("/work/shared/datasets/raccoon")).score == 0
+    assert bdd100k.detect(raccoon).score == 0

@@ -19,7 +19,6 @@ from visionloop.demo import synthetic
 from visionloop.formats import FORMATS, Detection, ImageMode, registry
 
 ROOT = Path(__file__).resolve().parents[2]
-DATASETS = (ROOT / ".." / "shared" / "datasets").resolve()
 
 # Formats whose detect() can claim a file whatever its suffix: they declare files=None (always asked).
 ANY_SUFFIX = {
@@ -59,10 +58,10 @@ def written(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def corpus(written, tmp_path_factory) -> list[Path]:
+def corpus(written, tmp_path_factory, raccoon, lund) -> list[Path]:
     """The files to detect: tests/, the real datasets, everything written, and renamed copies of what was
     written (upper-case suffix; suffix dropped), kept in a folder of the same name as the original's."""
-    files = _files(ROOT / "tests") + (_files(DATASETS) if DATASETS.is_dir() else []) + _files(written)
+    files = _files(ROOT / "tests") + _files(raccoon) + _files(lund) + _files(written)
     variants = tmp_path_factory.mktemp("variants")
     for i, f in enumerate(_files(written)):
         if f.suffix.lower() in (".jpg", ".png"):

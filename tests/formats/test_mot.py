@@ -167,12 +167,12 @@ def test_frame_beyond_the_sequence(tmp_path: Path) -> None:
         list(mot.read(seq))
 
 
-def test_detect(mot17: Path, tmp_path: Path) -> None:
+def test_detect(mot17: Path, tmp_path: Path, raccoon: Path) -> None:
     assert mot.detect(mot17).score >= 0.9
     assert detect(mot17) == "mot"
     assert detect(mot17 / "train" / "MOT17-02-FRCNN") == "mot"
     assert mot.detect(tmp_path / "nothing").score == 0
-    assert detect(Path("/work/shared/datasets/raccoon")) == "voc"
+    assert detect(raccoon) == "voc"
 
 
 def test_datumaro_reads_our_mot(mot17: Path, tmp_path: Path) -> None:

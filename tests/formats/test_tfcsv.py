@@ -21,8 +21,6 @@ from visionloop.core import (
 )
 from visionloop.formats import ImageMode, detect, tfcsv, tfrecord, voc
 
-RACCOON = Path("/work/shared/datasets/raccoon")
-
 
 def _image(path: Path, width: int, height: int) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,15 +74,14 @@ def test_read_roboflow(roboflow: Path) -> None:
     assert [(k.name, k.id) for k in reader.classes] == [("dog", 0), ("cat", 1)]
 
 
-def test_raccoon_csv_header_and_pixel_convention() -> None:
+def test_raccoon_csv_header_and_pixel_convention(raccoon: Path) -> None:
     """Pins the convention: TF CSV numbers are continuous edges; raccoon's CSV copied VOC's integers.
 
     raccoon-146.jpg: VOC XML says xmin=4 ymin=4 xmax=271 ymax=180 (1-based inclusive), and
     xml_to_csv.py copied those numbers into test_labels.csv. Read as TF CSV (x0 = xmin, the way
     generate_tfrecord.py divides them) and as VOC (x0 = xmin - 1) they differ by 1 px at the top-left.
     """
-    if not RACCOON.is_dir():
-        pytest.skip("shared raccoon dataset not present")
+    RACCOON = raccoon
     for name in ("train_labels.csv", "test_labels.csv"):
         with open(RACCOON / "data" / name, newline="") as f:
             assert f.readline() == "filename,width,height,class,xmin,ymin,xmax,ymax\n"
@@ -100,9 +97,8 @@ def test_raccoon_csv_header_and_pixel_convention() -> None:
     assert ours.split == "test" and ours.image.size == (275, 183)
 
 
-def test_raccoon_csv_agrees_with_the_tfrecord_built_from_it() -> None:
-    if not RACCOON.is_dir():
-        pytest.skip("shared raccoon dataset not present")
+def test_raccoon_csv_agrees_with_the_tfrecord_built_from_it(raccoon: Path) -> None:
+    RACCOON = raccoon
     from_csv = {s.image.file_name: sorted(_coords(a.geometry) for a in s.annotations)
                 for s in tfcsv.read(RACCOON / "data" / "test_labels.csv")}
     from_record = {s.image.file_name: sorted(_coords(a.geometry) for a in s.annotations)
@@ -110,9 +106,8 @@ def test_raccoon_csv_agrees_with_the_tfrecord_built_from_it() -> None:
     assert from_csv == from_record and len(from_csv) == 40
 
 
-def test_read_raccoon_data_folder() -> None:
-    if not RACCOON.is_dir():
-        pytest.skip("shared raccoon dataset not present")
+def test_read_raccoon_data_folder(raccoon: Path) -> None:
+    RACCOON = raccoon
     samples = list(tfcsv.read(RACCOON / "data"))
     assert len(samples) == 200 and sum(len(s.annotations) for s in samples) == 217
     assert {s.split for s in samples} == {"train", "test"}
@@ -177,16 +172,15 @@ def test_inverted_box_and_size_conflict(tmp_path: Path) -> None:
     assert err.value.where == "line 3" and "10x10" in err.value.message
 
 
-def test_detect(roboflow: Path, tmp_path: Path) -> None:
+def test_detect(roboflow: Path, tmp_path: Path, raccoon: Path) -> None:
     assert detect(roboflow) == "tfcsv"
     assert detect(roboflow / "train" / "_annotations.csv") == "tfcsv"
     other = tmp_path / "other.csv"
     other.write_text("path,x1,y1,x2,y2,class_name\n")
     assert tfcsv.detect(other).score == 0
-    if RACCOON.is_dir():
-        assert detect(RACCOON / "data" / "train_labels.csv") == "tfcsv"
-        assert detect(RACCOON / "data") == "tfrecord"  # the records beside the CSVs win: images inside
-        assert detect(RACCOON) == "voc"
+    assert detect(raccoon / "data" / "train_labels.csv") == "tfcsv"
+    assert detect(raccoon / "data") == "tfrecord"  # the records beside the CSVs win: images inside
+    assert detect(raccoon) == "voc"
 
 
 def test_images_without_boxes_read_back_null(tmp_path: Path) -> None:

@@ -29,11 +29,6 @@ from visionloop.core import (
 from visionloop.core.geometry import polygon_to_mask
 from visionloop.formats import detect, tfrecord
 
-RACCOON = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "raccoon"
-if not RACCOON.is_dir():
-    RACCOON = Path("/work/shared/datasets/raccoon")
-TEST_RECORD = RACCOON / "data" / "test.record"
-
 
 def _jpeg(width: int, height: int, color: tuple[int, int, int] = (20, 120, 200)) -> bytes:
     buf = io.BytesIO()
@@ -209,10 +204,9 @@ def test_read_od_api_layout(od_api_dataset: Path) -> None:
     assert empty.annotations == ()
 
 
-def test_real_raccoon_test_record_matches_its_csv() -> None:
+def test_real_raccoon_test_record_matches_its_csv(raccoon: Path) -> None:
     """The raccoon test.record was written by the TF OD API tooling (generate_tfrecord.py) from test_labels.csv."""
-    if not TEST_RECORD.is_file():
-        pytest.skip("shared raccoon dataset not present")
+    RACCOON, TEST_RECORD = raccoon, raccoon / "data" / "test.record"
     expected: dict[str, list[tuple[float, float, float, float]]] = defaultdict(list)
     sizes = {}
     with open(RACCOON / "data" / "test_labels.csv", newline="") as f:
@@ -235,9 +229,8 @@ def test_real_raccoon_test_record_matches_its_csv() -> None:
     assert sum(len(s.annotations) for s in samples) == 44
 
 
-def test_real_raccoon_round_trip(tmp_path: Path) -> None:
-    if not TEST_RECORD.is_file():
-        pytest.skip("shared raccoon dataset not present")
+def test_real_raccoon_round_trip(tmp_path: Path, raccoon: Path) -> None:
+    TEST_RECORD = raccoon / "data" / "test.record"
     originals = list(tfrecord.read(TEST_RECORD))
     report = tfrecord.write(originals, tmp_path / "out")
     assert report.images == 40 and report.annotations["box"] == 44 and not report.dropped
@@ -455,7 +448,7 @@ def test_write_refuses_to_overwrite(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------ detection
 
 
-def test_detect(od_api_dataset: Path, tmp_path: Path) -> None:
+def test_detect(od_api_dataset: Path, tmp_path: Path, raccoon: Path) -> None:
     assert tfrecord.detect(od_api_dataset).score >= 0.9
     assert tfrecord.detect(od_api_dataset / "train.record").score >= 0.9
     assert detect(od_api_dataset) == "tfrecord"
@@ -469,6 +462,5 @@ def test_detect(od_api_dataset: Path, tmp_path: Path) -> None:
     fake = tmp_path / "fake.record"
     fake.write_bytes(b"this is not a tfrecord file")
     assert tfrecord.detect(fake).score < 0.2
-    if TEST_RECORD.is_file():
-        assert detect(TEST_RECORD) == "tfrecord"
-        assert detect(RACCOON) == "voc"
+    assert detect(raccoon / "data" / "test.record") == "tfrecord"
+    assert detect(raccoon) == "voc"
