@@ -54,6 +54,7 @@ from visionloop.formats.base import (
     WriteReport,
     iter_files,
     place_image,
+    refuse_filled,
     relative_name,
     with_size,
 )
@@ -279,9 +280,7 @@ def write(
 ) -> WriteReport:
     """Write the ADEChallengeData2016 layout under `out` (which must not hold annotations yet)."""
     out = Path(out)
-    if (out / "annotations").is_dir() and any((out / "annotations").iterdir()):
-        raise FormatError("the output folder already has annotations/", path=out,
-                          hint="write into an empty folder; nothing is overwritten")
+    refuse_filled(out, "annotations")
     writer = _Writer(out, classes, images)
     for sample in samples:
         writer.add(sample)

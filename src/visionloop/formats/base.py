@@ -249,6 +249,17 @@ def place_image(ref: ImageRef, dest: Path, mode: ImageMode) -> bool:
     return True
 
 
+def refuse_filled(out: Path, *subfolders: str | Path) -> None:
+    """Refuse, before writing anything, to mix a new dataset with files already in `out`: each of
+    `subfolders` (relative to `out`; none given: `out` itself) must be missing or empty."""
+    for sub in subfolders or (".",):
+        folder = out / sub
+        if folder.is_dir() and any(folder.iterdir()):
+            what = "is not empty" if Path(sub) == Path(".") else f"already has files in {Path(sub).as_posix()}/"
+            raise FormatError(f"the output folder {what}", path=out,
+                              hint="write into an empty folder; nothing is overwritten")
+
+
 def safe_name(file_name: str) -> str:
     """A file name that cannot climb out of the output folder."""
     if "/" not in file_name and "\\" not in file_name and file_name not in ("", ".", ".."):

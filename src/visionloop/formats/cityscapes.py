@@ -73,6 +73,7 @@ from visionloop.formats.base import (
     Reader,
     WriteReport,
     place_image,
+    refuse_filled,
     with_size,
 )
 
@@ -655,11 +656,7 @@ def write(
 ) -> WriteReport:
     """Write the Cityscapes layout under `out` (which must not hold gtFine/ files already)."""
     out = Path(out)
-    for sub in ("gtFine", "leftImg8bit"):
-        folder = out / sub
-        if folder.is_dir() and any(folder.iterdir()):
-            raise FormatError(f"the output folder already has {sub}/", path=out,
-                              hint="write into an empty folder; nothing is overwritten")
+    refuse_filled(out, "gtFine", "leftImg8bit")
     writer = _Writer(out, classes, images)
     for sample in samples:
         writer.add(sample)

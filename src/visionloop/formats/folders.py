@@ -36,6 +36,7 @@ from visionloop.formats.base import (
     is_image,
     iter_files,
     place_image,
+    refuse_filled,
     relative_name,
     safe_name,
 )
@@ -229,9 +230,7 @@ def write(
 ) -> WriteReport:
     """Write `out/<split>/<class>/<name>`; `classes` is not needed (folder names are the classes)."""
     out = Path(out)
-    if out.is_dir() and any(out.iterdir()):
-        raise FormatError("the output folder is not empty", path=out,
-                          hint="write into an empty folder; nothing is overwritten")
+    refuse_filled(out)
     writer = _Writer(out, images)
     for sample in samples:
         writer.add(sample)

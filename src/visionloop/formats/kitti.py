@@ -60,6 +60,7 @@ from visionloop.formats.base import (
     WriteReport,
     is_image,
     place_image,
+    refuse_filled,
     relative_name,
 )
 
@@ -361,10 +362,7 @@ def write(
 ) -> WriteReport:
     """Write KITTI detection folders under `out` (whose label_2/ folders must not exist yet)."""
     out = Path(out)
-    for folder in (out, *(out / f for f in FOLDER_OF_SPLIT.values())):
-        if (folder / LABELS).is_dir() and any((folder / LABELS).iterdir()):
-            raise FormatError(f"the output folder already has label files in {folder / LABELS}", path=out,
-                              hint="write into an empty folder; nothing is overwritten")
+    refuse_filled(out, LABELS, *(Path(f) / LABELS for f in FOLDER_OF_SPLIT.values()))
     writer = _Writer(out, images)
     for sample in samples:
         writer.add(sample)

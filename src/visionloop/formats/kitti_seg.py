@@ -56,6 +56,7 @@ from visionloop.formats.base import (
     WriteReport,
     is_image,
     place_image,
+    refuse_filled,
     relative_name,
     with_size,
 )
@@ -303,11 +304,7 @@ def write(
 ) -> WriteReport:
     """Write the KITTI semantics layout under `out` (whose label folders must not exist yet)."""
     out = Path(out)
-    for folder in (out, *(out / f for f in FOLDER_OF_SPLIT.values())):
-        for sub in (SEMANTIC, INSTANCE):
-            if (folder / sub).is_dir() and any((folder / sub).iterdir()):
-                raise FormatError(f"the output folder already has {folder / sub}", path=out,
-                                  hint="write into an empty folder; nothing is overwritten")
+    refuse_filled(out, *(Path(f) / sub for f in (".", *FOLDER_OF_SPLIT.values()) for sub in (SEMANTIC, INSTANCE)))
     writer = _Writer(out, classes, images)
     for sample in samples:
         writer.add(sample)

@@ -83,6 +83,7 @@ from visionloop.formats.base import (
     WriteReport,
     image_size,
     place_image,
+    refuse_filled,
     relative_name,
     with_size,
 )
@@ -761,9 +762,7 @@ def write(
 ) -> WriteReport:
     """Write the Open Images layout (annotations/, images/, masks/) under `out`."""
     out = Path(out)
-    if (out / "annotations").is_dir() and any((out / "annotations").iterdir()):
-        raise FormatError("the output folder already has annotations/", path=out,
-                          hint="write into an empty folder; nothing is overwritten")
+    refuse_filled(out, "annotations")
     writer = _Writer(out, classes, images)
     try:
         for sample in samples:

@@ -55,6 +55,7 @@ from visionloop.formats.base import (
     is_image,
     iter_files,
     place_image,
+    refuse_filled,
     relative_name,
     with_size,
 )
@@ -372,9 +373,7 @@ def write(
 ) -> WriteReport:
     """Write Roboflow-style mask folders under `out` (which must be empty or not exist)."""
     out = Path(out)
-    if out.is_dir() and any(out.iterdir()):
-        raise FormatError("the output folder is not empty", path=out,
-                          hint="write into an empty folder; nothing is overwritten")
+    refuse_filled(out)
     writer = _Writer(out, classes, images)
     for sample in samples:
         writer.add(sample)

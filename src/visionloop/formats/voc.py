@@ -87,6 +87,7 @@ from visionloop.formats.base import (
     find_image,
     iter_files,
     place_image,
+    refuse_filled,
     safe_name,
     with_size,
 )
@@ -678,11 +679,7 @@ def write(
 ) -> WriteReport:
     """Write the devkit layout under `out` (which must not hold a VOC dataset already)."""
     out = Path(out)
-    for sub in ("Annotations", "JPEGImages"):
-        folder = out / sub
-        if folder.is_dir() and any(folder.iterdir()):
-            raise FormatError(f"the output folder already has files in {sub}/", path=out,
-                              hint="write into an empty folder; nothing is overwritten")
+    refuse_filled(out, "Annotations", "JPEGImages")
     writer = _Writer(out, classes, images)
     for sample in samples:
         writer.add(sample)
