@@ -145,13 +145,12 @@ def _array(w: _Window, key: str, *, inside: bool = False, cut: bool = False) -> 
                 pos += 1
             w.pos = pos
         if slow <= 0 and pos < len(text) and text[pos] == "{":
-            batch = _batch(text, pos)
-            if batch is not None:
-                items, w.pos = batch
+            items, after = _batch(text, pos)
+            if items is not None:
+                w.pos = after
                 yield from items
                 continue
-            if (k := _last_boundary(text, pos)) is not None:
-                slow = k + 1 - pos  # orjson refused the batch (NaN, a huge integer, malformed...)
+            slow = after - pos  # orjson refused the batch (NaN, a huge integer, ...): one by one up to its end
         if pos >= len(text) or text[pos] in _WS:
             if w.peek() == "" and cut:
                 return  # the end of a slice, after the separator
@@ -192,39 +191,37 @@ _DIGITS = bytes(48 if 48 <= c <= 57 else 32 for c in range(256))  # every digit 
 _NINETEEN = b"0" * 19  # 19 digits in a row: the shortest integer orjson reads as a float (beyond 64 bits)
 
 
-def _last_boundary(text: str, pos: int) -> int | None:
-    """The index of the `}` of the last `}, {` within _BATCH characters after `pos`, if any."""
+def _last_boundary(text: str, pos: int) -> re.Match[str] | None:
+    """The last `}, {` whose `}` lies within _BATCH characters after `pos`, if any."""
     k = text.rfind("}", pos, pos + _BATCH)
     while k > pos:
-        if _BOUNDARY.match(text, k):
-            return k
+        if m := _BOUNDARY.match(text, k):
+            return m
         k = text.rfind("}", pos, k)
     return None
 
 
-def _batch(text: str, pos: int) -> tuple[list[Any], int] | None:
+def _batch(text: str, pos: int) -> tuple[list[Any] | None, int]:
     """The objects from `pos` (an element's first character) to the last `}, {` within _BATCH
     characters, decoded by orjson at once (about 3x faster than one raw_decode per element), and the
-    position of the next element. None when no such boundary or when orjson refuses the text.
+    position of the next element; (None, that position) when orjson refuses the text, (None, pos)
+    when there is no such boundary.
 
     The boundary is a guess: it may lie in a nested object or a string. Then `[` + text + `]` is not
     valid JSON (an object or string is left open), so a batch that decodes is exactly the elements
     one by one decoding would give; a refused one is decoded one by one instead (which also keeps
     the standard library's reading of NaN, huge integers and lone surrogates, which orjson refuses).
     """
-    k = _last_boundary(text, pos)
-    if k is None:
-        return None
-    data = ("[" + text[pos:k + 1] + "]").encode("utf-8")
+    m = _last_boundary(text, pos)
+    if m is None:
+        return None, pos
+    data = ("[" + text[pos:m.start() + 1] + "]").encode("utf-8")
     if data.translate(_DIGITS).find(_NINETEEN) >= 0:
-        return None  # perhaps an integer beyond 64 bits (orjson reads those as floats)
+        return None, m.end() - 1  # perhaps an integer beyond 64 bits (orjson reads those as floats)
     try:
-        items = orjson.loads(data)
+        return orjson.loads(data), m.end() - 1
     except orjson.JSONDecodeError:
-        return None
-    m = _BOUNDARY.match(text, k)
-    assert m is not None
-    return items, m.end() - 1
+        return None, m.end() - 1
 
 
 def top_level(path: Path, *, stream: set[str], chunk: int = 2 << 20,
