@@ -136,7 +136,18 @@ def test_strict_loss_and_class_mapping(tmp_path):
         convert(src, tmp_path / "strict", to="yolo", images="none", workers=3, strict=True)
     mapping = ClassMapping({"cat": "animal", "dog": "animal", "émeu": None})
     report = _both(tmp_path, src, "yolo", classes=mapping)
-    assert sum(report.dropped.values()) > 0
+    emeu = {c["id"] for c in doc["categories"] if c["name"] == "émeu"}
+    dropped = [a for a in doc["annotations"] if a["category_id"] in emeu]
+    polygons = sum(1 for a in dropped if a.get("segmentation"))
+    keypoints = sum(1 for a in dropped if a.get("keypoints"))
+    assert polygons and keypoints  # the mapping drops every kind the document holds
+    assert dict(report.dropped) == {
+        "box: class 'émeu' dropped by the class mapping": len(dropped) - polygons,
+        "polygon: class 'émeu' dropped by the class mapping": polygons,
+        "keypoints: class 'émeu' dropped by the class mapping": keypoints,
+    }
+    kept = [a for a in doc["annotations"] if a["category_id"] not in emeu]
+    assert report.annotations["box"] + report.annotations["polygon"] == len(kept)
 
 
 def test_clashing_names_are_not_cut(tmp_path):
