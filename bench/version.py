@@ -239,7 +239,7 @@ def albumentations_generator_rate(datas: list[bytes], seconds: float, *, multipl
 
 def our_ops_rate(arrays, seconds: float) -> float:
     from visionloop.core import Annotation, Box
-    from visionloop.versions.frame import Frame
+    from visionloop.transforms.frame import Frame
     from visionloop.versions.pipeline import build_augment
     from visionloop.versions.recipe import load_recipe
 

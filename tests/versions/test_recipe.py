@@ -5,8 +5,8 @@ import json
 import pytest
 
 from visionloop.core import VisionLoopError
+from visionloop.transforms.choices import Edges, ResizeMode
 from visionloop.versions import Recipe, RecipeError, load_recipe
-from visionloop.versions.choices import Edges, ResizeMode
 
 
 def _write(tmp_path, name, text):

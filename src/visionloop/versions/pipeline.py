@@ -25,11 +25,11 @@ import orjson
 from visionloop.core.geometry import Label
 from visionloop.core.sample import Annotation
 from visionloop.store import itemcodec
-from visionloop.versions import affine as A
-from visionloop.versions import ops, pixels
+from visionloop.transforms import affine as A
+from visionloop.transforms import ops, pixels
+from visionloop.transforms.choices import Edges, NoiseKind
+from visionloop.transforms.frame import Frame, flip_permutation
 from visionloop.versions.blobio import BlobIO
-from visionloop.versions.choices import Edges, NoiseKind
-from visionloop.versions.frame import Frame, flip_permutation
 from visionloop.versions.recipe import Recipe
 
 log = logging.getLogger(__name__)

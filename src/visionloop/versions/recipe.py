@@ -37,7 +37,8 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from visionloop.core.errors import VisionLoopError
-from visionloop.versions.choices import Contrast, Edges, ImageFormat, NoiseKind, ResizeMode, SplitMode
+from visionloop.transforms.choices import Contrast, Edges, NoiseKind, ResizeMode
+from visionloop.versions.choices import ImageFormat, SplitMode
 
 SCHEMA = 1
 

@@ -25,9 +25,9 @@ import numpy as np
 
 from visionloop.core.geometry import Keypoints
 from visionloop.core.sample import Annotation
-from visionloop.versions import affine as A
-from visionloop.versions import kernels, pixels
-from visionloop.versions.choices import Edges
+from visionloop.transforms import affine as A
+from visionloop.transforms import kernels, pixels
+from visionloop.transforms.choices import Edges
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ import numpy as np
 
 from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, RotatedBox
 from visionloop.core.sample import Annotation, ImageRef, Sample
-from visionloop.versions import affine as A
-from visionloop.versions import kernels, pixels
-from visionloop.versions.choices import Contrast, Edges, NoiseKind, ResizeMode
-from visionloop.versions.frame import Frame
+from visionloop.transforms import affine as A
+from visionloop.transforms import kernels, pixels
+from visionloop.transforms.choices import Contrast, Edges, NoiseKind, ResizeMode
+from visionloop.transforms.frame import Frame
 
 Params = dict[str, Any]
 

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from visionloop.core.geometry import Box, Geometry, Keypoints, Label, Mask, Polygon, RotatedBox
-from visionloop.versions import affine as A
+from visionloop.transforms import affine as A
 
 Kernel = Callable[..., Any]
 

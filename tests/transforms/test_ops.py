@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from visionloop.core import Annotation, Box, ImageRef, Sample
-from visionloop.versions import ops
-from visionloop.versions.choices import Edges, ResizeMode
-from visionloop.versions.frame import Frame
+from visionloop.transforms import ops
+from visionloop.transforms.choices import Edges, ResizeMode
+from visionloop.transforms.frame import Frame
 
 RNG = np.random.default_rng(0)
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from visionloop.core import Box, Keypoints, Label, Mask, Polygon, RotatedBox
-from visionloop.versions import affine as A
-from visionloop.versions import kernels
+from visionloop.transforms import affine as A
+from visionloop.transforms import kernels
 
 W, H = 40, 30
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from visionloop.versions import affine as A
+from visionloop.transforms import affine as A
 
 #: luminance weights of the SVG/CSS colour filters (Rec. 709, rounded so each row sums to 1), RGB order
 LUMA_RGB = np.array([0.213, 0.715, 0.072])
