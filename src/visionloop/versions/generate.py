@@ -58,11 +58,12 @@ from sqlalchemy.orm import Session
 import visionloop
 from visionloop.core.errors import VisionLoopError
 from visionloop.core.sample import Annotation
-from visionloop.store import codec
+from visionloop.store import codec, lineage
 from visionloop.store.blobs import BlobStore
+from visionloop.store.lineage import Kind, Ref
 from visionloop.store.lookup import find_version_id
 from visionloop.store.project import Store
-from visionloop.store.schema import AnnotationRow, BlobRow, ImageRow, LineageRow, VersionItemRow, VersionRow
+from visionloop.store.schema import AnnotationRow, BlobRow, ImageRow, VersionItemRow, VersionRow
 from visionloop.versions.blobio import BlobIO
 from visionloop.versions.info import VersionInfo, info_from_row
 from visionloop.versions.pipeline import TRAIN, Job, Pipeline, SourceImage, output_rng
@@ -529,19 +530,13 @@ def _finish(store: Store, version_id: int, sel: Selection, *, parent_id: int | N
         row.content_digest = digest.hexdigest()
         row.status = "ready"
         row.finished_at = datetime.now(UTC)
-        code = visionloop.__version__
-        child = str(version_id)
-        lineage = [LineageRow(child_kind="version", child_id=child, parent_kind="batch", parent_id=str(b),
-                              params={}, code_version=code) for b in sel.batches]
-        lineage.append(LineageRow(child_kind="version", child_id=child, parent_kind="recipe",
-                                  parent_id=row.recipe_hash, params={"recipe": row.recipe,
-                                                                     "source_digest": row.source_digest},
-                                  code_version=code))
+        recipe_ref = Ref(Kind.RECIPE, row.recipe_hash)
+        sources = [Ref(Kind.BATCH, b) for b in sel.batches] + [recipe_ref]
         if parent_id is not None:
-            lineage.append(LineageRow(child_kind="version", child_id=child, parent_kind="version",
-                                      parent_id=str(parent_id), params={}, code_version=code))
-        s.add_all(lineage)
+            sources.append(Ref(Kind.VERSION, parent_id))
         s.flush()
+        lineage.record(s, Ref(Kind.VERSION, version_id), sources,
+                       params={recipe_ref: {"recipe": row.recipe, "source_digest": row.source_digest}})
         parent = s.scalar(select(VersionRow.name).where(VersionRow.id == parent_id)) if parent_id else None
         info = info_from_row(row, parent=parent)
     log.info("version %s ready: %s", info.name, {k: counts[k] for k in ("images", "annotations")})
