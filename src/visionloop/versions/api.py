@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
-import uuid
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +13,7 @@ from visionloop.core.classes import ClassMap
 from visionloop.core.errors import VisionLoopError
 from visionloop.core.sample import ImageRef, Sample
 from visionloop.formats.base import ImageMode, WriteReport
+from visionloop.formats.output import atomic_output
 from visionloop.store import itemcodec
 from visionloop.store.lookup import find_version_id
 from visionloop.store.project import Store
@@ -83,42 +81,11 @@ def export_version(store: Store, version: str | int, out: str | Path, *, format:
     out = Path(out)
     if zip and out.suffix.lower() != ".zip":
         out = out.with_name(out.name + ".zip")
-    if out.exists() and (out.is_file() or any(out.iterdir())) and not overwrite:
-        raise VisionLoopError("output exists and is not empty", path=out, hint="pick a new path or pass --overwrite")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with atomic_output(out, format=format, overwrite=overwrite, protect=[store.root, store.blobs.url],
+                       zip=zip) as tmp:
         report = formats.write(version_samples(store, info.id, split=split), tmp, format=format, classes=classes,
                                images=images)
-        if zip:
-            zpath = tmp.with_suffix(".zip")
-            _zip_folder(tmp, zpath)
-            shutil.rmtree(tmp)
-            _replace(zpath, out)
-        else:
-            _replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.with_suffix(".zip").unlink(missing_ok=True)
-        raise
     report.path = str(out)
     return report
 
 
-def _replace(src: Path, dest: Path) -> None:
-    if dest.exists():
-        shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
-    src.rename(dest)
-
-
-_STORED = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".zip")
-
-
-def _zip_folder(folder: Path, zpath: Path) -> None:
-    """Zip a folder: images stored as they are (already compressed), text deflated."""
-    with zipfile.ZipFile(zpath, "w") as zf:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                kind = zipfile.ZIP_STORED if path.suffix.lower() in _STORED else zipfile.ZIP_DEFLATED
-                zf.write(path, path.relative_to(folder).as_posix(), compress_type=kind)
