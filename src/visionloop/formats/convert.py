@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -13,34 +12,22 @@ from pathlib import Path
 from typing import Any
 
 from visionloop.core.classes import ClassMap, ClassMapping
-from visionloop.core.errors import FormatError, VisionLoopError
+from visionloop.core.errors import FormatError
 from visionloop.core.geometry import kind
 from visionloop.core.sample import LabelState, Sample
 from visionloop.formats import parallel, registry
 from visionloop.formats.base import ImageMode, Reader, ReadPart, WriteReport, strict_writes
+from visionloop.formats.output import atomic_output
 
 log = logging.getLogger(__name__)
 
 
 @contextmanager
-def atomic_dir(out: Path, *, overwrite: bool = False) -> Iterator[Path]:
-    """A temporary sibling folder that becomes `out` only if the block succeeds."""
-    out = Path(out)
-    occupied = out.is_file() or (out.is_dir() and any(out.iterdir()))
-    if occupied and not overwrite:
-        raise VisionLoopError("output exists and is not empty", path=out,
-                              hint="pick a new folder or pass --overwrite")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+def atomic_dir(out: Path, *, overwrite: bool = False, format: str = "",
+               protect: Iterable[str | Path] = ()) -> Iterator[Path]:
+    """A temporary sibling folder that becomes `out` only if the block succeeds (see `formats.output`)."""
+    with atomic_output(out, format=format, overwrite=overwrite, protect=protect) as tmp:
         yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if out.exists():
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
-    tmp.rename(out)
 
 
 def convert(src: str | Path, out: str | Path, *, to: str, from_: str | None = None, split: str | None = None,
@@ -59,7 +46,8 @@ def convert(src: str | Path, out: str | Path, *, to: str, from_: str | None = No
     class_map = reader.classes
     if classes is not None:
         class_map = classes.apply(reader.classes)
-    with atomic_dir(Path(out), overwrite=overwrite) as tmp, (strict_writes() if strict else nullcontext()):
+    with atomic_dir(Path(out), overwrite=overwrite, format=to, protect=[src]) as tmp, \
+            (strict_writes() if strict else nullcontext()):
         n = parallel.available_workers() if workers is None else workers
         report = _write_in_parts(reader, tmp, to, class_map, ImageMode(images), classes, n) if n > 1 else None
         if report is None:
