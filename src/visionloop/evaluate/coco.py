@@ -110,7 +110,10 @@ def map_at(gt: dict[str, Any], results: list[dict[str, Any]], iou_type: IouType 
 
 def metrics_from_inputs(inputs: CocoInputs) -> CocoMetrics:
     """COCO metrics of validated inputs."""
-    ev = run_cocoeval(inputs.ground_truth, inputs.predictions, inputs.iou_type)
+    # the engine writes id/area/iscrowd (and a box polygon, or a mask's bbox) into the results it loads;
+    # mask results are copied so that a later evaluation of the same inputs sees them as given
+    results = inputs.predictions if inputs.iou_type is IouType.BBOX else [dict(p) for p in inputs.predictions]
+    ev = run_cocoeval(inputs.ground_truth, results, inputs.iou_type)
     stats = [float(x) for x in np.asarray(ev.stats, dtype=np.float64)[:12]]
     precision = np.asarray(ev.eval["precision"])
     recall = np.asarray(ev.eval["recall"])
