@@ -53,7 +53,11 @@ def import_(
         console.print(f"Nothing new in {report.source}: {c.get('images_unchanged', 0)} images already in the project")
         return
     parts = [f"{c.get('images_added', 0)} images added"]
-    parts += [f"{c[k]} {k.removeprefix('images_')}" for k in ("images_updated", "images_unchanged") if c.get(k)]
+    if c.get("images_updated"):  # already in the project: their annotations were replaced by the file's
+        parts.append(f"{c['images_updated']} images' annotations replaced "
+                     f"({c.get('annotations_removed', 0)} annotations removed)")
+    if c.get("images_unchanged"):
+        parts.append(f"{c['images_unchanged']} unchanged")
     console.print(f"Imported {report.source} ({report.format}) as batch {report.batch_id}: " + ", ".join(parts)
                   + f"; {c.get('annotations_added', 0)} annotations; {c.get('blobs_added', 0)} new image files",
                   soft_wrap=True)

@@ -13,6 +13,7 @@ import ijson
 import orjson
 
 from visionloop.core.errors import FormatError
+from visionloop.formats.base import open_text_bytes, strip_bom
 
 
 def json_error(path: Path, e: Exception) -> FormatError:
@@ -29,7 +30,7 @@ def json_error(path: Path, e: Exception) -> FormatError:
 def iter_items(path: Path, prefix: str) -> Iterator[Any]:
     """ijson items under `prefix` ("items.item", "" for the root), floats as float."""
     try:
-        with open(path, "rb") as f:
+        with open_text_bytes(path) as f:
             yield from ijson.items(f, prefix, use_float=True)
     except ijson.JSONError as e:
         raise json_error(path, e) from None
@@ -47,7 +48,7 @@ def first_item(path: Path, prefix: str) -> Any | None:
 def load_small(path: Path) -> Any:
     """A whole (small, per-image) JSON file."""
     try:
-        return orjson.loads(path.read_bytes())
+        return orjson.loads(strip_bom(path.read_bytes()))
     except orjson.JSONDecodeError:
         raise json_error(path, ValueError("not JSON")) from None
     except OSError as e:
@@ -56,7 +57,7 @@ def load_small(path: Path) -> Any:
 
 def head(path: Path, n: int = 4096) -> bytes:
     try:
-        with open(path, "rb") as f:
+        with open_text_bytes(path) as f:
             return f.read(n)
     except OSError:
         return b""

@@ -39,6 +39,10 @@ class _Window:
         self.file = open(path, "rb")
         if start:
             self.file.seek(start)
+        elif self.file.read(3) == b"\xef\xbb\xbf":  # a UTF-8 byte-order mark: not part of the document
+            start = 3
+        else:
+            self.file.seek(0)
         self.read_to = start  # file offset of the next byte to read
         self.end = end
         self.decoder = codecs.getincrementaldecoder("utf-8")()
@@ -116,7 +120,7 @@ class _Window:
 def _locate(path: Path, message: str) -> FormatError:
     """Re-parse with the standard library on the error path only, for a line and column."""
     try:
-        json.loads(path.read_bytes())
+        json.loads(path.read_bytes())  # bytes: the standard library skips a BOM itself
     except json.JSONDecodeError as e:
         return FormatError(f"malformed JSON: {e.msg}", path=path, where=f"line {e.lineno}, column {e.colno}")
     except UnicodeDecodeError as e:

@@ -19,7 +19,7 @@ import orjson
 
 from visionloop.core.errors import FormatError
 from visionloop.core.geometry import Keypoints, Polygon
-from visionloop.formats.base import IMAGE_EXTENSIONS
+from visionloop.formats.base import IMAGE_EXTENSIONS, open_text_bytes, strip_bom
 
 # ---------------------------------------------------------------- reading JSON
 
@@ -27,7 +27,7 @@ from visionloop.formats.base import IMAGE_EXTENSIONS
 def head(path: Path, n: int = 4096) -> bytes:
     """The first `n` bytes of a file (b"" when it cannot be read)."""
     try:
-        with open(path, "rb") as f:
+        with open_text_bytes(path) as f:
             return f.read(n)
     except OSError:
         return b""
@@ -49,7 +49,7 @@ def json_error(path: Path, e: Exception) -> FormatError:
 def load_json(path: Path) -> Any:
     """A whole (small) JSON document, with errors located by line and column."""
     try:
-        return orjson.loads(path.read_bytes())
+        return orjson.loads(strip_bom(path.read_bytes()))
     except orjson.JSONDecodeError as e:
         raise json_error(path, e) from None
     except OSError as e:
@@ -59,7 +59,7 @@ def load_json(path: Path) -> Any:
 def iter_json(path: Path, prefix: str) -> Iterator[Any]:
     """Items under `prefix` (ijson syntax: "item" for a top-level list), streamed."""
     try:
-        with open(path, "rb") as f:
+        with open_text_bytes(path) as f:
             yield from ijson.items(f, prefix, use_float=True)
     except ijson.JSONError as e:
         raise json_error(path, e) from None
@@ -70,7 +70,7 @@ def iter_json(path: Path, prefix: str) -> Iterator[Any]:
 def iter_json_object(path: Path, prefix: str = "") -> Iterator[tuple[str, Any]]:
     """(key, value) pairs of the object at `prefix`, streamed."""
     try:
-        with open(path, "rb") as f:
+        with open_text_bytes(path) as f:
             yield from ijson.kvitems(f, prefix, use_float=True)
     except ijson.JSONError as e:
         raise json_error(path, e) from None
@@ -81,7 +81,7 @@ def iter_json_object(path: Path, prefix: str = "") -> Iterator[tuple[str, Any]]:
 def iter_json_lines(path: Path) -> Iterator[tuple[int, Any]]:
     """(line number, object) of a JSON-lines file, blank lines skipped."""
     try:
-        handle = open(path, "rb")
+        handle = open_text_bytes(path)
     except OSError as e:
         raise FormatError(f"cannot read the file ({e.strerror or e})", path=path) from None
     with handle:

@@ -90,7 +90,7 @@ def detect(path: Path) -> Detection:
         return Detection.no("not a folder")
     root = _root(path)
     if (root / OBJECT_INFO).is_file():
-        with open(root / OBJECT_INFO, encoding="utf-8", errors="replace") as f:
+        with open(root / OBJECT_INFO, encoding="utf-8-sig", errors="replace") as f:
             head = f.readline()
         if head.replace(" ", "").lower().startswith("idx,ratio,train,val,name"):
             return Detection(0.95, f"{OBJECT_INFO} (ADE20K SceneParsing)")
@@ -125,7 +125,7 @@ def _scenes(path: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     out = {}
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:
         for line in f:
             parts = line.split()
             if len(parts) == 2:

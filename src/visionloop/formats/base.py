@@ -33,7 +33,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 from visionloop.core.classes import ClassMap
 from visionloop.core.errors import FormatError, ImageError, LossError
@@ -44,14 +44,25 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", "
 
 @dataclass(frozen=True)
 class Detection:
-    """How sure a format is that a path is in it (0 = no, 1 = certain), and why."""
+    """How sure a format is that a path is in it (0 = no, 1 = certain), and why.
+
+    `unreadable`: the format found a file that is its annotation file by name or place (COCO's
+    `_annotations.coco.json`, a JSON file given directly...) but cannot read it (empty, not UTF-8,
+    not the structure the format needs). Detection then stops with that error instead of falling
+    back to a weaker guess, so a broken annotation file is never read as another format.
+    """
 
     score: float
     reason: str
+    unreadable: Path | None = None
 
     @classmethod
     def no(cls, reason: str) -> Detection:
         return cls(0.0, reason)
+
+    @classmethod
+    def broken(cls, file: Path, reason: str) -> Detection:
+        return cls(0.0, reason, unreadable=file)
 
 
 @dataclass
@@ -165,6 +176,22 @@ class WriteReport:
             "converted": dict(self.converted),
             "files": self.files,
         }
+
+
+BOM = b"\xef\xbb\xbf"  # the UTF-8 byte-order mark some editors and Windows tools write first
+
+
+def strip_bom(data: bytes) -> bytes:
+    """The bytes without a leading UTF-8 byte-order mark (orjson, ijson and byte sniffing refuse it)."""
+    return data[3:] if data[:3] == BOM else data
+
+
+def open_text_bytes(path: str | Path) -> BinaryIO:
+    """A file opened for binary reading, positioned after its UTF-8 byte-order mark if it has one."""
+    f = open(path, "rb")  # noqa: SIM115 - the caller closes it
+    if f.read(3) != BOM:
+        f.seek(0)
+    return f
 
 
 def is_image(path: Path) -> bool:

@@ -262,7 +262,7 @@ class _Names:
 def read_label_colors(path: Path) -> ClassMap:
     classes = ClassMap()
     index = 0
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, raw in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue

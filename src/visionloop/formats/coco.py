@@ -30,6 +30,7 @@ unique, 1..N per file. Masks are written as compressed RLE strings.
 
 from __future__ import annotations
 
+import codecs
 import functools
 import json
 import logging
@@ -54,6 +55,7 @@ from visionloop.formats.base import (
     Reader,
     ReadPart,
     WriteReport,
+    open_text_bytes,
     place_image,
     safe_name,
     with_size,
@@ -114,13 +116,52 @@ def detect(path: Path) -> Detection:
     files = _json_files(Path(path))
     if not files:
         return Detection.no("no COCO JSON (no *.json file, _annotations.coco.json or annotations/instances_*.json)")
-    with open(files[0][0], "rb") as f:
-        head = f.read(4096)
-    if not head.lstrip().startswith(b"{") or not _looks_like_coco(head):
-        return Detection(0.05, f"{files[0][0].name} is JSON without COCO keys at its start")
-    if files[0][0].name == ROBOFLOW_NAME or files[0][0].parent.name == "annotations":
-        return Detection(0.95, f"{files[0][0].name} in the COCO/Roboflow layout")
-    return Detection(0.8, f"{files[0][0].name} has COCO keys")
+    f = files[0][0]
+    head, problem, fatal = _sniff(f)
+    if problem is not None:
+        # a file named as COCO names it (or anything unreadable as JSON at all) is an error, not a weak guess
+        named = f.name == ROBOFLOW_NAME or f.parent.name == "annotations" or _split_of(f) is not None
+        if fatal or named:
+            return Detection.broken(f, problem)
+        return Detection(0.05, f"{f.name}: {problem}")
+    if not _looks_like_coco(head):
+        return Detection(0.05, f"{f.name} is JSON without COCO keys at its start")
+    if f.name == ROBOFLOW_NAME or f.parent.name == "annotations":
+        return Detection(0.95, f"{f.name} in the COCO/Roboflow layout")
+    return Detection(0.8, f"{f.name} has COCO keys")
+
+
+def _sniff(f: Path, n: int = 4096) -> tuple[bytes, str | None, bool]:
+    """(head, problem, fatal): the first bytes after a BOM, and what keeps them from being COCO. `fatal`:
+    the file is no JSON at all (empty, not UTF-8, malformed), which no other format reads either."""
+    try:
+        with open_text_bytes(f) as fh:
+            head = fh.read(n)
+            whole = not fh.read(1)
+    except OSError as e:
+        return b"", f"cannot read the file ({e.strerror or e})", True
+    text = head.lstrip()
+    if not text:
+        return head, "the file is empty", True
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=whole)
+    except UnicodeDecodeError as e:
+        return head, f"not UTF-8 text ({e.reason} at byte {e.start})", True
+    if whole:
+        try:
+            doc = orjson.loads(head)
+        except orjson.JSONDecodeError as e:
+            return head, f"malformed JSON ({e})", True
+        if isinstance(doc, list):
+            return head, "a JSON array, where COCO has an object {images, annotations, categories}", False
+        if not isinstance(doc, dict) or not doc.keys() & {"images", "annotations", "categories"}:
+            return head, "no `images`, `annotations` or `categories` in it", False
+        return head, None, False
+    if text.startswith(b"["):
+        return head, "a JSON array, where COCO has an object {images, annotations, categories}", False
+    if not text.startswith(b"{"):
+        return head, "not JSON (it does not start with `{`)", True
+    return head, None, False
 
 
 # -- read ---------------------------------------------------------------------------------

@@ -113,7 +113,7 @@ def load_class_mapping(path: str | Path) -> ClassMapping:
 
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise FormatError("class mapping file not found", path=path) from None
     except yaml.YAMLError as e:

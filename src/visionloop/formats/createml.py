@@ -38,7 +38,15 @@ from visionloop.core.errors import FormatError
 from visionloop.core.geometry import Box
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
 from visionloop.formats._tabular import ImageRoot, UniqueNames, as_box, split_folder
-from visionloop.formats.base import Detection, ImageMode, Reader, WriteReport, place_image, safe_name
+from visionloop.formats.base import (
+    Detection,
+    ImageMode,
+    Reader,
+    WriteReport,
+    open_text_bytes,
+    place_image,
+    safe_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +58,14 @@ _HEAD = 2048
 def _looks_like(path: Path) -> bool:
     """The file is a JSON array whose first entry is {image, annotations} (reads that entry only)."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(_HEAD).lstrip(b"\xef\xbb\xbf \t\r\n")
+        with open_text_bytes(path) as f:
+            start = f.tell()
+            head = f.read(_HEAD).lstrip(b" \t\r\n")
             if not head.startswith(b"["):
                 return False
             if head[1:].lstrip().startswith(b"]"):
                 return path.name == ROBOFLOW_NAME
-            f.seek(0)
+            f.seek(start)
             first = next(iter(ijson.items(f, "item", use_float=True)), None)
     except (OSError, ijson.JSONError):
         return False
@@ -117,7 +126,7 @@ def read(path: Path, *, split: str | None = None) -> Reader:
 def _read_file(path: Path, split: str | None, classes: ClassMap) -> Iterator[Sample]:
     roots = ImageRoot([path.parent, path.parent / "images"])
     try:
-        with open(path, "rb") as f:
+        with open_text_bytes(path) as f:
             for i, entry in enumerate(ijson.items(f, "item", use_float=True)):
                 yield _sample(entry, path, i, split, classes, roots)
     except ijson.JSONError as e:

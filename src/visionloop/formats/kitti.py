@@ -121,7 +121,7 @@ def parse_line(line: str, *, path: Path, number: int) -> Annotation:
 
 def parse_file(path: Path) -> list[Annotation]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
         raise FormatError(f"not UTF-8 text ({e.reason})", path=path, where=f"byte {e.start}") from None
     return [parse_line(line, path=path, number=n)
@@ -160,7 +160,7 @@ def _first_line(labels: Path) -> tuple[Path, str] | None:
                 if n > 200:
                     return None
                 if entry.name.endswith(".txt") and entry.is_file() and entry.stat().st_size > 0:
-                    with open(entry.path, encoding="utf-8", errors="replace") as f:
+                    with open(entry.path, encoding="utf-8-sig", errors="replace") as f:
                         for line in f:
                             if line.strip():
                                 return Path(entry.path), line

@@ -74,6 +74,7 @@ from visionloop.formats.base import (
     iter_files,
     place_image,
     safe_name,
+    strip_bom,
     with_size,
 )
 from visionloop.formats.yolo import NameBook
@@ -169,7 +170,7 @@ def _split_of(relative: str) -> str | None:
 
 def _load(path: Path) -> dict[str, Any]:
     try:
-        data = orjson.loads(path.read_bytes())
+        data = orjson.loads(strip_bom(path.read_bytes()))
     except orjson.JSONDecodeError as e:
         raise FormatError(f"malformed JSON: {e}", path=path) from None
     if not isinstance(data, dict):

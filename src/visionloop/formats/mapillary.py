@@ -69,6 +69,7 @@ from visionloop.formats.base import (
     Reader,
     WriteReport,
     is_image,
+    open_text_bytes,
     place_image,
     relative_name,
     with_size,
@@ -176,7 +177,7 @@ def detect(path: Path) -> Detection:
     if config is None:
         return Detection.no("no config_v2.0.json, config_v1.2.json or config.json")
     try:
-        with open(config, "rb") as f:
+        with open_text_bytes(config) as f:
             head = f.read(2048)
     except OSError:
         return Detection.no(f"cannot read {config.name}")
@@ -263,12 +264,12 @@ class _Panoptic:
         db.execute("CREATE TABLE seg (stem TEXT PRIMARY KEY, data BLOB)")
         categories: dict[int, str] = {}
         try:
-            with open(path, "rb") as f:
+            with open_text_bytes(path) as f:
                 for i, cat in enumerate(ijson.items(f, "categories.item")):
                     if not isinstance(cat, dict) or "id" not in cat or "name" not in cat:
                         raise FormatError("a category needs `id` and `name`", path=path, where=f"categories[{i}]")
                     categories[int(cat["id"])] = str(cat["name"])
-            with open(path, "rb") as f:
+            with open_text_bytes(path) as f:
                 batch = []
                 for i, ann in enumerate(ijson.items(f, "annotations.item")):
                     if not isinstance(ann, dict) or not isinstance(ann.get("segments_info"), list):

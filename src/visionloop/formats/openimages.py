@@ -330,7 +330,7 @@ def _load_meta(root: Path, spill: _Spill) -> None:
     if not path.is_file():
         return
     batch = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:
         for number, line in enumerate(f, start=1):
             text = line.strip()
             if not text or text.startswith("#"):

@@ -4,7 +4,7 @@ Every export, conversion and version export goes through `atomic_output()`:
 
 - the output is built in a hidden sibling folder (`.<name>.partial-<id>`), so a failure (an error,
   Ctrl-C, SIGTERM, a full disk) removes it and leaves the user's folder as it was;
-- the finished folder gets a marker file, `.visionloop-output` (JSON: tool, format, time), then
+- the finished folder gets a marker file, `.visionloop-output` (JSON: tool, version, format), then
   takes the output's place by `rename` (a new or empty output) or by a swap (`--overwrite`): the old
   output is renamed aside, the new one renamed in, and only then the old one deleted;
 - `--overwrite` replaces only a folder (or `.zip`) that holds the marker: never a project (a folder
@@ -24,7 +24,6 @@ import uuid
 import zipfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 from visionloop.core.errors import VisionLoopError
@@ -45,8 +44,8 @@ class OutputError(VisionLoopError):
 def marker_text(format: str) -> str:
     from visionloop import __version__ as version
 
-    return json.dumps({"tool": "visionloop", "version": version, "format": format,
-                       "written_at": datetime.now(UTC).isoformat(timespec="seconds")}, indent=1) + "\n"
+    # no time stamp: the same conversion writes the same bytes (outputs are compared byte for byte)
+    return json.dumps({"tool": "visionloop", "version": version, "format": format}, indent=1) + "\n"
 
 
 def written_by_visionloop(path: Path) -> bool:

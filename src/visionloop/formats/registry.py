@@ -358,6 +358,10 @@ def detect_all(path: Path) -> list[tuple[str, Detection]]:
     return sorted(results, key=lambda r: -r[1].score)
 
 
+#: a detection at least this sure wins even when another format found its own annotation file unreadable
+CONFIDENT = 0.8
+
+
 def detect(path: Path) -> str:
     """The format of a file or folder, or a FormatError that says what each format thought."""
     path = Path(path)
@@ -365,6 +369,11 @@ def detect(path: Path) -> str:
         raise FormatError("no such file or folder", path=path)
     results = detect_all(path)
     best_name, best = results[0]
+    broken = [(n, d) for n, d in results if d.unreadable is not None]
+    if broken and best.score < CONFIDENT:
+        name, d = broken[0]
+        raise FormatError(f"cannot read this {name} annotation file: {d.reason}", path=d.unreadable,
+                          hint=f"fix the file (or pass --format to read {path} as another format)")
     if best.score <= 0:
         reasons = "; ".join(f"{n}: {d.reason}" for n, d in results)
         raise FormatError("cannot tell which annotation format this is", path=path,

@@ -127,7 +127,7 @@ def _read_labelmap(path: Path) -> _Map:
     from visionloop.formats.voc import parse_labelmap
 
     out = _Map(source=path)
-    for i, (name, colour) in enumerate(parse_labelmap(path.read_text(encoding="utf-8"), path=path)):
+    for i, (name, colour) in enumerate(parse_labelmap(path.read_text(encoding="utf-8-sig"), path=path)):
         out.names[i] = name
         if colour is not None:
             out.colours[colour] = i

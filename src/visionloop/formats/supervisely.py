@@ -66,6 +66,7 @@ from visionloop.formats.base import (
     ImageMode,
     Reader,
     WriteReport,
+    open_text_bytes,
     place_image,
     relative_name,
     safe_name,
@@ -129,7 +130,7 @@ def detect(path: Path) -> Detection:
     meta = root / "meta.json"
     if not meta.is_file():
         return Detection.no("no meta.json")
-    with open(meta, "rb") as f:
+    with open_text_bytes(meta) as f:
         head = f.read(4096)
     if b'"classes"' not in head and b'"tags"' not in head:
         return Detection.no("meta.json has no classes/tags")

@@ -66,6 +66,7 @@ from visionloop.formats.base import (
     Reader,
     WriteReport,
     image_size,
+    open_text_bytes,
     place_image,
     safe_name,
 )
@@ -180,7 +181,7 @@ def _files(path: Path) -> list[tuple[Path, str | None]]:
 
 def _first_object(path: Path) -> dict[str, Any] | None:
     try:
-        with open(path, "rb") as f:
+        with open_text_bytes(path) as f:
             for line in f:
                 if line.strip():
                     obj = orjson.loads(line)
@@ -222,7 +223,7 @@ def read(path: Path, *, split: str | None = None) -> Reader:
 
 
 def _rows(path: Path) -> Iterator[Row]:
-    with open(path, "rb") as f:
+    with open_text_bytes(path) as f:
         for n, raw in enumerate(f, start=1):
             if not raw.strip():
                 continue

@@ -346,7 +346,7 @@ def _seg_classes(root: Path) -> tuple[list[str], list[tuple[int, int, int]], boo
     labelmap = root / "labelmap.txt"
     if not labelmap.is_file():
         return list(VOC_CLASSES), cmap[: len(VOC_CLASSES)], False
-    entries = parse_labelmap(labelmap.read_text(encoding="utf-8"), path=labelmap)
+    entries = parse_labelmap(labelmap.read_text(encoding="utf-8-sig"), path=labelmap)
     if BACKGROUND not in [name for name, _ in entries]:
         entries.insert(0, (BACKGROUND, (0, 0, 0)))
     names = [name for name, _ in entries]
@@ -392,7 +392,7 @@ def _read_splits(image_sets: Path | None) -> dict[str, str]:
 def _id_list(txt: Path) -> list[str] | None:
     """The ids of a split list, None for a per-class list (`id  1` lines)."""
     ids = []
-    with open(txt, encoding="utf-8") as f:
+    with open(txt, encoding="utf-8-sig") as f:
         for line in f:
             tokens = line.split()
             if not tokens:

@@ -54,6 +54,7 @@ from visionloop.formats.base import (
     ImageMode,
     Reader,
     WriteReport,
+    open_text_bytes,
     place_image,
     safe_name,
     with_size,
@@ -90,7 +91,7 @@ def detect(path: Path) -> Detection:
     f = _json_file(Path(path))
     if f is None:
         return Detection.no("no <project>-export.json (or vott-json-export/)")
-    with open(f, "rb") as handle:
+    with open_text_bytes(f) as handle:
         data = handle.read(8192)
     if not _looks_like_vott(data):
         return Detection.no(f"{f.name} is not a VoTT project export (no assets/regions)")
