@@ -9,6 +9,7 @@ import typer
 
 from visionloop.cli import convert as convert_cmds
 from visionloop.cli import demo as demo_cmds
+from visionloop.cli import evaluate as evaluate_cmds
 from visionloop.cli import health as health_cmds
 from visionloop.cli import project as project_cmds
 from visionloop.cli import version as version_cmds
@@ -29,6 +30,7 @@ app.command("formats")(convert_cmds.formats)
 app.command("health")(health_cmds.health)
 app.command("fix")(health_cmds.fix)
 app.command("demo")(demo_cmds.demo)
+app.command("evaluate")(evaluate_cmds.evaluate)
 app.add_typer(version_cmds.app, name="version")
 
 
