@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from visionloop import runtime
 from visionloop.core import FormatError, LossError
 from visionloop.core.classes import ClassMapping
-from visionloop.formats import coco, parallel, registry
+from visionloop.formats import coco, registry
 from visionloop.formats.convert import convert
 
 
@@ -22,18 +23,18 @@ def runs(monkeypatch):
     """Small files are cut too; `runs` records how many parts each parallel run had, and whether it failed."""
     monkeypatch.setattr(coco, "PART_MIN_BYTES", 0)
     seen = []
-    real = parallel.run_parts
+    real = runtime.run_forked
 
     def spy(parts, work):
         try:
             out = real(parts, work)
-        except parallel.PartFailed:
+        except runtime.PartFailed:
             seen.append((len(parts), "failed"))
             raise
         seen.append((len(parts), "ok"))
         return out
 
-    monkeypatch.setattr(parallel, "run_parts", spy)
+    monkeypatch.setattr(runtime, "run_forked", spy)
     return seen
 
 

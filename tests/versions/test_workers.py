@@ -121,13 +121,13 @@ def test_an_in_memory_database_generates_in_this_process(small_raccoon, tmp_path
 def test_spawned_workers_get_the_plan_pickled(small_raccoon, tmp_path, monkeypatch):
     import multiprocessing
 
-    from visionloop.versions import generate
+    from visionloop.runtime import pool
 
     recipe = {"schema": 1, "seed": 2, "preprocess": {"resize": {"width": 40, "height": 30}},
               "augment": {"multiplier": 2, "flip": {"horizontal": True}}}
     here = new_project(tmp_path / "a", small_raccoon)
     v0 = create_version(here, recipe, workers=0)
-    monkeypatch.setattr(generate, "pool_context", lambda: multiprocessing.get_context("spawn"))
+    monkeypatch.setattr(pool, "start_context", lambda: multiprocessing.get_context("spawn"))
     spawned = new_project(tmp_path / "b", small_raccoon)
     v2 = create_version(spawned, recipe, workers=2, batch=8)
     assert _items(here, v0) == _items(spawned, v2)

@@ -11,11 +11,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from visionloop import runtime
 from visionloop.core.classes import ClassMap, ClassMapping
 from visionloop.core.errors import FormatError
 from visionloop.core.geometry import kind
 from visionloop.core.sample import LabelState, Sample
-from visionloop.formats import parallel, registry
+from visionloop.formats import registry
 from visionloop.formats.base import ImageMode, Reader, ReadPart, WriteReport, strict_writes
 from visionloop.formats.output import atomic_output
 
@@ -48,7 +49,7 @@ def convert(src: str | Path, out: str | Path, *, to: str, from_: str | None = No
         class_map = classes.apply(reader.classes)
     with atomic_dir(Path(out), overwrite=overwrite, format=to, protect=[src]) as tmp, \
             (strict_writes() if strict else nullcontext()):
-        n = parallel.available_workers() if workers is None else workers
+        n = runtime.available_workers() if workers is None else workers
         report = _write_in_parts(reader, tmp, to, class_map, ImageMode(images), classes, n) if n > 1 else None
         if report is None:
             dropped: Counter[str] = Counter()
@@ -64,7 +65,7 @@ def _write_in_parts(reader: Reader, tmp: Path, to: str, class_map: ClassMap, ima
                     mapping: ClassMapping | None, workers: int) -> WriteReport | None:
     """The conversion in parallel processes, or None when it cannot be (the caller then converts in one)."""
     module = registry.get(to).load()
-    if reader.parts is None or not hasattr(module, "write_part") or not parallel.can_fork():
+    if reader.parts is None or not hasattr(module, "write_part") or not runtime.can_fork():
         return None
     parts = reader.parts(workers)
     if not parts or len(parts) < 2:
@@ -77,8 +78,8 @@ def _write_in_parts(reader: Reader, tmp: Path, to: str, class_map: ClassMap, ima
         return {"result": result, "dropped": dict(dropped)}
 
     try:
-        results = parallel.run_parts(parts, work)
-    except parallel.PartFailed as e:
+        results = runtime.run_forked(parts, work)
+    except runtime.PartFailed as e:
         log.info("converting in one process: %s", e)
         shutil.rmtree(tmp)
         tmp.mkdir()

@@ -24,11 +24,12 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from visionloop.runtime import Pool
 
 log = logging.getLogger(__name__)
 
@@ -103,12 +104,9 @@ def full_pixel_digest(data: bytes) -> str | None:
     return h.hexdigest()
 
 
-def _init_worker(blob_url: str, pooled: bool = True) -> None:
+def _init_worker(blob_url: str) -> None:
+    """Once per worker (the runtime has already put OpenCV on one thread: one image per process at a time)."""
     global _blobs
-    if pooled:  # one image per process at a time: OpenCV's own threads would only compete
-        import cv2
-
-        cv2.setNumThreads(1)
     from visionloop.store.blobs import BlobStore
 
     _blobs = BlobStore(blob_url)
@@ -175,7 +173,7 @@ class HashCache:
 
 
 def fingerprints(blob_url: str, sha: Sequence[str], width: np.ndarray, height: np.ndarray, *,
-                 cache_root: Path | None = None, workers: int = 2, pool_min: int = POOL_MIN,
+                 cache_root: Path | None = None, workers: int = 2, pool_min: int | None = None,
                  progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fingerprints of distinct blobs: (views (n, 6) uint64, digests (n, 16) uint8, decoded ok (n,))."""
     key = np.asarray(sha, dtype="S64")
@@ -186,18 +184,14 @@ def fingerprints(blob_url: str, sha: Sequence[str], width: np.ndarray, height: n
         jobs = [[(sha[i], float(width[i]), float(height[i])) for i in todo[s:s + CHUNK]]
                 for s in range(0, len(todo), CHUNK)]
         parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        if workers > 1 and len(todo) >= pool_min:
-            import multiprocessing
-
-            ctx = multiprocessing.get_context("spawn")  # no fork of a process holding DB connections
-            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                     initargs=(blob_url,)) as pool:
-                for part in pool.map(_work, jobs):
+        if workers > 1 and len(todo) >= (POOL_MIN if pool_min is None else pool_min):
+            with Pool(workers, initializer=_init_worker, initargs=(blob_url,), name="image hashing") as pool:
+                for part in pool.imap(_work, jobs):
                     parts.append(part)
                     if progress:
                         progress(len(part[2]))
         else:
-            _init_worker(blob_url, pooled=False)
+            _init_worker(blob_url)
             for job in jobs:
                 parts.append(_work(job))
                 if progress:

@@ -26,13 +26,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import multiprocessing
 import posixpath
-import signal
-import threading
-from collections import Counter, deque
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,6 +54,7 @@ from sqlalchemy.orm import Session
 import visionloop
 from visionloop.core.errors import VisionLoopError
 from visionloop.core.sample import Annotation
+from visionloop.runtime import Pool
 from visionloop.store import codec, lineage
 from visionloop.store.blobs import BlobStore
 from visionloop.store.lineage import Kind, Ref
@@ -318,37 +315,14 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(recipe_json: dict[str, Any], blob_url: str, db_url: str, plan: Plan) -> None:
-    """Runs once in each worker process."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides what an interrupt means
-    import cv2
-
-    cv2.setNumThreads(1)
+    """Runs once in each worker process (after the runtime's own set-up: SIGINT ignored, one OpenCV thread)."""
     _WORKER["runner"] = Runner(Recipe.model_validate(recipe_json), plan, BlobIO(BlobStore(blob_url)),
                                reader_engine(db_url))
 
 
-def _run_range(lo: int, hi: int) -> Result:
+def _run_range(bounds: tuple[int, int]) -> Result:
     runner: Runner = _WORKER["runner"]
-    return runner.run(lo, hi)
-
-
-class _Done:
-    """A finished 'future' for the in-process path."""
-
-    def __init__(self, value: Result) -> None:
-        self.value = value
-
-    def result(self) -> Result:
-        return self.value
-
-
-def pool_context() -> Any:
-    """fork while this process runs one thread (fast, and scripts need no `if __name__ == "__main__"`);
-    forkserver when other threads run (forking them could deadlock); spawn where neither exists."""
-    methods = multiprocessing.get_all_start_methods()
-    if "fork" in methods and threading.active_count() == 1:
-        return multiprocessing.get_context("fork")
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    return runner.run(*bounds)
 
 
 # -- generation -------------------------------------------------------------------------------
@@ -363,12 +337,12 @@ def _generate(store: Store, version_id: int, recipe: Recipe, sel: Selection, *, 
     if workers > 0 and not _shareable(store.engine):
         log.info("an in-memory database cannot be shared with worker processes: generating in this one")
         workers = 0
-    executor: ProcessPoolExecutor | None = None
+    pool: Pool | None = None
     runner: Runner | None = None
     threads = 0
     if workers > 0:
-        executor = ProcessPoolExecutor(workers, mp_context=pool_context(), initializer=_init_worker,
-                                       initargs=(recipe.to_json(), store.blobs.url, store.db_url, plan))
+        pool = Pool(workers, initializer=_init_worker, name="version generation",
+                    initargs=(recipe.to_json(), store.blobs.url, store.db_url, plan))
     else:
         import cv2
 
@@ -377,29 +351,25 @@ def _generate(store: Store, version_id: int, recipe: Recipe, sel: Selection, *, 
         runner = Runner(recipe, plan, BlobIO(store.blobs), store.engine)
     chunk = max(1, min(32, batch // max(1, 2 * workers)))
     window = max(2, 3 * workers)
-    in_flight: deque[Future[Result] | _Done] = deque()
+    ranges = ((lo, min(n, lo + chunk)) for lo in range(start, n, chunk))
     writer = _Writer(store, version_id, start=start, every=batch)
     try:
-        for lo in range(start, n, chunk):
-            while len(in_flight) >= window:
-                writer.take(in_flight.popleft().result(), progress)
-            hi = min(n, lo + chunk)
-            if executor is not None:
-                in_flight.append(executor.submit(_run_range, lo, hi))
-            else:
-                assert runner is not None
-                in_flight.append(_Done(runner.run(lo, hi)))
-        while in_flight:
-            writer.take(in_flight.popleft().result(), progress)
+        if pool is not None:
+            results: Iterator[Result] = pool.imap(_run_range, ranges, window=window)
+        else:
+            assert runner is not None
+            results = (runner.run(lo, hi) for lo, hi in ranges)
+        for result in results:
+            writer.take(result, progress)
         writer.commit(progress)
     except BaseException:
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
-            executor = None
+        if pool is not None:
+            pool.terminate()
+            pool = None
         raise
     finally:
-        if executor is not None:
-            executor.shutdown()
+        if pool is not None:
+            pool.close()
         if runner is not None:
             import cv2
 

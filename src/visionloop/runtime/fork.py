@@ -1,22 +1,26 @@
-"""Run work over a reader's parts in forked processes, and collect what each returns.
+"""Run closures over parts in forked processes, and collect what each returns.
 
 Forked, not spawned: the parts are closures over what the parent already read
 (an index, a class map), which a forked child inherits without pickling. Only
 results travel back, pickled through a pipe. When any part fails, the others are
 stopped and `PartFailed` says why: callers then do the work in one process.
+Children follow the pool's policy (`pool.worker_setup`): they leave Ctrl-C to
+the parent and exit when the parent dies, even by SIGKILL.
+
+This is the local-only sibling of `Pool`: closures cannot travel to a cluster.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-import threading
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any, TypeVar
 
-from visionloop.formats.base import ReadPart
+from visionloop.runtime.pool import worker_setup
 
+P = TypeVar("P")
 T = TypeVar("T")
 
 
@@ -24,28 +28,16 @@ class PartFailed(Exception):
     """A part could not be done in its process (the message says which and why)."""
 
 
-def available_workers() -> int:
-    """Cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-def can_fork() -> bool:
-    """fork is safe only while this process runs a single thread."""
-    return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
-
-
-def run_parts(parts: Sequence[ReadPart], work: Callable[[ReadPart], T]) -> list[T]:
+def run_forked(parts: Sequence[P], work: Callable[[P], T]) -> list[T]:
     """`work(part)` for every part, each in a forked process; results in part order."""
     ctx = multiprocessing.get_context("fork")
     procs: list[tuple[Any, Connection]] = []
     results: dict[int, Any] = {}
+    parent = os.getpid()
     try:
         for part in parts:
             recv, send = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_child, args=(work, part, send), daemon=True)
+            proc = ctx.Process(target=_child, args=(parent, work, part, send), daemon=True)
             proc.start()
             send.close()
             procs.append((proc, recv))
@@ -70,7 +62,8 @@ def run_parts(parts: Sequence[ReadPart], work: Callable[[ReadPart], T]) -> list[
     return [results[k] for k in range(len(parts))]
 
 
-def _child(work: Callable[[ReadPart], Any], part: ReadPart, send: Connection) -> None:
+def _child(parent: int, work: Callable[[Any], Any], part: Any, send: Connection) -> None:
+    worker_setup(parent)
     try:
         result = work(part)
     except BaseException as e:  # noqa: BLE001 - everything goes back to the parent
