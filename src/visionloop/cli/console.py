@@ -12,6 +12,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 console = Console()
 err_console = Console(stderr=True)
 
+#: set by a command that knows what its interruption kept (the line `main` prints on Ctrl-C / SIGTERM)
+interrupt_note: str | None = None
+
 
 def print_json(data: Any) -> None:
     import orjson

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
 
 import typer
@@ -34,19 +36,62 @@ app.command("evaluate")(evaluate_cmds.evaluate)
 app.add_typer(version_cmds.app, name="version")
 
 
+#: what an interrupted command leaves behind, by command (the first one or two words after `visionloop`)
+INTERRUPTED = {
+    "import": "the import was stopped; the project is unchanged (an import lands whole or not at all)",
+    "export": "the export was stopped; nothing was written (an output it would replace is unchanged)",
+    "convert": "the conversion was stopped; nothing was written (an output it would replace is unchanged)",
+    "version export": "the export was stopped; nothing was written (an output it would replace is unchanged)",
+    "version create": "version generation was stopped; the images generated so far are kept: run the same "
+                      "command again to resume",
+    "fix": "the fix was stopped; the project is unchanged",
+}
+
+#: the signal that stopped the command (SIGINT: Ctrl-C, SIGTERM: `kill`), set by `_on_signal`
+_received: list[int] = []
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    """SIGINT and SIGTERM in the main process: stop as Ctrl-C does (KeyboardInterrupt unwinds every
+    `finally`, so partial outputs are removed and transactions rolled back). A forked worker that inherited
+    this handler dies of the signal as it would have without it."""
+    if os.getpid() != _MAIN_PID:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    _received.append(signum)
+    raise KeyboardInterrupt
+
+
+_MAIN_PID = os.getpid()
+
+
+def _command(argv: list[str]) -> str:
+    words = [a for a in argv if not a.startswith("-")][:2]
+    return " ".join(words) if words[:1] == ["version"] else (words[0] if words else "")
+
+
 def main() -> None:
+    """Exit codes: 0 done; 1 a user error (one line on stderr); 2 a usage error; 130 interrupted by
+    Ctrl-C (SIGINT), 143 stopped by SIGTERM, each with one line saying what was kept."""
+    global _MAIN_PID
+    from visionloop.cli import console as console_mod
     from visionloop.cli.console import err_console
     from visionloop.core.errors import VisionLoopError
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _MAIN_PID = os.getpid()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) is not signal.SIG_IGN:  # a shell's background job ignores SIGINT: keep that
+            signal.signal(signum, _on_signal)
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)  # Typer turns KeyboardInterrupt into a returned 130
+        interrupted = bool(_received) or rc == 130
     except VisionLoopError as e:
         err_console.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
     except (typer.Abort, KeyboardInterrupt):
-        err_console.print("[red]aborted[/]")
-        sys.exit(130)
+        interrupted, rc = True, 130
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except Exception as e:  # usage errors (typer's click) show themselves and carry an exit code
@@ -54,6 +99,13 @@ def main() -> None:
             e.show()
             sys.exit(e.exit_code)
         raise
+    if interrupted:
+        signum = _received[0] if _received else signal.SIGINT
+        what = console_mod.interrupt_note or INTERRUPTED.get(_command(sys.argv[1:]), "stopped")
+        how = "interrupted (Ctrl-C)" if signum == signal.SIGINT else "terminated (SIGTERM)"
+        err_console.print(f"[red]{how}:[/] {what}", highlight=False, soft_wrap=True)
+        sys.exit(128 + signum)
+    sys.exit(rc if isinstance(rc, int) else 0)
 
 
 if __name__ == "__main__":

@@ -38,9 +38,26 @@ def create(
         console=err_console, transient=True, disable=not err_console.is_terminal,
     ) as bar:
         task = bar.add_task("generate", total=None)
-        info = create_version(store, recipe, name=name, parent=parent, workers=workers,
-                              progress=lambda n: bar.advance(task, n),
-                              total=lambda n: bar.update(task, total=n))
+        done, selected = [0], [0]
+
+        def advance(n: int) -> None:
+            done[0] += n
+            bar.advance(task, n)
+
+        def set_total(n: int) -> None:
+            selected[0] = n
+            bar.update(task, total=n)
+
+        try:
+            info = create_version(store, recipe, name=name, parent=parent, workers=workers, progress=advance,
+                                  total=set_total)
+        except KeyboardInterrupt:
+            from visionloop.cli import console as console_mod
+
+            console_mod.interrupt_note = (
+                f"version generation was stopped ({done[0]} of {selected[0]} images committed by this run, kept); "
+                "run the same command again to resume")
+            raise
     if as_json:
         print_json(info.to_json())
         return
