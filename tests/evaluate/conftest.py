@@ -86,7 +86,7 @@ def build_preds(gt: dict[str, Any], kind: str, seed: int = 7) -> list[dict[str, 
         bw, bh = max(min(bw, w - x), 1.0), max(min(bh, h - y), 1.0)
         d: dict[str, Any] = {"image_id": img, "category_id": cat, "score": round(float(score), 6)}
         if kind == "bbox":
-            d["bbox"] = [round(v, 2) for v in (x, y, bw, bh)]
+            d["bbox"] = [round(float(v), 2) for v in (x, y, bw, bh)]
         else:
             d["segmentation"] = compressed(mask_utils.merge(mask_utils.frPyObjects([octagon(x, y, bw, bh)], h, w)))
         out.append(d)

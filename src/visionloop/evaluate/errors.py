@@ -274,8 +274,11 @@ def analyse_errors(inputs: CocoInputs, *, iou_threshold: float = 0.5, background
         sizes = {im["id"]: (im.get("height"), im.get("width")) for im in inputs.ground_truth["images"]}
         gt = inputs.ground_truth
         kind = inputs.iou_type
-        clean = [_clean(p, kind) for p in inputs.predictions]
-        b = map_at(gt, clean, kind, iou_threshold)
+
+        def clean() -> list[dict[str, Any]]:  # fresh dicts per run: the engine writes into what it loads
+            return [_clean(p, kind) for p in inputs.predictions]
+
+        b = map_at(gt, clean(), kind, iou_threshold)
         base = None if b < 0 else b
 
         def gain(value: float) -> float:
@@ -284,7 +287,7 @@ def analyse_errors(inputs: CocoInputs, *, iou_threshold: float = 0.5, background
         for t in ErrorType:
             if t is ErrorType.MISSED:
                 if fixes.missed_gt:
-                    delta[t] = gain(map_at(_without(gt, fixes.missed_gt), clean, kind, iou_threshold))
+                    delta[t] = gain(map_at(_without(gt, fixes.missed_gt), clean(), kind, iou_threshold))
                 continue
             remove, recover = fixes.remove.get(t, set()), fixes.recover.get(t, {})
             if remove or recover:
@@ -293,7 +296,7 @@ def analyse_errors(inputs: CocoInputs, *, iou_threshold: float = 0.5, background
             fp_delta = gain(map_at(gt, _fixed_predictions(inputs, fixes.false_positives, {}, sizes), kind,
                                    iou_threshold))
         if fixes.unmatched_gt:
-            fn_delta = gain(map_at(_without(gt, fixes.unmatched_gt), clean, kind, iou_threshold))
+            fn_delta = gain(map_at(_without(gt, fixes.unmatched_gt), clean(), kind, iou_threshold))
     tide = TideBreakdown(
         metric=f"mAP@{iou_threshold:g} ({inputs.iou_type})", iou_threshold=iou_threshold,
         background_threshold=background_threshold, base=base, counts=counts, delta=delta,
