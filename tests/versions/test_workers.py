@@ -9,9 +9,11 @@ from visionloop import formats
 from visionloop.demo import synthetic
 from visionloop.ingest import import_dataset
 from visionloop.store import Store
+from visionloop.store.bulk import insert_blobs
 from visionloop.store.schema import BlobRow, VersionItemRow
+from visionloop.store.versions import ITEM_COLUMNS, insert_items
 from visionloop.versions import create_version, version_samples
-from visionloop.versions.generate import ITEM_COLUMNS, JobReader, Plan, insert_blobs, insert_items
+from visionloop.versions.generate import JobReader, Plan
 from visionloop.versions.recipe import load_recipe
 from visionloop.versions.selection import select_images
 

@@ -35,23 +35,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
 
-from visionloop.core.errors import NotFoundError, ProjectError
+from visionloop.core.errors import ProjectError
 from visionloop.health import duplicates, findings
 from visionloop.health.load import Annotations, Images, load_annotations, load_classes, load_images
-from visionloop.store import codec
+from visionloop.store import batches, codec
+from visionloop.store.batches import BatchKind, Op, RowChange
 from visionloop.store.project import Store
-from visionloop.store.schema import Base, BatchRow, ChangeRow
 
 log = logging.getLogger(__name__)
 
-CHUNK = 500
 ANN, IMG, CLS = "annotation", "image", "class"
 
 
@@ -70,6 +67,9 @@ class Change:
     def to_json(self) -> dict[str, Any]:
         return {"table": self.table, "row_id": self.row_id, "op": self.op, "image": self.image, "what": self.what}
 
+    def row_change(self) -> RowChange:
+        return RowChange(self.table, self.row_id, Op(self.op), self.before, self.after)
+
 
 @dataclass
 class FixReport:
@@ -82,19 +82,6 @@ class FixReport:
     def to_json(self) -> dict[str, Any]:
         return {"batch": self.batch_id, "dry_run": self.dry_run, "undone": self.undone, "counts": self.counts,
                 "changes": [c.to_json() for c in self.changes]}
-
-
-def _table(name: str) -> Table:
-    return Base.metadata.tables[name]
-
-
-def _rows(conn: Connection, name: str, ids: list[int]) -> dict[int, dict[str, Any]]:
-    t = _table(name)
-    out: dict[int, dict[str, Any]] = {}
-    for s in range(0, len(ids), CHUNK):
-        for r in conn.execute(select(t).where(t.c.id.in_(ids[s:s + CHUNK]))):
-            out[r.id] = dict(r._mapping)
-    return out
 
 
 def _fmt_box(b: np.ndarray | list[float]) -> str:
@@ -140,9 +127,9 @@ def plan(store: Store, *, workers: int = 2, cache: bool = True) -> tuple[list[Ch
     counts: dict[str, int] = {}
     with store.engine.connect() as conn:
         ann_ids = anns.id[np.isin(anns.image, affected)].tolist()
-        ann_rows = _rows(conn, ANN, ann_ids)
-        img_rows = _rows(conn, IMG, images.id[affected].tolist())
-        cls_rows = _rows(conn, CLS, list(m.merge))
+        ann_rows = batches.rows(conn, ANN, ann_ids)
+        img_rows = batches.rows(conn, IMG, images.id[affected].tolist())
+        cls_rows = batches.rows(conn, CLS, list(m.merge))
     ids = sorted(ann_rows)
     pos_of = dict(zip(ids, np.searchsorted(anns.id, ids).tolist(), strict=True))
     by_image: dict[int, list[int]] = {}
@@ -255,85 +242,24 @@ def fix(store: Store, *, dry_run: bool = False, workers: int = 2, cache: bool = 
     if dry_run or not changes:
         return FixReport(None, dry_run, counts, changes)
     with store.engine.begin() as conn:
-        batch_id = conn.execute(insert(_table("batch")).values(
-            kind="fix", source="visionloop fix", format=None, split=None, created_at=datetime.now(UTC),
-            summary=counts)).inserted_primary_key[0]  # type: ignore[index]
-        for c in changes:
-            if c.after is not None and "batch_id" in c.after:
-                c.after["batch_id"] = batch_id  # the batch that last wrote the row
-        _apply(conn, [(c.table, c.op, c.row_id, c.after) for c in changes])
-        conn.execute(insert(_table("change")), [
-            {"batch_id": batch_id, "table_name": c.table, "row_id": c.row_id, "op": c.op,
-             "before": _jsonable(c.before), "after": _jsonable(c.after)} for c in changes])
+        batch_id = batches.open_batch(conn, BatchKind.FIX, source="visionloop fix", summary=counts)
+        batches.apply(conn, batch_id, [c.row_change() for c in changes])
     log.info("fix batch %d: %s", batch_id, counts)
     return FixReport(int(batch_id), False, counts, changes)
-
-
-def _jsonable(row: dict[str, Any] | None) -> dict[str, Any] | None:
-    if row is None:
-        return None
-    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
-
-
-def _apply(conn: Connection, ops: list[tuple[str, str, int, dict[str, Any] | None]]) -> None:
-    """Run row operations in order, batching consecutive ones of the same table and kind."""
-    i = 0
-    while i < len(ops):
-        table, op = ops[i][0], ops[i][1]
-        j = i
-        while j < len(ops) and ops[j][0] == table and ops[j][1] == op:
-            j += 1
-        group = ops[i:j]
-        t = _table(table)
-        if op == "delete":
-            ids = [g[2] for g in group]
-            for s in range(0, len(ids), CHUNK):
-                conn.execute(delete(t).where(t.c.id.in_(ids[s:s + CHUNK])))
-        elif op == "insert":
-            conn.execute(insert(t), [g[3] for g in group if g[3] is not None])
-        else:
-            cols = [c for c in group[0][3] if c != "id"]  # type: ignore[union-attr]
-            stmt = update(t).where(t.c.id == bindparam("_id")).values({c: bindparam(c) for c in cols})
-            conn.execute(stmt, [{**{c: g[3][c] for c in cols}, "_id": g[2]} for g in group])  # type: ignore[index]
-        i = j
 
 
 def undo(store: Store, batch_id: int) -> FixReport:
     """Put back every row a fix batch changed. Refused when a later batch changed those rows since."""
     with store.engine.begin() as conn:
-        batch = conn.execute(select(BatchRow.kind, BatchRow.summary).where(BatchRow.id == batch_id)).first()
-        if batch is None:
-            raise NotFoundError(f"no batch {batch_id} in this project", path=store.root,
-                                hint="`visionloop fix` prints the batch it made")
-        if batch.kind != "fix":
-            raise ProjectError(f"batch {batch_id} is an {batch.kind}, not a fix: only fixes can be undone",
-                               path=store.root)
-        summary = dict(batch.summary or {})
-        if summary.get("undone_at"):
-            raise ProjectError(f"batch {batch_id} was already undone at {summary['undone_at']}", path=store.root)
-        rows = conn.execute(select(ChangeRow).where(ChangeRow.batch_id == batch_id).order_by(ChangeRow.id.desc())
-                            ).all()
-        by_table: dict[str, list[int]] = {}
-        for r in rows:
-            by_table.setdefault(r.table_name, []).append(r.row_id)
-        current = {t: _rows(conn, t, ids) for t, ids in by_table.items()}
-        ops: list[tuple[str, str, int, dict[str, Any] | None]] = []
-        changes = []
-        for c in rows:
-            now = current[c.table_name].get(c.row_id)
-            if (c.op == "delete" and now is not None) or (c.op != "delete" and _jsonable(now) != c.after):
-                raise ProjectError(
-                    f"{c.table_name} row {c.row_id} changed after fix batch {batch_id}; undoing would lose that "
-                    "change", path=store.root, hint="undo the later batches first")
-            if c.op == "delete":
-                ops.append((c.table_name, "insert", c.row_id, c.before))
-            elif c.op == "insert":
-                ops.append((c.table_name, "delete", c.row_id, None))
-            else:
-                ops.append((c.table_name, "update", c.row_id, c.before))
-            changes.append(Change(c.table_name, c.row_id, ops[-1][1], None, f"undo {c.op}", c.after, c.before))
-        _apply(conn, ops)
-        summary["undone_at"] = datetime.now(UTC).isoformat()
-        conn.execute(update(BatchRow).where(BatchRow.id == batch_id).values(summary=summary))
-    log.info("undid fix batch %d: %d rows restored", batch_id, len(rows))
-    return FixReport(batch_id, False, {"rows_restored": len(rows)}, changes, undone=True)
+        batch = batches.batch_row(conn, batch_id, root=store.root)
+        if batch.kind != BatchKind.FIX:
+            raise ProjectError(f"batch {batch_id} is an {batch.kind}, not a fix: `visionloop undo {batch_id}` "
+                               "undoes it", path=store.root)
+        inverse = batches.undo(conn, batch_id, root=store.root)
+    log.info("undid fix batch %d: %d rows restored", batch_id, len(inverse))
+    changes = [Change(c.table, c.row_id, str(c.op), None, f"undo {_UNDONE[c.op]}", c.before, c.after)
+               for c in inverse]
+    return FixReport(batch_id, False, {"rows_restored": len(inverse)}, changes, undone=True)
+
+
+_UNDONE = {Op.INSERT: "delete", Op.DELETE: "insert", Op.UPDATE: "update"}

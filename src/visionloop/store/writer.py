@@ -26,10 +26,11 @@ from sqlalchemy.orm import Session
 
 from visionloop.core.classes import ClassMap
 from visionloop.core.sample import Sample
-from visionloop.store import codec
+from visionloop.store import batches, bulk, codec
+from visionloop.store.batches import BatchKind
 from visionloop.store.blobs import Staging
 from visionloop.store.project import Store
-from visionloop.store.schema import AnnotationRow, Base, BatchRow, BlobRow, ClassRow, ImageRow
+from visionloop.store.schema import AnnotationRow, Base, BlobRow, ClassRow, ImageRow
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +73,8 @@ class BatchWriter:
     def __enter__(self) -> BatchWriter:
         self._session = self.store.sessions()
         self._session.begin()
-        batch = BatchRow(kind=self.kind, source=self.source, format=self.format, split=self.split, summary={})
-        self._session.add(batch)
-        self._session.flush()
-        self.batch_id = batch.id
+        self.batch_id = batches.open_batch(self._session.connection(), BatchKind(self.kind), source=self.source,
+                                           format=self.format, split=self.split)
         self._staging = Staging(self.store.blobs)
         for cid, name in self._session.execute(select(ClassRow.id, ClassRow.name)):
             self._class_ids[name] = cid
@@ -98,10 +97,8 @@ class BatchWriter:
                     self._staging.discard()
                     self.batch_id = None
                     return
-                self._session.execute(
-                    update(BatchRow).where(BatchRow.id == self.batch_id)
-                    .values(summary={**self.summary, **dict(self.counts)})
-                )
+                assert self.batch_id is not None
+                batches.set_summary(self._session.connection(), self.batch_id, {**self.summary, **dict(self.counts)})
                 self._staging.publish()
                 self._session.commit()
             else:
@@ -161,7 +158,7 @@ class BatchWriter:
         }
         known_blobs = set(s.scalars(select(BlobRow.sha256).where(BlobRow.sha256.in_(shas))))
 
-        new_blobs: list[dict[str, Any]] = []
+        new_blobs: dict[str, tuple[int, str | None]] = {}
         new_images: list[dict[str, Any]] = []
         new_image_anns: list[Sample] = []
         replaced: list[tuple[int, Sample, str]] = []
@@ -174,8 +171,7 @@ class BatchWriter:
                 if data is not None and staging.add(data, sha):
                     self.counts["blobs_added"] += 1
                     self.counts["bytes_added"] += len(data)
-                new_blobs.append({"sha256": sha, "size": len(data) if data is not None else 0,
-                                  "media_format": media_format})
+                new_blobs[sha] = (len(data) if data is not None else 0, media_format)
             digest = codec.annotations_digest(sample.annotations, sample.state.value)  # type: ignore[union-attr]
             key = (sha, ref.file_name, sample.split)
             seen = _key64(key)
@@ -197,7 +193,7 @@ class BatchWriter:
             new_image_anns.append(sample)
 
         if new_blobs:
-            s.execute(insert(BlobRow), new_blobs)
+            bulk.insert_blobs(s.connection(), new_blobs)
         if new_images:
             ids = s.scalars(
                 insert(ImageRow).returning(ImageRow.id, sort_by_parameter_order=True), new_images

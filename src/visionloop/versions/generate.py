@@ -30,7 +30,6 @@ import posixpath
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,24 +42,21 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
-    insert,
     select,
     type_coerce,
-    update,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-import visionloop
 from visionloop.core.errors import VisionLoopError
 from visionloop.core.sample import Annotation
 from visionloop.runtime import Pool
-from visionloop.store import codec, lineage
+from visionloop.store import bulk, codec
+from visionloop.store import versions as store_versions
 from visionloop.store.blobs import BlobStore
-from visionloop.store.lineage import Kind, Ref
 from visionloop.store.lookup import find_version_id
 from visionloop.store.project import Store
-from visionloop.store.schema import AnnotationRow, BlobRow, ImageRow, VersionItemRow, VersionRow
+from visionloop.store.schema import AnnotationRow, ImageRow, VersionItemRow, VersionRow
 from visionloop.versions.blobio import BlobIO
 from visionloop.versions.info import VersionInfo, info_from_row
 from visionloop.versions.pipeline import TRAIN, Job, Pipeline, SourceImage, output_rng
@@ -129,13 +125,10 @@ def _new_row(s: Session, recipe: Recipe, sel: Selection, *, name: str | None, pa
     parent_id = None
     if parent is not None:
         parent_id = find_version_id(s, parent)
-    row = VersionRow(name=name, parent_id=parent_id, status="generating", recipe=recipe.to_json(),
-                     recipe_hash=recipe.hash, seed=recipe.seed, source_batches=sel.batches, source_digest=sel.digest,
-                     classes=classes_to_json(sel.classes), counts={"selection": sel.counts}, total=len(sel), done=0,
-                     code_version=visionloop.__version__)
-    s.add(row)
-    s.flush()
-    return row
+    return store_versions.new_version(s, name=name, parent_id=parent_id, recipe=recipe.to_json(),
+                                      recipe_hash=recipe.hash, seed=recipe.seed, source_batches=sel.batches,
+                                      source_digest=sel.digest, classes=classes_to_json(sel.classes),
+                                      counts={"selection": sel.counts}, total=len(sel))
 
 
 # -- jobs, built where they run --------------------------------------------------------------
@@ -152,9 +145,6 @@ class Plan:
     keypoint_names: dict[str, tuple[str, ...]]
 
 
-#: the version_item columns a worker fills, in the order of its rows
-ITEM_COLUMNS = ("version_id", "position", "out_index", "split", "file_name", "sha256", "width", "height",
-                "orientation", "media_format", "source_image_id", "n_annotations", "annotations", "meta")
 #: the generation counts a range adds up, in the order of its counts tuple
 GENERATION_COUNTS = ("outputs", "reused", "encoded", "bytes_encoded", "annotations_dropped")
 #: one range of positions done: (last position, item rows, new blobs (sha256, size, format), counts)
@@ -413,12 +403,11 @@ class _Writer:
         conn = self.conn
         with conn.begin():
             if self.blobs:
-                insert_blobs(conn, self.blobs)
+                bulk.insert_blobs(conn, self.blobs)
             if self.rows:
-                insert_items(conn, self.rows)
-            counts = {**self.base, "generation": dict(self.generation)}
-            conn.execute(update(VersionRow).where(VersionRow.id == self.version_id)
-                         .values(done=self.done, counts=counts))
+                store_versions.insert_items(conn, self.rows)
+            store_versions.set_progress(conn, self.version_id, done=self.done,
+                                        counts={**self.base, "generation": dict(self.generation)})
         n_images = self.images
         self.committed = self.done
         self.rows, self.blobs, self.images = [], {}, 0
@@ -427,36 +416,6 @@ class _Writer:
 
     def close(self) -> None:
         self.conn.close()
-
-
-def insert_blobs(conn: Connection, blobs: dict[str, tuple[int, str]]) -> None:
-    """Blob rows for new blobs (sha256 → size, format); blobs already known are left as they are."""
-    if conn.dialect.name == "sqlite" and conn.dialect.paramstyle == "qmark":
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.executemany(f"INSERT OR IGNORE INTO {BlobRow.__tablename__} (sha256, size, media_format) "
-                               "VALUES (?, ?, ?)", [(k, size, fmt) for k, (size, fmt) in blobs.items()])
-        finally:
-            cursor.close()
-        return
-    known = set(conn.scalars(select(BlobRow.sha256).where(BlobRow.sha256.in_(list(blobs)))))
-    new = [{"sha256": k, "size": v[0], "media_format": v[1]} for k, v in blobs.items() if k not in known]
-    if new:
-        conn.execute(insert(BlobRow), new)
-
-
-def insert_items(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-    """version_item rows (ITEM_COLUMNS order): a plain executemany on SQLite, Core (which batches) elsewhere."""
-    if conn.dialect.name == "sqlite" and conn.dialect.paramstyle == "qmark":
-        sql = (f"INSERT INTO {VersionItemRow.__tablename__} ({', '.join(ITEM_COLUMNS)}) "
-               f"VALUES ({', '.join('?' * len(ITEM_COLUMNS))})")
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.executemany(sql, rows)
-        finally:
-            cursor.close()
-    else:
-        conn.execute(insert(VersionItemRow), [dict(zip(ITEM_COLUMNS, r, strict=True)) for r in rows])
 
 
 # -- finishing --------------------------------------------------------------------------------
@@ -496,17 +455,7 @@ def _finish(store: Store, version_id: int, sel: Selection, *, parent_id: int | N
             "by_class": {c.name: by_class.get(c.name, 0) for c in sel.classes},
             "by_kind": dict(sorted(by_kind.items())),
         })
-        row.counts = counts
-        row.content_digest = digest.hexdigest()
-        row.status = "ready"
-        row.finished_at = datetime.now(UTC)
-        recipe_ref = Ref(Kind.RECIPE, row.recipe_hash)
-        sources = [Ref(Kind.BATCH, b) for b in sel.batches] + [recipe_ref]
-        if parent_id is not None:
-            sources.append(Ref(Kind.VERSION, parent_id))
-        s.flush()
-        lineage.record(s, Ref(Kind.VERSION, version_id), sources,
-                       params={recipe_ref: {"recipe": row.recipe, "source_digest": row.source_digest}})
+        store_versions.mark_ready(s, row, counts=counts, content_digest=digest.hexdigest(), batches=sel.batches)
         parent = s.scalar(select(VersionRow.name).where(VersionRow.id == parent_id)) if parent_id else None
         info = info_from_row(row, parent=parent)
     log.info("version %s ready: %s", info.name, {k: counts[k] for k in ("images", "annotations")})

@@ -1,0 +1,177 @@
+"""Batches and their change log: the one place that opens a batch, applies row changes and undoes them.
+
+A batch is one thing a user did to the project's data: an import, a fix (and later a relabel coming back
+from a labelling tool). Each row a batch changes in place is written to the change log (`ChangeRow`:
+table, row id, op, the whole row before and after), so the batch can be undone exactly, row ids included:
+
+    batch_id = batches.open_batch(conn, BatchKind.FIX, source="visionloop fix", summary=counts)
+    batches.apply(conn, batch_id, changes)            # runs them and logs them, in one transaction
+    restored = batches.undo(conn, batch_id)          # refused if a later batch changed those rows since
+
+`conn` is a SQLAlchemy Connection inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
+
+from visionloop.core.errors import NotFoundError, ProjectError
+from visionloop.store.schema import Base, BatchRow, ChangeRow
+
+CHUNK = 500
+
+
+class BatchKind(StrEnum):
+    IMPORT = "import"
+    FIX = "fix"
+
+
+class Op(StrEnum):
+    INSERT = "insert"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+@dataclass
+class RowChange:
+    """One row changed by a batch: `before` is the row as it was (None for an insert), `after` as it becomes
+    (None for a delete); both are whole column dicts."""
+
+    table: str
+    row_id: int
+    op: Op
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+
+
+def table(name: str) -> Table:
+    return Base.metadata.tables[name]
+
+
+def open_batch(conn: Connection, kind: BatchKind, *, source: str, format: str | None = None,
+               split: str | None = None, summary: dict[str, Any] | None = None) -> int:
+    """A new batch row; its id."""
+    return int(conn.execute(insert(BatchRow.__table__).values(  # type: ignore[arg-type]
+        kind=str(BatchKind(kind)), source=source, format=format, split=split, created_at=datetime.now(UTC),
+        summary=summary or {})).inserted_primary_key[0])  # type: ignore[index]
+
+
+def set_summary(conn: Connection, batch_id: int, summary: dict[str, Any]) -> None:
+    conn.execute(update(BatchRow).where(BatchRow.id == batch_id).values(summary=summary))
+
+
+def rows(conn: Connection, name: str, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Whole rows of a table by id, as column dicts."""
+    t = table(name)
+    ids = list(ids)
+    out: dict[int, dict[str, Any]] = {}
+    for s in range(0, len(ids), CHUNK):
+        for r in conn.execute(select(t).where(t.c.id.in_(ids[s:s + CHUNK]))):
+            out[r.id] = dict(r._mapping)
+    return out
+
+
+def jsonable(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+
+
+def apply(conn: Connection, batch_id: int, changes: Sequence[RowChange]) -> None:
+    """Run the changes in order and write them to the batch's change log."""
+    for c in changes:
+        if c.after is not None and "batch_id" in c.after:
+            c.after["batch_id"] = batch_id  # the batch that last wrote the row
+    run(conn, changes)
+    log(conn, batch_id, changes)
+
+
+def log(conn: Connection, batch_id: int, changes: Sequence[RowChange]) -> None:
+    """Write changes (already made) to the batch's change log."""
+    if changes:
+        conn.execute(insert(ChangeRow.__table__), [  # type: ignore[arg-type]
+            {"batch_id": batch_id, "table_name": c.table, "row_id": c.row_id, "op": str(c.op),
+             "before": jsonable(c.before), "after": jsonable(c.after)} for c in changes])
+
+
+def run(conn: Connection, changes: Sequence[RowChange]) -> None:
+    """Run row changes in order, batching consecutive ones of the same table and op."""
+    i = 0
+    while i < len(changes):
+        name, op = changes[i].table, changes[i].op
+        j = i
+        while j < len(changes) and changes[j].table == name and changes[j].op == op:
+            j += 1
+        group = changes[i:j]
+        t = table(name)
+        if op == Op.DELETE:
+            ids = [g.row_id for g in group]
+            for s in range(0, len(ids), CHUNK):
+                conn.execute(delete(t).where(t.c.id.in_(ids[s:s + CHUNK])))
+        elif op == Op.INSERT:
+            conn.execute(insert(t), [g.after for g in group if g.after is not None])
+        else:
+            assert group[0].after is not None
+            cols = [c for c in group[0].after if c != "id"]
+            stmt = update(t).where(t.c.id == bindparam("_id")).values({c: bindparam(c) for c in cols})
+            conn.execute(stmt, [{**{c: g.after[c] for c in cols}, "_id": g.row_id}  # type: ignore[index]
+                                for g in group])
+        i = j
+
+
+def batch_row(conn: Connection, batch_id: int, *, root: Any = None) -> Any:
+    """The batch's (kind, summary), or a NotFoundError."""
+    batch = conn.execute(select(BatchRow.kind, BatchRow.summary).where(BatchRow.id == batch_id)).first()
+    if batch is None:
+        raise NotFoundError(f"no batch {batch_id} in this project", path=root,
+                            hint="`visionloop batch list` shows the batches")
+    return batch
+
+
+def logged(conn: Connection, batch_id: int) -> list[RowChange]:
+    """The batch's change log, newest first (the order an undo runs in)."""
+    return [RowChange(r.table_name, r.row_id, Op(r.op), r.before, r.after) for r in conn.execute(
+        select(ChangeRow).where(ChangeRow.batch_id == batch_id).order_by(ChangeRow.id.desc()))]
+
+
+def undo(conn: Connection, batch_id: int, *, root: Any = None) -> list[RowChange]:
+    """Put back every row in the batch's change log (refused, naming the row, when a later batch changed one of
+    them since), mark the batch undone; the changes that were made to undo it."""
+    batch = batch_row(conn, batch_id, root=root)
+    summary = dict(batch.summary or {})
+    if summary.get("undone_at"):
+        raise ProjectError(f"batch {batch_id} was already undone at {summary['undone_at']}", path=root)
+    changes = logged(conn, batch_id)
+    inverse = inverse_of(conn, batch_id, changes, kind=batch.kind, root=root)
+    run(conn, inverse)
+    summary["undone_at"] = datetime.now(UTC).isoformat()
+    set_summary(conn, batch_id, summary)
+    return inverse
+
+
+def inverse_of(conn: Connection, batch_id: int, changes: Sequence[RowChange], *, kind: str = "",
+               root: Any = None) -> list[RowChange]:
+    """The changes that undo `changes` (newest first), after checking that every row is still as the batch left it."""
+    by_table: dict[str, list[int]] = {}
+    for c in changes:
+        by_table.setdefault(c.table, []).append(c.row_id)
+    current = {t: rows(conn, t, ids) for t, ids in by_table.items()}
+    inverse: list[RowChange] = []
+    for c in changes:
+        now = current[c.table].get(c.row_id)
+        if (c.op == Op.DELETE and now is not None) or (c.op != Op.DELETE and jsonable(now) != c.after):
+            raise ProjectError(f"{c.table} row {c.row_id} changed after {kind} batch {batch_id}; undoing would lose "
+                               "that change", path=root, hint="undo the later batches first")
+        if c.op == Op.DELETE:
+            inverse.append(RowChange(c.table, c.row_id, Op.INSERT, c.after, c.before))
+        elif c.op == Op.INSERT:
+            inverse.append(RowChange(c.table, c.row_id, Op.DELETE, c.after, None))
+        else:
+            inverse.append(RowChange(c.table, c.row_id, Op.UPDATE, c.after, c.before))
+    return inverse
