@@ -38,6 +38,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
+from array import array
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -233,6 +234,8 @@ class _Index:
         self.db.execute("PRAGMA synchronous=OFF")
         self.db.execute("CREATE TABLE img (seq INTEGER PRIMARY KEY, id UNIQUE, stem TEXT, data BLOB)")
         self.db.execute("CREATE TABLE grp (seq INTEGER PRIMARY KEY, image_id, ann_pos INTEGER, ann_id)")
+        self.db.execute("CREATE TABLE aid (id PRIMARY KEY, pos INTEGER) WITHOUT ROWID")  # ids that are not int64
+        self.int_ids = array("q")  # integer annotation ids (8 bytes each), checked for repeats after the scan
         self.n_images = 0
 
     def image(self, image_id: Any) -> dict[str, Any]:
@@ -319,6 +322,7 @@ class _Index:
 
     def _scan_annotations(self, items: Iterable[Any], first_use: dict[Any, tuple[int, Any]]) -> None:
         groups: list[tuple[Any, ...]] = []
+        ids: list[tuple[Any, int]] = []
         last: Any = None
         insert = "INSERT INTO grp (image_id, ann_pos, ann_id) VALUES (?, ?, ?)"
         for i, item in enumerate(items):
@@ -326,6 +330,10 @@ class _Index:
                 where = f"annotations[{i}]" + (f" (id {item['id']})" if isinstance(item, dict) and "id" in item else "")
                 raise FormatError("annotation needs `image_id` and `category_id`", path=self.path, where=where)
             image_id = item["image_id"]
+            if type(image_id) is bool or type(item["category_id"]) is bool:
+                where = f"annotations[{i}]" + (f" (id {item['id']})" if "id" in item else "")
+                raise FormatError("`image_id` and `category_id` must be ids, not true/false", path=self.path,
+                                  where=where)
             if image_id != last:
                 groups.append((image_id, i, item.get("id")))
                 last = image_id
@@ -334,8 +342,53 @@ class _Index:
                     groups.clear()
             if item["category_id"] not in first_use:
                 first_use[item["category_id"]] = (i, item.get("id"))
+            ann_id = item.get("id")
+            if type(ann_id) is int and -(1 << 63) <= ann_id < (1 << 63):
+                self.int_ids.append(ann_id)
+            elif ann_id is not None:
+                ids.append((ann_id, i))
+                if len(ids) >= 20000:
+                    self._add_ids(ids)
             self.annotations += 1
         self.db.executemany(insert, groups)
+        self._add_ids(ids)
+        self._check_int_ids()
+
+    def _check_int_ids(self) -> None:
+        import numpy as np
+
+        ids = np.frombuffer(self.int_ids, dtype=np.int64)
+        if len(ids) < 2 or bool(np.all(ids[1:] > ids[:-1])):  # ascending, as nearly every tool writes them
+            self.int_ids = array("q")
+            return
+        ordered = np.sort(ids)
+        repeats = ordered[1:][ordered[1:] == ordered[:-1]]
+        self.int_ids = array("q")
+        if len(repeats):
+            dup = int(repeats[0])
+            walk = resume(self.path, self.ann_at, "annotations", stream={"annotations"}) if self.ann_at is not None \
+                else iter(())
+            at = [i for key, value in walk if key == "annotations"
+                  for i, item in enumerate(value) if type(item.get("id")) is int and item["id"] == dup][:2]
+            raise FormatError(f"duplicate annotation id {dup} (first at annotations[{at[0]}])", path=self.path,
+                              where=f"annotations[{at[1]}]",
+                              hint="annotation ids must be unique; remove the repeated entry")
+
+    def _add_ids(self, ids: list[tuple[Any, int]]) -> None:
+        """Annotation ids must be unique: the same id twice is an error naming both places."""
+        try:
+            self.db.executemany("INSERT INTO aid (id, pos) VALUES (?, ?)", ids)
+        except sqlite3.IntegrityError:
+            for ann_id, pos in ids:
+                row = self.db.execute("SELECT pos FROM aid WHERE id = ?", (ann_id,)).fetchone()
+                if row is not None and row[0] != pos:
+                    raise FormatError(f"duplicate annotation id {ann_id!r} (first at annotations[{row[0]}])",
+                                      path=self.path, where=f"annotations[{pos}]",
+                                      hint="annotation ids must be unique; remove the repeated entry") from None
+                if row is None:
+                    self.db.execute("INSERT INTO aid (id, pos) VALUES (?, ?)", (ann_id, pos))
+            raise
+        ids.clear()
 
 
 def _exact(data: bytes) -> bytes:
@@ -471,10 +524,14 @@ def _insert_images(db: sqlite3.Connection, buf: list[tuple[Any, ...]], path: Pat
     try:
         db.executemany("INSERT INTO img (seq, id, stem, data) VALUES (?, ?, ?, ?)", buf)
     except sqlite3.IntegrityError:
-        for seq, ident, _, _ in buf:
-            if db.execute("SELECT 1 FROM img WHERE id = ?", (ident,)).fetchone() or \
-                    sum(1 for _, other, _, _ in buf if other == ident) > 1:
-                raise FormatError(f"duplicate image id {ident}", path=path, where=f"images[{seq}]") from None
+        seen: dict[Any, int] = {}
+        for seq, ident, _, _ in buf:  # the first entry whose id came before (earlier in this batch or in the db)
+            row = db.execute("SELECT seq FROM img WHERE id = ?", (ident,)).fetchone()
+            first = row[0] if row and row[0] != seq else seen.get(ident)
+            if first is not None:
+                raise FormatError(f"duplicate image id {ident} (first at images[{first}])", path=path,
+                                  where=f"images[{seq}]") from None
+            seen[ident] = seq
         raise
     buf.clear()
 
@@ -605,18 +662,18 @@ def _check_image(item: Any, path: Path, i: int) -> None:
         w, h, name = item.get("width", 0), item.get("height", 0), item.get("file_name")
         if type(item.get("id")) is int and type(name) is str and name and type(w) is int and type(h) is int \
                 and w >= 0 and h >= 0:
-            return
+            return  # (type(True) is bool, not int: booleans take the slow path and are refused there)
     where = f"images[{i}]"
     if not isinstance(item, dict):
         raise FormatError("expected an object", path=path, where=where)
     for k in ("id", "file_name"):
         if k not in item:
             raise FormatError(f"image entry has no `{k}`", path=path, where=where)
-    if not isinstance(item["id"], int | float) or not isinstance(item["file_name"], str) or not item["file_name"]:
+    if type(item["id"]) not in _REAL or not isinstance(item["file_name"], str) or not item["file_name"]:
         raise FormatError("image `id` must be a number and `file_name` a non-empty string", path=path, where=where)
     for k in ("width", "height"):
         v = item.get(k)
-        if v is not None and (not isinstance(v, int | float) or v < 0):
+        if v is not None and (type(v) not in _REAL or v < 0):
             raise FormatError(f"image `{k}` must be a non-negative number, got {v!r}", path=path, where=where)
 
 
@@ -645,24 +702,26 @@ def _annotations(item: dict[str, Any], names: dict[int, str], path: Path, seq: i
         seg = item.get("segmentation")
         try:
             x, y, w, h = bbox
+            if not (type(x) in _REAL and type(y) in _REAL and type(w) in _REAL and type(h) in _REAL):
+                raise ValueError(f"bbox values must be numbers, got {bbox!r}")
             box = Box(x, y, x + w, y + h)
             area = item.get("area")
             if not seg:
                 return [Annotation(label, box, crowd=bool(item.get("iscrowd", 0)),
-                                   area=None if area is None or area == w * h else float(area))]
+                                   area=None if area is None or area == w * h else _real(area, "area"))]
             if type(seg) is list:
-                polygon = Polygon(tuple(tuple(map(float, ring)) for ring in seg if ring))
+                polygon = Polygon(tuple(_ring(ring) for ring in seg if ring))
                 return [Annotation(label, polygon, crowd=bool(item.get("iscrowd", 0)),
-                                   area=None if area is None else float(area), bbox=box)]
+                                   area=None if area is None else _real(area, "area"), bbox=box)]
         except (TypeError, ValueError) as e:
             raise _bad(item, path, seq, e) from None
     try:
         bbox = item.get("bbox")
         if bbox and len(bbox) != 4:
             raise ValueError(f"bbox needs 4 numbers [x, y, w, h], got {len(bbox)}")
-        declared = Box.from_xywh(*(float(v) for v in bbox)) if bbox else None
-        area = float(item["area"]) if item.get("area") is not None else None
-        score = float(item["score"]) if item.get("score") is not None else None
+        declared = Box.from_xywh(*(_real(v, "bbox") for v in bbox)) if bbox else None
+        area = _real(item["area"], "area") if item.get("area") is not None else None
+        score = _real(item["score"], "score") if item.get("score") is not None else None
 
         def make(geometry: Geometry, bbox: Box | None, area: float | None = area) -> Annotation:
             return Annotation(label, geometry, attributes=item.get("attributes") or {},
@@ -672,7 +731,7 @@ def _annotations(item: dict[str, Any], names: dict[int, str], path: Path, seq: i
         geometry = _segmentation(seg) if seg else None
         kps = item.get("keypoints")
         if kps:
-            out = [make(Keypoints(tuple(float(v) for v in kps)), declared)]
+            out = [make(Keypoints(tuple(_real(v, "keypoints") for v in kps)), declared)]
             if geometry is not None:
                 out.append(make(geometry, declared))
             return out
@@ -685,6 +744,26 @@ def _annotations(item: dict[str, Any], names: dict[int, str], path: Path, seq: i
         raise _bad(item, path, seq, e) from None
 
 
+_REAL = (int, float)  # not bool (type(True) is bool), not str: "10" and true are refused, never read as numbers
+
+
+def _real(v: Any, what: str) -> float:
+    if type(v) not in _REAL:
+        raise ValueError(f"{what} values must be numbers, got {v!r}")
+    return float(v)
+
+
+def _ring(ring: Any) -> tuple[float, ...]:
+    """A polygon ring's coordinates; strings and nulls refused (sum() checks at C speed)."""
+    if type(ring) is not list:
+        raise ValueError(f"a polygon ring must be a list of numbers, got {ring!r}")
+    try:
+        sum(ring)  # TypeError on a string or null
+    except TypeError:
+        raise ValueError(f"polygon values must be numbers, got {ring!r}"[:200]) from None
+    return tuple(map(float, ring))
+
+
 def _bad(item: dict[str, Any], path: Path, seq: int, e: Exception) -> FormatError:
     where = f"annotations[{seq}]" + (f" (id {item['id']})" if "id" in item else "")
     return FormatError(f"bad annotation: {e}", path=path, where=where)
@@ -692,8 +771,7 @@ def _bad(item: dict[str, Any], path: Path, seq: int, e: Exception) -> FormatErro
 
 def _segmentation(seg: Any) -> Polygon | Mask:
     if isinstance(seg, list):
-        rings = tuple(tuple(float(v) for v in ring) for ring in seg if ring)
-        return Polygon(rings)
+        return Polygon(tuple(_ring(ring) for ring in seg if ring))
     if isinstance(seg, dict):
         h, w = (int(v) for v in seg["size"])
         counts = seg["counts"]
