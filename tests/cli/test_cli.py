@@ -58,3 +58,12 @@ def test_demo_runs_every_stage(tmp_path):
     assert steps[3]["images_unchanged"] == 16
     assert steps[6]["reimport"]["annotations_added"] == imp["annotations_added"]
     assert steps[5]["fix_dry_run"] == {} or sum(steps[5]["fix_dry_run"].values()) == 0  # synthetic data is clean
+
+
+def test_root_version_flag_and_health_dataset_version_do_not_clash():
+    import visionloop
+
+    r = CliRunner().invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.output.strip() == f"visionloop {visionloop.__version__}"
+    r = CliRunner().invoke(app, ["health", "--help"])
+    assert "--dataset-version" in r.output and "--version" not in r.output.replace("--dataset-version", "")

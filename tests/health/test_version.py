@@ -1,4 +1,4 @@
-"""`visionloop health --version V`: the same report over a version's generated images."""
+"""`visionloop health --dataset-version V`: the same report over a version's generated images."""
 
 import shutil
 
@@ -55,7 +55,7 @@ def test_cli_health_version(versioned):
     from visionloop.cli.main import app
 
     store, info = versioned
-    r = CliRunner().invoke(app, ["health", "--version", info.name, "-p", str(store.root), "--json"])
+    r = CliRunner().invoke(app, ["health", "--dataset-version", info.name, "-p", str(store.root), "--json"])
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
     assert data["version"] == info.name and data["counts"]["images"] == 800

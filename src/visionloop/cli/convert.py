@@ -10,7 +10,7 @@ from rich.table import Table
 
 from visionloop.cli.console import console, print_json
 from visionloop.cli.options import JsonOpt
-from visionloop.cli.project import render_write_report
+from visionloop.cli.render import render_write_report
 from visionloop.formats.base import ImageMode
 
 

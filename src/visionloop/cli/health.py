@@ -17,8 +17,8 @@ MAX_DIFF_ROWS = 50
 
 def health(
     split: Annotated[str | None, typer.Option(help="Only this split (duplicates still look across splits).")] = None,
-    version: Annotated[str | None, typer.Option("--version", "-v", help="Check a dataset version (name or id) "
-                                                "instead of the project's images.")] = None,
+    version: Annotated[str | None, typer.Option("--dataset-version", "-d", help="Check a dataset version (name "
+                                                "or id) instead of the project's images.")] = None,
     html: Annotated[Path | None, typer.Option("--html", help="Also write a self-contained HTML report here.")] = None,
     input_size: Annotated[int, typer.Option(help="Model input size (longest side) for the tiny-object check.",
                                             min=1)] = 640,

@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import sys
+from typing import Annotated
 
 import typer
 
@@ -23,6 +24,22 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        import visionloop
+
+        typer.echo(f"visionloop {visionloop.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                                help="Print visionloop's version and exit.")] = False) -> None:
+    """The computer-vision loop: import any format, check, version, train, evaluate, serve, relabel."""
+
+
 app.command("init")(project_cmds.init)
 app.command("import")(project_cmds.import_)
 app.command("export")(project_cmds.export)

@@ -177,7 +177,7 @@ def export(
     as_json: JsonOpt = False,
 ) -> None:
     """Export a version in any format, streaming."""
-    from visionloop.cli.project import render_write_report
+    from visionloop.cli.render import render_write_report
     from visionloop.store import Store
     from visionloop.versions import export_version
 
