@@ -26,6 +26,8 @@ def convert(
     classes: Annotated[Path | None, typer.Option(help="YAML/JSON {old: new} to rename/merge, {old: null} to drop.")] = None,
     workers: Annotated[int | None, typer.Option(
         help="Processes (default: one per core), where the source can be cut into parts; same output.")] = None,
+    allow_outside_root: Annotated[bool, typer.Option(
+        "--allow-outside-root", help="Read images the annotations place outside the source folder.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Convert a dataset between formats, streaming, with no project."""
@@ -34,7 +36,7 @@ def convert(
 
     mapping = load_class_mapping(classes) if classes is not None else None
     report = run(src, out, to=to, from_=from_, split=split, images=images, overwrite=overwrite, strict=strict,
-                 classes=mapping, workers=workers)
+                 classes=mapping, workers=workers, allow_outside_root=allow_outside_root)
     render_write_report(report, as_json)
 
 

@@ -9,8 +9,6 @@ import typer
 from rich.table import Table
 
 from visionloop.cli.console import console, err_console, print_json, progress
-from visionloop.cli.render import plural as _n
-from visionloop.cli.render import render_write_report
 from visionloop.cli.options import JsonOpt, ProjectOpt
 from visionloop.formats.base import ImageMode
 
@@ -38,6 +36,8 @@ def import_(
     format: Annotated[str | None, typer.Option("--format", "-f", help="Source format (default: detect).")] = None,
     split: Annotated[str | None, typer.Option(help="Put every image in this split.")] = None,
     no_fix: Annotated[bool, typer.Option("--no-fix", help="Keep out-of-bounds/zero-area annotations and wrong declared sizes as they are, for `visionloop health`.")] = False,
+    allow_outside_root: Annotated[bool, typer.Option(
+        "--allow-outside-root", help="Read images the annotations place outside the dataset folder.")] = False,
     project: ProjectOpt = Path("."),
     as_json: JsonOpt = False,
 ) -> None:
@@ -46,7 +46,8 @@ def import_(
     from visionloop.store import Store
 
     with Store.open(project) as store, progress(f"Importing {path.name}") as advance:
-        report = import_dataset(store, path, format=format, split=split, fix=not no_fix, progress=advance)
+        report = import_dataset(store, path, format=format, split=split, fix=not no_fix, progress=advance,
+                                allow_outside_root=allow_outside_root)
     if as_json:
         print_json(report.to_json())
         return
@@ -106,3 +107,21 @@ def stats(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
     for name, n in s.by_class.items():
         classes.add_row(name, str(n))
     console.print(classes)
+
+
+def _n(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def render_write_report(report: object, as_json: bool) -> None:
+    data = report.to_json()  # type: ignore[attr-defined]
+    if as_json:
+        print_json(data)
+        return
+    anns = ", ".join(_n(v, k, k + ("es" if k == "box" else "s")) for k, v in sorted(data["annotations"].items()))
+    anns = anns or "no annotations"
+    console.print(f"Wrote {data['format']} to {data['path']}: {data['images']} images, {anns}")
+    for what, n in sorted(data["converted"].items()):
+        err_console.print(f"[yellow]converted[/] {n} × {what}")
+    for what, n in sorted(data["dropped"].items()):
+        err_console.print(f"[yellow]dropped[/] {n} × {what}")

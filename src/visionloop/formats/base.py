@@ -122,6 +122,50 @@ def strict_writes() -> Iterator[None]:
         _STRICT.reset(token)
 
 
+#: set by `allow_outside_root()`: image paths outside the dataset's folder may be read
+_OUTSIDE_OK: ContextVar[bool] = ContextVar("visionloop_outside_root", default=False)
+
+
+@contextmanager
+def allow_outside_root(allow: bool = True) -> Iterator[None]:
+    """Within this block readers may read images (and YOLO split folders) outside the dataset's folder."""
+    token = _OUTSIDE_OK.set(allow)
+    try:
+        yield
+    finally:
+        _OUTSIDE_OK.reset(token)
+
+
+def dataset_root(path: Path) -> Path:
+    """The folder a dataset given as `path` may read from: the folder itself; for a file, its folder, or
+    the one above when that folder is `annotations/` (COCO keeps images beside it)."""
+    path = Path(os.path.abspath(path))
+    if path.is_dir():
+        return path
+    return path.parent.parent if path.parent.name.lower() == "annotations" else path.parent
+
+
+def check_inside(target: str | Path, root: Path, *, path: str | Path, where: str) -> None:
+    """Refuse a file or folder outside `root` (lexically: `..` and absolute paths; a symbolic link inside
+    the dataset is the user's own arrangement), unless `allow_outside_root()` is in effect."""
+    text = str(target)
+    if "://" in text or _OUTSIDE_OK.get():
+        return
+    full = os.path.normpath(os.path.join(root, text))
+    base = os.path.normpath(root)
+    if full != base and not full.startswith(base.rstrip(os.sep) + os.sep):
+        raise FormatError(f"{text} is outside the dataset folder {base}", path=path, where=where,
+                          hint="pass --allow-outside-root to read it anyway")
+
+
+def inside_root(samples: Iterable[Sample], root: Path, *, source: Path) -> Iterator[Sample]:
+    """The samples, refusing any whose image file lies outside `root` (see `check_inside`)."""
+    for sample in samples:
+        if sample.image.path is not None:
+            check_inside(sample.image.path, root, path=source, where=sample.image.file_name)
+        yield sample
+
+
 class LossCounter(Counter[str]):
     """A Counter of losses that, when strict, refuses the first one: the write stops right there."""
 

@@ -18,6 +18,7 @@ from visionloop.core.geometry import kind
 from visionloop.core.sample import LabelState, Sample
 from visionloop.formats import registry
 from visionloop.formats.base import ImageMode, Reader, ReadPart, WriteReport, strict_writes
+from visionloop.formats.base import allow_outside_root as outside_ok
 from visionloop.formats.output import atomic_output
 
 log = logging.getLogger(__name__)
@@ -33,15 +34,25 @@ def atomic_dir(out: Path, *, overwrite: bool = False, format: str = "",
 
 def convert(src: str | Path, out: str | Path, *, to: str, from_: str | None = None, split: str | None = None,
             images: ImageMode | str = ImageMode.COPY, overwrite: bool = False, strict: bool = False,
-            classes: ClassMapping | None = None, workers: int | None = None) -> WriteReport:
+            classes: ClassMapping | None = None, workers: int | None = None,
+            allow_outside_root: bool = False) -> WriteReport:
     """Any format to any other, streaming, with no project.
 
     `strict`: any annotation the target cannot hold exactly is an error, and
     nothing is written. `classes`: rename, merge or drop classes on the way.
     `workers`: processes to convert with (default: one per core) where the source
     can be cut into parts and the target written in parts; the output is the
-    same whatever the number.
+    same whatever the number. `allow_outside_root`: read images that the annotations
+    place outside the source's folder (`../x.jpg`, absolute paths; refused by default).
     """
+    with outside_ok(allow_outside_root):
+        return _convert(src, out, to=to, from_=from_, split=split, images=images, overwrite=overwrite, strict=strict,
+                        classes=classes, workers=workers)
+
+
+def _convert(src: str | Path, out: str | Path, *, to: str, from_: str | None, split: str | None,
+             images: ImageMode | str, overwrite: bool, strict: bool, classes: ClassMapping | None,
+             workers: int | None) -> WriteReport:
     registry.get(to)
     reader = registry.read(Path(src), format=from_, split=split)
     class_map = reader.classes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -11,7 +12,15 @@ from types import ModuleType
 from visionloop.core.classes import ClassMap
 from visionloop.core.errors import FormatError, NotFoundError
 from visionloop.core.sample import Sample
-from visionloop.formats.base import Detection, ImageMode, Reader, WriteReport
+from visionloop.formats.base import (
+    Detection,
+    ImageMode,
+    Reader,
+    ReadPart,
+    WriteReport,
+    dataset_root,
+    inside_root,
+)
 
 
 @dataclass(frozen=True)
@@ -386,7 +395,24 @@ def read(path: Path, *, format: str | None = None, split: str | None = None) -> 
     name = format or detect(path)
     if not path.exists():
         raise FormatError("no such file or folder", path=path)
-    return get(name).load().read(path, split=split)
+    reader: Reader = get(name).load().read(path, split=split)
+    return _inside(reader, path)
+
+
+def _inside(reader: Reader, path: Path) -> Reader:
+    """The reader, refusing images outside the dataset's folder unless `allow_outside_root()` is in effect."""
+    root = dataset_root(path)
+    parts = reader.parts
+
+    def cut(n: int) -> list[ReadPart] | None:
+        assert parts is not None
+        found = parts(n)
+        if found is None:
+            return None
+        return [ReadPart(p.start, functools.partial(inside_root, p, root, source=path)) for p in found]
+
+    return Reader(reader.classes, functools.partial(inside_root, reader, root, source=path), source=reader.source,
+                  parts=cut if parts is not None else None)
 
 
 def write(

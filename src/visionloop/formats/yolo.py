@@ -51,6 +51,7 @@ from visionloop.formats.base import (
     ImageMode,
     Reader,
     WriteReport,
+    check_inside,
     image_size,
     is_image,
     iter_files,
@@ -459,6 +460,7 @@ def _yaml_layout(yaml_path: Path, task: str | None) -> _Layout:
                     f"`{key}: {entry}` is not a folder or file here (looked relative to {root})",
                     path=yaml_path, where=f"key {key!r}", hint="fix the path or remove the key",
                 )
+            check_inside(found, yaml_path.parent, path=yaml_path, where=f"key {key!r}")
             sources.append(_Source(key, found, yaml_path))
     for key, value in data.items():  # extra splits written as `holdout: images/holdout`
         if key in SPLIT_KEYS or key in _NOT_SPLITS or not isinstance(key, str):
@@ -466,6 +468,7 @@ def _yaml_layout(yaml_path: Path, task: str | None) -> _Layout:
         for entry in _split_entries(value) or []:
             found = _resolve_entry(entry, root, yaml_path)
             if found is not None and (found.is_dir() or found.suffix.lower() == ".txt"):
+                check_inside(found, yaml_path.parent, path=yaml_path, where=f"key {key!r}")
                 sources.append(_Source(key, found, yaml_path))
     if not sources:
         raise FormatError("the YAML names no images (no `train:`, `val:` or `test:`)", path=yaml_path,

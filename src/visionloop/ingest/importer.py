@@ -12,6 +12,7 @@ from typing import Any
 from visionloop import formats
 from visionloop.core.errors import ImageError
 from visionloop.core.sample import Sample
+from visionloop.formats.base import allow_outside_root as allow_outside_root_
 from visionloop.ingest.checks import check_sample
 from visionloop.ingest.images import ImageInfo, probe, read_bytes
 from visionloop.ingest.orient import reorient_annotation
@@ -46,12 +47,21 @@ def import_dataset(
     split: str | None = None,
     fix: bool = True,
     progress: Progress | None = None,
+    allow_outside_root: bool = False,
 ) -> ImportReport:
     """Read `path`, check every image and annotation, and add them to the store as one batch.
 
     Any error (a malformed file, a missing or broken image, an impossible
-    annotation) raises and leaves the store exactly as it was.
+    annotation) raises and leaves the store exactly as it was. An image the
+    annotations place outside the dataset's folder (`../x.jpg`, an absolute path)
+    is an error unless `allow_outside_root`.
     """
+    with allow_outside_root_(allow_outside_root):
+        return _import(store, Path(path), format=format, split=split, fix=fix, progress=progress)
+
+
+def _import(store: Store, path: Path, *, format: str | None, split: str | None, fix: bool,
+            progress: Progress | None) -> ImportReport:
     path = Path(path)
     name = format or formats.detect(path)
     reader = formats.read(path, format=name, split=split)
