@@ -10,6 +10,8 @@ from rich.table import Table
 
 from visionloop.cli.console import console, err_console, print_json, progress
 from visionloop.cli.options import JsonOpt, ProjectOpt
+from visionloop.cli.render import plural as _n
+from visionloop.cli.render import render_write_report
 from visionloop.formats.base import ImageMode
 
 
@@ -107,21 +109,3 @@ def stats(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
     for name, n in s.by_class.items():
         classes.add_row(name, str(n))
     console.print(classes)
-
-
-def _n(n: int, one: str, many: str) -> str:
-    return f"{n} {one if n == 1 else many}"
-
-
-def render_write_report(report: object, as_json: bool) -> None:
-    data = report.to_json()  # type: ignore[attr-defined]
-    if as_json:
-        print_json(data)
-        return
-    anns = ", ".join(_n(v, k, k + ("es" if k == "box" else "s")) for k, v in sorted(data["annotations"].items()))
-    anns = anns or "no annotations"
-    console.print(f"Wrote {data['format']} to {data['path']}: {data['images']} images, {anns}")
-    for what, n in sorted(data["converted"].items()):
-        err_console.print(f"[yellow]converted[/] {n} × {what}")
-    for what, n in sorted(data["dropped"].items()):
-        err_console.print(f"[yellow]dropped[/] {n} × {what}")
