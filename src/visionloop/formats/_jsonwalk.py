@@ -102,6 +102,9 @@ class _Window:
         while True:
             try:
                 obj, end = self.json.raw_decode(self.text, self.pos)
+            except RecursionError:
+                raise FormatError("JSON nested too deeply to read", path=self.path,
+                                  where=f"byte {self.byte_offset()}") from None
             except json.JSONDecodeError:
                 if self.refill():  # the value may run past the window: widen it and try again
                     continue
@@ -121,6 +124,8 @@ def _locate(path: Path, message: str) -> FormatError:
     """Re-parse with the standard library on the error path only, for a line and column."""
     try:
         json.loads(path.read_bytes())  # bytes: the standard library skips a BOM itself
+    except RecursionError:
+        return FormatError("JSON nested too deeply to read", path=path)
     except json.JSONDecodeError as e:
         return FormatError(f"malformed JSON: {e.msg}", path=path, where=f"line {e.lineno}, column {e.colno}")
     except UnicodeDecodeError as e:

@@ -262,6 +262,8 @@ def image_size(path: str | Path) -> tuple[int, int]:
             return w, h
     except FileNotFoundError:
         raise ImageError("image file not found", path=path) from None
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"too many pixels to decode safely ({e})", path=path) from None
     except (UnidentifiedImageError, OSError) as e:
         raise ImageError(f"not a readable image ({e})", path=path) from None
 

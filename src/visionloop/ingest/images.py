@@ -68,6 +68,9 @@ def probe(data: bytes, *, path: str | Path) -> ImageInfo:
             exif = im.getexif()
             if fmt not in ("jpeg", "png"):
                 im.verify()
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"too many pixels to decode safely ({e})", path=path,
+                         hint="resize the image") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"not a readable image ({e})", path=path) from None
     if fmt == "jpeg":

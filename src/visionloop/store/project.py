@@ -108,7 +108,13 @@ class Store:
         if config.exists():
             raise ProjectError("a visionloop project already exists here", path=config,
                                hint="open it instead, or pick an empty folder")
-        root.mkdir(parents=True, exist_ok=True)
+        if root.exists() and not root.is_dir():
+            raise ProjectError("a file is in the way: a project is a folder", path=root,
+                               hint="pick a new or empty folder")
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ProjectError(f"cannot create the project folder ({e.strerror or e})", path=root) from None
         settings = {
             "database": db_url or "sqlite:///visionloop.db",
             "blobs": blob_url or "blobs",
