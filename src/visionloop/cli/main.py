@@ -14,7 +14,9 @@ from visionloop.cli import convert as convert_cmds
 from visionloop.cli import demo as demo_cmds
 from visionloop.cli import evaluate as evaluate_cmds
 from visionloop.cli import health as health_cmds
+from visionloop.cli import model as model_cmds
 from visionloop.cli import project as project_cmds
+from visionloop.cli import train as train_cmds
 from visionloop.cli import version as version_cmds
 
 app = typer.Typer(
@@ -51,6 +53,9 @@ app.command("fix")(health_cmds.fix)
 app.command("demo")(demo_cmds.demo)
 app.command("evaluate")(evaluate_cmds.evaluate)
 app.add_typer(version_cmds.app, name="version")
+app.command("train")(train_cmds.train)
+app.add_typer(model_cmds.app, name="model")
+app.command("predict")(model_cmds.predict)
 
 
 #: what an interrupted command leaves behind, by command (the first one or two words after `visionloop`)

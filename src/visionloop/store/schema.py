@@ -218,3 +218,52 @@ class VersionItemRow(Base):
     n_annotations: Mapped[int] = mapped_column(default=0)
     annotations: Mapped[str] = mapped_column(Text)
     meta: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class ModelRow(Base):
+    """A trained model in the registry: what it does, how to feed it, what it scored, what made it.
+
+    `status` is training | ready | failed; `stage` is preview → beta → ga. `checkpoint` is the
+    project-relative folder of its training checkpoints (resume); `weights_sha256` the blob of the
+    final torch weights.
+    """
+
+    __tablename__ = "model"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    task: Mapped[str] = mapped_column(String(16))  # detect | classify | ...
+    arch: Mapped[str] = mapped_column(String(64))
+    weights_init: Mapped[str] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16), default="training")
+    stage: Mapped[str] = mapped_column(String(16), default="preview")
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("version.id", ondelete="SET NULL"), index=True)
+    version_name: Mapped[str] = mapped_column(String(64))  # kept when the version is deleted
+    classes: Mapped[list[Any]] = mapped_column(default=list)
+    input_size: Mapped[list[Any]] = mapped_column(default=list)  # [width, height]
+    preprocessing: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    hyper: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    history: Mapped[list[Any]] = mapped_column(default=list)  # one dict per epoch
+    checkpoint: Mapped[str | None] = mapped_column(String(256))
+    weights_sha256: Mapped[str | None] = mapped_column(String(64))
+    code_version: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ModelExportRow(Base):
+    """One export of a model to a runtime format (onnx fp32 / int8): its blob, parity and accuracy delta."""
+
+    __tablename__ = "model_export"
+    __table_args__ = (UniqueConstraint("model_id", "format", "precision", name="uq_model_export_target"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("model.id", ondelete="CASCADE"), index=True)
+    format: Mapped[str] = mapped_column(String(16))
+    precision: Mapped[str] = mapped_column(String(8))
+    sha256: Mapped[Sha256]
+    size_bytes: Mapped[int]
+    parity: Mapped[dict[str, Any]] = mapped_column(default=dict)  # max abs diff vs torch, ...
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)  # accuracy on the validation split, delta
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the metadata_props written into the file
+    code_version: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

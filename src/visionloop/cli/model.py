@@ -1,0 +1,179 @@
+"""visionloop model list | show | promote | delete | export, and visionloop predict."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from visionloop.cli.console import console, print_json
+from visionloop.cli.options import JsonOpt, ProjectOpt
+
+app = typer.Typer(help="The model registry: trained models, their stages and exports.", no_args_is_help=True)
+
+ModelArg = Annotated[str, typer.Argument(help="Model name (m1), id, or `latest`.")]
+
+
+def _score(metrics: dict) -> str:
+    keys = [("map50", "mAP50"), ("map", "mAP50-95"), ("accuracy", "acc")]
+    return "  ".join(f"{label} {metrics[k]:.3f}" for k, label in keys if isinstance(metrics.get(k), int | float))
+
+
+@app.command("list")
+def list_(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
+    """Every model with its task, stage and metrics."""
+    from visionloop.store import Store
+    from visionloop.store import models as registry
+
+    with Store.open(project) as store:
+        infos = registry.list_all(store)
+    if as_json:
+        print_json([i.to_json() for i in infos])
+        return
+    table = Table("name", "task", "arch", "version", "status", "stage", "metrics", "exports", "created")
+    for i in infos:
+        table.add_row(i.name, i.task, i.arch, i.version, i.status, i.stage, _score(i.metrics),
+                      ", ".join(f"{e.format}/{e.precision}" for e in i.exports), i.created_at[:19])
+    console.print(table)
+
+
+@app.command("show")
+def show(model: ModelArg, project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
+    """One model: preprocessing, hyper-parameters, metrics, exports, lineage."""
+    from visionloop.store import Store, lineage
+    from visionloop.store import models as registry
+    from visionloop.store.lineage import Kind, Ref
+
+    with Store.open(project) as store:
+        info = registry.get(store, model)
+        with store.session() as s:
+            edges = [e.to_json() for e in lineage.ancestors(s, Ref(Kind.MODEL, info.id))]
+    if as_json:
+        print_json({**info.to_json(), "lineage": edges})
+        return
+    console.print(f"[bold]{info.name}[/] {info.task} {info.arch} ({info.status}, {info.stage}) "
+                  f"trained on version {info.version} from {info.weights_init}", highlight=False)
+    console.print(f"classes: {', '.join(info.classes)}", highlight=False)
+    console.print(f"input: {info.input_size[0]}x{info.input_size[1]} {json.dumps(info.preprocessing)}",
+                  highlight=False, soft_wrap=True)
+    console.print(f"metrics: {_score(info.metrics)} (best epoch {info.metrics.get('best_epoch')})", highlight=False)
+    for e in info.exports:
+        extra = f"parity {e.parity.get('max_abs_diff')}" if e.parity else ""
+        if e.metrics.get("delta"):
+            extra += f" accuracy delta vs fp32 {e.metrics['delta']}"
+        console.print(f"export {e.format}/{e.precision}: {e.size_bytes / 1e6:.1f} MB {extra}", highlight=False,
+                      soft_wrap=True)
+    for ed in edges:
+        console.print(f"lineage: {ed['child']['kind']} {ed['child']['id']} ← {ed['parent']['kind']} "
+                      f"{ed['parent']['id']}", highlight=False)
+
+
+@app.command("promote")
+def promote(model: ModelArg, stage: Annotated[str | None, typer.Option(help="preview | beta | ga")] = None,
+            project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
+    """Move a model one stage on (preview → beta → ga), or to --stage."""
+    from visionloop.store import Store
+    from visionloop.store import models as registry
+
+    with Store.open(project) as store:
+        info = registry.promote(store, model, stage)
+    if as_json:
+        print_json(info.to_json())
+        return
+    console.print(f"Model [bold]{info.name}[/] is now {info.stage}")
+
+
+@app.command("delete")
+def delete(model: ModelArg, project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
+    """Delete a model, its exports, lineage and checkpoints."""
+    from visionloop.store import Store
+    from visionloop.store import models as registry
+
+    with Store.open(project) as store:
+        info = registry.delete_model(store, model)
+    if as_json:
+        print_json({"deleted": info.name, "id": info.id})
+        return
+    console.print(f"Deleted model [bold]{info.name}[/]")
+
+
+@app.command("export")
+def export(model: ModelArg, to: Annotated[str, typer.Option("--to", help="onnx")] = "onnx",
+           int8: Annotated[bool, typer.Option("--int8", help="Also an INT8 (static, QDQ) model.")] = False,
+           out: Annotated[Path | None, typer.Option(help="Also write the file(s) into this folder.")] = None,
+           project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
+    """Export to ONNX with a parity check against torch; --int8 measures the accuracy delta."""
+    from visionloop.store import Store
+    from visionloop.train import export_model
+
+    with Store.open(project) as store:
+        result = export_model(store, model, to=to, int8=int8)
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            for e in (result.fp32, result.int8):
+                if e is not None:
+                    (out / f"{result.model}.{e.precision}.onnx").write_bytes(store.blobs.get(e.sha256))
+    if as_json:
+        print_json(result.to_json())
+        return
+    diffs = ", ".join(f"{k} {v:.2g}" for k, v in result.parity.items())
+    console.print(f"Exported [bold]{result.model}[/] to ONNX ({result.fp32.size_bytes / 1e6:.1f} MB); "
+                  f"max |onnx - torch|: {diffs}", highlight=False, soft_wrap=True)
+    if result.int8 is not None:
+        m = result.int8.metrics
+        console.print(f"INT8: {result.int8.size_bytes / 1e6:.1f} MB; on {m.get('split')}: fp32 {m.get('fp32')} "
+                      f"int8 {m.get('int8')} delta {m.get('delta')}", highlight=False, soft_wrap=True)
+
+
+def predict(
+    model: ModelArg,
+    paths: Annotated[list[Path], typer.Argument(help="Image files or folders.")],
+    out: Annotated[Path | None, typer.Option(help="Write predictions into this folder.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="coco | json")] = "json",
+    conf: Annotated[float, typer.Option(help="Score threshold.")] = 0.25,
+    iou: Annotated[float, typer.Option(help="NMS IoU threshold.")] = 0.6,
+    int8: Annotated[bool, typer.Option("--int8", help="Use the INT8 export.")] = False,
+    device: Annotated[str, typer.Option(help="cpu | cuda (CUDA / TensorRT execution providers)")] = "cpu",
+    project: ProjectOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Predict with a model's ONNX export (ONNX Runtime; the model's own preprocessing)."""
+    from visionloop.core.errors import VisionLoopError
+    from visionloop.formats.base import is_image
+    from visionloop.infer import Predictor, write_predictions
+    from visionloop.store import Store
+    from visionloop.store import models as registry
+
+    with Store.open(project) as store:
+        info = registry.get(store, model)
+        e = info.export("onnx", "int8" if int8 else "fp32")
+        if e is None:
+            raise VisionLoopError(f"model {info.name} has no ONNX{' INT8' if int8 else ''} export",
+                                  hint=f"run `visionloop model export {info.name}{' --int8' if int8 else ''}`")
+        predictor = Predictor(registry.blob_file(store, e.sha256), device=device)
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.is_file() and is_image(f))
+        elif p.exists():
+            files.append(p)
+        else:
+            raise VisionLoopError("no such file or folder", path=p)
+    preds = [predictor.predict_file(f, conf=conf, iou=iou) for f in files]
+    if out is not None:
+        written = write_predictions(preds, out, format=fmt, classes=predictor.classes)
+        if not as_json:
+            console.print(f"Wrote {len(preds)} predictions to {written}", highlight=False)
+    if as_json:
+        print_json([p.to_json() for p in preds])
+        return
+    if out is None:
+        for p in preds:
+            js = p.to_json()
+            items = js.get("detections", js.get("classes", []))
+            console.print(f"{p.file_name}: {len(items)} " + ("detections" if p.task == "detect" else "classes")
+                          + "".join(f"\n  {d['class']} {d['score']:.2f} {d.get('box', '')}" for d in items[:20]),
+                          highlight=False)

@@ -1,0 +1,71 @@
+"""visionloop train: a dataset version in, a registered and exported model out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from visionloop.cli.console import console, err_console, print_json
+from visionloop.cli.options import JsonOpt, ProjectOpt
+
+
+def train(
+    version: Annotated[str, typer.Option("--version", "-v", help="Dataset version (name, id or latest).")] = "latest",
+    task: Annotated[str, typer.Option(help="detect | classify")] = "detect",
+    model: Annotated[str | None, typer.Option("--model", help="Architecture (fcos_lite0, cls_lite0).")] = None,
+    weights: Annotated[str | None, typer.Option(
+        help="Pretrained weights: efficientnet_lite0.imagenet (offline default), random, a hub name, or a PATH.")
+    ] = None,
+    weights_file: Annotated[Path | None, typer.Option(
+        help="A local file standing in for the hub download of --weights NAME.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs (default 10; 300 with --time).")] = None,
+    imgsz: Annotated[int | None, typer.Option(help="Square input size (multiple of 32).")] = None,
+    time_budget: Annotated[str | None, typer.Option("--time", help="Stop within this time: 10m, 90s, 1h.")] = None,
+    batch: Annotated[int, typer.Option(help="Batch size.")] = 8,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = 1e-3,
+    seed: Annotated[int, typer.Option(help="Seed: same seed, same metrics on CPU.")] = 0,
+    device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+    workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 0,
+    patience: Annotated[int | None, typer.Option(help="Early stop after this many epochs without gain.")] = None,
+    name: Annotated[str | None, typer.Option(help="Model name (default m<n>).")] = None,
+    resume: Annotated[str | None, typer.Option(help="Resume the unfinished training of this model.")] = None,
+    project: ProjectOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Train a detector or classifier on a version, register it and export it to ONNX."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from visionloop.store import Store
+    from visionloop.train import train as run
+
+    with Store.open(project) as store, Progress(
+        TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.3f}"), TextColumn("ETA {task.fields[eta]}"), TimeRemainingColumn(),
+        console=err_console, transient=True, disable=not err_console.is_terminal,
+    ) as bar:
+        task_id = bar.add_task("train", total=None, epoch="", loss=0.0, eta="")
+
+        def show(p) -> None:  # noqa: ANN001
+            if p.phase == "epoch":
+                m = p.metrics
+                score = (f"mAP50 {m['map50']:.3f}  mAP50-95 {m['map']:.3f}" if "map" in m
+                         else f"accuracy {m['accuracy']:.3f}" if "accuracy" in m else "")
+                bar.console.print(f"epoch {p.epoch}/{p.epochs}  loss {m['loss']:.3f}  {score}  "
+                                  f"({m['train_s']:.0f}s)", highlight=False)
+                return
+            eta = f"{int(p.eta_s) // 60}m{int(p.eta_s) % 60:02d}s" if p.eta_s is not None else ""
+            bar.update(task_id, total=p.steps, completed=p.step, epoch=f"{p.epoch}/{p.epochs}", loss=p.loss, eta=eta)
+
+        result = run(store, version, task=task, model=model, weights=weights, weights_file=weights_file,
+                     epochs=epochs, imgsz=imgsz, time_budget=time_budget, batch=batch, lr=lr, seed=seed,
+                     device=device, workers=workers, patience=patience, name=name, resume=resume, progress=show)
+    if as_json:
+        print_json(result.to_json())
+        return
+    m = result.model
+    score = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items() if k in ("map50", "map", "accuracy"))
+    console.print(f"Trained model [bold]{m.name}[/] ({m.task}, {m.arch}) on version {m.version}: {score} "
+                  f"after {result.epochs} epochs in {result.seconds:.0f}s (stopped: {result.stopped})",
+                  soft_wrap=True, highlight=False)

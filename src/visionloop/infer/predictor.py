@@ -1,0 +1,139 @@
+"""Predictor: an exported model on ONNX Runtime. Imports neither torch nor the store.
+
+    p = Predictor("model.onnx")                       # CPU; providers=["CUDAExecutionProvider", ...] on a GPU
+    pred = p.predict_file("photo.jpg", conf=0.25)      # boxes in the photo's own pixels
+    pred.to_json()
+
+The preprocessing (input size, letterbox or stretch, pixel range) is read from the file's
+metadata (`visionloop.preprocessing`), and the resize is the `Resize` op of `visionloop.transforms`
+— the op training used — so what the model sees here is what it saw in training. Box decoding is
+inside the graph; thresholds and class-wise NMS are numpy (`visionloop.infer.post`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from visionloop.core.errors import ImageError, VisionLoopError
+from visionloop.infer.post import postprocess, unletterbox
+from visionloop.transforms import Frame, Resize, ResizeMode
+
+log = logging.getLogger(__name__)
+
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+
+
+@dataclass
+class Prediction:
+    file_name: str
+    width: int
+    height: int
+    task: str
+    classes: list[str]
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))  # xyxy, image pixels
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    probabilities: np.ndarray | None = None  # classification
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"file_name": self.file_name, "width": self.width, "height": self.height,
+                               "task": self.task}
+        if self.task == "classify" and self.probabilities is not None:
+            order = np.argsort(-self.probabilities, kind="stable")
+            out["classes"] = [{"class": self.classes[i], "score": round(float(self.probabilities[i]), 6)}
+                              for i in order]
+        else:
+            out["detections"] = [{"class": self.classes[int(c)], "score": round(float(s), 6),
+                                  "box": [round(float(v), 2) for v in b]}
+                                 for b, s, c in zip(self.boxes, self.scores, self.labels, strict=True)]
+        return out
+
+
+def available_providers() -> list[str]:
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
+def choose_providers(device: str = "cpu") -> list[str]:
+    """cpu → CPU only; cuda → TensorRT / CUDA where this onnxruntime has them, CPU as the fallback."""
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device.startswith("cuda"):
+        have = available_providers()
+        gpu = [p for p in GPU_PROVIDERS if p in have]
+        if not gpu:
+            raise VisionLoopError("this onnxruntime has no CUDA/TensorRT execution provider",
+                                  hint="pip install onnxruntime-gpu, or use --device cpu")
+        return [*gpu, "CPUExecutionProvider"]
+    raise VisionLoopError(f"unknown device {device!r}", hint="use cpu or cuda")
+
+
+class Predictor:
+    def __init__(self, model: str | Path | bytes, *, providers: list[str] | None = None, threads: int | None = None,
+                 device: str = "cpu") -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        src = model if isinstance(model, bytes) else str(model)
+        try:
+            self.session = ort.InferenceSession(src, sess_options=opts, providers=providers or choose_providers(device))
+        except Exception as e:
+            where = None if isinstance(model, bytes) else str(model)
+            raise VisionLoopError(f"cannot load the ONNX model: {e}".splitlines()[0], path=where,
+                                  hint="pass a file exported by `visionloop model export`") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if "visionloop.preprocessing" not in meta:
+            raise VisionLoopError("the ONNX file has no visionloop preprocessing metadata",
+                                  path=None if isinstance(model, bytes) else str(model),
+                                  hint="export it with `visionloop model export`")
+        self.meta = meta
+        self.preprocessing: dict[str, Any] = json.loads(meta["visionloop.preprocessing"])
+        self.classes: list[str] = json.loads(meta["visionloop.classes"])
+        self.task: str = meta.get("visionloop.task", "detect")
+        self.width, self.height = int(self.preprocessing["width"]), int(self.preprocessing["height"])
+        self._resize = Resize(width=self.width, height=self.height, mode=ResizeMode(self.preprocessing["resize"]))
+        self.input_name = self.session.get_inputs()[0].name
+        self.providers = self.session.get_providers()
+
+    def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """HWC uint8 RGB → (1, 3, H, W) float32 on 0..255 and the 3×3 matrix image → input."""
+        frame = Frame.from_array(image, [], bgr=False)
+        params = self._resize.make_params(frame, np.random.default_rng(0))
+        self._resize.apply(frame, params)
+        x = frame.image().transpose(2, 0, 1)[None].astype(np.float32)
+        return np.ascontiguousarray(x), params["matrix"]
+
+    def raw(self, x: np.ndarray) -> list[np.ndarray]:
+        return list(self.session.run(None, {self.input_name: x}))
+
+    def predict(self, image: np.ndarray, *, conf: float = 0.25, iou: float = 0.6, max_det: int = 100,
+                file_name: str = "") -> Prediction:
+        h, w = image.shape[:2]
+        x, matrix = self.preprocess(image)
+        outs = self.raw(x)
+        pred = Prediction(file_name, w, h, self.task, self.classes)
+        if self.task == "classify":
+            pred.probabilities = outs[0][0]
+            return pred
+        boxes, scores, labels = postprocess(outs[0][0], outs[1][0], conf=conf, iou=iou, max_det=max_det)
+        pred.boxes, pred.scores, pred.labels = unletterbox(boxes, matrix, w, h), scores, labels
+        return pred
+
+    def predict_file(self, path: str | Path, **kw: Any) -> Prediction:
+        import cv2
+
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)  # applies EXIF orientation, as training's decode
+        if bgr is None:
+            raise ImageError("cannot read the image", path=path, hint="pass a JPEG, PNG, BMP, TIFF or WebP file")
+        return self.predict(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), file_name=Path(path).name, **kw)

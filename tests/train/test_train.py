@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from visionloop.core.errors import VisionLoopError
+from visionloop.infer import Predictor
+from visionloop.infer.post import postprocess, unletterbox
+from visionloop.store import lineage
+from visionloop.store import models as registry
+from visionloop.store.lineage import Kind, Ref
+from visionloop.train import export_model, train
+from visionloop.train.export import load_net
+
+FAST = {"imgsz": 64, "batch": 4, "lr": 3e-3, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def detector(shapes_project):
+    store, version = shapes_project
+    result = train(store, version, task="detect", epochs=4, name="det", **FAST)
+    return store, version, result
+
+
+def test_detector_loss_falls_and_is_registered(detector):
+    store, version, r = detector
+    losses = [h["loss"] for h in r.history]
+    assert len(losses) == 4 and losses[-1] < losses[0] * 0.8
+    info = registry.get(store, "det")
+    assert info.status == "ready" and info.stage == "preview" and info.task == "detect"
+    assert info.classes == ["square", "triangle", "disc"] and info.input_size == [64, 64]
+    assert info.preprocessing["resize"] == "fit" and info.hyper["epochs"] == 4 and info.hyper["seed"] == 0
+    assert set(info.metrics) >= {"map", "map50", "loss", "best_epoch"} and info.weights_sha256
+    with store.session() as s:
+        parents = [(e.parent.kind, e.parent.id) for e in lineage.parents(s, Ref(Kind.MODEL, info.id))]
+        fp32 = info.export("onnx", "fp32")
+        assert fp32 is not None
+        exp = [(e.parent.kind, e.parent.id) for e in lineage.parents(s, Ref(Kind.EXPORT, fp32.id))]
+    assert parents == [(Kind.VERSION, str(info.version_id))]
+    assert exp == [(Kind.MODEL, str(info.id))]
+    assert (store.root / "runs" / "det" / "last.pt").exists() and (store.root / "runs" / "det" / "log.csv").exists()
+
+
+def test_same_seed_same_metrics(detector, shapes_project):
+    store, version, r = detector
+    again = train(store, version, task="detect", epochs=4, name="det-again", export=False, **FAST)
+    assert [h["loss"] for h in again.history] == [h["loss"] for h in r.history]
+    assert [h["map"] for h in again.history] == [h["map"] for h in r.history]
+
+
+def test_onnx_metadata_and_parity(detector):
+    store, _, _ = detector
+    info = registry.get(store, "det")
+    fp32 = info.export("onnx", "fp32")
+    proto = onnx.load_from_string(store.blobs.get(fp32.sha256))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert meta["visionloop.classes"] == '["square", "triangle", "disc"]' and meta["visionloop.task"] == "detect"
+    assert '"resize": "fit"' in meta["visionloop.preprocessing"]
+    diffs = fp32.parity["max_abs_diff"]
+    assert diffs["boxes"] <= 0.05 and diffs["scores"] <= 1e-3
+
+
+def test_predictor_equals_torch(detector):
+    store, version, _ = detector
+    info = registry.get(store, "det")
+    p = Predictor(store.blobs.get(info.export("onnx", "fp32").sha256))
+    assert p.providers == ["CPUExecutionProvider"] and p.classes == info.classes
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (90, 130, 3)).astype(np.uint8)  # not the input size: letterbox + map back
+    image[20:60, 30:70] = (250, 30, 30)
+    ours = p.predict(image, conf=0.01)
+    net = load_net(store, info)
+    x, matrix = p.preprocess(image)
+    assert x.shape == (1, 3, 64, 64) and matrix[0, 0] == pytest.approx(64 / 130)
+    with torch.no_grad():
+        b, s = net.predict_raw(torch.from_numpy(x))
+    boxes, scores, labels = postprocess(b[0].numpy(), s[0].numpy(), conf=0.01)
+    assert len(ours.boxes) == len(boxes) > 0
+    np.testing.assert_allclose(ours.boxes, unletterbox(boxes, matrix, 130, 90), atol=0.05)
+    np.testing.assert_allclose(ours.scores, scores, atol=1e-4)
+    assert ours.labels.tolist() == labels.tolist()
+    assert (ours.boxes[:, [0, 2]] <= 130).all() and (ours.boxes[:, [1, 3]] <= 90).all()
+
+
+def test_int8_export_stores_accuracy_delta(detector):
+    store, _, _ = detector
+    r = export_model(store, "det", int8=True, calibration=4)
+    assert r.int8 is not None and r.int8.precision == "int8"
+    m = r.int8.metrics
+    assert m["split"] == "valid" and m["images"] == 4
+    assert m["delta"]["map50"] == pytest.approx(m["int8"]["map50"] - m["fp32"]["map50"], abs=1e-6)
+    info = registry.get(store, "det")
+    assert sorted(e.precision for e in info.exports) == ["fp32", "int8"]
+
+
+def test_registry_stages_and_delete(shapes_project, detector):
+    store, _, _ = detector
+    assert registry.promote(store, "det").stage == "beta"
+    assert registry.promote(store, "det").stage == "ga"
+    with pytest.raises(VisionLoopError, match="already ga"):
+        registry.promote(store, "det")
+    with pytest.raises(VisionLoopError, match="unknown stage"):
+        registry.promote(store, "det-again", "gold")
+    info = registry.delete_model(store, "det-again")
+    assert not (store.root / "runs" / "det-again").exists()
+    with store.session() as s:
+        assert lineage.parents(s, Ref(Kind.MODEL, info.id)) == []
+    with pytest.raises(VisionLoopError, match="no model 'det-again'"):
+        registry.get(store, "det-again")
+
+
+def test_resume_finishes_an_interrupted_training(shapes_project):
+    store, version = shapes_project
+    full = train(store, version, task="detect", epochs=2, name="full", export=False, **FAST)
+    with pytest.raises(KeyboardInterrupt):
+        def stop(p):
+            if p.phase == "epoch" and p.epoch == 1:
+                raise KeyboardInterrupt
+        train(store, version, task="detect", epochs=2, name="cut", export=False, progress=stop, **FAST)
+    assert registry.get(store, "cut").status == "training"
+    resumed = train(store, version, resume="cut", export=False)
+    assert resumed.model.status == "ready"
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in full.history]
+
+
+def test_classifier_loss_falls(colours_project):
+    store, version = colours_project
+    r = train(store, version, task="classify", epochs=3, imgsz=32, batch=4, lr=3e-3, seed=0, name="clf")
+    losses = [h["loss"] for h in r.history]
+    assert losses[-1] < losses[0]
+    info = registry.get(store, "clf")
+    assert info.task == "classify" and info.classes == ["blue", "red"] and info.hyper["multi_label"] is False
+    p = Predictor(store.blobs.get(info.export("onnx", "fp32").sha256))
+    pred = p.predict(np.full((40, 40, 3), (230, 20, 20), np.uint8))
+    assert pred.probabilities is not None and pred.probabilities.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_multi_label_head_is_sigmoid():
+    from visionloop.models import create, resolve
+
+    clf = create("cls_lite0", 4, resolve("random"), multi_label=True, drop_rate=0.0)
+    x = torch.rand(2, 3, 32, 32) * 255
+    y = torch.tensor([[1.0, 0, 1, 0], [0, 0, 0, 1]])
+    clf.train()
+    opt = torch.optim.AdamW(clf.parameters(), 1e-2)
+    first = float(clf.loss(x, y).detach())
+    for _ in range(5):
+        opt.zero_grad()
+        clf.loss(x, y).backward()
+        opt.step()
+    assert float(clf.loss(x, y).detach()) < first
+    clf.eval()
+    p = clf.probabilities(x)
+    assert p.shape == (2, 4) and not torch.allclose(p.sum(1), torch.ones(2))
+
+
+def test_wrong_task_and_device_are_one_line_errors(shapes_project):
+    store, version = shapes_project
+    with pytest.raises(VisionLoopError, match="not trainable yet"):
+        train(store, version, task="segment")
+    with pytest.raises(VisionLoopError, match="model cls_lite0 is for classify"):
+        train(store, version, task="detect", model="cls_lite0")
+    with pytest.raises(VisionLoopError, match="unknown device"):
+        train(store, version, device="tpu")
