@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from visionloop.cli import batch as batch_cmds
 from visionloop.cli import convert as convert_cmds
 from visionloop.cli import demo as demo_cmds
 from visionloop.cli import evaluate as evaluate_cmds
@@ -50,6 +51,8 @@ app.command("convert")(convert_cmds.convert)
 app.command("formats")(convert_cmds.formats)
 app.command("health")(health_cmds.health)
 app.command("fix")(health_cmds.fix)
+app.add_typer(batch_cmds.app, name="batch")
+app.command("undo", help="Undo an import or fix batch (same as `batch undo`).")(batch_cmds.undo)
 app.command("demo")(demo_cmds.demo)
 app.command("evaluate")(evaluate_cmds.evaluate)
 app.add_typer(version_cmds.app, name="version")

@@ -255,7 +255,7 @@ def undo(store: Store, batch_id: int) -> FixReport:
         if batch.kind != BatchKind.FIX:
             raise ProjectError(f"batch {batch_id} is an {batch.kind}, not a fix: `visionloop undo {batch_id}` "
                                "undoes it", path=store.root)
-        inverse = batches.undo(conn, batch_id, root=store.root)
+        inverse = batches.undo(conn, batch_id, root=store.root).restored
     log.info("undid fix batch %d: %d rows restored", batch_id, len(inverse))
     changes = [Change(c.table, c.row_id, str(c.op), None, f"undo {_UNDONE[c.op]}", c.before, c.after)
                for c in inverse]

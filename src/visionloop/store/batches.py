@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
 
 from visionloop.core.errors import NotFoundError, ProjectError
 from visionloop.store.schema import Base, BatchRow, ChangeRow
@@ -77,6 +77,17 @@ def rows(conn: Connection, name: str, ids: Sequence[int]) -> dict[int, dict[str,
     return out
 
 
+def rows_where(conn: Connection, name: str, column: str, values: Sequence[Any]) -> dict[int, dict[str, Any]]:
+    """Whole rows of a table whose `column` is one of `values`, by id."""
+    t = table(name)
+    values = list(values)
+    out: dict[int, dict[str, Any]] = {}
+    for s in range(0, len(values), CHUNK):
+        for r in conn.execute(select(t).where(t.c[column].in_(values[s:s + CHUNK])).order_by(t.c.id)):
+            out[r.id] = dict(r._mapping)
+    return out
+
+
 def jsonable(row: dict[str, Any] | None) -> dict[str, Any] | None:
     if row is None:
         return None
@@ -125,6 +136,12 @@ def run(conn: Connection, changes: Sequence[RowChange]) -> None:
         i = j
 
 
+def list_rows(conn: Connection) -> list[Any]:
+    """Every batch, oldest first: (id, kind, source, format, split, created_at, summary)."""
+    return list(conn.execute(select(BatchRow.id, BatchRow.kind, BatchRow.source, BatchRow.format, BatchRow.split,
+                                    BatchRow.created_at, BatchRow.summary).order_by(BatchRow.id)))
+
+
 def batch_row(conn: Connection, batch_id: int, *, root: Any = None) -> Any:
     """The batch's (kind, summary), or a NotFoundError."""
     batch = conn.execute(select(BatchRow.kind, BatchRow.summary).where(BatchRow.id == batch_id)).first()
@@ -140,19 +157,65 @@ def logged(conn: Connection, batch_id: int) -> list[RowChange]:
         select(ChangeRow).where(ChangeRow.batch_id == batch_id).order_by(ChangeRow.id.desc()))]
 
 
-def undo(conn: Connection, batch_id: int, *, root: Any = None) -> list[RowChange]:
-    """Put back every row in the batch's change log (refused, naming the row, when a later batch changed one of
-    them since), mark the batch undone; the changes that were made to undo it."""
+@dataclass
+class Undone:
+    """What undoing a batch did: the logged rows put back (the inverse changes, newest first), and the rows
+    the batch had added that were removed (an import's new images and annotations, by count)."""
+
+    restored: list[RowChange]
+    removed: dict[str, int]
+
+
+def undo(conn: Connection, batch_id: int, *, root: Any = None) -> Undone:
+    """Undo a batch: put back every row in its change log and, for an import, remove the images and annotations
+    it added. Refused, naming the row or the later batch, when a later batch changed those rows since (undo
+    that one first). The batch is kept, marked undone."""
     batch = batch_row(conn, batch_id, root=root)
     summary = dict(batch.summary or {})
     if summary.get("undone_at"):
         raise ProjectError(f"batch {batch_id} was already undone at {summary['undone_at']}", path=root)
     changes = logged(conn, batch_id)
     inverse = inverse_of(conn, batch_id, changes, kind=batch.kind, root=root)
+    removed: dict[str, int] = {}
+    if batch.kind == BatchKind.IMPORT:
+        updated = {c.row_id for c in changes if c.table == "image" and c.op == Op.UPDATE}
+        removed = _remove_added(conn, batch_id, summary, updated, root=root)
+        classes = [c.row_id for c in inverse if c.table == "class" and c.op == Op.DELETE]
+        ann = table("annotation")
+        used = conn.scalar(select(func.count()).select_from(ann).where(ann.c.class_id.in_(classes))) if classes else 0
+        if used:
+            raise ProjectError(f"classes that import batch {batch_id} added are used by {used} annotations of later "
+                               "batches; undoing it would lose them", path=root, hint="undo the later batches first")
     run(conn, inverse)
     summary["undone_at"] = datetime.now(UTC).isoformat()
     set_summary(conn, batch_id, summary)
-    return inverse
+    return Undone(inverse, removed)
+
+
+def _remove_added(conn: Connection, batch_id: int, summary: dict[str, Any], updated: set[int], *,
+                  root: Any) -> dict[str, int]:
+    """Delete the rows an import added (they carry its batch id), after checking that no later batch changed
+    them: a later fix or import that touched them takes their batch id over, so the counts tell."""
+    img, ann = table("image"), table("annotation")
+    n_img = conn.scalar(select(func.count()).select_from(img).where(img.c.batch_id == batch_id)) or 0
+    n_ann = conn.scalar(select(func.count()).select_from(ann).where(ann.c.batch_id == batch_id)) or 0
+    want_img = int(summary.get("images_added", 0)) + int(summary.get("images_updated", 0))
+    want_ann = int(summary.get("annotations_added", 0))
+    if (n_img, n_ann) != (want_img, want_ann):
+        later = conn.execute(select(BatchRow.id, BatchRow.kind, BatchRow.summary).where(BatchRow.id > batch_id)
+                             .order_by(BatchRow.id.desc())).all()
+        live = [f"{b.id} ({b.kind})" for b in later if not (b.summary or {}).get("undone_at")]
+        raise ProjectError(
+            f"images or annotations that import batch {batch_id} added were changed by a later batch "
+            f"({n_img} of {want_img} images and {n_ann} of {want_ann} annotations are as it left them); undoing "
+            "it would lose that change", path=root,
+            hint=f"undo the later batches first, newest first: {', '.join(live)}" if live else None)
+    conn.execute(delete(ann).where(ann.c.batch_id == batch_id))
+    new_images = [int(i) for i in conn.scalars(select(img.c.id).where(img.c.batch_id == batch_id))
+                  if int(i) not in updated]
+    for s in range(0, len(new_images), CHUNK):
+        conn.execute(delete(img).where(img.c.id.in_(new_images[s:s + CHUNK])))
+    return {"images": len(new_images), "annotations": n_ann}
 
 
 def inverse_of(conn: Connection, batch_id: int, changes: Sequence[RowChange], *, kind: str = "",

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from visionloop.core.classes import ClassMap
 from visionloop.core.sample import Sample
 from visionloop.store import batches, bulk, codec
-from visionloop.store.batches import BatchKind
+from visionloop.store.batches import BatchKind, Op, RowChange
 from visionloop.store.blobs import Staging
 from visionloop.store.project import Store
 from visionloop.store.schema import AnnotationRow, Base, BlobRow, ClassRow, ImageRow
@@ -68,6 +68,7 @@ class BatchWriter:
         self._staging: Staging | None = None
         self._class_ids: dict[str, int] = {}
         self._seen: set[int] = set()  # 64-bit digests of the (sha256, name, split) keys this batch has had
+        self._new_classes: list[int] = []  # class rows this batch inserted (logged, for undo)
 
     # -- context ----------------------------------------------------------------------------
     def __enter__(self) -> BatchWriter:
@@ -98,7 +99,12 @@ class BatchWriter:
                     self.batch_id = None
                     return
                 assert self.batch_id is not None
-                batches.set_summary(self._session.connection(), self.batch_id, {**self.summary, **dict(self.counts)})
+                conn = self._session.connection()
+                if self._new_classes:  # logged last: an undo deletes them after the annotations that use them
+                    batches.log(conn, self.batch_id, [
+                        RowChange("class", cid, Op.INSERT, None, row)
+                        for cid, row in batches.rows(conn, "class", self._new_classes).items()])
+                batches.set_summary(conn, self.batch_id, {**self.summary, **dict(self.counts)})
                 self._staging.publish()
                 self._session.commit()
             else:
@@ -138,6 +144,7 @@ class BatchWriter:
         s.add(row)
         s.flush()
         self._class_ids[name] = row.id
+        self._new_classes.append(row.id)
         self.counts["classes_added"] += 1
         return row.id
 
@@ -200,16 +207,32 @@ class BatchWriter:
             ).all()
             self.counts["images_added"] += len(ids)
             self._insert_annotations(zip(ids, new_image_anns, strict=True))
+        if replaced:
+            self._replace(replaced)
+        if replaced:
+            self._insert_annotations((iid, sample) for iid, sample, _ in replaced)
+
+    def _replace(self, replaced: list[tuple[int, Sample, str]]) -> None:
+        """New annotations for images already in the project (relabelled): the image rows and the annotations
+        they had go to the change log, so that undoing this batch restores them exactly."""
+        s = self._session
+        assert s is not None and self.batch_id is not None
+        conn = s.connection()
+        ids = [iid for iid, _, _ in replaced]
+        before = batches.rows(conn, "image", ids)
+        old_anns = batches.rows_where(conn, "annotation", "image_id", ids)
+        result = s.execute(delete(AnnotationRow).where(AnnotationRow.image_id.in_(ids)))
+        self.counts["annotations_removed"] += getattr(result, "rowcount", 0) or 0
         for iid, sample, digest in replaced:
-            result = s.execute(delete(AnnotationRow).where(AnnotationRow.image_id == iid))
-            self.counts["annotations_removed"] += getattr(result, "rowcount", 0) or 0
             row = self._image_row(sample, digest)
             for identity in ("sha256", "file_name", "split"):
                 row.pop(identity)
             s.execute(update(ImageRow).where(ImageRow.id == iid).values(**row))
             self.counts["images_updated"] += 1
-        if replaced:
-            self._insert_annotations((iid, sample) for iid, sample, _ in replaced)
+        after = batches.rows(conn, "image", ids)
+        batches.log(conn, self.batch_id,
+                    [RowChange("annotation", aid, Op.DELETE, row, None) for aid, row in old_anns.items()]
+                    + [RowChange("image", iid, Op.UPDATE, before[iid], after[iid]) for iid in ids])
 
     def _image_row(self, sample: Sample, digest: str) -> dict[str, Any]:
         ref = sample.image
