@@ -183,3 +183,40 @@ def test_version_export_zip_overwrite_needs_the_marker(tmp_path):
         (tmp / "y.txt").write_text("")
     assert sorted(zipfile.ZipFile(z).namelist()) == [MARKER, "y.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.zip"]
+
+
+def _dead_token() -> str:
+    import subprocess
+    import sys
+
+    from visionloop.core.owner import _host
+
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return f"{_host()}-{p.pid}-0badc0de"
+
+
+def test_leftovers_of_a_killed_run_are_cleared_by_the_next(tmp_path):
+    from visionloop.core.owner import owner_token
+
+    out = tmp_path / "out"
+    dead = _dead_token()
+    (tmp_path / f".out.partial-{dead}").mkdir()
+    (tmp_path / f".out.partial-{dead}" / "half.txt").write_text("x")
+    live = tmp_path / f".out.partial-{owner_token()}"  # a run still going (this process): left alone
+    live.mkdir()
+    # a swap cut short after the old output was moved aside: it comes back in place
+    (tmp_path / f".out.replaced-{dead}").mkdir()
+    (tmp_path / f".out.replaced-{dead}" / MARKER).write_text("{}")
+    (tmp_path / f".out.replaced-{dead}" / "old.json").write_text("{}")
+    with pytest.raises(OutputError, match="output exists"):  # the old output is back: not overwritten silently
+        with atomic_output(out, format="coco"):
+            pass
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "old.json"]
+    (tmp_path / f".out.partial-{dead}").mkdir()
+    with atomic_output(out, format="coco", overwrite=True) as tmp:
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out.")) == sorted(
+            [live.name, tmp.name])
+        (tmp / "new.json").write_text("{}")
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "new.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "out"])

@@ -109,3 +109,25 @@ def stats(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
     for name, n in s.by_class.items():
         classes.add_row(name, str(n))
     console.print(classes)
+
+
+def gc(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be removed.")] = False,
+    min_age: Annotated[float, typer.Option(help="Leave files younger than this many seconds alone.", min=0)] = 600,
+    project: ProjectOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove image and model files (blobs) that nothing in the project refers to any more."""
+    from visionloop.store import Store
+    from visionloop.store.gc import collect
+
+    with Store.open(project) as store:
+        report = collect(store, dry_run=dry_run, min_age=min_age)
+    if as_json:
+        print_json(report.to_json())
+        return
+    verb = "Would remove" if dry_run else "Removed"
+    console.print(f"{verb} {_n(report.files_removed, 'unreferenced file', 'unreferenced files')} "
+                  f"({report.bytes_removed:,} bytes), {report.temporary_removed} temporary files, "
+                  f"{report.rows_removed} blob rows" + (f"; kept {report.kept_recent} recent files" if
+                                                        report.kept_recent else ""))

@@ -20,13 +20,13 @@ import errno
 import json
 import os
 import shutil
-import uuid
 import zipfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from visionloop.core.errors import VisionLoopError
+from visionloop.core.owner import owner_is_dead, owner_token
 
 MARKER = ".visionloop-output"
 PROJECT_FILE = "visionloop.yaml"
@@ -129,6 +129,7 @@ def atomic_output(out: str | Path, *, format: str, overwrite: bool = False, prot
     """
     out = Path(out)
     protect = list(protect)
+    sweep_leftovers(out)  # first: a swap a kill cut short puts the old output back before anything is decided
     occupied = _occupied(out)
     if occupied:
         if not overwrite:
@@ -137,7 +138,7 @@ def atomic_output(out: str | Path, *, format: str, overwrite: bool = False, prot
         refuse_replace(out, protect=protect)
     elif out.exists() and zip:
         raise OutputError("expected a .zip file, found a folder", path=out)
-    token = uuid.uuid4().hex[:8]
+    token = owner_token()
     tmp = out.parent / f".{out.name}.partial-{token}"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -164,6 +165,29 @@ def atomic_output(out: str | Path, *, format: str, overwrite: bool = False, prot
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.with_name(tmp.name + ".zip").unlink(missing_ok=True)
         raise
+
+
+def sweep_leftovers(out: Path) -> list[Path]:
+    """Clear what a killed run (SIGKILL, power loss) left beside `out`: its partial output is removed; an old
+    output it had moved aside to swap in a new one is put back if `out` is missing, else removed. Only
+    leftovers of processes that are gone are touched; those of a run still going are left alone."""
+    done: list[Path] = []
+    if not out.parent.is_dir():
+        return done
+    for kind in ("partial", "replaced"):
+        prefix = f".{out.name}.{kind}-"
+        for p in sorted(out.parent.glob(prefix + "*")):
+            token = p.name[len(prefix):].removesuffix(".zip")
+            if owner_is_dead(token) is not True:
+                continue
+            if kind == "replaced" and not out.exists() and not out.is_symlink():
+                os.rename(p, out)
+            elif p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+            done.append(p)
+    return done
 
 
 def _put_in_place(built: Path, out: Path, *, occupied: bool, token: str) -> None:

@@ -1,14 +1,17 @@
 """Content-addressed blob store behind fsspec: a local folder by default, s3://… for teams.
 
 A blob lives at `<root>/<sha[:2]>/<sha[2:]>`. New blobs of an import are
-staged under `<root>/.staging/<token>/` and moved into place only when the
-import commits, so a failed import leaves the blob store as it was.
+staged under `<root>/.staging/<owner token>/` and moved into place only when the
+import commits, so a failed import leaves the blob store as it was. A process
+killed before it could clean up leaves its staging folder behind: the next open
+of the project removes the folders whose owner is dead (`sweep_staging`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -16,6 +19,8 @@ from contextlib import contextmanager
 
 import fsspec
 from fsspec.core import url_to_fs
+
+from visionloop.core.owner import owner_is_dead, owner_token
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +63,43 @@ class BlobStore:
             self.fs.mv(tmp, target)
         return sha
 
+    def sweep_staging(self, *, legacy_age: float = 3600.0) -> int:
+        """Remove staging folders left by killed processes (their owner is dead; folders named before owner
+        tokens existed once they are `legacy_age` seconds old); the number removed. Live imports' folders stay."""
+        folder = f"{self.root}/.staging"
+        if not self.fs.exists(folder):
+            return 0
+        removed = 0
+        for entry in self.fs.ls(folder, detail=True):
+            name = entry["name"].rstrip("/").rsplit("/", 1)[1]
+            dead = owner_is_dead(name)
+            if dead is None and len(name) == 32 and all(c in "0123456789abcdef" for c in name):
+                mtime = entry.get("mtime") or entry.get("created") or time.time()
+                dead = time.time() - float(mtime) > legacy_age
+            if dead:
+                self.fs.rm(entry["name"], recursive=True)
+                removed += 1
+        if removed:
+            log.info("removed %d staging folders left by interrupted imports", removed)
+        return removed
+
+    def walk(self) -> Iterator[tuple[str, int, float]]:
+        """Every stored blob file: (sha256, size, modification time); temporary files end in `.tmp`."""
+        for entry in self.fs.find(self.root, detail=True, withdirs=False).values():
+            path = entry["name"]
+            rel = path[len(self.root.rstrip("/")) + 1:] if path.startswith(self.root.rstrip("/")) else path
+            if rel.startswith("."):  # .staging and other hidden folders
+                continue
+            parts = rel.split("/")
+            if len(parts) != 2 or len(parts[0]) != 2:
+                continue
+            mtime = entry.get("mtime") or entry.get("created") or 0.0
+            yield parts[0] + parts[1], int(entry.get("size") or 0), float(mtime)
+
+    def remove(self, name: str) -> None:
+        """Delete one blob file (by sha256, or a `.tmp` name as `walk` gives it)."""
+        self.fs.rm_file(self.path(name))
+
     @contextmanager
     def staging(self) -> Iterator[Staging]:
         stage = Staging(self)
@@ -77,7 +119,7 @@ class Staging:
 
     def __init__(self, store: BlobStore, *, threads: int = 4) -> None:
         self.store = store
-        self.dir = f"{store.root}/.staging/{uuid.uuid4().hex}"
+        self.dir = f"{store.root}/.staging/{owner_token()}"
         self._made = False  # the staging folder is the list of pending blobs: no memory per blob
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="blob-stage") if threads > 1 else None
         self._inflight: dict[str, Future[None]] = {}

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from visionloop.core.classes import ClassInfo, ClassMap
 from visionloop.core.errors import ProjectError
 from visionloop.core.sample import GPS, ImageRef, LabelState, Sample
-from visionloop.store import codec
+from visionloop.store import codec, locking
 from visionloop.store.blobs import BlobStore
 from visionloop.store.schema import AnnotationRow, BatchRow, ClassRow, ImageRow
 
@@ -32,9 +32,12 @@ CONFIG_NAME = "visionloop.yaml"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def _engine(url: str) -> Engine:
-    engine = create_engine(url)
+def _engine(url: str, root: Path | None = None) -> Engine:
+    sqlite = url.startswith("sqlite")
+    engine = create_engine(url, connect_args={"timeout": locking.lock_timeout()} if sqlite else {})
     if engine.dialect.name == "sqlite":
+        if engine.url.database not in (None, "", ":memory:"):
+            locking.watch(engine, str(engine.url.database), root)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -96,7 +99,7 @@ class Store:
     def __init__(self, root: Path, db_url: str, blob_url: str) -> None:
         self.root = root
         self.db_url = db_url
-        self.engine = _engine(db_url)
+        self.engine = _engine(db_url, root)
         self.blobs = BlobStore(blob_url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
@@ -142,6 +145,7 @@ class Store:
             raise ProjectError("missing the `database` setting", path=config)
         store = cls(root, *cls._resolve(root, settings))
         migrate(store.engine)
+        store.blobs.sweep_staging()  # what killed imports left behind
         return store
 
     @staticmethod

@@ -1,0 +1,112 @@
+"""Waiting for another process that holds the project database, instead of failing after 5 s.
+
+SQLite lets one writer at a time. A second writer (a second import, a fix during an import) waits in
+SQLite's busy handler for up to `lock_timeout()` seconds (`VISIONLOOP_LOCK_TIMEOUT`, default 600) instead of
+pysqlite's 5 s; after `NOTICE_AFTER` seconds of waiting it says so once, naming the other visionloop
+processes that have the database open (Linux: read from /proc); past the limit the error is one line naming
+them — never a "database is locked" traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, event
+
+from visionloop.core.errors import ProjectError
+
+log = logging.getLogger(__name__)
+
+#: seconds a statement waits on the lock before the waiting notice
+NOTICE_AFTER = 2.0
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "BEGIN", "COMMIT", "CREATE", "DROP", "ALTER")
+
+
+class ProjectLocked(ProjectError):
+    """Another process held the project database longer than the lock timeout."""
+
+
+def lock_timeout() -> float:
+    try:
+        return max(0.0, float(os.environ.get("VISIONLOOP_LOCK_TIMEOUT", "600")))
+    except ValueError:
+        return 600.0
+
+
+def holders(db_file: str | Path) -> list[tuple[int, str]]:
+    """Other processes that have `db_file` open: (pid, command line). Empty where /proc cannot tell."""
+    target = os.path.realpath(db_file)
+    found: list[tuple[int, str]] = []
+    me = os.getpid()
+    try:
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return found
+    for pid in pids:
+        if pid == me:
+            continue
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+            if not any(os.path.realpath(f"/proc/{pid}/fd/{fd}") == target for fd in fds):
+                continue
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+        except OSError:
+            continue
+        found.append((pid, _command(argv)))
+    return found
+
+
+def _command(argv: list[str]) -> str:
+    """`visionloop import data -p P` from a command line that ran the visionloop script or module."""
+    for i, a in enumerate(argv):
+        if a.endswith("/visionloop") or a == "visionloop":
+            argv = ["visionloop", *argv[i + 1:]]
+            break
+    text = " ".join(" ".join(argv).split())  # one line, whatever the arguments held
+    return text if len(text) <= 120 else text[:119] + "…"
+
+
+def describe(db_file: str | Path) -> str:
+    who = holders(db_file)
+    if not who:
+        return "another process"
+    return "; ".join(f"pid {pid}: {cmd}" for pid, cmd in who[:3])
+
+
+def watch(engine: Engine, db_file: str, root: Path | None) -> None:
+    """Install the waiting notice and the one-line error on a SQLite engine."""
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _start(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if statement.lstrip()[:7].upper().startswith(_WRITES):
+            timer = threading.Timer(NOTICE_AFTER, _notice, args=(db_file,))
+            timer.daemon = True
+            conn.info["visionloop_lock_timer"] = timer
+            timer.start()
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _stop(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        timer = conn.info.pop("visionloop_lock_timer", None)
+        if timer is not None:
+            timer.cancel()
+
+    @event.listens_for(engine, "handle_error")
+    def _locked(ctx: Any) -> None:
+        conn = ctx.connection
+        if conn is not None:
+            timer = conn.info.pop("visionloop_lock_timer", None)
+            if timer is not None:
+                timer.cancel()
+        if "database is locked" in str(ctx.original_exception):
+            raise ProjectLocked(
+                f"the project database was held by {describe(db_file)} for more than {lock_timeout():g} s",
+                path=root, hint="wait for it to finish, or set VISIONLOOP_LOCK_TIMEOUT (seconds) higher") from None
+
+
+def _notice(db_file: str) -> None:
+    log.warning("waiting for another visionloop process on this project (%s)…", describe(db_file))
