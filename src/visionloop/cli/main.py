@@ -15,8 +15,10 @@ from visionloop.cli import convert as convert_cmds
 from visionloop.cli import demo as demo_cmds
 from visionloop.cli import evaluate as evaluate_cmds
 from visionloop.cli import health as health_cmds
+from visionloop.cli import keys as keys_cmds
 from visionloop.cli import model as model_cmds
 from visionloop.cli import project as project_cmds
+from visionloop.cli import serve as serve_cmds
 from visionloop.cli import train as train_cmds
 from visionloop.cli import version as version_cmds
 
@@ -60,6 +62,8 @@ app.add_typer(version_cmds.app, name="version")
 app.command("train")(train_cmds.train)
 app.add_typer(model_cmds.app, name="model")
 app.command("predict")(model_cmds.predict)
+app.command("serve")(serve_cmds.serve)
+app.add_typer(keys_cmds.app, name="keys")
 
 
 #: what an interrupted command leaves behind, by command (the first one or two words after `visionloop`)
@@ -71,6 +75,7 @@ INTERRUPTED = {
     "version create": "version generation was stopped; the images generated so far are kept: run the same "
                       "command again to resume",
     "fix": "the fix was stopped; the project is unchanged",
+    "serve": "the server stopped (requests in flight were answered first)",
 }
 
 #: the signal that stopped the command (SIGINT: Ctrl-C, SIGTERM: `kill`), set by `_on_signal`

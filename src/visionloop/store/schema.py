@@ -267,3 +267,22 @@ class ModelExportRow(Base):
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the metadata_props written into the file
     code_version: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiKeyRow(Base):
+    """An API key of the HTTP server: only the SHA-256 of the token is stored, never the token.
+
+    `prefix` is the token's public id (`vl_<prefix>_<secret>`), shown in listings and used for the lookup;
+    `scopes` is a list of predict | upload | admin; `rate_limit` is requests per minute (None: the server's default).
+    """
+
+    __tablename__ = "api_key"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    hash: Mapped[Sha256]
+    name: Mapped[str] = mapped_column(String(128), default="")
+    scopes: Mapped[list[Any]] = mapped_column(default=list)
+    rate_limit: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,45 @@
+"""visionloop serve: the HTTP prediction API over the project's models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from visionloop.cli.console import err_console
+from visionloop.cli.options import ProjectOpt
+
+
+def serve(
+    project: ProjectOpt = Path("."),
+    host: Annotated[str, typer.Option(help="Address to bind; anything but loopback requires API keys.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Server processes (each loads its own models).")] = 1,
+    auth: Annotated[bool, typer.Option("--auth", help="Require API keys on loopback too.")] = False,
+    max_batch: Annotated[int | None, typer.Option(help="Largest inference batch per model (1: batching off).")] = None,
+    max_wait_ms: Annotated[float | None, typer.Option(help="Longest wait for a batch to fill, in ms.")] = None,
+    queue_size: Annotated[int | None, typer.Option(help="Images waiting per model before 503.")] = None,
+    max_images: Annotated[int | None, typer.Option(help="Images per request.")] = None,
+    max_body_mb: Annotated[float | None, typer.Option(help="Largest request body, in MB.")] = None,
+    max_pixels: Annotated[int | None, typer.Option(help="Largest image, in pixels (decompression-bomb guard).")] = None,
+    allow_url: Annotated[list[str] | None, typer.Option(
+        "--allow-url", help="A host whose image URLs JSON requests may name (repeatable; default: none).")] = None,
+    rate_limit: Annotated[int | None, typer.Option(help="Requests per minute for keys without their own.")] = None,
+    device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+    threads: Annotated[int | None, typer.Option(help="ONNX Runtime threads per model.")] = None,
+) -> None:
+    """Serve the project's models over HTTP (OpenAPI at /docs) until Ctrl-C."""
+    from visionloop.serve import Settings
+    from visionloop.serve import serve as run
+
+    given = {"max_batch": max_batch, "max_wait_ms": max_wait_ms, "queue_size": queue_size,
+             "max_images": max_images, "max_pixels": max_pixels, "rate_limit": rate_limit, "threads": threads,
+             "max_body_bytes": int(max_body_mb * 1024 * 1024) if max_body_mb else None}
+    settings = Settings(host=host, port=port, auth=True if auth else None, url_allow_list=allow_url or [],
+                        device=device, **{k: v for k, v in given.items() if v is not None})
+    shown = host if ":" not in host else f"[{host}]"
+    err_console.print(f"serving {Path(project).resolve()} on http://{shown}:{port} (docs at /docs, "
+                      f"auth {'on' if settings.auth_required() else 'off'}); Ctrl-C stops", highlight=False,
+                      soft_wrap=True)
+    run(project, settings, workers=workers)

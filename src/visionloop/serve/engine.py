@@ -1,0 +1,218 @@
+"""ONNX Runtime sessions in an LRU, each behind a dynamic micro-batcher.
+
+    pool = Pool(settings, metrics)
+    loaded = await pool.get(target, loader)       # loads once (in a thread), then cached by export sha256
+    outs = await loaded.batcher.submit(x)         # x: (3, H, W) float32; waits for its batch, returns its rows
+
+The batcher takes the first waiting image, then whatever else is queued, up to `max_batch`, waiting
+at most `max_wait_ms` for more; one inference thread per model runs the batch (ONNX Runtime's own
+intra-op threads use the cores). At most `queue_size` images wait per model: beyond that `submit`
+raises `RetryLater` (503 + Retry-After) at once instead of letting latency grow without bound.
+An evicted or swapped-out model finishes what is queued before its thread stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from visionloop.infer import Predictor
+from visionloop.serve.errors import RetryLater
+from visionloop.serve.metrics import Metrics
+from visionloop.serve.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Item:
+    x: np.ndarray
+    future: asyncio.Future[Any]
+    queued: float
+
+
+@dataclass
+class Result:
+    outputs: list[np.ndarray]  # this image's row of every output
+    queue_s: float
+    inference_s: float
+    batch: int
+
+
+class Batcher:
+    def __init__(self, run: Callable[[np.ndarray], list[np.ndarray]], *, max_batch: int, max_wait_ms: float,
+                 queue_size: int, retry_after_s: int = 1, labels: tuple[str, str] = ("", ""),
+                 metrics: Metrics | None = None) -> None:
+        self.run = run
+        self.max_batch = max_batch
+        self.max_wait = max_wait_ms / 1000
+        self.queue_size = queue_size
+        self.retry_after = retry_after_s
+        self.queue: asyncio.Queue[Item | None] = asyncio.Queue()
+        self.pending = 0
+        self.closed = False
+        self.metrics = metrics
+        self.labels = labels
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"infer-{labels[0]}-{labels[1]}")
+        self.task = asyncio.get_running_loop().create_task(self._work())
+
+    async def submit(self, x: np.ndarray) -> Result:
+        if self.closed:
+            raise RuntimeError("batcher closed")
+        if self.pending >= self.queue_size:
+            if self.metrics:
+                self.metrics.rejected.labels(*self.labels).inc()
+            raise RetryLater(f"model {self.labels[0]} is busy: {self.pending} images are waiting",
+                             status=503, retry_after=self.retry_after, hint="retry after the Retry-After seconds")
+        fut: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self.pending += 1
+        self._gauge()
+        self.queue.put_nowait(Item(x, fut, time.perf_counter()))
+        return await fut
+
+    def _gauge(self) -> None:
+        if self.metrics:
+            self.metrics.queue_depth.labels(*self.labels).set(self.pending)
+
+    async def _take(self) -> list[Item] | None:
+        first = await self.queue.get()
+        if first is None:
+            return None
+        items = [first]
+        deadline = time.perf_counter() + self.max_wait
+        while len(items) < self.max_batch:
+            try:
+                nxt = self.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    break
+                try:
+                    nxt = await asyncio.wait_for(self.queue.get(), left)
+                except TimeoutError:
+                    break
+            if nxt is None:
+                self.queue.put_nowait(None)  # seen again after this batch
+                break
+            items.append(nxt)
+        return items
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            items = await self._take()
+            if items is None:
+                break
+            self.pending -= len(items)
+            self._gauge()
+            live = [it for it in items if not it.future.done()]  # a cancelled request's image is skipped
+            if not live:
+                continue
+            start = time.perf_counter()
+            try:
+                x = live[0].x[None] if len(live) == 1 else np.stack([it.x for it in live])
+                outs = await loop.run_in_executor(self.executor, self.run, x)
+            except Exception as e:  # a bug or a broken model: every waiting request gets it, the loop goes on
+                for it in live:
+                    if not it.future.done():
+                        it.future.set_exception(e)
+                continue
+            took = time.perf_counter() - start
+            if self.metrics:
+                self.metrics.batch_size.labels(*self.labels).observe(len(live))
+                self.metrics.inference.labels(*self.labels).observe(took)
+            for i, it in enumerate(live):
+                if not it.future.done():
+                    wait = start - it.queued
+                    if self.metrics:
+                        self.metrics.queue_wait.labels(*self.labels).observe(wait)
+                    it.future.set_result(Result([o[i] for o in outs], wait, took, len(live)))
+
+    async def close(self) -> None:
+        """Finish what is queued, then stop the thread."""
+        if self.closed:
+            return
+        self.closed = True
+        self.queue.put_nowait(None)
+        await self.task
+        self.executor.shutdown(wait=False)
+
+
+@dataclass
+class Loaded:
+    key: str
+    predictor: Predictor
+    batcher: Batcher
+
+
+class Pool:
+    """Loaded models by export sha256, least recently used evicted beyond `cache_models`."""
+
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.loaded: OrderedDict[str, Loaded] = OrderedDict()
+        self.loading: dict[str, asyncio.Future[Loaded]] = {}
+        self.closing: set[asyncio.Task[None]] = set()
+
+    def get_loaded(self, key: str) -> Loaded | None:
+        got = self.loaded.get(key)
+        if got is not None:
+            self.loaded.move_to_end(key)
+        return got
+
+    async def get(self, key: str, path: Callable[[], str], labels: tuple[str, str]) -> Loaded:
+        if (got := self.get_loaded(key)) is not None:
+            return got
+        if key in self.loading:
+            return await asyncio.shield(self.loading[key])
+        fut: asyncio.Future[Loaded] = asyncio.get_running_loop().create_future()
+        self.loading[key] = fut
+        try:
+            s = self.settings
+
+            def build() -> Predictor:
+                return Predictor(path(), threads=s.threads, device=s.device)
+
+            predictor = await asyncio.to_thread(build)
+            warm = np.zeros((1, 3, predictor.height, predictor.width), np.float32)
+            await asyncio.to_thread(predictor.raw, warm)  # first run allocates; not on a user's clock
+            batcher = Batcher(predictor.raw, max_batch=s.max_batch, max_wait_ms=s.max_wait_ms,
+                              queue_size=s.queue_size, retry_after_s=s.retry_after_s, labels=labels,
+                              metrics=self.metrics)
+            loaded = Loaded(key, predictor, batcher)
+            self.loaded[key] = loaded
+            log.info("loaded model %s version %s (%s)", labels[0], labels[1], key[:12])
+            while len(self.loaded) > s.cache_models:
+                _, old = self.loaded.popitem(last=False)
+                log.info("evicting model %s", old.key[:12])
+                self._close_later(old)
+            self.metrics.loaded.set(len(self.loaded))
+            fut.set_result(loaded)
+            return loaded
+        except BaseException as e:
+            fut.set_exception(e)
+            fut.exception()  # retrieved: no "never retrieved" warning when nobody else waited
+            raise
+        finally:
+            del self.loading[key]
+
+    def _close_later(self, old: Loaded) -> None:
+        task = asyncio.get_running_loop().create_task(old.batcher.close())
+        self.closing.add(task)
+        task.add_done_callback(self.closing.discard)
+
+    async def close(self) -> None:
+        for loaded in list(self.loaded.values()):
+            await loaded.batcher.close()
+        self.loaded.clear()
+        if self.closing:
+            await asyncio.gather(*self.closing, return_exceptions=True)

@@ -1,0 +1,120 @@
+"""API shapes (pydantic), apart from the store's rows. The prediction routes write JSON directly for
+speed; these models document them in OpenAPI and the tests validate responses against them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Box(BaseModel):
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+
+class PredictionOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    box: Box | None = Field(None, description="Absolute pixels of the image as sent (EXIF orientation applied)")
+    class_: str = Field(alias="class")
+    class_id: int
+    confidence: float
+
+
+class Size(BaseModel):
+    width: int
+    height: int
+
+
+class ImageTimings(BaseModel):
+    decode_ms: float
+    queue_ms: float
+    inference_ms: float
+    postprocess_ms: float
+    total_ms: float
+
+
+class ImageOut(BaseModel):
+    index: int
+    name: str
+    size: Size
+    predictions: list[PredictionOut]
+    batch_size: int = Field(description="Images in the inference batch this image ran in")
+    timings: ImageTimings
+
+
+class ModelRef(BaseModel):
+    name: str = Field(description="The name in the URL: a model or a task family")
+    version: int = Field(description="The registry id of the model that ran")
+    model: str = Field(description="The registry name of the model that ran")
+    stage: str
+    task: str
+
+
+class Timings(BaseModel):
+    total_ms: float
+
+
+class PredictOut(BaseModel):
+    model: ModelRef
+    images: list[ImageOut]
+    timings: Timings
+
+
+class ImageIn(BaseModel):
+    base64: str | None = Field(None, description="The image file's bytes, base64 (a data: URL prefix is fine)")
+    url: str | None = Field(None, description="http(s) URL on the server's allow-list (off by default)")
+    name: str = ""
+
+
+class PredictJSON(BaseModel):
+    """The JSON request body (the multipart and raw-bytes forms take the same parameters as query fields)."""
+
+    images: list[ImageIn]
+    confidence: float | None = None
+    iou: float | None = None
+    classes: list[str] | None = None
+    max_detections: int | None = None
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    confidence: float = Field(0.25, ge=0, le=1)
+    iou: float = Field(0.6, ge=0, le=1)
+    max_detections: int = Field(100, ge=1, le=1000)
+    classes: list[str] | None = None
+
+
+class VersionOut(BaseModel):
+    version: int
+    model: str
+    task: str
+    arch: str
+    stage: str
+    dataset_version: str
+    classes: list[str]
+    input_size: list[int]
+    metrics: dict[str, Any]
+    created_at: str
+    loaded: bool
+
+
+class ModelOut(BaseModel):
+    name: str
+    kind: str = Field(description="model (a registry name) or family (a task: its ga model, else the newest)")
+    task: str
+    serving: int = Field(description="The version a request without /versions/{v} runs")
+    versions: list[VersionOut]
+
+
+class PromoteIn(BaseModel):
+    stage: str | None = Field(None, description="preview | beta | ga; default: the next stage")
+
+
+class ErrorOut(BaseModel):
+    error: str
+    message: str
+    hint: str | None = None
+    where: str | None = None

@@ -1,0 +1,292 @@
+"""The server's state and its one prediction pipeline (what the routes call).
+
+    svc = Service(store_path, settings); await svc.start()
+    out = await svc.predict("detect", None, [("a.jpg", data)], Params(confidence=0.3))
+
+Per image: decode + letterbox in a thread (off the event loop), then the model's batcher (which
+batches across concurrent requests), then thresholds / NMS / mapping back in a thread. A registry
+refresh every `refresh_s` notices promotes made elsewhere: the new model is loaded first and only
+then published, so requests never wait for a swap and none is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from visionloop.core.errors import VisionLoopError
+from visionloop.infer.post import postprocess, unletterbox
+from visionloop.serve import catalog as cat
+from visionloop.serve import images as img
+from visionloop.serve.auth import KeyCache, RateLimiter
+from visionloop.serve.engine import Loaded, Pool
+from visionloop.serve.errors import BadRequest, PayloadTooLarge
+from visionloop.serve.metrics import Metrics
+from visionloop.serve.settings import Settings, is_loopback
+from visionloop.store import Store
+from visionloop.store import keys as key_store
+from visionloop.store import models as registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Params:
+    confidence: float = 0.25
+    iou: float = 0.6
+    max_detections: int = 100
+    classes: list[str] | None = None
+
+
+def check_auth(store: Store, settings: Settings) -> None:
+    """Refuse to start an open server: off loopback (or with --auth) a key must exist."""
+    if settings.auth_required() and not key_store.any_active(store):
+        where = "with --auth" if is_loopback(settings.host) else f"on {settings.host} (not loopback)"
+        raise VisionLoopError(f"serving {where} requires API keys, and this project has none",
+                              hint="create one with `visionloop keys create --scope predict`")
+
+
+class Service:
+    def __init__(self, store_path: str | Path, settings: Settings) -> None:
+        self.store_path = Path(store_path)
+        self.settings = settings
+        self.metrics = Metrics()
+        self.pool = Pool(settings, self.metrics)
+        self.catalog = cat.Catalog([], settings.precision)
+        self.store: Store | None = None
+        self.decode = ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode")
+        self.keys: KeyCache | None = None
+        self.limiter = RateLimiter(settings.rate_limit)
+        self.ready = False
+        self.started = time.time()
+        self._refresher: asyncio.Task[None] | None = None
+        self._http: Any = None
+
+    # -- life cycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.store = await asyncio.to_thread(Store.open, self.store_path)
+        await asyncio.to_thread(check_auth, self.store, self.settings)
+        self.keys = KeyCache(self.store, self.settings.key_cache_s)
+        await asyncio.get_running_loop().run_in_executor(self.decode, _warm)
+        await self.refresh(load_all=self.settings.preload)
+        if self.settings.refresh_s > 0:
+            self._refresher = asyncio.get_running_loop().create_task(self._refresh_loop())
+        self.ready = True
+
+    async def stop(self) -> None:
+        self.ready = False
+        if self._refresher:
+            self._refresher.cancel()
+        await self.pool.close()
+        if self._http is not None:
+            await self._http.aclose()
+        self.decode.shutdown(wait=False)
+        if self.store:
+            self.store.close()
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.refresh_s)
+            try:
+                await self.refresh()
+            except Exception:  # the store is briefly locked or gone: keep serving what is loaded
+                log.exception("registry refresh failed; serving the models already loaded")
+
+    async def refresh(self, *, load_all: bool = False) -> dict[str, str]:
+        """Re-read the registry; load what a name now means (if it was in use, or `load_all`) before
+        publishing it. Returns the names whose target changed."""
+        assert self.store is not None
+        new = cat.Catalog(await asyncio.to_thread(cat.load, self.store, self.settings.precision),
+                          self.settings.precision)
+        old_targets = self.catalog.current()
+        changed: dict[str, str] = {}
+        for name, key in new.current().items():
+            was = old_targets.get(name)
+            if load_all or (was is not None and was != key and self.pool.get_loaded(was) is not None):
+                await self._load(new.resolve(name))
+            if was is not None and was != key:
+                changed[name] = key
+                self.metrics.swaps.labels(name).inc()
+                log.info("model %s now serves %s", name, new.resolve(name).model.name)
+        self.catalog = new
+        return changed
+
+    async def _load(self, target: cat.Target) -> Loaded:
+        assert self.store is not None
+        store = self.store
+        return await self.pool.get(target.key, lambda: registry.blob_file(store, target.key),
+                                   (target.model.name, str(target.version)))
+
+    # -- models ----------------------------------------------------------------------------------
+    def model_summary(self, m: registry.ModelInfo) -> dict[str, Any]:
+        e = m.export("onnx", self.settings.precision)
+        return {"version": m.id, "model": m.name, "task": m.task, "arch": m.arch, "stage": m.stage,
+                "dataset_version": m.version, "classes": m.classes, "input_size": m.input_size,
+                "metrics": m.metrics, "created_at": m.created_at,
+                "loaded": e is not None and self.pool.get_loaded(e.sha256) is not None}
+
+    def describe(self, name: str) -> dict[str, Any]:
+        versions = self.catalog.versions(name)
+        serving = self.catalog.resolve(name)
+        return {"name": name, "kind": "model" if name in self.catalog.by_name else "family",
+                "task": serving.model.task, "serving": serving.version,
+                "versions": [self.model_summary(m) for m in versions]}
+
+    def list_models(self) -> list[dict[str, Any]]:
+        names = [*self.catalog.families(), *self.catalog.by_name]
+        return [self.describe(n) for n in names]
+
+    async def promote(self, name: str, stage: str | None) -> dict[str, Any]:
+        assert self.store is not None
+        target = self.catalog.resolve(name)  # validates the name first
+        model = name if name in self.catalog.by_name else target.model.name
+        await asyncio.to_thread(registry.promote, self.store, model, stage)
+        await self.refresh()
+        return self.describe(name)
+
+    # -- prediction ------------------------------------------------------------------------------
+    async def predict(self, name: str, version: str | None, images: list[tuple[str, bytes]],
+                      params: Params) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        target = self.catalog.resolve(name, version)
+        labels = (target.name, str(target.version))
+        code = 200
+        try:
+            if not images:
+                raise BadRequest("no image in the request",
+                                 hint="send multipart files, raw image bytes, or JSON {\"images\": [{\"base64\": …}]}")
+            if len(images) > self.settings.max_images:
+                raise PayloadTooLarge(f"{len(images)} images in one request, at most {self.settings.max_images}",
+                                      hint="split them over several requests")
+            loaded = await self._load(target)
+            keep = self._class_filter(loaded, params.classes)
+            results = await asyncio.gather(*(self._one(loaded, i, n, d, params, keep)
+                                             for i, (n, d) in enumerate(images)))
+            self.metrics.images.labels(*labels).inc(len(results))
+            return {"model": {"name": target.name, "version": target.version, "model": target.model.name,
+                              "stage": target.model.stage, "task": target.model.task},
+                    "images": results,
+                    "timings": {"total_ms": round((time.perf_counter() - t0) * 1000, 3)}}
+        except VisionLoopError as e:
+            from visionloop.serve.errors import status_of
+
+            code = status_of(e)
+            raise
+        except Exception:
+            code = 500
+            raise
+        finally:
+            self.metrics.requests.labels(*labels, str(code)).inc()
+            self.metrics.latency.labels(*labels).observe(time.perf_counter() - t0)
+
+    def _class_filter(self, loaded: Loaded, classes: list[str] | None) -> np.ndarray | None:
+        if not classes:
+            return None
+        names = loaded.predictor.classes
+        keep = np.zeros(len(names), bool)
+        for c in classes:
+            if c in names:
+                keep[names.index(c)] = True
+            elif c.isdigit() and int(c) < len(names):
+                keep[int(c)] = True
+            else:
+                raise BadRequest(f"unknown class {c[:64]!r} in `classes`", hint=f"classes: {', '.join(names)}")
+        return keep
+
+    async def _one(self, loaded: Loaded, index: int, name: str, data: bytes, params: Params,
+                   keep: np.ndarray | None) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        p = loaded.predictor
+        label = f"image {index + 1}" + (f" ({name})" if name else "")
+        t0 = time.perf_counter()
+        x, matrix, w, h = await loop.run_in_executor(self.decode, self._prepare, p, data, label)
+        t1 = time.perf_counter()
+        res = await loaded.batcher.submit(x)
+        t2 = time.perf_counter()
+        preds = await loop.run_in_executor(self.decode, self._post, p, res.outputs, matrix, w, h, params, keep)
+        t3 = time.perf_counter()
+        return {"index": index, "name": name, "size": {"width": w, "height": h}, "predictions": preds,
+                "batch_size": res.batch,
+                "timings": {"decode_ms": _ms(t1 - t0), "queue_ms": _ms(res.queue_s),
+                            "inference_ms": _ms(res.inference_s), "postprocess_ms": _ms(t3 - t2),
+                            "total_ms": _ms(t3 - t0)}}
+
+    def _prepare(self, p: Any, data: bytes, label: str) -> tuple[np.ndarray, np.ndarray, int, int]:
+        rgb = img.decode(data, max_pixels=self.settings.max_pixels, name=label)
+        x, matrix = p.preprocess(rgb)
+        return x[0], matrix, rgb.shape[1], rgb.shape[0]
+
+    @staticmethod
+    def _post(p: Any, outs: list[np.ndarray], matrix: np.ndarray, w: int, h: int, params: Params,
+              keep: np.ndarray | None) -> list[dict[str, Any]]:
+        names = p.classes
+        if p.task == "classify":
+            probs = outs[0].astype(np.float64)
+            order = [int(i) for i in np.argsort(-probs, kind="stable")
+                     if probs[i] >= params.confidence and (keep is None or keep[i])][:params.max_detections]
+            return [{"class": names[i], "class_id": i, "confidence": round(float(probs[i]), 6)} for i in order]
+        scores = outs[1] if keep is None else outs[1] * keep[None, :]
+        boxes, conf, labels = postprocess(outs[0], scores, conf=params.confidence, iou=params.iou,
+                                          max_det=params.max_detections)
+        boxes = unletterbox(boxes, matrix, w, h)
+        return [{"box": {"x0": round(float(b[0]), 2), "y0": round(float(b[1]), 2), "x1": round(float(b[2]), 2),
+                         "y1": round(float(b[3]), 2)},
+                 "class": names[int(c)], "class_id": int(c), "confidence": round(float(s), 6)}
+                for b, s, c in zip(boxes, conf, labels, strict=True)]
+
+    # -- URL inputs --------------------------------------------------------------------------------
+    async def fetch(self, url: str) -> bytes:
+        """A URL's bytes, only from hosts on the allow-list (off when the list is empty), no redirects."""
+        from urllib.parse import urlsplit
+
+        from visionloop.serve.errors import Forbidden
+
+        allow = self.settings.url_allow_list
+        if not allow:
+            raise Forbidden("fetching image URLs is off on this server",
+                            hint="send the image bytes (multipart, raw or base64), or start the server with "
+                                 "--allow-url HOST")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise BadRequest(f"not an http(s) URL: {url[:200]!r}")
+        if parts.hostname not in allow:
+            raise Forbidden(f"host {parts.hostname!r} is not on this server's URL allow-list",
+                            hint=f"allowed: {', '.join(allow)}")
+        import httpx
+
+        if self._http is None:
+            self._http = httpx.AsyncClient(follow_redirects=False, timeout=self.settings.url_timeout_s)
+        limit = self.settings.max_body_bytes
+        try:
+            async with self._http.stream("GET", url) as r:
+                if r.status_code != 200:
+                    raise BadRequest(f"fetching {url[:200]} answered HTTP {r.status_code}")
+                chunks, size = [], 0
+                async for chunk in r.aiter_bytes():
+                    size += len(chunk)
+                    if size > limit:
+                        raise PayloadTooLarge(f"{url[:200]} is larger than {limit:,} bytes")
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        except httpx.HTTPError as e:
+            raise BadRequest(f"cannot fetch {url[:200]}: {type(e).__name__}") from None
+
+
+def _warm() -> None:
+    """Import and run the decoders and NMS once, so the first request does not pay for it."""
+    import cv2
+
+    ok, data = cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))
+    img.decode(data.tobytes(), max_pixels=64)
+    postprocess(np.zeros((4, 4), np.float32), np.full((4, 2), 0.5, np.float32))
+
+
+def _ms(s: float) -> float:
+    return round(s * 1000, 3)

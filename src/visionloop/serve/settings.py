@@ -1,0 +1,61 @@
+"""Server settings: one object, built by the CLI (or a test), passed to `create_app`."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from pydantic import BaseModel, Field
+
+LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseModel):
+    """Every knob of `visionloop serve`. The batching defaults come from `bench/serve.py` (see README)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: None: required exactly when `host` is not loopback; True forces it on loopback too
+    auth: bool | None = None
+    #: requests per minute per key when the key has no limit of its own
+    rate_limit: int = 600
+    #: seconds a looked-up key is trusted before the store is asked again (revocation delay)
+    key_cache_s: float = 2.0
+
+    # dynamic micro-batching, per loaded model
+    max_batch: int = Field(8, ge=1, le=256)
+    max_wait_ms: float = Field(0.0, ge=0, le=1000)
+    #: images waiting for inference per model; beyond it requests get 503 + Retry-After
+    queue_size: int = Field(64, ge=1)
+    retry_after_s: int = 1
+
+    # inputs
+    max_images: int = Field(16, ge=1)
+    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    max_pixels: int = Field(50_000_000, ge=1)
+    #: hosts (exact names) whose http(s) URLs a JSON request may ask the server to fetch; empty: off
+    url_allow_list: list[str] = Field(default_factory=list)
+    url_timeout_s: float = 5.0
+
+    # models
+    cache_models: int = Field(4, ge=1)
+    precision: str = "fp32"
+    #: load every family's current model at start-up (else on first use)
+    preload: bool = True
+    #: seconds between registry checks (a promote elsewhere is served after at most this)
+    refresh_s: float = 2.0
+    #: ONNX Runtime intra-op threads per model (None: its default, one per core)
+    threads: int | None = None
+    device: str = "cpu"
+    decode_threads: int = 2
+
+    def auth_required(self) -> bool:
+        return bool(self.auth) if self.auth is not None else not is_loopback(self.host)
