@@ -61,7 +61,7 @@ def _stats(proj):
 def test_import_interrupted_exits_with_the_signal_and_changes_nothing(shapes, tmp_path, sig, code, how):
     proj = tmp_path / "p"
     assert runner.invoke(app, ["init", str(proj)]).exit_code == 0
-    r = interrupt(tmp_path, sig, "visionloop.ingest.importer:probe", "import", str(shapes), "-p", str(proj))
+    r = interrupt(tmp_path, sig, "visionloop.formats.checks:probe", "import", str(shapes), "-p", str(proj))
     assert r.returncode == code, r
     assert r.stderr.strip() == f"{how}: the import was stopped; the project is unchanged (an import lands whole " \
                                "or not at all)"

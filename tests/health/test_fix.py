@@ -123,9 +123,13 @@ def test_reimport_after_fix(defective, defective_copy):
 
 
 def test_import_keeps_a_wrong_declared_size_only_without_fixing(defective):
-    """With fix=True the importer still refuses a size mismatch; with fix=False it records it."""
+    """With fix=True the importer refuses (strict) or quarantines (default) a size mismatch; with fix=False it
+    records it."""
     with Store.open(defective.project) as store:
         (x,) = [s for s in store.samples(split="train") if s.image.file_name == "raccoon-80.jpg"]
         assert x.image.metadata["declared_size"] == [x.image.width + 40, x.image.height]
     with pytest.raises(ImageError, match=r"raccoon-80\.jpg.*declared size 265×225 disagrees"):
-        import_dataset(Store.init(defective.root.parent / "strict"), defective.root)
+        import_dataset(Store.init(defective.root.parent / "strict"), defective.root, strict=True)
+    report = import_dataset(Store.init(defective.root.parent / "default"), defective.root)
+    assert [(r["file"], r["reason"]) for r in report.quarantined] == [
+        ("train/raccoon-80.jpg", "declared size 265×225 disagrees with the image, which is 225×225")]

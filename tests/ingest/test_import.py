@@ -12,9 +12,9 @@ from PIL import Image
 from visionloop.core import Box, FormatError, ImageError, LabelState, ProjectError
 from visionloop.demo import synthetic
 from visionloop.formats import write
+from visionloop.formats.images import probe
+from visionloop.formats.orient import reorient
 from visionloop.ingest import import_dataset
-from visionloop.ingest.images import probe
-from visionloop.ingest.orient import reorient
 from visionloop.store import Store
 
 
@@ -103,7 +103,7 @@ def test_corrupt_image_rejects_import_and_leaves_store_unchanged(tmp_path, shape
     (bad / "broken.jpg").write_bytes((bad / "broken.jpg").read_bytes()[:300])  # truncated JPEG
     ann = _coco(bad, [("ok1.jpg", 20, 20), ("ok2.jpg", 20, 20), ("broken.jpg", 20, 20)], [(1, [1, 1, 5, 5])])
     with pytest.raises(ImageError) as e:
-        import_dataset(Store.open(tmp_path / "p"), ann)
+        import_dataset(Store.open(tmp_path / "p"), ann, strict=True)
     assert "broken.jpg" in str(e.value)
     assert _snapshot(tmp_path / "p") == before
     assert not any((tmp_path / "p" / "blobs" / ".staging").glob("*/*"))
@@ -114,10 +114,10 @@ def test_non_image_and_missing_image_are_named(tmp_path):
     ann = _coco(tmp_path, [("x.jpg", 5, 5)], [])
     store = Store.init(tmp_path / "p")
     with pytest.raises(ImageError, match=r"x\.jpg: not a readable image"):
-        import_dataset(store, ann)
+        import_dataset(store, ann, strict=True)
     ann = _coco(tmp_path, [("gone.jpg", 5, 5)], [])
     with pytest.raises(ImageError, match=r"gone\.jpg \(listed in .*ann\.json\): image file not found"):
-        import_dataset(store, ann)
+        import_dataset(store, ann, strict=True)
     assert store.stats().images == 0
 
 
@@ -125,7 +125,7 @@ def test_declared_size_disagreement_is_an_error(tmp_path):
     (tmp_path / "a.jpg").write_bytes(_jpeg(30, 20))
     ann = _coco(tmp_path, [("a.jpg", 31, 20)], [(1, [1, 1, 3, 3])])
     with pytest.raises(ImageError, match="declared size 31×20 disagrees with the image, which is 30×20"):
-        import_dataset(Store.init(tmp_path / "p"), ann)
+        import_dataset(Store.init(tmp_path / "p"), ann, strict=True)
 
 
 def test_out_of_bounds_boxes_are_clipped_and_counted(tmp_path):
@@ -147,8 +147,8 @@ def test_out_of_bounds_boxes_are_clipped_and_counted(tmp_path):
 def test_box_entirely_outside_rejects(tmp_path):
     (tmp_path / "a.jpg").write_bytes(_jpeg(30, 20))
     ann = _coco(tmp_path, [("a.jpg", 30, 20)], [(1, [40, 5, 10, 5])])
-    with pytest.raises(FormatError, match=r"a\.jpg, annotation 1 \(thing\).*lies outside the 30×20 image"):
-        import_dataset(Store.init(tmp_path / "p"), ann)
+    with pytest.raises(FormatError, match=r"a\.jpg \(annotation 1 \(thing\)\): box .*lies outside the 30×20 image"):
+        import_dataset(Store.init(tmp_path / "p"), ann, strict=True)
 
 
 def test_exif_orientation_applied_once(tmp_path):
@@ -181,7 +181,7 @@ def test_exif_orientation_applied_once(tmp_path):
 def test_gps_from_exif_on_real_street_photos(tmp_path, lund):
     import shutil
 
-    from visionloop.ingest.images import read_bytes
+    from visionloop.formats.images import read_bytes
     src = lund / "images" / "01.jpg"
     info = probe(read_bytes(str(src)), path=src)
     assert info.gps is not None

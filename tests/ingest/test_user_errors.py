@@ -9,7 +9,7 @@ import pytest
 
 from visionloop.core.errors import FormatError, ImageError, ProjectError
 from visionloop.formats import read
-from visionloop.ingest.images import probe
+from visionloop.formats.images import probe
 from visionloop.store import Store
 
 

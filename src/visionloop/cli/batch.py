@@ -54,7 +54,14 @@ def show(batch: BatchArg, project: ProjectOpt = Path("."), as_json: JsonOpt = Fa
     console.print(f"batch {info.id}: {info.kind} of {info.source}" + (f" ({info.format})" if info.format else "")
                   + (" — undone" if info.undone else ""), soft_wrap=True)
     for k, v in sorted(info.summary.items()):
-        console.print(f"  {k}: {v}", soft_wrap=True)
+        if k != "quarantined":
+            console.print(f"  {k}: {v}", soft_wrap=True)
+    quarantined = info.summary.get("quarantined") or []
+    if quarantined:
+        console.print(f"  quarantined {len(quarantined)}:")
+    for r in quarantined:
+        console.print(f"    {r['file']}" + (f" ({r['element']})" if r.get("element") else "") + f": {r['reason']}",
+                      soft_wrap=True, markup=False, highlight=False)
 
 
 @app.command("undo")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -13,6 +13,8 @@ from visionloop.cli.options import JsonOpt, ProjectOpt
 from visionloop.cli.render import plural as _n
 from visionloop.cli.render import render_write_report
 from visionloop.formats.base import ImageMode
+
+EXIT_QUARANTINED = 3  # the rest landed, some entries were quarantined (ingest.importer.EXIT_QUARANTINED)
 
 
 def init(
@@ -38,22 +40,34 @@ def import_(
     format: Annotated[str | None, typer.Option("--format", "-f", help="Source format (default: detect).")] = None,
     split: Annotated[str | None, typer.Option(help="Put every image in this split.")] = None,
     no_fix: Annotated[bool, typer.Option("--no-fix", help="Keep out-of-bounds/zero-area annotations and wrong declared sizes as they are, for `visionloop health`.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Refuse the whole import on the first problem (nothing is written) instead of quarantining what cannot be used.")] = False,
     allow_outside_root: Annotated[bool, typer.Option(
         "--allow-outside-root", help="Read images the annotations place outside the dataset folder.")] = False,
     project: ProjectOpt = Path("."),
     as_json: JsonOpt = False,
 ) -> None:
-    """Import a dataset as one batch: all of it or, on any error, nothing."""
+    """Import a dataset as one batch: everything usable lands; what is not is quarantined (listed by
+    `visionloop batch show` and `health`). With --strict, all of it or, on any problem, nothing.
+
+    Exit codes: 0 all landed; 3 the rest landed, some entries quarantined; 1 an error, nothing written.
+    """
     from visionloop.ingest import import_dataset
     from visionloop.store import Store
 
     with Store.open(project) as store, progress(f"Importing {path.name}") as advance:
-        report = import_dataset(store, path, format=format, split=split, fix=not no_fix, progress=advance,
-                                allow_outside_root=allow_outside_root)
+        report = import_dataset(store, path, format=format, split=split, fix=not no_fix, strict=strict,
+                                progress=advance, allow_outside_root=allow_outside_root)
+    _render_import(report, as_json)
+    if report.quarantined:
+        raise typer.Exit(EXIT_QUARANTINED)
+
+
+def _render_import(report: Any, as_json: bool) -> None:
     if as_json:
         print_json(report.to_json())
         return
     c = report.counts
+    q = len(report.quarantined)
     if report.batch_id is None:
         console.print(f"Nothing new in {report.source}: {c.get('images_unchanged', 0)} images already in the project")
         return
@@ -64,10 +78,28 @@ def import_(
     if c.get("images_unchanged"):
         parts.append(f"{c['images_unchanged']} unchanged")
     console.print(f"Imported {report.source} ({report.format}) as batch {report.batch_id}: " + ", ".join(parts)
-                  + f"; {c.get('annotations_added', 0)} annotations; {c.get('blobs_added', 0)} new image files",
-                  soft_wrap=True)
+                  + f"; {c.get('annotations_added', 0)} annotations; {c.get('blobs_added', 0)} new image files"
+                  + (f"; {q} quarantined" if q else ""), soft_wrap=True)
     if report.fixes:
-        err_console.print("Fixed: " + ", ".join(f"{k} {v}" for k, v in sorted(report.fixes.items())))
+        err_console.print(("Fixed: " if report.fixed else "Found (kept as they are for `visionloop health`): ")
+                          + ", ".join(f"{k} {v}" for k, v in sorted(report.fixes.items())))
+    if report.notes:
+        err_console.print("Noted for `visionloop health`: "
+                          + ", ".join(f"{k} {v}" for k, v in sorted(report.notes.items())))
+    _render_quarantine(report)
+
+
+def _render_quarantine(report: Any) -> None:
+    q = report.quarantined
+    if not q:
+        return
+    err_console.print(f"[yellow]Quarantined {len(q)}[/] (not imported; `visionloop batch show {report.batch_id}` "
+                      "lists them):", soft_wrap=True)
+    for r in q[:10]:
+        err_console.print(f"  {r['file']}" + (f" ({r['element']})" if r["element"] else "") + f": {r['reason']}",
+                          soft_wrap=True, markup=False)
+    if len(q) > 10:
+        err_console.print(f"  … and {len(q) - 10} more")
 
 
 def export(

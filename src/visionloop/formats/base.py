@@ -36,7 +36,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from visionloop.core.classes import ClassMap
-from visionloop.core.errors import FormatError, ImageError, LossError
+from visionloop.core.errors import FormatError, ImageError, LossError, VisionLoopError
 from visionloop.core.sample import ImageRef, Sample
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
@@ -134,6 +134,31 @@ def allow_outside_root(allow: bool = True) -> Iterator[None]:
         yield
     finally:
         _OUTSIDE_OK.reset(token)
+
+
+#: set by `quarantine_reads()`: where a reader sends a sample it cannot read instead of raising
+_QUARANTINE: ContextVar[Callable[[VisionLoopError], None] | None] = ContextVar("visionloop_quarantine", default=None)
+
+
+@contextmanager
+def quarantine_reads(sink: Callable[[VisionLoopError], None]) -> Iterator[None]:
+    """Within this block a reader that meets a sample it cannot read (a malformed annotation file of one
+    image, an impossible box, an unknown class) hands the error to `sink` and skips that sample, instead of
+    raising. The importer uses it to land everything usable and quarantine the rest."""
+    token = _QUARANTINE.set(sink)
+    try:
+        yield
+    finally:
+        _QUARANTINE.reset(token)
+
+
+def quarantine(error: VisionLoopError) -> None:
+    """One sample cannot be read: raise `error` (the default, strict) or, inside `quarantine_reads()`,
+    record it; the caller then skips that sample (the image with all its annotations)."""
+    sink = _QUARANTINE.get()
+    if sink is None:
+        raise error
+    sink(error)
 
 
 def dataset_root(path: Path) -> Path:

@@ -75,7 +75,7 @@ from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
 from visionloop.core.classes import ClassMap
-from visionloop.core.errors import FormatError, ImageError
+from visionloop.core.errors import FormatError, ImageError, VisionLoopError
 from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, RotatedBox, kind
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
 from visionloop.formats.base import (
@@ -87,6 +87,7 @@ from visionloop.formats.base import (
     find_image,
     iter_files,
     place_image,
+    quarantine,
     refuse_filled,
     safe_name,
     with_size,
@@ -429,8 +430,14 @@ def _samples(layout: _Layout, classes: ClassMap, forced_split: str | None) -> It
         xml_files: Iterable[Path] = [layout.xml_source]
     else:
         xml_files = iter_files(layout.xml_source, suffixes=(".xml",))
+    skipped: set[str] = set()  # stems of quarantined XMLs: their images are not "unlabelled"
     for xml in xml_files:
-        sample = _sample_from_xml(xml, layout, forced_split or split_of.get(xml.stem))
+        try:
+            sample = _sample_from_xml(xml, layout, forced_split or split_of.get(xml.stem))
+        except VisionLoopError as e:
+            quarantine(e)  # raises unless the import quarantines
+            skipped.add(xml.stem)
+            continue
         for annotation in sample.annotations:
             classes.add(annotation.label)
         if sample.image.path is not None:
@@ -440,7 +447,7 @@ def _samples(layout: _Layout, classes: ClassMap, forced_split: str | None) -> It
         return
     for image in iter_files(layout.images_dir, suffixes=IMAGE_EXTENSIONS):
         absolute = os.path.abspath(image)
-        if absolute in seen:
+        if absolute in seen or image.stem in skipped:
             continue
         ref = ImageRef(_relative(absolute, layout.root), path=absolute)
         annotations = _segmentation(layout, image.stem, [], ref)

@@ -42,7 +42,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from visionloop.core.classes import ClassInfo, ClassMap
-from visionloop.core.errors import FormatError, ImageError
+from visionloop.core.errors import FormatError, ImageError, VisionLoopError
 from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, RotatedBox, mask_to_polygon
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
 from visionloop.formats.base import (
@@ -56,6 +56,7 @@ from visionloop.formats.base import (
     is_image,
     iter_files,
     place_image,
+    quarantine,
     safe_name,
     with_size,
 )
@@ -593,7 +594,12 @@ def _samples(layout: _Layout, split: str | None) -> Iterator[Sample]:
         else:
             images = _listed_images(source.location)
         for image in images:
-            yield _sample(image, layout, name)
+            try:
+                sample = _sample(image, layout, name)
+            except VisionLoopError as e:
+                quarantine(e)  # raises unless the import quarantines: then this image is left out
+                continue
+            yield sample
 
 
 def _listed_images(list_file: Path) -> Iterator[Path]:
@@ -654,10 +660,10 @@ def _check_orphan_labels(image_dir: Path, root: Path) -> None:
                  if image_folder.is_dir() else set())
         for text in texts:
             if Path(text).stem not in stems:
-                raise ImageError(
+                quarantine(ImageError(
                     f"no image for this label file (looked for {Path(text).stem}.* in {image_folder})",
                     path=folder / text, hint="add the image or delete the label file",
-                )
+                ))
 
 
 def _file_name(image: Path, root: Path) -> str:

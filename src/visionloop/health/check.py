@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from visionloop.core.errors import NotFoundError
-from visionloop.health import duplicates, findings, stats
+from visionloop.health import duplicates, findings, quarantine, stats
 from visionloop.health.load import (
     UNASSIGNED,
     declared_sizes,
@@ -77,7 +77,7 @@ def check(store: Store, *, split: str | None = None, version: str | int | None =
                                                        cache=cache, progress=progress)
         timings["duplicates_s"] = time.perf_counter() - t
         timings.update({f"duplicates_{k}": v for k, v in dup_summary.pop("timings").items()})
-    all_findings = f_mal + f_dup + f_balance + f_tiny + f_bias + f_dims
+    all_findings = f_mal + f_dup + f_balance + f_tiny + f_bias + f_dims + quarantine.findings(project)
     all_findings.sort(key=lambda f: ORDER[f.severity])
     timings["total_s"] = time.perf_counter() - t0
     report = HealthReport(split, input_size, cnt, dims, balance, opi, sizes, tiny, maps, dup_summary, pairs,

@@ -1,27 +1,44 @@
-"""Import a dataset in any registered format into the project, as one batch, all or nothing."""
+"""Import a dataset in any registered format into the project, as one batch.
+
+Policy (README "Import policy"): by default everything usable lands and what cannot be used is
+quarantined; `strict=True` refuses the whole import on the first problem and writes nothing.
+
+- Fixed (counted in `fixes`): boxes and polygons partly outside the image are clipped, zero-area ones
+  dropped. With `fix=False` they are kept as they are for `visionloop health` (counted as found).
+- Noted: a JPEG or PNG cut short that still decodes lands with `meta["truncated_image"]` (a health finding).
+- Quarantined: an entry whose image is missing, empty or undecodable, or whose annotations cannot be read
+  or repaired (an impossible or inverted box, a box entirely outside the image, an unknown class, a
+  declared size the pixels contradict). The entry is left out whole (the image with all its annotations:
+  an image missing one of its objects would teach a model that the object is background) and recorded in
+  the batch's summary as {"file", "element", "reason"}; `visionloop batch show` and `health` list them.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from visionloop import formats
-from visionloop.core.errors import ImageError
-from visionloop.core.sample import Sample
+from visionloop.core.errors import VisionLoopError
 from visionloop.formats.base import allow_outside_root as allow_outside_root_
-from visionloop.ingest.checks import check_sample
-from visionloop.ingest.images import ImageInfo, probe, read_bytes
-from visionloop.ingest.orient import reorient_annotation
+from visionloop.formats.base import dataset_root, quarantine, quarantine_reads
+from visionloop.formats.checks import TRUNCATED, check_image_sample
+from visionloop.store import quarantine as store_quarantine
 from visionloop.store.project import Store
 from visionloop.store.writer import BatchWriter
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
+
+#: exit code of `visionloop import` (and `convert`) when everything else landed but some entries were quarantined
+EXIT_QUARANTINED = 3
 
 
 @dataclass
@@ -31,12 +48,16 @@ class ImportReport:
     format: str
     images_seen: int = 0
     counts: dict[str, int] = field(default_factory=dict)  # images_added, annotations_added, blobs_added, ...
-    fixes: dict[str, int] = field(default_factory=dict)  # clipped, zero_area, exif_reoriented, ...
+    fixes: dict[str, int] = field(default_factory=dict)  # clipped, zero_area, exif_reoriented, ... (found with no fix)
     classes: list[str] = field(default_factory=list)
+    quarantined: list[dict[str, Any]] = field(default_factory=list)  # {"file", "element", "reason"}
+    fixed: bool = True  # False with --no-fix: `fixes` are defects found and kept, not repairs
+    notes: dict[str, int] = field(default_factory=dict)  # truncated_image: landed, noted for health
 
     def to_json(self) -> dict[str, Any]:
         return {"batch": self.batch_id, "source": self.source, "format": self.format,
-                "images_seen": self.images_seen, **self.counts, "fixes": self.fixes, "classes": self.classes}
+                "images_seen": self.images_seen, **self.counts, "fixes" if self.fixed else "found": self.fixes,
+                "notes": self.notes, "classes": self.classes, "quarantined": self.quarantined}
 
 
 def import_dataset(
@@ -46,76 +67,67 @@ def import_dataset(
     format: str | None = None,
     split: str | None = None,
     fix: bool = True,
+    strict: bool = False,
     progress: Progress | None = None,
     allow_outside_root: bool = False,
 ) -> ImportReport:
     """Read `path`, check every image and annotation, and add them to the store as one batch.
 
-    Any error (a malformed file, a missing or broken image, an impossible
-    annotation) raises and leaves the store exactly as it was. An image the
-    annotations place outside the dataset's folder (`../x.jpg`, an absolute path)
-    is an error unless `allow_outside_root`.
+    What cannot be used is quarantined (see the module); with `strict` the first problem raises and
+    leaves the store exactly as it was. A malformed dataset as a whole (an unreadable COCO file, a
+    data.yaml naming no images) is always an error. An image the annotations place outside the
+    dataset's folder (`../x.jpg`, an absolute path) is an error unless `allow_outside_root`.
     """
     with allow_outside_root_(allow_outside_root):
-        return _import(store, Path(path), format=format, split=split, fix=fix, progress=progress)
+        return _import(store, Path(path), format=format, split=split, fix=fix, strict=strict, progress=progress)
 
 
-def _import(store: Store, path: Path, *, format: str | None, split: str | None, fix: bool,
+def _import(store: Store, path: Path, *, format: str | None, split: str | None, fix: bool, strict: bool,
             progress: Progress | None) -> ImportReport:
-    path = Path(path)
     name = format or formats.detect(path)
     reader = formats.read(path, format=name, split=split)
     fixes: Counter[str] = Counter()
+    quarantined: list[dict[str, Any]] = []
+    root = dataset_root(path)
+
+    def sink(error: VisionLoopError) -> None:
+        quarantined.append(record(error, root))
+        log.info("quarantined: %s", error)
+
     seen = 0
     with BatchWriter(store, kind="import", source=str(path.resolve()), format=name, split=split,
-                     classes=reader.classes) as batch:
+                     classes=reader.classes) as batch, (nullcontext() if strict else quarantine_reads(sink)):
         for sample in reader:
-            if sample.image.path is None:
-                raise ImageError("the format gave no image file for this entry", path=path,
-                                 where=sample.image.file_name)
-            data = read_bytes(sample.image.path, listed_in=path)
-            info = probe(data, path=sample.image.path)
-            prepared = check_sample(_prepare(sample, info, fixes, source=str(path), fix=fix), fix=fix,
-                                    counts=fixes, source=str(path))
+            try:
+                prepared, data, info = check_image_sample(sample, fix=fix, counts=fixes, source=path,
+                                                          allow_truncated=not strict)
+            except VisionLoopError as e:
+                quarantine(e)  # raises when strict
+                continue
+            assert info is not None
             batch.add(prepared, data, info.format)
             seen += 1
             if progress:
                 progress(1)
-        batch.summary["fixes"] = dict(fixes)
+        notes = {TRUNCATED: fixes.pop(TRUNCATED)} if fixes.get(TRUNCATED) else {}
+        batch.summary["fixes" if fix else "found"] = dict(fixes)
+        if notes:
+            batch.summary["notes"] = notes
+        batch.summary["quarantined"] = quarantined
+        batch.summary["images_quarantined"] = len(quarantined)
+        # kept even when nothing else changed, so health sees this import's list (and an earlier list ends)
+        batch.keep = bool(quarantined) or store_quarantine.has_open_records(store, str(path.resolve()))
     report = ImportReport(batch.batch_id, str(path), name, seen, dict(batch.counts), dict(fixes),
-                          reader.classes.names)
+                          reader.classes.names, quarantined, fix, notes)
     log.info("imported %s: %s", path, report.to_json())
     return report
 
 
-def _prepare(sample: Sample, info: ImageInfo, fixes: Counter[str], *, source: str, fix: bool = True) -> Sample:
-    """Set hash and upright size; move annotations drawn on the raw grid into the upright image.
-
-    A declared size that disagrees with the pixels (and is not explained by EXIF
-    orientation) is an error; with `fix=False` it is kept for the health check
-    instead: the image row gets the real pixel size and `meta["declared_size"]`
-    = [w, h] as the annotation file said, counted as `size_mismatch`.
-    """
-    ref = sample.image
-    declared = ref.size
-    anns = sample.annotations
-    metadata = ref.metadata
-    if declared is not None and declared != (info.width, info.height):
-        if info.orientation in (5, 6, 7, 8) and declared == (info.raw_width, info.raw_height):
-            anns = tuple(reorient_annotation(a, info.orientation, info.raw_width, info.raw_height) for a in anns)
-            fixes["exif_reoriented"] += len(anns)
-        elif not fix:
-            fixes["size_mismatch"] += 1
-            metadata = {**metadata, "declared_size": [declared[0], declared[1]]}
-            log.warning("%s: %s declares %d×%d but the image is %d×%d; kept (no fix)", source, ref.file_name,
-                        declared[0], declared[1], info.width, info.height)
-        else:
-            raise ImageError(
-                f"declared size {declared[0]}×{declared[1]} disagrees with the image, which is "
-                f"{info.width}×{info.height}" + (" upright" if info.orientation != 1 else ""),
-                path=source, where=ref.file_name, hint="fix the size in the annotation file or use the right image")
-    new_ref = replace(ref, sha256=info.sha256, width=info.width, height=info.height, format=info.format,
-                      orientation=info.orientation, gps=ref.gps or info.gps,
-                      heading=ref.heading if ref.heading is not None else info.heading,
-                      timestamp=ref.timestamp or info.timestamp, metadata=metadata)
-    return replace(sample, image=new_ref, annotations=anns)
+def record(error: VisionLoopError, root: Path) -> dict[str, Any]:
+    """A quarantine record: the file (relative to the dataset's folder when inside it), the element, the reason."""
+    file = error.path or ""
+    if file and "://" not in file:
+        rel = os.path.relpath(os.path.abspath(file), root)
+        if not rel.startswith(".."):
+            file = Path(rel).as_posix()
+    return {"file": file, "element": error.where, "reason": error.message}

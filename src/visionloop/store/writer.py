@@ -69,6 +69,7 @@ class BatchWriter:
         self._class_ids: dict[str, int] = {}
         self._seen: set[int] = set()  # 64-bit digests of the (sha256, name, split) keys this batch has had
         self._new_classes: list[int] = []  # class rows this batch inserted (logged, for undo)
+        self.keep = False  # record the batch even when it changed no row (its summary says something new)
 
     # -- context ----------------------------------------------------------------------------
     def __enter__(self) -> BatchWriter:
@@ -86,7 +87,7 @@ class BatchWriter:
     @property
     def changed(self) -> bool:
         c = self.counts
-        return bool(c["images_added"] or c["images_updated"] or c["classes_added"])
+        return bool(c["images_added"] or c["images_updated"] or c["classes_added"] or self.keep)
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         assert self._session is not None and self._staging is not None

@@ -25,6 +25,7 @@ class ImageInfo:
     gps: GPS | None
     heading: float | None
     timestamp: str | None
+    truncated: bool = False  # cut short and repaired (`repair_truncated`): imported with a note
 
     @property
     def width(self) -> int:
@@ -55,7 +56,7 @@ def read_bytes(path: str, *, listed_in: str | Path | None = None) -> bytes:
 def probe(data: bytes, *, path: str | Path) -> ImageInfo:
     """Everything the store records about an image, reading its header only.
 
-    Raises ImageError for bytes that are not an image or are cut short.
+    Raises ImageError for bytes that are not an image, TruncatedImage for a JPEG or PNG cut short.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -76,10 +77,10 @@ def probe(data: bytes, *, path: str | Path) -> ImageInfo:
     if fmt == "jpeg":
         sos, eoi = data.rfind(b"\xff\xda"), data.rfind(b"\xff\xd9")
         if sos < 0 or eoi < sos:
-            raise ImageError("truncated JPEG (the data ends before the end-of-image marker)", path=path,
-                             hint="re-export or re-download the file")
+            raise TruncatedImage("truncated JPEG (the data ends before the end-of-image marker)", path=path,
+                                 hint="re-export or re-download the file")
     elif fmt == "png" and data.rfind(b"IEND", max(0, len(data) - 64)) < 0:
-        raise ImageError("truncated PNG (no IEND chunk at the end)", path=path)
+        raise TruncatedImage("truncated PNG (no IEND chunk at the end)", path=path)
     orientation = int(exif.get(0x0112, 1) or 1)
     if not 1 <= orientation <= 8:
         orientation = 1
@@ -88,6 +89,42 @@ def probe(data: bytes, *, path: str | Path) -> ImageInfo:
         sha256=hashlib.sha256(data).hexdigest(), size=len(data), format=fmt, raw_width=raw_w, raw_height=raw_h,
         orientation=orientation, gps=gps, heading=heading, timestamp=_timestamp(exif),
     )
+
+
+class TruncatedImage(ImageError):
+    """A JPEG or PNG cut short (`repair_truncated` may still make it readable)."""
+
+
+def repair_truncated(data: bytes) -> bytes | None:
+    """Bytes every decoder reads for a JPEG or PNG cut short, or None when nothing can be read.
+
+    A JPEG gets its end-of-image marker back (the same bytes plus two: what browsers and Pillow with
+    LOAD_TRUNCATED_IMAGES show, the missing rows grey); a PNG is decoded as far as it goes and saved
+    again as PNG (lossless). Checked by decoding with OpenCV, the decoder of versions and training.
+    """
+    import cv2
+    import numpy as np
+
+    if data.startswith(b"\xff\xd8"):
+        if data.find(b"\xff\xda") < 0:
+            return None  # cut before the image data starts
+        fixed = data + b"\xff\xd9"
+    else:
+        from PIL import Image, ImageFile
+
+        old, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, True
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                im.load()
+                buf = io.BytesIO()
+                im.save(buf, format="PNG")
+                fixed = buf.getvalue()
+        except (OSError, ValueError, SyntaxError):
+            return None
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = old
+    arr = cv2.imdecode(np.frombuffer(fixed, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_8)
+    return fixed if arr is not None and arr.size else None
 
 
 def _ratio(v: Any) -> float:

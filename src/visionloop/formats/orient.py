@@ -45,11 +45,11 @@ def reorient(geometry: Geometry, orientation: int, raw_w: int, raw_h: int) -> Ge
             rings.append(tuple(v for p in pts for v in p))
         return Polygon(tuple(rings))
     if isinstance(geometry, Keypoints):
-        pts = []
+        flat: list[float] = []
         for x, y, v in zip(geometry.points[0::3], geometry.points[1::3], geometry.points[2::3], strict=True):
             nx, ny = f(x, y) if v > 0 else (0.0, 0.0)
-            pts += [nx, ny, v]
-        return Keypoints(tuple(pts))
+            flat += [nx, ny, v]
+        return Keypoints(tuple(flat))
     if isinstance(geometry, RotatedBox):
         return RotatedBox.from_corners([f(x, y) for x, y in geometry.corners()])
     if isinstance(geometry, Mask):
