@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -21,31 +20,16 @@ from visionloop.store import Store
 TABLES = ("image", "annotation", "class")
 
 
-def _voc(raccoon: Path, dest: Path, numbers, *, shift: dict[int, int] | None = None) -> Path:
-    """A VOC folder of raccoon photos; `shift` moves the first box of some photos right by N pixels (relabelled)."""
-    (dest / "images").mkdir(parents=True)
-    (dest / "annotations").mkdir()
-    for n in numbers:
-        shutil.copy(raccoon / "images" / f"raccoon-{n}.jpg", dest / "images")
-        xml = (raccoon / "annotations" / f"raccoon-{n}.xml").read_text()
-        if shift and n in shift:
-            a = xml.index("<xmin>") + len("<xmin>")
-            b = xml.index("</xmin>")
-            xml = xml[:a] + str(int(xml[a:b]) + shift[n]) + xml[b:]
-        (dest / "annotations" / f"raccoon-{n}.xml").write_text(xml)
-    return dest
-
-
 def _dump(store: Store) -> dict[str, list[tuple]]:
     with store.engine.connect() as conn:
         return {t: [tuple(r) for r in conn.execute(text(f'SELECT * FROM "{t}" ORDER BY id'))] for t in TABLES}
 
 
 @pytest.fixture()
-def two_sets(raccoon, tmp_path):
-    first = _voc(raccoon, tmp_path / "first", range(1, 11))
+def two_sets(voc_subset, tmp_path):
+    first = voc_subset(tmp_path / "first", range(1, 11))
     # 5 new photos, 3 of the first ten relabelled (their box moved), one unchanged
-    second = _voc(raccoon, tmp_path / "second", [1, 2, 3, 4, 31, 32, 33, 34, 35], shift={1: 5, 2: 7, 3: 9})
+    second = voc_subset(tmp_path / "second", [1, 2, 3, 4, 31, 32, 33, 34, 35], shift={1: 5, 2: 7, 3: 9})
     return first, second
 
 
@@ -92,7 +76,7 @@ def test_a_later_import_blocks_undo_until_it_is_undone(two_sets, tmp_path):
         assert all(v == [] for v in _dump(store).values())
 
 
-def test_fix_then_an_import_of_other_images_then_undo_fix(raccoon, two_sets, tmp_path):
+def test_fix_then_an_import_of_other_images_then_undo_fix(voc_subset, two_sets, tmp_path):
     first, _ = two_sets
     bad = tmp_path / "bad"
     shutil.copytree(first, bad)
@@ -100,7 +84,7 @@ def test_fix_then_an_import_of_other_images_then_undo_fix(raccoon, two_sets, tmp
     t = xml.read_text()
     a, b = t.index("<xmax>") + 6, t.index("</xmax>")
     xml.write_text(t[:a] + "9999" + t[b:])  # a box far outside its image: fix clips it
-    other = _voc(raccoon, tmp_path / "other", [50, 51, 52])
+    other = voc_subset(tmp_path / "other", [50, 51, 52])
     with Store.init(tmp_path / "p") as store:
         import_dataset(store, bad, fix=False)
         state = _dump(store)

@@ -26,15 +26,6 @@ RUNS = 20
 RECIPE = "schema: 1\nseed: 3\npreprocess: {resize: {width: 96, height: 72}}\naugment: {multiplier: 3, flip: {horizontal: true}}\n"
 
 
-def _voc(raccoon: Path, dest: Path, n: int = 16) -> Path:
-    (dest / "images").mkdir(parents=True)
-    (dest / "annotations").mkdir()
-    for i in range(1, n + 1):
-        shutil.copy(raccoon / "images" / f"raccoon-{i}.jpg", dest / "images")
-        shutil.copy(raccoon / "annotations" / f"raccoon-{i}.xml", dest / "annotations")
-    return dest
-
-
 def _cli(args: list[str]) -> list[str]:
     return [sys.executable, "-m", "visionloop.cli.main", *args]
 
@@ -87,8 +78,8 @@ def _counts(root: Path) -> tuple[int, int, int]:
 
 
 @pytest.fixture(scope="module")
-def data(raccoon, tmp_path_factory) -> Path:
-    return _voc(raccoon, tmp_path_factory.mktemp("fault") / "voc")
+def data(voc_subset, tmp_path_factory) -> Path:
+    return voc_subset(tmp_path_factory.mktemp("fault") / "voc", range(1, 17))
 
 
 def _kills(seed: int, duration: float):

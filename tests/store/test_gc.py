@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import time
 
 from typer.testing import CliRunner
@@ -16,15 +15,6 @@ from visionloop.ingest import import_dataset, undo_batch
 from visionloop.store import Store
 from visionloop.store.gc import REFERENCES, collect
 from visionloop.store.schema import Base
-
-
-def _voc(raccoon, dest, numbers):
-    (dest / "images").mkdir(parents=True)
-    (dest / "annotations").mkdir()
-    for n in numbers:
-        shutil.copy(raccoon / "images" / f"raccoon-{n}.jpg", dest / "images")
-        shutil.copy(raccoon / "annotations" / f"raccoon-{n}.xml", dest / "annotations")
-    return dest
 
 
 def _age(root, seconds=3600):
@@ -44,12 +34,12 @@ def test_every_blob_column_is_a_gc_reference():
     assert blob_columns == set(REFERENCES)
 
 
-def test_gc_removes_what_an_undone_import_left(raccoon, tmp_path):
+def test_gc_removes_what_an_undone_import_left(raccoon, voc_subset, tmp_path):
     root = tmp_path / "p"
     with Store.init(root) as store:
-        import_dataset(store, _voc(raccoon, tmp_path / "a", [1, 2, 3]))
+        import_dataset(store, voc_subset(tmp_path / "a", [1, 2, 3]))
         kept = _files(root)
-        b = import_dataset(store, _voc(raccoon, tmp_path / "b", [4, 5])).batch_id
+        b = import_dataset(store, voc_subset(tmp_path / "b", [4, 5])).batch_id
         undo_batch(store, b)
         extra = sorted(set(_files(root)) - set(kept))
         assert len(extra) == 2
