@@ -12,12 +12,13 @@ import httpx
 import numpy as np
 import pytest
 
-from .conftest import Server, jpeg, png
 from visionloop.infer import Predictor
 from visionloop.serve import Settings
 from visionloop.serve.schemas import ModelOut, PredictOut
 from visionloop.store import Store
 from visionloop.store import models as registry
+
+from .conftest import Server, jpeg, png
 
 
 @pytest.fixture(scope="module")
