@@ -2,16 +2,24 @@
 within a split and across splits (train/validation leakage).
 
 Near-duplicate rule
-    Each image has six 64-bit pHashes (`imagehash.views`): whole image, four 95%
-    corner windows, central 90%. Two images are near-duplicates when the whole-image
-    hash of one is within NEAR_BITS (10) bits of any of the six hashes of the other.
+    Each image has seven 64-bit pHashes (`imagehash.views`): whole image, four 95%
+    corner windows, central 90%, mirrored whole image. Two images are near-duplicate
+    candidates when the whole-image hash of one is within NEAR_BITS (10) bits of any
+    of the seven hashes of the other (through the mirrored hash: a flipped copy).
+    A candidate is a near-duplicate (and, across splits, leakage) only once
+    `confirm` has matched the two pictures geometrically (the same content over at
+    least 80% of both frames); the others are look-alikes, an info note: in
+    homogeneous imagery (microscopy, aerial) unrelated pictures often fall within
+    10 bits.
     Measured on raccoon (200 photos of one animal, a hard set: 19,892 unrelated
     pairs): the whole-image pHash alone finds 100% of 50%-resized and quality-40
     copies but only 56-62% of copies cropped by 5% on two sides at 10 bits (93% at 14
     bits, where unrelated pairs start to match); with the windows, every copy (resized,
     recompressed, cropped 5% on any one, two or all sides, and all three at once) is
     found at 10 bits, with no unrelated pair within 10 bits. dHash was no better than
-    pHash and adding it as a second condition did not help.
+    pHash and adding it as a second condition did not help. A horizontally flipped
+    copy is 26-38 bits from the original's whole hash, and within 10 (usually 0) of
+    its mirrored hash; no unrelated raccoon pair is within 13 bits of a mirrored hash.
 
 Search
     Brute force, exact: for each image the minimum Hamming distance of its whole hash
@@ -34,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from visionloop.health import imagehash
+from visionloop.health import confirm, imagehash
 from visionloop.health.load import Images
 from visionloop.health.result import DuplicatePair, Finding, Severity
 from visionloop.store.project import Store
@@ -53,13 +61,13 @@ SPLIT_RANK = {"train": 0, "unassigned": 1}
 
 def near_pairs(views: np.ndarray, *, bits: int = NEAR_BITS, threads: int = 2
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
-    """(a, b, distance, truncated): index pairs a < b of rows of `views` (n, 6) uint64 within `bits`."""
+    """(a, b, distance, truncated): index pairs a < b of rows of `views` (n, 7) uint64 within `bits`."""
     n = len(views)
     if n < 2:
         e = np.zeros(0, np.int64)
         return e, e, e, False
     full = np.ascontiguousarray(views[:, 0])
-    cols = np.ascontiguousarray(views.T)  # (6, n)
+    cols = np.ascontiguousarray(views.T)  # (7, n)
 
     def block(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         stop = min(start + TILE_ROWS, n)
@@ -144,16 +152,31 @@ class Blobs:
     inv: np.ndarray  # image position -> blob position
     ok: np.ndarray  # decoded
     group: np.ndarray  # blob -> same-picture group id (a blob position)
-    near_a: np.ndarray  # near-duplicate group pairs (group ids, a < b) and their distance
+    near_a: np.ndarray  # near-duplicate candidate group pairs (group ids, a < b) and their distance
     near_b: np.ndarray
     near_d: np.ndarray
+    near_m: np.ndarray  # found through the mirrored hash (b is a flipped copy of a)
+    near_ok: np.ndarray  # confirmed geometrically (all True when not confirmed: `analyse(confirm_near=False)`)
+    near_inliers: np.ndarray  # matched keypoints that agree with one affine map (-1: not checked)
     truncated: bool
     timings: dict[str, float]
 
 
+def mirrored(views: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Whether each pair (a, b) of rows of `views` is closer through a mirrored hash than through the others."""
+    full_a, full_b = views[a, 0], views[b, 0]
+    direct = np.minimum(np.bitwise_count(full_a[:, None] ^ views[b, :imagehash.MIRROR]).min(1),
+                        np.bitwise_count(full_b[:, None] ^ views[a, :imagehash.MIRROR]).min(1))
+    mirror = np.minimum(np.bitwise_count(full_a ^ views[b, imagehash.MIRROR]),
+                        np.bitwise_count(full_b ^ views[a, imagehash.MIRROR]))
+    return mirror < direct
+
+
 def analyse(store: Store, images: Images, *, bits: int = NEAR_BITS, workers: int = 2, cache: bool = True,
-            progress: Callable[[int], None] | None = None) -> Blobs:
-    """Fingerprint every distinct blob, search near-duplicates, and group blobs showing the same pixels."""
+            confirm_near: bool = True, progress: Callable[[int], None] | None = None) -> Blobs:
+    """Fingerprint every distinct blob, search near-duplicates, and group blobs showing the same pixels.
+
+    With `confirm_near` every near-duplicate candidate is checked geometrically (`confirm`)."""
     t = time.perf_counter()
     u_sha, first, inv = np.unique(images.sha256.astype(str), return_index=True, return_inverse=True)
     views, digest, ok = imagehash.fingerprints(
@@ -183,13 +206,25 @@ def analyse(store: Store, images: Images, *, bits: int = NEAR_BITS, workers: int
     # near pairs between groups (pairs inside a group are pixel-equal, not "near")
     a, b_ = group[ga], group[gb]
     keep = a != b_
+    mir = mirrored(views, ga[keep], gb[keep])
     a, b_, d = np.minimum(a[keep], b_[keep]), np.maximum(a[keep], b_[keep]), nd[keep]
     order = np.lexsort((d, b_, a))
-    a, b_, d = a[order], b_[order], d[order]
+    a, b_, d, mir = a[order], b_[order], d[order], mir[order]
     uniq = np.ones(len(a), bool)
     uniq[1:] = (a[1:] != a[:-1]) | (b_[1:] != b_[:-1])
-    timings = {"hash_s": hashed - t, "search_s": searched - hashed, "pixels_s": time.perf_counter() - searched}
-    return Blobs(u_sha, first, inv, ok, group, a[uniq], b_[uniq], d[uniq], truncated, timings)
+    a, b_, d, mir = a[uniq], b_[uniq], d[uniq], mir[uniq]
+    grouped = time.perf_counter()
+    if confirm_near:
+        inliers, cover = confirm.confirm_pairs(
+            store.blobs.url, u_sha, w, h, a, b_, mir, workers=workers,
+            cache_root=Path(store.root) if cache else None)
+        ok_near = confirm.confirmed(inliers, cover)
+    else:
+        inliers, ok_near = np.full(len(a), -1, np.int64), np.ones(len(a), bool)
+    timings = {"hash_s": hashed - t, "search_s": searched - hashed, "pixels_s": grouped - searched,
+               "confirm_s": time.perf_counter() - grouped}
+    log.info("%d near-duplicate candidates, %d confirmed", len(a), int(ok_near.sum()))
+    return Blobs(u_sha, first, inv, ok, group, a, b_, d, mir, ok_near, inliers, truncated, timings)
 
 
 def find(store: Store, images: Images, *, split: str | None = None, bits: int = NEAR_BITS, workers: int = 2,
@@ -210,15 +245,18 @@ def find(store: Store, images: Images, *, split: str | None = None, bits: int = 
     in_split = (images.split == split) if split is not None else np.ones(len(images), bool)
     summary: dict[str, Any] = {"bits": bits, "truncated": truncated}
 
-    def make(kind: str, pa: np.ndarray, pb: np.ndarray, dist: np.ndarray) -> None:
+    def make(kind: str, pa: np.ndarray, pb: np.ndarray, dist: np.ndarray, pair: np.ndarray | None = None) -> None:
         keep = in_split[pa] | in_split[pb]
         pa, pb, dist = pa[keep], pb[keep], dist[keep]
+        pair = pair[keep] if pair is not None else None
         cross = images.split[pa] != images.split[pb]
         same_ann = images.ann_digest[pa] == images.ann_digest[pb]
         summary[kind] = {"pairs": int(len(pa)), "cross_split": int(cross.sum()),
                          "images": int(len(np.unique(np.concatenate([pa, pb])))) if len(pa) else 0}
-        if kind != "near":
+        if kind in ("exact", "pixels"):
             summary[kind]["conflicting"] = int((~same_ann).sum())
+        if pair is not None:
+            summary[kind]["mirrored"] = int(bl.near_m[pair].sum())
         # leakage table: split pair -> count
         if cross.any():
             sa, sb = images.split[pa[cross]], images.split[pb[cross]]
@@ -228,15 +266,19 @@ def find(store: Store, images: Images, *, split: str | None = None, bits: int = 
         order = np.lexsort((images.id[pb], images.id[pa]))[:LIST_PAIRS]
         for p in order:
             x, y = int(pa[p]), int(pb[p])
+            extra = {} if pair is None else {"mirrored": bool(bl.near_m[pair[p]]),
+                                             "inliers": int(bl.near_inliers[pair[p]])}
             pairs.append(DuplicatePair(kind, images.file_name[x], images.file_name[y], images.split[x],
                                        images.split[y], int(dist[p]), bool(same_ann[p]), int(images.id[x]),
-                                       int(images.id[y]), images.sha256[x], images.sha256[y]))
+                                       int(images.id[y]), images.sha256[x], images.sha256[y], **extra))
 
     same_kind = images.sha256[same_a] == images.sha256[same_b]
     make("exact", same_a[same_kind], same_b[same_kind], np.zeros(int(same_kind.sum()), np.int64))
     make("pixels", same_a[~same_kind], same_b[~same_kind], np.zeros(int((~same_kind).sum()), np.int64))
-    ia, ib, idist = _expand(members, ga, gb, nd)
-    make("near", ia, ib, idist)
+    ia, ib, ipair = _expand(members, ga, gb, np.arange(len(ga)))
+    near = bl.near_ok[ipair]
+    make("near", ia[near], ib[near], nd[ipair[near]], ipair[near])
+    make("similar", ia[~near], ib[~near], nd[ipair[~near]], ipair[~near])
     summary["undecodable"] = int((~bl.ok).sum())
     drop, keep_of = drop_plan(images, igroup)
     if split is not None:
@@ -314,7 +356,8 @@ def drop_plan(images: Images, igroup: np.ndarray, digest: np.ndarray | None = No
 def _findings(images: Images, s: dict[str, Any], drop: np.ndarray, pairs: list[DuplicatePair]) -> list[Finding]:
     out: list[Finding] = []
     ex = lambda kind, pred=lambda p: True: [  # noqa: E731
-        {"a": p.a, "b": p.b, "splits": [p.split_a, p.split_b], "distance": p.distance}
+        {"a": p.a, "b": p.b, "splits": [p.split_a, p.split_b], "distance": p.distance,
+         **({"mirrored": p.mirrored} if p.kind in ("near", "similar") else {})}
         for p in pairs if p.kind == kind and pred(p)][:10]
     exact = s["exact"]["pairs"] + s["pixels"]["pairs"]
     if exact:
@@ -334,8 +377,17 @@ def _findings(images: Images, s: dict[str, Any], drop: np.ndarray, pairs: list[D
     if near:
         out.append(Finding(
             "near_duplicates", Severity.WARNING, near,
-            f"{near} pairs of images are near-duplicates (resized, recompressed or slightly cropped copies, or "
-            "burst shots); they add little and, across splits, inflate the evaluation", examples=ex("near")))
+            f"{near} pairs of images are near-duplicates (resized, recompressed, slightly cropped or flipped copies, "
+            f"or burst shots; {s['near']['mirrored']} flipped), confirmed by matching their content; they add little "
+            "and, across splits, inflate the evaluation", examples=ex("near")))
+    similar = s["similar"]["pairs"]
+    if similar:
+        out.append(Finding(
+            "look_alikes", Severity.INFO, similar,
+            f"{similar} pairs of images look alike by their perceptual hash but are not copies of each other (no "
+            f"geometric match covering both frames; {s['similar']['cross_split']} across splits): usual in "
+            "homogeneous imagery such as microscopy or aerial views; not counted as leakage",
+            examples=ex("similar")))
     cross = s["exact"]["cross_split"] + s["pixels"]["cross_split"] + s["near"]["cross_split"]
     if cross:
         table: dict[str, int] = {}

@@ -118,7 +118,7 @@ def plan(store: Store, *, workers: int = 2, cache: bool = True) -> tuple[list[Ch
 
     # images whose annotations change, and same-picture groups (for duplicate images)
     _, inv = np.unique(images.sha256.astype(str), return_inverse=True)
-    group = duplicates.analyse(store, images, workers=workers, cache=cache).group
+    group = duplicates.analyse(store, images, workers=workers, cache=cache, confirm_near=False).group
     igroup = group[inv]
     in_group = np.flatnonzero(np.bincount(igroup)[igroup] > 1)  # images sharing their picture with another
     affected = np.union1d(np.unique(anns.image[touched]), in_group)

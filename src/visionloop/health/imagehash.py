@@ -6,11 +6,14 @@ For every distinct blob:
   shape. Equal pixels give equal reduced decodes, so this finds candidates for
   "same pixels, different bytes" (re-saved, EXIF stripped) cheaply; candidates are
   then confirmed on the full colour decode (`full_pixel_digest`).
-- `views`: six 64-bit pHashes (DCT of a 32×32 area-resized grayscale, the 8×8
+- `views`: seven 64-bit pHashes (DCT of a 32×32 area-resized grayscale, the 8×8
   lowest frequencies against their median): of the whole image, of its four
-  corner windows covering 95% of each side, and of its central 90%. A copy
-  cropped by up to ~5% looks like one of these windows of the original, which a
-  single whole-image hash does not see (see `duplicates.py` for the numbers).
+  corner windows covering 95% of each side, of its central 90%, and of the whole
+  image mirrored left-right. A copy cropped by up to ~5% looks like one of these
+  windows of the original, which a single whole-image hash does not see (see
+  `duplicates.py` for the numbers); a horizontally flipped copy (a common
+  augmentation) is 26-38 bits from the original's whole hash on raccoon but equal
+  to its mirrored hash.
 
 Decoding is at reduced size: JPEGs are decoded by libjpeg's DCT scaling at 1/2,
 1/4 or 1/8 (OpenCV `IMREAD_REDUCED_GRAYSCALE_*`), chosen so the short side stays
@@ -33,8 +36,9 @@ from visionloop.runtime import Pool
 
 log = logging.getLogger(__name__)
 
-VERSION = 1
-N_VIEWS = 6
+VERSION = 2  # 2: the mirrored view (version 1 had six views)
+N_VIEWS = 7
+MIRROR = 6  # index of the mirrored whole-image view
 MIN_SIDE = 64
 CORNER = 0.95
 CENTRE = 0.90
@@ -63,12 +67,12 @@ def _phash(gray: np.ndarray) -> int:
 
 
 def views(gray: np.ndarray) -> list[int]:
-    """The six pHashes of a grayscale image: whole, four 95% corner windows, central 90%."""
+    """The seven pHashes of a grayscale image: whole, four 95% corner windows, central 90%, mirrored whole."""
     h, w = gray.shape
     a, b = max(1, round(h * CORNER)), max(1, round(w * CORNER))
     c, e = round(h * (1 - CENTRE) / 2), round(w * (1 - CENTRE) / 2)
     wins = [gray, gray[:a, :b], gray[:a, w - b:], gray[h - a:, :b], gray[h - a:, w - b:], gray[c:h - c, e:w - e]]
-    return [_phash(x) for x in wins]
+    return [_phash(x) for x in wins] + [_phash(np.ascontiguousarray(gray[:, ::-1]))]
 
 
 def decode_reduced(data: bytes, width: float, height: float) -> np.ndarray | None:
@@ -113,7 +117,7 @@ def _init_worker(blob_url: str) -> None:
 
 
 def _work(job: list[tuple[str, float, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Fingerprints of a chunk of blobs: (views uint64 (n, 6), digests (n, 16) uint8, ok bool (n,))."""
+    """Fingerprints of a chunk of blobs: (views uint64 (n, 7), digests (n, 16) uint8, ok bool (n,))."""
     n = len(job)
     out_v = np.zeros((n, N_VIEWS), np.uint64)
     out_d = np.zeros((n, 16), np.uint8)
@@ -134,7 +138,7 @@ def _work(job: list[tuple[str, float, float]]) -> tuple[np.ndarray, np.ndarray, 
 
 
 class HashCache:
-    """Fingerprints by blob sha256 in `<project>/cache/health-hashes-v1.npz` (bytes never change)."""
+    """Fingerprints by blob sha256 in `<project>/cache/health-hashes-v{VERSION}.npz` (bytes never change)."""
 
     def __init__(self, root: Path | None) -> None:
         self.path = root / "cache" / f"health-hashes-v{VERSION}.npz" if root is not None else None
@@ -145,7 +149,8 @@ class HashCache:
         if self.path is not None and self.path.exists():
             try:
                 with np.load(self.path) as z:
-                    self.sha, self.views, self.digest, self.ok = z["sha"], z["views"], z["digest"], z["ok"]
+                    if z["views"].ndim == 2 and z["views"].shape[1] == N_VIEWS:
+                        self.sha, self.views, self.digest, self.ok = z["sha"], z["views"], z["digest"], z["ok"]
             except (OSError, KeyError, ValueError) as e:
                 log.warning("ignoring unreadable hash cache %s: %s", self.path, e)
 
@@ -175,7 +180,7 @@ class HashCache:
 def fingerprints(blob_url: str, sha: Sequence[str], width: np.ndarray, height: np.ndarray, *,
                  cache_root: Path | None = None, workers: int = 2, pool_min: int | None = None,
                  progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Fingerprints of distinct blobs: (views (n, 6) uint64, digests (n, 16) uint8, decoded ok (n,))."""
+    """Fingerprints of distinct blobs: (views (n, 7) uint64, digests (n, 16) uint8, decoded ok (n,))."""
     key = np.asarray(sha, dtype="S64")
     cache = HashCache(cache_root)
     found, where = cache.lookup(key)

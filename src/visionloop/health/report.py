@@ -99,8 +99,9 @@ def _thumb(store: Store, sha: str) -> str:
 
 def _pair_html(store: Store, p: DuplicatePair) -> str:
     e = html.escape
-    label = {"exact": "same file", "pixels": "same pixels", "near": f"near ({p.distance} bits)"}[p.kind]
-    warn = " leak" if p.cross_split else ""
+    label = {"exact": "same file", "pixels": "same pixels", "near": f"near ({p.distance} bits)",
+             "similar": f"look-alike, not a copy ({p.distance} bits)"}[p.kind] + (" · flipped" if p.mirrored else "")
+    warn = " leak" if p.cross_split and p.kind != "similar" else ""
     return (f'<div class="pair{warn}"><div class="cap">{e(label)}{" · different splits" if p.cross_split else ""}'
             f'{" · different labels" if p.same_annotations is False and p.kind != "near" else ""}</div>'
             f'<figure><img src="{_thumb(store, p.sha_a)}" alt=""><figcaption>{e(p.a)} ({e(p.split_a)})'
@@ -152,7 +153,8 @@ def render_html(report: HealthReport, store: Store) -> str:
                      f"<div class='plots'><img src='{figs['heatmaps']}' alt='heatmaps'></div>")
     t = report.tiny_objects
     parts.append(f"<p>Tiny objects at input {t['input_size']}: {t['count']} ({t['fraction']:.1%}).</p>")
-    shown = sorted(report.pairs, key=lambda p: (not p.cross_split, p.kind != "exact", p.distance))[:MAX_PAIRS]
+    shown = sorted(report.pairs, key=lambda p: (p.kind == "similar", not p.cross_split, p.kind != "exact",
+                                                p.distance))[:MAX_PAIRS]
     if shown:
         parts.append(f"<h2>Duplicates ({len(report.pairs)} pairs; {len(shown)} shown, leaks first)</h2>")
         parts += [_pair_html(store, p) for p in shown]

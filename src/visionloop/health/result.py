@@ -52,7 +52,8 @@ class ClassBalance:
 
 @dataclass
 class DuplicatePair:
-    """Two images that show the same picture. `kind`: exact (same bytes), pixels, near."""
+    """Two images that show the same picture. `kind`: exact (same bytes), pixels, near (a confirmed copy),
+    similar (close perceptual hashes, not confirmed: a look-alike)."""
 
     kind: str
     a: str  # file names
@@ -65,6 +66,8 @@ class DuplicatePair:
     image_b: int = 0
     sha_a: str = ""
     sha_b: str = ""
+    mirrored: bool = False  # found through the mirrored hash: one is a flipped copy of the other
+    inliers: int | None = None  # near/similar: keypoint matches agreeing with one affine map (-1: not checked)
 
     @property
     def cross_split(self) -> bool:
