@@ -14,7 +14,7 @@ from visionloop.health.findings import duplicate_pairs
 from visionloop.health.load import Annotations
 from visionloop.store import Store
 
-from .conftest import NATURAL_NEAR, OUT_OF_BOUNDS
+from .conftest import DUPLICATED, NATURAL_NEAR, OUT_OF_BOUNDS, VARIANT_CLASS, WRONG_SIZE
 
 RACCOON_PAIRS = [("raccoon-11.jpg", "raccoon-116.jpg"), ("raccoon-120.jpg", "raccoon-83.jpg"),
                  ("raccoon-52.jpg", "raccoon-74.jpg"), ("raccoon-65.jpg", "raccoon-98.jpg")]
@@ -112,8 +112,17 @@ def test_defective_malformed_annotations_exact(defective, defective_report):
     assert sorted(_name(e["image"]) for e in r.finding("duplicate_annotations").examples) == [
         "raccoon-60.jpg", "raccoon-61.jpg", "raccoon-62.jpg"]
     v = r.finding("class_name_variants")
-    assert v.count == 1 and v.examples == [{"class": "Raccoon ", "into": "raccoon",
-                                            "annotations": defective.variant_annotations}]
+    (ex,) = v.examples
+    assert v.count == 1 and {k: ex[k] for k in ("class", "into", "annotations")} == {
+        "class": "Raccoon ", "into": "raccoon", "annotations": defective.variant_annotations}
+    # the images that use the variant spelling are named, in the example and on the finding
+    assert [_name(n) for n in ex["images"]] == [_name(n) for n in v.images] == [
+        f"raccoon-{k}.jpg" for k in VARIANT_CLASS]
+    assert sorted(_name(n) for n in r.finding("out_of_bounds").images) == sorted(
+        f"raccoon-{k}.jpg" for k in OUT_OF_BOUNDS)
+    assert [_name(n) for n in r.finding("size_mismatch").images] == [f"raccoon-{WRONG_SIZE}.jpg"]
+    assert sorted(_name(n) for n in r.finding("duplicate_annotations").images) == [
+        f"raccoon-{k}.jpg" for k in DUPLICATED]
     s = r.finding("size_mismatch")
     assert s.count == 1
     (ex,) = s.examples

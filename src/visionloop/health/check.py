@@ -79,6 +79,7 @@ def check(store: Store, *, split: str | None = None, version: str | int | None =
         timings.update({f"duplicates_{k}": v for k, v in dup_summary.pop("timings").items()})
     all_findings = f_mal + f_dup + f_balance + f_tiny + f_bias + f_dims + quarantine.findings(project)
     all_findings.sort(key=lambda f: ORDER[f.severity])
+    findings.name_images(all_findings, images, anns, classes)  # every finding names its images
     timings["total_s"] = time.perf_counter() - t0
     report = HealthReport(split, input_size, cnt, dims, balance, opi, sizes, tiny, maps, dup_summary, pairs,
                           all_findings, {k: round(v, 3) for k, v in timings.items()},

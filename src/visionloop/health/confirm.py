@@ -22,7 +22,11 @@ What counts as a copy is therefore "the same content over at least COVER of both
 frames", which is what leaks between a training and a validation split. Pairs
 that are similar by hash but not confirmed are reported as look-alikes (info),
 never as leakage. Measured in `bench/health.py` (precision and recall against
-injected copies and look-alike distractors).
+injected copies and look-alike distractors): at 10,000 synthetic images the 2,386
+candidates that are not copies have at most 19 inliers, the 100 true copy pairs at
+least 39; on raccoon, copies (resized to 50%, quality 30, cropped 5%, flipped) have
+200+ inliers (5th percentile) and unrelated photos at most 8; two views overlapping by
+a half, or a crop of the middle two thirds, cover 0.44-0.51 of the frames.
 """
 
 from __future__ import annotations
@@ -41,12 +45,12 @@ from visionloop.runtime import Pool
 log = logging.getLogger(__name__)
 
 #: bump when the rule or its parameters change: cached results are keyed by it
-VERSION = 1
+VERSION = 2
 SIDE = 320
 N_FEATURES = 500
 RATIO = 0.85
 REPROJ = 4.0
-MIN_INLIERS = 40
+MIN_INLIERS = 30
 COVER = 0.8
 #: below this many pairs to confirm, a process pool costs more than it saves
 POOL_MIN = 200

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from visionloop.health.load import Annotations, Classes, Images, class_key
 from visionloop.health.result import Finding, Severity
 from visionloop.store.project import Store
-from visionloop.store.schema import AnnotationRow, ClassRow
+from visionloop.store.schema import AnnotationRow, ClassRow, ImageRow
 
 #: two annotations of the same class on the same image are duplicates above this IoU
 DUPLICATE_IOU = 0.95
@@ -128,6 +128,41 @@ def duplicate_pairs(anns: Annotations, group: np.ndarray, *, iou: float = DUPLIC
     return keep_a, drop_a
 
 
+def name_images(found: list[Finding], images: Images, anns: Annotations, classes: Classes,
+                limit: int = EXAMPLES) -> None:
+    """Fill each finding's `images` with the file names its examples name (keys image/file_name/file/a/b),
+    or, for a class-level finding (examples name a class), with the first images carrying that class."""
+    cid_of = {n: int(c) for c, n in zip(classes.id.tolist(), classes.name, strict=True)}
+    for f in found:
+        if f.images:
+            continue
+        names: list[str] = []
+        for e in f.examples:
+            for k in ("image", "file_name", "file", "a", "b"):
+                v = e.get(k)
+                if isinstance(v, str) and v not in names:
+                    names.append(v)
+        if not names:
+            for e in f.examples:
+                cid = cid_of.get(e.get("class")) if isinstance(e.get("class"), str) else None
+                if cid is None or not len(anns):
+                    continue
+                pos = np.unique(anns.image[anns.class_id == cid])[:limit]
+                e_names = [str(n) for n in images.file_name[pos]]
+                if f.check == "class_name_variants":
+                    e["images"] = e_names
+                names += [n for n in e_names if n not in names]
+        f.images = names[:limit]
+
+
+def unknown_class_images(store: Store, limit: int = EXAMPLES) -> list[str]:
+    """File names of the first images having an annotation whose class row does not exist."""
+    with store.engine.connect() as c:
+        return list(c.scalars(select(ImageRow.file_name).where(ImageRow.id.in_(
+            select(AnnotationRow.image_id).join(ClassRow, ClassRow.id == AnnotationRow.class_id, isouter=True)
+            .where(ClassRow.id.is_(None)))).order_by(ImageRow.id).limit(limit)))
+
+
 def unknown_class_count(store: Store) -> int:
     """Annotations whose class row does not exist (impossible through the importer, which the store's
     foreign key enforces on SQLite; possible in a database edited by other tools)."""
@@ -226,7 +261,8 @@ def findings(store: Store | None, images: Images, anns: Annotations, classes: Cl
     unknown = unknown_class_count(store) if store is not None else 0
     if unknown:
         out.append(Finding("unknown_classes", Severity.ERROR, unknown,
-                           f"{unknown} annotations point to a class the project does not have; re-import them"))
+                           f"{unknown} annotations point to a class the project does not have; re-import them",
+                           examples=[{"image": n} for n in unknown_class_images(store)]))
     unused = [n for c, n in zip(classes.id.tolist(), classes.name, strict=True)
               if per_class.get(c, 0) == 0 and c not in m.merge]
     if unused:

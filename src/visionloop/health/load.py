@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import String, cast, select
+from sqlalchemy import String, cast, func, select
 
 from visionloop.core.geometry import kind
 from visionloop.store.project import Store
@@ -93,30 +93,70 @@ def load_images(store: Store, *, split: str | None = None) -> Images:
     )
 
 
+#: rows fetched from the database at a time: the annotation columns grow by the dataset, the rows in
+#: flight (Python objects, about 50 times the size of their numpy columns) by this only
+CHUNK = 20_000
+
+
 def load_annotations(store: Store, images: Images) -> Annotations:
-    """Annotations of the given images (all of them when `images` is the whole project)."""
+    """Annotations of the given images (all of them when `images` is the whole project).
+
+    The rows are streamed in chunks of CHUNK into preallocated numpy columns, so memory
+    is the columns (about 70 bytes an annotation) plus one chunk of rows, not the rows.
+    """
     q = select(AnnotationRow.id, AnnotationRow.image_id, AnnotationRow.class_id, AnnotationRow.kind,
                AnnotationRow.x0, AnnotationRow.y0, AnnotationRow.x1, AnnotationRow.y1,
                AnnotationRow.area).order_by(AnnotationRow.id)
+    kinds: dict[str, str] = {}  # one str object per kind, shared by every row
     with store.engine.connect() as c:
-        rows = c.execute(q).all()
-    if not rows:
-        e = np.zeros(0, np.int64)
-        return Annotations(e, e, e, np.zeros(0, object), np.zeros((0, 4)), np.zeros(0))
-    ids, image_ids, class_ids, kinds, x0, y0, x1, y1, area = zip(*rows, strict=True)
-    image_ids_a = np.asarray(image_ids, dtype=np.int64)
-    pos = np.searchsorted(images.id, image_ids_a)
-    pos_c = np.minimum(pos, max(len(images) - 1, 0))
-    keep = (pos < len(images)) & (images.id[pos_c] == image_ids_a) if len(images) else np.zeros(len(pos), bool)
-    box = np.array([x0, y0, x1, y1], dtype=np.float64).T  # None -> nan
-    return Annotations(
-        id=np.asarray(ids, dtype=np.int64)[keep],
-        image=pos[keep],
-        class_id=np.asarray(class_ids, dtype=np.int64)[keep],
-        kind=np.asarray(kinds, dtype=object)[keep],
-        box=box[keep],
-        area=np.asarray(area, dtype=np.float64)[keep],
-    )
+        n = c.scalar(select(func.count()).select_from(AnnotationRow)) or 0
+        ids = np.empty(n, np.int64)
+        pos = np.empty(n, np.int64)
+        class_id = np.empty(n, np.int64)
+        kind_col = np.empty(n, object)
+        box = np.empty((n, 4), np.float64)
+        area = np.empty(n, np.float64)
+        keep = np.zeros(n, bool)
+        k = 0
+        for rows in c.execution_options(yield_per=CHUNK).execute(q).partitions():
+            m = min(len(rows), n - k)  # rows added since the count (another process) are left for next time
+            rows = rows[:m]
+            cols = list(zip(*rows, strict=True))
+            image_ids = np.asarray(cols[1], dtype=np.int64)
+            p = np.searchsorted(images.id, image_ids)
+            pc = np.minimum(p, max(len(images) - 1, 0))
+            keep[k:k + m] = (p < len(images)) & (images.id[pc] == image_ids) if len(images) else False
+            ids[k:k + m] = cols[0]
+            pos[k:k + m] = p
+            class_id[k:k + m] = cols[2]
+            kind_col[k:k + m] = [kinds.setdefault(x, x) for x in cols[3]]
+            box[k:k + m] = np.array(cols[4:8], dtype=np.float64).T  # None -> nan
+            area[k:k + m] = np.array(cols[8], dtype=np.float64)
+            k += m
+            del rows, cols
+            if k == n:
+                break
+    keep[k:] = False
+    if keep.all():
+        return Annotations(ids, pos, class_id, kind_col, box, area)
+    return Annotations(ids[keep], pos[keep], class_id[keep], kind_col[keep], box[keep], area[keep])
+
+
+def image_boxes(store: Store, image_ids: list[int]) -> dict[int, tuple[int, list[tuple[float, float, float, float,
+                                                                                  str]]]]:
+    """image id -> (upright height, boxes (x0, y0, x1, y1, class name) of its annotations that have one)."""
+    out: dict[int, tuple[int, list[tuple[float, float, float, float, str]]]] = {}
+    if not image_ids:
+        return out
+    with store.engine.connect() as c:
+        for iid, h in c.execute(select(ImageRow.id, ImageRow.height).where(ImageRow.id.in_(image_ids))):
+            out[int(iid)] = (int(h), [])
+        q = (select(AnnotationRow.image_id, AnnotationRow.x0, AnnotationRow.y0, AnnotationRow.x1, AnnotationRow.y1,
+                    ClassRow.name).join(ClassRow, ClassRow.id == AnnotationRow.class_id, isouter=True)
+             .where(AnnotationRow.image_id.in_(image_ids), AnnotationRow.x0.is_not(None)).order_by(AnnotationRow.id))
+        for iid, x0, y0, x1, y1, name in c.execute(q):
+            out[int(iid)][1].append((float(x0), float(y0), float(x1), float(y1), name or "?"))
+    return out
 
 
 def load_classes(store: Store) -> Classes:

@@ -1,5 +1,7 @@
-"""The health report as one self-contained HTML file: inline PNG plots (matplotlib, Agg) and
-inline JPEG thumbnails of duplicate pairs, side by side. No external files, scripts or fonts."""
+"""The health report as one self-contained HTML file: inline PNG plots (matplotlib, Agg), the images
+each finding names, and inline JPEG thumbnails of duplicate pairs side by side with their annotations'
+boxes drawn (so "same file, different labels" can be compared by eye). No external files, scripts or
+fonts."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from visionloop.health.load import image_boxes
 from visionloop.health.result import DuplicatePair, HealthReport
 from visionloop.store.project import Store
 
@@ -83,30 +86,65 @@ def _figures(r: HealthReport) -> dict[str, str]:
     return out
 
 
-def _thumb(store: Store, sha: str) -> str:
+Boxes = tuple[int, list[tuple[float, float, float, float, str]]]  # upright image height, boxes with class names
+BOX_COLOUR = (0, 0, 255)  # BGR: red
+
+
+def scaled_boxes(boxes: Boxes | None, thumb_height: int) -> list[tuple[int, int, int, int, str]]:
+    """Boxes in thumbnail pixels (the thumbnail is the upright image scaled to `thumb_height`)."""
+    if not boxes or boxes[0] <= 0:
+        return []
+    s = thumb_height / boxes[0]
+    return [(round(x0 * s), round(y0 * s), round(x1 * s), round(y1 * s), name) for x0, y0, x1, y1, name in boxes[1]]
+
+
+def thumbnail(data: bytes, boxes: Boxes | None = None) -> np.ndarray | None:
+    """The image at THUMB_HEIGHT px high (upright), with its annotations' boxes and class names drawn."""
     import cv2
 
-    data = np.frombuffer(store.blobs.get(sha), np.uint8)
-    head = cv2.imdecode(data, cv2.IMREAD_REDUCED_COLOR_8)
-    img = head if head is not None and head.shape[0] >= THUMB_HEIGHT else cv2.imdecode(data, cv2.IMREAD_COLOR)
+    buf = np.frombuffer(data, np.uint8)
+    head = cv2.imdecode(buf, cv2.IMREAD_REDUCED_COLOR_8)
+    img = head if head is not None and head.shape[0] >= THUMB_HEIGHT else cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if img is None:
-        return ""
+        return None
     scale = THUMB_HEIGHT / img.shape[0]
     img = cv2.resize(img, (max(1, round(img.shape[1] * scale)), THUMB_HEIGHT), interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 70])
+    for x0, y0, x1, y1, name in scaled_boxes(boxes, THUMB_HEIGHT):
+        cv2.rectangle(img, (x0, y0), (x1, y1), BOX_COLOUR, 2)
+        cv2.putText(img, name[:16], (x0 + 2, max(y0 + 10, 10)), cv2.FONT_HERSHEY_PLAIN, 0.7, BOX_COLOUR, 1,
+                    cv2.LINE_AA)
+    return img
+
+
+def _thumb(store: Store, sha: str, boxes: Boxes | None = None) -> str:
+    import cv2
+
+    img = thumbnail(store.blobs.get(sha), boxes)
+    if img is None:
+        return ""
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 80])
     return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii") if ok else ""
 
 
-def _pair_html(store: Store, p: DuplicatePair) -> str:
+def _pair_html(store: Store, p: DuplicatePair, boxes: dict[int, Boxes] | None = None) -> str:
     e = html.escape
+    boxes = boxes or {}
     label = {"exact": "same file", "pixels": "same pixels", "near": f"near ({p.distance} bits)",
              "similar": f"look-alike, not a copy ({p.distance} bits)"}[p.kind] + (" · flipped" if p.mirrored else "")
     warn = " leak" if p.cross_split and p.kind != "similar" else ""
     return (f'<div class="pair{warn}"><div class="cap">{e(label)}{" · different splits" if p.cross_split else ""}'
             f'{" · different labels" if p.same_annotations is False and p.kind != "near" else ""}</div>'
-            f'<figure><img src="{_thumb(store, p.sha_a)}" alt=""><figcaption>{e(p.a)} ({e(p.split_a)})'
-            f'</figcaption></figure><figure><img src="{_thumb(store, p.sha_b)}" alt=""><figcaption>{e(p.b)} '
-            f'({e(p.split_b)})</figcaption></figure></div>')
+            f'<figure><img src="{_thumb(store, p.sha_a, boxes.get(p.image_a))}" alt=""><figcaption>{e(p.a)} '
+            f'({e(p.split_a)})</figcaption></figure><figure><img src="{_thumb(store, p.sha_b, boxes.get(p.image_b))}"'
+            f' alt=""><figcaption>{e(p.b)} ({e(p.split_b)})</figcaption></figure></div>')
+
+
+def _images_cell(f: Any) -> str:
+    e = html.escape
+    if not f.images:
+        return ""
+    more = " …" if f.count > len(f.images) and len(f.images) >= 10 else ""
+    return "<br>".join(e(n) for n in f.images) + more
 
 
 CSS = """body{font:14px system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
@@ -115,7 +153,7 @@ table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding
 .error{color:#b00020}.warning{color:#a65e00}.info{color:#555}.plots img{margin:4px;vertical-align:top}
 .pair{display:inline-block;border:1px solid #ddd;margin:4px;padding:4px}.pair.leak{border-color:#b00020}
 figure{display:inline-block;margin:2px}figcaption{font-size:11px;max-width:220px;word-break:break-all}
-.cap{font-size:12px;font-weight:600}"""
+.cap{font-size:12px;font-weight:600}.imgs{font-size:11px;word-break:break-all;max-width:260px}"""
 
 
 def render_html(report: HealthReport, store: Store) -> str:
@@ -129,10 +167,11 @@ def render_html(report: HealthReport, store: Store) -> str:
              f"{c['classes']} classes. Label state: {c['annotated']} annotated, {c['null']} empty (null), "
              f"{c['missing']} never labelled (missing).</p>",
              "<h2>Findings</h2><table><tr><th>severity</th><th>check</th><th>count</th><th>what to do</th>"
-             "<th>fix</th></tr>"]
+             "<th>images</th><th>fix</th></tr>"]
     for f in report.findings:
         parts.append(f"<tr class='{f.severity.value}'><td>{f.severity.value}</td><td>{e(f.check)}</td>"
-                     f"<td>{f.count}</td><td>{e(f.message)}</td><td>{'visionloop fix' if f.fixable else ''}</td></tr>")
+                     f"<td>{f.count}</td><td>{e(f.message)}</td><td class='imgs'>{_images_cell(f)}</td>"
+                     f"<td>{'visionloop fix' if f.fixable else ''}</td></tr>")
     parts.append("</table><h2>Splits</h2><table><tr><th>split</th><th>images</th><th>annotations</th>"
                  "<th>annotated</th><th>null</th><th>missing</th></tr>")
     for s, d in c["by_split"].items():
@@ -157,7 +196,10 @@ def render_html(report: HealthReport, store: Store) -> str:
                                                 p.distance))[:MAX_PAIRS]
     if shown:
         parts.append(f"<h2>Duplicates ({len(report.pairs)} pairs; {len(shown)} shown, leaks first)</h2>")
-        parts += [_pair_html(store, p) for p in shown]
+        # the project's annotations drawn on the thumbnails (a version's items are not image rows)
+        boxes = image_boxes(store, sorted({i for p in shown for i in (p.image_a, p.image_b)})) \
+            if report.version is None else {}
+        parts += [_pair_html(store, p, boxes) for p in shown]
     parts.append("</body></html>")
     return "".join(parts)
 

@@ -21,7 +21,9 @@ class Finding:
 
     `check` is a stable name (scripts key on it), `count` how many
     annotations/images/pairs/classes it concerns, `fixable` whether
-    `visionloop fix` repairs it, `examples` a few concrete cases.
+    `visionloop fix` repairs it, `examples` a few concrete cases, `images` the
+    file names of (the first of) the images concerned, so every finding can be
+    looked at (for a class-level finding: images carrying that class).
     """
 
     check: str
@@ -30,6 +32,7 @@ class Finding:
     message: str
     fixable: bool = False
     examples: list[dict[str, Any]] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

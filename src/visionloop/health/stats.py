@@ -42,32 +42,43 @@ def _hist(values: np.ndarray, bins: list[float], fmt: str) -> dict[str, int]:
 
 
 def counts(images: Images, anns: Annotations, classes: Classes) -> dict[str, Any]:
-    """Images, annotations, classes per split and label state: numpy group-bys over the loaded columns
-    (the same numbers as SQL GROUP BYs, and they work for a version's items as for the project's images)."""
+    """Images, annotations, classes per split and label state: integer group-bys (bincount) over the loaded
+    columns (the same numbers as SQL GROUP BYs, and they work for a version's items as for the project's
+    images); no per-annotation strings are made."""
     names = dict(zip(classes.id.tolist(), classes.name, strict=True))
     by_split: dict[str, dict[str, Any]] = {}
+    per_class: dict[int, dict[str, Any]] = {}
     if len(images):
-        keys, n = np.unique(np.stack([images.split.astype(str), images.state.astype(str)]), axis=1,
-                            return_counts=True)
-        for (sp, state), c in zip(keys.T.tolist(), n.tolist(), strict=True):
+        splits, s_code = np.unique(images.split.astype(str), return_inverse=True)
+        states, t_code = np.unique(images.state.astype(str), return_inverse=True)
+        n = np.bincount(s_code * len(states) + t_code, minlength=len(splits) * len(states))
+        for si, sp in enumerate(splits.tolist()):
             d = by_split.setdefault(sp, {"images": 0, "annotations": 0, "annotated": 0, "null": 0, "missing": 0,
                                          "by_class": {}})
-            d["images"] += c
-            d[state] = d.get(state, 0) + c
-    per_class: dict[int, dict[str, Any]] = {}
-    if len(anns):
-        a_split = images.split[anns.image].astype(str)
-        keys, n = np.unique(np.stack([a_split, anns.class_id.astype(str)]), axis=1, return_counts=True)
-        for (sp, cid_s), c in zip(keys.T.tolist(), n.tolist(), strict=True):
-            cid = int(cid_s)
-            d = by_split[sp]
-            d["annotations"] += c
-            name = names.get(cid, f"<unknown class {cid}>")
-            d["by_class"][name] = d["by_class"].get(name, 0) + c
-            per_class.setdefault(cid, {"annotations": 0, "images": 0})["annotations"] += c
-        pairs = np.unique(np.stack([anns.class_id, anns.image]), axis=1)
-        for cid, c in zip(*np.unique(pairs[0], return_counts=True), strict=True):
-            per_class[int(cid)]["images"] = int(c)
+            for ti, state in enumerate(states.tolist()):
+                c = int(n[si * len(states) + ti])
+                if c:
+                    d["images"] += c
+                    d[state] = d.get(state, 0) + c
+        if len(anns):
+            cids, c_code = np.unique(anns.class_id, return_inverse=True)
+            nc = len(cids)
+            a = np.bincount(s_code[anns.image] * nc + c_code, minlength=len(splits) * nc).reshape(len(splits), nc)
+            # distinct (class, image) pairs: images per class
+            img_per_class = np.bincount(np.unique(c_code * np.int64(len(images)) + anns.image) // len(images),
+                                        minlength=nc)
+            by_str = sorted(range(nc), key=lambda i: str(int(cids[i])))  # the order of the string group-by before
+            for si, sp in enumerate(splits.tolist()):
+                for ci in by_str:
+                    c = int(a[si, ci])
+                    if not c:
+                        continue
+                    cid = int(cids[ci])
+                    d = by_split[sp]
+                    d["annotations"] += c
+                    name = names.get(cid, f"<unknown class {cid}>")
+                    d["by_class"][name] = d["by_class"].get(name, 0) + c
+                    per_class.setdefault(cid, {"annotations": 0, "images": int(img_per_class[ci])})["annotations"] += c
     files = len(np.unique(images.sha256.astype(str))) if len(images) else 0
     n_classes = len(classes.id)
     total = {k: sum(d[k] for d in by_split.values()) for k in ("images", "annotations", "annotated", "null",
@@ -115,10 +126,13 @@ def dimensions(images: Images) -> tuple[dict[str, Any], list[Finding]]:
             examples=[{"image": images.file_name[i], "width": int(w[i]), "height": int(h[i]), "why": reasons[i]}
                       for i in idx[:10]]))
     if out["exif_rotated"]:
+        rot = np.flatnonzero(np.isin(images.orientation, [5, 6, 7, 8]))[:10]
         findings.append(Finding(
             "exif_rotated", Severity.INFO, out["exif_rotated"],
             f"{out['exif_rotated']} images are stored sideways with an EXIF rotation; visionloop applies it, "
-            "but tools that ignore EXIF will see them turned by 90°"))
+            "but tools that ignore EXIF will see them turned by 90°",
+            examples=[{"image": images.file_name[i], "orientation": int(images.orientation[i]),
+                       "width": int(w[i]), "height": int(h[i])} for i in rot]))
     return out, findings
 
 
@@ -232,9 +246,15 @@ def tiny_objects(images: Images, anns: Annotations, classes: Classes, input_size
         out["suggestion"] = {"input_size": needed}
         advice = f"they are tiny even at full resolution: train at input size {needed} or drop them"
     sev = Severity.WARNING if n / total >= 0.05 else Severity.INFO
+    at = np.flatnonzero(has)[tiny][:10]  # annotation positions of the first tiny objects
+    side_at = (side * scale)[tiny][:10]
+    ex_names = classes.names_of(anns.class_id[at])
+    examples = [{"image": images.file_name[anns.image[p]], "annotation": int(anns.id[p]), "class": str(c),
+                 "box": [round(float(v), 2) for v in anns.box[p]], "side_at_input_px": round(float(s), 2)}
+                for p, c, s in zip(at.tolist(), ex_names, side_at.tolist(), strict=True)]
     return out, [Finding("tiny_objects", sev, n,
                          f"{n} objects ({n / total:.1%}) shrink below {TINY_PX:g} px when the image is resized to "
-                         f"{input_size} px: {advice}")]
+                         f"{input_size} px: {advice}", examples=examples)]
 
 
 def heatmaps(images: Images, anns: Annotations, classes: Classes) -> tuple[dict[str, list[list[int]]],
