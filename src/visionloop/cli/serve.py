@@ -16,6 +16,8 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to bind; anything but loopback requires API keys.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     workers: Annotated[int, typer.Option(help="Server processes (each loads its own models).")] = 1,
+    model: Annotated[list[str] | None, typer.Option(
+        "--model", "-m", help="Serve only this model or task family (repeatable; default: all).")] = None,
     auth: Annotated[bool, typer.Option("--auth", help="Require API keys on loopback too.")] = False,
     max_batch: Annotated[int | None, typer.Option(help="Largest inference batch per model (1: batching off).")] = None,
     max_wait_ms: Annotated[float | None, typer.Option(help="Longest wait for a batch to fill, in ms.")] = None,
@@ -37,6 +39,7 @@ def serve(
              "max_images": max_images, "max_pixels": max_pixels, "rate_limit": rate_limit, "threads": threads,
              "max_body_bytes": int(max_body_mb * 1024 * 1024) if max_body_mb else None}
     settings = Settings(host=host, port=port, auth=True if auth else None, url_allow_list=allow_url or [],
+                        models=model or [],
                         device=device, **{k: v for k, v in given.items() if v is not None})
     shown = host if ":" not in host else f"[{host}]"
     err_console.print(f"serving {Path(project).resolve()} on http://{shown}:{port} (docs at /docs, "

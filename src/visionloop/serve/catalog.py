@@ -44,17 +44,19 @@ def load(store: Store, precision: str = "fp32") -> list[ModelInfo]:
 
 
 class Catalog:
-    def __init__(self, models: list[ModelInfo], precision: str = "fp32") -> None:
+    def __init__(self, models: list[ModelInfo], precision: str = "fp32", only: list[str] | None = None) -> None:
         self.models = models
         self.precision = precision
-        self.by_name = {m.name: m for m in models}
+        self.only = set(only or ())
+        names = {m.name: m for m in models}
+        self.by_name = {n: m for n, m in names.items() if not self.only or n in self.only}
+        self._families: dict[str, list[ModelInfo]] = {}
+        for m in models:
+            if m.task not in names and (not self.only or m.task in self.only):
+                self._families.setdefault(m.task, []).append(m)
 
     def families(self) -> dict[str, list[ModelInfo]]:
-        out: dict[str, list[ModelInfo]] = {}
-        for m in self.models:
-            if m.task not in self.by_name:
-                out.setdefault(m.task, []).append(m)
-        return out
+        return self._families
 
     def versions(self, name: str) -> list[ModelInfo]:
         _check(name)

@@ -59,7 +59,7 @@ class Service:
         self.settings = settings
         self.metrics = Metrics()
         self.pool = Pool(settings, self.metrics)
-        self.catalog = cat.Catalog([], settings.precision)
+        self.catalog = cat.Catalog([], settings.precision, settings.models)
         self.store: Store | None = None
         self.decode = ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode")
         self.keys: KeyCache | None = None
@@ -104,7 +104,12 @@ class Service:
         publishing it. Returns the names whose target changed."""
         assert self.store is not None
         new = cat.Catalog(await asyncio.to_thread(cat.load, self.store, self.settings.precision),
-                          self.settings.precision)
+                          self.settings.precision, self.settings.models)
+        if self.settings.models and not self.ready:
+            missing = [n for n in self.settings.models if n not in new.by_name and n not in new.families()]
+            if missing:
+                raise VisionLoopError(f"no servable model {missing[0]!r} in this project (ready, exported to ONNX)",
+                                      hint="see `visionloop model list`")
         old_targets = self.catalog.current()
         changed: dict[str, str] = {}
         for name, key in new.current().items():
