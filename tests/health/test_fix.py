@@ -133,3 +133,48 @@ def test_import_keeps_a_wrong_declared_size_only_without_fixing(defective):
     report = import_dataset(Store.init(defective.root.parent / "default"), defective.root)
     assert [(r["file"], r["reason"]) for r in report.quarantined] == [
         ("train/raccoon-80.jpg", "declared size 265×225 disagrees with the image, which is 225×225")]
+
+
+def _coco_copies(folder, raccoon, names: list[str]) -> None:
+    """The same raccoon-107 photo under each name, with the same box, in one COCO file."""
+    import json
+    import shutil
+
+    folder.mkdir(parents=True)
+    doc: dict[str, list] = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "raccoon"}]}
+    for i, name in enumerate(names, 1):
+        shutil.copyfile(raccoon / "images" / "raccoon-107.jpg", folder / name)
+        doc["images"].append({"id": i, "file_name": name, "width": 500, "height": 622})
+        doc["annotations"].append({"id": i, "image_id": i, "category_id": 1, "bbox": [10, 12, 100, 90],
+                                   "iscrowd": 0})
+    (folder / "annotations.json").write_text(json.dumps(doc))
+
+
+def _image_deletes(plan):
+    return [(c.image, c.what) for c in plan.changes if c.table == "image" and c.op == "delete"]
+
+
+def test_fix_of_exact_duplicates_keeps_the_shorter_name_in_one_import(raccoon, tmp_path):
+    """dup-raccoon-107.jpg comes first (lower row id) but raccoon-107.jpg is kept: the shorter name."""
+    _coco_copies(tmp_path / "d", raccoon, ["dup-raccoon-107.jpg", "raccoon-107.jpg"])
+    with Store.init(tmp_path / "p") as store:
+        import_dataset(store, tmp_path / "d" / "annotations.json", format="coco")
+        plan = fix(store, dry_run=True)
+    assert _image_deletes(plan) == [(
+        "dup-raccoon-107.jpg", "delete duplicate image (unassigned) of raccoon-107.jpg (unassigned); "
+        "raccoon-107.jpg is kept: same import, and its name is the shorter")]
+
+
+def test_fix_of_exact_duplicates_keeps_the_earliest_import(raccoon, tmp_path):
+    _coco_copies(tmp_path / "first", raccoon, ["raccoon-107-original-upload.jpg"])
+    _coco_copies(tmp_path / "second", raccoon, ["r107.jpg"])
+    with Store.init(tmp_path / "p") as store:
+        import_dataset(store, tmp_path / "first" / "annotations.json", format="coco")
+        import_dataset(store, tmp_path / "second" / "annotations.json", format="coco")
+        plan = fix(store, dry_run=True)
+        result = fix(store)
+        assert [s.image.file_name for s in store.samples()] == ["raccoon-107-original-upload.jpg"]
+    assert _image_deletes(plan) == [(
+        "r107.jpg", "delete duplicate image (unassigned) of raccoon-107-original-upload.jpg (unassigned); "
+        "raccoon-107-original-upload.jpg is kept: it was imported first (batch 1, the copy in batch 2)")]
+    assert result.counts["images_deleted"] == 1

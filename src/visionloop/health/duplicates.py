@@ -33,6 +33,7 @@ Search
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -321,17 +322,31 @@ def _expand(members: dict[int, np.ndarray], ga: np.ndarray, gb: np.ndarray, d: n
     return np.minimum(a, b), np.maximum(a, b), np.concatenate(pd)
 
 
-def keep_rank(images: Images, pos: np.ndarray) -> np.ndarray:
-    """Sort key of which copy of a picture to keep: train first, then unassigned, then the rest; oldest id."""
+def keep_order(images: Images, pos: np.ndarray) -> np.ndarray:
+    """`pos` sorted by which copy of a picture to keep first: train, then unassigned, then other splits; then
+    the earliest imported (lowest batch); then the shortest file name; then the oldest row."""
     rank = np.array([SPLIT_RANK.get(s, 2) for s in images.split[pos]], dtype=np.int64)
-    return rank * (1 << 40) + images.id[pos]
+    name_len = np.array([len(os.path.basename(str(f))) for f in images.file_name[pos]], dtype=np.int64)
+    return pos[np.lexsort((images.id[pos], name_len, images.batch[pos], rank))]
+
+
+def keep_reason(images: Images, keep: int, other: int) -> str:
+    """Why `keep` is kept rather than `other` (the first rule of `keep_order` that tells them apart)."""
+    rk, ro = SPLIT_RANK.get(images.split[keep], 2), SPLIT_RANK.get(images.split[other], 2)
+    if rk != ro:
+        return f"it is in {images.split[keep]}"
+    if images.batch[keep] != images.batch[other]:
+        return f"it was imported first (batch {images.batch[keep]}, the copy in batch {images.batch[other]})"
+    if len(os.path.basename(str(images.file_name[keep]))) != len(os.path.basename(str(images.file_name[other]))):
+        return "same import, and its name is the shorter"
+    return "same import and name length: the first row"
 
 
 def drop_plan(images: Images, igroup: np.ndarray, digest: np.ndarray | None = None,
               state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(drop, keep_of_each): image positions `fix` removes as duplicates, and the copy each one yields to.
 
-    In each same-picture group one image is kept (see `keep_rank`); another copy is
+    In each same-picture group one image is kept (see `keep_order`); another copy is
     dropped when its annotations are the same as the kept one's (same digest), or when
     it was never labelled. Copies with other annotations are left for a human.
     """
@@ -342,7 +357,7 @@ def drop_plan(images: Images, igroup: np.ndarray, digest: np.ndarray | None = No
     for m in members.values():  # groups of two or more only; usually few
         if len(m) < 2:
             continue
-        keep = m[np.argmin(keep_rank(images, m))]
+        keep = keep_order(images, m)[0]
         others = m[m != keep]
         same = (digest[others] == digest[keep]) | (state[others] == "missing")
         drop.append(others[same])
@@ -365,7 +380,8 @@ def _findings(images: Images, s: dict[str, Any], drop: np.ndarray, pairs: list[D
             "exact_duplicates", Severity.WARNING, exact,
             f"{exact} pairs of images are the same picture ({s['exact']['pairs']} same file, {s['pixels']['pairs']} "
             f"same pixels); `visionloop fix` drops {len(drop)} copies whose annotations agree, keeping the one in "
-            "train", fixable=bool(len(drop)), examples=ex("exact") + ex("pixels")))
+            "train, else the earliest imported, else the one with the shortest name", fixable=bool(len(drop)),
+            examples=ex("exact") + ex("pixels")))
     conflicting = s["exact"]["conflicting"] + s["pixels"]["conflicting"]
     if conflicting:
         out.append(Finding(

@@ -10,7 +10,9 @@ What is fixed (and only this; the rest needs a human and stays in the report):
 - class names that differ only by case or spaces are merged into the most used spelling
   (its annotations move over, the other class row is deleted);
 - of images that are the same picture (same bytes or same decoded pixels), one is kept —
-  the one in `train`, else the unassigned one, else the oldest — and a copy is deleted
+  the one in `train`, else the unassigned one; among those the earliest imported (lowest
+  batch), else the one with the shortest file name, else the oldest row; the plan says
+  which rule decided — and a copy is deleted
   when its annotations are the same as the kept one's (or it was never labelled).
   Copies that straddle train and validation therefore stay in train and leave
   validation, which removes the leakage without losing training data. Copies with
@@ -197,7 +199,8 @@ def plan(store: Store, *, workers: int = 2, cache: bool = True) -> tuple[list[Ch
             counts["annotations_deleted_with_images"] = counts.get("annotations_deleted_with_images", 0) + 1
         changes.append(Change(IMG, iid, "delete", images.file_name[p],
                               f"delete duplicate image ({images.split[p]}) of {images.file_name[k]} "
-                              f"({images.split[k]})", img_rows[iid], None))
+                              f"({images.split[k]}); {images.file_name[k]} is kept: "
+                              f"{duplicates.keep_reason(images, k, p)}", img_rows[iid], None))
         counts["images_deleted"] = counts.get("images_deleted", 0) + 1
     # 3. image rows whose annotations changed: new digest (and state)
     for p in affected:

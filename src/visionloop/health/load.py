@@ -37,6 +37,7 @@ class Images:
     height: np.ndarray  # float64
     orientation: np.ndarray  # int64
     ann_digest: np.ndarray  # object (str): what the annotations say, as the importer hashed them
+    batch: np.ndarray  # int64: the import batch that added the image (0 for a version's items)
 
     def __len__(self) -> int:
         return len(self.id)
@@ -74,12 +75,13 @@ class Classes:
 
 def load_images(store: Store, *, split: str | None = None) -> Images:
     q = select(ImageRow.id, ImageRow.sha256, ImageRow.file_name, ImageRow.split, ImageRow.state,
-               ImageRow.width, ImageRow.height, ImageRow.orientation, ImageRow.ann_digest).order_by(ImageRow.id)
+               ImageRow.width, ImageRow.height, ImageRow.orientation, ImageRow.ann_digest,
+               ImageRow.batch_id).order_by(ImageRow.id)
     if split is not None:
         q = q.where(ImageRow.split.is_(None) if split == UNASSIGNED else ImageRow.split == split)
     with store.engine.connect() as c:
         rows = c.execute(q).all()
-    cols = list(zip(*rows, strict=True)) if rows else [()] * 9
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 10
     return Images(
         id=np.asarray(cols[0], dtype=np.int64),
         sha256=np.asarray(cols[1], dtype=object),
@@ -90,6 +92,7 @@ def load_images(store: Store, *, split: str | None = None) -> Images:
         height=np.asarray(cols[6], dtype=np.float64),
         orientation=np.asarray(cols[7], dtype=np.int64),
         ann_digest=np.asarray(cols[8], dtype=object),
+        batch=np.asarray(cols[9], dtype=np.int64),
     )
 
 
@@ -220,6 +223,7 @@ def load_version(store: Store, version: str | int) -> tuple[Images, Annotations,
         height=np.asarray([r[6] for r in items], dtype=np.float64),
         orientation=np.asarray([r[7] for r in items], dtype=np.int64),
         ann_digest=np.asarray([hashlib.sha256(r[8].encode()).hexdigest() for r in items], dtype=object),
+        batch=np.zeros(len(items), np.int64),
     )
     anns = Annotations(np.asarray(ids, np.int64), np.asarray(pos, np.int64), np.asarray(cls, np.int64),
                        np.asarray(kinds, dtype=object), np.asarray(boxes, np.float64).reshape(-1, 4),
