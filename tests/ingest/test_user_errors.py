@@ -86,3 +86,20 @@ def test_a_read_only_output_folder_is_one_line(coco, tmp_path, monkeypatch):
     monkeypatch.setattr(pathlib.Path, "mkdir", denied)
     with pytest.raises(OutputError, match="cannot write the output: permission denied"):
         convert(coco, tmp_path / "ro" / "out", to="yolo")
+
+
+def test_the_pixel_limit_is_configurable(tmp_path, monkeypatch):
+    from visionloop.formats.base import image_size
+
+    big = _png_header(20000, 10000)  # 200 M pixels: over the default limit
+    with pytest.raises(ImageError, match=r"20000×10000 = 200,000,000 pixels, the limit is 178,956,970"):
+        probe(big, path=tmp_path / "big.png")
+    monkeypatch.setenv("VISIONLOOP_MAX_IMAGE_PIXELS", "0")  # no limit: only the header is read
+    assert (probe(big, path=tmp_path / "big.png").width, probe(big, path="x").height) == (20000, 10000)
+    monkeypatch.setenv("VISIONLOOP_MAX_IMAGE_PIXELS", "1000")
+    (tmp_path / "s.png").write_bytes(_png_header(50, 30))
+    with pytest.raises(ImageError, match=r"50×30 = 1,500 pixels, the limit is 1,000"):
+        image_size(tmp_path / "s.png")
+    monkeypatch.setenv("VISIONLOOP_MAX_IMAGE_PIXELS", "lots")
+    with pytest.raises(ImageError, match="VISIONLOOP_MAX_IMAGE_PIXELS='lots' is not a whole number"):
+        probe(big, path="x")

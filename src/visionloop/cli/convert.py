@@ -22,7 +22,7 @@ def convert(
     split: Annotated[str | None, typer.Option(help="Put every image in this split.")] = None,
     images: Annotated[ImageMode, typer.Option(help="copy, link or none.")] = ImageMode.COPY,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
-    strict: Annotated[bool, typer.Option(help="Fail, writing nothing, if anything would be dropped or converted.")] = False,
+    strict: Annotated[bool, typer.Option(help="Fail, writing nothing, if anything would be dropped or converted, or an entry fails the import checks.")] = False,
     classes: Annotated[Path | None, typer.Option(help="YAML/JSON {old: new} to rename/merge, {old: null} to drop.")] = None,
     workers: Annotated[int | None, typer.Option(
         help="Processes (default: one per core), where the source can be cut into parts; same output.")] = None,
@@ -30,7 +30,11 @@ def convert(
         "--allow-outside-root", help="Read images the annotations place outside the source folder.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Convert a dataset between formats, streaming, with no project."""
+    """Convert a dataset between formats, streaming, with no project.
+
+    The source gets the checks `import` makes; an entry that fails them is left out and listed
+    (quarantined), or with --strict refused. Exit codes: 0 all written; 3 the rest written, some entries
+    left out; 1 an error, nothing written."""
     from visionloop.formats.convert import convert as run
     from visionloop.formats.convert import load_class_mapping
 
@@ -38,6 +42,8 @@ def convert(
     report = run(src, out, to=to, from_=from_, split=split, images=images, overwrite=overwrite, strict=strict,
                  classes=mapping, workers=workers, allow_outside_root=allow_outside_root)
     render_write_report(report, as_json)
+    if report.quarantined:
+        raise typer.Exit(3)
 
 
 def formats(as_json: JsonOpt = False) -> None:

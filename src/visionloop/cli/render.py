@@ -35,3 +35,8 @@ def render_write_report(report: Any, as_json: bool) -> None:
         err_console.print(f"[yellow]converted[/] {n} × {what}")
     for what, n in sorted(data["dropped"].items()):
         err_console.print(f"[yellow]dropped[/] {n} × {what}")
+    if data.get("fixes"):
+        err_console.print("Source checks: " + ", ".join(f"{k} {v}" for k, v in sorted(data["fixes"].items())))
+    for r in data.get("quarantined") or ():
+        err_console.print(f"[yellow]quarantined[/] (left out) {r['file']}" + (f" ({r['element']})" if r["element"]
+                          else "") + f": {r['reason']}", soft_wrap=True)

@@ -161,6 +161,17 @@ def quarantine(error: VisionLoopError) -> None:
     sink(error)
 
 
+def quarantine_record(error: VisionLoopError, root: Path) -> dict[str, Any]:
+    """What a quarantined entry is recorded as: its file (relative to the dataset's folder `root` when
+    inside it), the element, the reason."""
+    file = error.path or ""
+    if file and "://" not in file:
+        rel = os.path.relpath(os.path.abspath(file), root)
+        if not rel.startswith(".."):
+            file = PurePosixPath(Path(rel)).as_posix()
+    return {"file": file, "element": error.where, "reason": error.message}
+
+
 def dataset_root(path: Path) -> Path:
     """The folder a dataset given as `path` may read from: the folder itself; for a file, its folder, or
     the one above when that folder is `annotations/` (COCO keeps images beside it)."""
@@ -221,6 +232,8 @@ class WriteReport:
     dropped: LossCounter = field(default_factory=lambda: LossCounter("dropped"))  # "kind: reason" -> count
     converted: LossCounter = field(default_factory=lambda: LossCounter("converted lossily"))
     files: int = 0
+    fixes: Counter[str] = field(default_factory=Counter)  # what the source checks repaired (clipped, ...)
+    quarantined: list[dict[str, Any]] = field(default_factory=list)  # entries left out: file, element, reason
 
     def drop(self, what: str, reason: str, n: int = 1) -> None:
         self.dropped[f"{what}: {reason}"] += n
@@ -244,6 +257,8 @@ class WriteReport:
             "dropped": dict(self.dropped),
             "converted": dict(self.converted),
             "files": self.files,
+            "fixes": dict(self.fixes),
+            "quarantined": self.quarantined,
         }
 
 
@@ -279,10 +294,14 @@ def image_size(path: str | Path) -> tuple[int, int]:
     """
     from PIL import Image, UnidentifiedImageError
 
+    from visionloop.formats.images import check_pixels, header_exif
+
+    old_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # the limit is ours: check_pixels
     try:
         with Image.open(path) as im:
             w, h = im.size
-            if im.format in ("JPEG", "TIFF", "WEBP", "PNG") and im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+            check_pixels(w, h, path=path)
+            if im.format in ("JPEG", "TIFF", "WEBP", "PNG") and header_exif(im).get(0x0112, 1) in (5, 6, 7, 8):
                 return h, w
             return w, h
     except FileNotFoundError:
@@ -291,6 +310,8 @@ def image_size(path: str | Path) -> tuple[int, int]:
         raise ImageError(f"too many pixels to decode safely ({e})", path=path) from None
     except (UnidentifiedImageError, OSError) as e:
         raise ImageError(f"not a readable image ({e})", path=path) from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = old_limit
 
 
 def with_size(ref: ImageRef) -> ImageRef:

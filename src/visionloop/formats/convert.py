@@ -6,19 +6,30 @@ import logging
 import shutil
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from visionloop import runtime
 from visionloop.core.classes import ClassMap, ClassMapping
-from visionloop.core.errors import FormatError
+from visionloop.core.errors import FormatError, VisionLoopError
 from visionloop.core.geometry import kind
 from visionloop.core.sample import LabelState, Sample
 from visionloop.formats import registry
-from visionloop.formats.base import ImageMode, Reader, ReadPart, WriteReport, strict_writes
+from visionloop.formats.base import (
+    ImageMode,
+    Reader,
+    ReadPart,
+    WriteReport,
+    dataset_root,
+    quarantine,
+    quarantine_reads,
+    quarantine_record,
+    strict_writes,
+)
 from visionloop.formats.base import allow_outside_root as outside_ok
+from visionloop.formats.checks import check_image_sample
 from visionloop.formats.output import atomic_output
 
 log = logging.getLogger(__name__)
@@ -58,22 +69,60 @@ def _convert(src: str | Path, out: str | Path, *, to: str, from_: str | None, sp
     class_map = reader.classes
     if classes is not None:
         class_map = classes.apply(reader.classes)
+    check = _Check(Path(src), ImageMode(images), strict)
     with atomic_dir(Path(out), overwrite=overwrite, format=to, protect=[src]) as tmp, \
             (strict_writes() if strict else nullcontext()):
         n = runtime.available_workers() if workers is None else workers
-        report = _write_in_parts(reader, tmp, to, class_map, ImageMode(images), classes, n) if n > 1 else None
+        report = _write_in_parts(reader, tmp, to, class_map, ImageMode(images), classes, n, check) if n > 1 else None
         if report is None:
             dropped: Counter[str] = Counter()
-            samples = reader if classes is None else map_classes(reader, classes, dropped)
-            report = registry.write(samples, tmp, format=to, classes=class_map, images=ImageMode(images))
+            with check.reads():
+                samples: Iterable[Sample] = check.samples(reader)
+                if classes is not None:
+                    samples = map_classes(samples, classes, dropped)
+                report = registry.write(samples, tmp, format=to, classes=class_map, images=ImageMode(images))
             for what, k in dropped.items():
                 report.dropped[what] += k
+            report.fixes.update(check.fixes)
+            report.quarantined.extend(check.quarantined)
     report.path = str(out)
     return report
 
 
+class _Check:
+    """The checks `import` makes (`formats.checks.check_image_sample`), applied on the way through.
+
+    An entry that fails them is left out and recorded (`quarantined`), or with `strict` refused; what the
+    checks repair (a box partly outside clipped, a zero-area one dropped, EXIF orientation) is counted in
+    `fixes`. With `--images none` the image files are not read: geometry is checked against the declared
+    sizes."""
+
+    def __init__(self, src: Path, images: ImageMode, strict: bool) -> None:
+        self.src, self.read_image, self.strict = src, images is not ImageMode.NONE, strict
+        self.root = dataset_root(src)
+        self.fixes: Counter[str] = Counter()
+        self.quarantined: list[dict[str, Any]] = []
+
+    def _sink(self, error: VisionLoopError) -> None:
+        self.quarantined.append(quarantine_record(error, self.root))
+        log.info("quarantined: %s", error)
+
+    def reads(self) -> AbstractContextManager[None]:
+        return nullcontext() if self.strict else quarantine_reads(self._sink)
+
+    def samples(self, samples: Iterable[Sample]) -> Iterator[Sample]:
+        for sample in samples:
+            try:
+                checked, _, _ = check_image_sample(sample, fix=True, counts=self.fixes, source=self.src,
+                                                   allow_truncated=not self.strict, read_image=self.read_image)
+            except VisionLoopError as e:
+                quarantine(e)  # raises when strict
+                continue
+            yield checked
+
+
 def _write_in_parts(reader: Reader, tmp: Path, to: str, class_map: ClassMap, images: ImageMode,
-                    mapping: ClassMapping | None, workers: int) -> WriteReport | None:
+                    mapping: ClassMapping | None, workers: int, check: _Check) -> WriteReport | None:
     """The conversion in parallel processes, or None when it cannot be (the caller then converts in one)."""
     module = registry.get(to).load()
     if reader.parts is None or not hasattr(module, "write_part") or not runtime.can_fork():
@@ -84,9 +133,13 @@ def _write_in_parts(reader: Reader, tmp: Path, to: str, class_map: ClassMap, ima
 
     def work(part: ReadPart) -> dict[str, Any]:
         dropped: Counter[str] = Counter()
-        samples = part if mapping is None else map_classes(part, mapping, dropped)
-        result = module.write_part(samples, tmp, classes=class_map, images=images, start=part.start)
-        return {"result": result, "dropped": dict(dropped)}
+        with check.reads():  # in the worker: its own fixes and quarantine list, sent back
+            samples: Iterable[Sample] = check.samples(part)
+            if mapping is not None:
+                samples = map_classes(samples, mapping, dropped)
+            result = module.write_part(samples, tmp, classes=class_map, images=images, start=part.start)
+        return {"result": result, "dropped": dict(dropped), "fixes": dict(check.fixes),
+                "quarantined": check.quarantined}
 
     try:
         results = runtime.run_forked(parts, work)
@@ -99,6 +152,8 @@ def _write_in_parts(reader: Reader, tmp: Path, to: str, class_map: ClassMap, ima
     for r in results:
         for what, k in r["dropped"].items():
             report.dropped[what] += k
+        report.fixes.update(r["fixes"])
+        report.quarantined.extend(r["quarantined"])
     return report
 
 

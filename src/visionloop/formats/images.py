@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,34 @@ class ImageInfo:
         return self.raw_width if self.orientation in _SWAPS else self.raw_height
 
 
+#: the most pixels an image may have (Pillow's own refusal threshold, 2 × its MAX_IMAGE_PIXELS); the environment
+#: variable VISIONLOOP_MAX_IMAGE_PIXELS changes it (0: no limit). Decoding is at reduced size wherever a version
+#: shrinks the image anyway, so a large limit costs memory only where full pixels are needed.
+DEFAULT_MAX_PIXELS = 178_956_970
+
+
+def max_image_pixels() -> int | None:
+    """The pixel limit in force (None: none), from VISIONLOOP_MAX_IMAGE_PIXELS or the default."""
+    text = os.environ.get("VISIONLOOP_MAX_IMAGE_PIXELS", "").strip().replace("_", "")
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(text)
+    except ValueError:
+        raise ImageError(f"VISIONLOOP_MAX_IMAGE_PIXELS={text!r} is not a whole number",
+                         hint="set it to a pixel count, or 0 for no limit") from None
+    return value if value > 0 else None
+
+
+def check_pixels(width: int, height: int, *, path: str | Path) -> None:
+    """An ImageError when width × height is over the limit (`max_image_pixels`)."""
+    limit = max_image_pixels()
+    if limit is not None and width * height > limit:
+        raise ImageError(f"too many pixels to decode safely ({width}×{height} = {width * height:,} pixels, "
+                         f"the limit is {limit:,})", path=path,
+                         hint="resize the image, or raise the limit with VISIONLOOP_MAX_IMAGE_PIXELS (0: none)")
+
+
 def read_bytes(path: str, *, listed_in: str | Path | None = None) -> bytes:
     try:
         if "://" in path:
@@ -62,18 +91,28 @@ def probe(data: bytes, *, path: str | Path) -> ImageInfo:
 
     if not data:
         raise ImageError("empty file, not an image", path=path)
+    old_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # the limit is ours: check_pixels
     try:
         with Image.open(io.BytesIO(data)) as im:
             fmt = (im.format or "unknown").lower()
             raw_w, raw_h = im.size
-            exif = im.getexif()
+            check_pixels(raw_w, raw_h, path=path)
+            exif = header_exif(im)
             if fmt not in ("jpeg", "png"):
                 im.verify()
     except Image.DecompressionBombError as e:
         raise ImageError(f"too many pixels to decode safely ({e})", path=path,
                          hint="resize the image") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        if data.startswith(b"\xff\xd8\xff") and data.rfind(b"\xff\xd9") < max(data.rfind(b"\xff\xda"), 0) + 1:
+            raise TruncatedImage("truncated JPEG (the data ends before the end-of-image marker)", path=path,
+                                 hint="re-export or re-download the file") from None
+        if data.startswith(b"\x89PNG") and data.rfind(b"IEND", max(0, len(data) - 64)) < 0:
+            raise TruncatedImage("truncated PNG (no IEND chunk at the end)", path=path,
+                                 hint="re-export or re-download the file") from None
         raise ImageError(f"not a readable image ({e})", path=path) from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = old_limit
     if fmt == "jpeg":
         sos, eoi = data.rfind(b"\xff\xda"), data.rfind(b"\xff\xd9")
         if sos < 0 or eoi < sos:
@@ -125,6 +164,19 @@ def repair_truncated(data: bytes) -> bytes | None:
             ImageFile.LOAD_TRUNCATED_IMAGES = old
     arr = cv2.imdecode(np.frombuffer(fixed, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_8)
     return fixed if arr is not None and arr.size else None
+
+
+def header_exif(im: Any) -> Any:
+    """The image's EXIF without decoding it: Pillow's PNG getexif() loads every pixel to look for an eXIf
+    chunk after the image data; here a PNG's EXIF counts only when it comes before the pixels."""
+    if (im.format or "").upper() != "PNG":
+        return im.getexif()
+    from PIL import Image
+
+    exif = Image.Exif()
+    if im.info.get("exif"):
+        exif.load(im.info["exif"])
+    return exif
 
 
 def _ratio(v: Any) -> float:

@@ -16,7 +16,6 @@ quarantined; `strict=True` refuses the whole import on the first problem and wri
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -27,7 +26,7 @@ from typing import Any
 from visionloop import formats
 from visionloop.core.errors import VisionLoopError
 from visionloop.formats.base import allow_outside_root as allow_outside_root_
-from visionloop.formats.base import dataset_root, quarantine, quarantine_reads
+from visionloop.formats.base import dataset_root, quarantine, quarantine_reads, quarantine_record
 from visionloop.formats.checks import TRUNCATED, check_image_sample
 from visionloop.store import quarantine as store_quarantine
 from visionloop.store.project import Store
@@ -91,7 +90,7 @@ def _import(store: Store, path: Path, *, format: str | None, split: str | None, 
     root = dataset_root(path)
 
     def sink(error: VisionLoopError) -> None:
-        quarantined.append(record(error, root))
+        quarantined.append(quarantine_record(error, root))
         log.info("quarantined: %s", error)
 
     seen = 0
@@ -122,12 +121,3 @@ def _import(store: Store, path: Path, *, format: str | None, split: str | None, 
     log.info("imported %s: %s", path, report.to_json())
     return report
 
-
-def record(error: VisionLoopError, root: Path) -> dict[str, Any]:
-    """A quarantine record: the file (relative to the dataset's folder when inside it), the element, the reason."""
-    file = error.path or ""
-    if file and "://" not in file:
-        rel = os.path.relpath(os.path.abspath(file), root)
-        if not rel.startswith(".."):
-            file = Path(rel).as_posix()
-    return {"file": file, "element": error.where, "reason": error.message}
