@@ -4,6 +4,8 @@ precision and recall of the near-duplicate search against the known copies.
 
     python bench/health.py                  # 50,000 images / 500,000 boxes
     python bench/health.py --images 10000   # a few minutes on 2 cores
+    git archive REV src | tar -x -C /tmp/old && python bench/health.py --baseline-src /tmp/old/src
+                                            # statistics of another revision too (peak RSS before/after)
 
 Images are 256×192 JPEGs. Most are random smooth colour fields with ten coloured boxes each
 (so their perceptual hashes are as varied as photos'). 5% are look-alikes, as in microscopy:
@@ -173,10 +175,16 @@ def child(what: str, project: str, data: str) -> None:
                                for x in members[i] for y in members[j]}
 
             cand = expand(bl.near_a, bl.near_b)
+            # the rule before the mirrored view: six views (no flips), same 10 bits, no confirmation
+            good = np.flatnonzero(bl.ok)
+            a6, b6, _, _ = duplicates.near_pairs(bl.views[good, :6])
+            g = bl.group
+            six = expand(g[good[a6]], g[good[b6]])
             conf = expand(bl.near_a[bl.near_ok], bl.near_b[bl.near_ok])
             truth_doc = orjson.loads((Path(data) / "truth.json").read_bytes())
             extra = {"near_candidates": int(len(bl.near_a)), "near_confirmed": int(bl.near_ok.sum()),
-                     "hash_only": scores(cand, truth_doc), "confirmed": scores(conf, truth_doc),
+                     "six_views": scores(six, truth_doc), "hash_only": scores(cand, truth_doc),
+                     "confirmed": scores(conf, truth_doc),
                      "timings": {k: round(v, 2) for k, v in bl.timings.items()}}
         seconds = time.perf_counter() - t
     print(json.dumps({"seconds": seconds, "peak_mb": peak_rss_mb(), **extra}))
@@ -186,6 +194,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=50_000)
     ap.add_argument("--work", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "visionloop-bench-health")
+    ap.add_argument("--baseline-src", type=Path, help="a `src` folder of another revision: its statistics are "
+                    "measured too, on the same project")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -206,22 +216,28 @@ def main() -> None:
             import_dataset(store, data / "annotations.json", format="coco")
     setup = time.perf_counter() - t
     rows = {}
-    for what in ("statistics", "near-duplicates"):
+    runs = [("statistics", "statistics", None), ("near-duplicates", "near-duplicates", None)]
+    if args.baseline_src:
+        runs.insert(0, ("statistics (baseline)", "statistics", str(args.baseline_src.resolve())))
+    for label, what, src in runs:
+        env = {**os.environ, "PYTHONPATH": src} if src else None
         out = subprocess.run([sys.executable, __file__, "--child", what, str(project), str(data)], check=True,
-                             capture_output=True, text=True)
-        rows[what] = json.loads(out.stdout.strip().splitlines()[-1])
+                             capture_output=True, text=True, env=env)
+        rows[label] = json.loads(out.stdout.strip().splitlines()[-1])
     boxes = rows["statistics"]["annotations"]
     print(f"{n} images, {boxes} boxes (generation {gen:.0f} s, import {setup:.0f} s, not timed)")
-    print(f"{'stage':<16} {'seconds':>8} {'peak MB':>8}   detail")
+    print(f"{'stage':<22} {'seconds':>8} {'peak MB':>8}   detail")
     for what, r in rows.items():
-        detail = {k: v for k, v in r.items() if k not in ("seconds", "peak_mb", "hash_only", "confirmed")}
-        print(f"{what:<16} {r['seconds']:>8.1f} {r['peak_mb']:>8.0f}   {json.dumps(detail)}")
+        detail = {k: v for k, v in r.items() if k not in ("seconds", "peak_mb", "six_views", "hash_only", "confirmed")}
+        print(f"{what:<22} {r['seconds']:>8.1f} {r['peak_mb']:>8.0f}   {json.dumps(detail)}")
     near = rows["near-duplicates"]
     print()
     print("| near-duplicate rule | reported pairs | true copy pairs found | precision | recall | "
           "look-alike pairs reported | shifted-view pairs reported |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for label, key in (("pHash ≤ 10 bits (7 views)", "hash_only"), ("+ geometric confirmation", "confirmed")):
+    for label, key in (("before: pHash ≤ 10 bits, 6 views", "six_views"), ("pHash ≤ 10 bits, 7 views (+ mirror)",
+                                                                           "hash_only"),
+                       ("7 views + geometric confirmation", "confirmed")):
         sc = near[key]
         print(f"| {label} | {sc['predicted']} | {sc['hits']} / {sc['true_pairs']} | {sc['precision']:.4f} | "
               f"{sc['recall']:.4f} | {sc['lookalike_pairs_reported']} / {sc['lookalike_pairs']} | "

@@ -161,6 +161,7 @@ class Blobs:
     near_inliers: np.ndarray  # matched keypoints that agree with one affine map (-1: not checked)
     truncated: bool
     timings: dict[str, float]
+    views: np.ndarray | None = None  # the blobs' perceptual hashes (n, 7)
 
 
 def mirrored(views: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -225,7 +226,7 @@ def analyse(store: Store, images: Images, *, bits: int = NEAR_BITS, workers: int
     timings = {"hash_s": hashed - t, "search_s": searched - hashed, "pixels_s": grouped - searched,
                "confirm_s": time.perf_counter() - grouped}
     log.info("%d near-duplicate candidates, %d confirmed", len(a), int(ok_near.sum()))
-    return Blobs(u_sha, first, inv, ok, group, a, b_, d, mir, ok_near, inliers, truncated, timings)
+    return Blobs(u_sha, first, inv, ok, group, a, b_, d, mir, ok_near, inliers, truncated, timings, views)
 
 
 def find(store: Store, images: Images, *, split: str | None = None, bits: int = NEAR_BITS, workers: int = 2,
