@@ -12,7 +12,7 @@ from visionloop.cli.options import JsonOpt, ProjectOpt
 
 
 def train(
-    version: Annotated[str, typer.Option("--version", "-v", help="Dataset version (name, id or latest).")] = "latest",
+    version: Annotated[str, typer.Option("--dataset-version", "-d", help="Dataset version (name, id or latest).")] = "latest",
     task: Annotated[str, typer.Option(help="detect | classify")] = "detect",
     model: Annotated[str | None, typer.Option("--model", help="Architecture (fcos_lite0, cls_lite0).")] = None,
     weights: Annotated[str | None, typer.Option(

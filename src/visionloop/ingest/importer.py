@@ -94,6 +94,9 @@ def _import(store: Store, path: Path, *, format: str | None, split: str | None, 
         log.info("quarantined: %s", error)
 
     seen = 0
+    # read before the batch opens its transaction: no second connection while it is open (an in-memory
+    # database has one connection, which a second one returning to the pool would roll back)
+    open_records = store_quarantine.has_open_records(store, str(path.resolve()))
     with BatchWriter(store, kind="import", source=str(path.resolve()), format=name, split=split,
                      classes=reader.classes) as batch, (nullcontext() if strict else quarantine_reads(sink)):
         for sample in reader:
@@ -115,7 +118,7 @@ def _import(store: Store, path: Path, *, format: str | None, split: str | None, 
         batch.summary["quarantined"] = quarantined
         batch.summary["images_quarantined"] = len(quarantined)
         # kept even when nothing else changed, so health sees this import's list (and an earlier list ends)
-        batch.keep = bool(quarantined) or store_quarantine.has_open_records(store, str(path.resolve()))
+        batch.keep = bool(quarantined) or open_records
     report = ImportReport(batch.batch_id, str(path), name, seen, dict(batch.counts), dict(fixes),
                           reader.classes.names, quarantined, fix, notes)
     log.info("imported %s: %s", path, report.to_json())

@@ -33,11 +33,10 @@ def run_forked(parts: Sequence[P], work: Callable[[P], T]) -> list[T]:
     ctx = multiprocessing.get_context("fork")
     procs: list[tuple[Any, Connection]] = []
     results: dict[int, Any] = {}
-    parent = os.getpid()
     try:
         for part in parts:
             recv, send = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_child, args=(parent, work, part, send), daemon=True)
+            proc = ctx.Process(target=_child, args=(os.getpid(), work, part, send), daemon=True)
             proc.start()
             send.close()
             procs.append((proc, recv))

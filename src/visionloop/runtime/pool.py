@@ -37,6 +37,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 from visionloop.core.errors import VisionLoopError
+from visionloop.core.owner import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -73,19 +74,28 @@ def can_fork() -> bool:
 
 
 # -- in the worker ----------------------------------------------------------------------------
-def watch_parent(parent: int, interval: float = WATCH_INTERVAL) -> None:
-    """Exit this process as soon as `parent` is no longer its parent (it died; we were re-parented)."""
+def watch_parent(parent: int | None = None, interval: float = WATCH_INTERVAL) -> None:
+    """Exit this process as soon as its parent changes (the parent died and it was re-parented) or `parent`, the
+    process that asked for it, is gone. Both, because under forkserver the parent is the fork server (which
+    exits when the asker dies), and because the asker may die before this runs."""
+    first = os.getppid()
+
+    def gone() -> bool:
+        return os.getppid() != first or (parent is not None and not pid_alive(parent))
+
+    if gone():
+        os._exit(1)
 
     def _watch() -> None:
         while True:
             time.sleep(interval)
-            if os.getppid() != parent:
+            if gone():
                 os._exit(1)
 
     threading.Thread(target=_watch, name="visionloop-parent-watch", daemon=True).start()
 
 
-def worker_setup(parent: int) -> None:
+def worker_setup(parent: int | None = None) -> None:
     """What every worker process does first: leave interrupts to the parent, one OpenCV thread, watch the parent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:

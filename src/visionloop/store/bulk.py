@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Table, insert, select
 from sqlalchemy.engine import Connection
 
+from visionloop.store import locking
 from visionloop.store.schema import BlobRow
 
 __all__ = ["insert_blobs", "insert_tuples"]
@@ -25,6 +26,10 @@ def insert_tuples(conn: Connection, table: Table, columns: Sequence[str], rows: 
         return
     if _sqlite_qmark(conn):
         verb = "INSERT OR IGNORE" if or_ignore else "INSERT"
+        raw = conn.connection.dbapi_connection
+        database = conn.engine.url.database
+        if database not in (None, "", ":memory:"):
+            locking.begin_write(raw, str(database), None)  # the waiting notice, as for statements through SQLAlchemy
         sql = f"{verb} INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:

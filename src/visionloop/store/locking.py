@@ -2,16 +2,19 @@
 
 SQLite lets one writer at a time. A second writer (a second import, a fix during an import) waits in
 SQLite's busy handler for up to `lock_timeout()` seconds (`VISIONLOOP_LOCK_TIMEOUT`, default 600) instead of
-pysqlite's 5 s; after `NOTICE_AFTER` seconds of waiting it says so once, naming the other visionloop
-processes that have the database open (Linux: read from /proc); past the limit the error is one line naming
-them — never a "database is locked" traceback.
+pysqlite's 5 s. Each write transaction starts with `BEGIN IMMEDIATE` (what pysqlite's implicit BEGIN and the
+first write would do, in one step): tried first with a short busy timeout, and when that runs out the
+writer says once that it is waiting, naming the other visionloop processes that have the database open
+(Linux: read from /proc), then waits the rest. Past the limit the error is one line naming them — never a
+"database is locked" traceback. No thread is used: a thread in the main process would stop the worker
+runtime from forking.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,7 @@ log = logging.getLogger(__name__)
 
 #: seconds a statement waits on the lock before the waiting notice
 NOTICE_AFTER = 2.0
-_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "BEGIN", "COMMIT", "CREATE", "DROP", "ALTER")
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")
 
 
 class ProjectLocked(ProjectError):
@@ -78,35 +81,47 @@ def describe(db_file: str | Path) -> str:
     return "; ".join(f"pid {pid}: {cmd}" for pid, cmd in who[:3])
 
 
+def begin_write(dbapi_conn: Any, db_file: str, root: Path | None) -> None:
+    """Open the write transaction of a DBAPI (sqlite3) connection that has none, waiting for the lock with a notice."""
+    if dbapi_conn.in_transaction:
+        return
+    full = lock_timeout()
+    try:
+        dbapi_conn.execute(f"PRAGMA busy_timeout = {int(min(NOTICE_AFTER, full) * 1000)}")
+        try:
+            dbapi_conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e):
+                raise
+        if full <= NOTICE_AFTER:
+            raise _locked_error(db_file, root)
+        log.warning("waiting for another visionloop process on this project (%s)…", describe(db_file))
+        dbapi_conn.execute(f"PRAGMA busy_timeout = {int((full - NOTICE_AFTER) * 1000)}")
+        try:
+            dbapi_conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            if "locked" in str(e) or "busy" in str(e):
+                raise _locked_error(db_file, root) from None
+            raise
+    finally:
+        dbapi_conn.execute(f"PRAGMA busy_timeout = {int(full * 1000)}")
+
+
+def _locked_error(db_file: str, root: Path | None) -> ProjectLocked:
+    return ProjectLocked(f"the project database was held by {describe(db_file)} for more than {lock_timeout():g} s",
+                         path=root, hint="wait for it to finish, or set VISIONLOOP_LOCK_TIMEOUT (seconds) higher")
+
+
 def watch(engine: Engine, db_file: str, root: Path | None) -> None:
-    """Install the waiting notice and the one-line error on a SQLite engine."""
+    """Install the waiting write begin and the one-line error on a SQLite engine."""
 
     @event.listens_for(engine, "before_cursor_execute")
-    def _start(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+    def _begin(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
         if statement.lstrip()[:7].upper().startswith(_WRITES):
-            timer = threading.Timer(NOTICE_AFTER, _notice, args=(db_file,))
-            timer.daemon = True
-            conn.info["visionloop_lock_timer"] = timer
-            timer.start()
-
-    @event.listens_for(engine, "after_cursor_execute")
-    def _stop(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        timer = conn.info.pop("visionloop_lock_timer", None)
-        if timer is not None:
-            timer.cancel()
+            begin_write(conn.connection.dbapi_connection, db_file, root)
 
     @event.listens_for(engine, "handle_error")
     def _locked(ctx: Any) -> None:
-        conn = ctx.connection
-        if conn is not None:
-            timer = conn.info.pop("visionloop_lock_timer", None)
-            if timer is not None:
-                timer.cancel()
         if "database is locked" in str(ctx.original_exception):
-            raise ProjectLocked(
-                f"the project database was held by {describe(db_file)} for more than {lock_timeout():g} s",
-                path=root, hint="wait for it to finish, or set VISIONLOOP_LOCK_TIMEOUT (seconds) higher") from None
-
-
-def _notice(db_file: str) -> None:
-    log.warning("waiting for another visionloop process on this project (%s)…", describe(db_file))
+            raise _locked_error(db_file, root) from None
