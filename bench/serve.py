@@ -86,44 +86,41 @@ def run_plain(onnx: str, port: int) -> None:
     """What a developer writes by hand: FastAPI, one ORT session, a sync endpoint (FastAPI's thread pool)."""
     import cv2
     import uvicorn
-    from fastapi import FastAPI
-    from pydantic import BaseModel
+    from fastapi import Body, FastAPI
 
     from visionloop.infer import Predictor
 
     app = FastAPI()
     predictor = Predictor(onnx)
 
-    class Image(BaseModel):
-        base64: str
-
-    class Body(BaseModel):
-        images: list[Image]
-
     @app.post("/predict")
-    def predict(body: Body) -> dict:
+    def predict(body: dict = Body(...)) -> dict:  # noqa: B008
         out = []
-        for im in body.images:
-            bgr = cv2.imdecode(np.frombuffer(base64.b64decode(im.base64), np.uint8), cv2.IMREAD_COLOR)
+        for im in body["images"]:
+            bgr = cv2.imdecode(np.frombuffer(base64.b64decode(im["base64"]), np.uint8), cv2.IMREAD_COLOR)
             out.append(predictor.predict(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), conf=0.25, iou=0.6).to_json())
         return {"images": out}
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
-def run_litserve(onnx: str, port: int, max_batch: int, wait_ms: float) -> None:
-    """LitServe's four methods over the same predictor; LitServe batches when max_batch > 1."""
-    import cv2
-    import litserve as ls
+try:  # only in the LitServe server process (its PYTHONPATH has bench/.cache/litserve)
+    import litserve as _ls
+except ImportError:
+    _ls = None
 
-    from visionloop.infer import Predictor
-    from visionloop.infer.post import postprocess, unletterbox
+if _ls is not None:
+    class LitDetector(_ls.LitAPI):
+        """LitServe's four methods over the same predictor (module level: LitServe pickles it into workers)."""
 
-    class API(ls.LitAPI):
         def setup(self, device):
-            self.p = Predictor(onnx)
+            from visionloop.infer import Predictor
+
+            self.p = Predictor(os.environ["BENCH_ONNX"])
 
         def decode_request(self, request):
+            import cv2
+
             data = base64.b64decode(request["images"][0]["base64"])
             bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
             x, m = self.p.preprocess(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
@@ -142,6 +139,8 @@ def run_litserve(onnx: str, port: int, max_batch: int, wait_ms: float) -> None:
             return output
 
         def encode_response(self, output):
+            from visionloop.infer.post import postprocess, unletterbox
+
             b, s, m, w, h = output
             boxes, conf, labels = postprocess(b, s, conf=0.25, iou=0.6)
             boxes = unletterbox(boxes, m, w, h)
@@ -149,12 +148,16 @@ def run_litserve(onnx: str, port: int, max_batch: int, wait_ms: float) -> None:
                                                 "score": round(float(sc), 6)}
                                                for bb, sc, c in zip(boxes, conf, labels, strict=True)]}]}
 
+
+def run_litserve(onnx: str, port: int, max_batch: int, wait_ms: float) -> None:
+    """LitServe batches when max_batch > 1 (its own batch_timeout)."""
+    os.environ["BENCH_ONNX"] = onnx
     kw = {"max_batch_size": max_batch, "batch_timeout": wait_ms / 1000}
     try:
-        api, server_kw = API(**kw), {}
+        api, server_kw = LitDetector(**kw), {}
     except TypeError:  # older LitServe: batching options on the server
-        api, server_kw = API(), kw
-    server = ls.LitServer(api, accelerator="cpu", devices=1, workers_per_device=1, timeout=60, **server_kw)
+        api, server_kw = LitDetector(), kw
+    server = _ls.LitServer(api, accelerator="cpu", devices=1, workers_per_device=1, timeout=60, **server_kw)
     server.run(port=port, host="127.0.0.1", generate_client_file=False, log_level="warning")
 
 
@@ -481,7 +484,11 @@ def main() -> int:
         for key, label, kind, kw, path in configs:
             if key.rstrip("1") not in only:
                 continue
-            proc = start(kind, project, onnx, **kw)
+            try:
+                proc = start(kind, project, onnx, **kw)
+            except RuntimeError as e:
+                print(f"{label}: {e}", file=sys.stderr)
+                continue
             try:
                 for n in levels:
                     r = asyncio.run(load(f"http://127.0.0.1:{proc.port}{path}", payloads, n, args.seconds,
@@ -497,7 +504,9 @@ def main() -> int:
                   f"{r['errors']} |")
         by = {(label, n): r for label, n, r in rows}
         vl = next((label for label, *_ in rows if label.startswith("visionloop, batching on")), None)
-        peers = [label for label, *_ in rows if not label.startswith("visionloop")]
+        failed = {label for label, _, r in rows if r["errors"]}
+        peers = [label for label, *_ in dict.fromkeys((lb,) for lb, *_ in rows)
+                 if not label.startswith("visionloop") and label not in failed]
         if vl and peers:
             print("\n| clients | visionloop req/s | best peer | peer req/s | ratio | visionloop p95 | peer p95 |\n"
                   "|---:|---:|---|---:|---:|---:|---:|")

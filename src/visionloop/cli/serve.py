@@ -29,7 +29,8 @@ def serve(
         "--allow-url", help="A host whose image URLs JSON requests may name (repeatable; default: none).")] = None,
     rate_limit: Annotated[int | None, typer.Option(help="Requests per minute for keys without their own.")] = None,
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
-    threads: Annotated[int | None, typer.Option(help="ONNX Runtime threads per model.")] = None,
+    model_workers: Annotated[int, typer.Option(help="Concurrent inference threads per model.")] = 1,
+    threads: Annotated[int | None, typer.Option(help="ONNX Runtime threads per inference thread.")] = None,
 ) -> None:
     """Serve the project's models over HTTP (OpenAPI at /docs) until Ctrl-C."""
     from visionloop.serve import Settings
@@ -39,7 +40,7 @@ def serve(
              "max_images": max_images, "max_pixels": max_pixels, "rate_limit": rate_limit, "threads": threads,
              "max_body_bytes": int(max_body_mb * 1024 * 1024) if max_body_mb else None}
     settings = Settings(host=host, port=port, auth=True if auth else None, url_allow_list=allow_url or [],
-                        models=model or [],
+                        models=model or [], workers=model_workers,
                         device=device, **{k: v for k, v in given.items() if v is not None})
     shown = host if ":" not in host else f"[{host}]"
     err_console.print(f"serving {Path(project).resolve()} on http://{shown}:{port} (docs at /docs, "

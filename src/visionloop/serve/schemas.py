@@ -118,3 +118,30 @@ class ErrorOut(BaseModel):
     message: str
     hint: str | None = None
     where: str | None = None
+
+
+class CorrectionIn(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    class_: str = Field(alias="class", max_length=128)
+    box: Box | None = Field(None, description="Absolute pixels; leave out for a whole-image label")
+
+
+class FeedbackIn(BaseModel):
+    """What the model should have said about one image."""
+
+    model: str = Field(max_length=64, description="The name predicted with (a model or a task family)")
+    version: int | None = Field(None, description="The version that answered (`model.version` of the response)")
+    image: ImageIn | None = Field(None, description="The image (base64), unless it is in the project already")
+    image_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    prediction: list[dict[str, Any]] = Field(default_factory=list, max_length=1000,
+                                             description="The predictions being corrected, as returned")
+    correction: list[CorrectionIn] = Field(max_length=1000, description="What is right (empty: nothing there)")
+    note: str = Field("", max_length=2000)
+
+
+class FeedbackOut(BaseModel):
+    id: int
+    model: str
+    model_version: int | None
+    image_sha256: str | None
+    status: str

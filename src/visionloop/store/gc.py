@@ -31,6 +31,7 @@ REFERENCES: tuple[tuple[str, str], ...] = (
     ("version_item", "sha256"),
     ("model", "weights_sha256"),
     ("model_export", "sha256"),
+    ("feedback", "sha256"),
 )
 
 

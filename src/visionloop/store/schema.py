@@ -286,3 +286,24 @@ class ApiKeyRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class FeedbackRow(Base):
+    """A user's correction of a served prediction, kept for relabelling (the loop stage reads these).
+
+    `prediction` is what the model answered, `correction` what the user says is right (boxes/labels with class
+    names); the image is a blob when it was sent. `status` is open | used | dismissed.
+    """
+
+    __tablename__ = "feedback"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[int | None]
+    sha256: Mapped[str | None] = mapped_column(String(64), index=True)  # the image blob
+    image_name: Mapped[str] = mapped_column(String(256), default="")
+    prediction: Mapped[list[Any]] = mapped_column(default=list)
+    correction: Mapped[list[Any]] = mapped_column(default=list)
+    note: Mapped[str] = mapped_column(Text, default="")
+    key_prefix: Mapped[str | None] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
