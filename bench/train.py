@@ -41,7 +41,7 @@ def make_project(work: Path, data: Path):
 
 
 def run(store, version, *, weights: str, epochs: int, budget: float, imgsz: int, batch: int, device: str,
-        label: str, threads: int | None, workers: int) -> dict:
+        label: str, threads: int | None, workers: int, **kw) -> dict:
     from visionloop.train import train
 
     def show(p):
@@ -54,7 +54,7 @@ def run(store, version, *, weights: str, epochs: int, budget: float, imgsz: int,
     t = time.perf_counter()
     r = train(store, version, task="detect", weights=weights, epochs=epochs, time_budget=budget, imgsz=imgsz,
               batch=batch, seed=0, device=device, progress=show, threads=threads, workers=workers,
-              name=label, export=True)
+              name=label, export=True, **kw)
     wall = time.perf_counter() - t
     return {"label": label, "result": r, "wall": wall}
 
@@ -69,19 +69,22 @@ def main() -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--zoom", type=float, default=None, help="scale jitter: random crops keeping >= 100-zoom %% "
+                    "of each side (default: the training default)")
     ap.add_argument("--random", action="store_true", help="also train from a random backbone, same budget")
     args = ap.parse_args()
+    zoom = {} if args.zoom is None else {"zoom": args.zoom}
     with tempfile.TemporaryDirectory(prefix="vl-bench-train-") as tmp:
         t = time.perf_counter()
         store, info = make_project(Path(tmp), datasets() / args.dataset)
         print(f"project + version {info.name}: {info.counts.get('by_split')} in {time.perf_counter() - t:.1f}s")
         runs = [run(store, info.name, weights="default", epochs=args.epochs, budget=args.budget, imgsz=args.imgsz,
                     batch=args.batch, device=args.device, label="lite0-imagenet", threads=args.threads,
-                    workers=args.workers)]
+                    workers=args.workers, **zoom)]
         if args.random:
             runs.append(run(store, info.name, weights="random", epochs=args.epochs, budget=args.budget,
                             imgsz=args.imgsz, batch=args.batch, device=args.device, label="lite0-random",
-                            threads=args.threads, workers=args.workers))
+                            threads=args.threads, workers=args.workers, **zoom))
         from visionloop.store import models as registry
 
         print()

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from visionloop.core.errors import VisionLoopError
-from visionloop.transforms import Brightness, Compose, HFlip, Hue, Resize, ResizeMode, Saturation
+from visionloop.transforms import Brightness, Compose, HFlip, Hue, Resize, ResizeMode, Saturation, Zoom
 from visionloop.versions import VersionDataset
 
 
@@ -25,10 +25,14 @@ def preprocessing(width: int, height: int, resize: str) -> dict[str, Any]:
             "interpolation": "transforms.pixels.render"}
 
 
-def ops(width: int, height: int, resize: str, *, augment: bool) -> list[Any]:
+def ops(width: int, height: int, resize: str, *, augment: bool, zoom: float = 0.0) -> list[Any]:
+    """The training pipeline: flips and colour jitter (and, with `zoom` > 0, a random crop keeping at least
+    100 - zoom % of each side: scale jitter), then the model's resize."""
     out: list[Any] = []
     if augment:
         out += [HFlip(p=0.5), Brightness(percent=15), Saturation(percent=15), Hue(degrees=5)]
+        if zoom > 0:
+            out.append(Zoom(percent=zoom))
     out.append(Resize(width=width, height=height, mode=ResizeMode(resize)))
     return out
 
@@ -37,9 +41,9 @@ class TrainSet:
     """Items of one split as (CHW uint8 tensor, target) after the model's preprocessing."""
 
     def __init__(self, base: VersionDataset, *, width: int, height: int, resize: str, augment: bool, seed: int,
-                 task: str, multi_label: bool = False) -> None:
+                 task: str, multi_label: bool = False, zoom: float = 0.0) -> None:
         self.base = base
-        self.compose = Compose(ops(width, height, resize, augment=augment))
+        self.compose = Compose(ops(width, height, resize, augment=augment, zoom=zoom))
         self.seed = seed
         self.epoch = 0
         self.task = task

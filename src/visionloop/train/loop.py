@@ -105,7 +105,7 @@ def train(store: Store, version: str | int, *, task: str = "detect", model: str 
           imgsz: int | None = None, time_budget: float | str | None = None, batch: int = 8, lr: float = 1e-3,
           weight_decay: float = 5e-4, seed: int = 0, device: str = "cpu", workers: int = 0,
           threads: int | None = None, patience: int | None = None, multi_label: bool | None = None,
-          resume: str | None = None, name: str | None = None, export: bool = True,
+          resume: str | None = None, name: str | None = None, export: bool = True, zoom: float = 25.0,
           max_steps: int | None = None, progress: Callable[[Progress], None] | None = None,
           **options: Any) -> TrainResult:
     """Train a model on `version` and register it. See the module docstring."""
@@ -122,6 +122,7 @@ def train(store: Store, version: str | int, *, task: str = "detect", model: str 
         epochs, imgsz, batch, lr = hyper["epochs"], hyper["imgsz"], hyper["batch"], hyper["lr"]
         weight_decay, seed, patience = hyper["weight_decay"], hyper["seed"], hyper.get("patience")
         budget, multi_label = hyper.get("time_budget"), hyper.get("multi_label", False)
+        zoom = hyper.get("zoom", 0.0)
         version = info.version_id if info.version_id is not None else info.version
         arch = M.ARCHS[arch_name]
     else:
@@ -148,7 +149,7 @@ def train(store: Store, version: str | int, *, task: str = "detect", model: str 
             if task == "classify" else M.create(arch.name, len(classes), spec, **options)
         hyper = {"epochs": epochs, "imgsz": imgsz, "batch": batch, "lr": lr, "weight_decay": weight_decay,
                  "seed": seed, "patience": patience, "time_budget": budget, "multi_label": multi_label,
-                 "optimizer": "AdamW", "schedule": "warmup+cosine", "device": device, "split": "train",
+                 "optimizer": "AdamW", "schedule": "warmup+cosine", "device": device, "split": "train", "zoom": zoom,
                  "valid_split": valid_split, "weights": spec.name, "config": net.config}
         info = registry.create(store, task=task, arch=arch.name, weights_init=spec.name,
                                version_id=train_ds.version_id, classes=classes, input_size=[imgsz, imgsz],
@@ -159,7 +160,7 @@ def train(store: Store, version: str | int, *, task: str = "detect", model: str 
     folder = registry.checkpoint_dir(store, info)
 
     data = TrainSet(train_ds, width=imgsz, height=imgsz, resize=arch.resize, augment=True, seed=seed, task=task,
-                    multi_label=multi_label)
+                    multi_label=multi_label, zoom=zoom)
     if task == "classify" and not multi_label:
         unlabelled = sum(1 for i in range(len(train_ds)) if not any(
             a.label for a in train_ds.sample(i).annotations))
