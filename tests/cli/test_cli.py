@@ -49,10 +49,17 @@ def test_user_error_is_one_line_and_exit_1(tmp_path):
 
 
 def test_demo_runs_every_stage(tmp_path):
-    steps = _json(runner.invoke(app, ["demo", "--workdir", str(tmp_path), "--images", "16", "--json"]))
+    steps = _json(runner.invoke(app, ["demo", "--workdir", str(tmp_path), "--images", "16", "--train-seconds", "0",
+                                      "--json"]))
     names = [s["step"] for s in steps]
-    assert names == ["render", "init", "import", "re-import", "stats", "health", "export coco", "export yolo",
-                     "export voc", "convert", "version"]
+    assert names[:11] == ["render", "init", "import", "re-import", "stats", "health", "export coco", "export yolo",
+                          "export voc", "convert", "version"]
+    assert names[11:14] == ["train", "export", "predict"]
+    train, export, predict = steps[11:14]
+    assert train["epochs"] == 1 and train["stopped"] == "time"  # one epoch, then the budget (0 s) stops it
+    assert train["model"]["status"] == "ready" and train["model"]["classes"] == ["square", "triangle", "disc"]
+    assert export["format"] == "onnx" and max(export["parity"]["max_abs_diff"].values()) < 0.05
+    assert [p["file_name"] for p in predict["predictions"]] == ["shape_0013.jpg", "shape_0014.jpg", "shape_0015.jpg"]
     imp = steps[2]
     assert imp["images_added"] == 16
     assert steps[3]["images_unchanged"] == 16

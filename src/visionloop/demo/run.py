@@ -20,7 +20,8 @@ class Step:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-def run(workdir: Path | None = None, *, images: int = 60, seed: int = 0) -> Iterator[Step]:
+def run(workdir: Path | None = None, *, images: int = 60, seed: int = 0, train_seconds: float = 60.0
+        ) -> Iterator[Step]:
     """Yield each stage's result as it finishes. Raises if a round trip loses anything."""
     from visionloop import formats
     from visionloop.formats.convert import convert
@@ -111,7 +112,45 @@ def run(workdir: Path | None = None, *, images: int = 60, seed: int = 0) -> Iter
                    f"images to YOLO; preview {preview.width}×{preview.height} PNG",
                    time.perf_counter() - t, {"version": made.to_json(), "reused": again.reused,
                                              "preview": preview.to_json()})
+        yield from _model_steps(store, made.name, workdir, seed=seed, train_seconds=train_seconds)
         store.close()
     finally:
         if tmp is not None:
             tmp.cleanup()
+
+
+def _model_steps(store: Any, version: str, workdir: Path, *, seed: int, train_seconds: float) -> Iterator[Step]:
+    """Train a small detector on the version, check it on the validation split, export it to ONNX, predict."""
+    from visionloop.infer import Predictor
+    from visionloop.store import models as registry
+    from visionloop.train import train
+
+    t = time.perf_counter()
+    result = train(store, version, task="detect", imgsz=128, epochs=40, time_budget=train_seconds, batch=8,
+                   seed=seed, name="shapes-detector")
+    m = result.metrics
+    yield Step("train", f"trained detector {result.model.name} (FCOS on the offline ImageNet EfficientNet-Lite0, "
+               f"128 px) for {result.epochs} epochs in {result.seconds:.0f} s (stopped: {result.stopped}): "
+               f"validation mAP50 {m.get('map50', 0):.3f}, mAP50-95 {m.get('map', 0):.3f}",
+               time.perf_counter() - t, result.to_json())
+
+    t = time.perf_counter()
+    info = registry.get(store, result.model.name)
+    onnx = info.export("onnx", "fp32")
+    assert onnx is not None, "training exports the model to ONNX"
+    path = workdir / f"{info.name}.onnx"
+    path.write_bytes(store.blobs.get(onnx.sha256))
+    diffs = onnx.parity.get("max_abs_diff", {})
+    yield Step("export", f"exported to ONNX ({onnx.size_bytes / 1e6:.1f} MB, {path.name}): max |ONNX Runtime - "
+               "torch| " + ", ".join(f"{k} {v:.2g}" for k, v in diffs.items()) + " (checked on export)",
+               time.perf_counter() - t, onnx.to_json())
+
+    t = time.perf_counter()
+    predictor = Predictor(path)
+    shown = sorted((workdir / "render").glob("*.jpg"))[-3:]
+    preds = [predictor.predict_file(p, conf=0.3) for p in shown]
+    found = "; ".join(f"{p.file_name}: " + (", ".join(f"{d['class']} {d['score']:.2f}"
+                                                       for d in p.to_json()["detections"][:4]) or "nothing")
+                      for p in preds)
+    yield Step("predict", f"ONNX Runtime on {len(preds)} images: {found}", time.perf_counter() - t,
+               {"predictions": [p.to_json() for p in preds]})
