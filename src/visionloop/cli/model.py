@@ -137,6 +137,11 @@ def predict(
     iou: Annotated[float, typer.Option(help="NMS IoU threshold.")] = 0.6,
     int8: Annotated[bool, typer.Option("--int8", help="Use the INT8 export.")] = False,
     device: Annotated[str, typer.Option(help="cpu | cuda (CUDA / TensorRT execution providers)")] = "cpu",
+    tile: Annotated[str | None, typer.Option(help="Tiled inference for small objects: ROWSxCOLS, e.g. 2x2.")] = None,
+    overlap: Annotated[float, typer.Option(help="With --tile: overlap of neighbouring tiles (0..1).")] = 0.2,
+    full_image: Annotated[bool, typer.Option("--full-image", help="With --tile: also predict the whole image.")]
+    = False,
+    merge: Annotated[str, typer.Option(help="With --tile: merge across tiles by nms | wbf.")] = "nms",
     project: ProjectOpt = Path("."),
     as_json: JsonOpt = False,
 ) -> None:
@@ -162,7 +167,14 @@ def predict(
             files.append(p)
         else:
             raise VisionLoopError("no such file or folder", path=p)
-    preds = [predictor.predict_file(f, conf=conf, iou=iou) for f in files]
+    kw: dict = {"conf": conf, "iou": iou}
+    if tile is not None:
+        from visionloop.infer.tiles import MERGES, parse_tile
+
+        if merge not in MERGES:
+            raise VisionLoopError(f"unknown --merge {merge!r}", hint="use nms or wbf")
+        kw.update(tile=parse_tile(tile), overlap=overlap, full=full_image, merge=merge)
+    preds = [predictor.predict_file(f, **kw) for f in files]
     if out is not None:
         written = write_predictions(preds, out, format=fmt, classes=predictor.classes)
         if not as_json:

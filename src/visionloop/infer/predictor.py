@@ -118,7 +118,15 @@ class Predictor:
         return list(self.session.run(None, {self.input_name: x}))
 
     def predict(self, image: np.ndarray, *, conf: float = 0.25, iou: float = 0.6, max_det: int = 100,
-                file_name: str = "") -> Prediction:
+                file_name: str = "", tile: tuple[int, int] | None = None, overlap: float = 0.2,
+                full: bool = False, merge: str = "nms") -> Prediction:
+        """Detections in the image's own pixels. `tile=(rows, cols)`: tiled inference (`infer.tiles`):
+        overlapping tiles (plus the whole image with `full`), merged class-wise by `merge` (nms | wbf)."""
+        if tile is not None and self.task != "classify":
+            from visionloop.infer.tiles import predict_tiled
+
+            return predict_tiled(self, image, tile=tile, overlap=overlap, full=full, merge_method=merge, conf=conf,
+                                 iou=iou, max_det=max_det, file_name=file_name)
         h, w = image.shape[:2]
         x, matrix = self.preprocess(image)
         outs = self.raw(x)
