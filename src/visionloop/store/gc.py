@@ -32,6 +32,9 @@ REFERENCES: tuple[tuple[str, str], ...] = (
     ("model", "weights_sha256"),
     ("model_export", "sha256"),
     ("feedback", "sha256"),
+    ("error_event", "sha256"),
+    ("concept", "embedder_sha256"),
+    ("concept_image", "sha256"),
 )
 
 

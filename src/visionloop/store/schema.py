@@ -307,3 +307,74 @@ class FeedbackRow(Base):
     key_prefix: Mapped[str | None] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default="open")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class EvaluationRow(Base):
+    """One evaluation of a model on a split of a version: its metrics (COCO or classification, confusion,
+    TIDE breakdown) as JSON; its false positives and false negatives are `error_event` rows."""
+
+    __tablename__ = "evaluation"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("model.id", ondelete="CASCADE"), index=True)
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("version.id", ondelete="SET NULL"), index=True)
+    version_name: Mapped[str] = mapped_column(String(64))  # kept when the version is deleted
+    split: Mapped[str] = mapped_column(String(64))
+    task: Mapped[str] = mapped_column(String(16))
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)  # thresholds, export used
+    images: Mapped[int] = mapped_column(default=0)
+    code_version: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ErrorEventRow(Base):
+    """One false positive or false negative of an evaluation (see `evaluate.errors.ErrorEvent`); boxes are
+    COCO [x, y, w, h] in the image's pixels: `box` the event's own, `pred_box` / `gt_box` the two it concerns."""
+
+    __tablename__ = "error_event"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    evaluation_id: Mapped[int] = mapped_column(ForeignKey("evaluation.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # false_positive | false_negative
+    error: Mapped[str] = mapped_column(String(16))  # missed | background | localization | ...
+    image_id: Mapped[int]  # the image's id in the version's COCO export of the split
+    file_name: Mapped[str] = mapped_column(String(256))
+    sha256: Mapped[str | None] = mapped_column(String(64))  # the image blob
+    category: Mapped[str] = mapped_column(String(128))
+    gt_category: Mapped[str | None] = mapped_column(String(128))
+    score: Mapped[float | None] = mapped_column(Float)
+    box: Mapped[list[Any] | None] = mapped_column(JSON)
+    pred_box: Mapped[list[Any] | None] = mapped_column(JSON)
+    gt_box: Mapped[list[Any] | None] = mapped_column(JSON)
+    gt_id: Mapped[int | None]
+    iou: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class ConceptRow(Base):
+    """A concept taught from a few images (`visionloop concepts train`): a yes/no head on frozen embeddings.
+
+    `embedder` names the embedding model (`efficientnet_lite0.imagenet@224`, or a user ONNX file by hash);
+    `embedder_sha256` is the blob of its ONNX graph, so prediction runs on ONNX Runtime alone. `head` holds the
+    fitted model (kind logistic | prototype, weights, bias, threshold, fit statistics)."""
+
+    __tablename__ = "concept"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # logistic | prototype
+    embedder: Mapped[str] = mapped_column(String(256))
+    embedder_sha256: Mapped[str] = mapped_column(String(64))
+    dim: Mapped[int]
+    threshold: Mapped[float] = mapped_column(Float)
+    head: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    code_version: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ConceptImageRow(Base):
+    """One training image of a concept: its blob, its role (positive | negative) and the name it had."""
+
+    __tablename__ = "concept_image"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    concept_id: Mapped[int] = mapped_column(ForeignKey("concept.id", ondelete="CASCADE"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    file_name: Mapped[str] = mapped_column(String(256))
