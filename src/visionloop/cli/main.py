@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from visionloop.cli import batch as batch_cmds
+from visionloop.cli import concepts as concepts_cmds
 from visionloop.cli import convert as convert_cmds
 from visionloop.cli import demo as demo_cmds
 from visionloop.cli import evaluate as evaluate_cmds
@@ -65,6 +66,7 @@ app.add_typer(model_cmds.app, name="model")
 app.command("predict")(model_cmds.predict)
 app.command("serve")(serve_cmds.serve)
 app.add_typer(keys_cmds.app, name="keys")
+app.add_typer(concepts_cmds.app, name="concepts")
 
 
 #: what an interrupted command leaves behind, by command (the first one or two words after `visionloop`)
