@@ -130,7 +130,7 @@ def export(model: ModelArg, to: Annotated[str, typer.Option("--to", help="onnx")
 
 def predict(
     model: ModelArg,
-    paths: Annotated[list[Path], typer.Argument(help="Image files or folders.")],
+    paths: Annotated[list[Path], typer.Argument(help="Image or video files, or folders.")],
     out: Annotated[Path | None, typer.Option(help="Write predictions into this folder.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="coco | json")] = "json",
     conf: Annotated[float, typer.Option(help="Score threshold.")] = 0.25,
@@ -142,13 +142,24 @@ def predict(
     full_image: Annotated[bool, typer.Option("--full-image", help="With --tile: also predict the whole image.")]
     = False,
     merge: Annotated[str, typer.Option(help="With --tile: merge across tiles by nms | wbf.")] = "nms",
+    every: Annotated[str, typer.Option(help="Videos: predict a frame every this much video time (500ms, 2s); "
+                                            "detections are linked into tracks.")] = "500ms",
+    import_: Annotated[bool, typer.Option("--import", help="Import the images with the predictions as "
+                                                           "pre-labels (source=model, with confidences): one "
+                                                           "batch, undoable.")] = False,
+    split: Annotated[str | None, typer.Option(help="With --import: put the images in this split.")] = None,
     project: ProjectOpt = Path("."),
     as_json: JsonOpt = False,
 ) -> None:
-    """Predict with a model's ONNX export (ONNX Runtime; the model's own preprocessing)."""
+    """Predict with a model's ONNX export (ONNX Runtime; the model's own preprocessing).
+
+    --json prints a list (images, then videos: {file_name, frames, tracks}); with --import an object
+    {"predictions": [...], "import": {...}}.
+    """
     from visionloop.core.errors import VisionLoopError
     from visionloop.formats.base import is_image
     from visionloop.infer import Predictor, write_predictions
+    from visionloop.infer.video import is_video
     from visionloop.store import Store
     from visionloop.store import models as registry
 
@@ -162,11 +173,16 @@ def predict(
     files: list[Path] = []
     for p in paths:
         if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.is_file() and is_image(f))
+            files += sorted(f for f in p.rglob("*") if f.is_file() and (is_image(f) or is_video(f)))
         elif p.exists():
             files.append(p)
         else:
             raise VisionLoopError("no such file or folder", path=p)
+    videos = [f for f in files if is_video(f)]
+    images = [f for f in files if not is_video(f)]
+    if import_ and videos:
+        raise VisionLoopError("--import takes images, not videos", path=videos[0],
+                              hint="predict the video without --import")
     kw: dict = {"conf": conf, "iou": iou}
     if tile is not None:
         from visionloop.infer.tiles import MERGES, parse_tile
@@ -174,13 +190,35 @@ def predict(
         if merge not in MERGES:
             raise VisionLoopError(f"unknown --merge {merge!r}", hint="use nms or wbf")
         kw.update(tile=parse_tile(tile), overlap=overlap, full=full_image, merge=merge)
-    preds = [predictor.predict_file(f, **kw) for f in files]
+    preds = [predictor.predict_file(f, **kw) for f in images]
+    runs = []
+    if videos:
+        from visionloop.infer.video import parse_interval, predict_video
+
+        every_ms = parse_interval(every)
+        runs = [predict_video(predictor, v, every_ms=every_ms, **kw) for v in videos]
     if out is not None:
-        written = write_predictions(preds, out, format=fmt, classes=predictor.classes)
+        from visionloop.infer.output import write_video
+
+        written = [write_predictions(preds, out, format=fmt, classes=predictor.classes)] if preds else []
+        written += [write_video(r, out) for r in runs]
         if not as_json:
-            console.print(f"Wrote {len(preds)} predictions to {written}", highlight=False)
+            for w in written:
+                console.print(f"Wrote {w}", highlight=False)
+    report = None
+    if import_:
+        from visionloop.formats import Reader
+        from visionloop.infer.output import common_root, prediction_classes, to_samples
+        from visionloop.ingest import import_samples
+
+        root = common_root(images)
+        reader = Reader(prediction_classes(predictor.classes), lambda: to_samples(preds, images, root), source=root)
+        with Store.open(project) as store:
+            report = import_samples(store, reader, root, format=f"predictions:{info.name}", split=split,
+                                    annotation_source="model")
     if as_json:
-        print_json([p.to_json() for p in preds])
+        listed = [p.to_json() for p in preds] + [r.to_json() for r in runs]
+        print_json(listed if report is None else {"predictions": listed, "import": report.to_json()})
         return
     if out is None:
         for p in preds:
@@ -189,3 +227,19 @@ def predict(
             console.print(f"{p.file_name}: {len(items)} " + ("detections" if p.task == "detect" else "classes")
                           + "".join(f"\n  {d['class']} {d['score']:.2f} {d.get('box', '')}" for d in items[:20]),
                           highlight=False)
+    for r in runs:
+        js = r.to_json()
+        console.print(f"{r.file_name}: {len(js['frames'])} frames every {r.every_ms:g} ms, "
+                      f"{len(js['tracks'])} tracks", highlight=False)
+        for t in js["tracks"][:50]:
+            console.print(f"  track {t['track']} {t['class']}: {t['first_ms'] / 1000:.2f}s - "
+                          f"{t['last_ms'] / 1000:.2f}s ({t['duration_ms'] / 1000:.2f}s, {t['frames']} frames)",
+                          highlight=False)
+    if report is not None:
+        c = report.counts
+        console.print(f"Imported the predictions as batch {report.batch_id} (pre-labels, source=model): "
+                      f"{c.get('images_added', 0)} images added, {c.get('images_updated', 0)} updated, "
+                      f"{c.get('annotations_added', 0)} annotations"
+                      + (f"; {len(report.quarantined)} quarantined" if report.quarantined else "")
+                      + (f"; undo with `visionloop undo {report.batch_id}`" if report.batch_id else ""),
+                      highlight=False, soft_wrap=True)

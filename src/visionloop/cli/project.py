@@ -43,6 +43,9 @@ def import_(
     strict: Annotated[bool, typer.Option("--strict", help="Refuse the whole import on the first problem (nothing is written) instead of quarantining what cannot be used.")] = False,
     allow_outside_root: Annotated[bool, typer.Option(
         "--allow-outside-root", help="Read images the annotations place outside the dataset folder.")] = False,
+    source: Annotated[str | None, typer.Option(
+        "--source", help="Mark every annotation as made by: model (pre-labels; COCO `score` kept as confidence), "
+                         "human or imported (default: as the format says).")] = None,
     project: ProjectOpt = Path("."),
     as_json: JsonOpt = False,
 ) -> None:
@@ -56,10 +59,23 @@ def import_(
 
     with Store.open(project) as store, progress(f"Importing {path.name}") as advance:
         report = import_dataset(store, path, format=format, split=split, fix=not no_fix, strict=strict,
-                                progress=advance, allow_outside_root=allow_outside_root)
+                                progress=advance, allow_outside_root=allow_outside_root,
+                                annotation_source=_source(source))
     _render_import(report, as_json)
     if report.quarantined:
         raise typer.Exit(EXIT_QUARANTINED)
+
+
+def _source(text: str | None) -> Any:
+    from visionloop.core.errors import VisionLoopError
+    from visionloop.core.sample import Source
+
+    if text is None:
+        return None
+    try:
+        return Source(text.lower())
+    except ValueError:
+        raise VisionLoopError(f"unknown --source {text!r}", hint="use model, human or imported") from None
 
 
 def _render_import(report: Any, as_json: bool) -> None:

@@ -1,13 +1,18 @@
-"""Writing predictions: one JSON list (`json`) or a COCO file with results (`coco`)."""
+"""Writing predictions: one JSON list (`json`) or a COCO file with results (`coco`); video results; predictions
+as samples (`source=model` annotations with confidences) for import as pre-labels."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from visionloop.core.classes import ClassMap
+from visionloop.core.geometry import Box, Label
+from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample, Source
 from visionloop.infer.predictor import Prediction
 
 
@@ -36,3 +41,42 @@ def write_predictions(preds: Sequence[Prediction], out: str | Path, *, format: s
         path = out / "predictions.json"
         path.write_bytes(orjson.dumps([p.to_json() for p in preds], option=orjson.OPT_INDENT_2))
     return path
+
+
+def write_video(result: Any, out: str | Path) -> Path:
+    """`<video name>.video.json`: per-frame detections with track ids and the per-track summary."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{result.file_name}.video.json"
+    path.write_bytes(orjson.dumps(result.to_json(), option=orjson.OPT_INDENT_2))
+    return path
+
+
+def common_root(files: Sequence[str | Path]) -> Path:
+    """The deepest folder holding every file (their names are relative to it in an import)."""
+    folders = [os.path.dirname(os.path.abspath(f)) for f in files]
+    return Path(os.path.commonpath(folders)) if folders else Path.cwd()
+
+
+def to_samples(preds: Sequence[Prediction], files: Sequence[str | Path], root: str | Path) -> Iterator[Sample]:
+    """Predictions as samples of their image files: boxes (or the best class of a classifier) as annotations with
+    `source=model` and the score as `confidence`; file names relative to `root`. An image with no detection is
+    MISSING (nobody labelled it), not NULL."""
+    root = os.path.abspath(root)
+    for pred, f in zip(preds, files, strict=True):
+        name = Path(os.path.relpath(os.path.abspath(f), root)).as_posix()
+        anns: list[Annotation] = []
+        if pred.task == "classify" and pred.probabilities is not None:
+            best = int(pred.probabilities.argmax())
+            anns.append(Annotation(pred.classes[best], Label(), source=Source.MODEL,
+                                   confidence=min(max(float(pred.probabilities[best]), 0.0), 1.0)))
+        else:
+            for b, sc, c in zip(pred.boxes.tolist(), pred.scores.tolist(), pred.labels.tolist(), strict=True):
+                anns.append(Annotation(pred.classes[int(c)], Box(*b), source=Source.MODEL,
+                                       confidence=min(max(float(sc), 0.0), 1.0)))
+        yield Sample(ImageRef(name, path=str(f)), tuple(anns),
+                     state=LabelState.ANNOTATED if anns else LabelState.MISSING)
+
+
+def prediction_classes(classes: Sequence[str]) -> ClassMap:
+    return ClassMap.from_names(classes, start=1)

@@ -3,7 +3,8 @@
 from visionloop.formats.convert import convert
 from visionloop.ingest.batches import BatchInfo, UndoReport, list_batches, show_batch, undo_batch
 from visionloop.ingest.exporter import export_dataset
-from visionloop.ingest.importer import ImportReport, import_dataset
+from visionloop.ingest.importer import ImportReport, import_dataset, import_samples
 
-__all__ = ["BatchInfo", "ImportReport", "UndoReport", "convert", "export_dataset", "import_dataset", "list_batches",
+__all__ = ["BatchInfo", "ImportReport", "UndoReport", "convert", "export_dataset", "import_dataset", "import_samples",
+           "list_batches",
            "show_batch", "undo_batch"]

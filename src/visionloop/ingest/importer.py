@@ -19,12 +19,13 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from visionloop import formats
 from visionloop.core.errors import VisionLoopError
+from visionloop.core.sample import LabelState, Sample, Source
 from visionloop.formats.base import allow_outside_root as allow_outside_root_
 from visionloop.formats.base import dataset_root, quarantine, quarantine_reads, quarantine_record
 from visionloop.formats.checks import TRUNCATED, check_image_sample
@@ -69,8 +70,13 @@ def import_dataset(
     strict: bool = False,
     progress: Progress | None = None,
     allow_outside_root: bool = False,
+    annotation_source: Source | str | None = None,
 ) -> ImportReport:
     """Read `path`, check every image and annotation, and add them to the store as one batch.
+
+    `annotation_source` (e.g. `model`, for predictions imported as pre-labels) becomes every annotation's
+    `source` (their confidences, COCO's `score`, are kept); an image with none is then MISSING (nobody
+    labelled it), not NULL.
 
     What cannot be used is quarantined (see the module); with `strict` the first problem raises and
     leaves the store exactly as it was. A malformed dataset as a whole (an unreadable COCO file, a
@@ -78,13 +84,32 @@ def import_dataset(
     dataset's folder (`../x.jpg`, an absolute path) is an error unless `allow_outside_root`.
     """
     with allow_outside_root_(allow_outside_root):
-        return _import(store, Path(path), format=format, split=split, fix=fix, strict=strict, progress=progress)
+        path = Path(path)
+        name = format or formats.detect(path)
+        reader = formats.read(path, format=name, split=split)
+        return _import(store, reader, path, name=name, split=split, fix=fix, strict=strict, progress=progress,
+                       annotation_source=annotation_source)
 
 
-def _import(store: Store, path: Path, *, format: str | None, split: str | None, fix: bool, strict: bool,
-            progress: Progress | None) -> ImportReport:
-    name = format or formats.detect(path)
-    reader = formats.read(path, format=name, split=split)
+def import_samples(store: Store, reader: formats.Reader, root: str | Path, *, format: str, split: str | None = None,
+                   fix: bool = True, strict: bool = False, progress: Progress | None = None,
+                   annotation_source: Source | str | None = None) -> ImportReport:
+    """`import_dataset` for samples made in memory (predictions as pre-labels): the same checks, one batch,
+    undoable. `root`: the folder their images are named relative to (the batch's source)."""
+    with allow_outside_root_(True):
+        return _import(store, reader, Path(root), name=format, split=split, fix=fix, strict=strict,
+                       progress=progress, annotation_source=annotation_source)
+
+
+def _with_source(sample: Sample, source: Source) -> Sample:
+    anns = tuple(replace(a, source=source) for a in sample.annotations)
+    state = sample.state if anns or sample.state is not LabelState.NULL else LabelState.MISSING
+    return replace(sample, annotations=anns, state=state)
+
+
+def _import(store: Store, reader: formats.Reader, path: Path, *, name: str, split: str | None, fix: bool,
+            strict: bool, progress: Progress | None, annotation_source: Source | str | None = None) -> ImportReport:
+    forced = Source(annotation_source) if annotation_source is not None else None
     fixes: Counter[str] = Counter()
     quarantined: list[dict[str, Any]] = []
     root = dataset_root(path)
@@ -100,6 +125,8 @@ def _import(store: Store, path: Path, *, format: str | None, split: str | None, 
     with BatchWriter(store, kind="import", source=str(path.resolve()), format=name, split=split,
                      classes=reader.classes) as batch, (nullcontext() if strict else quarantine_reads(sink)):
         for sample in reader:
+            if forced is not None:
+                sample = _with_source(sample, forced)
             try:
                 prepared, data, info = check_image_sample(sample, fix=fix, counts=fixes, source=path,
                                                           allow_truncated=not strict)
