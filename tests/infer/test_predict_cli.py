@@ -106,6 +106,16 @@ def test_import_coco_predictions_as_model_source(tmp_path, project):
             (0.125, Source.MODEL, 35.5), (0.734512, Source.MODEL, 22)]
     wrong = runner.invoke(app, ["import", str(data), "--source", "robot", "-p", str(project)])
     assert wrong.exit_code != 0 and "use model, human or imported" in str(wrong.exception)
+    # new pre-labels for an image that is already labelled never replace its labels
+    doc["annotations"] = doc["annotations"][:1]
+    doc["annotations"][0]["bbox"] = [11, 11, 12, 12]
+    (data / "predictions.coco.json").write_bytes(orjson.dumps(doc))
+    again = _json(runner.invoke(app, ["import", str(data / "predictions.coco.json"), "--source", "model",
+                                      "-p", str(project), "--json"]))
+    assert again.get("images_kept_labelled") == 1 and not again.get("images_updated")
+    with Store.open(project) as store:
+        (s,) = [s for s in store.samples() if s.image.file_name == "c.png"]
+        assert len(s.annotations) == 2  # as before
 
 
 def test_predict_video_tracks(tmp_path, project):

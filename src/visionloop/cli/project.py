@@ -85,7 +85,10 @@ def _render_import(report: Any, as_json: bool) -> None:
     c = report.counts
     q = len(report.quarantined)
     if report.batch_id is None:
-        console.print(f"Nothing new in {report.source}: {c.get('images_unchanged', 0)} images already in the project")
+        kept = c.get("images_kept_labelled", 0)
+        console.print(f"Nothing new in {report.source}: {c.get('images_unchanged', 0)} images already in the project"
+                      + (f"; {kept} already labelled, kept as they were (pre-labels never replace labels)"
+                         if kept else ""))
         return
     parts = [f"{c.get('images_added', 0)} images added"]
     if c.get("images_updated"):  # already in the project: their annotations were replaced by the file's
@@ -93,6 +96,8 @@ def _render_import(report: Any, as_json: bool) -> None:
                      f"({c.get('annotations_removed', 0)} annotations removed)")
     if c.get("images_unchanged"):
         parts.append(f"{c['images_unchanged']} unchanged")
+    if c.get("images_kept_labelled"):  # pre-labels (--source model) for images that already have labels
+        parts.append(f"{c['images_kept_labelled']} already labelled, kept as they were")
     console.print(f"Imported {report.source} ({report.format}) as batch {report.batch_id}: " + ", ".join(parts)
                   + f"; {c.get('annotations_added', 0)} annotations; {c.get('blobs_added', 0)} new image files"
                   + (f"; {q} quarantined" if q else ""), soft_wrap=True)

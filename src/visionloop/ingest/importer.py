@@ -122,8 +122,10 @@ def _import(store: Store, reader: formats.Reader, path: Path, *, name: str, spli
     # read before the batch opens its transaction: no second connection while it is open (an in-memory
     # database has one connection, which a second one returning to the pool would roll back)
     open_records = store_quarantine.has_open_records(store, str(path.resolve()))
+    # pre-labels fill images nobody has labelled; they never replace a person's (or an import's) labels
     with BatchWriter(store, kind="import", source=str(path.resolve()), format=name, split=split,
-                     classes=reader.classes) as batch, (nullcontext() if strict else quarantine_reads(sink)):
+                     classes=reader.classes, replace_labelled=forced != Source.MODEL) as batch, \
+            (nullcontext() if strict else quarantine_reads(sink)):
         for sample in reader:
             if forced is not None:
                 sample = _with_source(sample, forced)

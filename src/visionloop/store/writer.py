@@ -52,8 +52,11 @@ class BatchWriter:
         split: str | None = None,
         classes: ClassMap | None = None,
         chunk: int = 1000,
+        replace_labelled: bool = True,
     ) -> None:
         self.store = store
+        #: False for pre-labels: an image already labelled (annotated, or labelled as empty) keeps its labels
+        self.replace_labelled = replace_labelled
         self.kind = kind
         self.source = source
         self.format = format
@@ -156,14 +159,14 @@ class BatchWriter:
         assert s is not None and staging is not None
         pending, self._pending = self._pending, []
         shas = list({p[0].image.sha256 for p in pending})
-        existing: dict[tuple[str, str, str | None], tuple[int, str, int]] = {
-            (sha, name, split): (iid, digest, batch)
-            for iid, sha, name, split, digest, batch in s.execute(
+        existing: dict[tuple[str, str, str | None], tuple[int, str, int]] = {}
+        labelled: set[int] = set()
+        for row in s.execute(
                 select(ImageRow.id, ImageRow.sha256, ImageRow.file_name, ImageRow.split, ImageRow.ann_digest,
-                       ImageRow.batch_id)
-                .where(ImageRow.sha256.in_(shas))
-            )
-        }
+                       ImageRow.batch_id, ImageRow.state).where(ImageRow.sha256.in_(shas))):
+            existing[(row.sha256, row.file_name, row.split)] = (row.id, row.ann_digest, row.batch_id)
+            if row.state != "missing":
+                labelled.add(row.id)
         known_blobs = set(s.scalars(select(BlobRow.sha256).where(BlobRow.sha256.in_(shas))))
 
         new_blobs: dict[str, tuple[int, str | None]] = {}
@@ -193,6 +196,8 @@ class BatchWriter:
                 iid, old_digest, _batch = existing[key]
                 if old_digest == digest:
                     self.counts["images_unchanged"] += 1
+                elif not self.replace_labelled and iid in labelled:
+                    self.counts["images_kept_labelled"] += 1
                 else:
                     replaced.append((iid, sample, digest))
                 continue
