@@ -137,10 +137,14 @@ def _compare(project: Path, a: str, b: str, version: str, split: str, *, iou: fl
     table = Table("metric", f"{o.model} (eval {o.id})", f"{n.model} (eval {n.id})", "Δ",
                   title=f"Version {n.version} ({n.split})")
     for name, x, y, d in result.rows:
-        table.add_row(name, _f(x), _f(y), "—" if d is None else f"{d:+.4f}")
+        whole = name in ("false_positives", "false_negatives")
+        table.add_row(name, _f(x) if not whole or x is None else str(int(x)),
+                      _f(y) if not whole or y is None else str(int(y)),
+                      "—" if d is None else (f"{int(d):+d}" if whole else f"{d:+.4f}"))
     console.print(table)
     worse = Table("image", "id", f"errors {o.model}", f"errors {n.model}",
-                  title=f"{len(result.worse)} images where {n.model} got worse ({result.better} got better)")
+                  title=f"{len(result.worse)} images where {n.model} got worse ({result.better} got better; "
+                        f"false positives scoring ≥ {result.min_score:g} and false negatives)")
     for w in result.worse[:MAX_EVENT_ROWS]:
         worse.add_row(w.file_name, str(w.image_id), str(w.errors_before), str(w.errors_after))
     console.print(worse)
@@ -159,6 +163,8 @@ def errors(
     show: Annotated[Path | None, typer.Option("--show", help="Draw each event into this folder (PNG; ground "
                                               "truth green, prediction red).")] = None,
     whole: Annotated[bool, typer.Option("--whole", help="With --show: whole images, not crops.")] = False,
+    min_score: Annotated[float, typer.Option("--min-score", min=0.0, max=1.0, help="Leave out false positives "
+                                             "scoring under this (evaluation keeps scores down to 0.001).")] = 0.0,
     project: ProjectOpt = Path("."),
     as_json: JsonOpt = False,
 ) -> None:
@@ -169,7 +175,8 @@ def errors(
     if error_type is not None and error_type not in ERROR_TYPES:
         raise typer.BadParameter(f"--type must be one of {', '.join(ERROR_TYPES)}, not {error_type!r}")
     with Store.open(project) as store:
-        ev, events = model_errors(store, model, error=error_type, category=cls, version=dataset_version)
+        ev, events = model_errors(store, model, error=error_type, category=cls, version=dataset_version,
+                                   min_score=min_score)
         drawn: list[Path] = []
         if show is not None:
             from visionloop.evaluate.show import draw_events
@@ -179,13 +186,13 @@ def errors(
         print_json({"evaluation": ev.to_json(), "events": [e.to_json() for e in events],
                     "drawn": [str(p) for p in drawn]})
         return
-    table = Table("id", "error", "kind", "image", "class", "truth", "score", "box", "IoU",
+    table = Table("id", "error", "FP/FN", "image", "class", "truth", "score", "box x,y,w,h", "IoU",
                   title=f"{len(events)} error events of {ev.model} on version {ev.version} ({ev.split}), "
                         f"evaluation {ev.id}")
     for e in events[:MAX_EVENT_ROWS]:
-        table.add_row(str(e.id), e.error, e.kind.replace("false_", "false "), e.file_name, e.category,
+        table.add_row(str(e.id), e.error, "FP" if e.kind == "false_positive" else "FN", e.file_name, e.category,
                       e.gt_category or "", "" if e.score is None else f"{e.score:.2f}",
-                      "" if e.box is None else "[" + ", ".join(f"{v:.0f}" for v in e.box) + "]", f"{e.iou:.2f}")
+                      "" if e.box is None else ",".join(f"{v:.0f}" for v in e.box), f"{e.iou:.2f}")
     console.print(table)
     if len(events) > MAX_EVENT_ROWS:
         err_console.print(f"… and {len(events) - MAX_EVENT_ROWS} more (--json lists them all)")

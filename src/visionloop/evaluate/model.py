@@ -222,8 +222,9 @@ def _classify(result: ModelEvaluation, predictor: Any, ds: Any, vs: VersionSplit
     kept: list[tuple[int, str]] = []
     for k, image_id in enumerate(ids):
         image, target = ds[k]
-        labels = [index.get(names[j]) for j in target["image_labels"].tolist()]
-        if any(j is None for j in labels) or (not multi_label and len(labels) != 1):
+        found = [index.get(names[j]) for j in target["image_labels"].tolist()]
+        labels = [j for j in found if j is not None]
+        if len(labels) != len(found) or (not multi_label and len(labels) != 1):
             log.warning("%s: labels %s do not fit the model's classes (left out)", target["file_name"],
                         [names[j] for j in target["image_labels"].tolist()])
             continue
@@ -379,8 +380,10 @@ def evaluate_predictions(store: Store, predictions: Source, version: str | int, 
 
 # -- stored evaluations: errors and comparisons ---------------------------------------------------
 def model_errors(store: Store, model: str | int, *, error: str | None = None, category: str | None = None,
-                 version: str | int | None = None, split: str | None = None) -> tuple[EvaluationInfo, list[EventInfo]]:
-    """The error events of the model's latest evaluation (on `version` / `split` when given)."""
+                 version: str | int | None = None, split: str | None = None,
+                 min_score: float = 0.0) -> tuple[EvaluationInfo, list[EventInfo]]:
+    """The error events of the model's latest evaluation (on `version` / `split` when given); false
+    positives scoring under `min_score` are left out (false negatives have no score and stay)."""
     info = registry.get(store, model)
     vid = None
     if version is not None:
@@ -392,7 +395,8 @@ def model_errors(store: Store, model: str | int, *, error: str | None = None, ca
         raise VisionLoopError(f"model {info.name} has not been evaluated"
                               + (f" on version {version}" if version is not None else ""),
                               hint=f"run `visionloop evaluate {info.name} --dataset-version V`")
-    return ev, evaluation_store.events(store, ev.id, error=error, category=category)
+    found = evaluation_store.events(store, ev.id, error=error, category=category)
+    return ev, [e for e in found if e.score is None or e.kind != "false_positive" or e.score >= min_score]
 
 
 @dataclass
@@ -409,20 +413,24 @@ class ImageChange:
 @dataclass
 class ModelComparison:
     """Two models' evaluations on one version split: metrics side by side (`rows`: name, older, newer,
-    newer − older) and the images where the newer model (the higher id) has more error events."""
+    newer − older) and the images where the newer model (the higher id) has more errors: error events
+    counted per image are the false negatives and the false positives scoring at least `min_score` (the
+    evaluation's score threshold, 0.25 by default — the long low-confidence tail COCO mAP needs is not an
+    error a user sees)."""
 
     older: EvaluationInfo
     newer: EvaluationInfo
     rows: list[tuple[str, float | None, float | None, float | None]]
     worse: list[ImageChange]
     better: int  # images with fewer errors
+    min_score: float = 0.25
 
     def to_json(self) -> dict[str, Any]:
         return {"older": {"model": self.older.model, "evaluation_id": self.older.id},
                 "newer": {"model": self.newer.model, "evaluation_id": self.newer.id},
                 "version": self.newer.version, "split": self.newer.split,
                 "metrics": [{"metric": n, "older": a, "newer": b, "delta": d} for n, a, b, d in self.rows],
-                "worse": [w.to_json() for w in self.worse], "better": self.better}
+                "min_score": self.min_score, "worse": [w.to_json() for w in self.worse], "better": self.better}
 
 
 def _evaluation_for(store: Store, model: str | int, version: str | int, split: str,
@@ -451,10 +459,14 @@ def compare_models(store: Store, a: str | int, b: str | int, version: str | int,
         x, y = sa.get(name), sb.get(name)
         rows.append((name, x, y, (y - x) if x is not None and y is not None else None))
 
+    min_score = float(newer.params.get("score_threshold", 0.25))
+
     def per_image(ev: EvaluationInfo) -> tuple[Counter[int], dict[int, str]]:
         counts: Counter[int] = Counter()
         names: dict[int, str] = {}
         for e in evaluation_store.events(store, ev.id):
+            if e.kind == "false_positive" and e.score is not None and e.score < min_score:
+                continue
             counts[e.image_id] += 1
             names[e.image_id] = e.file_name
         return counts, names
@@ -464,4 +476,4 @@ def compare_models(store: Store, a: str | int, b: str | int, version: str | int,
     worse = [ImageChange(i, nb[i], ca.get(i, 0), cb[i]) for i in sorted(cb) if cb[i] > ca.get(i, 0)]
     worse.sort(key=lambda w: (-(w.errors_after - w.errors_before), w.image_id))
     better = sum(1 for i in ca if ca[i] > cb.get(i, 0))
-    return ModelComparison(older, newer, rows, worse, better)
+    return ModelComparison(older, newer, rows, worse, better, min_score)
