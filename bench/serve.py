@@ -281,14 +281,14 @@ async def load(url: str, payloads: list[bytes], clients: int, seconds: float, re
             "p95": float(np.percentile(a, 95)), "p99": float(np.percentile(a, 99)), "errors": errors}
 
 
-def raw_ort(onnx: str, images: list[bytes], seconds: float) -> dict:
+def raw_ort(onnx: str, images: list[bytes], seconds: float, threads: int | None = None) -> dict:
     """In-process, no HTTP: the full pipeline per image (decode, letterbox, run, NMS), and session.run alone
     at batch 1 and 8."""
     import cv2
 
     from visionloop.infer import Predictor
 
-    p = Predictor(onnx)
+    p = Predictor(onnx, threads=threads)
     rgbs = [cv2.cvtColor(cv2.imdecode(np.frombuffer(d, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
             for d in images]
     xs = [p.preprocess(r)[0] for r in rgbs]
@@ -403,7 +403,9 @@ def main() -> int:
     ap.add_argument("--clients", default="1,8,32")
     ap.add_argument("--imgsz", type=int, default=320)
     ap.add_argument("--only", default="", help="comma list of: raw,vl-off,vl-on,litserve,plain")
-    ap.add_argument("--sweep", action="store_true", help="visionloop max_batch × max_wait_ms at 8 and 32 clients")
+    ap.add_argument("--sweep", action="store_true", help="visionloop's batching and threading settings (--grid)")
+    ap.add_argument("--grid", default="1:0:1,4:0:1,8:0:1,8:5:1,1:0:2,4:0:2,8:0:2",
+                    help="max_batch:max_wait_ms:inference_threads[:ort_threads] cells for --sweep")
     ap.add_argument("--soak", action="store_true")
     ap.add_argument("--soak-requests", type=int, default=10_000)
     ap.add_argument("--soak-seconds", type=float, default=600)
@@ -444,25 +446,34 @@ def main() -> int:
 
         raw = None
         if "raw" in only:
-            raw = raw_ort(onnx, images, min(args.seconds, 10))
-            print("| raw ONNX Runtime, in process | p50 ms | images/s |\n|---|---:|---:|")
             names = {"pipeline": "decode + letterbox + run + NMS, one image", "run1": "session.run, batch 1",
                      "run2": "session.run, batch 2", "run4": "session.run, batch 4", "run8": "session.run, batch 8"}
-            for k, (p50, ips) in raw.items():
-                print(f"| {names[k]} | {p50:.1f} | {ips:.1f} |")
+            print("| raw ONNX Runtime, in process, one caller | ORT threads | p50 ms | images/s |\n|---|---:|---:|---:|")
+            raws = {}
+            for threads in (1, os.cpu_count() or 1):
+                raws[threads] = raw_ort(onnx, images, min(args.seconds, 8), threads)
+                for k, (p50, ips) in raws[threads].items():
+                    print(f"| {names[k]} | {threads} | {p50:.1f} | {ips:.1f} |")
+            from visionloop.serve.settings import Settings as _S
+
+            raw = raws[_S().ort_threads() or (os.cpu_count() or 1)]
             print()
 
         if args.sweep:
-            print("| visionloop max_batch | max_wait_ms | clients | req/s | p50 ms | p95 ms | p99 ms |\n"
-                  "|---:|---:|---:|---:|---:|---:|---:|")
-            for mb, wait in ((1, 0), (4, 0), (8, 0), (8, 2), (8, 5), (16, 0)):
-                proc = start("visionloop", project, onnx, max_batch=mb, wait_ms=wait)
+            print("| visionloop max_batch | max_wait_ms | inference threads × ORT threads | clients | req/s | p50 ms | "
+                  "p95 ms | p99 ms |\n|---:|---:|---|---:|---:|---:|---:|---:|")
+            grid = [tuple(float(v) for v in cell.split(":")) for cell in args.grid.split(",")]
+            for mb, wait, workers, *more in grid:
+                mb, workers = int(mb), int(workers)
+                threads = int(more[0]) if more else max(1, (os.cpu_count() or 1) // workers)
+                proc = start("visionloop", project, onnx, max_batch=mb, wait_ms=wait,
+                             extra={"--model-workers": workers, "--threads": threads})
                 try:
                     for n in levels:
                         r = asyncio.run(load(f"http://127.0.0.1:{proc.port}/v1/models/detect/predict", payloads, n,
                                              args.seconds, args.requests))
-                        print(f"| {mb} | {wait:g} | {n} | {r['rps']:.1f} | {r['p50']:.1f} | {r['p95']:.1f} | "
-                              f"{r['p99']:.1f} |", flush=True)
+                        print(f"| {mb} | {wait:g} | {workers} × {threads} | {n} | {r['rps']:.1f} | {r['p50']:.1f} | "
+                              f"{r['p95']:.1f} | {r['p99']:.1f} |", flush=True)
                 finally:
                     proc.stop()
             return 0

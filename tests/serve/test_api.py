@@ -6,6 +6,7 @@ import base64
 import http.server
 import io
 import threading
+import time
 import zlib
 
 import httpx
@@ -308,7 +309,7 @@ def test_full_queue_is_503_with_retry_after(project):
     import asyncio
 
     started, gate = threading.Event(), threading.Event()
-    with Server(project, Settings(max_batch=1, queue_size=1, refresh_s=0)) as s:
+    with Server(project, Settings(max_batch=1, queue_size=1, workers=1, refresh_s=0)) as s:
         batcher = next(ld.batcher for ld in s.service.pool.loaded.values() if ld.batcher.labels[0] == "det-a")
         real = batcher.run
 
@@ -322,10 +323,11 @@ def test_full_queue_is_503_with_retry_after(project):
         async def go():
             async with httpx.AsyncClient(base_url=s.url, timeout=30) as c:
                 first = asyncio.ensure_future(c.post("/v1/models/det-a/predict", content=png()))
-                while not started.is_set():  # the first image is running: nothing waits
+                deadline = time.monotonic() + 30
+                while not started.is_set() and time.monotonic() < deadline:  # the first image runs: none waits
                     await asyncio.sleep(0.01)
                 second = asyncio.ensure_future(c.post("/v1/models/det-a/predict", content=png()))
-                while batcher.pending < 1:  # the second waits: the queue (size 1) is full
+                while batcher.pending < 1 and time.monotonic() < deadline:  # the second waits: queue full
                     await asyncio.sleep(0.01)
                 third = await c.post("/v1/models/det-a/predict", content=png())
                 gate.set()

@@ -29,7 +29,8 @@ def serve(
         "--allow-url", help="A host whose image URLs JSON requests may name (repeatable; default: none).")] = None,
     rate_limit: Annotated[int | None, typer.Option(help="Requests per minute for keys without their own.")] = None,
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
-    model_workers: Annotated[int, typer.Option(help="Concurrent inference threads per model.")] = 1,
+    model_workers: Annotated[int | None, typer.Option(
+        help="Concurrent inference threads per model (default: one per core, at most 4).")] = None,
     threads: Annotated[int | None, typer.Option(help="ONNX Runtime threads per inference thread.")] = None,
 ) -> None:
     """Serve the project's models over HTTP (OpenAPI at /docs) until Ctrl-C."""

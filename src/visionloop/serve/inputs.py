@@ -90,3 +90,24 @@ def params(query: dict[str, Any], body: dict[str, Any]) -> RunParams:
         field = ".".join(str(x) for x in err["loc"]) or "parameters"
         raise Unprocessable(f"parameter {field}: {err['msg']}") from None
     return RunParams(p.confidence, p.iou, p.max_detections, p.classes)
+
+
+async def read_video(request: Request, svc: Service) -> bytes:
+    """A video as the raw body (video/*, application/octet-stream) or the one file of a multipart body."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "multipart/form-data":
+        try:
+            form = await request.form(max_files=1, max_fields=10)
+        except StarletteHTTPException as e:
+            raise BadRequest(f"one video per request ({e.detail})") from None
+        files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
+        data = await files[0].read() if files else b""
+        await form.close()
+    elif ctype in ("", "application/octet-stream") or ctype.startswith("video/"):
+        data = await request.body()
+    else:
+        raise UnsupportedMedia(f"unsupported request content type {ctype[:80]!r}",
+                               hint="send the video as video/* bytes or a multipart file")
+    if not data:
+        raise BadRequest("no video in the request")
+    return data

@@ -145,3 +145,23 @@ class FeedbackOut(BaseModel):
     model_version: int | None
     image_sha256: str | None
     status: str
+
+
+class FrameOut(BaseModel):
+    index: int = Field(description="The frame's index in the video")
+    time_ms: float
+    predictions: list[PredictionOut]
+
+
+class JobOut(BaseModel):
+    id: str
+    status: str = Field(description="queued | running | done | failed")
+    model: str
+    version: int
+    every_ms: float
+    fps: float
+    duration_ms: float
+    frames_done: int
+    frames_expected: int | None
+    error: str | None
+    frames: list[FrameOut]

@@ -67,6 +67,9 @@ class Service:
         self.ready = False
         self.started = time.time()
         self._refresher: asyncio.Task[None] | None = None
+        from visionloop.serve.jobs import Jobs
+
+        self.jobs = Jobs()
         self._http: Any = None
 
     # -- life cycle ----------------------------------------------------------------------------
@@ -84,6 +87,7 @@ class Service:
         self.ready = False
         if self._refresher:
             self._refresher.cancel()
+        await self.jobs.close()
         await self.pool.close()
         if self._http is not None:
             await self._http.aclose()
@@ -245,6 +249,61 @@ class Service:
                          "y1": round(float(b[3]), 2)},
                  "class": names[int(c)], "class_id": int(c), "confidence": round(float(s), 6)}
                 for b, s, c in zip(boxes, conf, labels, strict=True)]
+
+    # -- video jobs ----------------------------------------------------------------------------------------
+    async def start_video(self, name: str, version: str | None, data: bytes, params: Params,
+                          every_ms: float) -> Any:
+        from visionloop.serve import jobs
+
+        assert self.store is not None
+        target = self.catalog.resolve(name, version)
+        loaded = await self._load(target)
+        keep = self._class_filter(loaded, params.classes)
+        folder = Path(self.store.root) / ".cache" / "videos"
+        path = await asyncio.to_thread(jobs.save_video, data, folder)
+        try:
+            fps, duration = await asyncio.to_thread(jobs.probe, path)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        job = jobs.Job(jobs.new_id(), target.name, target.version, every_ms, fps=fps, duration_ms=duration)
+        self.jobs.add(job)
+        self.jobs.start(self._run_video(job, loaded, path, params, keep))
+        return job
+
+    async def _run_video(self, job: Any, loaded: Loaded, path: Path, params: Params,
+                         keep: np.ndarray | None) -> None:
+        from visionloop.serve import jobs
+        from visionloop.serve.errors import RetryLater
+
+        loop = asyncio.get_running_loop()
+        p = loaded.predictor
+        gen = jobs.frames(path, job.every_ms, self.settings.max_video_frames)
+        job.status = "running"
+        try:
+            while (item := await loop.run_in_executor(self.decode, next, gen, None)) is not None:
+                index, ms, rgb = item
+                x, matrix = await loop.run_in_executor(self.decode, p.preprocess, rgb)
+                while True:
+                    try:
+                        res = await loaded.batcher.submit(x[0])
+                        break
+                    except RetryLater:  # the queue is full of live requests: they go first
+                        await asyncio.sleep(0.05)
+                h, w = rgb.shape[:2]
+                preds = await loop.run_in_executor(self.decode, self._post, p, res.outputs, matrix, w, h, params,
+                                                   keep)
+                job.frames.append({"index": index, "time_ms": round(ms, 1), "predictions": preds})
+            job.status = "done"
+        except VisionLoopError as e:
+            job.status, job.error = "failed", e.message
+        except Exception:
+            log.exception("video job %s failed", job.id)
+            job.status, job.error = "failed", "internal error (logged)"
+        finally:
+            job.finished = time.time()
+            await loop.run_in_executor(self.decode, gen.close)
+            path.unlink(missing_ok=True)
 
     # -- feedback ----------------------------------------------------------------------------------------
     async def add_feedback(self, body: Any, *, key_prefix: str | None) -> Any:

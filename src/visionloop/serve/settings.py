@@ -47,6 +47,8 @@ class Settings(BaseModel):
     #: hosts (exact names) whose http(s) URLs a JSON request may ask the server to fetch; empty: off
     url_allow_list: list[str] = Field(default_factory=list)
     url_timeout_s: float = 5.0
+    #: frames one video job predicts at most
+    max_video_frames: int = Field(3600, ge=1)
 
     # models
     #: serve only these names (registry models or task families); empty: every servable model
@@ -57,24 +59,27 @@ class Settings(BaseModel):
     preload: bool = True
     #: seconds between registry checks (a promote elsewhere is served after at most this)
     refresh_s: float = 2.0
-    #: concurrent inference threads per model. One, using every core through ONNX Runtime's own threads, had
-    #: the lowest latency on an idle 2-core machine (18.7 ms vs 38.7 ms per 320 px image with 2 workers × 1
-    #: thread) at the same throughput; on a machine shared with other busy processes the 2 × 1 layout held up
-    #: better (multi-threaded runs stall when one of their threads is descheduled): raise it there.
-    workers: int = Field(1, ge=1, le=64)
-    #: ONNX Runtime intra-op threads per inference thread (None: its default, the physical cores, with 1
-    #: worker; cores / workers with more)
+    #: concurrent inference threads per model (None: one per core, at most 4, on CPU; 1 on a GPU), each running
+    #: ONNX Runtime with `threads` intra-op threads (None: cores / workers). Measured on an idle 2-core machine
+    #: with a 320 px detector (bench/serve.py --sweep): 2 workers × 1 thread served 41-43 req/s at 8 and 32
+    #: clients against 31-37 for 1 worker × 2 threads, at a lower p95, and held up better beside other busy
+    #: processes (a multi-threaded run stalls when one of its threads is descheduled); 1 × 2 answers a lone
+    #: client faster (28 ms vs 42 ms p50): `--model-workers 1 --threads 2` for that.
+    workers: int | None = Field(None, ge=1, le=64)
+    #: ONNX Runtime intra-op threads per inference thread
     threads: int | None = None
     device: str = "cpu"
     decode_threads: int = 2
 
     def inference_workers(self) -> int:
-        return self.workers
+        if self.workers:
+            return self.workers
+        return 1 if self.device != "cpu" else max(1, min(4, os.cpu_count() or 1))
 
     def ort_threads(self) -> int | None:
-        if self.threads or self.workers == 1:
+        if self.threads or self.device != "cpu":
             return self.threads
-        return max(1, (os.cpu_count() or 1) // self.workers)
+        return max(1, (os.cpu_count() or 1) // self.inference_workers())
 
     def auth_required(self) -> bool:
         return bool(self.auth) if self.auth is not None else not is_loopback(self.host)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from visionloop.serve import inputs
 from visionloop.serve.deps import ServiceDep, require
-from visionloop.serve.schemas import ErrorOut, PredictJSON, PredictOut
+from visionloop.serve.schemas import ErrorOut, JobOut, PredictJSON, PredictOut
 
 router = APIRouter(prefix="/v1/models", tags=["predict"], dependencies=[Depends(require("predict"))])
 
@@ -48,3 +48,24 @@ async def predict_version(request: Request, svc: ServiceDep, name: str, version:
                           iou: Iou = None, max_detections: MaxDet = None, classes: Classes = None) -> Response:
     """Predict with one version (a registry id: see GET /v1/models/{name})."""
     return await _predict(request, svc, name, version, confidence, iou, max_detections, classes)
+
+
+VIDEO = {"requestBody": {"required": True, "content": {
+    "video/*": {"schema": {"type": "string", "format": "binary"}},
+    "multipart/form-data": {"schema": {"type": "object", "properties": {
+        "file": {"type": "string", "format": "binary"}}}}}}}
+
+
+@router.post("/{name}/predict/video", status_code=202, response_model=JobOut, responses=ERRORS,
+             openapi_extra=VIDEO)
+async def predict_video(request: Request, svc: ServiceDep, name: str,
+                        every_ms: Annotated[float, Query(ge=1, le=3_600_000,
+                                                         description="Sample a frame every this many ms")] = 500,
+                        version: Annotated[str | None, Query(description="A version id (default: ga, else newest)")]
+                        = None, confidence: Conf = None, iou: Iou = None, max_detections: MaxDet = None,
+                        classes: Classes = None) -> JobOut:
+    """Start a video job; poll GET /v1/jobs/{id} for its per-frame predictions."""
+    data = await inputs.read_video(request, svc)
+    query = {"confidence": confidence, "iou": iou, "max_detections": max_detections, "classes": classes}
+    job = await svc.start_video(name, version, data, inputs.params(query, {}), every_ms)
+    return JobOut.model_validate(job.to_json())
