@@ -13,7 +13,6 @@ import time
 import pytest
 
 from visionloop.runtime import Pool, WorkerDied, run_forked
-from visionloop.runtime.pool import start_context
 
 from .procs import alive, gone_within, wait_for_descendants
 
@@ -91,17 +90,21 @@ def test_an_error_terminates_the_workers():
 
 
 def test_the_start_method_is_fork_while_single_threaded_else_forkserver():
-    import threading
-
-    assert start_context().get_start_method() == "fork"
-    stop = threading.Event()
-    t = threading.Thread(target=stop.wait)
-    t.start()
-    try:
-        assert start_context().get_start_method() == "forkserver"
-    finally:
+    # in a fresh interpreter: a test runner's own threads would decide it here
+    code = textwrap.dedent("""
+        import threading
+        from visionloop.runtime.pool import start_context
+        first = start_context().get_start_method()
+        stop = threading.Event()
+        t = threading.Thread(target=stop.wait)
+        t.start()
+        second = start_context().get_start_method()
         stop.set()
         t.join()
+        print(first, second)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["fork", "forkserver"]
 
 
 def test_forked_parts_keep_order_and_report_failures():
