@@ -278,7 +278,8 @@ async def load(url: str, payloads: list[bytes], clients: int, seconds: float, re
         took = time.perf_counter() - t0
     a = np.asarray(lat) * 1000
     return {"n": len(lat), "rps": len(lat) / took, "p50": float(np.percentile(a, 50)),
-            "p95": float(np.percentile(a, 95)), "p99": float(np.percentile(a, 99)), "errors": errors}
+            "p95": float(np.percentile(a, 95)), "p99": float(np.percentile(a, 99)), "errors": errors,
+            "lat": lat, "took": took}
 
 
 def raw_ort(onnx: str, images: list[bytes], seconds: float, threads: int | None = None) -> dict:
@@ -401,6 +402,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=15)
     ap.add_argument("--requests", type=int, default=600)
     ap.add_argument("--clients", default="1,8,32")
+    ap.add_argument("--rounds", type=int, default=3, help="slices per cell, the servers taking turns")
     ap.add_argument("--imgsz", type=int, default=320)
     ap.add_argument("--only", default="", help="comma list of: raw,vl-off,vl-on,litserve,plain")
     ap.add_argument("--sweep", action="store_true", help="visionloop's batching and threading settings (--grid)")
@@ -492,23 +494,39 @@ def main() -> int:
             ("plain", "plain FastAPI + ONNX Runtime", "plain", {}, "/predict"),
         ]
         rows = []
-        for key, label, kind, kw, path in configs:
-            if key.rstrip("1") not in only:
-                continue
-            try:
-                proc = start(kind, project, onnx, **kw)
-            except RuntimeError as e:
-                print(f"{label}: {e}", file=sys.stderr)
-                continue
-            try:
-                for n in levels:
-                    r = asyncio.run(load(f"http://127.0.0.1:{proc.port}{path}", payloads, n, args.seconds,
-                                         args.requests))
+        servers = []
+        try:
+            for key, label, kind, kw, path in configs:
+                if key.rstrip("1") not in only:
+                    continue
+                try:
+                    servers.append((label, start(kind, project, onnx, **kw), path))
+                except RuntimeError as e:
+                    print(f"{label}: {e}", file=sys.stderr)
+            # the servers take turns, in alternating order, for --rounds slices of each cell: other load on the
+            # machine then falls on all of them alike instead of on whichever ran last
+            for n in levels:
+                acc = {label: {"lat": [], "took": 0.0, "errors": 0} for label, *_ in servers}
+                for rnd in range(args.rounds):
+                    for label, proc, path in (servers if rnd % 2 == 0 else servers[::-1]):
+                        r = asyncio.run(load(f"http://127.0.0.1:{proc.port}{path}", payloads, n,
+                                             args.seconds / args.rounds, max(n, args.requests // args.rounds),
+                                             warmup=10 if rnd == 0 else 2))
+                        acc[label]["lat"] += r["lat"]
+                        acc[label]["took"] += r["took"]
+                        acc[label]["errors"] += r["errors"]
+                for label, a in acc.items():
+                    lat = np.asarray(a["lat"]) * 1000
+                    r = {"n": len(lat), "rps": len(lat) / a["took"], "p50": float(np.percentile(lat, 50)),
+                         "p95": float(np.percentile(lat, 95)), "p99": float(np.percentile(lat, 99)),
+                         "errors": a["errors"]}
                     rows.append((label, n, r))
                     print(f"{label} x{n}: {r['rps']:.1f} req/s p50 {r['p50']:.1f} p95 {r['p95']:.1f} p99 "
                           f"{r['p99']:.1f} ({r['n']} requests, {r['errors']} errors)", file=sys.stderr, flush=True)
-            finally:
+        finally:
+            for _, proc, _ in servers:
                 proc.stop()
+        rows.sort(key=lambda row: [label for label, *_ in servers].index(row[0]))
         print("| server | clients | req/s | p50 ms | p95 ms | p99 ms | errors |\n|---|---:|---:|---:|---:|---:|---:|")
         for label, n, r in rows:
             print(f"| {label} | {n} | {r['rps']:.1f} | {r['p50']:.1f} | {r['p95']:.1f} | {r['p99']:.1f} | "
