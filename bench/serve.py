@@ -346,7 +346,8 @@ async def soak(proc: Proc, payloads: list[bytes], total: int, clients: int, max_
     bad = {"corrupt": corrupt, "wrong type": [json.dumps({"images": [{"base64": base64.b64encode(pdf).decode()}]
                                                           }).encode()],
            "oversized": [b"x" * (3 * 1024 * 1024)]}
-    counts = {"valid": 0, "valid_5xx": 0, "valid_other": 0, "bad": 0, "bad_5xx": 0, "hung_up": 0}
+    counts = {"valid": 0, "valid_5xx": 0, "valid_other": 0, "valid_failed": 0, "bad": 0, "bad_5xx": 0,
+              "hung_up": 0}
     codes: dict[str, dict[int, int]] = {k: {} for k in bad}
     rss: dict[str, float] = {}
     done = 0
@@ -361,19 +362,28 @@ async def soak(proc: Proc, payloads: list[bytes], total: int, clients: int, max_
                 roll = rng.random()
                 if roll < 0.05:
                     kind = rng.choice(sorted(bad))
-                    r = await c.post(url, content=rng.choice(bad[kind]), headers={"content-type": "application/json"})
                     counts["bad"] += 1
-                    counts["bad_5xx"] += r.status_code >= 500
-                    codes[kind][r.status_code] = codes[kind].get(r.status_code, 0) + 1
+                    try:
+                        r = await c.post(url, content=rng.choice(bad[kind]),
+                                         headers={"content-type": "application/json"})
+                        code = r.status_code
+                    except httpx.TransportError:  # an early 413 closes the connection while the client writes
+                        code = 0
+                    counts["bad_5xx"] += code >= 500
+                    codes[kind][code] = codes[kind].get(code, 0) + 1
                 elif roll < 0.07:
                     await hang_up(proc.port, payloads[n % len(payloads)])
                     counts["hung_up"] += 1
                 else:
                     t = time.perf_counter()
-                    r = await c.post(url, content=payloads[n % len(payloads)],
-                                     headers={"content-type": "application/json"})
-                    lat.append(time.perf_counter() - t)
                     counts["valid"] += 1
+                    try:
+                        r = await c.post(url, content=payloads[n % len(payloads)],
+                                         headers={"content-type": "application/json"})
+                    except httpx.TransportError:
+                        counts["valid_failed"] += 1
+                        continue
+                    lat.append(time.perf_counter() - t)
                     counts["valid_5xx"] += r.status_code >= 500
                     counts["valid_other"] += r.status_code != 200 and r.status_code < 500
                 if n == 1000:
@@ -444,7 +454,7 @@ def main() -> int:
             print("| soak | value |\n|---|---|")
             for k, v in res.items():
                 print(f"| {k} | {v if not isinstance(v, float) else round(v, 1)} |")
-            return 0 if res["valid_5xx"] == 0 and res["alive"] else 1
+            return 0 if res["valid_5xx"] == 0 and res["valid_failed"] == 0 and res["alive"] else 1
 
         raw = None
         if "raw" in only:
