@@ -49,6 +49,10 @@ def test_video_job_samples_frames_and_predicts_each(server, video):
         assert job["status"] == "done" and job["error"] is None
         assert [(f["index"], f["time_ms"]) for f in job["frames"]] == [(0, 0.0), (3, 300.0), (5, 500.0), (8, 800.0)]
         assert job["frames_done"] == 4 and job["frames_expected"] == 5
+        tracked = [p["track"] for f in job["frames"] for p in f["predictions"] if p["track"]]
+        assert sorted({t["track"] for t in job["tracks"]}) == sorted(set(tracked))  # tracks from infer's tracker
+        for t in job["tracks"]:
+            assert t["frames"] == tracked.count(t["track"]) and t["class"] in ("square", "triangle", "disc")
         for f in job["frames"]:  # each frame's predictions equal predicting that frame as an image
             png = cv2.imencode(".png", frames[f["index"]])[1].tobytes()
             alone = c.post("/v1/models/det-a/predict", content=png,

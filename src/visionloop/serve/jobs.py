@@ -1,7 +1,7 @@
 """Video jobs: POST a video, get a job id, poll `GET /v1/jobs/{id}` for per-frame predictions.
 
-Frames are sampled every `every_ms` of video time, decoded in a thread, and go through the model's
-batcher like any image (so a video shares batches with ordinary requests and cannot starve them of
+Frames are sampled every `every_ms` of video time (`infer.video.sample_frames`, as `visionloop predict`
+samples them), decoded in a thread, and go through the model's batcher like any image (so a video shares batches with ordinary requests and cannot starve them of
 the queue: it submits one frame at a time). Jobs live in this process's memory (the newest `keep` of
 them); with several server processes or replicas a client must poll the one that answered the POST.
 """
@@ -45,6 +45,7 @@ class Job:
     fps: float = 0.0
     duration_ms: float = 0.0
     frames: list[dict[str, Any]] = field(default_factory=list)
+    tracks: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -52,7 +53,7 @@ class Job:
         return {"id": self.id, "status": self.status, "model": self.model, "version": self.version,
                 "every_ms": self.every_ms, "fps": round(self.fps, 3), "duration_ms": round(self.duration_ms, 1),
                 "frames_done": len(self.frames), "frames_expected": expected, "error": self.error,
-                "frames": self.frames}
+                "frames": self.frames, "tracks": self.tracks}
 
 
 class Jobs:
@@ -114,27 +115,5 @@ def probe(path: Path) -> tuple[float, float]:
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         n = float(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0)
         return fps, (n / fps * 1000 if fps > 0 and n > 0 else 0.0)
-    finally:
-        cap.release()
-
-
-def frames(path: Path, every_ms: float, max_frames: int):  # noqa: ANN201 - a generator of (index, ms, rgb)
-    """Sampled frames: the first frame at or after each multiple of `every_ms` (RGB arrays)."""
-    import cv2
-
-    cap = cv2.VideoCapture(str(path))
-    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-    try:
-        i, due, sent = 0, 0.0, 0
-        while sent < max_frames:
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            t = i * 1000 / fps if fps > 0 else float(cap.get(cv2.CAP_PROP_POS_MSEC))
-            if t + 1e-6 >= due:
-                yield i, t, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                sent += 1
-                due += every_ms * max(1, int((t - due) // every_ms) + 1)
-            i += 1
     finally:
         cap.release()

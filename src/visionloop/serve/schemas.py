@@ -147,10 +147,26 @@ class FeedbackOut(BaseModel):
     status: str
 
 
+class TrackedPredictionOut(PredictionOut):
+    track: int | None = Field(None, description="Track id (detectors); None: a detection no track took up")
+
+
 class FrameOut(BaseModel):
     index: int = Field(description="The frame's index in the video")
     time_ms: float
-    predictions: list[PredictionOut]
+    predictions: list[TrackedPredictionOut]
+
+
+class TrackOut(BaseModel):
+    track: int
+    class_: str = Field(alias="class")
+    first_ms: float
+    last_ms: float
+    duration_ms: float
+    frames: int
+    first_frame: int
+    last_frame: int
+    mean_score: float | None
 
 
 class JobOut(BaseModel):
@@ -165,3 +181,4 @@ class JobOut(BaseModel):
     frames_expected: int | None
     error: str | None
     frames: list[FrameOut]
+    tracks: list[TrackOut] = Field(default_factory=list, description="Per-track class, first/last time, frames")

@@ -273,12 +273,20 @@ class Service:
 
     async def _run_video(self, job: Any, loaded: Loaded, path: Path, params: Params,
                          keep: np.ndarray | None) -> None:
-        from visionloop.serve import jobs
+        """Frames sampled as `visionloop predict` samples them (infer.video), each through the batcher; for a
+        detector, detections linked into tracks by infer's IoU tracker (ByteTrack-style, per class)."""
+        import itertools
+        from dataclasses import replace
+
+        from visionloop.infer.video import IoUTracker, sample_frames
         from visionloop.serve.errors import RetryLater
 
         loop = asyncio.get_running_loop()
         p = loaded.predictor
-        gen = jobs.frames(path, job.every_ms, self.settings.max_video_frames)
+        tracker = IoUTracker(high=params.confidence, low=min(0.1, params.confidence / 2)) \
+            if p.task != "classify" else None
+        low = replace(params, confidence=min(params.confidence, tracker.low)) if tracker else params
+        gen = itertools.islice(sample_frames(path, job.every_ms), self.settings.max_video_frames)
         job.status = "running"
         try:
             while (item := await loop.run_in_executor(self.decode, next, gen, None)) is not None:
@@ -291,9 +299,18 @@ class Service:
                     except RetryLater:  # the queue is full of live requests: they go first
                         await asyncio.sleep(0.05)
                 h, w = rgb.shape[:2]
-                preds = await loop.run_in_executor(self.decode, self._post, p, res.outputs, matrix, w, h, params,
-                                                   keep)
+                preds = await loop.run_in_executor(self.decode, self._post, p, res.outputs, matrix, w, h, low, keep)
+                if tracker is not None:
+                    boxes = np.asarray([[d["box"][k] for k in ("x0", "y0", "x1", "y1")] for d in preds],
+                                       np.float64).reshape(-1, 4)
+                    scores = np.asarray([d["confidence"] for d in preds], np.float64)
+                    labels = np.asarray([d["class_id"] for d in preds], np.int64)
+                    ids = tracker.update(boxes, scores, labels, frame=index, time_ms=ms)
+                    preds = [{**d, "track": int(i) or None} for d, i in zip(preds, ids, strict=True)
+                             if d["confidence"] >= params.confidence or i]
                 job.frames.append({"index": index, "time_ms": round(ms, 1), "predictions": preds})
+            if tracker is not None:
+                job.tracks = [t.to_json(p.classes) for t in tracker.tracks()]
             job.status = "done"
         except VisionLoopError as e:
             job.status, job.error = "failed", e.message
