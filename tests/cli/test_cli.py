@@ -54,12 +54,18 @@ def test_demo_runs_every_stage(tmp_path):
     names = [s["step"] for s in steps]
     assert names[:11] == ["render", "init", "import", "re-import", "stats", "health", "export coco", "export yolo",
                           "export voc", "convert", "version"]
-    assert names[11:14] == ["train", "export", "predict"]
+    assert names[11:] == ["train", "export", "predict", "serve"]
     train, export, predict = steps[11:14]
     assert train["epochs"] == 1 and train["stopped"] == "time"  # one epoch, then the budget (0 s) stops it
     assert train["model"]["status"] == "ready" and train["model"]["classes"] == ["square", "triangle", "disc"]
     assert export["format"] == "onnx" and max(export["parity"]["max_abs_diff"].values()) < 0.05
     assert [p["file_name"] for p in predict["predictions"]] == ["shape_0013.jpg", "shape_0014.jpg", "shape_0015.jpg"]
+    served = steps[14]["response"]
+    assert served["model"]["model"] == "shapes-detector" and served["images"][0]["name"] == "shape_0015.jpg"
+    # the server ran the same model on the same image as the local predictor
+    local = [(d["class"], round(d["score"], 3)) for d in predict["predictions"][2]["detections"]]
+    remote = [(p["class"], round(p["confidence"], 3)) for p in served["images"][0]["predictions"]]
+    assert remote == local
     imp = steps[2]
     assert imp["images_added"] == 16
     assert steps[3]["images_unchanged"] == 16

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import io
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from visionloop.serve import Settings, create_app
+from visionloop.serve import Settings
+from visionloop.serve.background import BackgroundServer
 
 SPLIT = {"schema": 1, "seed": 0, "split": {"mode": "random", "ratios": {"train": 0.75, "valid": 0.25, "test": 0.0}}}
 
@@ -52,38 +50,11 @@ def project(tmp_path_factory) -> Path:
     return root / "project"
 
 
-class Server:
-    """uvicorn serving `create_app(project, settings)` in a thread; `url` once started."""
+class Server(BackgroundServer):
+    """The API on loopback in a thread (tests pass their own settings)."""
 
     def __init__(self, project: Path, settings: Settings, *, bind: str = "127.0.0.1") -> None:
-        import uvicorn
-
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((bind, 0))
-        self.port = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.app = create_app(project, settings)
-        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    @property
-    def service(self):  # noqa: ANN201
-        return self.app.state.service
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
-        self.sock.close()
+        super().__init__(project, settings, bind=bind)
 
 
 @pytest.fixture(scope="module")

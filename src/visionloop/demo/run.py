@@ -154,3 +154,27 @@ def _model_steps(store: Any, version: str, workdir: Path, *, seed: int, train_se
                       for p in preds)
     yield Step("predict", f"ONNX Runtime on {len(preds)} images: {found}", time.perf_counter() - t,
                {"predictions": [p.to_json() for p in preds]})
+
+    t = time.perf_counter()
+    yield _serve_step(store.root, info.name, shown[-1], time.perf_counter() - t)
+
+
+def _serve_step(project: Path, model: str, image: Path, spent: float) -> Step:
+    """Start the HTTP API on loopback, call it once with an image, print the answer, stop it."""
+    import httpx
+
+    from visionloop.serve.background import BackgroundServer
+
+    t = time.perf_counter()
+    with BackgroundServer(project) as server:
+        url = f"{server.url}/v1/models/{model}/predict"
+        r = httpx.post(url, files={"files": (image.name, image.read_bytes(), "image/jpeg")},
+                       params={"confidence": 0.3}, timeout=60)
+    body = r.json()
+    if r.status_code != 200:
+        raise RuntimeError(f"the server answered {r.status_code}: {body}")
+    (img,) = body["images"]
+    top = ", ".join(f"{p['class']} {p['confidence']:.2f}" for p in img["predictions"][:3]) or "nothing"
+    return Step("serve", f"served {body['model']['model']} over HTTP on loopback: POST /v1/models/{model}/predict "
+                f"with {image.name} → {r.status_code}, {len(img['predictions'])} predictions ({top}); server "
+                "stopped", spent + time.perf_counter() - t, {"url": url.replace(server.url, ""), "response": body})
