@@ -3,7 +3,11 @@
 Layouts read:
 - one JSON file (`instances_val2017.json`, `_annotations.coco.json`, anything with
   `images`/`annotations`/`categories`);
-- a folder with `annotations/instances_<split>.json` and `<split>/` image folders (COCO);
+- a folder with `annotations/instances_<split>.json` and `<split>/` image folders (COCO). The files of
+  one split there describe the same images and are read as one sample per image with the annotations of
+  all: `instances_`, `person_keypoints_` (an object both annotate, same id, is one: its polygon and its
+  keypoints), `stuff_` (COCO-Stuff), `captions_` (kept in `ImageRef.metadata["captions"]`: the data
+  model has no caption type) and `image_info_` (test sets: images without annotations, MISSING);
 - a folder with `<split>/_annotations.coco.json` per split (Roboflow).
 
 Streaming: the JSON is never loaded whole (`_jsonwalk` decodes one element at a
@@ -49,6 +53,7 @@ from visionloop.core.classes import ClassInfo, ClassMap
 from visionloop.core.errors import FormatError
 from visionloop.core.geometry import Box, Geometry, Keypoints, Label, Mask, Polygon, RotatedBox
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
+from visionloop.formats._jsonstream import iter_items
 from visionloop.formats._jsonwalk import array_cut, resume, top_level
 from visionloop.formats.base import (
     Detection,
@@ -71,13 +76,28 @@ _STANDARD_ANN_KEYS = {"id", "image_id", "category_id", "bbox", "area", "iscrowd"
 
 
 # -- detect -------------------------------------------------------------------------------
+#: the files of COCO's annotation folder, by name prefix, in the order their annotations are merged: files of
+#: one split describe the same images (shared image ids) and are read as one set of samples
+#: (`instances_val2017.json` + `person_keypoints_val2017.json` + `captions_val2017.json` + `stuff_val2017.json`);
+#: `image_info_<split>.json` lists images without annotations (COCO's test sets)
+INSTANCES, KEYPOINTS, STUFF, CAPTIONS, IMAGE_INFO = "instances_", "person_keypoints_", "stuff_", "captions_", "image_info_"
+_PREFIXES = (INSTANCES, KEYPOINTS, STUFF, CAPTIONS, IMAGE_INFO)
+
+
+def _prefix_of(file: Path) -> str | None:
+    stem = file.stem
+    for prefix in _PREFIXES:
+        if stem.startswith(prefix) and len(stem) > len(prefix):
+            return prefix
+    return None
+
+
 def _split_of(file: Path) -> str | None:
     """The split a file's name says: `instances_val2017.json` → val2017, `person_keypoints_train.json` → train;
     `_annotations.coco.json` in a split folder → that folder (the Roboflow layout)."""
-    stem = file.stem
-    for prefix in ("instances_", "person_keypoints_"):
-        if stem.startswith(prefix) and len(stem) > len(prefix):
-            return stem[len(prefix):]
+    prefix = _prefix_of(file)
+    if prefix is not None:
+        return file.stem[len(prefix):]
     if file.name == ROBOFLOW_NAME and file.parent.name.lower() in _SPLIT_FOLDERS:
         return file.parent.name
     return None
@@ -100,8 +120,7 @@ def _json_files(path: Path) -> list[tuple[Path, str | None]]:
             found.append((sub / ROBOFLOW_NAME, sub.name))
     ann_dir = path / "annotations"
     if ann_dir.is_dir():
-        for f in sorted(ann_dir.glob("instances_*.json")) + sorted(ann_dir.glob("person_keypoints_*.json")):
-            found.append((f, _split_of(f)))
+        found.extend(_annotation_folder(ann_dir))
     if not found:
         jsons = sorted(path.glob("*.json"))
         if len(jsons) == 1:
@@ -109,8 +128,20 @@ def _json_files(path: Path) -> list[tuple[Path, str | None]]:
     return found
 
 
+def _annotation_folder(ann_dir: Path) -> list[tuple[Path, str | None]]:
+    """COCO's `annotations/` files, by split then in `_PREFIXES` order. Captions are read with the object
+    annotations of their split; a folder of captions alone is the `coco_captions` format."""
+    files = [(f, _split_of(f)) for f in sorted(ann_dir.glob("*.json")) if f.is_file() and _prefix_of(f) is not None]
+    with_objects = {s for f, s in files if _prefix_of(f) in (INSTANCES, KEYPOINTS, STUFF)}
+    files = [(f, s) for f, s in files if _prefix_of(f) != CAPTIONS or s in with_objects]
+    order = {s: i for i, s in enumerate(dict.fromkeys(s for _, s in files))}
+    return sorted(files, key=lambda fs: (order[fs[1]], _PREFIXES.index(_prefix_of(fs[0]) or INSTANCES)))
+
+
 def _looks_like_coco(head: bytes) -> bool:
-    return b'"images"' in head or b'"annotations"' in head or b'"categories"' in head
+    """COCO's `images` list, or (LVIS writes `annotations` first) annotations with `image_id` and
+    `category_id`: a JSON object with only some other keys is not claimed."""
+    return b'"images"' in head or (b'"annotations"' in head and b'"image_id"' in head and b'"category_id"' in head)
 
 
 def detect(path: Path) -> Detection:
@@ -124,15 +155,15 @@ def detect(path: Path) -> Detection:
         named = f.name == ROBOFLOW_NAME or f.parent.name == "annotations" or _split_of(f) is not None
         if fatal or named:
             return Detection.broken(f, problem)
-        return Detection(0.05, f"{f.name}: {problem}")
+        return Detection.no(f"{f.name}: {problem}")
     if not _looks_like_coco(head):
-        return Detection(0.05, f"{f.name} is JSON without COCO keys at its start")
+        return Detection.no(f"{f.name} is JSON without COCO's `images` list near its start")
     if f.name == ROBOFLOW_NAME or f.parent.name == "annotations":
         return Detection(0.95, f"{f.name} in the COCO/Roboflow layout")
     return Detection(0.8, f"{f.name} has COCO keys")
 
 
-def _sniff(f: Path, n: int = 4096) -> tuple[bytes, str | None, bool]:
+def _sniff(f: Path, n: int = 65536) -> tuple[bytes, str | None, bool]:
     """(head, problem, fatal): the first bytes after a BOM, and what keeps them from being COCO. `fatal`:
     the file is no JSON at all (empty, not UTF-8, malformed), which no other format reads either."""
     try:
@@ -155,8 +186,10 @@ def _sniff(f: Path, n: int = 4096) -> tuple[bytes, str | None, bool]:
             return head, f"malformed JSON ({e})", True
         if isinstance(doc, list):
             return head, "a JSON array, where COCO has an object {images, annotations, categories}", False
-        if not isinstance(doc, dict) or not doc.keys() & {"images", "annotations", "categories"}:
-            return head, "no `images`, `annotations` or `categories` in it", False
+        if not isinstance(doc, dict) or "images" not in doc:
+            return head, "no `images` in it (COCO lists every image in `images`)", False
+        if not doc.keys() & {"annotations", "categories"}:
+            return head, "`images` but no `annotations` or `categories` beside it", False
         return head, None, False
     if text.startswith(b"["):
         return head, "a JSON array, where COCO has an object {images, annotations, categories}", False
@@ -177,32 +210,62 @@ def read(path: Path, *, split: str | None = None) -> Reader:
         raise FormatError("no COCO annotation file here", path=path,
                           hint="expected a .json file, _annotations.coco.json or annotations/instances_*.json")
     classes = ClassMap()
-    indexes = []
+    groups: dict[tuple[Path, str | None], list[tuple[Path, _Index | None]]] = {}
     for f, file_split in files:
-        index = _Index(f)
-        index.prescan()
-        for cat in index.categories:
-            info = classes.get(cat.name)
-            if info is None:
-                other = classes.by_id(cat.id)
-                if other is not None:
-                    raise FormatError(f"category id {cat.id} is {cat.name!r} here but {other.name!r} "
-                                      "in another split's file", path=f)
-                classes._insert(cat)
-            elif info.id != cat.id:
-                raise FormatError(f"category {cat.name!r} has id {cat.id} here but {info.id} in another split's file",
-                                  path=f)
-        indexes.append((index, split or file_split))
+        index = None
+        if _prefix_of(f) != CAPTIONS:  # a captions file has no categories: read with its split's others
+            index = _Index(f)
+            index.prescan()
+            _add_categories(classes, index.categories, f)
+        # files of COCO's annotation folder that name the same split describe the same images
+        key = (f.parent, file_split) if _prefix_of(f) is not None else (f, file_split)
+        groups.setdefault(key, []).append((f, index))
+    sources = [(members, split or file_split) for (_, file_split), members in groups.items()]
 
     def samples() -> Iterator[Sample]:
-        for index, file_split in indexes:
-            index.complete()
-            yield from _read_file(index, file_split)
+        for members, group_split in sources:
+            if len(members) == 1 and members[0][1] is not None and _prefix_of(members[0][0]) != IMAGE_INFO:
+                index = members[0][1]
+                index.complete()
+                _check_has_images(index)
+                yield from _read_file(index, group_split)
+            else:
+                yield from _read_merged(members, group_split, classes)
 
     def parts(n: int) -> list[ReadPart] | None:
-        return _parts(*indexes[0], n) if len(indexes) == 1 else None
+        if len(sources) != 1 or len(sources[0][0]) != 1 or sources[0][0][0][1] is None:
+            return None
+        index = sources[0][0][0][1]
+        return None if _prefix_of(index.path) == IMAGE_INFO else _parts(index, sources[0][1], n)
 
     return Reader(classes, samples, source=path, parts=parts)
+
+
+def _add_categories(classes: ClassMap, categories: list[ClassInfo], f: Path) -> None:
+    """One file's categories into the classes of all: the same name keeps the same id in every file; a class
+    gains the keypoint names and skeleton that `person_keypoints_*.json` gives COCO's `person`."""
+    for cat in categories:
+        info = classes.get(cat.name)
+        if info is None:
+            other = classes.by_id(cat.id)
+            if other is not None:
+                raise FormatError(f"category id {cat.id} is {cat.name!r} here but {other.name!r} "
+                                  "in another file of this dataset", path=f)
+            classes._insert(cat)
+        elif info.id != cat.id:
+            raise FormatError(f"category {cat.name!r} has id {cat.id} here but {info.id} in another file of this "
+                              "dataset", path=f)
+        elif cat.keypoints and info.keypoints != cat.keypoints:
+            if info.keypoints:
+                raise FormatError(f"category {cat.name!r} has other keypoint names here than in another file of "
+                                  "this dataset", path=f)
+            classes.replace(cat.name, keypoints=cat.keypoints, skeleton=cat.skeleton)
+
+
+def _check_has_images(index: _Index) -> None:
+    if not index.has_images:
+        raise FormatError("no `images` list in this file: COCO names every image in `images`", path=index.path,
+                          hint="pass the right file, or the format it is in (see `visionloop formats`)")
 
 
 class _Index:
@@ -225,6 +288,7 @@ class _Index:
         self.in_image_order = True
         self.ann_at: int | None = None  # file offset of the `annotations` array
         self.images_first = False  # `images` comes before `annotations`
+        self.has_images = False  # the file has an `images` list (seen by a scan)
         self.tail_categories = False  # categories found at the end of the file, not yet confirmed by a scan
         self.done = False
         self._tmp = tempfile.TemporaryDirectory(prefix="visionloop-coco-")
@@ -270,6 +334,7 @@ class _Index:
                 self.tail_categories = True
 
     def _add_images(self, items: Iterable[Any]) -> None:
+        self.has_images = True
         buf: list[tuple[Any, ...]] = []
         for item in items:
             i = self.n_images
@@ -657,6 +722,127 @@ def _read_spilled(index: _Index, split: str | None, names: dict[int, str], roots
         yield _sample(entry, anns, split, roots)
 
 
+#: where captions go: the data model has no caption type (the key coco_captions and datumaro use too)
+CAPTIONS_KEY = "captions"
+
+
+def _read_merged(members: list[tuple[Path, _Index | None]], split: str | None, classes: ClassMap) -> Iterator[Sample]:
+    """The files of one split of COCO's annotation folder as one sample per image, in the order of the first
+    file's `images` (then the images only later files list): every file's annotations (an object two files
+    annotate, as COCO's persons in instances_* and person_keypoints_*, is one), captions in
+    `ImageRef.metadata["captions"]`. An image listed only by `image_info_*.json` is not labelled (MISSING)."""
+    names = {c.id: c.name for c in classes}
+    paths = [f for f, _ in members]
+    roots = _ImageRoot(paths[0], split)
+    split = None if split == "default" else split
+    with tempfile.TemporaryDirectory(prefix="visionloop-coco-merge-") as tmp:
+        db = sqlite3.connect(Path(tmp) / "merge.db")
+        try:
+            db.execute("PRAGMA journal_mode=OFF")
+            db.execute("PRAGMA synchronous=OFF")
+            db.execute("CREATE TABLE img (seq INTEGER PRIMARY KEY, id UNIQUE, file INTEGER, labelled INTEGER, "
+                       "data BLOB)")
+            db.execute("CREATE TABLE ann (seq INTEGER PRIMARY KEY, image_id, file INTEGER, pos INTEGER, data BLOB)")
+            db.execute("CREATE TABLE cap (seq INTEGER PRIMARY KEY, image_id, pos INTEGER, text TEXT)")
+            for k, (f, index) in enumerate(members):
+                labelled = _prefix_of(f) != IMAGE_INFO
+                if index is None:
+                    _merge_images(db, k, paths, _caption_images(f), labelled)
+                    _spill_captions(db, f)
+                    continue
+                index.complete()
+                _check_has_images(index)
+                _merge_images(db, k, paths, index.images(), labelled)
+                buf: list[tuple[Any, int, int, bytes]] = []
+                for key, value in _annotations_walk(index):
+                    if key != "annotations":
+                        continue
+                    for i, item in enumerate(value):
+                        buf.append((item["image_id"], k, i, _exact(orjson.dumps(item))))
+                        if len(buf) >= 2000:
+                            db.executemany("INSERT INTO ann (image_id, file, pos, data) VALUES (?, ?, ?, ?)", buf)
+                            buf.clear()
+                db.executemany("INSERT INTO ann (image_id, file, pos, data) VALUES (?, ?, ?, ?)", buf)
+            orphan = db.execute("SELECT c.pos, c.image_id FROM cap c LEFT JOIN img i ON i.id = c.image_id "
+                                "WHERE i.id IS NULL ORDER BY c.seq LIMIT 1").fetchone()
+            if orphan:
+                captions = next(f for f, index in members if index is None)
+                raise FormatError(f"refers to image_id {orphan[1]}, which is in no `images` list of this split",
+                                  path=captions, where=f"annotations[{orphan[0]}]")
+            db.execute("CREATE INDEX ann_image ON ann (image_id, file, pos)")
+            db.execute("CREATE INDEX cap_image ON cap (image_id, seq)")
+            for image_id, labelled, data in _stream(db, "SELECT id, labelled, data FROM img ORDER BY seq"):
+                items = [(file, pos, orjson.loads(d)) for file, pos, d in db.execute(
+                    "SELECT file, pos, data FROM ann WHERE image_id = ? ORDER BY file, pos", (image_id,))]
+                anns: list[Annotation] = []
+                for file, pos, item in _same_objects(items):
+                    anns.extend(_annotations(item, names, paths[file], pos))
+                entry = orjson.loads(data)
+                texts = [t for (t,) in db.execute("SELECT text FROM cap WHERE image_id = ? ORDER BY seq", (image_id,))]
+                if texts:
+                    entry[CAPTIONS_KEY] = texts
+                state = LabelState.ANNOTATED if anns else LabelState.NULL if labelled else LabelState.MISSING
+                yield _sample(entry, anns, split, roots, state=state)
+        finally:
+            db.close()
+
+
+def _merge_images(db: sqlite3.Connection, k: int, paths: list[Path], images: Iterable[tuple[Any, dict[str, Any]]],
+                  labelled: bool) -> None:
+    """One file's images into the split's: an id already listed by an earlier file must name the same file."""
+    for image_id, entry in images:
+        cur = db.execute("INSERT OR IGNORE INTO img (id, file, labelled, data) VALUES (?, ?, ?, ?)",
+                         (image_id, k, int(labelled), _exact(orjson.dumps(entry))))
+        if cur.rowcount:
+            continue
+        first, data = db.execute("SELECT file, data FROM img WHERE id = ?", (image_id,)).fetchone()
+        other = orjson.loads(data)["file_name"]
+        if other != entry["file_name"]:
+            raise FormatError(f"image id {image_id} is {entry['file_name']!r} here but {other!r} in "
+                              f"{paths[first].name}", path=paths[k], where=f"images (id {image_id})",
+                              hint="files of one split must describe the same images with the same ids")
+        if labelled:
+            db.execute("UPDATE img SET labelled = 1 WHERE id = ?", (image_id,))
+
+
+def _caption_images(f: Path) -> Iterator[tuple[Any, dict[str, Any]]]:
+    for i, item in enumerate(iter_items(f, "images.item")):
+        _check_image(item, f, i)
+        yield item["id"], item
+
+
+def _spill_captions(db: sqlite3.Connection, f: Path) -> None:
+    buf: list[tuple[Any, int, str]] = []
+    for i, ann in enumerate(iter_items(f, "annotations.item")):
+        if not isinstance(ann, dict) or "image_id" not in ann or not isinstance(ann.get("caption"), str):
+            where = f"annotations[{i}]" + (f" (id {ann['id']})" if isinstance(ann, dict) and "id" in ann else "")
+            raise FormatError("a caption needs `image_id` and a string `caption`", path=f, where=where)
+        buf.append((ann["image_id"], i, ann["caption"]))
+        if len(buf) >= 20000:
+            db.executemany("INSERT INTO cap (image_id, pos, text) VALUES (?, ?, ?)", buf)
+            buf.clear()
+    db.executemany("INSERT INTO cap (image_id, pos, text) VALUES (?, ?, ?)", buf)
+
+
+def _same_objects(items: list[tuple[int, int, dict[str, Any]]]) -> list[tuple[int, int, dict[str, Any]]]:
+    """An image's annotations from every file, an object that two files annotate made one: the same
+    annotation id, category and bbox in another file (COCO's person in instances_* and again, with its
+    keypoints, in person_keypoints_*) adds its keys to the first (a Keypoints and the polygon, once)."""
+    out: list[tuple[int, int, dict[str, Any]]] = []
+    first: dict[Any, tuple[int, int, dict[str, Any]]] = {}
+    for file, pos, item in items:
+        ann_id = item.get("id")
+        prev = first.get(ann_id) if ann_id is not None and type(ann_id) is not bool else None
+        if prev is not None and prev[0] != file and prev[2].get("category_id") == item.get("category_id") \
+                and prev[2].get("bbox") == item.get("bbox"):
+            prev[2].update(item)
+            continue
+        if ann_id is not None and ann_id not in first:
+            first[ann_id] = (file, pos, item)
+        out.append((file, pos, item))
+    return out
+
+
 def _check_image(item: Any, path: Path, i: int) -> None:
     if type(item) is dict:  # the common case, quickly: int id, a name, int sizes
         w, h, name = item.get("width", 0), item.get("height", 0), item.get("file_name")
@@ -677,7 +863,8 @@ def _check_image(item: Any, path: Path, i: int) -> None:
             raise FormatError(f"image `{k}` must be a non-negative number, got {v!r}", path=path, where=where)
 
 
-def _sample(image: dict[str, Any], anns: list[Annotation], split: str | None, roots: _ImageRoot) -> Sample:
+def _sample(image: dict[str, Any], anns: list[Annotation], split: str | None, roots: _ImageRoot, *,
+            state: LabelState | None = None) -> Sample:
     w, h = image.get("width"), image.get("height")
     file_name = image["file_name"]
     meta = {k: v for k, v in image.items() if k not in _STANDARD_IMAGE_KEYS}
@@ -690,7 +877,9 @@ def _sample(image: dict[str, Any], anns: list[Annotation], split: str | None, ro
         timestamp=image.get("date_captured") or None,
         metadata=meta,
     )
-    return Sample(ref, tuple(anns), split=split, state=LabelState.ANNOTATED if anns else LabelState.NULL)
+    if state is None:
+        state = LabelState.ANNOTATED if anns else LabelState.NULL
+    return Sample(ref, tuple(anns), split=split, state=state)
 
 
 def _annotations(item: dict[str, Any], names: dict[int, str], path: Path, seq: int) -> list[Annotation]:

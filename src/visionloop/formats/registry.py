@@ -51,7 +51,8 @@ def register(spec: FormatSpec) -> FormatSpec:
 
 
 register(FormatSpec(
-    "coco", "visionloop.formats.coco", "COCO JSON (instances, keypoints; Roboflow's _annotations.coco.json per split)",
+    "coco", "visionloop.formats.coco", "COCO JSON (instances, keypoints, stuff, captions, image_info of a split read as one; "
+    "Roboflow's _annotations.coco.json per split)",
     reads=("box", "polygon", "mask", "keypoints"), writes=("box", "polygon", "mask", "keypoints"),
     holds=("crowd", "category ids", "splits", "attributes"),
     files=(".json",),
