@@ -227,7 +227,6 @@ def read(path: Path, *, split: str | None = None) -> Reader:
             if len(members) == 1 and members[0][1] is not None and _prefix_of(members[0][0]) != IMAGE_INFO:
                 index = members[0][1]
                 index.complete()
-                _check_has_images(index)
                 yield from _read_file(index, group_split)
             else:
                 yield from _read_merged(members, group_split, classes)
@@ -363,6 +362,7 @@ class _Index:
                 self._add_images(value)
             elif key == "annotations":
                 self._scan_annotations(value, first_use)
+        _check_has_images(self)
         ids = {c.id for c in self.categories}
         for category_id, (i, ann_id) in first_use.items():
             if category_id not in ids:
@@ -751,7 +751,6 @@ def _read_merged(members: list[tuple[Path, _Index | None]], split: str | None, c
                     _spill_captions(db, f)
                     continue
                 index.complete()
-                _check_has_images(index)
                 _merge_images(db, k, paths, index.images(), labelled)
                 buf: list[tuple[Any, int, int, bytes]] = []
                 for key, value in _annotations_walk(index):

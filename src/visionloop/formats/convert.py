@@ -65,7 +65,7 @@ def _convert(src: str | Path, out: str | Path, *, to: str, from_: str | None, sp
              images: ImageMode | str, overwrite: bool, strict: bool, classes: ClassMapping | None,
              workers: int | None) -> WriteReport:
     registry.get(to)
-    reader = registry.read(Path(src), format=from_, split=split)
+    reader = registry.read(Path(src), format=from_, split=split, flag="--from")
     class_map = reader.classes
     if classes is not None:
         class_map = classes.apply(reader.classes)

@@ -207,6 +207,25 @@ def read(path: Path, *, split: str | None = None) -> Reader:
 
 
 def _samples(layout: _Layout, split: str | None) -> Iterator[Sample]:
+    """The samples; when not one image has a label file but .txt files lie elsewhere, an error (labels where
+    this reader does not look would otherwise read as a dataset of unlabelled images)."""
+    images = labelled = 0
+    for sample in _all_samples(layout, split):
+        images += 1
+        labelled += sample.state is not LabelState.MISSING
+        yield sample
+    if images and not labelled:
+        lists = {s.list_file.resolve() for s in layout.sources if s.list_file is not None}
+        stray = next((f for f in iter_files(layout.root, suffixes=(".txt",))
+                      if f.resolve() not in lists and f.stem.lower() not in ("readme", "classes", "obj")), None)
+        if stray is not None:  # label files where this reader does not look: not a dataset of unlabelled images
+            where = ", ".join(f"{d}/" for d in _LABEL_DIRS[:3])
+            raise FormatError(f"none of the {images} images has a label file (looked for <image>.txt beside each "
+                              f"image and in {where} beside its images folder), but there are .txt files elsewhere",
+                              path=stray, hint="put each label file beside its image, or in labels/ beside images/")
+
+
+def _all_samples(layout: _Layout, split: str | None) -> Iterator[Sample]:
     seen: set[Path] = set()
     for source in layout.sources:
         name = split if split is not None else source.split
@@ -238,17 +257,24 @@ def _listed(list_file: Path, root: Path) -> Iterator[Path]:
             yield found
 
 
+#: image folders whose label files lie in a sibling folder: darknet swaps images/ and JPEGImages/ for labels/;
+#: exports found in the wild use Images/ + Labels/ or Annotations/
+_IMAGE_DIRS = ("images", "Images", "JPEGImages", "imgs")
+_LABEL_DIRS = ("labels", "Labels", "Annotations", "annotations")
+
+
 def _label_path(image: Path) -> Path:
-    """The .txt beside the image; else darknet's images/ or JPEGImages/ -> labels/ swap."""
+    """The .txt beside the image; else in the label folder beside its image folder (`images/` -> `labels/`)."""
     beside = image.with_suffix(".txt")
     if beside.exists():
         return beside
     parts = image.parts
     for i in range(len(parts) - 2, -1, -1):
-        if parts[i] in ("images", "JPEGImages"):
-            swapped = Path(*parts[:i], "labels", *parts[i + 1:]).with_suffix(".txt")
-            if swapped.exists():
-                return swapped
+        if parts[i] in _IMAGE_DIRS:
+            for label_dir in _LABEL_DIRS:
+                swapped = Path(*parts[:i], label_dir, *parts[i + 1:]).with_suffix(".txt")
+                if swapped.exists():
+                    return swapped
             break
     return beside
 

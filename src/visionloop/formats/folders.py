@@ -44,6 +44,13 @@ from visionloop.formats.base import (
 log = logging.getLogger(__name__)
 
 SPLIT_NAMES = ("train", "valid", "val", "test")
+#: folder names that say "the images" or "their annotations", never a class: a tree with one (or with `x/` beside
+#: `xannot/`) is a segmentation, detection or text layout, e.g. `images/` + `masks/` (semantic masks),
+#: `train/` + `trainannot/` (CamVid as SegNet distributes it), `images/` + `gt/` (ICDAR)
+_ROLE_NAMES = {"images", "imgs", "jpegimages", "masks", "labels", "annotations", "annotation", "annots", "gt",
+               "groundtruth", "ground_truth", "ground-truth", "segmentationclass", "segmentationobject", "labeltxt",
+               "label_2", "image_2"}  # not "mask": face-mask classifiers have a class `mask` (beside `no_mask`)
+_ROLE_SUFFIXES = ("annot", "annots", "_labels", "_label", "_masks", "_mask", "_gt", "labels", "masks")
 _JUNK = {"thumbs.db", "desktop.ini"}
 _SNIFF_FOLDERS = 20
 _SNIFF_ENTRIES = 20
@@ -101,6 +108,21 @@ def _sniff_class_folder(folder: Path) -> tuple[int, int, str]:
     return images, nested, ""
 
 
+def _role_layout(class_dirs: list[Path]) -> str | None:
+    """Why these folders are not classes (they name images and their annotations), or None."""
+    names = {d.name for d in class_dirs}
+    roles = sorted(n for n in names if n.lower() in _ROLE_NAMES)
+    paired = sorted(n for n in names for suffix in _ROLE_SUFFIXES
+                    if n.lower().endswith(suffix) and len(n) > len(suffix)
+                    and {n[:-len(suffix)], n[:-len(suffix)].rstrip("_-")} & names)
+    found = sorted(set(roles + paired))
+    if not found:
+        return None
+    shown = ", ".join(f"{n}/" for n in found[:4])
+    return (f"{shown} name images or their annotations (a segmentation, detection or text layout), "
+            "not classes")
+
+
 def detect(path: Path) -> Detection:
     """Cheap: lists the folders and the first entries of at most 20 class folders."""
     path = Path(path)
@@ -110,6 +132,9 @@ def detect(path: Path) -> Detection:
     class_dirs = [c for s in splits for c in _subdirs(s)] if splits else _subdirs(path)
     if not class_dirs:
         return Detection.no("no class subfolders")
+    role = _role_layout(class_dirs)
+    if role is not None:
+        return Detection.no(role)
     images = nested = 0
     for folder in class_dirs[:_SNIFF_FOLDERS]:
         seen, inner, why = _sniff_class_folder(folder)
@@ -140,6 +165,11 @@ def read(path: Path, *, split: str | None = None) -> Reader:
     parts: list[tuple[str | None, Path]] = (
         [(split or d.name.lower(), d) for d in split_dirs] if split_dirs else [(split, root)]
     )
+    role = _role_layout([c for _, folder in parts for c in _subdirs(folder)])
+    if role is not None:
+        raise FormatError(f"not classification folders: {role}", path=root,
+                          hint="read it as the format it is (`visionloop formats` lists them); "
+                               "if these are class names, rename those folders")
     names = sorted({c.name for _, folder in parts for c in _subdirs(folder)})
     classes = ClassMap.from_names(names)
     return Reader(classes, lambda: _samples(root, parts), source=root)

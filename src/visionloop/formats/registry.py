@@ -372,8 +372,11 @@ def detect_all(path: Path) -> list[tuple[str, Detection]]:
 CONFIDENT = 0.8
 
 
-def detect(path: Path) -> str:
-    """The format of a file or folder, or a FormatError that says what each format thought."""
+def detect(path: Path, *, flag: str = "--format") -> str:
+    """The format of a file or folder, or a FormatError that says what each format thought.
+
+    `flag`: the option the caller's command takes to name the format (`import --format`, `convert --from`),
+    which the error's hint names."""
     path = Path(path)
     if not path.exists():
         raise FormatError("no such file or folder", path=path)
@@ -383,17 +386,17 @@ def detect(path: Path) -> str:
     if broken and best.score < CONFIDENT:
         name, d = broken[0]
         raise FormatError(f"cannot read this {name} annotation file: {d.reason}", path=d.unreadable,
-                          hint=f"fix the file (or pass --format to read {path} as another format)")
+                          hint=f"fix the file (or pass {flag} to read {path} as another format)")
     if best.score <= 0:
         reasons = "; ".join(f"{n}: {d.reason}" for n, d in results)
-        raise FormatError("cannot tell which annotation format this is", path=path,
-                          hint=f"pass --format. What each format saw: {reasons}")
+        raise FormatError("no format recognises this layout", path=path,
+                          hint=f"pass {flag} <format> (see `visionloop formats`). What each format saw: {reasons}")
     return best_name
 
 
-def read(path: Path, *, format: str | None = None, split: str | None = None) -> Reader:
+def read(path: Path, *, format: str | None = None, split: str | None = None, flag: str = "--format") -> Reader:
     path = Path(path)
-    name = format or detect(path)
+    name = format or detect(path, flag=flag)
     if not path.exists():
         raise FormatError("no such file or folder", path=path)
     reader: Reader = get(name).load().read(path, split=split)

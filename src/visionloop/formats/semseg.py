@@ -225,7 +225,8 @@ def detect(path: Path) -> Detection:
         return Detection.no(f"{masks.name}/ holds no PNG mask")
     rel = first.relative_to(masks).with_suffix("")
     if not any(Path(f"{images / rel}{ext}").is_file() for ext in IMAGE_EXTENSIONS):
-        return Detection(0.1, f"{masks.name}/{rel.as_posix()}.png has no image of the same name in {images.name}/")
+        # images and masks this reader cannot pair: reading would give unlabelled images, so not claimed
+        return Detection.no(f"{masks.name}/{rel.as_posix()}.png has no image of the same name in {images.name}/")
     has_map = any((f / n).is_file() for f in (path, masks) for n in (CLASSES_CSV, LABELMAP))
     where = f"images/ and {masks.name}/ of PNG masks"
     return Detection(0.7 if has_map else 0.55, where + (" with a colour map" if has_map else ""))

@@ -589,6 +589,12 @@ def _samples(layout: _Layout, split: str | None) -> Iterator[Sample]:
         seen.add(key)
         name = split if split is not None else source.split
         if source.location.is_dir():
+            obb = _obb_text_labels(source.location, layout.root)
+            if obb is not None:
+                raise FormatError(f"no labels/ folder for {source.location.name}/, but {obb.name}/ beside it holds "
+                                  "DOTA / YOLOv5-OBB label files (`x1 y1 ... x4 y4 class difficult`)",
+                                  path=source.declared_by or source.location, where=f"split {source.split!r}",
+                                  hint="read it as format dota")
             _check_orphan_labels(source.location, layout.root)
             images: Iterable[Path] = iter_files(source.location, suffixes=IMAGE_EXTENSIONS)
         else:
@@ -639,6 +645,16 @@ def label_path(image: Path, root: Path) -> Path:
     if swapped is None:
         return image.with_suffix(".txt")
     return base.joinpath(*swapped).with_suffix(".txt")
+
+
+def _obb_text_labels(image_dir: Path, root: Path) -> Path | None:
+    """A `labelTxt*/` folder beside an image folder that has no YOLO labels folder: DOTA / YOLOv5-OBB labels
+    (`x1 y1 ... x4 y4 class difficult`, Roboflow's "YOLOv5 Oriented Bounding Boxes" export), not YOLO's."""
+    labels = label_path(image_dir / "x.jpg", root).parent
+    if labels == image_dir or labels.is_dir() or not image_dir.parent.is_dir():
+        return None
+    found = sorted(d for d in image_dir.parent.iterdir() if d.is_dir() and d.name.startswith("labelTxt"))
+    return found[0] if found else None
 
 
 def _check_orphan_labels(image_dir: Path, root: Path) -> None:
@@ -718,10 +734,31 @@ def _detect_yaml(path: Path) -> Detection:
     has_names = "names" in data or "nc" in data
     splits = [k for k in SPLIT_KEYS if data.get(k)]
     if has_names and splits:
+        obb = _obb_labels_of(path)
+        if obb is not None:
+            return Detection.no(f"{path.name} names classes, but the labels are in {obb}/ (DOTA / YOLOv5-OBB "
+                                "lines), not in labels/")
         return Detection(0.95, f"{path.name} has class names and {', '.join(splits)}")
     if has_names:
         return Detection(0.5, f"{path.name} has class names but no train/val/test")
     return Detection.no(f"{path.name} has no `names`")
+
+
+def _obb_labels_of(yaml_path: Path) -> str | None:
+    """The `labelTxt*/` folder (relative to the YAML's) that holds the labels of a split the YAML names, if any."""
+    try:
+        layout = _yaml_layout(yaml_path, None)
+    except VisionLoopError:
+        return None  # read() will say what is wrong
+    for source in layout.sources:
+        if source.location.is_dir():
+            obb = _obb_text_labels(source.location, layout.root)
+            if obb is not None:
+                try:
+                    return obb.relative_to(yaml_path.parent).as_posix()
+                except ValueError:
+                    return obb.name
+    return None
 
 
 def _label_dirs(root: Path) -> list[Path]:
