@@ -156,3 +156,35 @@ def test_bad_input(json_export: Path, csv_export: Path) -> None:
     with pytest.raises(FormatError) as e:
         list(vott_csv.read(csv_export))
     assert "pets-export.csv (line 4)" in str(e.value)
+
+
+def _csv_rows(rows: list[tuple[str, float, float, float, float, str]]) -> str:
+    """Rows as VoTT's CSV exporter writes them (json2csv: header and strings quoted, numbers bare)."""
+    lines = ['"image","xmin","ymin","xmax","ymax","label"']
+    lines += [f'"{n}",{x0},{y0},{x1},{y1},"{t}"' for n, x0, y0, x1, y1, t in rows]
+    return "\n".join(lines) + "\n"
+
+
+def test_csv_one_export_per_split_reads_every_file(tmp_path: Path) -> None:
+    """A folder with one `<name>-export.csv` per split (issue 12, category 3): each file is read, split by its
+    name; before, only the first was, its boxes lost and the other split's images read as labelled-empty."""
+    folder = tmp_path / "proj" / "vott-csv-export"
+    folder.mkdir(parents=True)
+    for name in ("a.jpg", "b.jpg", "c.jpg", "untagged.jpg"):
+        Image.new("RGB", (640, 480)).save(folder / name)
+    (folder / "train-export.csv").write_text(_csv_rows([("a.jpg", 1, 2, 30, 40, "cat")]))
+    (folder / "valid-export.csv").write_text(_csv_rows([("b.jpg", 5, 5, 50, 50, "dog"), ("b.jpg", 60, 60, 90, 90, "cat"),
+                                                        ("c.jpg", 10, 10, 20, 20, "dog")]))
+    assert detect(tmp_path / "proj") == "vott_csv"
+    reader = vott_csv.read(tmp_path / "proj")
+    got = [(s.image.file_name, s.split, s.state, [a.label for a in s.annotations]) for s in reader]
+    assert got == [("a.jpg", "train", LabelState.ANNOTATED, ["cat"]),
+                   ("b.jpg", "valid", LabelState.ANNOTATED, ["dog", "cat"]),
+                   ("c.jpg", "valid", LabelState.ANNOTATED, ["dog"]),
+                   ("untagged.jpg", None, LabelState.NULL, [])]
+    assert reader.classes.names == ["cat", "dog"]
+    (folder / "valid-export.csv").write_text(_csv_rows([("a.jpg", 5, 5, 50, 50, "dog")]))
+    with pytest.raises(FormatError) as e:
+        list(vott_csv.read(tmp_path / "proj"))
+    assert e.value.path == str(folder / "valid-export.csv") and "'a.jpg' has rows here and in train-export.csv" in \
+        e.value.message

@@ -9,7 +9,9 @@ One row per region and tag, every cell quoted::
 
 The box is the region's bounding box in image pixels (continuous, top-left origin), kept as is.
 Rows of one image are consecutive. An image in the folder without rows was exported but untagged
-and is read as NULL. Classes: in order of appearance.
+and is read as NULL. Classes: in order of appearance. Every `*-export.csv` of the folder is read (one per
+split, e.g. `train-export.csv` and `valid-export.csv`: the split is the name before `-export`), or of each
+split folder (`train/vott-csv-export/...`: the folder's name); an image named by two files is an error.
 
 Writing: `out/vott-csv-export/visionloop-export.csv` with the images beside it. Everything is
 written as its bounding box (non-box geometry counted as converted); a region with several tags
@@ -48,17 +50,36 @@ EXPORT_DIR = "vott-csv-export"
 HEADER = ["image", "xmin", "ymin", "xmax", "ymax", "label"]
 
 
-def _csv_file(path: Path) -> Path | None:
-    if path.is_file():
-        return path if path.suffix.lower() == ".csv" else None
-    if not path.is_dir():
-        return None
-    for folder in (path, path / EXPORT_DIR):
-        found = sorted(folder.glob("*-export.csv")) if folder.is_dir() else []
+def _exports(folder: Path) -> list[Path]:
+    for f in (folder, folder / EXPORT_DIR):
+        found = sorted(p for p in f.glob("*-export.csv") if p.is_file()) if f.is_dir() else []
         if found:
-            return found[0]
+            return found
+    return []
+
+
+def _csv_files(path: Path) -> list[tuple[Path, str | None]]:
+    """(export CSV, split): every `*-export.csv` here (one per split or project: each is read), else in split
+    folders (`train/`, `valid/`...), else the one CSV of the folder. Several files in one folder are split by
+    their name (`train-export.csv` → train), files in split folders by the folder's."""
+    if path.is_file():
+        return [(path, None)] if path.suffix.lower() == ".csv" else []
+    if not path.is_dir():
+        return []
+    found = _exports(path)
+    if found:
+        return [(f, f.name[:-len("-export.csv")] if len(found) > 1 else None) for f in found]
+    in_splits: list[tuple[Path, str | None]] = [(f, sub.name) for sub in sorted(p for p in path.iterdir() if p.is_dir() and p.name != EXPORT_DIR)
+                 for f in _exports(sub)]
+    if in_splits:
+        return in_splits
     csvs = sorted(path.glob("*.csv"))
-    return csvs[0] if len(csvs) == 1 else None
+    return [(csvs[0], None)] if len(csvs) == 1 else []
+
+
+def _csv_file(path: Path) -> Path | None:
+    files = _csv_files(path)
+    return files[0][0] if files else None
 
 
 def _header_ok(line: bytes) -> bool:
@@ -78,23 +99,34 @@ def detect(path: Path) -> Detection:
 
 def read(path: Path, *, split: str | None = None) -> Reader:
     path = Path(path)
-    f = _csv_file(path)
-    if f is None:
+    files = _csv_files(path)
+    if not files:
         raise FormatError("no VoTT CSV export here", path=path, hint="expected vott-csv-export/<project>-export.csv")
     classes = ClassMap()
 
     def samples() -> Iterator[Sample]:
-        seen: set[str] = set()
-        for sample in _rows(f, split):
-            seen.add(sample.image.file_name)
-            for a in sample.annotations:
-                if a.label not in classes:
-                    classes.add(a.label)
-            yield sample
-        for img in image_files(f.parent):
-            rel = relative_name(img, f.parent)
-            if rel not in seen:
-                yield Sample(ImageRef(rel, path=str(img)), (), split=split, state=LabelState.NULL)
+        folders: dict[Path, list[tuple[Path, str | None]]] = {}
+        for f, file_split in files:
+            folders.setdefault(f.parent, []).append((f, split or file_split))
+        for folder, members in folders.items():
+            seen: dict[str, Path] = {}  # image -> the CSV that names it
+            for f, file_split in members:
+                for sample in _rows(f, file_split):
+                    name = sample.image.file_name
+                    if name in seen:
+                        raise FormatError(f"image {name!r} has rows here and in {seen[name].name}", path=f,
+                                          hint="each image belongs to one export; remove the repeated rows")
+                    seen[name] = f
+                    for a in sample.annotations:
+                        if a.label not in classes:
+                            classes.add(a.label)
+                    yield sample
+            # an image beside the export(s) without rows was exported untagged (its split: the one file's)
+            rest_split = members[0][1] if len(members) == 1 else split
+            for img in image_files(folder):
+                rel = relative_name(img, folder)
+                if rel not in seen:
+                    yield Sample(ImageRef(rel, path=str(img)), (), split=rest_split, state=LabelState.NULL)
 
     return Reader(classes, samples, source=path)
 
