@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from visionloop.runtime import Pool
+from visionloop.runtime import map_chunks
 
 log = logging.getLogger(__name__)
 
@@ -253,20 +253,10 @@ def _confirm(blob_url: str, sha: Sequence[str], width: np.ndarray, height: np.nd
              bool(mr)) for i, j, mr in zip(a[order].tolist(), b[order].tolist(), mirrored[order].tolist(),
                                             strict=True)]
     jobs = [rows[s:s + CHUNK] for s in range(0, n, CHUNK)]
-    parts: list[tuple[np.ndarray, np.ndarray]] = []
-    if workers > 1 and n >= (POOL_MIN if pool_min is None else pool_min):
-        with Pool(workers, initializer=_init_worker, initargs=(blob_url,), name="near-duplicate check") as pool:
-            for part in pool.imap(_work, jobs):
-                parts.append(part)
-                if progress:
-                    progress(len(part[0]))
-    else:
-        _init_worker(blob_url)
-        for job in jobs:
-            parts.append(_work(job))
-            if progress:
-                progress(len(job))
-        _cache.clear()
+    parts = map_chunks(_work, jobs, initializer=_init_worker, initargs=(blob_url,), workers=workers,
+                       parallel=n >= (POOL_MIN if pool_min is None else pool_min), name="near-duplicate check",
+                       progress=progress)
+    _cache.clear()  # features kept by an in-process run (workers drop theirs when they end)
     inl, cov = np.empty(n, np.int64), np.empty(n)
     inl[order] = np.concatenate([p[0] for p in parts])
     cov[order] = np.concatenate([p[1] for p in parts])

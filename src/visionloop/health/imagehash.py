@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from visionloop.runtime import Pool
+from visionloop.runtime import map_chunks
 
 log = logging.getLogger(__name__)
 
@@ -188,19 +188,9 @@ def fingerprints(blob_url: str, sha: Sequence[str], width: np.ndarray, height: n
     if len(todo):
         jobs = [[(sha[i], float(width[i]), float(height[i])) for i in todo[s:s + CHUNK]]
                 for s in range(0, len(todo), CHUNK)]
-        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        if workers > 1 and len(todo) >= (POOL_MIN if pool_min is None else pool_min):
-            with Pool(workers, initializer=_init_worker, initargs=(blob_url,), name="image hashing") as pool:
-                for part in pool.imap(_work, jobs):
-                    parts.append(part)
-                    if progress:
-                        progress(len(part[2]))
-        else:
-            _init_worker(blob_url)
-            for job in jobs:
-                parts.append(_work(job))
-                if progress:
-                    progress(len(job))
+        parts = map_chunks(_work, jobs, initializer=_init_worker, initargs=(blob_url,), workers=workers,
+                           parallel=len(todo) >= (POOL_MIN if pool_min is None else pool_min),
+                           name="image hashing", progress=progress)
         v = np.concatenate([p[0] for p in parts])
         d = np.concatenate([p[1] for p in parts])
         ok = np.concatenate([p[2] for p in parts])

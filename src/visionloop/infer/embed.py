@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from visionloop.core.errors import ImageError, VisionLoopError
+from visionloop.infer.session import open_session
 from visionloop.transforms import Frame, Resize, ResizeMode
 
 log = logging.getLogger(__name__)
@@ -57,20 +58,9 @@ def read_rgb(path: str | Path) -> np.ndarray:
 
 class OnnxEmbedder:
     def __init__(self, model: str | Path | bytes, *, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-            opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
         where = None if isinstance(model, bytes) else str(model)
-        try:
-            self.session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), sess_options=opts,
-                                                providers=["CPUExecutionProvider"])
-        except Exception as e:
-            raise VisionLoopError(f"cannot load the ONNX embedder: {e}".splitlines()[0], path=where,
-                                  hint="pass an ONNX file whose first input takes NCHW float32 images") from None
+        self.session = open_session(model, providers=["CPUExecutionProvider"], threads=threads, what="embedder",
+                                    hint="pass an ONNX file whose first input takes NCHW float32 images")
         meta = self.session.get_modelmeta().custom_metadata_map
         inp = self.session.get_inputs()[0]
         if len(inp.shape) != 4:

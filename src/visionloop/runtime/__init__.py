@@ -2,6 +2,6 @@
 bounded work in flight, Ctrl-C handling and no orphan workers; and forked parts for closures."""
 
 from visionloop.runtime.fork import PartFailed, run_forked
-from visionloop.runtime.pool import Pool, WorkerDied, available_workers, can_fork, start_context
+from visionloop.runtime.pool import Pool, WorkerDied, available_workers, can_fork, map_chunks, start_context
 
-__all__ = ["PartFailed", "Pool", "WorkerDied", "available_workers", "can_fork", "run_forked", "start_context"]
+__all__ = ["PartFailed", "Pool", "WorkerDied", "available_workers", "can_fork", "map_chunks", "run_forked", "start_context"]

@@ -28,10 +28,11 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
@@ -60,17 +61,25 @@ def available_workers() -> int:
         return os.cpu_count() or 1
 
 
+def python_threads() -> int:
+    """Threads of this process that run Python code, those started with `_thread` too (a test runner's or
+    RPC library's), which `threading.active_count()` does not see. A fork while one of them holds a lock (the
+    import lock, logging's, an I/O buffer's) hangs the child; it was seen in a test worker."""
+    return max(len(sys._current_frames()), threading.active_count())
+
+
 def start_context() -> Any:
     """fork while this process runs one thread; forkserver when other threads run; spawn where neither exists."""
     methods = multiprocessing.get_all_start_methods()
-    if "fork" in methods and threading.active_count() == 1:
+    if can_fork():
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
 def can_fork() -> bool:
-    """fork is safe only while this process runs a single thread."""
-    return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+    """fork is safe only while this process runs a single Python thread (native pools such as OpenBLAS's run no
+    Python and are fork-safe)."""
+    return "fork" in multiprocessing.get_all_start_methods() and python_threads() == 1
 
 
 # -- in the worker ----------------------------------------------------------------------------
@@ -208,3 +217,24 @@ class Pool:
     def _died(self) -> WorkerDied:
         return WorkerDied(f"a worker process of the {self.name} job ended without its result "
                           "(killed, or out of memory)", hint="run again with fewer workers (--workers 1)")
+
+
+def map_chunks(work: Callable[[T], R], jobs: Sequence[T], *, initializer: Callable[..., None],
+               initargs: tuple[Any, ...] = (), workers: int = 2, parallel: bool = True, name: str = "work",
+               progress: Callable[[int], None] | None = None, size: Callable[[T], int] = len) -> list[R]:
+    """`work(job)` for every job, in order: in a `Pool` when `parallel` and `workers` > 1, else in this process
+    (where `initializer` runs once, without the workers' set-up). `progress(size(job))` after each."""
+    out: list[R] = []
+    if parallel and workers > 1:
+        with Pool(workers, initializer=initializer, initargs=initargs, name=name) as pool:
+            for job, result in zip(jobs, pool.imap(work, jobs), strict=True):
+                out.append(result)
+                if progress:
+                    progress(size(job))
+        return out
+    initializer(*initargs)
+    for job in jobs:
+        out.append(work(job))
+        if progress:
+            progress(size(job))
+    return out

@@ -25,6 +25,7 @@ import visionloop
 from visionloop.core.errors import NotFoundError, VisionLoopError
 from visionloop.store import lineage
 from visionloop.store.lineage import Kind, Ref
+from visionloop.store.lookup import find_id
 from visionloop.store.project import Store
 from visionloop.store.schema import ModelExportRow, ModelRow, VersionRow, utcnow
 
@@ -109,18 +110,7 @@ def _iso(t: datetime | None) -> str:
 
 def find_model_id(s: Session, model: str | int) -> int:
     """A model's id from its name, its id, or `latest` (the newest ready one)."""
-    if model == "latest":
-        mid = s.scalar(select(ModelRow.id).where(ModelRow.status == "ready").order_by(ModelRow.id.desc()))
-    elif isinstance(model, int) or (str(model).isdigit()
-                                    and s.scalar(select(ModelRow.id).where(ModelRow.name == model)) is None):
-        mid = s.scalar(select(ModelRow.id).where(ModelRow.id == int(model)))
-    else:
-        mid = s.scalar(select(ModelRow.id).where(ModelRow.name == model))
-    if mid is None:
-        names = s.scalars(select(ModelRow.name).order_by(ModelRow.id)).all()
-        raise NotFoundError(f"no model {model!r} in this project",
-                            hint=f"models: {', '.join(names)}" if names else "train one with `visionloop train`")
-    return int(mid)
+    return find_id(s, ModelRow, model, what="model", hint="train one with `visionloop train`")
 
 
 def _info(s: Session, mid: int) -> ModelInfo:
