@@ -360,3 +360,25 @@ def test_openapi_documents_the_routes(client):
             "/v1/models/{name}/versions/{version}/predict", "/healthz", "/readyz", "/metrics"} <= set(spec["paths"])
     body = spec["paths"]["/v1/models/{name}/predict"]["post"]["requestBody"]["content"]
     assert {"multipart/form-data", "image/*", "application/json"} <= set(body)
+
+
+def test_tiled_prediction_equals_local_tiling(client, project):
+    """`tile=2x2`: the tiles go through the batcher and merge as `visionloop predict --tile 2x2` does."""
+    from PIL import Image
+
+    data = png(200, 150, seed=4)
+    out = client.post("/v1/models/det-a/predict", content=data, params={"confidence": 0.01, "tile": "2x2"},
+                      headers={"content-type": "image/png"}).json()
+    image = out["images"][0]
+    assert image["tiles"] == 4
+    with Store.open(project) as store:
+        p = Predictor(store.blobs.get(registry.get(store, "det-a").export("onnx", "fp32").sha256))
+    ref = p.predict(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")), conf=0.01, tile=(2, 2))
+    want = [(*(round(float(v), 2) for v in b), int(c), round(float(s), 6))
+            for b, s, c in zip(ref.boxes, ref.scores, ref.labels, strict=True)]
+    got = [(d["box"]["x0"], d["box"]["y0"], d["box"]["x1"], d["box"]["y1"], d["class_id"], d["confidence"])
+           for d in image["predictions"]]
+    assert got == want and len(got) > 0
+    body = _err(client.post("/v1/models/det-a/predict", content=data, params={"tile": "2by2"},
+                            headers={"content-type": "image/png"}), 422)
+    assert "tile" in body["message"]

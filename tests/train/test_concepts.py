@@ -201,3 +201,25 @@ def test_cli_train_predict_list(tmp_path, colours):
     assert done.returncode == 0, done.stderr
     with Store.open(proj) as store:
         assert [c.name for c in registry.list_all(store)] == ["red", "redp"]
+    # the same answers over HTTP: POST /v1/concepts/{name}/predict
+    import httpx
+
+    from visionloop.serve import Settings
+    from visionloop.serve.background import BackgroundServer
+
+    cli = {p["file_name"]: p for p in json.loads(runner.invoke(app, [
+        "concepts", "predict", "red,redp", str(held_red), str(held_blue), "-p", str(proj), "--json"]).stdout)}
+    files = sorted(held_red.glob("*.png")) + sorted(held_blue.glob("*.png"))
+    with BackgroundServer(proj, Settings(refresh_s=0.2, url_allow_list=[])) as server:
+        listed = httpx.get(f"{server.url}/v1/concepts").json()
+        assert [(c["name"], c["kind"]) for c in listed] == [("red", "logistic"), ("redp", "prototype")]
+        out = httpx.post(f"{server.url}/v1/concepts/red,redp/predict", timeout=60,
+                         files=[("files", (f.name, f.read_bytes())) for f in files]).json()
+        assert out["concepts"] == ["red", "redp"] and [i["name"] for i in out["images"]] == [f.name for f in files]
+        for image in out["images"]:
+            want = cli[image["name"]]
+            assert image["matches"] == want["matches"]
+            for a, b in zip(image["concepts"], want["concepts"], strict=True):
+                assert a["concept"] == b["concept"] and a["score"] == pytest.approx(b["score"], abs=1e-5)
+        missing = httpx.post(f"{server.url}/v1/concepts/nope/predict", files=[("files", ("a.png", b"x"))])
+        assert missing.status_code == 404 and "nope" in missing.json()["message"]

@@ -159,8 +159,8 @@ def test_multi_label_head_is_sigmoid():
 
 def test_wrong_task_and_device_are_one_line_errors(shapes_project):
     store, version = shapes_project
-    with pytest.raises(VisionLoopError, match="not trainable yet"):
-        train(store, version, task="segment")
+    with pytest.raises(VisionLoopError, match="unknown task 'keypoints'"):
+        train(store, version, task="keypoints")
     with pytest.raises(VisionLoopError, match="model cls_lite0 is for classify"):
         train(store, version, task="detect", model="cls_lite0")
     with pytest.raises(VisionLoopError, match="unknown device"):

@@ -18,7 +18,8 @@ ModelArg = Annotated[str, typer.Argument(help="Model name (m1), id, or `latest`.
 
 
 def _score(metrics: dict) -> str:
-    keys = [("map50", "mAP50"), ("map", "mAP50-95"), ("accuracy", "acc")]
+    keys = [("map50", "mAP50"), ("map", "mAP50-95"), ("mask_map", "mask mAP50-95"), ("miou", "mIoU"),
+            ("accuracy", "acc")]
     return "  ".join(f"{label} {metrics[k]:.3f}" for k, label in keys if isinstance(metrics.get(k), int | float))
 
 
@@ -223,9 +224,15 @@ def predict(
     if out is None:
         for p in preds:
             js = p.to_json()
+            if p.task == "semantic":
+                console.print(f"{p.file_name}: {len(js['segments'])} classes present"
+                              + "".join(f"\n  {d['class']} {100 * d['fraction']:.1f}% of the pixels"
+                                        for d in js["segments"]), highlight=False)
+                continue
             items = js.get("detections", js.get("classes", []))
-            console.print(f"{p.file_name}: {len(items)} " + ("detections" if p.task == "detect" else "classes")
-                          + "".join(f"\n  {d['class']} {d['score']:.2f} {d.get('box', '')}" for d in items[:20]),
+            console.print(f"{p.file_name}: {len(items)} " + ("classes" if p.task == "classify" else "detections")
+                          + "".join(f"\n  {d['class']} {d['score']:.2f} {d.get('box', '')}"
+                                    + (" (mask)" if "mask" in d else "") for d in items[:20]),
                           highlight=False)
     for r in runs:
         js = r.to_json()

@@ -10,11 +10,15 @@ import typer
 from visionloop.cli.console import console, err_console, print_json
 from visionloop.cli.options import JsonOpt, ProjectOpt
 
+#: the validation metrics shown per epoch and at the end, per task (those present)
+SCORES = [("map50", "mAP50"), ("map", "mAP50-95"), ("mask_map50", "mask mAP50"), ("mask_map", "mask mAP50-95"),
+          ("miou", "mIoU"), ("accuracy", "accuracy")]
+
 
 def train(
     version: Annotated[str, typer.Option("--dataset-version", "-d", help="Dataset version (name, id or latest).")] = "latest",
-    task: Annotated[str, typer.Option(help="detect | classify")] = "detect",
-    model: Annotated[str | None, typer.Option("--model", help="Architecture (fcos_lite0, cls_lite0).")] = None,
+    task: Annotated[str, typer.Option(help="detect | segment (instance masks) | semantic | classify")] = "detect",
+    model: Annotated[str | None, typer.Option("--model", help="Architecture (fcos_lite0, fcos_seg_lite0, lraspp_lite0, cls_lite0); default: the task's.")] = None,
     weights: Annotated[str | None, typer.Option(
         help="Pretrained weights: efficientnet_lite0.imagenet (offline default), random, a hub name, or a PATH.")
     ] = None,
@@ -50,8 +54,7 @@ def train(
         def show(p) -> None:  # noqa: ANN001
             if p.phase == "epoch":
                 m = p.metrics
-                score = (f"mAP50 {m['map50']:.3f}  mAP50-95 {m['map']:.3f}" if "map" in m
-                         else f"accuracy {m['accuracy']:.3f}" if "accuracy" in m else "")
+                score = "  ".join(f"{label} {m[k]:.3f}" for k, label in SCORES if isinstance(m.get(k), int | float))
                 bar.console.print(f"epoch {p.epoch}/{p.epochs}  loss {m['loss']:.3f}  {score}  "
                                   f"({m['train_s']:.0f}s)", highlight=False)
                 return
@@ -65,7 +68,8 @@ def train(
         print_json(result.to_json())
         return
     m = result.model
-    score = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items() if k in ("map50", "map", "accuracy"))
+    score = ", ".join(f"{label} {result.metrics[k]:.3f}" for k, label in SCORES
+                      if isinstance(result.metrics.get(k), int | float))
     console.print(f"Trained model [bold]{m.name}[/] ({m.task}, {m.arch}) on version {m.version}: {score} "
                   f"after {result.epochs} epochs in {result.seconds:.0f}s (stopped: {result.stopped})",
                   soft_wrap=True, highlight=False)

@@ -385,3 +385,22 @@ def mask_to_polygon(mask: Mask, *, tolerance: float = 0.0) -> Polygon | None:
         if len(contour) >= 3:
             rings.append(tuple(float(v) for v in contour.reshape(-1)))
     return Polygon(tuple(rings)) if rings else None
+
+
+#: the label-map value of pixels that count nowhere (crowd regions, void)
+IGNORE = 255
+
+
+def label_map(masks: np.ndarray, labels: np.ndarray, crowd: np.ndarray | None = None) -> np.ndarray:
+    """Per-object masks (N, H, W) → one (H, W) uint8 map: 0 background, label + 1 per object, larger
+    objects painted first so a small object on a large one stays visible; crowd regions `IGNORE`."""
+    import numpy as np
+
+    n, h, w = masks.shape if masks.ndim == 3 else (0, 0, 0)
+    out = np.zeros((h, w), np.uint8)
+    if n == 0:
+        return out
+    areas = masks.reshape(n, -1).sum(1)
+    for i in np.argsort(-areas, kind="stable"):
+        out[masks[i] > 0] = IGNORE if crowd is not None and crowd[i] else int(labels[i]) + 1
+    return out

@@ -34,6 +34,8 @@ from visionloop.evaluate.classification import (
 )
 from visionloop.evaluate.detection import DetectionEvaluation, evaluate_detections
 from visionloop.evaluate.inputs import Source
+from visionloop.evaluate.semantic import SemanticMetrics
+from visionloop.infer.masks import rle
 from visionloop.store import evaluations as evaluation_store
 from visionloop.store import models as registry
 from visionloop.store.evaluations import EvaluationInfo, EventInfo
@@ -73,6 +75,7 @@ class ModelEvaluation:
     export: str  # e.g. onnx/fp32
     detection: DetectionEvaluation | None = None
     classification: ClassificationMetrics | None = None
+    semantic: SemanticMetrics | None = None
     events: list[dict[str, Any]] = field(default_factory=list, repr=False)
     evaluation_id: int | None = None
     predictions: list[dict[str, Any]] = field(default_factory=list, repr=False)  # COCO results (detection)
@@ -82,6 +85,8 @@ class ModelEvaluation:
         """What is stored as the evaluation's metrics."""
         if self.detection is not None:
             return self.detection.to_json(events=False)
+        if self.semantic is not None:
+            return {"semantic": self.semantic.to_json()}
         assert self.classification is not None
         return {"classification": self.classification.to_json()}
 
@@ -103,6 +108,8 @@ def summary_metrics(task: str, metrics: dict[str, Any]) -> dict[str, float | Non
     if "classification" in metrics:
         c = metrics["classification"]
         return {k: c.get(k) for k in ("accuracy", "macro_precision", "macro_recall", "macro_f1", "micro_f1")}
+    if "semantic" in metrics:
+        return {k: metrics["semantic"].get(k) for k in ("miou", "pixel_accuracy")}
     m = metrics.get("metrics", {})
     out = {k: m.get(k) for k in ("map", "map50", "map75", "map_small", "map_medium", "map_large", "ar100")}
     tide = metrics.get("tide", {})
@@ -164,6 +171,8 @@ def evaluate_model(store: Store, model: str | int, version: str | int | None = N
     ids = [im["id"] for im in vs.ground_truth["images"]]
     if predictor.task == "classify":
         _classify(result, predictor, ds, vs, ids, info.hyper.get("multi_label", False))
+    elif predictor.task == "semantic":
+        _semantic(result, predictor, VersionDataset(store, vs.version_id, split, masks=True))
     else:
         cat_of = vs.categories
         model_cat = [cat_of.get(name) for name in predictor.classes]
@@ -174,16 +183,23 @@ def evaluate_model(store: Store, model: str | int, version: str | int | None = N
         for k, image_id in enumerate(ids):
             image, target = ds[k]
             pred = predictor.predict(image, conf=EVAL_CONF, max_det=MAX_DET, file_name=target["file_name"])
-            for b, s, c in zip(pred.boxes.tolist(), pred.scores.tolist(), pred.labels.tolist(), strict=True):
+            for j, (b, s, c) in enumerate(zip(pred.boxes.tolist(), pred.scores.tolist(), pred.labels.tolist(),
+                                              strict=True)):
                 cid = model_cat[int(c)]
                 if cid is None:
                     result.skipped_predictions += 1
                     continue
-                results.append({"image_id": image_id, "category_id": cid,
-                                "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]], "score": float(s)})
+                r = {"image_id": image_id, "category_id": cid, "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+                     "score": float(s)}
+                if pred.masks is not None:
+                    r["segmentation"] = rle(pred.masks[j])
+                results.append(r)
         result.predictions = results
-        result.detection = evaluate_detections(vs.ground_truth, results, iou_threshold=iou_threshold,
-                                               score_threshold=score_threshold, plots=plots)
+        segm = predictor.task == "segment"
+        result.detection = evaluate_detections(boxes_as_polygons(vs.ground_truth) if segm else vs.ground_truth,
+                                               results, iou_type="segm" if segm else "bbox",
+                                               iou_threshold=iou_threshold, score_threshold=score_threshold,
+                                               plots=plots)
         result.events = detection_events(result.detection, vs, results)
     if save:
         stored = evaluation_store.add(
@@ -263,6 +279,37 @@ def _classify(result: ModelEvaluation, predictor: Any, ds: Any, vs: VersionSplit
                                          classes[t], float(s[p])))
     result.events = events
     result.images = len(kept)
+
+
+def boxes_as_polygons(gt: dict[str, Any]) -> dict[str, Any]:
+    """The ground truth with every object that has no segmentation given its box as a polygon (as
+    segmentation training takes it), so mask mAP counts it instead of failing on it."""
+    anns = []
+    for a in gt["annotations"]:
+        if not a.get("segmentation"):
+            x, y, w, h = a["bbox"]
+            a = {**a, "segmentation": [[x, y, x + w, y, x + w, y + h, x, y + h]]}
+        anns.append(a)
+    return {**gt, "annotations": anns}
+
+
+def _semantic(result: ModelEvaluation, predictor: Any, ds: Any) -> None:
+    """Per-class IoU and mIoU over the split's pixels (the label maps built as training builds them)."""
+    from visionloop.evaluate.semantic import SemanticConfusion
+
+    index = {n: i for i, n in enumerate(predictor.classes)}
+    remap = np.asarray([0] + [index.get(n, -1) + 1 for n in ds.class_names], dtype=np.int64)
+    if (remap[1:] == 0).any():
+        missing = [n for n in ds.class_names if n not in index]
+        raise VisionLoopError(f"the version has classes model {result.model} does not predict: {', '.join(missing)}",
+                              hint="evaluate on a version with the model's classes")
+    conf = SemanticConfusion(["background", *predictor.classes])
+    for k in range(len(ds)):
+        image, target = ds[k]
+        truth = target["label_map"]
+        truth = np.where(truth == 255, 255, remap[np.minimum(truth, len(remap) - 1)])
+        conf.update(truth, predictor.predict(image, file_name=target["file_name"]).label_map)
+    result.semantic = conf.result()
 
 
 def _cls_event(kind: str, error: str, image_id: int, file_name: str, vs: VersionSplit, category: str,

@@ -32,17 +32,24 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
 def postprocess(boxes: np.ndarray, scores: np.ndarray, *, conf: float = 0.05, iou: float = 0.6,
                 max_det: int = 100, pre_nms: int = 1000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(A, 4) boxes and (A, C) scores of one image → boxes (K, 4), scores (K,), labels (K,), best first."""
+    index, s, c = select(boxes, scores, conf=conf, iou=iou, max_det=max_det, pre_nms=pre_nms)
+    return boxes[index].astype(np.float32).reshape(-1, 4), s, c
+
+
+def select(boxes: np.ndarray, scores: np.ndarray, *, conf: float = 0.05, iou: float = 0.6, max_det: int = 100,
+           pre_nms: int = 1000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Threshold, top-k and class-wise NMS: the kept points' indices (K,), scores (K,) and labels (K,)."""
     a, c = np.nonzero(scores > conf)
     s = scores[a, c]
     if len(s) > pre_nms:
         top = np.argsort(-s, kind="stable")[:pre_nms]
         a, c, s = a[top], c[top], s[top]
-    b = boxes[a].astype(np.float64)
     if len(s) == 0:
-        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
+        return np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int64)
+    b = boxes[a].astype(np.float64)
     offset = c[:, None].astype(np.float64) * (float(np.abs(b).max()) + 1.0)  # class-wise NMS in one pass
     keep = nms(b + offset, s.astype(np.float64), iou)[:max_det]
-    return b[keep].astype(np.float32), s[keep].astype(np.float32), c[keep].astype(np.int64)
+    return a[keep].astype(np.int64), s[keep].astype(np.float32), c[keep].astype(np.int64)
 
 
 def unletterbox(boxes: np.ndarray, matrix: np.ndarray, width: int, height: int) -> np.ndarray:

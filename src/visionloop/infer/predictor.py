@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 
 from visionloop.core.errors import ImageError, VisionLoopError
-from visionloop.infer.post import postprocess, unletterbox
+from visionloop.infer.masks import instance_masks, semantic_map
+from visionloop.infer.post import select, unletterbox
+from visionloop.infer.session import open_session
 from visionloop.transforms import Frame, Resize, ResizeMode
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,8 @@ class Prediction:
     scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     probabilities: np.ndarray | None = None  # classification
+    masks: np.ndarray | None = None  # instance segmentation: bool (K, height, width), one per detection
+    label_map: np.ndarray | None = None  # semantic: (height, width), 0 background, k + 1 = classes[k]
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"file_name": self.file_name, "width": self.width, "height": self.height,
@@ -48,10 +52,23 @@ class Prediction:
             order = np.argsort(-self.probabilities, kind="stable")
             out["classes"] = [{"class": self.classes[i], "score": round(float(self.probabilities[i]), 6)}
                               for i in order]
+        elif self.task == "semantic" and self.label_map is not None:
+            from visionloop.infer.masks import rle
+
+            counts = np.bincount(self.label_map.reshape(-1), minlength=len(self.classes) + 1)
+            total = max(1, self.label_map.size)
+            out["segments"] = [{"class": self.classes[k - 1], "pixels": int(counts[k]),
+                                "fraction": round(float(counts[k]) / total, 6), "mask": rle(self.label_map == k)}
+                               for k in range(1, len(self.classes) + 1) if counts[k]]
         else:
             out["detections"] = [{"class": self.classes[int(c)], "score": round(float(s), 6),
                                   "box": [round(float(v), 2) for v in b]}
                                  for b, s, c in zip(self.boxes, self.scores, self.labels, strict=True)]
+            if self.masks is not None:
+                from visionloop.infer.masks import rle
+
+                for d, m in zip(out["detections"], self.masks, strict=True):
+                    d["mask"] = rle(m)
         return out
 
 
@@ -78,20 +95,8 @@ def choose_providers(device: str = "cpu") -> list[str]:
 class Predictor:
     def __init__(self, model: str | Path | bytes, *, providers: list[str] | None = None, threads: int | None = None,
                  device: str = "cpu") -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-            opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        src = model if isinstance(model, bytes) else str(model)
-        try:
-            self.session = ort.InferenceSession(src, sess_options=opts, providers=providers or choose_providers(device))
-        except Exception as e:
-            where = None if isinstance(model, bytes) else str(model)
-            raise VisionLoopError(f"cannot load the ONNX model: {e}".splitlines()[0], path=where,
-                                  hint="pass a file exported by `visionloop model export`") from None
+        self.session = open_session(model, providers=providers or choose_providers(device), threads=threads,
+                                    what="model", hint="pass a file exported by `visionloop model export`")
         meta = self.session.get_modelmeta().custom_metadata_map
         if "visionloop.preprocessing" not in meta:
             raise VisionLoopError("the ONNX file has no visionloop preprocessing metadata",
@@ -122,6 +127,9 @@ class Predictor:
                 full: bool = False, merge: str = "nms") -> Prediction:
         """Detections in the image's own pixels. `tile=(rows, cols)`: tiled inference (`infer.tiles`):
         overlapping tiles (plus the whole image with `full`), merged class-wise by `merge` (nms | wbf)."""
+        if tile is not None and self.task in ("segment", "semantic"):
+            raise VisionLoopError(f"tiled prediction is for detection models, not {self.task}",
+                                  hint="predict without --tile")
         if tile is not None and self.task != "classify":
             from visionloop.infer.tiles import predict_tiled
 
@@ -134,8 +142,13 @@ class Predictor:
         if self.task == "classify":
             pred.probabilities = outs[0][0]
             return pred
-        boxes, scores, labels = postprocess(outs[0][0], outs[1][0], conf=conf, iou=iou, max_det=max_det)
-        pred.boxes, pred.scores, pred.labels = unletterbox(boxes, matrix, w, h), scores, labels
+        if self.task == "semantic":
+            pred.label_map = semantic_map(outs[0][0], matrix, w, h)
+            return pred
+        index, pred.scores, pred.labels = select(outs[0][0], outs[1][0], conf=conf, iou=iou, max_det=max_det)
+        pred.boxes = unletterbox(outs[0][0][index].reshape(-1, 4), matrix, w, h)
+        if self.task == "segment":
+            pred.masks = instance_masks(outs[2][0][index], outs[3][0], pred.boxes, matrix, w, h)
         return pred
 
     def predict_file(self, path: str | Path, **kw: Any) -> Prediction:

@@ -173,25 +173,36 @@ def predict_tiled(predictor: Predictor, image: np.ndarray, *, tile: tuple[int, i
     h, w = image.shape[:2]
     tiles = tile_grid(w, h, *tile, overlap=overlap)
     per_tile = max(max_det, 300)
-    bs, ss, ls, cuts, srcs = [], [], [], [], []
-    for t_i, t in enumerate(tiles):
+    parts = []
+    for t in tiles:
         p = predictor.predict(image[t.y0:t.y1, t.x0:t.x1], conf=conf, iou=iou, max_det=per_tile)
-        b = p.boxes.astype(np.float64) + np.array([t.x0, t.y0, t.x0, t.y0], np.float64)
-        bs.append(b)
-        ss.append(p.scores)
-        ls.append(p.labels)
-        cuts.append(cut_mask(b, t, w, h))
-        srcs.append(np.full(len(b), t_i))
+        parts.append((p.boxes, p.scores, p.labels))
     if full:
         p = predictor.predict(image, conf=conf, iou=iou, max_det=per_tile)
-        bs.append(p.boxes.astype(np.float64))
-        ss.append(p.scores)
-        ls.append(p.labels)
-        cuts.append(np.zeros(len(p.boxes), bool))
-        srcs.append(np.full(len(p.boxes), len(tiles)))
-    boxes, scores, labels = merge(np.concatenate(bs), np.concatenate(ss), np.concatenate(ls),
-                                  np.concatenate(cuts), np.concatenate(srcs), iou=merge_iou, method=merge_method,
-                                  max_det=max_det)
+        parts.append((p.boxes, p.scores, p.labels))
     pred = Prediction(file_name, w, h, predictor.task, predictor.classes)
-    pred.boxes, pred.scores, pred.labels = boxes, scores, labels
+    pred.boxes, pred.scores, pred.labels = merge_tiles(tiles, parts, w, h, merge_method=merge_method,
+                                                       merge_iou=merge_iou, max_det=max_det)
     return pred
+
+
+def merge_tiles(tiles: list[Tile], parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], width: int, height: int,
+                *, merge_method: str = "nms", merge_iou: float = 0.5,
+                max_det: int = 100) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each tile's detections (boxes in the tile's pixels, scores, labels; one more part after the tiles: the
+    whole image's) mapped to the image and merged."""
+    bs, ss, ls, cuts, srcs = [], [], [], [], []
+    for t_i, (boxes, scores, labels) in enumerate(parts):
+        if t_i < len(tiles):
+            t = tiles[t_i]
+            b = boxes.astype(np.float64) + np.array([t.x0, t.y0, t.x0, t.y0], np.float64)
+            cuts.append(cut_mask(b, t, width, height))
+        else:
+            b = boxes.astype(np.float64)
+            cuts.append(np.zeros(len(b), bool))
+        bs.append(b.reshape(-1, 4))
+        ss.append(scores)
+        ls.append(labels)
+        srcs.append(np.full(len(b), t_i))
+    return merge(np.concatenate(bs), np.concatenate(ss), np.concatenate(ls), np.concatenate(cuts),
+                 np.concatenate(srcs), iou=merge_iou, method=merge_method, max_det=max_det)

@@ -192,8 +192,9 @@ def predict_video(predictor: Predictor, path: str | Path, *, every_ms: float = 5
     frames list those at or above `conf` and the lower ones that continued a track. `predict_kw` go to `Predictor.predict` (e.g. `tile`)."""
     import cv2
 
-    if predictor.task == "classify":
-        raise VisionLoopError("video tracks need a detection model", hint="predict single frames of a classifier")
+    if predictor.task not in ("detect", "segment"):
+        raise VisionLoopError(f"video tracks need a detection model, not {predictor.task}",
+                              hint="predict single frames of a classifier or a semantic model")
     tracker = tracker or IoUTracker(high=conf, low=min(0.1, conf / 2))
     cap = cv2.VideoCapture(str(path))
     fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)

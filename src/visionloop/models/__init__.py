@@ -3,8 +3,9 @@
     from visionloop.models import ARCHS, build
     model = build("fcos_lite0", num_classes=3, weights=resolve("efficientnet_lite0.imagenet"))
 
-Architectures: `fcos_lite0` (detect: FCOS + FPN P3–P7 on EfficientNet-Lite0), `cls_lite0`
-(classify: single- or multi-label). Instance and semantic segmentation heads come later.
+Architectures: `fcos_lite0` (detect: FCOS + FPN P3–P7 on EfficientNet-Lite0), `fcos_seg_lite0`
+(segment: the same detector plus YOLACT-style prototype masks), `lraspp_lite0` (semantic: LR-ASPP),
+`cls_lite0` (classify: single- or multi-label).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from visionloop.models.weights import DEFAULT, Weights, WeightsInfo, WeightsSpec
 @dataclass(frozen=True)
 class ArchInfo:
     name: str
-    task: str  # detect | classify
+    task: str  # detect | segment | semantic | classify
     imgsz: int  # default square input side
     resize: str  # fit (letterbox) | stretch
     description: str
@@ -32,17 +33,21 @@ class ArchInfo:
 ARCHS: dict[str, ArchInfo] = {
     "fcos_lite0": ArchInfo("fcos_lite0", "detect", 320, "fit",
                            "anchor-free FCOS + FPN (P3-P7, strides 8-128) on EfficientNet-Lite0"),
+    "fcos_seg_lite0": ArchInfo("fcos_seg_lite0", "segment", 320, "fit",
+                               "fcos_lite0 plus 16 prototype masks at stride 4 mixed per detection (YOLACT-style)"),
+    "lraspp_lite0": ArchInfo("lraspp_lite0", "semantic", 320, "fit",
+                             "LR-ASPP semantic segmentation head (strides 8 + 32) on EfficientNet-Lite0"),
     "cls_lite0": ArchInfo("cls_lite0", "classify", 224, "stretch",
                           "EfficientNet-Lite0 classifier (softmax, or sigmoid per class for multi-label)"),
 }
-DEFAULT_ARCH = {"detect": "fcos_lite0", "classify": "cls_lite0"}
-TASKS = ("detect", "classify")
+DEFAULT_ARCH = {"detect": "fcos_lite0", "segment": "fcos_seg_lite0", "semantic": "lraspp_lite0",
+                "classify": "cls_lite0"}
+TASKS = ("detect", "segment", "semantic", "classify")
 
 
 def arch_for(task: str, name: str | None = None) -> ArchInfo:
     if task not in TASKS:
-        raise VisionLoopError(f"task {task!r} is not trainable yet",
-                              hint=f"tasks: {', '.join(TASKS)} (segmentation comes later)")
+        raise VisionLoopError(f"unknown task {task!r}", hint=f"tasks: {', '.join(TASKS)}")
     name = name or DEFAULT_ARCH[task]
     if name not in ARCHS:
         raise VisionLoopError(f"unknown model {name!r}", hint=f"models: {', '.join(ARCHS)}")
@@ -61,6 +66,14 @@ def build(arch: str, config: dict[str, Any]) -> Any:
         from visionloop.models.detector import FCOSDetector
 
         return FCOSDetector(**cfg)
+    if arch == "fcos_seg_lite0":
+        from visionloop.models.instance import FCOSMaskDetector
+
+        return FCOSMaskDetector(**cfg)
+    if arch == "lraspp_lite0":
+        from visionloop.models.segmenter import SemanticSegmenter
+
+        return SemanticSegmenter(**cfg)
     if arch == "cls_lite0":
         from visionloop.models.classifier import Classifier
 
@@ -78,6 +91,19 @@ def create(arch: str, num_classes: int, weights: WeightsSpec, *, multi_label: bo
         det = FCOSDetector(num_classes, arch=w.arch, mean=w.mean, std=w.std, bn_eps=w.bn_eps, **options)
         load_backbone(det.backbone, weights)
         return det
+    if arch == "fcos_seg_lite0":
+        from visionloop.models.detector import load_backbone
+        from visionloop.models.instance import FCOSMaskDetector
+
+        seg = FCOSMaskDetector(num_classes, arch=w.arch, mean=w.mean, std=w.std, bn_eps=w.bn_eps, **options)
+        load_backbone(seg.backbone, weights)
+        return seg
+    if arch == "lraspp_lite0":
+        from visionloop.models.segmenter import SemanticSegmenter
+
+        sem = SemanticSegmenter(num_classes, arch=w.arch, mean=w.mean, std=w.std, bn_eps=w.bn_eps, **options)
+        sem.load_pretrained(weights)
+        return sem
     if arch == "cls_lite0":
         from visionloop.models.classifier import Classifier
 

@@ -12,12 +12,13 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from visionloop.core.errors import VisionLoopError
 from visionloop.serve.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMedia
 from visionloop.serve.schemas import Params
 from visionloop.serve.service import Params as RunParams
 from visionloop.serve.service import Service
 
-PARAMS = ("confidence", "iou", "max_detections", "classes")
+PARAMS = ("confidence", "iou", "max_detections", "classes", "tile", "overlap")
 
 
 def _name(text: Any) -> str:
@@ -89,7 +90,15 @@ def params(query: dict[str, Any], body: dict[str, Any]) -> RunParams:
         err = e.errors()[0]
         field = ".".join(str(x) for x in err["loc"]) or "parameters"
         raise Unprocessable(f"parameter {field}: {err['msg']}") from None
-    return RunParams(p.confidence, p.iou, p.max_detections, p.classes)
+    tile = None
+    if p.tile is not None:
+        from visionloop.infer.tiles import parse_tile
+
+        try:
+            tile = parse_tile(p.tile)
+        except VisionLoopError as e:
+            raise Unprocessable(f"parameter tile: {e}", hint="write it as ROWSxCOLS, e.g. 2x2") from None
+    return RunParams(p.confidence, p.iou, p.max_detections, p.classes, tile, p.overlap)
 
 
 async def read_video(request: Request, svc: Service) -> bytes:

@@ -20,7 +20,11 @@ class PredictionOut(BaseModel):
     box: Box | None = Field(None, description="Absolute pixels of the image as sent (EXIF orientation applied)")
     class_: str = Field(alias="class")
     class_id: int
-    confidence: float
+    confidence: float | None = Field(None, description="Detections and classes (a semantic segment has none)")
+    mask: dict[str, Any] | None = Field(None, description="Instance or semantic mask: COCO compressed RLE "
+                                                          "{size: [height, width], counts}")
+    pixels: int | None = Field(None, description="Semantic segmentation: the class's pixels")
+    fraction: float | None = Field(None, description="Semantic segmentation: the class's share of the image")
 
 
 class Size(BaseModel):
@@ -42,6 +46,7 @@ class ImageOut(BaseModel):
     size: Size
     predictions: list[PredictionOut]
     batch_size: int = Field(description="Images in the inference batch this image ran in")
+    tiles: int | None = Field(None, description="Tiles predicted (with `tile`)")
     timings: ImageTimings
 
 
@@ -77,6 +82,8 @@ class PredictJSON(BaseModel):
     iou: float | None = None
     classes: list[str] | None = None
     max_detections: int | None = None
+    tile: str | None = None
+    overlap: float | None = None
 
 
 class Params(BaseModel):
@@ -85,6 +92,8 @@ class Params(BaseModel):
     iou: float = Field(0.6, ge=0, le=1)
     max_detections: int = Field(100, ge=1, le=1000)
     classes: list[str] | None = None
+    tile: str | None = Field(None, max_length=16)
+    overlap: float = Field(0.2, ge=0, lt=1)
 
 
 class VersionOut(BaseModel):

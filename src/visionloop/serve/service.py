@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from visionloop.core.errors import VisionLoopError
-from visionloop.infer.post import postprocess, unletterbox
+from visionloop.infer.masks import instance_masks, rle, semantic_map
+from visionloop.infer.post import postprocess, select, unletterbox
 from visionloop.serve import catalog as cat
 from visionloop.serve import images as img
 from visionloop.serve.auth import KeyCache, RateLimiter
@@ -43,6 +44,8 @@ class Params:
     iou: float = 0.6
     max_detections: int = 100
     classes: list[str] | None = None
+    tile: tuple[int, int] | None = None  # rows, cols: tiled inference of a detector (small objects, big images)
+    overlap: float = 0.2
 
 
 def check_auth(store: Store, settings: Settings) -> None:
@@ -215,6 +218,8 @@ class Service:
         p = loaded.predictor
         label = f"image {index + 1}" + (f" ({name})" if name else "")
         t0 = time.perf_counter()
+        if params.tile is not None:
+            return await self._tiled(loaded, index, name, data, params, keep, label)
         x, matrix, w, h = await loop.run_in_executor(self.decode, self._prepare, p, data, label)
         t1 = time.perf_counter()
         res = await loaded.batcher.submit(x)
@@ -225,6 +230,108 @@ class Service:
                 "batch_size": res.batch,
                 "timings": {"decode_ms": _ms(t1 - t0), "queue_ms": _ms(res.queue_s),
                             "inference_ms": _ms(res.inference_s), "postprocess_ms": _ms(t3 - t2),
+                            "total_ms": _ms(t3 - t0)}}
+
+    # -- concepts --------------------------------------------------------------------------------------------
+    async def list_concepts(self) -> list[dict[str, Any]]:
+        from visionloop.store import concepts as concept_store
+
+        assert self.store is not None
+        infos = await asyncio.to_thread(concept_store.list_all, self.store)
+        return [{"name": i.name, "kind": i.kind, "threshold": i.threshold, "embedder": i.embedder,
+                 "created_at": i.created_at} for i in infos]
+
+    async def predict_concepts(self, name: str, images: list[tuple[str, bytes]]) -> dict[str, Any]:
+        """Each concept answers on each image's embedding (the project's ONNX embedder, one session per file)."""
+        from visionloop.infer.concepts import ConceptHead, predict
+        from visionloop.store import concepts as concept_store
+
+        assert self.store is not None
+        t0 = time.perf_counter()
+        if not images:
+            raise BadRequest("no image in the request", hint="send multipart files, raw image bytes, or JSON")
+        if len(images) > self.settings.max_images:
+            raise PayloadTooLarge(f"{len(images)} images in one request, at most {self.settings.max_images}",
+                                  hint="split them over several requests")
+
+        def load() -> tuple[list[Any], Any]:
+            assert self.store is not None
+            if name == "all":
+                infos = concept_store.list_all(self.store)
+                if not infos:
+                    raise NotFound("the project has no concepts", hint="teach one with `visionloop concepts train`")
+            else:
+                infos = []
+                for n in (n.strip() for n in name.split(",") if n.strip()):
+                    try:
+                        infos.append(concept_store.get(self.store, n))
+                    except VisionLoopError:
+                        raise NotFound(f"no concept {n[:64]!r}", hint="GET /v1/concepts lists them") from None
+            if len({i.embedder_sha256 for i in infos}) > 1:
+                raise BadRequest("these concepts use different embedders", hint="ask them one at a time")
+            return infos, self._embedder(infos[0].embedder_sha256)
+
+        infos, embedder = await asyncio.to_thread(load)
+        rgbs = await asyncio.gather(*(asyncio.to_thread(
+            img.decode, d, max_pixels=self.settings.max_pixels, name=f"image {i + 1}" + (f" ({n})" if n else ""))
+            for i, (n, d) in enumerate(images)))
+        vectors = await asyncio.to_thread(embedder.embed, rgbs)
+        preds = predict({i.name: ConceptHead.from_json(i.head) for i in infos}, vectors, [n for n, _ in images])
+        return {"concepts": [i.name for i in infos],
+                "images": [{"index": k, "name": n, "matches": p.matches, "concepts": [a.to_json() for a in p.answers]}
+                           for k, ((n, _), p) in enumerate(zip(images, preds, strict=True))],
+                "timings": {"total_ms": _ms(time.perf_counter() - t0)}}
+
+    def _embedder(self, sha256: str) -> Any:
+        from visionloop.infer.embed import OnnxEmbedder
+        from visionloop.store.models import blob_file
+
+        assert self.store is not None
+        cache = self.__dict__.setdefault("_embedders", {})
+        if sha256 not in cache:
+            cache[sha256] = OnnxEmbedder(blob_file(self.store, sha256), threads=1)
+        return cache[sha256]
+
+    async def _tiled(self, loaded: Loaded, index: int, name: str, data: bytes, params: Params,
+                     keep: np.ndarray | None, label: str) -> dict[str, Any]:
+        """Every tile through the batcher (tiles of concurrent requests share batches), merged as `visionloop
+        predict --tile` merges them (`infer.tiles`: cut boxes dropped where a neighbour holds the object, NMS)."""
+        from visionloop.infer.tiles import merge_tiles, tile_grid
+
+        loop = asyncio.get_running_loop()
+        p = loaded.predictor
+        if p.task != "detect":
+            raise BadRequest(f"tiled prediction is for detection models, not {p.task}", hint="leave out `tile`")
+        t0 = time.perf_counter()
+        rgb = await loop.run_in_executor(
+            self.decode, lambda: img.decode(data, max_pixels=self.settings.max_pixels, name=label))
+        h, w = rgb.shape[:2]
+        assert params.tile is not None
+        tiles = tile_grid(w, h, *params.tile, overlap=params.overlap)
+        prepared = await asyncio.gather(*(loop.run_in_executor(self.decode, p.preprocess,
+                                                                 rgb[t.y0:t.y1, t.x0:t.x1]) for t in tiles))
+        t1 = time.perf_counter()
+        results = await asyncio.gather(*(loaded.batcher.submit(x[0]) for x, _ in prepared))
+        t2 = time.perf_counter()
+        per_tile = max(params.max_detections, 300)
+        parts = []
+        for t, (_, matrix), res in zip(tiles, prepared, results, strict=True):
+            scores = res.outputs[1] if keep is None else res.outputs[1] * keep[None, :]
+            idx, conf, labels = select(res.outputs[0], scores, conf=params.confidence, iou=params.iou,
+                                       max_det=per_tile)
+            parts.append((unletterbox(res.outputs[0][idx].reshape(-1, 4), matrix, t.x1 - t.x0, t.y1 - t.y0),
+                          conf, labels))
+        boxes, conf, labels = merge_tiles(tiles, parts, w, h, max_det=params.max_detections)
+        names = p.classes
+        preds = [{"box": {"x0": round(float(b[0]), 2), "y0": round(float(b[1]), 2), "x1": round(float(b[2]), 2),
+                          "y1": round(float(b[3]), 2)},
+                  "class": names[int(c)], "class_id": int(c), "confidence": round(float(s), 6)}
+                 for b, s, c in zip(boxes, conf, labels, strict=True)]
+        t3 = time.perf_counter()
+        return {"index": index, "name": name, "size": {"width": w, "height": h}, "predictions": preds,
+                "batch_size": max(r.batch for r in results), "tiles": len(tiles),
+                "timings": {"decode_ms": _ms(t1 - t0), "queue_ms": _ms(max(r.queue_s for r in results)),
+                            "inference_ms": _ms(sum(r.inference_s for r in results)), "postprocess_ms": _ms(t3 - t2),
                             "total_ms": _ms(t3 - t0)}}
 
     def _prepare(self, p: Any, data: bytes, label: str) -> tuple[np.ndarray, np.ndarray, int, int]:
@@ -241,14 +348,24 @@ class Service:
             order = [int(i) for i in np.argsort(-probs, kind="stable")
                      if probs[i] >= params.confidence and (keep is None or keep[i])][:params.max_detections]
             return [{"class": names[i], "class_id": i, "confidence": round(float(probs[i]), 6)} for i in order]
+        if p.task == "semantic":
+            label_map = semantic_map(outs[0], matrix, w, h)
+            counts = np.bincount(label_map.reshape(-1), minlength=len(names) + 1)
+            return [{"class": names[k - 1], "class_id": k - 1, "pixels": int(counts[k]),
+                     "fraction": round(float(counts[k]) / max(1, label_map.size), 6), "mask": rle(label_map == k)}
+                    for k in range(1, len(names) + 1) if counts[k] and (keep is None or keep[k - 1])]
         scores = outs[1] if keep is None else outs[1] * keep[None, :]
-        boxes, conf, labels = postprocess(outs[0], scores, conf=params.confidence, iou=params.iou,
-                                          max_det=params.max_detections)
-        boxes = unletterbox(boxes, matrix, w, h)
-        return [{"box": {"x0": round(float(b[0]), 2), "y0": round(float(b[1]), 2), "x1": round(float(b[2]), 2),
-                         "y1": round(float(b[3]), 2)},
-                 "class": names[int(c)], "class_id": int(c), "confidence": round(float(s), 6)}
-                for b, s, c in zip(boxes, conf, labels, strict=True)]
+        index, conf, labels = select(outs[0], scores, conf=params.confidence, iou=params.iou,
+                                     max_det=params.max_detections)
+        boxes = unletterbox(outs[0][index].reshape(-1, 4), matrix, w, h)
+        out = [{"box": {"x0": round(float(b[0]), 2), "y0": round(float(b[1]), 2), "x1": round(float(b[2]), 2),
+                        "y1": round(float(b[3]), 2)},
+                "class": names[int(c)], "class_id": int(c), "confidence": round(float(s), 6)}
+               for b, s, c in zip(boxes, conf, labels, strict=True)]
+        if p.task == "segment":
+            for d, m in zip(out, instance_masks(outs[2][index], outs[3], boxes, matrix, w, h), strict=True):
+                d["mask"] = rle(m)
+        return out
 
     # -- video jobs ----------------------------------------------------------------------------------------
     async def start_video(self, name: str, version: str | None, data: bytes, params: Params,
@@ -284,7 +401,7 @@ class Service:
         loop = asyncio.get_running_loop()
         p = loaded.predictor
         tracker = IoUTracker(high=params.confidence, low=min(0.1, params.confidence / 2)) \
-            if p.task != "classify" else None
+            if p.task in ("detect", "segment") else None
         low = replace(params, confidence=min(params.confidence, tracker.low)) if tracker else params
         gen = itertools.islice(sample_frames(path, job.every_ms), self.settings.max_video_frames)
         job.status = "running"

@@ -49,6 +49,8 @@ class TrainSet:
         self.task = task
         self.multi_label = multi_label
         self.num_classes = len(base.class_names)
+        if task in ("segment", "semantic"):
+            base.masks = True  # per-object masks (polygons and RLE rasterised) in the targets
 
     def __len__(self) -> int:
         return len(self.base)
@@ -74,10 +76,14 @@ class TrainSet:
                 y[torch.as_tensor(labels, dtype=torch.long)] = 1.0
                 return pixels, y
             return pixels, torch.tensor(int(labels[0]) if len(labels) else -1, dtype=torch.long)
+        if self.task == "semantic":
+            return pixels, torch.from_numpy(t["label_map"].astype(np.int64))
         boxes = torch.from_numpy(t["boxes"]).reshape(-1, 4)
         keep = (boxes[:, 2] - boxes[:, 0] >= 1) & (boxes[:, 3] - boxes[:, 1] >= 1)
-        return pixels, {"boxes": boxes[keep], "labels": torch.from_numpy(t["labels"])[keep],
-                        "image_id": int(t["image_id"])}
+        out = {"boxes": boxes[keep], "labels": torch.from_numpy(t["labels"])[keep], "image_id": int(t["image_id"])}
+        if self.task == "segment":
+            out["masks"] = torch.from_numpy(t["masks"])[keep]
+        return pixels, out
 
 
 def collate(batch: list[tuple[torch.Tensor, Any]]) -> tuple[torch.Tensor, Any]:

@@ -5,8 +5,9 @@
     result.int8         # accuracy on the validation split, fp32 vs int8, and the delta
 
 The graph takes float32 NCHW RGB pixels on 0..255 of the model's input size (batch dynamic) and
-returns decoded boxes + per-class scores (detection) or probabilities (classification);
-thresholds and NMS are numpy in `visionloop.infer`. The file's metadata_props hold the
+returns decoded boxes + per-class scores (detection; plus mask coefficients and prototypes for
+instance segmentation), per-pixel class probabilities (semantic) or class probabilities
+(classification); thresholds, NMS and mask assembly are numpy in `visionloop.infer`. The file's metadata_props hold the
 preprocessing (`visionloop.preprocessing`), class names (`visionloop.classes`), task, model and
 version, so `visionloop.infer.Predictor` needs nothing else.
 """
@@ -34,7 +35,11 @@ from visionloop.store.models import ExportInfo, ModelInfo
 log = logging.getLogger(__name__)
 
 #: parity bounds between onnxruntime and torch eager on the same input (fp32)
-BOUNDS = {"boxes": 0.05, "scores": 1e-3, "probabilities": 1e-4}
+BOUNDS = {"boxes": 0.05, "scores": 1e-3, "probabilities": 1e-4, "coefs": 1e-3, "protos": 1e-3,
+          "segmentation": 1e-3}
+#: the graph's outputs per task, in order (`visionloop.infer.Predictor` reads them by position)
+OUTPUTS = {"detect": ["boxes", "scores"], "segment": ["boxes", "scores", "coefs", "protos"],
+           "semantic": ["segmentation"], "classify": ["probabilities"]}
 OPSET = 17
 
 
@@ -73,7 +78,7 @@ def to_onnx(net: Any, info: ModelInfo) -> bytes:
     w, h = info.input_size
     mod = net.export_module(w, h).eval()
     x = torch.zeros(1, 3, h, w)
-    outputs = ["boxes", "scores"] if info.task == "detect" else ["probabilities"]
+    outputs = OUTPUTS[info.task]
     buf = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
@@ -96,7 +101,7 @@ def parity(net: Any, info: ModelInfo, data: bytes, *, seed: int = 0) -> dict[str
     rng = np.random.default_rng(seed)
     inputs = [rng.integers(0, 256, (1, 3, h, w)).astype(np.float32), np.full((1, 3, h, w), 114, np.float32)]
     p = Predictor(data)
-    names = ["boxes", "scores"] if info.task == "detect" else ["probabilities"]
+    names = OUTPUTS[info.task]
     out = dict.fromkeys(names, 0.0)
     mod = net.export_module(w, h).eval()
     for x in inputs:
@@ -129,7 +134,8 @@ def export_model(store: Store, model: str | int, *, to: str = "onnx", int8: bool
         q = quantize_int8(store, info, data, calibration=calibration)
         acc = accuracy(store, info, {"fp32": data, "int8": q})
         if acc:
-            acc["delta"] = {k: round(acc["int8"][k] - acc["fp32"][k], 6) for k in acc["fp32"]}
+            acc["delta"] = {k: round(acc["int8"][k] - v, 6) for k, v in acc["fp32"].items()
+                            if isinstance(v, int | float)}
         result.int8 = registry.add_export(store, info.id, format="onnx", precision="int8", data=q, metrics=acc,
                                           meta=metadata(info))
     return result
@@ -138,7 +144,8 @@ def export_model(store: Store, model: str | int, *, to: str = "onnx", int8: bool
 def _images(store: Store, info: ModelInfo, split: str, limit: int | None = None) -> list[tuple[np.ndarray, Any]]:
     from visionloop.versions import VersionDataset
 
-    ds = VersionDataset(store, info.version_id if info.version_id is not None else info.version, split)
+    ds = VersionDataset(store, info.version_id if info.version_id is not None else info.version, split,
+                        masks=info.task in ("segment", "semantic"))
     out = []
     for i in range(len(ds) if limit is None else min(limit, len(ds))):
         img, target = ds[i]
@@ -188,10 +195,17 @@ def accuracy(store: Store, info: ModelInfo, files: dict[str, bytes]) -> dict[str
     out: dict[str, Any] = {"split": split, "images": len(items)}
     for name, data in files.items():
         p = Predictor(data)
-        if info.task == "detect":
+        if info.task in ("detect", "segment"):
+            seg = info.task == "segment"
             preds = [p.predict(img, conf=0.05) for img, _ in items]
-            out[name] = detection_metrics([(q.boxes, q.scores, q.labels) for q in preds], [t for _, t in items],
-                                          num_classes=len(info.classes))
+            out[name] = detection_metrics([(q.boxes, q.scores, q.labels, q.masks) for q in preds],
+                                          [t for _, t in items], num_classes=len(info.classes), masks=seg)
+        elif info.task == "semantic":
+            from visionloop.train.metrics import semantic_metrics
+
+            preds = [p.predict(img) for img, _ in items]
+            out[name] = semantic_metrics([q.label_map for q in preds], [t["label_map"] for _, t in items],
+                                         num_classes=len(info.classes))
         else:
             probs = np.stack([p.predict(img).probabilities for img, _ in items])
             multi = bool(info.hyper.get("multi_label"))

@@ -5,8 +5,8 @@
 
 Per epoch: augmented batches (transforms, seeded by seed/epoch/index), AdamW with a linear warm-up
 and a cosine decay over the planned steps (or over the time budget when only `--time` is given),
-validation on the `valid` split (COCO mAP via pycocotools for detection, accuracy for
-classification), a CSV row, `last.pt` (resume point) and `best.pt` in the model's checkpoint
+validation on the `valid` split (COCO mAP via pycocotools for detection, box and mask mAP for
+instance segmentation, mIoU for semantic segmentation, accuracy for classification), a CSV row, `last.pt` (resume point) and `best.pt` in the model's checkpoint
 folder. Early stopping after `patience` epochs without improvement. At the end the best weights
 become a blob of the model row and, unless `export=False`, the model is exported to ONNX.
 
@@ -35,10 +35,12 @@ from visionloop.store import Store
 from visionloop.store import models as registry
 from visionloop.store.models import ModelInfo
 from visionloop.train.data import TrainSet, collate, preprocessing
-from visionloop.train.metrics import classification_metrics, detection_metrics
+from visionloop.train.metrics import classification_metrics, detection_metrics, semantic_metrics
 from visionloop.versions import VersionDataset
 
 log = logging.getLogger(__name__)
+
+BOX_TASKS = ("detect", "segment")  # tasks whose targets are per-object boxes (and masks)
 
 
 @dataclass
@@ -161,6 +163,8 @@ def train(store: Store, version: str | int, *, task: str = "detect", model: str 
 
     data = TrainSet(train_ds, width=imgsz, height=imgsz, resize=arch.resize, augment=True, seed=seed, task=task,
                     multi_label=multi_label, zoom=zoom)
+    if task in ("segment", "semantic"):
+        _check_masks(train_ds, task)
     if task == "classify" and not multi_label:
         unlabelled = sum(1 for i in range(len(train_ds)) if not any(
             a.label for a in train_ds.sample(i).annotations))
@@ -216,8 +220,8 @@ def train(store: Store, version: str | int, *, task: str = "detect", model: str 
             for g in opt.param_groups:
                 g["lr"] = lr_at(frac, step)
             x = images.to(dev, non_blocking=True).float()
-            if task == "detect":
-                tg = [{"boxes": t["boxes"].to(dev), "labels": t["labels"].to(dev)} for t in targets]
+            if task in BOX_TASKS:
+                tg = [{k: t[k].to(dev) for k in ("boxes", "labels", "masks") if k in t} for t in targets]
                 parts = net.loss(x, tg)
                 loss = sum(parts.values())
             else:
@@ -297,9 +301,35 @@ def _has_multi_labels(ds: VersionDataset) -> bool:
     return False
 
 
+def _check_masks(ds: VersionDataset, task: str) -> None:
+    """Segmentation learns from polygons and masks; boxes alone would teach rectangles. Refuse a split without
+    any, and say how many objects have only a box (they train as filled rectangles)."""
+    from visionloop.core.geometry import Label, Mask, Polygon
+
+    shaped = boxes_only = 0
+    for i in range(len(ds)):
+        for a in ds.sample(i).annotations:
+            if isinstance(a.geometry, Mask | Polygon):
+                shaped += 1
+            elif not isinstance(a.geometry, Label):
+                boxes_only += 1
+    if not shaped:
+        raise VisionLoopError(f"the train split of version {ds.version} has no polygons or masks "
+                              f"({boxes_only} objects have only a box)",
+                              hint=f"--task {task} needs segmentation annotations; train --task detect on boxes")
+    if boxes_only:
+        log.warning("%d of %d train objects of version %s have no polygon or mask: they train as filled boxes",
+                    boxes_only, boxes_only + shaped, ds.version)
+
+
 def _score(row: dict[str, Any], task: str) -> float:
+    fallback = -row["loss"] if row.get("loss") is not None else 0.0
     if task == "detect":
-        return float(row.get("map", -row["loss"] if row.get("loss") is not None else 0.0))
+        return float(row.get("map", fallback))
+    if task == "segment":
+        return float(row.get("mask_map", fallback))
+    if task == "semantic":
+        return float(row.get("miou", fallback))
     return float(row.get("accuracy", row.get("map_labels", -(row.get("loss") or 0.0))))
 
 
@@ -328,6 +358,13 @@ def predict_batches(net: Any, store: Store, version: str | int, split: str, *, t
             boxes, scores = net.predict_raw(x)
             outs += [(b.cpu().numpy(), s.cpu().numpy()) for b, s in zip(boxes, scores, strict=True)]
             targets += tg
+        elif task == "segment":
+            raw = [r.cpu().numpy() for r in net.predict_raw(x)]
+            outs += list(zip(*raw, strict=True))
+            targets += tg
+        elif task == "semantic":
+            outs += list(net.probabilities(x).argmax(1).cpu().numpy().astype(np.uint8))
+            targets += list(tg.numpy())
         else:
             outs.append(net.probabilities(x).cpu().numpy())
             targets.append(tg.numpy())
@@ -343,5 +380,17 @@ def evaluate(net: Any, store: Store, version: str | int, split: str, *, task: st
 
         dets = [postprocess(b, s) for b, s in outs]
         return detection_metrics(dets, targets, num_classes=net.num_classes)
-    return classification_metrics(np.concatenate(outs), np.concatenate(targets), multi_label=multi_label)
+    if task == "segment":
+        from visionloop.infer.masks import instance_masks
+        from visionloop.infer.post import select
 
+        eye = np.eye(3)
+        dets = []
+        for boxes, scores, coefs, protos in outs:
+            index, sc, lab = select(boxes, scores)
+            b = boxes[index].reshape(-1, 4)
+            dets.append((b, sc, lab, instance_masks(coefs[index], protos, b, eye, imgsz, imgsz)))
+        return detection_metrics(dets, targets, num_classes=net.num_classes, masks=True)
+    if task == "semantic":
+        return semantic_metrics(outs, targets, num_classes=net.num_classes)
+    return classification_metrics(np.concatenate(outs), np.concatenate(targets), multi_label=multi_label)

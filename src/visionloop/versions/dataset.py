@@ -24,7 +24,7 @@ import numpy as np
 from sqlalchemy import select
 
 from visionloop.core.errors import ImageError
-from visionloop.core.geometry import Keypoints, Label, Mask, Polygon, polygon_to_mask
+from visionloop.core.geometry import Keypoints, Label, Mask, Polygon, label_map, polygon_to_mask
 from visionloop.core.sample import ImageRef, Sample
 from visionloop.store import itemcodec
 from visionloop.store.project import Store
@@ -139,4 +139,5 @@ class VersionDataset:
                 elif (b := a.box) is not None:
                     m[i, int(b.y0):int(np.ceil(b.y1)), int(b.x0):int(np.ceil(b.x1))] = 1
             target["masks"] = m
+            target["label_map"] = label_map(m, target["labels"], target["iscrowd"])  # semantic segmentation
         return target

@@ -25,29 +25,35 @@ Conf = Annotated[float | None, Query(description="Minimum confidence (0..1, defa
 Iou = Annotated[float | None, Query(description="NMS IoU threshold (0..1, default 0.6)")]
 MaxDet = Annotated[int | None, Query(description="At most this many predictions per image (default 100)")]
 Classes = Annotated[str | None, Query(description="Comma-separated class names or ids to keep")]
+Tile = Annotated[str | None, Query(description="Tiled inference for small objects in big images: ROWSxCOLS, e.g. 2x2")]
+Overlap = Annotated[float | None, Query(description="Overlap of neighbouring tiles (0..1, default 0.2)")]
 
 
 async def _predict(request: Request, svc: ServiceDep, name: str, version: str | None, confidence: float | None,
-                   iou: float | None, max_detections: int | None, classes: str | None) -> Response:
+                   iou: float | None, max_detections: int | None, classes: str | None, tile: str | None = None,
+                   overlap: float | None = None) -> Response:
     images, body_params = await inputs.read(request, svc)
-    query = {"confidence": confidence, "iou": iou, "max_detections": max_detections, "classes": classes}
+    query = {"confidence": confidence, "iou": iou, "max_detections": max_detections, "classes": classes,
+             "tile": tile, "overlap": overlap}
     out = await svc.predict(name, version, images, inputs.params(query, body_params))
     return Response(orjson.dumps(out), media_type="application/json")
 
 
 @router.post("/{name}/predict", response_model=PredictOut, responses=ERRORS, openapi_extra=BODY)
 async def predict(request: Request, svc: ServiceDep, name: str, confidence: Conf = None, iou: Iou = None,
-                  max_detections: MaxDet = None, classes: Classes = None) -> Response:
+                  max_detections: MaxDet = None, classes: Classes = None, tile: Tile = None,
+                  overlap: Overlap = None) -> Response:
     """Predict with the model's ga version, else its newest."""
-    return await _predict(request, svc, name, None, confidence, iou, max_detections, classes)
+    return await _predict(request, svc, name, None, confidence, iou, max_detections, classes, tile, overlap)
 
 
 @router.post("/{name}/versions/{version}/predict", response_model=PredictOut, responses=ERRORS,
              openapi_extra=BODY)
 async def predict_version(request: Request, svc: ServiceDep, name: str, version: str, confidence: Conf = None,
-                          iou: Iou = None, max_detections: MaxDet = None, classes: Classes = None) -> Response:
+                          iou: Iou = None, max_detections: MaxDet = None, classes: Classes = None,
+                          tile: Tile = None, overlap: Overlap = None) -> Response:
     """Predict with one version (a registry id: see GET /v1/models/{name})."""
-    return await _predict(request, svc, name, version, confidence, iou, max_detections, classes)
+    return await _predict(request, svc, name, version, confidence, iou, max_detections, classes, tile, overlap)
 
 
 VIDEO = {"requestBody": {"required": True, "content": {
