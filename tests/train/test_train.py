@@ -165,3 +165,32 @@ def test_wrong_task_and_device_are_one_line_errors(shapes_project):
         train(store, version, task="detect", model="cls_lite0")
     with pytest.raises(VisionLoopError, match="unknown device"):
         train(store, version, device="tpu")
+
+
+def test_time_budget_stops_inside_an_epoch(shapes_project):
+    """--time holds for one long epoch too: the loop stops after the step that crossed it, then validates."""
+    store, version = shapes_project
+    r = train(store, version, task="detect", epochs=50, time_budget=0.01, name="budget", export=False, **FAST)
+    assert r.stopped == "time" and len(r.history) == 1
+    assert r.history[0]["steps"] == 1 and "map" in r.history[0]  # 3 steps per epoch; validated after the cut
+
+
+def test_tensorboard_event_file_holds_the_csv_numbers(shapes_project):
+    """The TensorBoard log, read back with TensorBoard's own event reader (tensorboardX's protobufs)."""
+    from tensorboardX.proto import event_pb2
+
+    store, version = shapes_project
+    r = train(store, version, task="detect", epochs=2, name="board", export=False, **FAST)
+    folder = registry.checkpoint_dir(store, r.model)
+    files = list((folder / "tensorboard").glob("events.out.tfevents.*"))
+    assert len(files) == 1
+    data, scalars, pos = files[0].read_bytes(), {}, 0
+    while pos < len(data):  # TFRecord framing: length (8), crc (4), payload, crc (4)
+        n = int.from_bytes(data[pos:pos + 8], "little")
+        event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + n])
+        pos += 12 + n + 4
+        for v in event.summary.value:
+            scalars.setdefault(v.tag, []).append((event.step, v.simple_value))
+    assert [s for s, _ in scalars["train/loss"]] == list(range(1, 7))  # 3 steps per epoch
+    assert [round(v, 4) for _, v in scalars["epoch/loss"]] == [round(h["loss"], 4) for h in r.history]
+    assert [round(v, 4) for _, v in scalars["epoch/map"]] == [round(h["map"], 4) for h in r.history]

@@ -6,8 +6,9 @@
 Per epoch: augmented batches (transforms, seeded by seed/epoch/index), AdamW with a linear warm-up
 and a cosine decay over the planned steps (or over the time budget when only `--time` is given),
 validation on the `valid` split (COCO mAP via pycocotools for detection, box and mask mAP for
-instance segmentation, mIoU for semantic segmentation, accuracy for classification), a CSV row, `last.pt` (resume point) and `best.pt` in the model's checkpoint
-folder. Early stopping after `patience` epochs without improvement. At the end the best weights
+instance segmentation, mIoU for semantic segmentation, accuracy for classification), a CSV row and
+TensorBoard scalars (`tensorboard --logdir <checkpoint folder>/tensorboard`), `last.pt` (resume point)
+and `best.pt` in the model's checkpoint folder. `--time` stops inside an epoch when one is long. Early stopping after `patience` epochs without improvement. At the end the best weights
 become a blob of the model row and, unless `export=False`, the model is exported to ONNX.
 
 Same seed, same data, same device (CPU) → same metrics: torch's generator, each item's
@@ -205,8 +206,11 @@ def train(store: Store, version: str | int, *, task: str = "detect", model: str 
 
     t0 = time.perf_counter() - spent
     stopped = "epochs"
+    reserve = 0.0  # seconds kept for the validation after a stop inside an epoch (the last one's duration)
     epoch = start_epoch
     csv_path = folder / "log.csv"
+    out_of_time = False
+    board = _board(folder)
     for epoch in range(start_epoch, epochs):
         data.epoch = epoch
         net.train()
@@ -232,6 +236,9 @@ def train(store: Store, version: str | int, *, task: str = "detect", model: str 
             opt.step()
             step += 1
             losses.append(float(loss.detach()))
+            if board is not None:
+                board.add_scalar("train/loss", losses[-1], step)
+                board.add_scalar("train/lr", opt.param_groups[0]["lr"], step)
             if progress is not None:
                 done = (epoch - start_epoch) * steps_per_epoch + i + 1
                 rate = (time.perf_counter() - t0 - spent) / done
@@ -241,20 +248,29 @@ def train(store: Store, version: str | int, *, task: str = "detect", model: str 
                 progress(Progress(epoch + 1, epochs, i + 1, steps_per_epoch, float(np.mean(losses[-20:])), eta))
             if max_steps is not None and step >= max_steps:
                 break
+            if budget is not None and time.perf_counter() - t0 + reserve >= budget:
+                out_of_time = True  # stop inside the epoch: the budget holds for one long epoch too
+                break
         train_s = time.perf_counter() - te
         row: dict[str, Any] = {"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 6) if losses else None,
-                               "lr": opt.param_groups[0]["lr"], "train_s": round(train_s, 3)}
+                               "lr": opt.param_groups[0]["lr"], "train_s": round(train_s, 3), "steps": len(losses)}
         if valid_split is not None:
             tv = time.perf_counter()
             row.update(evaluate(net, store, version, valid_split, task=task, imgsz=imgsz, resize=arch.resize,
                                 device=dev, multi_label=multi_label, batch=batch))
             row["valid_s"] = round(time.perf_counter() - tv, 3)
+            reserve = row["valid_s"]  # the next stop leaves time for one more validation
         history.append(row)
         score = _score(row, task)
         if score > best:
             best, best_epoch = score, epoch + 1
             torch.save(net.state_dict(), folder / "best.pt")
         _csv(csv_path, row)
+        if board is not None:
+            for k, v in row.items():
+                if isinstance(v, int | float) and k not in ("epoch", "steps"):
+                    board.add_scalar(f"epoch/{k}", v, epoch + 1)
+            board.flush()
         torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1, "step": step,
                     "best": best, "best_epoch": best_epoch, "history": history,
                     "seconds": time.perf_counter() - t0, "torch_rng": torch.get_rng_state(),
@@ -266,6 +282,9 @@ def train(store: Store, version: str | int, *, task: str = "detect", model: str 
         if max_steps is not None and step >= max_steps:
             stopped = "steps"
             break
+        if out_of_time:
+            stopped = "time"
+            break
         if patience is not None and epoch + 1 - best_epoch >= patience:
             stopped = "early-stop"
             break
@@ -275,10 +294,12 @@ def train(store: Store, version: str | int, *, task: str = "detect", model: str 
                 stopped = "time"
                 break
     seconds = time.perf_counter() - t0
+    if board is not None:
+        board.close()
     if (folder / "best.pt").exists():
         net.load_state_dict(torch.load(folder / "best.pt", map_location=dev, weights_only=True))
     best_row = next((h for h in history if h["epoch"] == best_epoch), history[-1] if history else {})
-    metrics = {k: v for k, v in best_row.items() if k not in ("lr", "train_s", "valid_s")}
+    metrics = {k: v for k, v in best_row.items() if k not in ("lr", "train_s", "valid_s", "steps")}
     metrics.update({"best_epoch": best_epoch, "epochs_run": len(history), "seconds": round(seconds, 2),
                     "stopped": stopped})
     buf = io.BytesIO()
@@ -290,6 +311,16 @@ def train(store: Store, version: str | int, *, task: str = "detect", model: str 
         export_model(store, info.name, net=net.cpu())
         info = registry.get(store, info.id)
     return TrainResult(info, metrics, len(history), seconds, stopped, history)
+
+
+def _board(folder: Path) -> Any:
+    """A TensorBoard event writer in the checkpoint folder (`tensorboard --logdir <folder>/tensorboard`)."""
+    try:
+        from tensorboardX import SummaryWriter
+    except ImportError:  # pragma: no cover - a dependency; the CSV log stays
+        log.warning("tensorboardX is not installed: no TensorBoard log (log.csv is written)")
+        return None
+    return SummaryWriter(str(folder / "tensorboard"), flush_secs=30)
 
 
 def _has_multi_labels(ds: VersionDataset) -> bool:
