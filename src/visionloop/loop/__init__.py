@@ -1,0 +1,1 @@
+"""The loop stage: choose what to label next (selection strategies and `select_images`)."""
