@@ -19,6 +19,7 @@ from visionloop.cli import health as health_cmds
 from visionloop.cli import keys as keys_cmds
 from visionloop.cli import model as model_cmds
 from visionloop.cli import project as project_cmds
+from visionloop.cli import select as select_cmds
 from visionloop.cli import serve as serve_cmds
 from visionloop.cli import train as train_cmds
 from visionloop.cli import version as version_cmds
@@ -67,6 +68,7 @@ app.command("predict")(model_cmds.predict)
 app.command("serve")(serve_cmds.serve)
 app.add_typer(keys_cmds.app, name="keys")
 app.add_typer(concepts_cmds.app, name="concepts")
+app.command("select")(select_cmds.select)
 
 
 #: what an interrupted command leaves behind, by command (the first one or two words after `visionloop`)

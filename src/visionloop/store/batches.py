@@ -30,6 +30,7 @@ CHUNK = 500
 class BatchKind(StrEnum):
     IMPORT = "import"
     FIX = "fix"
+    SELECT = "select"  # images tagged by `visionloop select`
 
 
 class Op(StrEnum):
