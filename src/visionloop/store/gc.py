@@ -35,6 +35,7 @@ REFERENCES: tuple[tuple[str, str], ...] = (
     ("error_event", "sha256"),
     ("concept", "embedder_sha256"),
     ("concept_image", "sha256"),
+    ("prediction_log", "sha256"),
 )
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -378,3 +379,35 @@ class ConceptImageRow(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     role: Mapped[str] = mapped_column(String(16))
     file_name: Mapped[str] = mapped_column(String(256))
+
+
+class PredictionLogRow(Base):
+    """One served image that the server's sampling rules kept (`visionloop serve --log-predictions`): append-only.
+
+    `model` is the name the request asked for (a model or a task family), `model_name` / `model_version` the
+    registry model that answered (its name and id). The image is a blob; `predictions` is the served answer
+    (class, class_id, confidence, box / mask as in the response). `max_confidence` / `min_confidence` are over
+    those predictions (NULL when there are none) and `classes` lists the predicted class names as `,a,b,`
+    (so a class filter is one LIKE on any database). `embedding` stays NULL until an embedding job fills it.
+    """
+
+    __tablename__ = "prediction_log"
+    __table_args__ = (Index("ix_prediction_log_model_created_at", "model", "created_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    model: Mapped[str] = mapped_column(String(64))
+    model_name: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[int]
+    task: Mapped[str] = mapped_column(String(16))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)  # the image blob
+    image_name: Mapped[str] = mapped_column(String(256), default="")
+    width: Mapped[int]
+    height: Mapped[int]
+    predictions: Mapped[list[Any]] = mapped_column(default=list)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    max_confidence: Mapped[float | None] = mapped_column(Float)
+    min_confidence: Mapped[float | None] = mapped_column(Float)
+    classes: Mapped[str] = mapped_column(Text, default=",")
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary)  # float32 vector; NULL until computed
+    embedding_model: Mapped[str | None] = mapped_column(String(256))
+    key_prefix: Mapped[str | None] = mapped_column(String(16))
