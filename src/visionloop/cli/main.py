@@ -80,6 +80,7 @@ INTERRUPTED = {
     "version create": "version generation was stopped; the images generated so far are kept: run the same "
                       "command again to resume",
     "fix": "the fix was stopped; the project is unchanged",
+    "select": "the selection was stopped; no image was tagged",
     "serve": "the server stopped (requests in flight were answered first)",
 }
 
