@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -32,6 +32,15 @@ def serve(
     model_workers: Annotated[int | None, typer.Option(
         help="Concurrent inference threads per model (default: one per core, at most 4).")] = None,
     threads: Annotated[int | None, typer.Option(help="ONNX Runtime threads per inference thread.")] = None,
+    log_predictions: Annotated[float | None, typer.Option(
+        metavar="RATE", help="Log this share (0..1) of served images with their predictions into the project "
+                             "(every model; default: off). See `visionloop predictions`.")] = None,
+    log_below: Annotated[float | None, typer.Option(
+        help="With --log-predictions: only images whose top confidence is under this.")] = None,
+    log_rules: Annotated[str | None, typer.Option(
+        help="Logging rules per model as JSON or a .json/.toml file: {\"MODEL or *\": {\"rate\", \"below\", "
+             "\"class_caps\": {CLASS: N}, \"cap_window\": minute|hour|day, \"per_minute\", \"per_hour\", "
+             "\"per_day\"}}.")] = None,
 ) -> None:
     """Serve the project's models over HTTP (OpenAPI at /docs) until Ctrl-C."""
     from visionloop.serve import Settings
@@ -42,9 +51,59 @@ def serve(
              "max_body_bytes": int(max_body_mb * 1024 * 1024) if max_body_mb else None}
     settings = Settings(host=host, port=port, auth=True if auth else None, url_allow_list=allow_url or [],
                         models=model or [], workers=model_workers,
+                        log_predictions=log_settings(log_predictions, log_below, log_rules),
                         device=device, **{k: v for k, v in given.items() if v is not None})
     shown = host if ":" not in host else f"[{host}]"
     err_console.print(f"serving {Path(project).resolve()} on http://{shown}:{port} (docs at /docs, "
                       f"auth {'on' if settings.auth_required() else 'off'}); Ctrl-C stops", highlight=False,
                       soft_wrap=True)
+    if settings.log_predictions:
+        err_console.print(f"logging predictions for {', '.join(sorted(settings.log_predictions))} "
+                          "(`visionloop predictions list` shows them)", highlight=False)
     run(project, settings, workers=workers)
+
+
+def log_settings(rate: float | None, below: float | None, rules: str | None) -> dict[str, Any]:
+    """`--log-rules` (inline JSON, or a .json / .toml file) with `--log-predictions` / `--log-below` as the
+    rules of "*" (every model the file does not name)."""
+    import json
+
+    from visionloop.core.errors import VisionLoopError
+
+    out: dict[str, Any] = {}
+    if rules is not None:
+        text, source = rules, "--log-rules"
+        if not rules.lstrip().startswith("{"):
+            path = Path(rules)
+            if not path.is_file():
+                raise VisionLoopError(f"--log-rules: neither JSON nor a file: {rules!r}")
+            text, source = path.read_text(encoding="utf-8"), str(path)
+        try:
+            if source.endswith(".toml"):
+                import tomllib
+
+                out = tomllib.loads(text)
+            else:
+                out = json.loads(text)
+        except ValueError as e:
+            raise VisionLoopError(f"{source}: not valid {'TOML' if source.endswith('.toml') else 'JSON'}: {e}") \
+                from None
+        if not isinstance(out, dict) or not all(isinstance(v, dict) for v in out.values()):
+            raise VisionLoopError(f"{source}: expected an object of model name -> rules")
+    if rate is not None or below is not None:
+        out["*"] = {**out.get("*", {}), **({"rate": rate} if rate is not None else {}),
+                    **({"below": below} if below is not None else {})}
+    from pydantic import ValidationError
+
+    from visionloop.serve.settings import LogRules
+
+    checked = {}
+    for name, r in out.items():
+        try:
+            checked[name] = LogRules.model_validate(r)
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise VisionLoopError(f"logging rules of {name!r}: {where}: {first['msg']}",
+                                  hint="rate and below lie in 0..1; caps and limits are counts") from None
+    return checked

@@ -31,3 +31,16 @@ class Metrics:
                                 ["model", "version"], registry=r)
         self.loaded = Gauge("visionloop_models_loaded", "ONNX Runtime sessions in memory", registry=r)
         self.swaps = Counter("visionloop_model_swaps", "Hot swaps after a promote", ["model"], registry=r)
+        # the prediction log (serve/prediction_log.py): images kept, skipped by a rule, dropped on a full queue
+        self.log_written = Counter("visionloop_prediction_log_written", "Served images written to the prediction log",
+                                   ["model", "version"], registry=r)
+        self.log_skipped = Counter("visionloop_prediction_log_skipped",
+                                   "Served images the sampling rules did not keep (reason: confident, rate, "
+                                   "class_cap, limit)", ["model", "version", "reason"], registry=r)
+        self.log_dropped = Counter("visionloop_prediction_log_dropped",
+                                   "Images to log dropped because the log queue was full", ["model", "version"],
+                                   registry=r)
+        self.log_failed = Counter("visionloop_prediction_log_failed", "Images to log whose store write failed",
+                                  ["model", "version"], registry=r)
+        self.log_queue = Gauge("visionloop_prediction_log_queue", "Images waiting to be written to the log",
+                               registry=r)

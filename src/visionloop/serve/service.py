@@ -74,12 +74,19 @@ class Service:
 
         self.jobs = Jobs()
         self._http: Any = None
+        self.predlog: Any = None
+        if settings.log_predictions:
+            from visionloop.serve.prediction_log import PredictionLogger
+
+            self.predlog = PredictionLogger(settings, self.metrics)
 
     # -- life cycle ----------------------------------------------------------------------------
     async def start(self) -> None:
         self.store = await asyncio.to_thread(Store.open, self.store_path)
         await asyncio.to_thread(check_auth, self.store, self.settings)
         self.keys = KeyCache(self.store, self.settings.key_cache_s)
+        if self.predlog is not None:
+            self.predlog.start(self.store)
         await asyncio.get_running_loop().run_in_executor(self.decode, _warm)
         await self.refresh(load_all=self.settings.preload)
         if self.settings.refresh_s > 0:
@@ -94,6 +101,8 @@ class Service:
         await self.pool.close()
         if self._http is not None:
             await self._http.aclose()
+        if self.predlog is not None:
+            await self.predlog.close()
         self.decode.shutdown(wait=False)
         if self.store:
             self.store.close()
@@ -165,7 +174,7 @@ class Service:
 
     # -- prediction ------------------------------------------------------------------------------
     async def predict(self, name: str, version: str | None, images: list[tuple[str, bytes]],
-                      params: Params) -> dict[str, Any]:
+                      params: Params, *, key_prefix: str | None = None) -> dict[str, Any]:
         t0 = time.perf_counter()
         target = self.catalog.resolve(name, version)
         labels = (target.name, str(target.version))
@@ -182,6 +191,9 @@ class Service:
             results = await asyncio.gather(*(self._one(loaded, i, n, d, params, keep)
                                              for i, (n, d) in enumerate(images)))
             self.metrics.images.labels(*labels).inc(len(results))
+            if self.predlog is not None:  # sampled, queued, written later: never waits, never raises
+                for (n, d), r in zip(images, results, strict=True):
+                    self.predlog.offer(target, n, d, r, key_prefix=key_prefix)
             return {"model": {"name": target.name, "version": target.version, "model": target.model.name,
                               "stage": target.model.stage, "task": target.model.task},
                     "images": results,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
 
@@ -17,6 +18,25 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+class LogRules(BaseModel):
+    """Which served images of one model the prediction log keeps (checked in this order, per image):
+    `below` (only images whose top confidence is under it, or that have no prediction), then a `rate` draw, then
+    `class_caps` (an image is kept only while every class it shows is under its cap in the current `cap_window`),
+    then the per-minute/hour/day limits (UTC calendar windows). An image refused by a later rule does not count
+    against an earlier one's budget. Counters live in the server process: with `--workers N` each worker keeps
+    its own, so the caps and limits hold per worker."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rate: float = Field(1.0, ge=0, le=1)
+    below: float | None = Field(None, ge=0, le=1)
+    class_caps: dict[str, int] = Field(default_factory=dict)
+    cap_window: Literal["minute", "hour", "day"] = "day"
+    per_minute: int | None = Field(None, ge=0)
+    per_hour: int | None = Field(None, ge=0)
+    per_day: int | None = Field(None, ge=0)
 
 
 class Settings(BaseModel):
@@ -70,6 +90,14 @@ class Settings(BaseModel):
     threads: int | None = None
     device: str = "cpu"
     decode_threads: int = 2
+
+    # prediction log (off by default): rules by served name or registry model name, "*" for every other model
+    log_predictions: dict[str, LogRules] = Field(default_factory=dict)
+    #: images waiting to be written, and their bytes; beyond either, an image is dropped (and counted), never waited on
+    log_queue: int = Field(1024, ge=1)
+    log_queue_mb: float = Field(64.0, gt=0)
+    #: rows per store transaction at most (the writer takes what is queued, up to this)
+    log_batch: int = Field(64, ge=1)
 
     def inference_workers(self) -> int:
         if self.workers:

@@ -35,7 +35,9 @@ async def _predict(request: Request, svc: ServiceDep, name: str, version: str | 
     images, body_params = await inputs.read(request, svc)
     query = {"confidence": confidence, "iou": iou, "max_detections": max_detections, "classes": classes,
              "tile": tile, "overlap": overlap}
-    out = await svc.predict(name, version, images, inputs.params(query, body_params))
+    key = getattr(request.state, "key", None)
+    out = await svc.predict(name, version, images, inputs.params(query, body_params),
+                            key_prefix=key.prefix if key else None)
     return Response(orjson.dumps(out), media_type="application/json")
 
 
