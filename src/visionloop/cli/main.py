@@ -18,6 +18,7 @@ from visionloop.cli import evaluate as evaluate_cmds
 from visionloop.cli import health as health_cmds
 from visionloop.cli import keys as keys_cmds
 from visionloop.cli import model as model_cmds
+from visionloop.cli import predictions as predictions_cmds
 from visionloop.cli import project as project_cmds
 from visionloop.cli import select as select_cmds
 from visionloop.cli import serve as serve_cmds
@@ -68,6 +69,7 @@ app.command("predict")(model_cmds.predict)
 app.command("serve")(serve_cmds.serve)
 app.add_typer(keys_cmds.app, name="keys")
 app.add_typer(concepts_cmds.app, name="concepts")
+app.add_typer(predictions_cmds.app, name="predictions")
 app.command("select")(select_cmds.select)
 
 
