@@ -14,7 +14,7 @@ import orjson
 from visionloop.core.classes import ClassMap
 from visionloop.core.geometry import Box, Label, Mask
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample, Source
-from visionloop.infer.predictor import Prediction
+from visionloop.infer.prediction import Prediction
 
 
 def to_coco(preds: Sequence[Prediction], classes: Sequence[str]) -> dict[str, Any]:

@@ -18,15 +18,23 @@ than a tile. Boxes are mapped back to the image and merged:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
 from visionloop.core.errors import VisionLoopError
 from visionloop.infer.post import nms
+from visionloop.infer.prediction import Prediction
 
-if TYPE_CHECKING:
-    from visionloop.infer.predictor import Prediction, Predictor
+
+class Model(Protocol):
+    """What tiling needs of a predictor (`visionloop.infer.Predictor` is one)."""
+
+    task: str
+    classes: list[str]
+
+    def predict(self, image: np.ndarray, *, conf: float = 0.25, iou: float = 0.6, max_det: int = 100) -> Prediction:
+        ...
 
 MERGES = ("nms", "wbf")
 
@@ -164,12 +172,10 @@ def merge(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, cut: np.nda
     return b[order].astype(np.float32), s[order].astype(np.float32), lab[order]
 
 
-def predict_tiled(predictor: Predictor, image: np.ndarray, *, tile: tuple[int, int], overlap: float = 0.2,
+def predict_tiled(predictor: Model, image: np.ndarray, *, tile: tuple[int, int], overlap: float = 0.2,
                   full: bool = False, merge_method: str = "nms", conf: float = 0.25, iou: float = 0.6,
                   merge_iou: float = 0.5, max_det: int = 100, file_name: str = "") -> Prediction:
     """Predict every tile (and the whole image with `full`), map the boxes back, merge (see the module)."""
-    from visionloop.infer.predictor import Prediction
-
     h, w = image.shape[:2]
     tiles = tile_grid(w, h, *tile, overlap=overlap)
     per_tile = max(max_det, 300)
