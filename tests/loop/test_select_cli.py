@@ -80,6 +80,8 @@ def test_entropy_select_picks_the_independently_scored_images(project, how):
         assert x["score"] == pytest.approx(score[x["image_id"]], abs=1e-5)
     assert out["candidates"] == 8 and out["tag"] is None and out["batch_id"] is None
     assert any(v > 0 for v in score.values())  # the model said something: not a test of all-zero ties
+    last = score[want[-1]]
+    assert out["ties"] == sum(1 for i, v in score.items() if i not in want and abs(v - last) <= 1e-4)
 
 
 def test_select_tags_in_an_undoable_batch(project):

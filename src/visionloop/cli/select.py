@@ -64,3 +64,9 @@ def select(
     elif not dry_run:
         line += f"; every one already had tag {result.tag!r}"
     err_console.print(line, soft_wrap=True)
+    if result.ties:
+        last = result.picked[-1].score or 0.0
+        err_console.print(f"warning: {result.ties} more images score within 1e-4 of the last one picked ({last:.4f}), "
+                          "so the cut fell among near-equals"
+                          + ("; per-box max saturates at the most uncertain box: try --aggregate mean or sum"
+                             if result.aggregate == "max" else ""), soft_wrap=True)

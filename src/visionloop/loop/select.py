@@ -60,11 +60,12 @@ class Selection:
     tag: str | None
     batch_id: int | None
     picked: list[Picked] = field(default_factory=list)
+    ties: int = 0  # candidates not picked within 1e-4 of the last picked score: the cut fell among (near) equals
 
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "strategy": self.strategy, "aggregate": self.aggregate, "from": self.source,
                 "candidates": self.candidates, "budget": self.budget, "tag": self.tag, "batch_id": self.batch_id,
-                "picked": [p.to_json() for p in self.picked]}
+                "picked": [p.to_json() for p in self.picked], "ties": self.ties}
 
 
 def image_uncertainty(predictor: Any, files: Sequence[str], measure: Strategy, how: Aggregate, *,
@@ -151,6 +152,9 @@ def select_images(store: Store, model: str | int | None, *, budget: int, strateg
               for i in index.tolist()]
     result = Selection(info.name if info else None, str(strat), str(how) if strat.uncertainty else None, source,
                        len(pool), budget, None, None, picked)
+    if scores is not None and picked and strat != Strategy.HYBRID:
+        rest = np.delete(np.asarray(scores, np.float64), index)
+        result.ties = int(np.sum(np.abs(rest - float(scores[index[-1]])) <= 1e-4))
     if save and picked:
         words = ["visionloop select", f"--strategy {strat}"] + ([f"--model {info.name}"] if info else [])
         ids = [p.image_id for p in picked]
