@@ -153,6 +153,26 @@ def test_errors_are_the_one_process_errors(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("ids", ["int", "str"])
+def test_a_duplicate_annotation_id_across_parts_is_the_one_process_error(tmp_path, runs, ids):
+    """The first and the last annotation share an id: each part is fine alone; the check after all parts is not."""
+    doc = _doc()
+    if ids == "str":
+        for a in doc["annotations"]:
+            a["id"] = f"a{a['id']}"
+    doc["annotations"][-1]["id"] = doc["annotations"][0]["id"]
+    last = len(doc["annotations"]) - 1
+    want = rf"duplicate annotation id {doc['annotations'][0]['id']!r} \(first at annotations\[0\]\)"
+    src = _write(tmp_path, doc)
+    with pytest.raises(FormatError, match=want) as many:
+        convert(src, tmp_path / "many", to="yolo", images="none", workers=3)
+    assert runs == [(3, "ok")]  # the parts read it; the error came from the check after them
+    with pytest.raises(FormatError, match=want) as one:
+        convert(src, tmp_path / "one", to="yolo", images="none", workers=1)
+    assert str(many.value) == str(one.value) and f"annotations[{last}]" in str(many.value)
+    assert not (tmp_path / "many").exists() and not (tmp_path / "one").exists()
+
+
 def test_strict_loss_and_class_mapping(tmp_path):
     doc = _doc(extra=lambda i, k: {"keypoints": [5, 5, 2], "num_keypoints": 1} if i == 50 and k == 0 else {})
     src = _write(tmp_path, doc)

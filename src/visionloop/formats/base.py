@@ -95,6 +95,9 @@ class Reader:
     _samples: Callable[[], Iterator[Sample]]
     source: Path | None = None
     parts: Callable[[int], list[ReadPart] | None] | None = None
+    #: called once every part was read (each in its own process), with the parts: the checks that need them all
+    #: (COCO: annotation ids unique across parts); raises what reading in one process would have raised
+    verify_parts: Callable[[list[ReadPart]], None] | None = None
 
     def __iter__(self) -> Iterator[Sample]:
         return self._samples()

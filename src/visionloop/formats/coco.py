@@ -237,7 +237,12 @@ def read(path: Path, *, split: str | None = None) -> Reader:
         index = sources[0][0][0][1]
         return None if _prefix_of(index.path) == IMAGE_INFO else _parts(index, sources[0][1], n)
 
-    return Reader(classes, samples, source=path, parts=parts)
+    def verify_parts(read: list[ReadPart]) -> None:
+        index = sources[0][0][0][1]
+        assert index is not None  # parts() offered them
+        _verify_parts(index, read)
+
+    return Reader(classes, samples, source=path, parts=parts, verify_parts=verify_parts)
 
 
 def _add_categories(classes: ClassMap, categories: list[ClassInfo], f: Path) -> None:
@@ -430,14 +435,18 @@ class _Index:
         repeats = ordered[1:][ordered[1:] == ordered[:-1]]
         self.int_ids = array("q")
         if len(repeats):
-            dup = int(repeats[0])
-            walk = resume(self.path, self.ann_at, "annotations", stream={"annotations"}) if self.ann_at is not None \
-                else iter(())
-            at = [i for key, value in walk if key == "annotations"
-                  for i, item in enumerate(value) if type(item.get("id")) is int and item["id"] == dup][:2]
-            raise FormatError(f"duplicate annotation id {dup} (first at annotations[{at[0]}])", path=self.path,
-                              where=f"annotations[{at[1]}]",
-                              hint="annotation ids must be unique; remove the repeated entry")
+            raise self.duplicate_id(int(repeats[0]))
+
+    def duplicate_id(self, dup: Any) -> FormatError:
+        """The error for an annotation id found twice, naming both places (one more pass over `annotations`)."""
+        walk = resume(self.path, self.ann_at, "annotations", stream={"annotations"}) if self.ann_at is not None \
+            else iter(())
+        at = [i for key, value in walk if key == "annotations"
+              for i, item in enumerate(value) if isinstance(item, dict) and type(item.get("id")) is type(dup)
+              and item["id"] == dup][:2]
+        at += [-1] * (2 - len(at))
+        return FormatError(f"duplicate annotation id {dup!r} (first at annotations[{at[0]}])", path=self.path,
+                           where=f"annotations[{at[1]}]", hint="annotation ids must be unique; remove the repeated entry")
 
     def _add_ids(self, ids: list[tuple[Any, int]]) -> None:
         """Annotation ids must be unique: the same id twice is an error naming both places."""
@@ -571,18 +580,50 @@ def _read_part(index: _Index, split: str | None, offset: int, end: int | None, l
     try:
         rows = _stream(db, f"SELECT id, data FROM img WHERE seq >= {int(lo)} AND seq < {int(hi)} ORDER BY seq")
         ordered = ((image_id, orjson.loads(data)) for image_id, data in rows)
+        int_ids: array[int] = array("q")
+        other_ids: list[Any] = []
+
+        def noted(items: Iterable[Any]) -> Iterator[Any]:  # the ids this part read, checked across parts after all
+            for item in items:
+                ann_id = item.get("id") if isinstance(item, dict) else None
+                if type(ann_id) is int and -(2**63) <= ann_id < 2**63:
+                    int_ids.append(ann_id)
+                elif ann_id is not None:
+                    other_ids.append(ann_id)
+                yield item
+
         for key, value in resume(path, offset, "annotations", stream={"annotations", "images"}, inside=inside,
                                  end=end):
             if key == "annotations":
-                yield from _grouped(value, index, ordered, names, split, roots)
+                yield from _grouped(noted(value), index, ordered, names, split, roots)
             elif key == "images":
                 raise FormatError("`images` after `annotations`", path=path)
             elif key == "categories" and _categories(value, path) != index.categories:
                 raise FormatError("`categories` is not what the end of the file seemed to hold", path=path)
         for _, entry in ordered:
             yield _sample(entry, [], split, roots)
+        scratch = Path(index._tmp.name)
+        (scratch / f"ids-{lo}.bin").write_bytes(int_ids.tobytes())
+        (scratch / f"ids-{lo}.json").write_bytes(orjson.dumps(other_ids))
     finally:
         db.close()
+
+
+def _verify_parts(index: _Index, parts: list[ReadPart]) -> None:
+    """After every part was read (each in its process): annotation ids unique across the parts too."""
+    from collections import Counter
+
+    import numpy as np
+
+    scratch = Path(index._tmp.name)
+    ints = np.sort(np.concatenate([np.frombuffer((scratch / f"ids-{p.start}.bin").read_bytes(), dtype=np.int64)
+                                   for p in parts]))
+    repeats = ints[1:][ints[1:] == ints[:-1]]
+    if len(repeats):
+        raise index.duplicate_id(int(repeats[0]))
+    others = Counter(orjson.dumps(v) for p in parts for v in orjson.loads((scratch / f"ids-{p.start}.json").read_bytes()))
+    if dup := next((orjson.loads(k) for k, n in others.items() if n > 1), None):
+        raise index.duplicate_id(dup)
 
 
 def _insert_images(db: sqlite3.Connection, buf: list[tuple[Any, ...]], path: Path) -> None:

@@ -148,6 +148,8 @@ def _write_in_parts(reader: Reader, tmp: Path, to: str, class_map: ClassMap, ima
         shutil.rmtree(tmp)
         tmp.mkdir()
         return None
+    if reader.verify_parts is not None:
+        reader.verify_parts(parts)
     report: WriteReport = module.finish_parts(tmp, [r["result"] for r in results], classes=class_map)
     for r in results:
         for what, k in r["dropped"].items():

@@ -416,7 +416,7 @@ def _inside(reader: Reader, path: Path) -> Reader:
         return [ReadPart(p.start, functools.partial(inside_root, p, root, source=path)) for p in found]
 
     return Reader(reader.classes, functools.partial(inside_root, reader, root, source=path), source=reader.source,
-                  parts=cut if parts is not None else None)
+                  parts=cut if parts is not None else None, verify_parts=reader.verify_parts)
 
 
 def write(
