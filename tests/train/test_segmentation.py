@@ -207,3 +207,23 @@ def test_predictions_as_coco_and_as_pre_labels(instance, semantic, tmp_path):
         assert sample.annotations and all(isinstance(a.geometry, Mask) or a.geometry.__class__.__name__ == "Box"
                                           for a in sample.annotations)
         assert any(isinstance(a.geometry, Mask) for a in sample.annotations)
+
+
+def test_semantic_map_equals_the_argmax_of_the_warped_probabilities():
+    """One channel at a time (bounded memory) gives what warping all channels and taking argmax gives."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    probs = rng.random((5, 32, 32)).astype(np.float32)
+    matrix = np.array([[0.4, 0, 0], [0, 0.4, 4.0], [0, 0, 1]], np.float64)  # 80 × 60 photo, letterboxed
+    m = matrix[:2].copy()
+    m[:, 2] += m[:, :2] @ np.array([0.5, 0.5]) - 0.5
+    full = cv2.warpAffine(probs.transpose(1, 2, 0), m, (80, 60), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
+    np.testing.assert_array_equal(semantic_map(probs, matrix, 80, 60), full.argmax(-1))
+
+
+def test_label_map_refuses_more_classes_than_it_holds():
+    with pytest.raises(VisionLoopError, match="at most 254 classes"):
+        label_map(np.ones((1, 2, 2), np.uint8), np.array([254]))
+    assert label_map(np.ones((1, 2, 2), np.uint8), np.array([253])).max() == 254

@@ -400,6 +400,12 @@ def label_map(masks: np.ndarray, labels: np.ndarray, crowd: np.ndarray | None = 
     out = np.zeros((h, w), np.uint8)
     if n == 0:
         return out
+    if int(np.max(labels)) + 1 >= IGNORE:
+        from visionloop.core.errors import VisionLoopError
+
+        raise VisionLoopError(f"a label map holds at most {IGNORE - 1} classes (background is 0, {IGNORE} is "
+                              f"ignored); this one has class {int(np.max(labels))}",
+                              hint="merge classes in the version's recipe")
     areas = masks.reshape(n, -1).sum(1)
     for i in np.argsort(-areas, kind="stable"):
         out[masks[i] > 0] = IGNORE if crowd is not None and crowd[i] else int(labels[i]) + 1

@@ -60,10 +60,15 @@ def instance_masks(coefs: np.ndarray, protos: np.ndarray, boxes: np.ndarray, mat
 def semantic_map(probabilities: np.ndarray, matrix: np.ndarray, width: int, height: int) -> np.ndarray:
     """probabilities (K + 1, H, W) in the model's input → (height, width) class map of the photo
     (uint8 up to 255 classes, else uint16): 0 background, k + 1 the model's class k."""
-    full = _inverse_warp(probabilities.transpose(1, 2, 0).astype(np.float32), _grid_matrix(matrix, 1.0),
-                         width, height)
-    labels = full.argmax(axis=-1)
-    return labels.astype(np.uint8 if probabilities.shape[0] <= 256 else np.uint16)
+    grid = _grid_matrix(matrix, 1.0)
+    best = np.full((height, width), -np.inf, np.float32)
+    labels = np.zeros((height, width), np.uint8 if probabilities.shape[0] <= 256 else np.uint16)
+    for k, channel in enumerate(probabilities.astype(np.float32)):  # one photo-sized map at a time, not K + 1
+        value = _inverse_warp(channel[..., None], grid, width, height)[..., 0]
+        better = value > best  # strict: ties keep the lower class, as argmax
+        best[better] = value[better]
+        labels[better] = k
+    return labels
 
 
 def rle(mask: np.ndarray) -> dict[str, Any]:

@@ -75,6 +75,7 @@ class Service:
         self.jobs = Jobs()
         self._http: Any = None
         self.predlog: Any = None
+        self.embedders: dict[str, Any] = {}  # concept embedders (ONNX sessions) by file sha256
         if settings.log_predictions:
             from visionloop.serve.prediction_log import PredictionLogger
 
@@ -299,10 +300,9 @@ class Service:
         from visionloop.store.models import blob_file
 
         assert self.store is not None
-        cache = self.__dict__.setdefault("_embedders", {})
-        if sha256 not in cache:
-            cache[sha256] = OnnxEmbedder(blob_file(self.store, sha256), threads=1)
-        return cache[sha256]
+        if sha256 not in self.embedders:
+            self.embedders[sha256] = OnnxEmbedder(blob_file(self.store, sha256), threads=1)
+        return self.embedders[sha256]
 
     async def _tiled(self, loaded: Loaded, index: int, name: str, data: bytes, params: Params,
                      keep: np.ndarray | None, label: str) -> dict[str, Any]:
@@ -334,11 +334,7 @@ class Service:
             parts.append((unletterbox(res.outputs[0][idx].reshape(-1, 4), matrix, t.x1 - t.x0, t.y1 - t.y0),
                           conf, labels))
         boxes, conf, labels = merge_tiles(tiles, parts, w, h, max_det=params.max_detections)
-        names = p.classes
-        preds = [{"box": {"x0": round(float(b[0]), 2), "y0": round(float(b[1]), 2), "x1": round(float(b[2]), 2),
-                          "y1": round(float(b[3]), 2)},
-                  "class": names[int(c)], "class_id": int(c), "confidence": round(float(s), 6)}
-                 for b, s, c in zip(boxes, conf, labels, strict=True)]
+        preds = _detections(boxes, conf, labels, p.classes)
         t3 = time.perf_counter()
         return {"index": index, "name": name, "size": {"width": w, "height": h}, "predictions": preds,
                 "batch_size": max(r.batch for r in results), "tiles": len(tiles),
@@ -370,10 +366,7 @@ class Service:
         index, conf, labels = select(outs[0], scores, conf=params.confidence, iou=params.iou,
                                      max_det=params.max_detections)
         boxes = unletterbox(outs[0][index].reshape(-1, 4), matrix, w, h)
-        out = [{"box": {"x0": round(float(b[0]), 2), "y0": round(float(b[1]), 2), "x1": round(float(b[2]), 2),
-                        "y1": round(float(b[3]), 2)},
-                "class": names[int(c)], "class_id": int(c), "confidence": round(float(s), 6)}
-               for b, s, c in zip(boxes, conf, labels, strict=True)]
+        out = _detections(boxes, conf, labels, names)
         if p.task == "segment":
             for d, m in zip(out, instance_masks(outs[2][index], outs[3], boxes, matrix, w, h), strict=True):
                 d["mask"] = rle(m)
@@ -550,3 +543,11 @@ def _warm() -> None:
 
 def _ms(s: float) -> float:
     return round(s * 1000, 3)
+
+
+def _detections(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, names: list[str]) -> list[dict[str, Any]]:
+    """Detections as the API answers them (box in the image's pixels, class, class id, confidence)."""
+    return [{"box": {"x0": round(float(b[0]), 2), "y0": round(float(b[1]), 2), "x1": round(float(b[2]), 2),
+                     "y1": round(float(b[3]), 2)},
+             "class": names[int(c)], "class_id": int(c), "confidence": round(float(s), 6)}
+            for b, s, c in zip(boxes, scores, labels, strict=True)]
