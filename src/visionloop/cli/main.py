@@ -15,6 +15,7 @@ from visionloop.cli import concepts as concepts_cmds
 from visionloop.cli import convert as convert_cmds
 from visionloop.cli import demo as demo_cmds
 from visionloop.cli import evaluate as evaluate_cmds
+from visionloop.cli import geo as geo_cmds
 from visionloop.cli import health as health_cmds
 from visionloop.cli import keys as keys_cmds
 from visionloop.cli import model as model_cmds
@@ -71,6 +72,9 @@ app.add_typer(keys_cmds.app, name="keys")
 app.add_typer(concepts_cmds.app, name="concepts")
 app.add_typer(predictions_cmds.app, name="predictions")
 app.command("select")(select_cmds.select)
+app.add_typer(geo_cmds.app, name="geo")
+app.command("map", help="Write a self-contained HTML map of the photos' GPS tracks (same as `geo map`).")(geo_cmds.map_)
+app.command("sfm", help="Structure from motion on the project's photos (same as `geo sfm`).")(geo_cmds.sfm)
 
 
 #: what an interrupted command leaves behind, by command (the first one or two words after `visionloop`)

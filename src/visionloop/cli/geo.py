@@ -1,0 +1,176 @@
+"""`visionloop geo`: GPS points and sequences, GeoJSON, a self-contained HTML map, structure from motion."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from visionloop.cli.console import console
+from visionloop.cli.options import JsonOpt, ProjectOpt
+from visionloop.core.errors import VisionLoopError
+
+app = typer.Typer(help="Street-level mapping: GPS tracks, sequences, GeoJSON, HTML map, structure from motion.",
+                  no_args_is_help=True)
+
+ImagesOpt = Annotated[Path | None, typer.Option("--images", help="Read a folder of photos instead of the project.")]
+SidecarOpt = Annotated[Path | None, typer.Option("--sidecar", help="GPX track or CSV (name,lat,lon[,alt,heading,"
+                                                                   "time,dop]) for images with no EXIF GPS.")]
+GapOpt = Annotated[float, typer.Option("--max-gap", help="A new sequence after this many seconds between photos.")]
+StepOpt = Annotated[float, typer.Option("--max-step", help="A new sequence after this many metres between photos.")]
+
+
+def _load(project: Path, images: Path | None, sidecar: Path | None) -> tuple[list[Any], Path | None]:
+    from visionloop.geo.track import apply_sidecar, read_folder
+
+    if images is not None:
+        return read_folder(images, sidecar=sidecar), images
+    from visionloop.geo.project import store_points
+    from visionloop.store import Store
+
+    with Store.open(project) as store:
+        points = store_points(store)
+    return (apply_sidecar(points, sidecar) if sidecar else points), None
+
+
+def _summary(points: list[Any], seqs: list[list[Any]]) -> dict[str, Any]:
+    from visionloop.geo.track import track_length
+
+    return {
+        "images": len(points), "located": sum(p.located for p in points),
+        "from_sidecar": sum(p.source == "sidecar" for p in points),
+        "with_heading": sum(p.heading is not None for p in points),
+        "with_time": sum(p.time is not None for p in points), "with_dop": sum(p.dop is not None for p in points),
+        "sequences": [{"sequence": i, "images": len(s), "first": s[0].name, "last": s[-1].name,
+                       "length_m": round(track_length(s), 2)}
+                      for i, s in enumerate(seqs)],
+        "unlocated": [p.name for p in points if not p.located],
+    }
+
+
+def stats(
+    images: ImagesOpt = None, sidecar: SidecarOpt = None, max_gap: GapOpt = 60.0, max_step: StepOpt = 50.0,
+    project: ProjectOpt = Path("."), as_json: JsonOpt = False,
+) -> None:
+    """GPS coverage and sequences. --json prints {images, located, from_sidecar, with_heading, with_time,
+    with_dop, sequences: [{sequence, images, first, last, length_m}], unlocated}."""
+    from visionloop.geo.track import sequences
+
+    points, _ = _load(project, images, sidecar)
+    data = _summary(points, sequences(points, max_gap_s=max_gap, max_step_m=max_step))
+    if as_json:
+        console.print_json(json.dumps(data))
+        return
+    console.print(f"{data['located']}/{data['images']} images located ({data['from_sidecar']} from a sidecar), "
+                  f"{data['with_heading']} with heading, {data['with_time']} with time, {data['with_dop']} with DOP")
+    table = Table("sequence", "images", "first", "last", "length m")
+    for s in data["sequences"]:
+        table.add_row(str(s["sequence"]), str(s["images"]), s["first"], s["last"], f"{s['length_m']:.1f}")
+    console.print(table)
+    if data["unlocated"]:
+        console.print(f"no GPS: {', '.join(data['unlocated'][:10])}" + (" …" if len(data["unlocated"]) > 10 else ""))
+
+
+def geojson(
+    out: Annotated[Path, typer.Argument(help="GeoJSON file to write.")],
+    images: ImagesOpt = None, sidecar: SidecarOpt = None, max_gap: GapOpt = 60.0, max_step: StepOpt = 50.0,
+    project: ProjectOpt = Path("."), as_json: JsonOpt = False,
+) -> None:
+    """Write the images as GeoJSON Points and each sequence as a LineString (opens in QGIS / geojson.io)."""
+    from visionloop.geo.track import geojson as build
+    from visionloop.geo.track import sequences
+
+    points, _ = _load(project, images, sidecar)
+    fc = build(points, sequences(points, max_gap_s=max_gap, max_step_m=max_step))
+    out.write_text(json.dumps(fc))
+    data = {"out": str(out), "points": sum(f["geometry"]["type"] == "Point" for f in fc["features"]),
+            "lines": sum(f["geometry"]["type"] == "LineString" for f in fc["features"])}
+    if as_json:
+        console.print_json(json.dumps(data))
+    else:
+        console.print(f"wrote {out}: {data['points']} points, {data['lines']} sequence lines")
+
+
+def map_(
+    out: Annotated[Path, typer.Argument(help="HTML file to write.")],
+    images: ImagesOpt = None, sidecar: SidecarOpt = None, max_gap: GapOpt = 60.0, max_step: StepOpt = 50.0,
+    project: ProjectOpt = Path("."), as_json: JsonOpt = False,
+) -> None:
+    """Write a self-contained HTML map (no internet needed) of the sequences and photo positions."""
+    from visionloop.geo.track import geojson as build
+    from visionloop.geo.track import map_html, sequences
+
+    points, _ = _load(project, images, sidecar)
+    seqs = sequences(points, max_gap_s=max_gap, max_step_m=max_step)
+    out.write_text(map_html(build(points, seqs), title=f"{sum(p.located for p in points)} photos, "
+                                                       f"{len(seqs)} sequence(s)"))
+    data = {"out": str(out), "points": sum(p.located for p in points), "sequences": len(seqs)}
+    if as_json:
+        console.print_json(json.dumps(data))
+    else:
+        console.print(f"wrote {out}: {data['points']} photos in {data['sequences']} sequence(s)")
+
+
+def sfm(
+    images: ImagesOpt = None, sidecar: SidecarOpt = None,
+    sequence: Annotated[int | None, typer.Option("--sequence", help="Reconstruct this sequence only.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder (default <project>/geo/sfm/<all|seqN>).")]
+    = None,
+    matching: Annotated[str, typer.Option(help="spatial (by GPS proximity) | sequential | exhaustive")] = "spatial",
+    neighbors: Annotated[int, typer.Option(help="Images matched with each image.")] = 15,
+    max_image_size: Annotated[int, typer.Option(help="SIFT on images shrunk to this many pixels.")] = 1024,
+    max_features: Annotated[int, typer.Option(help="SIFT features per image.")] = 4096,
+    threads: Annotated[int, typer.Option(help="CPU threads.")] = 2,
+    colmap_defaults: Annotated[bool, typer.Option("--colmap-defaults", help="pycolmap's own initial-pair "
+                                                  "thresholds (they fail on forward-moving street sequences).")]
+    = False,
+    project: ProjectOpt = Path("."), as_json: JsonOpt = False,
+) -> None:
+    """Reconstruct cameras and sparse points (pycolmap), geo-registered to GPS in an ENU frame; writes the
+    COLMAP text model (model/), points.ply, cameras.geojson and result.json under the output folder.
+    --json prints result.json: {images, registered, points3d, mean_reprojection_px, gps_error_mean_m, ...}."""
+    from visionloop.geo.sfm import SfmOptions, reconstruct
+    from visionloop.geo.track import sequences
+
+    points, folder = _load(project, images, sidecar)
+    subset = points
+    if sequence is not None:
+        seqs = sequences(points)
+        if not 0 <= sequence < len(seqs):
+            raise VisionLoopError(f"no sequence {sequence}", hint=f"sequences are 0..{len(seqs) - 1} "
+                                                                  "(visionloop geo stats)")
+        subset = seqs[sequence]
+    opts = SfmOptions(matching=matching, neighbors=neighbors, max_image_size=max_image_size,
+                      max_features=max_features, num_threads=threads, street_init=not colmap_defaults)
+    if folder is None:
+        from visionloop.geo.project import stage_images
+        from visionloop.store import Store
+
+        with Store.open(project) as store:
+            base = Path(store.root) / "geo"
+            folder = stage_images(store, [p.name for p in subset], base / "images")
+        out = out or base / "sfm" / ("all" if sequence is None else f"seq{sequence}")
+    elif out is None:
+        raise VisionLoopError("--out is needed with --images", hint="give the folder to write the reconstruction to")
+    r = reconstruct(folder, subset, out, opts)
+    if as_json:
+        console.print_json(json.dumps(r.to_dict()))
+        if r.error:
+            raise typer.Exit(1)
+        return
+    if r.error:
+        console.print(f"[red]{r.error}[/red]")
+        raise typer.Exit(1)
+    err = (f", camera vs GPS {r.gps_error_mean_m:.2f} m mean / {r.gps_error_max_m:.2f} m max"
+           if r.gps_error_mean_m is not None else "")
+    console.print(f"registered {r.registered}/{r.images} images, {r.points3d} points, reprojection "
+                  f"{r.mean_reprojection_px:.3f} px{err}, {r.seconds['total']:.1f} s -> {r.out}")
+
+
+app.command("stats")(stats)
+app.command("geojson")(geojson)
+app.command("map")(map_)
+app.command("sfm")(sfm)
