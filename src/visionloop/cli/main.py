@@ -15,6 +15,7 @@ from visionloop.cli import concepts as concepts_cmds
 from visionloop.cli import convert as convert_cmds
 from visionloop.cli import demo as demo_cmds
 from visionloop.cli import evaluate as evaluate_cmds
+from visionloop.cli import gallery as gallery_cmds
 from visionloop.cli import geo as geo_cmds
 from visionloop.cli import health as health_cmds
 from visionloop.cli import keys as keys_cmds
@@ -66,6 +67,7 @@ app.command("errors")(evaluate_cmds.errors)
 app.add_typer(version_cmds.app, name="version")
 app.command("train")(train_cmds.train)
 app.add_typer(model_cmds.app, name="model")
+app.add_typer(gallery_cmds.app, name="gallery")
 app.command("predict")(model_cmds.predict)
 app.command("serve")(serve_cmds.serve)
 app.add_typer(keys_cmds.app, name="keys")

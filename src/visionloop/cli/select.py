@@ -26,6 +26,9 @@ def select(
     = None,
     like: Annotated[list[str] | None, typer.Option(help="With --strategy like: a target image (id or file name); "
                                                         "repeat for several.")] = None,
+    like_errors: Annotated[int | None, typer.Option(
+        "--like-errors", help="The images of this evaluation's error events are targets (implies --strategy like; "
+                              "`visionloop evaluate` prints the id).")] = None,
     embedder: Annotated[Path | None, typer.Option(
         help="ONNX embedder for k-center, hybrid and like; default: ImageNet EfficientNet-Lite0 (exported from "
              "torch on first use).")] = None,
@@ -40,6 +43,8 @@ def select(
     from visionloop.loop.select import select_images
     from visionloop.store import Store
 
+    if like_errors is not None or (like and strategy == "entropy"):
+        strategy = "like"  # --like / --like-errors name targets: nothing else uses them
     with Store.open(project) as store:
         def default_embedder() -> str:
             from visionloop.store.models import blob_file
@@ -49,7 +54,7 @@ def select(
 
         result = select_images(store, model, budget=budget, strategy=strategy, aggregate=aggregate, source=source,
                                tag=tag, conf=conf, embedder=embedder if embedder is not None else default_embedder,
-                               like=list(like or []), seed=seed, save=not dry_run)
+                               like=list(like or []), like_errors=like_errors, seed=seed, save=not dry_run)
     data = render_json_or(result, as_json)
     if data is None:
         return

@@ -90,10 +90,12 @@ def image_uncertainty(predictor: Any, files: Sequence[str], measure: Strategy, h
 def select_images(store: Store, model: str | int | None, *, budget: int, strategy: str = "entropy",
                   aggregate: str = "max", source: str = "unlabelled", tag: str | None = None,
                   conf: float = DEFAULT_CONF, embedder: str | Path | bytes | Callable[[], str | Path | bytes] | None
-                  = None, like: Sequence[str] = (), seed: int = 0, save: bool = True) -> Selection:
+                  = None, like: Sequence[str] = (), like_errors: int | None = None, seed: int = 0,
+                  save: bool = True) -> Selection:
     """Pick `budget` images of the project by `strategy` and tag them (unless `save` is False). `embedder` is an
     ONNX embedder (path or bytes), or a function that returns one (called only when the strategy needs it);
-    `like` names the target images (ids or file names) for the like strategy."""
+    `like` names the target images (ids or file names) for the like strategy; `like_errors` an evaluation whose
+    error events' images are targets too (the images most like known failures)."""
     strat = Strategy(_choice(strategy, [s.value for s in Strategy], "--strategy"))
     how = Aggregate(_choice(aggregate, [a.value for a in Aggregate], "--aggregate"))
     _choice(source, list(SOURCES), "--from")
@@ -102,6 +104,8 @@ def select_images(store: Store, model: str | int | None, *, budget: int, strateg
     everything = tag_store.images(store)
     pool = tag_store.images(store, unlabelled_only=True) if source == "unlabelled" else everything
     targets = _resolve(everything, like) if strat == Strategy.LIKE else []
+    if like_errors is not None and strat == Strategy.LIKE:
+        targets += _error_images(store, everything, like_errors, {t.id for t in targets})
     if strat == Strategy.LIKE and not targets:
         raise VisionLoopError("the like strategy needs target images", hint="pass --like IMAGE (id or file name)")
     if targets:
@@ -169,6 +173,20 @@ def _choice(value: str, allowed: list[str], option: str) -> str:
     if value not in allowed:
         raise VisionLoopError(f"unknown {option} {value!r}", hint=f"use one of: {', '.join(allowed)}")
     return value
+
+
+def _error_images(store: Store, images: list[ImageInfo], evaluation: int, known: set[int]) -> list[ImageInfo]:
+    """The project images of an evaluation's error events (by their bytes), each once."""
+    from visionloop.store import evaluations
+
+    evaluations.get(store, evaluation)  # refuses an unknown evaluation, naming it
+    shas = {e.sha256 for e in evaluations.events(store, evaluation) if e.sha256}
+    if not shas:
+        raise VisionLoopError(f"evaluation {evaluation} has no error events with images",
+                              hint="evaluate a detector (`visionloop evaluate`) that makes mistakes")
+    out = [im for im in images if im.sha256 in shas and im.id not in known]
+    known.update(im.id for im in out)
+    return out
 
 
 def _resolve(images: list[ImageInfo], refs: Sequence[str]) -> list[ImageInfo]:

@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import visionloop
 from visionloop.core.errors import VisionLoopError
 from visionloop.serve.errors import PayloadTooLarge, body, status_of
-from visionloop.serve.routes import concepts, feedback, health, inputs, jobs, models, predict
+from visionloop.serve.routes import concepts, feedback, health, inputs, jobs, models, predict, search
 from visionloop.serve.service import Service
 from visionloop.serve.settings import Settings
 
@@ -112,6 +112,7 @@ def create_app(store_path: str | Path, settings: Settings | None = None) -> Fast
     app.include_router(feedback.router)
     app.include_router(jobs.router)
     app.include_router(concepts.router)
+    app.include_router(search.router)
     _handlers(app)
     app.add_middleware(Guard, max_bytes=settings.max_body_bytes, service=service)
     return app

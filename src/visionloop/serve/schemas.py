@@ -25,6 +25,8 @@ class PredictionOut(BaseModel):
                                                           "{size: [height, width], counts}")
     pixels: int | None = Field(None, description="Semantic segmentation: the class's pixels")
     fraction: float | None = Field(None, description="Semantic segmentation: the class's share of the image")
+    keypoints: list[list[float]] | None = Field(None, description="Landmarks [[x, y], ...] in the image's pixels "
+                                                                  "(the face detector: eyes, nose, mouth corners)")
 
 
 class Size(BaseModel):

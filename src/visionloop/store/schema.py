@@ -411,3 +411,19 @@ class PredictionLogRow(Base):
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary)  # float32 vector; NULL until computed
     embedding_model: Mapped[str | None] = mapped_column(String(256))
     key_prefix: Mapped[str | None] = mapped_column(String(16))
+
+
+class EmbeddingRow(Base):
+    """One image's embedding under one embedding model (`visionloop embed`): a unit-norm float32 vector.
+
+    Keyed by the image's blob, so the same bytes under two names are embedded once; `embedder` names the
+    model as concepts do (`efficientnet_lite0.imagenet@224`, or `onnx:NAME@HASH`)."""
+
+    __tablename__ = "embedding"
+    __table_args__ = (UniqueConstraint("sha256", "embedder"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    embedder: Mapped[str] = mapped_column(String(256), index=True)
+    dim: Mapped[int]
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
