@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -56,11 +56,24 @@ def show(model: ModelArg, project: ProjectOpt = Path("."), as_json: JsonOpt = Fa
         print_json({**info.to_json(), "lineage": edges})
         return
     console.print(f"[bold]{info.name}[/] {info.task} {info.arch} ({info.status}, {info.stage}) "
-                  f"trained on version {info.version} from {info.weights_init}", highlight=False)
-    console.print(f"classes: {', '.join(info.classes)}", highlight=False)
+                  + (f"trained on version {info.version} from {info.weights_init}" if info.version_id is not None
+                     else f"from {info.weights_init}"), highlight=False)
+    shown = ", ".join(info.classes[:20]) + (f", … ({len(info.classes)} in all)" if len(info.classes) > 20 else "")
+    console.print(f"classes: {shown}", highlight=False)
     console.print(f"input: {info.input_size[0]}x{info.input_size[1]} {json.dumps(info.preprocessing)}",
                   highlight=False, soft_wrap=True)
-    console.print(f"metrics: {_score(info.metrics)} (best epoch {info.metrics.get('best_epoch')})", highlight=False)
+    card = info.hyper.get("card")
+    if card:  # a gallery model or a user's ONNX: where it came from, its licence, its latency here
+        src = card.get("source", {})
+        origin = f"{src['package']} {src['version']}" if "package" in src else f"{src.get('file')} ({src.get('sha256', '')[:12]})"
+        lat = card.get("latency", {})
+        console.print(f"source: {origin}; licence: {card.get('licence')}", highlight=False, soft_wrap=True)
+        console.print(f"{card.get('description', '')}", highlight=False, soft_wrap=True)
+        console.print(f"latency on this machine (input {card.get('input')}, image {lat.get('image')}): "
+                      f"p50 {lat.get('p50_ms')} ms, p95 {lat.get('p95_ms')} ms", highlight=False)
+    else:
+        console.print(f"metrics: {_score(info.metrics)} (best epoch {info.metrics.get('best_epoch')})",
+                      highlight=False)
     for e in info.exports:
         extra = f"parity {e.parity.get('max_abs_diff')}" if e.parity else ""
         if e.metrics.get("delta"):
@@ -170,7 +183,19 @@ def predict(
         if e is None:
             raise VisionLoopError(f"model {info.name} has no ONNX{' INT8' if int8 else ''} export",
                                   hint=f"run `visionloop model export {info.name}{' --int8' if int8 else ''}`")
-        predictor = Predictor(registry.blob_file(store, e.sha256), device=device)
+        if info.task == "ocr":  # a pipeline of three ONNX files (gallery text-ocr)
+            from visionloop.infer.ocr import OcrPredictor
+
+            rec, cls = info.export("onnx-rec"), info.export("onnx-cls")
+            if rec is None or tile is not None:
+                raise VisionLoopError(f"model {info.name} is an OCR pipeline " +
+                                      ("without its recogniser" if rec is None else "and takes no --tile"),
+                                      hint="re-add it with `visionloop gallery add text-ocr`" if rec is None
+                                      else "predict without --tile")
+            predictor: Any = OcrPredictor(registry.blob_file(store, e.sha256), registry.blob_file(store, rec.sha256),
+                                          registry.blob_file(store, cls.sha256) if cls else None)
+        else:
+            predictor = Predictor(registry.blob_file(store, e.sha256), device=device)
     files: list[Path] = []
     for p in paths:
         if p.is_dir():

@@ -21,6 +21,9 @@ class Prediction:
     probabilities: np.ndarray | None = None  # classification
     masks: np.ndarray | None = None  # instance segmentation: bool (K, height, width), one per detection
     label_map: np.ndarray | None = None  # semantic: (height, width), 0 background, k + 1 = classes[k]
+    keypoints: np.ndarray | None = None  # (K, P, 2) points per detection in image pixels (face landmarks)
+    polygons: np.ndarray | None = None  # OCR: (K, 4, 2) text region corners in image pixels
+    texts: list[str] | None = None  # OCR: the string read in each region
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"file_name": self.file_name, "width": self.width, "height": self.height,
@@ -46,4 +49,11 @@ class Prediction:
 
                 for d, m in zip(out["detections"], self.masks, strict=True):
                     d["mask"] = rle(m)
+            if self.texts is not None and self.polygons is not None:
+                for d, t, poly in zip(out["detections"], self.texts, self.polygons, strict=True):
+                    d["text"] = t
+                    d["polygon"] = [[round(float(x), 2), round(float(y), 2)] for x, y in poly]
+            if self.keypoints is not None:
+                for d, pts in zip(out["detections"], self.keypoints, strict=True):
+                    d["keypoints"] = [[round(float(x), 2), round(float(y), 2)] for x, y in pts]
         return out

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from visionloop.core.errors import ImageError, VisionLoopError
+from visionloop.infer.decoders import DECODERS, unletterbox_points
 from visionloop.infer.masks import instance_masks, semantic_map
 from visionloop.infer.post import select, unletterbox
 from visionloop.infer.prediction import Prediction
@@ -69,6 +70,12 @@ class Predictor:
         self._resize = Resize(width=self.width, height=self.height, mode=ResizeMode(self.preprocessing["resize"]))
         self.input_name = self.session.get_inputs()[0].name
         self.providers = self.session.get_providers()
+        decoder = self.preprocessing.get("decoder")
+        if decoder is not None and decoder not in DECODERS:
+            raise VisionLoopError(f"the ONNX file asks for an unknown output decoder {decoder!r}",
+                                  path=None if isinstance(model, bytes) else str(model),
+                                  hint=f"decoders of this visionloop: {', '.join(DECODERS)}; upgrade visionloop")
+        self._decode = DECODERS[decoder] if decoder else None
 
     def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """HWC uint8 RGB → (1, 3, H, W) float32 on 0..255 and the 3×3 matrix image → input."""
@@ -79,7 +86,9 @@ class Predictor:
         return np.ascontiguousarray(x), params["matrix"]
 
     def raw(self, x: np.ndarray) -> list[np.ndarray]:
-        return list(self.session.run(None, {self.input_name: x}))
+        """The graph's outputs on a batch (a gallery model's raw outputs decoded to visionloop's layout)."""
+        outs = list(self.session.run(None, {self.input_name: x}))
+        return self._decode(outs) if self._decode is not None else outs
 
     def predict(self, image: np.ndarray, *, conf: float = 0.25, iou: float = 0.6, max_det: int = 100,
                 file_name: str = "", tile: tuple[int, int] | None = None, overlap: float = 0.2,
@@ -108,6 +117,8 @@ class Predictor:
         pred.boxes = unletterbox(outs[0][0][index].reshape(-1, 4), matrix, w, h)
         if self.task == "segment":
             pred.masks = instance_masks(outs[2][0][index], outs[3][0], pred.boxes, matrix, w, h)
+        elif len(outs) > 2:  # landmarks of a gallery detector (faces: eyes, nose, mouth corners)
+            pred.keypoints = unletterbox_points(outs[2][0][index], matrix, w, h).reshape(len(index), outs[2].shape[-1] // 2, 2)
         return pred
 
     def predict_file(self, path: str | Path, **kw: Any) -> Prediction:

@@ -40,7 +40,8 @@ class Target:
 
 def load(store: Store, precision: str = "fp32") -> list[ModelInfo]:
     """Every servable model: ready, with an ONNX export of `precision`."""
-    return [m for m in registry.list_all(store) if m.status == "ready" and m.export("onnx", precision)]
+    return [m for m in registry.list_all(store)  # OCR pipelines (gallery text-ocr) are not served yet
+            if m.status == "ready" and m.task in TASKS and m.export("onnx", precision)]
 
 
 class Catalog:

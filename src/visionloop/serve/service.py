@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from visionloop.core.errors import VisionLoopError
+from visionloop.infer.decoders import unletterbox_points
 from visionloop.infer.masks import instance_masks, rle, semantic_map
 from visionloop.infer.post import postprocess, select, unletterbox
 from visionloop.serve import catalog as cat
@@ -370,6 +371,9 @@ class Service:
         if p.task == "segment":
             for d, m in zip(out, instance_masks(outs[2][index], outs[3], boxes, matrix, w, h), strict=True):
                 d["mask"] = rle(m)
+        elif len(outs) > 2:  # a gallery detector's landmarks
+            for d, pts in zip(out, unletterbox_points(outs[2][index], matrix, w, h), strict=True):
+                d["keypoints"] = [[round(float(pts[i]), 2), round(float(pts[i + 1]), 2)] for i in range(0, len(pts), 2)]
         return out
 
     # -- video jobs ----------------------------------------------------------------------------------------

@@ -42,6 +42,8 @@ class Kind(StrEnum):
     EVALUATION = "evaluation"  # metrics and error events of a model on a version
     PREDICTIONS = "predictions"  # a log of production predictions
     CONCEPT = "concept"  # a concept taught from a few images
+    PACKAGE = "package"  # a registry package (name==version) whose files a gallery model came from
+    FILE = "file"  # a file a user brought (by its sha256), e.g. their own ONNX model
 
 
 @dataclass(frozen=True)

@@ -160,6 +160,38 @@ def create(store: Store, *, task: str, arch: str, weights_init: str, version_id:
         return _info(s, row.id)
 
 
+def register(store: Store, *, name: str, task: str, arch: str, source: Ref, classes: list[str],
+             input_size: list[int], preprocessing: dict[str, Any], hyper: dict[str, Any], metrics: dict[str, Any],
+             onnx: bytes, stage: str = "ga", exports: dict[str, bytes] | None = None) -> ModelInfo:
+    """A ready model that was not trained here (a gallery model, a user's ONNX): its row (no dataset version),
+    its ONNX export (plus any `exports` by format name, e.g. the recogniser of an OCR pipeline) and the
+    `model ← source` edge (the package and version, or the file, its weights came from)."""
+    if stage not in STAGES:
+        raise VisionLoopError(f"unknown stage {stage!r}", hint=f"stages: {', '.join(STAGES)}")
+    blobs = {"onnx": store.blobs.put(onnx), **{k: store.blobs.put(v) for k, v in (exports or {}).items()}}
+    sizes = {"onnx": len(onnx), **{k: len(v) for k, v in (exports or {}).items()}}
+    with store.session() as s, s.begin():
+        if s.scalar(select(ModelRow.id).where(ModelRow.name == name)) is not None:
+            raise VisionLoopError(f"a model named {name!r} already exists in this project",
+                                  hint="pick another --name, or `visionloop model delete " + name + "` first")
+        row = ModelRow(name=name, task=task, arch=arch, weights_init=f"{source.kind}:{source.id}", status="ready",
+                       stage=stage, version_id=None, version_name="", classes=list(classes),
+                       input_size=list(input_size), preprocessing=preprocessing, hyper=hyper, metrics=metrics,
+                       history=[], checkpoint=None, weights_sha256=None, code_version=visionloop.__version__,
+                       finished_at=utcnow())
+        s.add(row)
+        s.flush()
+        me = Ref(Kind.MODEL, row.id)
+        lineage.record(s, me, [source], params={source: {"task": task, "arch": arch}})
+        for fmt, sha in blobs.items():
+            e = ModelExportRow(model_id=row.id, format=fmt, precision="fp32", sha256=sha, size_bytes=sizes[fmt],
+                               parity={}, metrics={}, meta={}, code_version=visionloop.__version__)
+            s.add(e)
+            s.flush()
+            lineage.record(s, Ref(Kind.EXPORT, e.id), [me], params={me: {"format": fmt, "precision": "fp32"}})
+        return _info(s, row.id)
+
+
 def update(store: Store, model: str | int, **fields: Any) -> ModelInfo:
     """Set some of: history, metrics, hyper, status (progress during training)."""
     allowed = {"history", "metrics", "hyper", "status"}
