@@ -24,6 +24,7 @@ from visionloop.cli import predictions as predictions_cmds
 from visionloop.cli import project as project_cmds
 from visionloop.cli import select as select_cmds
 from visionloop.cli import serve as serve_cmds
+from visionloop.cli import similar as similar_cmds
 from visionloop.cli import train as train_cmds
 from visionloop.cli import version as version_cmds
 
@@ -74,6 +75,9 @@ app.add_typer(keys_cmds.app, name="keys")
 app.add_typer(concepts_cmds.app, name="concepts")
 app.add_typer(predictions_cmds.app, name="predictions")
 app.command("select")(select_cmds.select)
+app.command("embed")(similar_cmds.embed)
+app.command("similar")(similar_cmds.similar)
+app.command("search")(similar_cmds.search)
 app.add_typer(geo_cmds.app, name="geo")
 app.command("map", help="Write a self-contained HTML map of the photos' GPS tracks (same as `geo map`).")(geo_cmds.map_)
 app.command("sfm", help="Structure from motion on the project's photos (same as `geo sfm`).")(geo_cmds.sfm)

@@ -37,6 +37,13 @@ def serve(
                              "(every model; default: off). See `visionloop predictions`.")] = None,
     log_below: Annotated[float | None, typer.Option(
         help="With --log-predictions: only images whose top confidence is under this.")] = None,
+    ray: Annotated[bool, typer.Option(
+        "--ray", help="Run as a Ray Serve application: one deployment per model (needs visionloop[ray]).")] = False,
+    replicas: Annotated[int, typer.Option(help="With --ray: replicas per model deployment.")] = 1,
+    ray_batching: Annotated[str, typer.Option(
+        help="With --ray: engine (our micro-batcher in each replica) | ray (Ray Serve's @serve.batch).")] = "engine",
+    ray_address: Annotated[str | None, typer.Option(
+        help="With --ray: join this Ray cluster (default: start a local Ray instance).")] = None,
     log_rules: Annotated[str | None, typer.Option(
         help="Logging rules per model as JSON or a .json/.toml file: {\"MODEL or *\": {\"rate\", \"below\", "
              "\"class_caps\": {CLASS: N}, \"cap_window\": minute|hour|day, \"per_minute\", \"per_hour\", "
@@ -60,6 +67,13 @@ def serve(
     if settings.log_predictions:
         err_console.print(f"logging predictions for {', '.join(sorted(settings.log_predictions))} "
                           "(`visionloop predictions list` shows them)", highlight=False)
+    if ray:
+        from visionloop.serve.ray_app import serve_ray
+
+        err_console.print(f"on Ray Serve: {replicas} replica(s) per model, batching by {ray_batching}",
+                          highlight=False)
+        serve_ray(project, settings, replicas=replicas, batching=ray_batching, address=ray_address)
+        return
     run(project, settings, workers=workers)
 
 

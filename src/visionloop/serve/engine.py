@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -150,11 +150,25 @@ class Batcher:
         self.executor.shutdown(wait=False)
 
 
+class RemoteBatcher:
+    """A Batcher whose batches run elsewhere (a Ray Serve deployment per model, see `serve.ray_app`):
+    `run(x)` is awaited per image and returns its `Result`; batching and queue limits are the remote side's."""
+
+    def __init__(self, run: Callable[[np.ndarray], Awaitable[Result]]) -> None:
+        self.run = run
+
+    async def submit(self, x: np.ndarray) -> Result:
+        return await self.run(x)
+
+    async def close(self) -> None:
+        return None
+
+
 @dataclass
 class Loaded:
     key: str
     predictor: Predictor
-    batcher: Batcher
+    batcher: Batcher | RemoteBatcher
 
 
 class Pool:
@@ -166,6 +180,8 @@ class Pool:
         self.loaded: OrderedDict[str, Loaded] = OrderedDict()
         self.loading: dict[str, asyncio.Future[Loaded]] = {}
         self.closing: set[asyncio.Task[None]] = set()
+        #: export sha256 -> where that model's inference runs instead of a local Batcher (Ray Serve)
+        self.remote: dict[str, Callable[[np.ndarray], Awaitable[Result]]] = {}
 
     def get_loaded(self, key: str) -> Loaded | None:
         got = self.loaded.get(key)
@@ -187,11 +203,15 @@ class Pool:
                 return Predictor(path(), threads=s.ort_threads(), device=s.device)
 
             predictor = await asyncio.to_thread(build)
-            warm = np.zeros((1, 3, predictor.height, predictor.width), np.float32)
-            await asyncio.to_thread(predictor.raw, warm)  # first run allocates; not on a user's clock
-            batcher = Batcher(predictor.raw, max_batch=s.max_batch, max_wait_ms=s.max_wait_ms,
-                              queue_size=s.queue_size, retry_after_s=s.retry_after_s, labels=labels,
-                              metrics=self.metrics, workers=s.inference_workers())
+            batcher: Batcher | RemoteBatcher
+            if key in self.remote:  # pre- and post-processing here, inference there
+                batcher = RemoteBatcher(self.remote[key])
+            else:
+                warm = np.zeros((1, 3, predictor.height, predictor.width), np.float32)
+                await asyncio.to_thread(predictor.raw, warm)  # first run allocates; not on a user's clock
+                batcher = Batcher(predictor.raw, max_batch=s.max_batch, max_wait_ms=s.max_wait_ms,
+                                  queue_size=s.queue_size, retry_after_s=s.retry_after_s, labels=labels,
+                                  metrics=self.metrics, workers=s.inference_workers())
             loaded = Loaded(key, predictor, batcher)
             self.loaded[key] = loaded
             log.info("loaded model %s version %s (%s)", labels[0], labels[1], key[:12])

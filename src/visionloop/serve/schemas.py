@@ -193,3 +193,25 @@ class JobOut(BaseModel):
     error: str | None
     frames: list[FrameOut]
     tracks: list[TrackOut] = Field(default_factory=list, description="Per-track class, first/last time, frames")
+
+
+class SearchIn(BaseModel):
+    """POST /v1/search as JSON: exactly one of image_id, image (base64 bytes) and concept."""
+    image_id: str | None = Field(None, description="A project image: its id or file name")
+    image: str | None = Field(None, description="Image bytes, base64")
+    concept: str | None = Field(None, description="A concept's name: images ranked by its score")
+    k: int = Field(20, ge=1, le=1000)
+
+
+class SearchHitOut(BaseModel):
+    image_id: int
+    file_name: str
+    sha256: str
+    score: float = Field(description="Cosine similarity, or the concept's score")
+
+
+class SearchOut(BaseModel):
+    query: dict[str, Any]
+    embedder: str
+    embedded: int = Field(description="Images embedded on the way (new since the last search)")
+    hits: list[SearchHitOut]

@@ -1,0 +1,169 @@
+"""The same HTTP API as a Ray Serve application: `visionloop serve --ray [--replicas N]`.
+
+    handle = deploy("myproject", Settings(), replicas=2)   # after ray.init() / serve.start(...)
+
+One ingress deployment runs the ordinary FastAPI app (`create_app`: every route, auth, limits, decoding,
+pre- and post-processing, so answers are the plain server's); inference goes to one deployment per
+servable model (`model-<name>`, N replicas each), which receives preprocessed (3, H, W) arrays and batches
+them across requests — with our engine's Batcher (default, `batching="engine"`) or Ray Serve's
+`@serve.batch` (`batching="ray"`); bench/serve_ray.py measures both. A model promoted after start-up
+has no deployment of its own: the ingress runs it in-process (the plain engine) until the next deploy.
+
+Ray is imported lazily: without it, `--ray` fails with one line naming `pip install 'visionloop[ray]'`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from visionloop.core.errors import VisionLoopError
+from visionloop.serve.settings import Settings
+
+BATCHING = ("engine", "ray")
+
+
+def _ray() -> tuple[Any, Any]:
+    try:
+        import ray
+        from ray import serve
+    except ImportError:
+        raise VisionLoopError("--ray needs Ray Serve, which is not installed",
+                              hint="pip install 'visionloop[ray]'") from None
+    return ray, serve
+
+
+@cache
+def _deployments() -> tuple[Any, Any]:
+    """The two deployment classes, built on first use (defining them needs `ray.serve`)."""
+    _, serve = _ray()
+
+    class Model:
+        """One model's ONNX Runtime session; `infer(x)` answers one image's `Result`, batched."""
+
+        def __init__(self, onnx: bytes, settings_json: str, batching: str, labels: tuple[str, str]) -> None:
+            from visionloop.infer import Predictor
+
+            s = Settings.model_validate_json(settings_json)
+            self.settings = s
+            self.labels = labels
+            self.batching = batching
+            self.predictor = Predictor(onnx, threads=s.threads or 1, device=s.device)
+            self.predictor.raw(np.zeros((1, 3, self.predictor.height, self.predictor.width), np.float32))
+            self.batcher: Any = None
+            if batching == "ray":
+                self.infer_batch.set_max_batch_size(s.max_batch)
+                self.infer_batch.set_batch_wait_timeout_s(s.max_wait_ms / 1000)
+
+        async def infer(self, x: np.ndarray) -> Any:
+            if self.batching == "ray":
+                return await self.infer_batch(x)
+            if self.batcher is None:  # needs the replica's running loop
+                from visionloop.serve.engine import Batcher
+
+                s = self.settings
+                self.batcher = Batcher(self.predictor.raw, max_batch=s.max_batch, max_wait_ms=s.max_wait_ms,
+                                       queue_size=s.queue_size, retry_after_s=s.retry_after_s,
+                                       labels=self.labels, workers=1)
+            return await self.batcher.submit(x)
+
+        @serve.batch(max_batch_size=4, batch_wait_timeout_s=0.0)
+        async def infer_batch(self, xs: list[np.ndarray]) -> list[Any]:
+            from visionloop.serve.engine import Result
+
+            start = time.perf_counter()
+            outs = await asyncio.to_thread(self.predictor.raw, np.stack(xs))
+            took = time.perf_counter() - start
+            return [Result([o[i] for o in outs], 0.0, took, len(xs)) for i in range(len(xs))]
+
+    @serve.ingress()
+    class Ingress:
+        """The FastAPI app, its models' inference sent to their deployments."""
+
+        def __init__(self, project: str, settings_json: str, models: dict[str, Any]) -> None:
+            self.project = project
+            self.settings = Settings.model_validate_json(settings_json)
+            self.models = models
+
+        def __serve_build_asgi_app__(self) -> Any:
+            from visionloop.serve.app import create_app
+
+            app = create_app(self.project, self.settings)
+            for key, handle in self.models.items():
+                app.state.service.pool.remote[key] = _caller(handle)
+            return app
+
+    return Model, Ingress
+
+
+def _caller(handle: Any) -> Any:
+    async def call(x: np.ndarray) -> Any:
+        return await handle.infer.remote(x)
+
+    return call
+
+
+def build(project: str | Path, settings: Settings, *, replicas: int = 1, batching: str = "engine") -> Any:
+    """The Ray Serve application (not yet running): one `model-<name>` deployment per servable model."""
+    from visionloop.serve import catalog as cat
+    from visionloop.serve.service import check_auth
+    from visionloop.store import Store
+
+    if batching not in BATCHING:
+        raise VisionLoopError(f"unknown batching {batching!r}", hint=f"one of: {', '.join(BATCHING)}")
+    if replicas < 1:
+        raise VisionLoopError(f"--replicas must be at least 1, not {replicas}")
+    _, serve = _ray()
+    Model, Ingress = _deployments()
+    project = Path(project).resolve()
+    with Store.open(project) as store:
+        check_auth(store, settings)
+        catalog = cat.Catalog(cat.load(store, settings.precision), settings.precision, settings.models)
+        chosen = {m.id: m for m in [*catalog.by_name.values(), *(m for f in catalog.families().values() for m in f)]}
+        if settings.models and not chosen:
+            raise VisionLoopError(f"no servable model {settings.models[0]!r} in this project (ready, exported to "
+                                  "ONNX)", hint="see `visionloop model list`")
+        blobs = {}
+        for m in chosen.values():
+            export = m.export("onnx", settings.precision)
+            assert export is not None
+            blobs[export.sha256] = (m, store.blobs.get(export.sha256))
+    settings_json = settings.model_dump_json()
+    waiting = max(settings.queue_size, 2 * settings.max_batch)
+    models = {key: serve.deployment(Model).options(
+        name=f"model-{m.name}", num_replicas=replicas, max_ongoing_requests=waiting,
+        ray_actor_options={"num_cpus": 0}).bind(data, settings_json, batching, (m.name, str(m.id)))
+        for key, (m, data) in blobs.items()}
+    return serve.deployment(Ingress).options(
+        name="api", num_replicas=1, max_ongoing_requests=waiting,
+        ray_actor_options={"num_cpus": 0}).bind(str(project), settings_json, models)
+
+
+def deploy(project: str | Path, settings: Settings, *, replicas: int = 1, batching: str = "engine",
+           name: str = "visionloop") -> Any:
+    """`build` and `serve.run` it at route prefix "/" on the running Ray instance; returns the ingress handle."""
+    _, serve = _ray()
+    return serve.run(build(project, settings, replicas=replicas, batching=batching), name=name, route_prefix="/")
+
+
+def serve_ray(project: str | Path, settings: Settings, *, replicas: int = 1, batching: str = "engine",
+              address: str | None = None) -> None:
+    """`visionloop serve --ray`: start (or join, with `address`) Ray, serve on settings.host:port until Ctrl-C."""
+    ray, serve = _ray()
+    app = build(project, settings, replicas=replicas, batching=batching)  # user mistakes before Ray starts
+    ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    try:
+        serve.start(http_options={"host": settings.host, "port": settings.port})
+        serve.run(app, name="visionloop", route_prefix="/")
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        serve.shutdown()
+        ray.shutdown()
