@@ -54,13 +54,14 @@ def test_demo_runs_every_stage(tmp_path):
     names = [s["step"] for s in steps]
     assert names[:11] == ["render", "init", "import", "re-import", "stats", "health", "export coco", "export yolo",
                           "export voc", "convert", "version"]
-    assert names[11:] == ["train", "export", "predict", "serve"]
-    train, export, predict = steps[11:14]
+    assert names[11:] == ["gallery", "train", "export", "predict", "serve"]
+    assert " ".join(d["text"] for d in steps[11]["prediction"]["detections"]) == "LOT 4711 EXP 2027"
+    train, export, predict = steps[12:15]
     assert train["epochs"] == 1 and train["stopped"] == "time"  # one epoch, then the budget (0 s) stops it
     assert train["model"]["status"] == "ready" and train["model"]["classes"] == ["square", "triangle", "disc"]
     assert export["format"] == "onnx" and max(export["parity"]["max_abs_diff"].values()) < 0.05
     assert [p["file_name"] for p in predict["predictions"]] == ["shape_0013.jpg", "shape_0014.jpg", "shape_0015.jpg"]
-    served = steps[14]["response"]
+    served = steps[15]["response"]
     assert served["model"]["model"] == "shapes-detector" and served["images"][0]["name"] == "shape_0015.jpg"
     # the server ran the same model on the same image as the local predictor
     local = [(d["class"], round(d["score"], 3)) for d in predict["predictions"][2]["detections"]]

@@ -125,6 +125,7 @@ def _model_steps(store: Any, version: str, workdir: Path, *, seed: int, train_se
     from visionloop.store import models as registry
     from visionloop.train import train
 
+    yield _gallery_step(store, workdir)
     t = time.perf_counter()
     result = train(store, version, task="detect", imgsz=128, epochs=40, time_budget=train_seconds, batch=8,
                    seed=seed, name="shapes-detector")
@@ -157,6 +158,34 @@ def _model_steps(store: Any, version: str, workdir: Path, *, seed: int, train_se
 
     t = time.perf_counter()
     yield _serve_step(store.root, info.name, shown[-1], time.perf_counter() - t)
+
+
+#: what the demo's label says (rendered, then read back by the gallery's OCR model)
+LABEL = "LOT 4711 EXP 2027"
+
+
+def _gallery_step(store: Any, workdir: Path) -> Step:
+    """No training needed: add the gallery's OCR model (PP-OCRv6 inside the rapidocr wheel) and read a label."""
+    import cv2
+    import numpy as np
+
+    from visionloop import gallery
+    from visionloop.infer.ocr import OcrPredictor
+
+    t = time.perf_counter()
+    img = np.full((120, 640, 3), 255, np.uint8)
+    cv2.putText(img, LABEL, (16, 80), cv2.FONT_HERSHEY_SIMPLEX, 1.5, (20, 20, 20), 3, cv2.LINE_AA)
+    path = workdir / "label.png"
+    cv2.imwrite(str(path), img)
+    info = gallery.add(store, "text-ocr", name="label-reader")
+    files = {e.format: store.blobs.get(e.sha256) for e in info.exports}
+    pred = OcrPredictor(files["onnx"], files["onnx-rec"], files.get("onnx-cls")).predict_file(path)
+    read = " ".join(pred.texts or [])
+    card = info.hyper["card"]
+    return Step("gallery", f"no training needed: added gallery model text-ocr (PP-OCRv6 from "
+                f"{card['source']['package']} {card['source']['version']}, {card['licence']}) and read "
+                f"{path.name}: {read!r} (rendered {LABEL!r})", time.perf_counter() - t,
+                {"model": info.name, "card": card, "prediction": pred.to_json()})
 
 
 def _serve_step(project: Path, model: str, image: Path, spent: float) -> Step:

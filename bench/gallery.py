@@ -1,0 +1,90 @@
+"""Gallery latency on this machine: each model at its input size, 1 and 2 ONNX Runtime threads, whole
+prediction (decode excluded: preprocess, inference, post-processing), and through the HTTP API.
+
+    .venv/bin/python bench/gallery.py [--runs 30]
+
+Images ship in scikit-image (astronaut: the face detector, coffee: the classifier) or are rendered here
+(a line of text: OCR). The API column is a real server on loopback (one client, sequential requests,
+JPEG bytes in, JSON out: adds upload, decode and serialisation). OCR is not served yet (column "-").
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+def pct(ms: list[float]) -> tuple[float, float]:
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 95))
+
+
+def timed(fn, runs: int) -> list[float]:
+    for _ in range(3):
+        fn()
+    out = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=30)
+    args = ap.parse_args()
+
+    import httpx
+    from skimage import data as skdata
+
+    from visionloop import gallery
+    from visionloop.gallery.add import load_predictor
+    from visionloop.serve import Settings
+    from visionloop.serve.background import BackgroundServer
+    from visionloop.store import Store
+
+    text = np.full((160, 700, 3), 255, np.uint8)
+    cv2.putText(text, "PILL COUNT 17", (20, 100), cv2.FONT_HERSHEY_SIMPLEX, 1.8, (0, 0, 0), 4)
+    images = {"imagenet-classifier": skdata.coffee(), "face-detector": skdata.astronaut(), "text-ocr": text}
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Path(tmp) / "p"
+        with Store.init(project) as store:
+            infos = {name: gallery.add(store, name) for name in images}
+            files = {name: {e.format: store.blobs.get(e.sha256) for e in info.exports} for name, info in infos.items()}
+        with BackgroundServer(project, Settings(refresh_s=60, url_allow_list=[])) as server:
+            for name, img in images.items():
+                f = dict(files[name])
+                row = {"model": name, "input": f"{infos[name].input_size[0]}", "image": f"{img.shape[1]}x{img.shape[0]}"}
+                for threads in (1, 2):
+                    p = load_predictor(f["onnx"], {k: v for k, v in f.items() if k != "onnx"}, threads=threads)
+                    row[f"t{threads}"] = pct(timed(lambda p=p, img=img: p.predict(img), args.runs))
+                if infos[name].task == "ocr":
+                    row["api"] = None
+                else:
+                    ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+                    body = jpg.tobytes()
+
+                    def call(name=name, body=body) -> None:
+                        r = httpx.post(f"{server.url}/v1/models/{name}/predict", content=body,
+                                       headers={"content-type": "image/jpeg"}, timeout=60)
+                        r.raise_for_status()
+
+                    row["api"] = pct(timed(call, args.runs))
+                rows.append(row)
+    print(f"\ngallery latency, ms (p50 / p95 over {args.runs} runs, after 3 warm-up)\n")
+    print("| model | input | image | 1 thread | 2 threads | API (server default threads) |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        api = f"{r['api'][0]:.1f} / {r['api'][1]:.1f}" if r["api"] else "-"
+        print(f"| {r['model']} | {r['input']} | {r['image']} | {r['t1'][0]:.1f} / {r['t1'][1]:.1f} | "
+              f"{r['t2'][0]:.1f} / {r['t2'][1]:.1f} | {api} |")
+
+
+if __name__ == "__main__":
+    main()
