@@ -5,8 +5,9 @@
 One ingress deployment runs the ordinary FastAPI app (`create_app`: every route, auth, limits, decoding,
 pre- and post-processing, so answers are the plain server's); inference goes to one deployment per
 servable model (`model-<name>`, N replicas each), which receives preprocessed (3, H, W) arrays and batches
-them across requests — with our engine's Batcher (default, `batching="engine"`) or Ray Serve's
-`@serve.batch` (`batching="ray"`); bench/serve_ray.py measures both. A model promoted after start-up
+them across requests — with Ray Serve's `@serve.batch` (default, `batching="ray"`: 3-11 % more requests/s
+and a lower p95 than our engine's Batcher in each replica, `batching="engine"`, in bench/serve_ray.py on
+2 cores; the Batcher would queue a second time behind Ray's own request queue). A model promoted after start-up
 has no deployment of its own: the ingress runs it in-process (the plain engine) until the next deploy.
 
 Ray is imported lazily: without it, `--ray` fails with one line naming `pip install 'visionloop[ray]'`.
@@ -108,7 +109,7 @@ def _caller(handle: Any) -> Any:
     return call
 
 
-def build(project: str | Path, settings: Settings, *, replicas: int = 1, batching: str = "engine") -> Any:
+def build(project: str | Path, settings: Settings, *, replicas: int = 1, batching: str = "ray") -> Any:
     """The Ray Serve application (not yet running): one `model-<name>` deployment per servable model."""
     from visionloop.serve import catalog as cat
     from visionloop.serve.service import check_auth
@@ -144,14 +145,14 @@ def build(project: str | Path, settings: Settings, *, replicas: int = 1, batchin
         ray_actor_options={"num_cpus": 0}).bind(str(project), settings_json, models)
 
 
-def deploy(project: str | Path, settings: Settings, *, replicas: int = 1, batching: str = "engine",
+def deploy(project: str | Path, settings: Settings, *, replicas: int = 1, batching: str = "ray",
            name: str = "visionloop") -> Any:
     """`build` and `serve.run` it at route prefix "/" on the running Ray instance; returns the ingress handle."""
     _, serve = _ray()
     return serve.run(build(project, settings, replicas=replicas, batching=batching), name=name, route_prefix="/")
 
 
-def serve_ray(project: str | Path, settings: Settings, *, replicas: int = 1, batching: str = "engine",
+def serve_ray(project: str | Path, settings: Settings, *, replicas: int = 1, batching: str = "ray",
               address: str | None = None) -> None:
     """`visionloop serve --ray`: start (or join, with `address`) Ray, serve on settings.host:port until Ctrl-C."""
     ray, serve = _ray()
