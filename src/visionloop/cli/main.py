@@ -71,6 +71,7 @@ app.add_typer(model_cmds.app, name="model")
 app.add_typer(gallery_cmds.app, name="gallery")
 app.command("predict")(model_cmds.predict)
 app.command("serve")(serve_cmds.serve)
+app.command("ui")(serve_cmds.ui)
 app.add_typer(keys_cmds.app, name="keys")
 app.add_typer(concepts_cmds.app, name="concepts")
 app.add_typer(predictions_cmds.app, name="predictions")
@@ -94,6 +95,7 @@ INTERRUPTED = {
     "fix": "the fix was stopped; the project is unchanged",
     "select": "the selection was stopped; no image was tagged",
     "serve": "the server stopped (requests in flight were answered first)",
+    "ui": "the web UI stopped",
 }
 
 #: the signal that stopped the command (SIGINT: Ctrl-C, SIGTERM: `kill`), set by `_on_signal`

@@ -121,3 +121,30 @@ def log_settings(rate: float | None, below: float | None, rules: str | None) -> 
             raise VisionLoopError(f"logging rules of {name!r}: {where}: {first['msg']}",
                                   hint="rate and below lie in 0..1; caps and limits are counts") from None
     return checked
+
+
+def ui(
+    project: ProjectOpt = Path("."),
+    port: Annotated[int, typer.Option(help="Port (0: any free one).")] = 8000,
+    open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open the page in a browser.")] = False,
+) -> None:
+    """Browse the project in a web page (dataset, health, models and their errors), on loopback, until Ctrl-C."""
+    import socket
+
+    from visionloop.serve import Settings
+    from visionloop.serve import serve as run
+
+    if port == 0:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/"
+    print(url, flush=True)
+    err_console.print(f"the web UI of {Path(project).resolve()} is at {url} (API docs at /docs); Ctrl-C stops",
+                      highlight=False, soft_wrap=True)
+    if open_browser:
+        import threading
+        import webbrowser
+
+        threading.Timer(1.0, webbrowser.open, args=(url,)).start()
+    run(project, Settings(host="127.0.0.1", port=port), workers=1)

@@ -113,9 +113,21 @@ def create_app(store_path: str | Path, settings: Settings | None = None) -> Fast
     app.include_router(jobs.router)
     app.include_router(concepts.router)
     app.include_router(search.router)
+    _mount_ui(app, service)
     _handlers(app)
     app.add_middleware(Guard, max_bytes=settings.max_body_bytes, service=service)
     return app
+
+
+def _mount_ui(app: FastAPI, service: Service) -> None:
+    """The web UI at `/`, over the same store, keys and promote as the API."""
+    from visionloop.serve.deps import authorize
+    from visionloop.web import WebContext, mount
+
+    async def auth(request: Request, scope: str) -> None:
+        await authorize(request, service, request.headers.get("x-api-key"), scope)
+
+    mount(app, WebContext(store=lambda: service.store, authorize=auth, promote=service.promote))
 
 
 def _error(e: VisionLoopError) -> JSONResponse:

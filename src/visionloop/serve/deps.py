@@ -21,25 +21,33 @@ ServiceDep = Annotated[Service, Depends(get_service)]
 KeyHeader = Annotated[str | None, Security(APIKeyHeader(name="X-API-Key", auto_error=False))]
 
 
+async def authorize(request: Request, svc: Service, key: str | None, scope: str) -> KeyInfo | None:
+    """The API key's check (header, bearer token, or the web UI's `visionloop_key` cookie), then its scope and
+    rate limit; None when this server needs no keys."""
+    if not svc.settings.auth_required():
+        return None
+    if key is None:
+        auth = request.headers.get("authorization", "")
+        key = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+    if key is None:
+        key = request.cookies.get("visionloop_key") or None
+    if not key:
+        raise Unauthorized("missing API key", hint="send it in the X-API-Key header "
+                           "(create one with `visionloop keys create`)")
+    assert svc.keys is not None
+    info = await svc.keys.find(key)
+    if info is None:
+        raise Unauthorized("unknown or revoked API key", hint="see `visionloop keys list`")
+    if not info.allows(scope):
+        raise Forbidden(f"key {info.prefix} lacks the {scope!r} scope (it has {', '.join(info.scopes)})",
+                        hint=f"create a key with --scope {scope}")
+    svc.limiter.take(info)
+    request.state.key = info
+    return info
+
+
 def require(scope: str) -> Callable[..., Awaitable[KeyInfo | None]]:
     async def check(request: Request, svc: ServiceDep, key: KeyHeader) -> KeyInfo | None:
-        if not svc.settings.auth_required():
-            return None
-        if key is None:
-            auth = request.headers.get("authorization", "")
-            key = auth[7:].strip() if auth[:7].lower() == "bearer " else None
-        if not key:
-            raise Unauthorized("missing API key", hint="send it in the X-API-Key header "
-                               "(create one with `visionloop keys create`)")
-        assert svc.keys is not None
-        info = await svc.keys.find(key)
-        if info is None:
-            raise Unauthorized("unknown or revoked API key", hint="see `visionloop keys list`")
-        if not info.allows(scope):
-            raise Forbidden(f"key {info.prefix} lacks the {scope!r} scope (it has {', '.join(info.scopes)})",
-                            hint=f"create a key with --scope {scope}")
-        svc.limiter.take(info)
-        request.state.key = info
-        return info
+        return await authorize(request, svc, key, scope)
 
     return check

@@ -57,6 +57,8 @@ class RetryLater(HTTPError):
 def status_of(e: VisionLoopError) -> int:
     if isinstance(e, HTTPError):
         return e.status
+    if isinstance(getattr(e, "status", None), int):  # the web UI's errors carry their own (CSRF: 403)
+        return int(e.status)  # type: ignore[attr-defined]
     if isinstance(e, NotFoundError):
         return 404
     return 400

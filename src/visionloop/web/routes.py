@@ -1,0 +1,300 @@
+"""The pages (server-rendered Jinja2) and their JSON twins under /v1/ui/, on one router.
+
+    mount(app, WebContext(store=lambda: service.store, authorize=..., promote=...))
+
+Every page renders the result object its twin returns (`views`). Forms POST with a CSRF token: a random
+value in an HttpOnly SameSite=Strict cookie that the form repeats; a POST whose token or Origin does not
+match is refused. JSON writes need `Content-Type: application/json` (a cross-site form cannot send it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import re
+import secrets
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
+
+from visionloop.core.errors import NotFoundError, VisionLoopError
+from visionloop.store import models as registry
+from visionloop.store.schema import ImageRow
+from visionloop.web import views
+from visionloop.web.context import WebContext
+
+HERE = Path(__file__).parent
+CSRF_COOKIE = "vl_csrf"
+KEY_COOKIE = "visionloop_key"
+SHA = re.compile(r"^[0-9a-f]{64}$")
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+router = APIRouter(include_in_schema=False)
+api = APIRouter(prefix="/v1/ui", tags=["ui"])
+
+
+class CsrfError(VisionLoopError):
+    status = 403
+
+
+def mount(app: FastAPI, ctx: WebContext) -> None:
+    app.state.web = ctx
+    app.include_router(api)
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+
+def _ctx(request: Request) -> WebContext:
+    return request.app.state.web
+
+
+async def _run(fn: Any, *args: Any, **kw: Any) -> Any:
+    return await asyncio.to_thread(fn, *args, **kw)
+
+
+def _token(request: Request) -> str:
+    return request.cookies.get(CSRF_COOKIE) or getattr(request.state, "csrf", None) or _new_token(request)
+
+
+def _new_token(request: Request) -> str:
+    request.state.csrf = secrets.token_urlsafe(32)
+    return request.state.csrf
+
+
+def _render(request: Request, name: str, data: dict[str, Any], *, status: int = 200) -> HTMLResponse:
+    token = _token(request)
+    resp = templates.TemplateResponse(request, name, {"d": data, "csrf": token, "flash": request.query_params.get("msg")},
+                                      status_code=status)
+    if request.cookies.get(CSRF_COOKIE) != token:
+        resp.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https")
+    return resp
+
+
+async def _page(request: Request, scope: str, name: str, make: Any) -> HTMLResponse:
+    """Render `name` with what `make()` returns; a user error is a page saying it (with its status)."""
+    try:
+        await _ctx(request).authorize(request, scope)
+    except VisionLoopError as e:
+        return _render(request, "login.html", {"error": str(e), "next": str(request.url.path)},
+                       status=getattr(e, "status", 401))
+    try:
+        data = await make()
+    except VisionLoopError as e:
+        return _render(request, "error.html", {"error": e.message, "hint": e.hint},
+                       status=404 if isinstance(e, NotFoundError) else 400)
+    return _render(request, name, data)
+
+
+async def _form(request: Request, scope: str) -> dict[str, str]:
+    """The POSTed form, after the CSRF check (token and Origin) and the same authorization as the API."""
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    if not cookie or not hmac.compare_digest(cookie, form.get("csrf", "")):
+        raise CsrfError("the form's CSRF token is missing or stale", hint="reload the page and submit again")
+    origin = request.headers.get("origin")
+    if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host", ""):
+        raise CsrfError(f"a form posted from {origin} is refused", hint="use the page this server sent")
+    await _ctx(request).authorize(request, scope)
+    return form
+
+
+async def _json_body(request: Request, scope: str) -> dict[str, Any]:
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise CsrfError("a JSON write needs Content-Type: application/json", hint="send the body as JSON")
+    await _ctx(request).authorize(request, scope)
+    body = await request.json()
+    if not isinstance(body, dict):
+        raise VisionLoopError("the body must be a JSON object")
+    return body
+
+
+def _back(path: str, msg: str) -> RedirectResponse:
+    sep = "&" if "?" in path else "?"
+    return RedirectResponse(f"{path}{sep}{urlencode({'msg': msg})}", status_code=303)
+
+
+def _safe_next(path: str | None, default: str) -> str:
+    return path if path and path.startswith("/") and not path.startswith("//") else default
+
+
+# -- dataset -------------------------------------------------------------------------------------------------
+
+def _int(v: str | None, default: int) -> int:
+    try:
+        return int(v) if v not in (None, "") else default
+    except ValueError:
+        raise VisionLoopError(f"not a number: {v!r}") from None
+
+
+async def _dataset(request: Request) -> dict[str, Any]:
+    q = request.query_params
+    finding = q.get("finding") or None
+    names = None
+    if finding:
+        _, report = await _ctx(request).health_report()
+        names = views.finding_images(report, finding)
+    return await _run(views.dataset, _ctx(request).store(), split=q.get("split") or None, cls=q.get("class") or None,
+                      tag=q.get("tag") or None, finding=finding, finding_images=names, sort=q.get("sort") or "id",
+                      desc=q.get("desc") in ("1", "true", "on"), page=_int(q.get("page"), 1),
+                      per_page=_int(q.get("per_page"), views.PER_PAGE))
+
+
+@router.get("/", response_class=HTMLResponse)
+async def dataset_page(request: Request) -> HTMLResponse:
+    return await _page(request, "predict", "dataset.html", lambda: _dataset(request))
+
+
+@api.get("/dataset")
+async def dataset_json(request: Request) -> JSONResponse:
+    await _ctx(request).authorize(request, "predict")
+    return JSONResponse(await _dataset(request))
+
+
+@router.get("/thumbs/{sha}.jpg")
+async def thumb(request: Request, sha: str) -> Response:
+    await _ctx(request).authorize(request, "predict")
+    store = _ctx(request).store()
+    if not SHA.match(sha) or not await _run(_is_image, store, sha):
+        raise NotFoundError("no such image")
+    data = await _run(views.thumbnail, store, sha)
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=31536000, immutable"})
+
+
+def _is_image(store: Any, sha: str) -> bool:
+    with store.session() as s:
+        return s.scalar(select(ImageRow.id).where(ImageRow.sha256 == sha).limit(1)) is not None
+
+
+# -- image ---------------------------------------------------------------------------------------------------
+
+@router.get("/images/{image_id}", response_class=HTMLResponse)
+async def image_page(request: Request, image_id: int) -> HTMLResponse:
+    return await _page(request, "predict", "image.html", lambda: _run(views.image, _ctx(request).store(), image_id))
+
+
+@api.get("/images/{image_id}")
+async def image_json(request: Request, image_id: int) -> JSONResponse:
+    await _ctx(request).authorize(request, "predict")
+    return JSONResponse(await _run(views.image, _ctx(request).store(), image_id))
+
+
+@router.get("/images/{image_id}/file")
+async def image_file(request: Request, image_id: int) -> Response:
+    await _ctx(request).authorize(request, "predict")
+    data, media = await _run(views.full_image, _ctx(request).store(), image_id)
+    return Response(data, media_type=media, headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.post("/images/{image_id}/relabel")
+async def relabel_form(request: Request, image_id: int) -> Response:
+    form = await _form(request, "admin")
+    done = await _run(views.relabel, _ctx(request).store(), _int(form.get("annotation"), -1), form.get("class", ""))
+    return _back(f"/images/{image_id}", f"batch {done['batch']}: annotation {done['annotation']} is now "
+                 f"{done['class']}")
+
+
+@api.post("/annotations/{annotation_id}/class")
+async def relabel_json(request: Request, annotation_id: int) -> JSONResponse:
+    body = await _json_body(request, "admin")
+    return JSONResponse(await _run(views.relabel, _ctx(request).store(), annotation_id, str(body.get("class", ""))))
+
+
+@router.post("/batches/{batch_id}/undo")
+async def undo_form(request: Request, batch_id: int) -> Response:
+    form = await _form(request, "admin")
+    await _run(views.undo, _ctx(request).store(), batch_id)
+    return _back(_safe_next(form.get("next"), "/"), f"batch {batch_id} undone")
+
+
+@api.post("/batches/{batch_id}/undo")
+async def undo_json(request: Request, batch_id: int) -> JSONResponse:
+    await _json_body(request, "admin")
+    return JSONResponse(await _run(views.undo, _ctx(request).store(), batch_id))
+
+
+# -- health --------------------------------------------------------------------------------------------------
+
+async def _health(request: Request, refresh: bool = False) -> dict[str, Any]:
+    at, report = await _ctx(request).health_report(refresh=refresh)
+    return {"checked_at": at, **views.health(report)}
+
+
+@router.get("/health", response_class=HTMLResponse)
+async def health_page(request: Request) -> HTMLResponse:
+    return await _page(request, "predict", "health.html", lambda: _health(request))
+
+
+@api.get("/health")
+async def health_json(request: Request) -> JSONResponse:
+    await _ctx(request).authorize(request, "predict")
+    return JSONResponse(await _health(request, refresh=request.query_params.get("refresh") == "1"))
+
+
+@router.post("/health/check")
+async def health_recheck(request: Request) -> Response:
+    await _form(request, "predict")
+    await _ctx(request).health_report(refresh=True)
+    return _back("/health", "checked again")
+
+
+# -- models --------------------------------------------------------------------------------------------------
+
+@router.get("/models", response_class=HTMLResponse)
+async def models_page(request: Request) -> HTMLResponse:
+    return await _page(request, "predict", "models.html", lambda: _run(views.models, _ctx(request).store()))
+
+
+@api.get("/models")
+async def models_json(request: Request) -> JSONResponse:
+    await _ctx(request).authorize(request, "predict")
+    return JSONResponse(await _run(views.models, _ctx(request).store()))
+
+
+@router.post("/models/{name}/promote")
+async def promote_form(request: Request, name: str) -> Response:
+    form = await _form(request, "admin")
+    ctx = _ctx(request)
+    stage = form.get("stage") or None
+    if ctx.promote is not None:  # the server's own promote: it swaps the serving model too
+        await ctx.promote(name, stage)
+    else:
+        await _run(views.promote, ctx.store(), name, stage)
+    now = await _run(registry.get, ctx.store(), name)
+    return _back("/models", f"{now.name} is now {now.stage}")
+
+
+def _errors_args(request: Request) -> dict[str, Any]:
+    q = request.query_params
+    return {"error": q.get("error") or None, "kind": q.get("kind") or None, "category": q.get("class") or None,
+            "evaluation": _int(q.get("evaluation"), 0) or None}
+
+
+@router.get("/models/{name}/errors", response_class=HTMLResponse)
+async def errors_page(request: Request, name: str) -> HTMLResponse:
+    return await _page(request, "predict", "errors.html",
+                       lambda: _run(views.errors, _ctx(request).store(), name, **_errors_args(request)))
+
+
+@api.get("/models/{name}/errors")
+async def errors_json(request: Request, name: str) -> JSONResponse:
+    await _ctx(request).authorize(request, "predict")
+    return JSONResponse(await _run(views.errors, _ctx(request).store(), name, **_errors_args(request)))
+
+
+# -- login (only when the server asks for keys) ---------------------------------------------------------------
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    if not cookie or not hmac.compare_digest(cookie, form.get("csrf", "")):
+        raise CsrfError("the form's CSRF token is missing or stale", hint="reload the page and submit again")
+    resp = RedirectResponse(_safe_next(form.get("next"), "/"), status_code=303)
+    resp.set_cookie(KEY_COOKIE, form.get("key", ""), httponly=True, samesite="strict",
+                    secure=request.url.scheme == "https")
+    return resp

@@ -1,0 +1,265 @@
+"""What each page shows, as plain result objects (dicts): the HTML page and its JSON twin render the same one.
+
+    page = dataset(store, split="train", cls="raccoon", sort="objects", page=1)   # one page of the grid
+    img = image(store, 12)                                                         # one image, its boxes
+    batch_id = relabel(store, annotation_id=7, class_name="dog")                   # an undoable batch
+    undo(store, batch_id)
+
+The grid reads one page of image rows (LIMIT/OFFSET on indexed columns) and the annotations of those rows
+only, so a page costs the same at 100 images or 100,000.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import String, cast, func, select
+
+from visionloop.core.errors import NotFoundError, VisionLoopError
+from visionloop.ingest import batches as ingest_batches
+from visionloop.store import Store, batches
+from visionloop.store import evaluations as evals
+from visionloop.store import models as registry
+from visionloop.store.batches import BatchKind, Op, RowChange
+from visionloop.store.schema import (
+    AnnotationRow,
+    BatchRow,
+    ChangeRow,
+    ClassRow,
+    ImageRow,
+    VersionItemRow,
+    VersionRow,
+)
+
+PER_PAGE = 48
+MAX_PER_PAGE = 200
+SORTS = {"id": ImageRow.id, "name": ImageRow.file_name, "size": ImageRow.width * ImageRow.height,
+         "date": ImageRow.taken_at}
+THUMB_HEIGHT = 160
+
+
+def colour(name: str, given: str | None = None) -> str:
+    """The class's colour: its own when the project has one, else a stable hue from its name."""
+    if given:
+        return given
+    h = int(hashlib.sha1(name.encode()).hexdigest()[:6], 16) / 0xFFFFFF
+    r, g, b = colorsys.hsv_to_rgb(h, 0.85, 0.95)
+    return f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
+
+
+def classes(store: Store) -> list[dict[str, Any]]:
+    with store.session() as s:
+        rows = s.execute(select(ClassRow.id, ClassRow.name, ClassRow.color).order_by(ClassRow.position)).all()
+    return [{"id": r.id, "name": r.name, "colour": colour(r.name, r.color)} for r in rows]
+
+
+def _ann(r: Any, names: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    c = names.get(r.class_id, {"name": "?", "colour": "#ff00ff"})
+    d: dict[str, Any] = {"id": r.id, "class": c["name"], "colour": c["colour"], "kind": r.kind,
+                         "box": None if r.x0 is None else [r.x0, r.y0, r.x1, r.y1]}
+    data = r.data or {}
+    polys = data.get("polygons") or data.get("segmentation") or data.get("points")
+    if isinstance(polys, list) and polys and isinstance(polys[0], list):
+        d["polygons"] = [[float(v) for v in p] for p in polys if isinstance(p, list) and len(p) >= 6]
+    if r.confidence is not None:
+        d["confidence"] = r.confidence
+    return d
+
+
+def dataset(store: Store, *, split: str | None = None, cls: str | None = None, tag: str | None = None,
+            finding: str | None = None, finding_images: list[str] | None = None, sort: str = "id",
+            desc: bool = False, page: int = 1, per_page: int = PER_PAGE) -> dict[str, Any]:
+    """One page of the grid. `finding_images`: the file names a health finding names (the caller's report)."""
+    if sort not in SORTS and sort != "objects":
+        raise VisionLoopError(f"unknown sort {sort!r}", hint=f"sorts: {', '.join([*SORTS, 'objects'])}")
+    page, per_page = max(1, page), min(max(1, per_page), MAX_PER_PAGE)
+    cmap = classes(store)
+    by_id = {c["id"]: c for c in cmap}
+    q = select(ImageRow.id, ImageRow.file_name, ImageRow.split, ImageRow.width, ImageRow.height, ImageRow.sha256,
+               ImageRow.tags, ImageRow.state)
+    where = []
+    if split:
+        where.append(ImageRow.split == split)
+    if cls:
+        cid = next((c["id"] for c in cmap if c["name"] == cls), None)
+        if cid is None:
+            raise NotFoundError(f"no class {cls!r} in this project", hint="pick one of the listed classes")
+        where.append(ImageRow.id.in_(select(AnnotationRow.image_id).where(AnnotationRow.class_id == cid)))
+    if tag:
+        where.append(cast(ImageRow.tags, String).like(f'%"{tag}"%'))
+    if finding is not None:
+        where.append(ImageRow.file_name.in_(finding_images or []))
+    objects = (select(func.count()).where(AnnotationRow.image_id == ImageRow.id).scalar_subquery())
+    order = objects if sort == "objects" else SORTS[sort]
+    q = q.where(*where).order_by(order.desc() if desc else order, ImageRow.id)
+    with store.session() as s:
+        total = s.scalar(select(func.count()).select_from(ImageRow).where(*where)) or 0
+        rows = s.execute(q.limit(per_page).offset((page - 1) * per_page)).all()
+        ids = [r.id for r in rows]
+        anns = s.execute(select(AnnotationRow.id, AnnotationRow.image_id, AnnotationRow.class_id, AnnotationRow.kind,
+                                AnnotationRow.x0, AnnotationRow.y0, AnnotationRow.x1, AnnotationRow.y1,
+                                AnnotationRow.data, AnnotationRow.confidence)
+                         .where(AnnotationRow.image_id.in_(ids)).order_by(AnnotationRow.id)).all() if ids else []
+        splits = [x for x in s.scalars(select(ImageRow.split).distinct()) if x]
+    per: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+    for a in anns:
+        per[a.image_id].append(_ann(a, by_id))
+    items = [{"id": r.id, "file_name": r.file_name, "split": r.split, "width": r.width, "height": r.height,
+              "sha256": r.sha256, "tags": list(r.tags or []), "state": r.state, "annotations": per[r.id]}
+             for r in rows]
+    return {"filters": {"split": split, "class": cls, "tag": tag, "finding": finding, "sort": sort, "desc": desc},
+            "page": page, "per_page": per_page, "total": int(total), "pages": max(1, -(-int(total) // per_page)),
+            "splits": sorted(splits), "classes": cmap, "images": items}
+
+
+def image(store: Store, image_id: int) -> dict[str, Any]:
+    """One image: its annotations, EXIF/GPS, the batches that touched it and the versions holding it."""
+    cmap = {c["id"]: c for c in classes(store)}
+    with store.session() as s:
+        im = s.get(ImageRow, image_id)
+        if im is None:
+            raise NotFoundError(f"no image {image_id} in this project", hint="open it from the dataset page")
+        anns = s.execute(select(AnnotationRow).where(AnnotationRow.image_id == image_id)
+                         .order_by(AnnotationRow.id)).scalars().all()
+        ann_ids = [a.id for a in anns]
+        touched = set(s.scalars(select(ChangeRow.batch_id).where(
+            ((ChangeRow.table_name == "image") & (ChangeRow.row_id == image_id))
+            | ((ChangeRow.table_name == "annotation") & ChangeRow.row_id.in_(ann_ids or [-1])))))
+        touched.add(im.batch_id)
+        touched.update(a.batch_id for a in anns)
+        brows = s.execute(select(BatchRow.id, BatchRow.kind, BatchRow.source, BatchRow.created_at, BatchRow.summary)
+                          .where(BatchRow.id.in_(touched)).order_by(BatchRow.id)).all()
+        vers = s.execute(select(VersionRow.id, VersionRow.name, VersionItemRow.split)
+                         .join(VersionItemRow, VersionItemRow.version_id == VersionRow.id)
+                         .where(VersionItemRow.source_image_id == image_id).order_by(VersionRow.id)).all()
+        out = {"id": im.id, "file_name": im.file_name, "split": im.split, "width": im.width, "height": im.height,
+               "sha256": im.sha256, "state": im.state, "format": im.format, "tags": list(im.tags or []),
+               "taken_at": im.taken_at, "orientation": im.orientation,
+               "gps": None if im.gps_lat is None else {"lat": im.gps_lat, "lon": im.gps_lon, "alt": im.gps_alt,
+                                                       "heading": im.heading},
+               "meta": dict(im.meta or {}),
+               "annotations": [_ann(a, cmap) for a in anns]}
+    out["batches"] = [{"id": b.id, "kind": b.kind, "source": b.source, "created_at": b.created_at.isoformat(),
+                       "undone": bool((b.summary or {}).get("undone_at"))} for b in brows]
+    out["versions"] = [{"id": v.id, "name": v.name, "split": v.split} for v in vers]
+    out["classes"] = list(cmap.values())
+    return out
+
+
+def relabel(store: Store, annotation_id: int, class_name: str) -> dict[str, Any]:
+    """Change one annotation's class, as its own batch (kind fix, source "visionloop ui") that undo reverses."""
+    with store.engine.begin() as conn:
+        cid = conn.scalar(select(ClassRow.id).where(ClassRow.name == class_name))
+        if cid is None:
+            raise NotFoundError(f"no class {class_name!r} in this project", hint="pick one of the listed classes")
+        before = batches.rows(conn, "annotation", [annotation_id]).get(annotation_id)
+        if before is None:
+            raise NotFoundError(f"no annotation {annotation_id} in this project", hint="reload the image page")
+        before = batches.jsonable(before)
+        assert before is not None
+        if before["class_id"] == cid:
+            raise VisionLoopError(f"annotation {annotation_id} is already {class_name!r}", hint="pick another class")
+        after = {**before, "class_id": int(cid)}
+        batch_id = batches.open_batch(conn, BatchKind.FIX, source="visionloop ui",
+                                      summary={"relabelled": 1, "annotation": annotation_id, "to": class_name})
+        batches.apply(conn, batch_id, [RowChange("annotation", annotation_id, Op.UPDATE, before, after)])
+    return {"batch": int(batch_id), "annotation": annotation_id, "class": class_name}
+
+
+def undo(store: Store, batch_id: int) -> dict[str, Any]:
+    return ingest_batches.undo_batch(store, batch_id).to_json()
+
+
+def health(report: Any) -> dict[str, Any]:
+    """The report's findings, each with the images it names (ids resolved by the caller's store)."""
+    return report.to_json()
+
+
+def finding_images(report: Any, check: str) -> list[str]:
+    f = report.finding(check)
+    if f is None:
+        pairs = [p for p in report.pairs if p.kind == check]
+        return sorted({n for p in pairs for n in (p.a, p.b)})
+    return list(f.images)
+
+
+def models(store: Store) -> dict[str, Any]:
+    out = []
+    for m in registry.list_all(store):
+        ev = evals.latest(store, model_id=m.id)
+        out.append({"name": m.name, "task": m.task, "arch": m.arch, "status": m.status, "stage": m.stage,
+                    "version": m.version, "classes": m.classes, "metrics": m.metrics,
+                    "evaluation": None if ev is None else ev.to_json()})
+    return {"models": out, "stages": list(registry.STAGES)}
+
+
+def errors(store: Store, model: str, *, error: str | None = None, kind: str | None = None,
+           category: str | None = None, evaluation: int | None = None, limit: int = 200) -> dict[str, Any]:
+    """A model's error events (newest evaluation unless `evaluation`), filtered by error type/kind/class."""
+    info = registry.get(store, model)
+    ev = evals.get(store, evaluation) if evaluation is not None else evals.latest(store, model_id=info.id)
+    if ev is None:
+        raise NotFoundError(f"model {model} has no evaluation", hint=f"run `visionloop evaluate {model}` first")
+    allev = evals.events(store, ev.id)
+    counts: dict[str, int] = {}
+    for e in allev:
+        counts[e.error] = counts.get(e.error, 0) + 1
+    chosen = [e for e in allev if (error is None or e.error == error) and (kind is None or e.kind == kind)
+              and (category is None or category in (e.category, e.gt_category))]
+    ids = {e.image_id for e in chosen[:limit]}
+    with store.session() as s:
+        dims = {r.id: (r.width, r.height) for r in s.execute(
+            select(ImageRow.id, ImageRow.width, ImageRow.height).where(ImageRow.id.in_(ids or {-1})))}
+    tiles = [{**e.to_json(), "width": dims.get(e.image_id, (0, 0))[0], "height": dims.get(e.image_id, (0, 0))[1]}
+             for e in chosen[:limit]]
+    return {"model": info.name, "evaluation": ev.to_json(), "filters": {"error": error, "kind": kind,
+            "category": category}, "counts": counts, "total": len(chosen), "tiles": tiles}
+
+
+def promote(store: Store, model: str, stage: str | None = None) -> dict[str, Any]:
+    return registry.promote(store, model, stage).to_json()
+
+
+# -- thumbnails: made once, kept as blobs; <root>/cache/thumbs/<image sha> names the thumbnail's blob --------
+
+def thumbnail(store: Store, sha256: str) -> bytes:
+    """The image at THUMB_HEIGHT px high (upright, no drawing: the page draws the boxes), JPEG."""
+    index = Path(store.root) / "cache" / "thumbs" / sha256[:2] / sha256
+    if index.exists():
+        thumb = index.read_text().strip()
+        if store.blobs.exists(thumb):
+            return store.blobs.get(thumb)
+    data = _make_thumb(store.blobs.get(sha256))
+    thumb = store.blobs.put(data)
+    index.parent.mkdir(parents=True, exist_ok=True)
+    tmp = index.with_suffix(".tmp")
+    tmp.write_text(thumb)
+    tmp.replace(index)
+    return data
+
+
+def _make_thumb(data: bytes) -> bytes:
+    import io
+
+    from PIL import Image, ImageOps
+
+    with Image.open(io.BytesIO(data)) as im:
+        im.draft("RGB", (THUMB_HEIGHT * 4, THUMB_HEIGHT))
+        im = ImageOps.exif_transpose(im).convert("RGB")
+        w = max(1, round(im.width * THUMB_HEIGHT / im.height))
+        im = im.resize((w, THUMB_HEIGHT), Image.Resampling.LANCZOS)
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", quality=82)
+        return buf.getvalue()
+
+
+def full_image(store: Store, image_id: int) -> tuple[bytes, str]:
+    with store.session() as s:
+        r = s.execute(select(ImageRow.sha256, ImageRow.format).where(ImageRow.id == image_id)).first()
+    if r is None:
+        raise NotFoundError(f"no image {image_id} in this project")
+    return store.blobs.get(r.sha256), {"png": "image/png", "webp": "image/webp"}.get((r.format or "").lower(),
+                                                                                      "image/jpeg")

@@ -1,0 +1,55 @@
+"""A raccoon project of 30 photos (3 of them relabelled `dog`, one photo imported twice under another name: an
+exact duplicate), a version, a detector trained a few steps and evaluated, and the real server on loopback."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from visionloop.serve import Settings
+from visionloop.serve.background import BackgroundServer
+
+NUMBERS = list(range(1, 31))
+DOGS = (2, 5, 9)  # these photos' boxes are relabelled dog
+COPY = 1  # raccoon-1.jpg is imported a second time as copy-of-1.jpg
+SPLIT = {"schema": 1, "seed": 0, "split": {"mode": "random", "ratios": {"train": 0.7, "valid": 0.3, "test": 0.0}}}
+
+
+@pytest.fixture(scope="session")
+def web_project(voc_subset, tmp_path_factory) -> Path:
+    from visionloop.evaluate.model import evaluate_model
+    from visionloop.ingest import import_dataset
+    from visionloop.store import Store
+    from visionloop.train import train
+    from visionloop.versions import create_version
+
+    root = tmp_path_factory.mktemp("web")
+    src = voc_subset(root / "voc", NUMBERS)
+    for n in DOGS:
+        xml = src / "annotations" / f"raccoon-{n}.xml"
+        xml.write_text(xml.read_text().replace("<name>raccoon</name>", "<name>dog</name>"))
+    shutil.copy(src / "images" / f"raccoon-{COPY}.jpg", src / "images" / f"copy-of-{COPY}.jpg")
+    xml = (src / "annotations" / f"raccoon-{COPY}.xml").read_text()
+    (src / "annotations" / f"copy-of-{COPY}.xml").write_text(
+        xml.replace(f"raccoon-{COPY}.jpg", f"copy-of-{COPY}.jpg"))
+    with Store.init(root / "project") as store:
+        import_dataset(store, src)
+        version = create_version(store, SPLIT, workers=0)
+        train(store, version.name, task="detect", epochs=1, max_steps=2, imgsz=64, batch=4, name="det-a")
+        evaluate_model(store, "det-a", split="valid", score_threshold=0.0)
+    return root / "project"
+
+
+@pytest.fixture(scope="module")
+def server(web_project) -> Iterator[BackgroundServer]:
+    with BackgroundServer(web_project, Settings(refresh_s=0.5, url_allow_list=[])) as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def screens(tmp_path_factory) -> Path:
+    """Where the browser tests leave their screenshots (kept by pytest under its tmp folder)."""
+    return tmp_path_factory.mktemp("screens")

@@ -1,0 +1,116 @@
+"""The pages in a real headless Chromium (Debian's, driven by Playwright's Python API; never `playwright
+install`): open the dataset, filter by a health finding, open an image, change a class and undo it, open a
+model's errors filtered to missed objects, promote the model. Each page is screenshotted (not committed)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from visionloop.store import Store
+from visionloop.store import evaluations as evals
+from visionloop.store import models as registry
+from visionloop.web import views
+
+from .conftest import DOGS, NUMBERS
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def page(screens) -> Iterator[object]:
+    if not Path(CHROMIUM).exists() or shutil.which("chromedriver") is None:
+        pytest.fail("Debian's chromium is missing: apt-get install -y chromium chromium-driver (.ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+        p = ctx.new_page()
+        p.set_default_timeout(20_000)
+        yield p
+        ctx.close()
+        browser.close()
+
+
+def _shot(page, screens: Path, name: str) -> None:
+    page.screenshot(path=str(screens / f"{name}.png"), full_page=True)
+    assert (screens / f"{name}.png").stat().st_size > 5_000
+
+
+def test_dataset_health_image_relabel_undo(server, page, screens, web_project):
+    page.goto(server.url + "/")
+    assert page.locator("#count").inner_text().startswith(f"{len(NUMBERS) + 1} images")
+    page.wait_for_function("[...document.querySelectorAll('.tile img')].every(i => i.complete && i.naturalWidth > 0)")
+    assert page.locator(".tile svg rect").count() > 0
+    _shot(page, screens, "dataset")
+
+    page.select_option("select[name=class]", "dog")
+    page.click("#filters button[type=submit]")
+    page.wait_for_url(re.compile(r"class=dog"))
+    assert page.locator(".tile").count() == len(DOGS)
+
+    page.goto(server.url + "/health")
+    assert page.locator("#findings tr[data-check]").count() > 0
+    _shot(page, screens, "health")
+    page.locator('#findings tr[data-check="exact_duplicates"] a.show').click()
+    page.wait_for_url(re.compile(r"finding=exact_duplicates"))
+    names = sorted(page.locator(".tile").evaluate_all("ts => ts.map(t => t.title)"))
+    assert names == ["images/copy-of-1.jpg", "images/raccoon-1.jpg"]
+
+    page.goto(server.url + "/?class=dog")
+    page.locator(".tile").first.click()
+    page.wait_for_url(re.compile(r"/images/\d+$"))
+    image_id = int(page.url.rsplit("/", 1)[1])
+    first = page.locator("#anns tr[data-ann]").first
+    ann = int(first.get_attribute("data-ann"))
+    assert first.locator("td.cls").inner_text().strip() == "dog"
+    _shot(page, screens, "image")
+    first.locator("select[name=class]").select_option("raccoon")
+    first.locator("button[type=submit]").click()
+    page.wait_for_selector("#flash")
+    batch = int(re.search(r"batch (\d+)", page.locator("#flash").inner_text()).group(1))
+    assert page.locator(f'#anns tr[data-ann="{ann}"] td.cls').inner_text().strip() == "raccoon"
+    with Store.open(web_project) as store:  # in the store too, not only on the page
+        assert [a["class"] for a in views.image(store, image_id)["annotations"] if a["id"] == ann] == ["raccoon"]
+    _shot(page, screens, "image-relabelled")
+    page.locator(f'#batches tr[data-batch="{batch}"] button').click()
+    page.wait_for_selector("#flash")
+    assert page.locator("#flash").inner_text() == f"batch {batch} undone"
+    assert page.locator(f'#anns tr[data-ann="{ann}"] td.cls').inner_text().strip() == "dog"
+    assert page.locator(f'#batches tr[data-batch="{batch}"]').inner_text().strip().endswith("undone")
+    with Store.open(web_project) as store:
+        assert [a["class"] for a in views.image(store, image_id)["annotations"] if a["id"] == ann] == ["dog"]
+
+
+def test_errors_missed_and_promote(server, page, screens, web_project):
+    with Store.open(web_project) as store:
+        ev = evals.latest(store, model_id=registry.get(store, "det-a").id)
+        missed = len(evals.events(store, ev.id, error="missed"))
+        stage = registry.get(store, "det-a").stage
+    page.goto(server.url + "/models")
+    assert page.locator('#models tr[data-model="det-a"] td.stage').inner_text() == stage
+    _shot(page, screens, "models")
+    page.locator('#models tr[data-model="det-a"] a.errors').click()
+    page.wait_for_url(re.compile(r"/models/det-a/errors"))
+    page.select_option("select[name=error]", "missed")
+    page.click("#filters button[type=submit]")
+    page.wait_for_url(re.compile(r"error=missed"))
+    assert page.locator("#count").inner_text() == f"{missed} errors"
+    assert page.locator(".tile.err").count() == missed
+    assert page.locator(".tile.err.missed").count() == missed
+    _shot(page, screens, "errors-missed")
+
+    page.goto(server.url + "/models")
+    page.locator('#models tr[data-model="det-a"] button.promote').click()
+    page.wait_for_selector("#flash")
+    assert page.locator("#flash").inner_text() == "det-a is now beta"
+    assert page.locator('#models tr[data-model="det-a"] td.stage').inner_text() == "beta"
+    with Store.open(web_project) as store:
+        assert registry.get(store, "det-a").stage == "beta"
