@@ -78,7 +78,7 @@ def test_similar_returns_the_copy_first(project, raccoon):
 
 def test_similar_refuses_an_unknown_image(project):
     r = runner.invoke(app, ["similar", "no-such.jpg", "-p", str(project)])
-    assert r.exit_code != 0 and "no project image 'no-such.jpg'" in r.output
+    assert r.exit_code == 1 and "no project image 'no-such.jpg'" in str(r.exception)
 
 
 def test_concept_search_ranks_its_examples_first(project, raccoon):

@@ -95,7 +95,15 @@ def embed_project(store: Store, embedder: tuple[str, str], *, workers: int | Non
         from visionloop.runtime.pool import Pool
 
         if n_workers > 1:
-            with Pool(n_workers, initializer=_init_worker, initargs=(model, threads), name="embeddings") as pool:
+            # torch (loaded when the default embedder was exported just now) leaves native thread pools whose
+            # locks a forked child can inherit held: a fork then hung in the worker; forkserver starts clean
+            import multiprocessing
+            import sys
+
+            ctx = multiprocessing.get_context("forkserver") if "torch" in sys.modules and \
+                "forkserver" in multiprocessing.get_all_start_methods() else None
+            with Pool(n_workers, initializer=_init_worker, initargs=(model, threads), name="embeddings",
+                      context=ctx) as pool:
                 for out in pool.imap(_embed_job, jobs):
                     added += vectors_store.put(store, name, out)
         else:
@@ -183,7 +191,7 @@ def find_image(store: Store, ident: str) -> tag_store.ImageInfo:
         raise VisionLoopError(f"{len(found)} project images are named {ident!r}",
                               hint="pass the image id, or its full name with the split folder")
     raise NotFoundError(f"no project image {ident!r}, and no such file",
-                        hint="pass an image id, a file name from `visionloop project images`, or a file path")
+                        hint="pass a project image's id or file name, or the path of an image file")
 
 
 def _expand(store: Store, shas: list[str], scores: np.ndarray, k: int, skip: set[str]) -> list[Hit]:
