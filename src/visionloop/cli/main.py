@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from visionloop.cli import batch as batch_cmds
+from visionloop.cli import blur as blur_cmds
 from visionloop.cli import concepts as concepts_cmds
 from visionloop.cli import convert as convert_cmds
 from visionloop.cli import demo as demo_cmds
@@ -69,6 +70,7 @@ app.add_typer(version_cmds.app, name="version")
 app.command("train")(train_cmds.train)
 app.add_typer(model_cmds.app, name="model")
 app.add_typer(gallery_cmds.app, name="gallery")
+app.command("blur")(blur_cmds.blur)
 app.command("predict")(model_cmds.predict)
 app.command("serve")(serve_cmds.serve)
 app.command("ui")(serve_cmds.ui)
