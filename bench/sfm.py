@@ -25,8 +25,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=here.parent / "shared" / "datasets" / "lund" / "images")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-image-size", type=int, default=1024)
-    ap.add_argument("--max-features", type=int, default=4096)
-    ap.add_argument("--neighbors", type=int, default=15)
+    ap.add_argument("--max-features", type=int, default=8192)
+    ap.add_argument("--neighbors", type=int, default=20)
     args = ap.parse_args()
     points = read_folder(args.data)
     rows = []

@@ -120,9 +120,9 @@ def sfm(
     out: Annotated[Path | None, typer.Option("--out", help="Output folder (default <project>/geo/sfm/<all|seqN>).")]
     = None,
     matching: Annotated[str, typer.Option(help="spatial (by GPS proximity) | sequential | exhaustive")] = "spatial",
-    neighbors: Annotated[int, typer.Option(help="Images matched with each image.")] = 15,
+    neighbors: Annotated[int, typer.Option(help="Images matched with each image.")] = 20,
     max_image_size: Annotated[int, typer.Option(help="SIFT on images shrunk to this many pixels.")] = 1024,
-    max_features: Annotated[int, typer.Option(help="SIFT features per image.")] = 4096,
+    max_features: Annotated[int, typer.Option(help="SIFT features per image.")] = 8192,
     threads: Annotated[int, typer.Option(help="CPU threads.")] = 2,
     colmap_defaults: Annotated[bool, typer.Option("--colmap-defaults", help="pycolmap's own initial-pair "
                                                   "thresholds (they fail on forward-moving street sequences).")]
