@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from visionloop.cli.main import app
 from visionloop.ingest import import_dataset, undo_batch
 from visionloop.store import Store
-from visionloop.store.gc import REFERENCES, collect
+from visionloop.store.gc import DERIVED, REFERENCES, collect
 from visionloop.store.schema import Base
 
 
@@ -31,7 +31,8 @@ def _files(root):
 def test_every_blob_column_is_a_gc_reference():
     blob_columns = {(t.name, c.name) for t in Base.metadata.tables.values() for c in t.columns
                     if c.name.endswith("sha256") and t.name != "blob"}
-    assert blob_columns == set(REFERENCES)
+    assert blob_columns == set(REFERENCES) | set(DERIVED)
+    assert not set(REFERENCES) & set(DERIVED)
 
 
 def test_gc_removes_what_an_undone_import_left(raccoon, voc_subset, tmp_path):
@@ -66,3 +67,26 @@ def test_gc_removes_what_an_undone_import_left(raccoon, voc_subset, tmp_path):
         assert store.stats().images == 3
         for sample in store.samples():
             assert sample.image.path and os.path.getsize(sample.image.path) > 0
+
+
+def test_gc_drops_the_embeddings_of_blobs_it_removes(raccoon, voc_subset, tmp_path):
+    """An embedding is keyed by its image's blob but does not keep it alive: gc removes both together."""
+    from sqlalchemy import select
+
+    from visionloop.store.schema import EmbeddingRow, ImageRow
+
+    root = tmp_path / "p"
+    with Store.init(root) as store:
+        import_dataset(store, voc_subset(tmp_path / "a", [1, 2]))
+        b = import_dataset(store, voc_subset(tmp_path / "b", [3])).batch_id
+        with store.session() as s, s.begin():
+            shas = sorted(s.scalars(select(ImageRow.sha256)))
+            for sha in shas:
+                s.add(EmbeddingRow(sha256=sha, embedder="e@224", dim=2, vector=b"\0" * 8))
+        undo_batch(store, b)
+        _age(root)
+        collect(store)
+        with store.session() as s:
+            left = sorted(s.scalars(select(EmbeddingRow.sha256)))
+            kept = sorted(s.scalars(select(ImageRow.sha256)))
+    assert len(shas) == 3 and len(kept) == 2 and left == kept

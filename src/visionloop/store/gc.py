@@ -37,6 +37,11 @@ REFERENCES: tuple[tuple[str, str], ...] = (
     ("concept_image", "sha256"),
     ("prediction_log", "sha256"),
 )
+#: (table, column) pairs keyed by a blob hash that do not keep the blob alive: derived data (an image's
+#: embedding) that is worthless once its blob is gone — gc deletes those rows together with the blob
+DERIVED: tuple[tuple[str, str], ...] = (
+    ("embedding", "sha256"),
+)
 
 
 @dataclass
@@ -88,8 +93,12 @@ def collect(store: Store, *, dry_run: bool = False, min_age: float = 600.0) -> G
         rows = [r for r in conn.scalars(select(BlobRow.sha256)) if r not in keep]
         report.rows_removed = len(rows)
         if not dry_run:
+            tables = Base.metadata.tables
             for s in range(0, len(rows), 500):
                 conn.execute(delete(BlobRow).where(BlobRow.sha256.in_(rows[s:s + 500])))
+                for t, c in DERIVED:
+                    if t in tables:
+                        conn.execute(delete(tables[t]).where(tables[t].c[c].in_(rows[s:s + 500])))
         if not dry_run:
             report.staging_removed = store.blobs.sweep_staging()
     log.info("gc%s: %d files (%d bytes), %d rows", " (dry run)" if dry_run else "", report.files_removed,
