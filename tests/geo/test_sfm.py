@@ -33,3 +33,21 @@ def test_sfm_registers_and_georegisters(lund, tmp_path):
     points = sum(1 for line in (out / "model" / "points3D.txt").read_text().splitlines() if not line.startswith("#"))
     assert points == res["points3d"] > 100
     assert (out / "points.ply").read_bytes().startswith(b"ply")
+
+
+def test_sfm_never_replaces_a_folder_it_did_not_write(lund, tmp_path):
+    """--out naming the photos' own folder, or a folder of the user's, is refused and left byte for byte."""
+    images = tmp_path / "images"
+    images.mkdir()
+    for n in NAMES[:2]:
+        shutil.copy(lund / "images" / n, images / n)
+    mine = tmp_path / "notes"
+    mine.mkdir()
+    (mine / "todo.txt").write_text("keep me")
+    for out, why in ((images, "is an input of this command"), (mine, "was not written by visionloop")):
+        before = sorted(p.name for p in out.iterdir())
+        r = runner.invoke(app, ["geo", "sfm", "--images", str(images), "--out", str(out), "--threads", "1"])
+        assert r.exit_code == 1 and why in str(r.exception), r.output
+        assert sorted(p.name for p in out.iterdir()) == before
+    assert (mine / "todo.txt").read_text() == "keep me"
+    assert all((images / n).stat().st_size == (lund / "images" / n).stat().st_size for n in NAMES[:2])

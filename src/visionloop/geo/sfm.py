@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from visionloop.core.errors import VisionLoopError
+from visionloop.formats.output import MARKER, marker_text, refuse_replace
 from visionloop.geo.track import GeoPoint, from_enu, to_enu
 
 #: initial-pair thresholds measured to work on forward-moving street sequences (lund); COLMAP's defaults
@@ -71,9 +72,13 @@ def reconstruct(image_dir: str | Path, points: list[GeoPoint], out: str | Path,
     pc = _pycolmap()
     o = options or SfmOptions()
     out = Path(out)
-    if out.exists():
+    if out.is_symlink() or out.is_file() or (out.is_dir() and any(out.iterdir())):
+        # replace only an earlier reconstruction visionloop wrote (its marker), never the images, a project,
+        # or a folder of the user's
+        refuse_replace(out, protect=[image_dir])
         shutil.rmtree(out)
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text(marker_text("colmap-sfm"), encoding="utf-8")
     names = [p.name for p in points]
     if len(names) < 2:
         raise VisionLoopError("structure from motion needs two images or more", path=image_dir)
