@@ -163,8 +163,6 @@ def serve_ray(project: str | Path, settings: Settings, *, replicas: int = 1, bat
         serve.run(app, name="visionloop", route_prefix="/")
         while True:
             time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
+    finally:  # Ctrl-C: shut Ray down, then the interrupt goes on to the CLI, which exits 130 (not 0)
         serve.shutdown()
         ray.shutdown()
