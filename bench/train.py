@@ -4,7 +4,8 @@
         [--only yolo] [--device cpu|cuda]
 
 Imports ../shared/datasets/raccoon into a temporary project, versions it with a fixed recipe
-(random split 0.8/0.2, seed 0, no preprocessing: training letterboxes on the fly), trains
+(`--split canonical`, the default: the author's 160/40 from data/test_labels.csv; `--split random`: the
+recipe's random 0.8/0.2 with seed 0, 161/39; no preprocessing: training letterboxes on the fly), trains
 `fcos_lite0` with the offline ImageNet EfficientNet-Lite0 backbone (and, with --random, the same
 budget from a random backbone), and evaluates on the 40 validation images with pycocotools
 (end to end through the exported ONNX model as well).
@@ -47,17 +48,41 @@ def datasets() -> Path:
     return Path(env) if env else (ROOT / ".." / "shared" / "datasets").resolve()
 
 
-def make_project(work: Path, data: Path):
+def canonical_valid(data: Path) -> set[str]:
+    """The dataset's own 40 test images: `data/test_labels.csv` as its author split it (160 train / 40 test)."""
+    import csv
+
+    with (data / "data" / "test_labels.csv").open(newline="") as f:
+        return {row["filename"] for row in csv.DictReader(f)}
+
+
+def make_project(work: Path, data: Path, split: str = "canonical"):
+    """Import raccoon and version it. `canonical`: the author's 160/40 split (the 40 of data/test_labels.csv
+    become `valid`), imported as two splits from symlinked halves and kept; `random`: the recipe's random
+    0.8/0.2 with seed 0 (161/39)."""
     from visionloop.ingest import import_dataset
     from visionloop.store import Store
     from visionloop.versions import create_version
 
     store = Store.init(work / "project")
-    import_dataset(store, data)
-    info = create_version(store, {"schema": 1, "seed": 0,
-                                  "split": {"mode": "random", "ratios": {"train": 0.8, "valid": 0.2, "test": 0.0},
-                                            "stratify": False}},
-                          workers=0)
+    if split == "canonical":
+        valid = canonical_valid(data)
+        for name in ("train", "valid"):
+            half = work / f"raccoon-{name}"
+            (half / "images").mkdir(parents=True)
+            (half / "annotations").mkdir()
+            for xml in sorted((data / "annotations").glob("*.xml")):
+                jpg = xml.stem + ".jpg"
+                if (jpg in valid) == (name == "valid"):
+                    (half / "annotations" / xml.name).symlink_to(xml)
+                    (half / "images" / jpg).symlink_to(data / "images" / jpg)
+            import_dataset(store, half, split=name)
+        recipe = {"schema": 1, "seed": 0, "split": {"mode": "keep"}}
+    else:
+        recipe = {"schema": 1, "seed": 0, "split": {"mode": "random", "ratios": {"train": 0.8, "valid": 0.2,
+                                                                                 "test": 0.0}, "stratify": False}}
+        import_dataset(store, data)
+    info = create_version(store, recipe, workers=0)
     return store, info
 
 
@@ -198,8 +223,11 @@ def main() -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--split", choices=["canonical", "random"], default="canonical",
+                    help="canonical: the dataset author's 160/40 (data/test_labels.csv); random: 0.8/0.2 seed 0")
     ap.add_argument("--zoom", type=float, default=None, help="scale jitter: random crops keeping >= 100-zoom %% "
                     "of each side (default: the training default)")
+    ap.add_argument("--no-ema", action="store_true", help="keep the raw weights, not their moving average")
     ap.add_argument("--random", action="store_true", help="also train from a random backbone, same budget")
     ap.add_argument("--peer", choices=["yolo"], default=None,
                     help="also train Ultralytics YOLO11n from its yaml, same budget, in bench/.venv-ultralytics")
@@ -207,9 +235,11 @@ def main() -> int:
     args = ap.parse_args()
     peer = args.only or args.peer
     zoom = {} if args.zoom is None else {"zoom": args.zoom}
+    if args.no_ema:
+        zoom["ema"] = False
     with tempfile.TemporaryDirectory(prefix="vl-bench-train-") as tmp:
         t = time.perf_counter()
-        store, info = make_project(Path(tmp), datasets() / args.dataset)
+        store, info = make_project(Path(tmp), datasets() / args.dataset, args.split)
         print(f"project + version {info.name}: {info.counts.get('by_split')} in {time.perf_counter() - t:.1f}s")
         runs = []
         if not args.only:

@@ -35,6 +35,7 @@ def train(
     patience: Annotated[int | None, typer.Option(help="Early stop after this many epochs without gain.")] = None,
     name: Annotated[str | None, typer.Option(help="Model name (default m<n>).")] = None,
     resume: Annotated[str | None, typer.Option(help="Resume the unfinished training of this model.")] = None,
+    ema: Annotated[bool, typer.Option("--ema/--no-ema", help="Validate, keep and export the moving average of the weights.")] = True,
     project: ProjectOpt = Path("."),
     as_json: JsonOpt = False,
 ) -> None:
@@ -63,7 +64,7 @@ def train(
 
         result = run(store, version, task=task, model=model, weights=weights, weights_file=weights_file,
                      epochs=epochs, imgsz=imgsz, time_budget=time_budget, batch=batch, lr=lr, seed=seed,
-                     device=device, workers=workers, patience=patience, name=name, resume=resume, progress=show)
+                     device=device, workers=workers, patience=patience, name=name, resume=resume, ema=ema, progress=show)
     if as_json:
         print_json(result.to_json())
         return

@@ -8,7 +8,9 @@ and a cosine decay over the planned steps (or over the time budget when only `--
 validation on the `valid` split (COCO mAP via pycocotools for detection, box and mask mAP for
 instance segmentation, mIoU for semantic segmentation, accuracy for classification), a CSV row and
 TensorBoard scalars (`tensorboard --logdir <checkpoint folder>/tensorboard`), `last.pt` (resume point)
-and `best.pt` in the model's checkpoint folder. `--time` stops inside an epoch when one is long. Early stopping after `patience` epochs without improvement. At the end the best weights
+and `best.pt` in the model's checkpoint folder. What is validated, kept and exported is the exponential
+moving average of the weights (timm's ModelEmaV3, `ema=False` / `--no-ema` keeps the raw ones); bench/train.py
+--no-ema measures the difference. `--time` stops inside an epoch when one is long. Early stopping after `patience` epochs without improvement. At the end the best weights
 become a blob of the model row and, unless `export=False`, the model is exported to ONNX.
 
 Same seed, same data, same device (CPU) → same metrics: torch's generator, each item's
@@ -109,7 +111,7 @@ def train(store: Store, version: str | int, *, task: str = "detect", model: str 
           weight_decay: float = 5e-4, seed: int = 0, device: str = "cpu", workers: int = 0,
           threads: int | None = None, patience: int | None = None, multi_label: bool | None = None,
           resume: str | None = None, name: str | None = None, export: bool = True, zoom: float = 25.0,
-          max_steps: int | None = None, progress: Callable[[Progress], None] | None = None,
+          ema: bool = True, max_steps: int | None = None, progress: Callable[[Progress], None] | None = None,
           **options: Any) -> TrainResult:
     """Train a model on `version` and register it. See the module docstring."""
     budget = parse_duration(time_budget)
@@ -126,6 +128,7 @@ def train(store: Store, version: str | int, *, task: str = "detect", model: str 
         weight_decay, seed, patience = hyper["weight_decay"], hyper["seed"], hyper.get("patience")
         budget, multi_label = hyper.get("time_budget"), hyper.get("multi_label", False)
         zoom = hyper.get("zoom", 0.0)
+        ema = hyper.get("ema") is not None
         version = info.version_id if info.version_id is not None else info.version
         arch = M.ARCHS[arch_name]
     else:
@@ -153,7 +156,8 @@ def train(store: Store, version: str | int, *, task: str = "detect", model: str 
         hyper = {"epochs": epochs, "imgsz": imgsz, "batch": batch, "lr": lr, "weight_decay": weight_decay,
                  "seed": seed, "patience": patience, "time_budget": budget, "multi_label": multi_label,
                  "optimizer": "AdamW", "schedule": "warmup+cosine", "device": device, "split": "train", "zoom": zoom,
-                 "valid_split": valid_split, "weights": spec.name, "config": net.config}
+                 "valid_split": valid_split, "weights": spec.name, "config": net.config,
+                 "ema": EMA if ema else None}
         info = registry.create(store, task=task, arch=arch.name, weights_init=spec.name,
                                version_id=train_ds.version_id, classes=classes, input_size=[imgsz, imgsz],
                                preprocessing=preprocessing(imgsz, imgsz, arch.resize), hyper=hyper, name=name)
@@ -185,6 +189,7 @@ def train(store: Store, version: str | int, *, task: str = "detect", model: str 
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=lr)
 
+    averaged = _ema(net, dev) if ema else None
     history: list[dict[str, Any]] = []
     start_epoch, step, best, best_epoch, spent = 0, 0, -math.inf, 0, 0.0
     last = folder / "last.pt"
@@ -192,6 +197,8 @@ def train(store: Store, version: str | int, *, task: str = "detect", model: str 
         ck = torch.load(last, map_location=dev, weights_only=False)
         net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
+        if averaged is not None and ck.get("ema") is not None:
+            averaged.module.load_state_dict(ck["ema"])
         start_epoch, step, best, best_epoch = ck["epoch"], ck["step"], ck["best"], ck["best_epoch"]
         history, spent = ck["history"], ck.get("seconds", 0.0)
         torch.set_rng_state(ck["torch_rng"])
@@ -235,6 +242,8 @@ def train(store: Store, version: str | int, *, task: str = "detect", model: str 
             torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
             opt.step()
             step += 1
+            if averaged is not None:
+                averaged.update(net, step=step)
             losses.append(float(loss.detach()))
             if board is not None:
                 board.add_scalar("train/loss", losses[-1], step)
@@ -254,9 +263,10 @@ def train(store: Store, version: str | int, *, task: str = "detect", model: str 
         train_s = time.perf_counter() - te
         row: dict[str, Any] = {"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 6) if losses else None,
                                "lr": opt.param_groups[0]["lr"], "train_s": round(train_s, 3), "steps": len(losses)}
+        scored = averaged.module if averaged is not None else net  # what is validated, kept and exported
         if valid_split is not None:
             tv = time.perf_counter()
-            row.update(evaluate(net, store, version, valid_split, task=task, imgsz=imgsz, resize=arch.resize,
+            row.update(evaluate(scored, store, version, valid_split, task=task, imgsz=imgsz, resize=arch.resize,
                                 device=dev, multi_label=multi_label, batch=batch))
             row["valid_s"] = round(time.perf_counter() - tv, 3)
             reserve = row["valid_s"]  # the next stop leaves time for one more validation
@@ -264,7 +274,7 @@ def train(store: Store, version: str | int, *, task: str = "detect", model: str 
         score = _score(row, task)
         if score > best:
             best, best_epoch = score, epoch + 1
-            torch.save(net.state_dict(), folder / "best.pt")
+            torch.save(scored.state_dict(), folder / "best.pt")
         _csv(csv_path, row)
         if board is not None:
             for k, v in row.items():
@@ -272,6 +282,7 @@ def train(store: Store, version: str | int, *, task: str = "detect", model: str 
                     board.add_scalar(f"epoch/{k}", v, epoch + 1)
             board.flush()
         torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1, "step": step,
+                    "ema": averaged.module.state_dict() if averaged is not None else None,
                     "best": best, "best_epoch": best_epoch, "history": history,
                     "seconds": time.perf_counter() - t0, "torch_rng": torch.get_rng_state(),
                     "loader_rng": gen.get_state()}, last)
@@ -296,6 +307,8 @@ def train(store: Store, version: str | int, *, task: str = "detect", model: str 
     seconds = time.perf_counter() - t0
     if board is not None:
         board.close()
+    if averaged is not None:
+        net.load_state_dict(averaged.module.state_dict())  # without a validation split, the last average is kept
     if (folder / "best.pt").exists():
         net.load_state_dict(torch.load(folder / "best.pt", map_location=dev, weights_only=True))
     best_row = next((h for h in history if h["epoch"] == best_epoch), history[-1] if history else {})
@@ -311,6 +324,19 @@ def train(store: Store, version: str | int, *, task: str = "detect", model: str 
         export_model(store, info.name, net=net.cpu())
         info = registry.get(store, info.id)
     return TrainResult(info, metrics, len(history), seconds, stopped, history)
+
+
+EMA = {"decay": 0.9998, "warmup_power": 0.75}
+
+
+def _ema(net: torch.nn.Module, device: torch.device) -> Any:
+    """An exponential moving average of the weights (timm's ModelEmaV3), the model that is validated and kept.
+
+    The decay warms up as 1 - (1 + step)^-3/4 (timm's setting for short runs): 0.97 after 100 steps, 0.99
+    after 500, so a 20-epoch run on a few hundred images averages over its last few epochs, not its first."""
+    from timm.utils import ModelEmaV3
+
+    return ModelEmaV3(net, decay=EMA["decay"], use_warmup=True, warmup_power=EMA["warmup_power"], device=device)
 
 
 def _board(folder: Path) -> Any:
