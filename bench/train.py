@@ -227,7 +227,7 @@ def main() -> int:
                     help="canonical: the dataset author's 160/40 (data/test_labels.csv); random: 0.8/0.2 seed 0")
     ap.add_argument("--zoom", type=float, default=None, help="scale jitter: random crops keeping >= 100-zoom %% "
                     "of each side (default: the training default)")
-    ap.add_argument("--no-ema", action="store_true", help="keep the raw weights, not their moving average")
+    ap.add_argument("--ema", action="store_true", help="keep the moving average of the weights, not the raw ones")
     ap.add_argument("--random", action="store_true", help="also train from a random backbone, same budget")
     ap.add_argument("--peer", choices=["yolo"], default=None,
                     help="also train Ultralytics YOLO11n from its yaml, same budget, in bench/.venv-ultralytics")
@@ -235,8 +235,8 @@ def main() -> int:
     args = ap.parse_args()
     peer = args.only or args.peer
     zoom = {} if args.zoom is None else {"zoom": args.zoom}
-    if args.no_ema:
-        zoom["ema"] = False
+    if args.ema:
+        zoom["ema"] = True
     with tempfile.TemporaryDirectory(prefix="vl-bench-train-") as tmp:
         t = time.perf_counter()
         store, info = make_project(Path(tmp), datasets() / args.dataset, args.split)

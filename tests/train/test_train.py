@@ -115,12 +115,12 @@ def test_registry_stages_and_delete(shapes_project, detector):
 
 def test_resume_finishes_an_interrupted_training(shapes_project):
     store, version = shapes_project
-    full = train(store, version, task="detect", epochs=2, name="full", export=False, **FAST)
+    full = train(store, version, task="detect", epochs=2, name="full", export=False, ema=True, **FAST)
     with pytest.raises(KeyboardInterrupt):
         def stop(p):
             if p.phase == "epoch" and p.epoch == 1:
                 raise KeyboardInterrupt
-        train(store, version, task="detect", epochs=2, name="cut", export=False, progress=stop, **FAST)
+        train(store, version, task="detect", epochs=2, name="cut", export=False, ema=True, progress=stop, **FAST)
     assert registry.get(store, "cut").status == "training"
     resumed = train(store, version, resume="cut", export=False)
     assert resumed.model.status == "ready"

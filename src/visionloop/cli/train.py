@@ -35,7 +35,7 @@ def train(
     patience: Annotated[int | None, typer.Option(help="Early stop after this many epochs without gain.")] = None,
     name: Annotated[str | None, typer.Option(help="Model name (default m<n>).")] = None,
     resume: Annotated[str | None, typer.Option(help="Resume the unfinished training of this model.")] = None,
-    ema: Annotated[bool, typer.Option("--ema/--no-ema", help="Validate, keep and export the moving average of the weights.")] = True,
+    ema: Annotated[bool, typer.Option("--ema/--no-ema", help="Validate, keep and export the moving average of the weights (smoother, not better on raccoon).")] = False,
     project: ProjectOpt = Path("."),
     as_json: JsonOpt = False,
 ) -> None:
