@@ -260,3 +260,50 @@ def test_ray_serve_runs_ocr_in_the_ingress(ocr_project, client, rendered):
     finally:
         serve.shutdown()
         ray.shutdown()
+
+
+def test_pipeline_runner_bounds_its_queue_and_never_shares_a_predictor():
+    """A full queue is a 503 with Retry-After at once; a predictor never runs two images at once (rapidocr keeps
+    per-call state), while the two predictors do run side by side."""
+    import asyncio
+    import threading
+    import time
+
+    from visionloop.serve.engine import PipelineRunner
+    from visionloop.serve.errors import RetryLater
+
+    class Slow:
+        def __init__(self) -> None:
+            self.busy = threading.Lock()
+            self.overlapped = False
+            self.calls = 0
+
+        def predict(self, rgb, **kw):
+            if not self.busy.acquire(blocking=False):
+                self.overlapped = True
+                self.busy.acquire()
+            try:
+                self.calls += 1
+                time.sleep(0.05)
+                return (int(rgb[0, 0, 0]), kw)
+            finally:
+                self.busy.release()
+
+    async def main():
+        preds = [Slow(), Slow()]
+        runner = PipelineRunner(preds, queue_size=3, retry_after_s=2, labels=("m", "1"))
+        imgs = [np.full((2, 2, 3), i, np.uint8) for i in range(8)]
+        tasks = [asyncio.ensure_future(runner.submit(x, conf=0.5)) for x in imgs]
+        got = await asyncio.gather(*tasks, return_exceptions=True)
+        await runner.close()
+        return preds, got
+
+    preds, got = asyncio.run(main())
+    ok = [g for g in got if not isinstance(g, Exception)]
+    refused = [g for g in got if isinstance(g, RetryLater)]
+    assert len(ok) == 3 and len(refused) == 5  # 3 queued before the workers took any: the rest refused at once
+    assert [r.prediction for r in ok] == [(i, {"conf": 0.5}) for i in range(3)]
+    assert refused[0].status == 503 and refused[0].headers == {"Retry-After": "2"}
+    assert refused[0].message == "model m is busy: 3 images are waiting"
+    assert sum(p.calls for p in preds) == 3 and not any(p.overlapped for p in preds)
+    assert all(p.calls for p in preds)  # both workers took images

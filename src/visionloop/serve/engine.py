@@ -13,9 +13,9 @@ An evicted or swapped-out model finishes what is queued before its thread stops.
 
 A pipeline model (OCR: detection, crops, recognition — several sessions with code between them, see
 `catalog.PIPELINES`) has no single (3, H, W) input to stack, so it gets a `PipelineRunner` instead: whole RGB
-images in, `infer.Prediction`s out, the same bounded queue (503 + Retry-After) and metrics, `workers` threads
-each owning its own predictor (rapidocr's pipeline keeps per-call state, so one instance is never shared
-between threads); batching happens inside the pipeline (rapidocr batches an image's text crops).
+images in, `infer.Prediction`s out, the same bounded queue (503 + Retry-After) and metrics, `workers` workers
+each owning its own predictor, one image at a time (rapidocr's pipeline keeps per-call state, so one instance
+never runs two images at once); batching happens inside the pipeline (rapidocr batches an image's text crops).
 
     loaded = await pool.get(key, files, labels, task="ocr")  # files() -> {"onnx": path, "onnx-rec": path, ...}
     res = await loaded.batcher.submit(rgb, conf=0.5, max_det=100)   # res.prediction: infer.Prediction
@@ -170,7 +170,7 @@ class PipelineResult:
 
 class PipelineRunner:
     """A pipeline model's bounded queue: each of `len(predictors)` workers runs whole images through its own
-    predictor (`predictor.predict(rgb, **kw)`) in its own thread, one image at a time."""
+    predictor (`predictor.predict(rgb, **kw)`) on the runner's threads, one image at a time."""
 
     def __init__(self, predictors: list[Any], *, queue_size: int, retry_after_s: int = 1,
                  labels: tuple[str, str] = ("", ""), metrics: Metrics | None = None) -> None:
