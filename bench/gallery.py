@@ -1,12 +1,14 @@
 """Gallery latency on this machine: each model at its input size, 1 and 2 ONNX Runtime threads, whole
 prediction (decode excluded: preprocess, inference, post-processing), and through the HTTP API.
 
-    .venv/bin/python bench/gallery.py [--runs 30]
+    .venv/bin/python bench/gallery.py [--runs 30] [--models text-ocr]
 
 Images ship in scikit-image (astronaut: the face detector, coffee: the classifier) or are rendered here
 (a line of text: OCR). The API column is a real server on loopback (one client on one keep-alive
 connection, sequential requests, JPEG bytes in, JSON out: adds upload, decode and serialisation; the server
-runs 2 inference workers of 1 ONNX Runtime thread each, so compare with the 1-thread column). OCR is not served yet (column "-").
+runs 2 inference workers of 1 ONNX Runtime thread each, so compare with the 1-thread column; OCR, a pipeline,
+runs whole images through one of its 2 predictors of 1 thread each). "API overhead" is API p50 minus the
+1-thread p50: upload, decode, queueing and JSON.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ def timed(fn, runs: int) -> list[float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--models", default="imagenet-classifier,face-detector,text-ocr",
+                    help="comma-separated gallery models to time")
     args = ap.parse_args()
 
     import httpx
@@ -52,6 +56,10 @@ def main() -> None:
     text = np.full((160, 700, 3), 255, np.uint8)
     cv2.putText(text, "PILL COUNT 17", (20, 100), cv2.FONT_HERSHEY_SIMPLEX, 1.8, (0, 0, 0), 4)
     images = {"imagenet-classifier": skdata.coffee(), "face-detector": skdata.astronaut(), "text-ocr": text}
+    wanted = [m.strip() for m in args.models.split(",") if m.strip()]
+    if unknown := [m for m in wanted if m not in images]:
+        raise SystemExit(f"unknown --models {', '.join(unknown)}: pick from {', '.join(images)}")
+    images = {m: images[m] for m in wanted}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(tmp) / "p"
@@ -66,26 +74,24 @@ def main() -> None:
                 for threads in (1, 2):
                     p = load_predictor(f["onnx"], {k: v for k, v in f.items() if k != "onnx"}, threads=threads)
                     row[f"t{threads}"] = pct(timed(lambda p=p, img=img: p.predict(img), args.runs))
-                if infos[name].task == "ocr":
-                    row["api"] = None
-                else:
-                    ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
-                    body = jpg.tobytes()
+                ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+                body = jpg.tobytes()
 
-                    def call(name=name, body=body) -> None:
-                        r = client.post(f"{server.url}/v1/models/{name}/predict", content=body,
-                                        headers={"content-type": "image/jpeg"})
-                        r.raise_for_status()
+                def call(name=name, body=body) -> None:
+                    r = client.post(f"{server.url}/v1/models/{name}/predict", content=body,
+                                    headers={"content-type": "image/jpeg"})
+                    r.raise_for_status()
 
-                    row["api"] = pct(timed(call, args.runs))
+                row["api"] = pct(timed(call, args.runs))
                 rows.append(row)
     print(f"\ngallery latency, ms (p50 / p95 over {args.runs} runs, after 3 warm-up)\n")
-    print("| model | input | image | 1 thread | 2 threads | API (server default threads) |")
-    print("|---|---|---|---|---|---|")
+    print("| model | input | image | in-process 1 thread | in-process 2 threads | API (server default threads) "
+          "| API overhead p50 |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
-        api = f"{r['api'][0]:.1f} / {r['api'][1]:.1f}" if r["api"] else "-"
         print(f"| {r['model']} | {r['input']} | {r['image']} | {r['t1'][0]:.1f} / {r['t1'][1]:.1f} | "
-              f"{r['t2'][0]:.1f} / {r['t2'][1]:.1f} | {api} |")
+              f"{r['t2'][0]:.1f} / {r['t2'][1]:.1f} | {r['api'][0]:.1f} / {r['api'][1]:.1f} | "
+              f"{r['api'][0] - r['t1'][0]:+.1f} |")
 
 
 if __name__ == "__main__":

@@ -5,12 +5,18 @@ family (`detect`, `classify`: every ready model of that task with an ONNX export
 models' registry ids). A family serves its `ga` model (the newest ga one), else its newest model, so
 `visionloop model promote m3 --stage ga` switches what `/v1/models/detect/predict` runs. A registry name
 wins over a family of the same name. Names are only ever looked up in the registry, never used as paths.
+
+Two kinds of servable model: a *graph* (detect, classify, segment, semantic: one ONNX file, its inference
+batched across requests by the engine) and a *pipeline* (ocr: several ONNX files with code between them,
+whole images in and out, see `engine.PipelineRunner`). A pipeline's parts are the model's exports named in
+`PIPELINES`; it is served only when every required part is there.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from visionloop.serve.errors import NotFound
 from visionloop.store import Store
@@ -18,16 +24,54 @@ from visionloop.store import models as registry
 from visionloop.store.models import ExportInfo, ModelInfo
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-TASKS = ("detect", "classify", "segment", "semantic")
+GRAPHS = ("detect", "classify", "segment", "semantic")
+#: pipeline task -> (required export formats besides "onnx", optional ones)
+PIPELINES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {"ocr": (("onnx-rec",), ("onnx-cls",))}
+TASKS = (*GRAPHS, *PIPELINES)
+
+
+def kind(task: str) -> str:
+    """"pipeline" for a task served by `engine.PipelineRunner`, else "graph" (the batched single session)."""
+    return "pipeline" if task in PIPELINES else "graph"
+
+
+def parts(model: ModelInfo, precision: str = "fp32") -> dict[str, ExportInfo] | None:
+    """The export(s) serving `model` by format ("onnx", plus a pipeline's "onnx-rec", ...); None: not servable."""
+    main = model.export("onnx", precision)
+    if main is None:
+        return None
+    out = {"onnx": main}
+    if model.task in PIPELINES:
+        required, optional = PIPELINES[model.task]
+        for fmt in (*required, *optional):
+            e = model.export(fmt, "fp32")  # a pipeline's other parts are only ever fp32
+            if e is None and fmt in required:
+                return None
+            if e is not None:
+                out[fmt] = e
+    return out
+
+
+def key_of(files: dict[str, ExportInfo]) -> str:
+    """What identifies a loaded model: its ONNX file's sha256; for a pipeline, a hash over all its parts."""
+    if len(files) == 1:
+        return files["onnx"].sha256
+    return hashlib.sha256(" ".join(f"{k}={e.sha256}" for k, e in sorted(files.items())).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
 class Target:
-    """What one request runs: the family/name it asked for, the model row and its ONNX export."""
+    """What one request runs: the family/name it asked for, the model row and its ONNX export (a pipeline's
+    first file) plus, for a pipeline, its other files."""
 
     name: str
     model: ModelInfo
     export: ExportInfo
+    files: dict[str, ExportInfo] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return kind(self.model.task)
 
     @property
     def version(self) -> int:
@@ -35,13 +79,13 @@ class Target:
 
     @property
     def key(self) -> str:
-        return self.export.sha256
+        return key_of(self.files or {"onnx": self.export})
 
 
 def load(store: Store, precision: str = "fp32") -> list[ModelInfo]:
-    """Every servable model: ready, with an ONNX export of `precision`."""
-    return [m for m in registry.list_all(store)  # OCR pipelines (gallery text-ocr) are not served yet
-            if m.status == "ready" and m.task in TASKS and m.export("onnx", precision)]
+    """Every servable model: ready, with an ONNX export of `precision` (and a pipeline's other parts)."""
+    return [m for m in registry.list_all(store)
+            if m.status == "ready" and m.task in TASKS and parts(m, precision) is not None]
 
 
 class Catalog:
@@ -83,9 +127,9 @@ class Catalog:
             if chosen is None:
                 raise NotFound(f"no version {version} of model {name!r}",
                                hint=f"versions: {', '.join(str(m.id) for m in members)}")
-        export = chosen.export("onnx", self.precision)
-        assert export is not None
-        return Target(name, chosen, export)
+        files = parts(chosen, self.precision)
+        assert files is not None
+        return Target(name, chosen, files["onnx"], files)
 
     def current(self) -> dict[str, str]:
         """Every name's current target (export sha), to see what a refresh changed."""

@@ -10,6 +10,15 @@ the same session (on CPU: one worker per core, each with one ONNX Runtime thread
 than one worker using every core — see Settings). At most `queue_size` images wait per model: beyond that `submit`
 raises `RetryLater` (503 + Retry-After) at once instead of letting latency grow without bound.
 An evicted or swapped-out model finishes what is queued before its thread stops.
+
+A pipeline model (OCR: detection, crops, recognition — several sessions with code between them, see
+`catalog.PIPELINES`) has no single (3, H, W) input to stack, so it gets a `PipelineRunner` instead: whole RGB
+images in, `infer.Prediction`s out, the same bounded queue (503 + Retry-After) and metrics, `workers` workers
+each owning its own predictor, one image at a time (rapidocr's pipeline keeps per-call state, so one instance
+never runs two images at once); batching happens inside the pipeline (rapidocr batches an image's text crops).
+
+    loaded = await pool.get(key, files, labels, task="ocr")  # files() -> {"onnx": path, "onnx-rec": path, ...}
+    res = await loaded.batcher.submit(rgb, conf=0.5, max_det=100)   # res.prediction: infer.Prediction
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -150,6 +160,97 @@ class Batcher:
         self.executor.shutdown(wait=False)
 
 
+@dataclass
+class PipelineResult:
+    prediction: Any  # infer.Prediction in the image's pixels
+    queue_s: float
+    inference_s: float
+    batch: int = 1
+
+
+class PipelineRunner:
+    """A pipeline model's bounded queue: each of `len(predictors)` workers runs whole images through its own
+    predictor (`predictor.predict(rgb, **kw)`) on the runner's threads, one image at a time."""
+
+    def __init__(self, predictors: list[Any], *, queue_size: int, retry_after_s: int = 1,
+                 labels: tuple[str, str] = ("", ""), metrics: Metrics | None = None) -> None:
+        self.predictors = predictors
+        self.queue_size = queue_size
+        self.retry_after = retry_after_s
+        self.labels = labels
+        self.metrics = metrics
+        self.queue: asyncio.Queue[tuple[np.ndarray, dict[str, Any], asyncio.Future[Any], float] | None] = \
+            asyncio.Queue()
+        self.pending = 0
+        self.closed = False
+        self.executor = ThreadPoolExecutor(len(predictors), thread_name_prefix=f"pipeline-{labels[0]}-{labels[1]}")
+        loop = asyncio.get_running_loop()
+        self.tasks = [loop.create_task(self._work(p)) for p in predictors]
+
+    async def submit(self, rgb: np.ndarray, **kw: Any) -> PipelineResult:
+        if self.closed:
+            raise RuntimeError("pipeline runner closed")
+        if self.pending >= self.queue_size:
+            if self.metrics:
+                self.metrics.rejected.labels(*self.labels).inc()
+            raise RetryLater(f"model {self.labels[0]} is busy: {self.pending} images are waiting",
+                             status=503, retry_after=self.retry_after, hint="retry after the Retry-After seconds")
+        fut: asyncio.Future[PipelineResult] = asyncio.get_running_loop().create_future()
+        self.pending += 1
+        self._gauge()
+        self.queue.put_nowait((rgb, kw, fut, time.perf_counter()))
+        return await fut
+
+    def _gauge(self) -> None:
+        if self.metrics:
+            self.metrics.queue_depth.labels(*self.labels).set(self.pending)
+
+    async def _work(self, predictor: Any) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            item = await self.queue.get()
+            if item is None:
+                self.queue.put_nowait(None)  # for the next worker
+                break
+            rgb, kw, fut, queued = item
+            self.pending -= 1
+            self._gauge()
+            if fut.done():  # the request was cancelled while waiting
+                continue
+            start = time.perf_counter()
+            try:
+                pred = await loop.run_in_executor(self.executor, partial(predictor.predict, rgb, **kw))
+            except Exception as e:
+                if not fut.done():
+                    fut.set_exception(e)
+                continue
+            took = time.perf_counter() - start
+            if self.metrics:
+                self.metrics.batch_size.labels(*self.labels).observe(1)
+                self.metrics.inference.labels(*self.labels).observe(took)
+                self.metrics.queue_wait.labels(*self.labels).observe(start - queued)
+            if not fut.done():
+                fut.set_result(PipelineResult(pred, start - queued, took))
+
+    async def close(self) -> None:
+        """Finish what is queued, then stop the threads."""
+        if self.closed:
+            return
+        self.closed = True
+        self.queue.put_nowait(None)
+        await asyncio.gather(*self.tasks)
+        self.executor.shutdown(wait=False)
+
+
+def load_pipeline(task: str, files: dict[str, str], *, threads: int | None) -> Any:
+    """One predictor of a pipeline task from its files by export format (see `catalog.PIPELINES`)."""
+    if task == "ocr":
+        from visionloop.infer.ocr import OcrPredictor
+
+        return OcrPredictor(files["onnx"], files["onnx-rec"], files.get("onnx-cls"), threads=threads)
+    raise ValueError(f"no pipeline for task {task!r}")
+
+
 class RemoteBatcher:
     """A Batcher whose batches run elsewhere (a Ray Serve deployment per model, see `serve.ray_app`):
     `run(x)` is awaited per image and returns its `Result`; batching and queue limits are the remote side's."""
@@ -167,8 +268,12 @@ class RemoteBatcher:
 @dataclass
 class Loaded:
     key: str
-    predictor: Predictor
-    batcher: Batcher | RemoteBatcher
+    predictor: Any  # infer.Predictor; a pipeline's first predictor (task, classes) for a PipelineRunner
+    batcher: Batcher | RemoteBatcher | PipelineRunner
+
+    @property
+    def pipeline(self) -> bool:
+        return isinstance(self.batcher, PipelineRunner)
 
 
 class Pool:
@@ -189,7 +294,10 @@ class Pool:
             self.loaded.move_to_end(key)
         return got
 
-    async def get(self, key: str, path: Callable[[], str], labels: tuple[str, str]) -> Loaded:
+    async def get(self, key: str, path: Callable[[], str], labels: tuple[str, str], *,
+                  pipeline: tuple[str, Callable[[], dict[str, str]]] | None = None) -> Loaded:
+        """The loaded model `key`: an ONNX graph from `path()`, or with `pipeline=(task, files)` a
+        `PipelineRunner` over `workers` predictors of that task built from `files()` (paths by export format)."""
         if (got := self.get_loaded(key)) is not None:
             return got
         if key in self.loading:
@@ -198,6 +306,9 @@ class Pool:
         self.loading[key] = fut
         try:
             s = self.settings
+            if pipeline is not None:
+                loaded = await self._pipeline(key, pipeline[0], pipeline[1], labels)
+                return self._publish(loaded, labels, fut)
 
             def build() -> Predictor:
                 return Predictor(path(), threads=s.ort_threads(), device=s.device)
@@ -212,22 +323,42 @@ class Pool:
                 batcher = Batcher(predictor.raw, max_batch=s.max_batch, max_wait_ms=s.max_wait_ms,
                                   queue_size=s.queue_size, retry_after_s=s.retry_after_s, labels=labels,
                                   metrics=self.metrics, workers=s.inference_workers())
-            loaded = Loaded(key, predictor, batcher)
-            self.loaded[key] = loaded
-            log.info("loaded model %s version %s (%s)", labels[0], labels[1], key[:12])
-            while len(self.loaded) > s.cache_models:
-                _, old = self.loaded.popitem(last=False)
-                log.info("evicting model %s", old.key[:12])
-                self._close_later(old)
-            self.metrics.loaded.set(len(self.loaded))
-            fut.set_result(loaded)
-            return loaded
+            return self._publish(Loaded(key, predictor, batcher), labels, fut)
         except BaseException as e:
             fut.set_exception(e)
             fut.exception()  # retrieved: no "never retrieved" warning when nobody else waited
             raise
         finally:
             del self.loading[key]
+
+    async def _pipeline(self, key: str, task: str, files: Callable[[], dict[str, str]],
+                        labels: tuple[str, str]) -> Loaded:
+        s = self.settings
+        paths = await asyncio.to_thread(files)
+        workers = s.inference_workers()
+
+        def build() -> list[Any]:
+            out = [load_pipeline(task, paths, threads=s.ort_threads()) for _ in range(workers)]
+            warm = np.full((64, 256, 3), 255, np.uint8)  # first runs allocate; not on a user's clock
+            for p in out:
+                p.predict(warm)
+            return out
+
+        predictors = await asyncio.to_thread(build)
+        runner = PipelineRunner(predictors, queue_size=s.queue_size, retry_after_s=s.retry_after_s, labels=labels,
+                                metrics=self.metrics)
+        return Loaded(key, predictors[0], runner)
+
+    def _publish(self, loaded: Loaded, labels: tuple[str, str], fut: asyncio.Future[Loaded]) -> Loaded:
+        self.loaded[loaded.key] = loaded
+        log.info("loaded model %s version %s (%s)", labels[0], labels[1], loaded.key[:12])
+        while len(self.loaded) > self.settings.cache_models:
+            _, old = self.loaded.popitem(last=False)
+            log.info("evicting model %s", old.key[:12])
+            self._close_later(old)
+        self.metrics.loaded.set(len(self.loaded))
+        fut.set_result(loaded)
+        return loaded
 
     def _close_later(self, old: Loaded) -> None:
         task = asyncio.get_running_loop().create_task(old.batcher.close())

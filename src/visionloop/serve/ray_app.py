@@ -9,6 +9,9 @@ them across requests — with Ray Serve's `@serve.batch` (default, `batching="ra
 and a lower p95 than our engine's Batcher in each replica, `batching="engine"`, in bench/serve_ray.py on
 2 cores; the Batcher would queue a second time behind Ray's own request queue). A model promoted after start-up
 has no deployment of its own: the ingress runs it in-process (the plain engine) until the next deploy.
+A pipeline model (OCR: several ONNX files with code between them, `engine.PipelineRunner`) has no
+single tensor to send to a batched deployment: it always runs in the ingress process, through the same
+runner as the plain server (scale it with the ingress, or with the plain server's --workers).
 
 Ray is imported lazily: without it, `--ray` fails with one line naming `pip install 'visionloop[ray]'`.
 """
@@ -129,6 +132,7 @@ def build(project: str | Path, settings: Settings, *, replicas: int = 1, batchin
         if settings.models and not chosen:
             raise VisionLoopError(f"no servable model {settings.models[0]!r} in this project (ready, exported to "
                                   "ONNX)", hint="see `visionloop model list`")
+        chosen = {i: m for i, m in chosen.items() if cat.kind(m.task) == "graph"}  # pipelines: in the ingress
         blobs = {}
         for m in chosen.values():
             export = m.export("onnx", settings.precision)

@@ -27,6 +27,10 @@ class PredictionOut(BaseModel):
     fraction: float | None = Field(None, description="Semantic segmentation: the class's share of the image")
     keypoints: list[list[float]] | None = Field(None, description="Landmarks [[x, y], ...] in the image's pixels "
                                                                   "(the face detector: eyes, nose, mouth corners)")
+    text: str | None = Field(None, description="OCR: the text line read in this region")
+    polygon: list[list[float]] | None = Field(None, description="OCR: the text region's 4 corners [[x, y], ...] in "
+                                                                "the image's pixels, clockwise from top-left; `box` "
+                                                                "is its axis-aligned bounding box")
 
 
 class Size(BaseModel):

@@ -7,6 +7,10 @@ Per image: decode + letterbox in a thread (off the event loop), then the model's
 batches across concurrent requests), then thresholds / NMS / mapping back in a thread. A registry
 refresh every `refresh_s` notices promotes made elsewhere: the new model is loaded first and only
 then published, so requests never wait for a swap and none is dropped.
+
+A pipeline model (OCR) skips the batcher's tensor path: the decoded image goes whole to its
+`engine.PipelineRunner`, and each text line comes back with its `text` and 4-point `polygon` besides the
+box, class and confidence (`confidence` is the pipeline's own score threshold; `iou` does not apply).
 """
 
 from __future__ import annotations
@@ -144,16 +148,22 @@ class Service:
     async def _load(self, target: cat.Target) -> Loaded:
         assert self.store is not None
         store = self.store
-        return await self.pool.get(target.key, lambda: registry.blob_file(store, target.key),
-                                   (target.model.name, str(target.version)))
+        labels = (target.model.name, str(target.version))
+        if target.kind == "pipeline":
+            def files() -> dict[str, str]:
+                return {fmt: registry.blob_file(store, e.sha256) for fmt, e in target.files.items()}
+
+            return await self.pool.get(target.key, lambda: registry.blob_file(store, target.export.sha256), labels,
+                                       pipeline=(target.model.task, files))
+        return await self.pool.get(target.key, lambda: registry.blob_file(store, target.export.sha256), labels)
 
     # -- models ----------------------------------------------------------------------------------
     def model_summary(self, m: registry.ModelInfo) -> dict[str, Any]:
-        e = m.export("onnx", self.settings.precision)
+        files = cat.parts(m, self.settings.precision)
         return {"version": m.id, "model": m.name, "task": m.task, "arch": m.arch, "stage": m.stage,
                 "dataset_version": m.version, "classes": m.classes, "input_size": m.input_size,
                 "metrics": m.metrics, "created_at": m.created_at,
-                "loaded": e is not None and self.pool.get_loaded(e.sha256) is not None}
+                "loaded": files is not None and self.pool.get_loaded(cat.key_of(files)) is not None}
 
     def describe(self, name: str) -> dict[str, Any]:
         versions = self.catalog.versions(name)
@@ -234,12 +244,33 @@ class Service:
         t0 = time.perf_counter()
         if params.tile is not None:
             return await self._tiled(loaded, index, name, data, params, keep, label)
+        if loaded.pipeline:
+            return await self._pipeline(loaded, index, name, data, params, keep, label)
         x, matrix, w, h = await loop.run_in_executor(self.decode, self._prepare, p, data, label)
         t1 = time.perf_counter()
         res = await loaded.batcher.submit(x)
         t2 = time.perf_counter()
         preds = await loop.run_in_executor(self.decode, self._post, p, res.outputs, matrix, w, h, params, keep)
         t3 = time.perf_counter()
+        return {"index": index, "name": name, "size": {"width": w, "height": h}, "predictions": preds,
+                "batch_size": res.batch,
+                "timings": {"decode_ms": _ms(t1 - t0), "queue_ms": _ms(res.queue_s),
+                            "inference_ms": _ms(res.inference_s), "postprocess_ms": _ms(t3 - t2),
+                            "total_ms": _ms(t3 - t0)}}
+
+    async def _pipeline(self, loaded: Loaded, index: int, name: str, data: bytes, params: Params,
+                        keep: np.ndarray | None, label: str) -> dict[str, Any]:
+        """A pipeline model (OCR): the decoded image whole through its runner, the same decode as a graph's."""
+        loop = asyncio.get_running_loop()
+        t0 = time.perf_counter()
+        rgb = await loop.run_in_executor(
+            self.decode, lambda: img.decode(data, max_pixels=self.settings.max_pixels, name=label))
+        t1 = time.perf_counter()
+        res = await loaded.batcher.submit(rgb, conf=params.confidence, max_det=params.max_detections)
+        t2 = time.perf_counter()
+        preds = pipeline_predictions(res.prediction, keep)
+        t3 = time.perf_counter()
+        h, w = rgb.shape[:2]
         return {"index": index, "name": name, "size": {"width": w, "height": h}, "predictions": preds,
                 "batch_size": res.batch,
                 "timings": {"decode_ms": _ms(t1 - t0), "queue_ms": _ms(res.queue_s),
@@ -405,7 +436,6 @@ class Service:
         from dataclasses import replace
 
         from visionloop.infer.video import IoUTracker, sample_frames
-        from visionloop.serve.errors import RetryLater
 
         loop = asyncio.get_running_loop()
         p = loaded.predictor
@@ -417,15 +447,7 @@ class Service:
         try:
             while (item := await loop.run_in_executor(self.decode, next, gen, None)) is not None:
                 index, ms, rgb = item
-                x, matrix = await loop.run_in_executor(self.decode, p.preprocess, rgb)
-                while True:
-                    try:
-                        res = await loaded.batcher.submit(x[0])
-                        break
-                    except RetryLater:  # the queue is full of live requests: they go first
-                        await asyncio.sleep(0.05)
-                h, w = rgb.shape[:2]
-                preds = await loop.run_in_executor(self.decode, self._post, p, res.outputs, matrix, w, h, low, keep)
+                preds = await self._frame(loaded, rgb, low, keep)
                 if tracker is not None:
                     boxes = np.asarray([[d["box"][k] for k in ("x0", "y0", "x1", "y1")] for d in preds],
                                        np.float64).reshape(-1, 4)
@@ -447,6 +469,29 @@ class Service:
             job.finished = time.time()
             await loop.run_in_executor(self.decode, gen.close)
             path.unlink(missing_ok=True)
+
+    async def _frame(self, loaded: Loaded, rgb: np.ndarray, params: Params,
+                     keep: np.ndarray | None) -> list[dict[str, Any]]:
+        """One video frame's predictions; waits while the model's queue is full of live requests (they go first)."""
+        from visionloop.serve.errors import RetryLater
+
+        loop = asyncio.get_running_loop()
+        p = loaded.predictor
+        x = matrix = None
+        if not loaded.pipeline:
+            x, matrix = await loop.run_in_executor(self.decode, p.preprocess, rgb)
+        while True:
+            try:
+                if loaded.pipeline:
+                    got = await loaded.batcher.submit(rgb, conf=params.confidence, max_det=params.max_detections)
+                    return pipeline_predictions(got.prediction, keep)
+                assert x is not None
+                res = await loaded.batcher.submit(x[0])
+                break
+            except RetryLater:
+                await asyncio.sleep(0.05)
+        h, w = rgb.shape[:2]
+        return await loop.run_in_executor(self.decode, self._post, p, res.outputs, matrix, w, h, params, keep)
 
     # -- feedback ----------------------------------------------------------------------------------------
     async def add_feedback(self, body: Any, *, key_prefix: str | None) -> Any:
@@ -547,6 +592,19 @@ def _warm() -> None:
 
 def _ms(s: float) -> float:
     return round(s * 1000, 3)
+
+
+def pipeline_predictions(pred: Any, keep: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """A pipeline's `infer.Prediction` as the API answers it: detections (box, class, class id, confidence), each
+    OCR line with its `text` and `polygon` (4 [x, y] corners in the image's pixels, clockwise from top-left)."""
+    out = _detections(pred.boxes, pred.scores, pred.labels, pred.classes)
+    if pred.texts is not None and pred.polygons is not None:
+        for d, t, poly in zip(out, pred.texts, pred.polygons, strict=True):
+            d["text"] = t
+            d["polygon"] = [[round(float(x), 2), round(float(y), 2)] for x, y in poly]
+    if keep is not None:
+        out = [d for d in out if keep[d["class_id"]]]
+    return out
 
 
 def _detections(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, names: list[str]) -> list[dict[str, Any]]:
