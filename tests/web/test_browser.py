@@ -114,3 +114,21 @@ def test_errors_missed_and_promote(server, page, screens, web_project):
     assert page.locator('#models tr[data-model="det-a"] td.stage').inner_text() == "beta"
     with Store.open(web_project) as store:
         assert registry.get(store, "det-a").stage == "beta"
+
+
+def test_evaluation_page_from_models(server, page, screens, web_project):
+    with Store.open(web_project) as store:
+        ev = evals.latest(store, model_id=registry.get(store, "det-a").id)
+    curve, conf = ev.metrics["pr_curve"], ev.metrics["confusion"]
+    page.goto(server.url + "/models")
+    page.locator('#models tr[data-model="det-a"] a.evaluation').click()
+    page.wait_for_url(re.compile(rf"/evaluations/{ev.id}$"))
+    drawn = [c for c in curve["classes"] if c["precision"] is not None]
+    assert page.locator("svg#pr polyline.curve").count() == len(drawn) + 1
+    box = page.locator("svg#pr").bounding_box()
+    assert box["width"] > 300 and box["height"] > 200  # laid out, not collapsed
+    assert page.locator("#confusion tr[data-gt]").count() == len(conf["classes"])
+    cell = page.locator('#confusion tr[data-gt="background"] td[data-pred="raccoon"]').inner_text()
+    assert int(cell) == conf["matrix"][-1][conf["classes"].index("raccoon")]
+    assert page.locator("#tide tr[data-error]").count() == 8
+    _shot(page, screens, "evaluation")

@@ -286,6 +286,31 @@ async def errors_json(request: Request, name: str) -> JSONResponse:
     return JSONResponse(await _run(views.errors, _ctx(request).store(), name, **_errors_args(request)))
 
 
+# -- evaluations ---------------------------------------------------------------------------------------------
+
+@router.get("/evaluations", response_class=HTMLResponse)
+async def evaluations_page(request: Request) -> HTMLResponse:
+    return await _page(request, "predict", "evaluations.html", lambda: _run(views.evaluations, _ctx(request).store()))
+
+
+@api.get("/evaluations")
+async def evaluations_json(request: Request) -> JSONResponse:
+    await _ctx(request).authorize(request, "predict")
+    return JSONResponse(await _run(views.evaluations, _ctx(request).store()))
+
+
+@router.get("/evaluations/{evaluation_id}", response_class=HTMLResponse)
+async def evaluation_page(request: Request, evaluation_id: int) -> HTMLResponse:
+    return await _page(request, "predict", "evaluation.html",
+                       lambda: _run(views.evaluation, _ctx(request).store(), evaluation_id))
+
+
+@api.get("/evaluations/{evaluation_id}")
+async def evaluation_json(request: Request, evaluation_id: int) -> JSONResponse:
+    await _ctx(request).authorize(request, "predict")
+    return JSONResponse(await _run(views.evaluation, _ctx(request).store(), evaluation_id))
+
+
 # -- login (only when the server asks for keys) ---------------------------------------------------------------
 
 @router.post("/login")

@@ -263,3 +263,72 @@ def full_image(store: Store, image_id: int) -> tuple[bytes, str]:
         raise NotFoundError(f"no image {image_id} in this project")
     return store.blobs.get(r.sha256), {"png": "image/png", "webp": "image/webp"}.get((r.format or "").lower(),
                                                                                       "image/jpeg")
+
+
+# -- evaluations ---------------------------------------------------------------------------------------------
+
+PR_W, PR_H = 400, 300  # the PR chart's plot area, in SVG units (recall → x, precision → y, flipped)
+
+
+def _summary(task: str, metrics: dict[str, Any]) -> dict[str, float | None]:
+    from visionloop.evaluate.model import summary_metrics
+
+    return summary_metrics(task, metrics)
+
+
+def evaluations(store: Store) -> dict[str, Any]:
+    """Every evaluation, newest first, with its headline numbers."""
+    out = []
+    for ev in reversed(evals.list_all(store)):
+        out.append({**ev.to_json(), "summary": _summary(ev.task, ev.metrics)})
+    return {"evaluations": out}
+
+
+def _points(recall: list[float], precision: list[float]) -> str:
+    return " ".join(f"{r * PR_W:.1f},{(1 - p) * PR_H:.1f}" for r, p in zip(recall, precision, strict=True))
+
+
+def evaluation(store: Store, evaluation_id: int) -> dict[str, Any]:
+    """One evaluation: its metrics table, PR curves (as SVG polylines), confusion matrix with the background
+    row and column, and the TIDE breakdown, all from what `evaluate` stored."""
+    ev = evals.get(store, evaluation_id)
+    m = ev.metrics
+    out: dict[str, Any] = {**ev.to_json(), "summary": _summary(ev.task, m), "per_class": [], "pr": None,
+                           "confusion": None, "tide": None, "classification": None}
+    if "metrics" in m:  # detection / instance segmentation
+        out["per_class"] = m["metrics"].get("per_class", [])
+        curve = m.get("pr_curve")
+        if curve and curve.get("recall"):
+            cmap = {c["name"]: c["colour"] for c in classes(store)}
+            lines = [{"name": c["name"], "ap": c["ap"], "colour": colour(c["name"], cmap.get(c["name"])),
+                      "points": _points(curve["recall"], c["precision"])}
+                     for c in curve["classes"] if c["precision"] is not None]
+            mean = curve["mean"]
+            out["pr"] = {"iou": curve["iou"], "width": PR_W, "height": PR_H, "lines": lines,
+                         "mean": {"ap": sum(mean) / len(mean) if mean else None,
+                                  "points": _points(curve["recall"], mean) if mean else ""}}
+        conf = m.get("confusion")
+        if conf:
+            mat = conf["matrix"]
+            out["confusion"] = {**conf, "max": max((v for row in mat for v in row), default=0),
+                                "row_totals": [sum(r) for r in mat],
+                                "col_totals": [sum(r[j] for r in mat) for j in range(len(mat))]}
+        tide = m.get("tide")
+        if tide:
+            order = ["classification", "localization", "both", "duplicate", "background", "missed"]
+            top = max([abs(tide["delta"].get(k) or 0.0) for k in order] + [1e-12])
+            out["tide"] = {**tide, "rows": [{"error": k, "count": tide["counts"].get(k, 0),
+                                             "delta": tide["delta"].get(k, 0.0),
+                                             "bar": round(100 * abs(tide["delta"].get(k) or 0.0) / top, 1)}
+                                            for k in order]}
+    elif "classification" in m:
+        c = m["classification"]
+        names = [p.get("name", str(i)) for i, p in enumerate(c.get("per_class", []))]
+        out["classification"] = c
+        if not c.get("multi_label") and c.get("confusion"):
+            mat = c["confusion"]
+            out["confusion"] = {"classes": names, "matrix": mat, "rows": "ground truth", "columns": "prediction",
+                                "max": max((v for row in mat for v in row), default=0),
+                                "row_totals": [sum(r) for r in mat],
+                                "col_totals": [sum(r[j] for r in mat) for j in range(len(mat))]}
+    return out
