@@ -132,3 +132,21 @@ def test_evaluation_page_from_models(server, page, screens, web_project):
     assert int(cell) == conf["matrix"][-1][conf["classes"].index("raccoon")]
     assert page.locator("#tide tr[data-error]").count() == 8
     _shot(page, screens, "evaluation")
+
+
+def test_versions_diff_and_preview(server, page, screens):
+    page.goto(server.url + "/versions")
+    assert page.locator("#versions tr[data-version]").count() == 2
+    _shot(page, screens, "versions")
+    page.select_option("#diff-form select[name=a]", "v1")
+    page.select_option("#diff-form select[name=b]", "aug")
+    page.click("#diff-form button[type=submit]")
+    page.wait_for_url(re.compile(r"/versions/diff\?a=v1&b=aug"))
+    assert page.locator('#diff tr[data-split="*"] td[data-k="removed"]').inner_text() == "0"
+    assert int(page.locator('#diff tr[data-split="train"] td[data-k="added"]').inner_text()) > 0
+    _shot(page, screens, "version-diff")
+    page.goto(server.url + "/versions/aug")
+    page.wait_for_function("document.getElementById('preview').complete")
+    assert page.locator("#preview").evaluate("i => [i.naturalWidth, i.naturalHeight]") == \
+        [3 * views.PREVIEW_CELL, 3 * views.PREVIEW_CELL]
+    _shot(page, screens, "version")

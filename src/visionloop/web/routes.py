@@ -311,6 +311,58 @@ async def evaluation_json(request: Request, evaluation_id: int) -> JSONResponse:
     return JSONResponse(await _run(views.evaluation, _ctx(request).store(), evaluation_id))
 
 
+# -- versions ------------------------------------------------------------------------------------------------
+
+@router.get("/versions", response_class=HTMLResponse)
+async def versions_page(request: Request) -> HTMLResponse:
+    return await _page(request, "predict", "versions.html", lambda: _run(views.versions, _ctx(request).store()))
+
+
+@api.get("/versions")
+async def versions_json(request: Request) -> JSONResponse:
+    await _ctx(request).authorize(request, "predict")
+    return JSONResponse(await _run(views.versions, _ctx(request).store()))
+
+
+def _diff_args(request: Request) -> tuple[str, str]:
+    a, b = request.query_params.get("a", ""), request.query_params.get("b", "")
+    if not a or not b:
+        raise VisionLoopError("a diff needs two versions, ?a=NAME&b=NAME", hint="pick them on the versions page")
+    return a, b
+
+
+@router.get("/versions/diff", response_class=HTMLResponse)
+async def version_diff_page(request: Request) -> HTMLResponse:
+    async def make() -> dict[str, Any]:
+        return await _run(views.version_diff, _ctx(request).store(), *_diff_args(request))
+
+    return await _page(request, "predict", "version_diff.html", make)
+
+
+@api.get("/versions/diff")
+async def version_diff_json(request: Request) -> JSONResponse:
+    await _ctx(request).authorize(request, "predict")
+    return JSONResponse(await _run(views.version_diff, _ctx(request).store(), *_diff_args(request)))
+
+
+@router.get("/versions/{name}", response_class=HTMLResponse)
+async def version_page(request: Request, name: str) -> HTMLResponse:
+    return await _page(request, "predict", "version.html", lambda: _run(views.version, _ctx(request).store(), name))
+
+
+@api.get("/versions/{name}")
+async def version_json(request: Request, name: str) -> JSONResponse:
+    await _ctx(request).authorize(request, "predict")
+    return JSONResponse(await _run(views.version, _ctx(request).store(), name))
+
+
+@router.get("/versions/{name}/preview.png")
+async def version_preview(request: Request, name: str) -> Response:
+    await _ctx(request).authorize(request, "predict")
+    data = await _run(views.version_preview, _ctx(request).store(), name)
+    return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+
 # -- login (only when the server asks for keys) ---------------------------------------------------------------
 
 @router.post("/login")

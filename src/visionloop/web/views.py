@@ -332,3 +332,73 @@ def evaluation(store: Store, evaluation_id: int) -> dict[str, Any]:
                                 "row_totals": [sum(r) for r in mat],
                                 "col_totals": [sum(r[j] for r in mat) for j in range(len(mat))]}
     return out
+
+
+# -- versions ------------------------------------------------------------------------------------------------
+
+PREVIEW_N, PREVIEW_CELL = 9, 192
+
+
+def versions(store: Store) -> dict[str, Any]:
+    """Every version, newest first: status, recipe, image/annotation counts per split."""
+    from visionloop.versions import list_versions
+
+    out = []
+    for v in reversed(list_versions(store)):
+        by_split = v.counts.get("by_split") or {}
+        out.append({"id": v.id, "name": v.name, "status": v.status, "parent": v.parent, "seed": v.seed,
+                    "created_at": v.created_at, "images": v.images, "annotations": v.counts.get("annotations"),
+                    "splits": {k: by_split[k] for k in sorted(by_split)}, "recipe": v.recipe,
+                    "steps": _recipe_steps(v.recipe), "multiplier": (v.recipe.get("augment") or {}).get("multiplier") or 1,
+                    "classes": [c["name"] for c in v.classes]})
+    return {"versions": out}
+
+
+def _recipe_steps(recipe: dict[str, Any]) -> dict[str, list[str]]:
+    """The preprocessing and augmentation steps a recipe sets away from their defaults (what it does)."""
+    from visionloop.versions.diff import recipe_changes
+    from visionloop.versions.recipe import load_recipe
+
+    default = load_recipe({"schema": recipe.get("schema", 1), "augment": {"multiplier": 2}}).to_json()
+    if not recipe.get("augment"):
+        default["augment"] = None
+    out: dict[str, list[str]] = {"preprocess": [], "augment": []}
+    for c in recipe_changes(default, recipe):
+        part, _, rest = c["field"].partition(".")
+        step = rest.split(".")[0]
+        if part in out and step and step != "multiplier" and step not in out[part]:
+            out[part].append(step)
+    return out
+
+
+def version(store: Store, name: str) -> dict[str, Any]:
+    """One version: its recipe (as the file would spell it), counts and where its preview grid is."""
+    from visionloop.versions import show_version
+
+    v = show_version(store, name)
+    import yaml
+
+    return {**v.to_json(), "preview": f"/versions/{v.name}/preview.png", "splits": v.counts.get("by_split") or {},
+            "recipe_yaml": yaml.safe_dump(v.recipe, sort_keys=False)}
+
+
+def version_diff(store: Store, a: str, b: str) -> dict[str, Any]:
+    """What changed from version a to b: images added/removed/changed (in total and per split), annotations,
+    classes and recipe fields."""
+    from visionloop.versions import diff_versions, list_versions
+
+    d = diff_versions(store, a, b).to_json()
+    return {**d, "names": [v.name for v in list_versions(store)]}
+
+
+def version_preview(store: Store, name: str) -> bytes:
+    """The version's augmentation preview grid (`versions.preview_version`: its stored, augmented training
+    images with their annotations), PNG."""
+    import tempfile
+
+    from visionloop.versions import preview_version
+
+    with tempfile.TemporaryDirectory(prefix="vl-preview-") as tmp:
+        out = Path(tmp) / "preview.png"
+        preview_version(store, name, out, n=PREVIEW_N, cell=PREVIEW_CELL)
+        return out.read_bytes()
