@@ -34,6 +34,7 @@ CSRF_COOKIE = "vl_csrf"
 KEY_COOKIE = "visionloop_key"
 SHA = re.compile(r"^[0-9a-f]{64}$")
 templates = Jinja2Templates(directory=str(HERE / "templates"))
+templates.env.globals["zip"] = zip
 router = APIRouter(include_in_schema=False)
 api = APIRouter(prefix="/v1/ui", tags=["ui"])
 
@@ -361,6 +362,35 @@ async def version_preview(request: Request, name: str) -> Response:
     await _ctx(request).authorize(request, "predict")
     data = await _run(views.version_preview, _ctx(request).store(), name)
     return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+
+# -- production (admin: the log holds what users sent) -------------------------------------------------------
+
+def _production_args(request: Request) -> dict[str, Any]:
+    q = request.query_params
+    bucket = q.get("bucket") or "hour"
+    return {"model": q.get("model") or None, "bucket": bucket}
+
+
+@router.get("/production", response_class=HTMLResponse)
+async def production_page(request: Request) -> HTMLResponse:
+    return await _page(request, "admin", "production.html",
+                       lambda: _run(views.production, _ctx(request).store(), **_production_args(request)))
+
+
+@api.get("/production")
+async def production_json(request: Request) -> JSONResponse:
+    await _ctx(request).authorize(request, "admin")
+    return JSONResponse(await _run(views.production, _ctx(request).store(), **_production_args(request)))
+
+
+@router.get("/production/images/{sha}.jpg")
+async def production_image(request: Request, sha: str) -> Response:
+    await _ctx(request).authorize(request, "admin")
+    if not SHA.match(sha):
+        raise NotFoundError("no such logged image")
+    data = await _run(views.logged_image, _ctx(request).store(), sha)
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=31536000, immutable"})
 
 
 # -- login (only when the server asks for keys) ---------------------------------------------------------------

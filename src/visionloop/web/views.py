@@ -402,3 +402,46 @@ def version_preview(store: Store, name: str) -> bytes:
         out = Path(tmp) / "preview.png"
         preview_version(store, name, out, n=PREVIEW_N, cell=PREVIEW_CELL)
         return out.read_bytes()
+
+
+# -- production: the prediction log the server writes --------------------------------------------------------
+
+LATEST = 12
+BAR_W, BAR_H = 600, 120  # the volume chart's area, SVG units
+
+
+def _bars(values: list[int], width: int = BAR_W, height: int = BAR_H) -> list[dict[str, Any]]:
+    """Bars (x, y, w, h in SVG units, bottom-aligned) for counts, scaled to the largest."""
+    top = max(values, default=0) or 1
+    w = width / max(1, len(values))
+    return [{"x": round(i * w, 2), "w": round(max(1.0, w - 1), 2), "h": round(height * v / top, 2),
+             "y": round(height - height * v / top, 2), "value": v} for i, v in enumerate(values)]
+
+
+def production(store: Store, *, model: str | None = None, bucket: str = "hour", bins: int = 10) -> dict[str, Any]:
+    """The prediction log at a glance: volume per hour/day, confidence histograms (every prediction's and each
+    image's top one), the class mix per bucket and the latest logged images with their predictions."""
+    from visionloop.store import prediction_log as plog
+
+    st = plog.stats(store, model=model, bucket=bucket, bins=bins)  # type: ignore[arg-type]
+    js = st.to_json()
+    latest = [e.to_json() for e in plog.query(store, model=model, limit=LATEST, newest_first=True)]
+    edges = js["confidence_edges"]
+    models = sorted({k.rsplit(" v", 1)[0] for k in st.by_model})
+    return {**js, "model": model, "models": models, "classes": st.classes, "latest": latest,
+            "bins": [f"{edges[i]:.1f}–{edges[i + 1]:.1f}" for i in range(len(edges) - 1)],
+            "charts": {"volume": _bars(list(st.volume.values())), "width": BAR_W, "height": BAR_H,
+                       "confidence": _bars(js["confidence_hist"], 300, 100),
+                       "top_confidence": _bars(js["top_confidence_hist"], 300, 100)}}
+
+
+def logged_image(store: Store, sha256: str) -> bytes:
+    """A logged image's thumbnail (only for blobs the prediction log holds)."""
+    from sqlalchemy import exists
+
+    from visionloop.store.schema import PredictionLogRow
+
+    with store.session() as s:
+        if not s.scalar(select(exists().where(PredictionLogRow.sha256 == sha256))):
+            raise NotFoundError("no such logged image")
+    return thumbnail(store, sha256)

@@ -22,6 +22,6 @@ document.addEventListener("DOMContentLoaded", () => {
     }, { passive: false });
   }
   // the current page in the top bar
-  const here = location.pathname.startsWith("/versions") ? "versions" : location.pathname.startsWith("/evaluations") ? "evaluations" : location.pathname.startsWith("/models") ? "models" : location.pathname.startsWith("/health") ? "health" : "dataset";
+  const here = location.pathname.startsWith("/production") ? "production" : location.pathname.startsWith("/versions") ? "versions" : location.pathname.startsWith("/evaluations") ? "evaluations" : location.pathname.startsWith("/models") ? "models" : location.pathname.startsWith("/health") ? "health" : "dataset";
   document.querySelectorAll("nav.top [data-nav]").forEach((a) => { if (a.dataset.nav === here) a.style.color = "#fff"; });
 });
