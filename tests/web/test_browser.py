@@ -73,7 +73,7 @@ def test_dataset_health_image_relabel_undo(server, page, screens, web_project):
     assert first.locator("td.cls").inner_text().strip() == "dog"
     _shot(page, screens, "image")
     first.locator("select[name=class]").select_option("raccoon")
-    first.locator("button[type=submit]").click()
+    first.locator("form.relabel button[type=submit]").click()
     page.wait_for_selector("#flash")
     batch = int(re.search(r"batch (\d+)", page.locator("#flash").inner_text()).group(1))
     assert page.locator(f'#anns tr[data-ann="{ann}"] td.cls').inner_text().strip() == "raccoon"
@@ -150,3 +150,39 @@ def test_versions_diff_and_preview(server, page, screens):
     assert page.locator("#preview").evaluate("i => [i.naturalWidth, i.naturalHeight]") == \
         [3 * views.PREVIEW_CELL, 3 * views.PREVIEW_CELL]
     _shot(page, screens, "version")
+
+
+def test_editor_draw_add_delete_undo(server, page, screens, web_project):
+    with Store.open(web_project) as store:
+        items = views.dataset(store, per_page=200)["images"]
+    im = next(i for i in items if len(i["annotations"]) == 1)
+    page.goto(server.url + f"/images/{im['id']}")
+    # Shift+drag over the middle half of the image fills the form with that box, in image pixels
+    box = page.locator("#frame").bounding_box()
+    page.keyboard.down("Shift")
+    page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.25)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.75, box["y"] + box["height"] * 0.75, steps=5)
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    got = [float(page.locator(f"#add-box input[name={k}]").input_value()) for k in ("x0", "y0", "x1", "y1")]
+    want = [im["width"] * 0.25, im["height"] * 0.25, im["width"] * 0.75, im["height"] * 0.75]
+    assert got == pytest.approx(want, abs=im["width"] / box["width"] + 0.1)  # a screen pixel
+    page.select_option("#add-box select[name=class]", "dog")
+    page.click("#add-box button[type=submit]")
+    page.wait_for_selector("#flash")
+    added = int(re.search(r"added dog box (\d+)", page.locator("#flash").inner_text()).group(1))
+    add_batch = int(re.search(r"batch (\d+)", page.locator("#flash").inner_text()).group(1))
+    assert page.locator("#anns tr[data-ann]").count() == 2
+    assert page.locator(f'.ov rect[data-ann="{added}"]').count() == 1
+    _shot(page, screens, "image-box-added")
+    first = im["annotations"][0]["id"]
+    page.locator(f'#anns tr[data-ann="{first}"] form.delete button').click()
+    page.wait_for_selector("#flash")
+    del_batch = int(re.search(r"batch (\d+)", page.locator("#flash").inner_text()).group(1))
+    assert [int(x) for x in page.locator("#anns tr[data-ann]").evaluate_all("rs => rs.map(r => r.dataset.ann)")] == [added]
+    for batch in (del_batch, add_batch):  # newest first
+        page.locator(f'#batches tr[data-batch="{batch}"] button').click()
+        page.wait_for_selector("#flash")
+        assert page.locator("#flash").inner_text() == f"batch {batch} undone"
+    assert [int(x) for x in page.locator("#anns tr[data-ann]").evaluate_all("rs => rs.map(r => r.dataset.ann)")] == [first]

@@ -205,6 +205,43 @@ async def relabel_json(request: Request, annotation_id: int) -> JSONResponse:
     return JSONResponse(await _run(views.relabel, _ctx(request).store(), annotation_id, str(body.get("class", ""))))
 
 
+def _box(form: dict[str, str]) -> list[float]:
+    try:
+        return [float(form.get(k, "")) for k in ("x0", "y0", "x1", "y1")]
+    except ValueError:
+        raise VisionLoopError("a box needs four numbers x0, y0, x1, y1",
+                              hint="draw it on the image or type them") from None
+
+
+@router.post("/images/{image_id}/boxes")
+async def add_box_form(request: Request, image_id: int) -> Response:
+    form = await _form(request, "admin")
+    done = await _run(views.add_box, _ctx(request).store(), image_id, form.get("class", ""), _box(form))
+    return _back(f"/images/{image_id}", f"batch {done['batch']}: added {done['class']} box {done['annotation']}")
+
+
+@api.post("/images/{image_id}/boxes")
+async def add_box_json(request: Request, image_id: int) -> JSONResponse:
+    body = await _json_body(request, "admin")
+    box = body.get("box")
+    if not isinstance(box, list) or not all(isinstance(v, int | float) for v in box):
+        raise VisionLoopError('"box" must be [x0, y0, x1, y1]')
+    return JSONResponse(await _run(views.add_box, _ctx(request).store(), image_id, str(body.get("class", "")), box))
+
+
+@router.post("/images/{image_id}/delete")
+async def delete_form(request: Request, image_id: int) -> Response:
+    form = await _form(request, "admin")
+    done = await _run(views.delete_annotation, _ctx(request).store(), _int(form.get("annotation"), -1))
+    return _back(f"/images/{image_id}", f"batch {done['batch']}: deleted annotation {done['annotation']}")
+
+
+@api.post("/annotations/{annotation_id}/delete")
+async def delete_json(request: Request, annotation_id: int) -> JSONResponse:
+    await _json_body(request, "admin")
+    return JSONResponse(await _run(views.delete_annotation, _ctx(request).store(), annotation_id))
+
+
 @router.post("/batches/{batch_id}/undo")
 async def undo_form(request: Request, batch_id: int) -> Response:
     form = await _form(request, "admin")

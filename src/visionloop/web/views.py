@@ -16,7 +16,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import String, cast, func, select
+from sqlalchemy import String, cast, func, insert, select
 
 from visionloop.core.errors import NotFoundError, VisionLoopError
 from visionloop.ingest import batches as ingest_batches
@@ -134,7 +134,8 @@ def image(store: Store, image_id: int) -> dict[str, Any]:
                           .where(BatchRow.id.in_(touched)).order_by(BatchRow.id)).all()
         vers = s.execute(select(VersionRow.id, VersionRow.name, VersionItemRow.split)
                          .join(VersionItemRow, VersionItemRow.version_id == VersionRow.id)
-                         .where(VersionItemRow.source_image_id == image_id).order_by(VersionRow.id)).all()
+                         .where(VersionItemRow.source_image_id == image_id).distinct()
+                         .order_by(VersionRow.id, VersionItemRow.split)).all()
         out = {"id": im.id, "file_name": im.file_name, "split": im.split, "width": im.width, "height": im.height,
                "sha256": im.sha256, "state": im.state, "format": im.format, "tags": list(im.tags or []),
                "taken_at": im.taken_at, "orientation": im.orientation,
@@ -149,24 +150,111 @@ def image(store: Store, image_id: int) -> dict[str, Any]:
     return out
 
 
+def _class_id(conn: Any, class_name: str) -> int:
+    cid = conn.scalar(select(ClassRow.id).where(ClassRow.name == class_name))
+    if cid is None:
+        raise NotFoundError(f"no class {class_name!r} in this project", hint="pick one of the listed classes")
+    return int(cid)
+
+
+def _annotation(conn: Any, annotation_id: int) -> dict[str, Any]:
+    before = batches.jsonable(batches.rows(conn, "annotation", [annotation_id]).get(annotation_id))
+    if before is None:
+        raise NotFoundError(f"no annotation {annotation_id} in this project", hint="reload the image page")
+    return before
+
+
+def _image_change(conn: Any, image_id: int) -> RowChange | None:
+    """The image row's update after its annotations changed (already run in `conn`): `ann_digest` recomputed
+    from the annotations the store now holds (as `health.fix` and the importer compute it, so versions and
+    duplicate checks see the edit) and the label state (annotated ⇄ null when the last box goes or the first
+    comes). None when neither changed."""
+    from types import SimpleNamespace
+
+    from visionloop.store import codec
+
+    img = batches.jsonable(batches.rows(conn, "image", [image_id]).get(image_id))
+    if img is None:
+        raise NotFoundError(f"no image {image_id} in this project")
+    names = dict(conn.execute(select(ClassRow.id, ClassRow.name)).all())
+    anns = batches.rows_where(conn, "annotation", "image_id", [image_id]).values()
+    state = img["state"]
+    if not anns and state == "annotated":
+        state = "null"
+    elif anns and state != "annotated":
+        state = "annotated"
+    digest = codec.annotations_digest([codec.annotation_from(SimpleNamespace(**a), names[a["class_id"]])
+                                       for a in anns], state)
+    if digest == img["ann_digest"] and state == img["state"]:
+        return None
+    return RowChange("image", image_id, Op.UPDATE, img, {**img, "ann_digest": digest, "state": state})
+
+
+def _edit(conn: Any, summary: dict[str, Any], image_id: int, changes: list[RowChange],
+          inserted: list[dict[str, Any]] | None = None) -> int:
+    """One undoable batch (kind fix, source "visionloop ui"): the annotation changes, the rows `inserted`
+    (written here, then logged with the ids the database gave them), and the image row's new digest/state."""
+    batch_id = batches.open_batch(conn, BatchKind.FIX, source="visionloop ui", summary=summary)
+    batches.apply(conn, batch_id, changes)
+    added = []
+    for row in inserted or []:
+        new_id = conn.execute(insert(batches.table("annotation")).values({**row, "batch_id": batch_id})
+                              ).inserted_primary_key[0]
+        after = batches.jsonable(batches.rows(conn, "annotation", [int(new_id)])[int(new_id)])
+        added.append(RowChange("annotation", int(new_id), Op.INSERT, None, after))
+        summary = {**summary, "annotation": int(new_id)}
+    batches.log(conn, batch_id, added)
+    if added:
+        batches.set_summary(conn, batch_id, summary)
+    img = _image_change(conn, image_id)
+    if img is not None:
+        batches.apply(conn, batch_id, [img])
+    return int(batch_id)
+
+
 def relabel(store: Store, annotation_id: int, class_name: str) -> dict[str, Any]:
-    """Change one annotation's class, as its own batch (kind fix, source "visionloop ui") that undo reverses."""
+    """Change one annotation's class, as its own batch (kind fix, source "visionloop ui") that undo reverses;
+    the image's annotation digest follows."""
     with store.engine.begin() as conn:
-        cid = conn.scalar(select(ClassRow.id).where(ClassRow.name == class_name))
-        if cid is None:
-            raise NotFoundError(f"no class {class_name!r} in this project", hint="pick one of the listed classes")
-        before = batches.rows(conn, "annotation", [annotation_id]).get(annotation_id)
-        if before is None:
-            raise NotFoundError(f"no annotation {annotation_id} in this project", hint="reload the image page")
-        before = batches.jsonable(before)
-        assert before is not None
+        cid = _class_id(conn, class_name)
+        before = _annotation(conn, annotation_id)
         if before["class_id"] == cid:
             raise VisionLoopError(f"annotation {annotation_id} is already {class_name!r}", hint="pick another class")
-        after = {**before, "class_id": int(cid)}
-        batch_id = batches.open_batch(conn, BatchKind.FIX, source="visionloop ui",
-                                      summary={"relabelled": 1, "annotation": annotation_id, "to": class_name})
-        batches.apply(conn, batch_id, [RowChange("annotation", annotation_id, Op.UPDATE, before, after)])
-    return {"batch": int(batch_id), "annotation": annotation_id, "class": class_name}
+        after = {**before, "class_id": cid}
+        batch_id = _edit(conn, {"relabelled": 1, "annotation": annotation_id, "to": class_name}, before["image_id"],
+                         [RowChange("annotation", annotation_id, Op.UPDATE, before, after)])
+    return {"batch": batch_id, "annotation": annotation_id, "class": class_name}
+
+
+def delete_annotation(store: Store, annotation_id: int) -> dict[str, Any]:
+    """Delete one annotation, as an undoable batch (undo puts it back, id included)."""
+    with store.engine.begin() as conn:
+        before = _annotation(conn, annotation_id)
+        batch_id = _edit(conn, {"annotations_deleted": 1, "annotation": annotation_id}, before["image_id"],
+                         [RowChange("annotation", annotation_id, Op.DELETE, before, None)])
+    return {"batch": batch_id, "annotation": annotation_id, "image": before["image_id"]}
+
+
+def add_box(store: Store, image_id: int, class_name: str, box: list[float]) -> dict[str, Any]:
+    """Add one box (x0, y0, x1, y1 in the image's pixels, inside it, with an area), as an undoable batch."""
+    if len(box) != 4:
+        raise VisionLoopError("a box is four numbers: x0, y0, x1, y1", hint="draw it on the image or type them")
+    x0, y0, x1, y1 = (float(v) for v in box)
+    with store.engine.begin() as conn:
+        cid = _class_id(conn, class_name)
+        im = conn.execute(select(ImageRow.width, ImageRow.height).where(ImageRow.id == image_id)).first()
+        if im is None:
+            raise NotFoundError(f"no image {image_id} in this project", hint="open it from the dataset page")
+        if not (0 <= x0 < x1 <= im.width and 0 <= y0 < y1 <= im.height):
+            raise VisionLoopError(f"box {x0:g}, {y0:g}, {x1:g}, {y1:g} is not inside the {im.width}×{im.height} "
+                                  "image with an area", hint="x0 < x1 and y0 < y1, within the image")
+        row = {"image_id": image_id, "class_id": cid, "kind": "box", "x0": x0, "y0": y0, "x1": x1, "y1": y1,
+               "area": (x1 - x0) * (y1 - y0), "bbox_declared": False, "area_declared": False, "data": {},
+               "attributes": {}, "source": "human", "confidence": None, "track_id": None, "crowd": False}
+        batch_id = _edit(conn, {"annotations_added": 1, "class": class_name}, image_id, [], inserted=[row])
+        new_id = (batches.batch_row(conn, batch_id).summary or {}).get("annotation")
+    return {"batch": batch_id, "annotation": new_id, "image": image_id, "class": class_name,
+            "box": [x0, y0, x1, y1]}
 
 
 def undo(store: Store, batch_id: int) -> dict[str, Any]:
