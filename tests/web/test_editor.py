@@ -14,6 +14,8 @@ from visionloop.store import Store, codec
 from visionloop.store.batches import jsonable
 from visionloop.store.schema import AnnotationRow, ImageRow
 
+from .conftest import SPLIT
+
 
 def _rows(web_project, image_id: int) -> tuple[dict, dict[int, dict]]:
     """The image row and its annotation rows, whole, as the store holds them."""
@@ -34,6 +36,15 @@ def _reader_digest(web_project, image_id: int) -> tuple[str, str]:
         sample = next(x for x in store.samples() if x.image.file_name == name)
     state = str(sample.state.value)
     return codec.annotations_digest(list(sample.annotations), state), state
+
+
+def _source_digest(web_project) -> str:
+    """What `version create` compares to reuse a version: the selection's digest for the fixture's recipe."""
+    from visionloop.versions.recipe import load_recipe
+    from visionloop.versions.selection import select_images
+
+    with Store.open(web_project) as store:
+        return select_images(store, load_recipe(SPLIT)).digest
 
 
 def _csrf(c: httpx.Client, image_id: int) -> str:
@@ -60,6 +71,7 @@ def test_relabel_updates_the_digest_and_undo_restores_exactly(client, web_projec
     before_img, before_anns = _rows(web_project, im["id"])
     assert _reader_digest(web_project, im["id"]) == (before_img["ann_digest"], before_img["state"])
     ann = next(iter(before_anns))
+    source = _source_digest(web_project)
     other = next(c["name"] for c in client.get("/v1/ui/dataset").json()["classes"]
                  if c["name"] != im["annotations"][0]["class"])
     r = client.post(f"/images/{im['id']}/relabel", data={"annotation": ann, "class": other,
@@ -71,8 +83,11 @@ def test_relabel_updates_the_digest_and_undo_restores_exactly(client, web_projec
     assert img["ann_digest"] != before_img["ann_digest"]
     assert (img["ann_digest"], img["state"]) == _reader_digest(web_project, im["id"])
     assert anns[ann]["batch_id"] == batch and img["batch_id"] == batch
+    # so `version create` with the same recipe makes a new version instead of reusing the one with the old class
+    assert _source_digest(web_project) != source
     assert client.post(f"/v1/ui/batches/{batch}/undo", json={}).status_code == 200
     assert _rows(web_project, im["id"]) == (before_img, before_anns)
+    assert _source_digest(web_project) == source
 
 
 def test_delete_the_only_box_then_undo(client, web_project):

@@ -86,3 +86,14 @@ def test_production_volume_histograms_mix_latest(guarded, tokens):
     assert html.count('<div class="tile" data-log=') == 3
     assert '<rect class="pred" x="10.0" y="20.0" width="100.0" height="200.0">' in html
     assert thumb.status_code == 200 and thumb.content[:2] == b"\xff\xd8"
+
+
+def test_production_before_anything_is_logged(tmp_path):
+    with Store.init(tmp_path / "empty"):
+        pass
+    with BackgroundServer(tmp_path / "empty", Settings(refresh_s=0.5, url_allow_list=[])) as s, \
+            httpx.Client(base_url=s.url) as c:
+        d = c.get("/v1/ui/production").json()
+        page = c.get("/production")
+    assert (d["images"], d["volume"], d["latest"], d["confidence_hist"]) == (0, {}, [], [0] * 10)
+    assert page.status_code == 200 and 'id="empty"' in page.text and "0 logged images" in page.text
