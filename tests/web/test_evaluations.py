@@ -84,3 +84,46 @@ def test_evaluation_page_pr_confusion_tide(server, web_project):
     assert [r["error"] for r in twin["tide"]["rows"]] == ["classification", "localization", "both", "duplicate",
                                                           "background", "missed"]
     assert f'<tr data-metric="map50"><td>map50</td><td class="v">{m["metrics"]["map50"]:.4f}</td>' in html
+
+
+def test_classification_evaluation_renders_its_confusion(monkeypatch):
+    """A classifier's evaluation (no PR curve, no TIDE): per-class precision/recall and its K×K confusion."""
+    import numpy as np
+    from starlette.requests import Request
+
+    from visionloop.evaluate.classification import classification_metrics
+    from visionloop.store.evaluations import EvaluationInfo
+    from visionloop.web.routes import templates
+
+    truth = np.array([0, 0, 1, 1, 1, 2])
+    scores = np.eye(3)[[0, 1, 1, 1, 2, 2]]  # one cat called dog, one dog called bird
+    metrics = {"classification": classification_metrics(truth, scores, ["cat", "dog", "bird"]).to_json()}
+    info = EvaluationInfo(7, 1, "cls-a", 1, "v1", "valid", "classify", metrics, {}, 6, 2, "0", "2026-01-01T00:00:00")
+    monkeypatch.setattr(views.evals, "get", lambda store, i: info)
+    monkeypatch.setattr(views, "classes", lambda store: [])
+    d = views.evaluation(None, 7)
+    assert d["confusion"]["matrix"] == [[1, 1, 0], [0, 2, 1], [0, 0, 1]] and d["pr"] is None and d["tide"] is None
+    assert d["confusion"]["row_totals"] == [2, 3, 1] and d["confusion"]["col_totals"] == [1, 3, 2]
+    req = Request({"type": "http", "method": "GET", "path": "/evaluations/7", "headers": [], "query_string": b""})
+    html = templates.get_template("evaluation.html").render(d=d, csrf="x", flash=None, request=req)
+    assert re.search(r'<tr data-gt="dog">.*?<td data-pred="bird"[^>]*>1</td>', html, re.S)
+    assert re.search(r'<tr data-class="cat"><td>cat</td><td>1.000</td><td>0.500</td>', html)
+    assert 'id="pr"' not in html and 'id="pr-missing"' not in html and 'id="tide"' not in html
+
+
+def test_evaluation_stored_before_pr_curves_says_so(web_project, monkeypatch):
+    from dataclasses import replace
+
+    from starlette.requests import Request
+
+    from visionloop.web.routes import templates
+
+    ev, _ = _stored(web_project)
+    old = replace(ev, metrics={k: v for k, v in ev.metrics.items() if k != "pr_curve"})
+    monkeypatch.setattr(views.evals, "get", lambda store, i: old)
+    with Store.open(web_project) as store:
+        d = views.evaluation(store, ev.id)
+    req = Request({"type": "http", "method": "GET", "path": "/", "headers": [], "query_string": b""})
+    html = templates.get_template("evaluation.html").render(d=d, csrf="x", flash=None, request=req)
+    assert d["pr"] is None and 'id="pr-missing"' in html and f"visionloop evaluate {ev.model}" in html
+    assert 'id="confusion"' in html and 'id="tide"' in html
