@@ -5,8 +5,6 @@ model's errors filtered to missed objects, promote the model. Each page is scree
 from __future__ import annotations
 
 import re
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,26 +15,6 @@ from visionloop.store import models as registry
 from visionloop.web import views
 
 from .conftest import DOGS, NUMBERS
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-@pytest.fixture(scope="module")
-def page(screens) -> Iterator[object]:
-    if not Path(CHROMIUM).exists() or shutil.which("chromedriver") is None:
-        pytest.fail("Debian's chromium is missing: apt-get install -y chromium chromium-driver (.ci/run does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-        p = ctx.new_page()
-        p.set_default_timeout(20_000)
-        yield p
-        ctx.close()
-        browser.close()
 
 
 def _shot(page, screens: Path, name: str) -> None:

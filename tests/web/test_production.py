@@ -97,3 +97,17 @@ def test_production_before_anything_is_logged(tmp_path):
         page = c.get("/production")
     assert (d["images"], d["volume"], d["latest"], d["confidence_hist"]) == (0, {}, [], [0] * 10)
     assert page.status_code == 200 and 'id="empty"' in page.text and "0 logged images" in page.text
+
+
+def test_production_in_the_browser_after_signing_in(guarded, tokens, page, screens):
+    page.goto(guarded.url + "/production")
+    assert page.locator("input[name=key]").count() == 1  # the sign-in page, not the data
+    page.fill("input[name=key]", tokens["admin"])
+    page.click("form[action='/login'] button[type=submit]")
+    page.wait_for_url(guarded.url + "/production")
+    assert page.locator("#volume rect.bar").evaluate_all("rs => rs.map(r => +r.dataset.value)") == [2, 0, 1]
+    heights = page.locator("#volume rect.bar").evaluate_all("rs => rs.map(r => r.getBBox().height)")
+    assert heights[1] == 0 and heights[0] == pytest.approx(2 * heights[2])
+    assert page.locator("#latest .tile").count() == 3
+    page.wait_for_function("[...document.querySelectorAll('#latest img')].every(i => i.complete && i.naturalWidth > 0)")
+    page.screenshot(path=str(screens / "production.png"), full_page=True)
