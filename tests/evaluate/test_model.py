@@ -94,6 +94,20 @@ def test_model_metrics_equal_the_pure_function(project, evaluated, tmp_path):
     ev.accumulate()
     ev.summarize()
     assert r.detection.metrics.stats == pytest.approx(list(ev.stats), abs=1e-9)
+    # the stored PR curve (the web UI's) is pycocotools' precision array at IoU .5, area all, 100 dets
+    curve = r.metrics_json()["pr_curve"]
+    assert curve["iou"] == 0.5 and curve["recall"] == pytest.approx(list(ev.params.recThrs), abs=1e-12)
+    prec = ev.eval["precision"][0, :, :, 0, -1]
+    assert [c["category_id"] for c in curve["classes"]] == list(ev.params.catIds)
+    defined = []
+    for k, c in enumerate(curve["classes"]):
+        if (prec[:, k] > -1).any():
+            defined.append(k)
+            assert c["precision"] == pytest.approx(list(prec[:, k].clip(0)), abs=1e-9)
+            assert c["ap"] == pytest.approx(float(prec[:, k][prec[:, k] > -1].mean()), abs=1e-9)
+        else:
+            assert c["precision"] is None and c["ap"] is None
+    assert defined and curve["mean"] == pytest.approx(list(prec[:, defined].clip(0).mean(axis=1)), abs=1e-9)
 
 
 def test_evaluation_and_events_are_stored(project, evaluated):

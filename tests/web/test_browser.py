@@ -5,8 +5,6 @@ model's errors filtered to missed objects, promote the model. Each page is scree
 from __future__ import annotations
 
 import re
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,26 +15,6 @@ from visionloop.store import models as registry
 from visionloop.web import views
 
 from .conftest import DOGS, NUMBERS
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-@pytest.fixture(scope="module")
-def page(screens) -> Iterator[object]:
-    if not Path(CHROMIUM).exists() or shutil.which("chromedriver") is None:
-        pytest.fail("Debian's chromium is missing: apt-get install -y chromium chromium-driver (.ci/run does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-        p = ctx.new_page()
-        p.set_default_timeout(20_000)
-        yield p
-        ctx.close()
-        browser.close()
 
 
 def _shot(page, screens: Path, name: str) -> None:
@@ -73,7 +51,7 @@ def test_dataset_health_image_relabel_undo(server, page, screens, web_project):
     assert first.locator("td.cls").inner_text().strip() == "dog"
     _shot(page, screens, "image")
     first.locator("select[name=class]").select_option("raccoon")
-    first.locator("button[type=submit]").click()
+    first.locator("form.relabel button[type=submit]").click()
     page.wait_for_selector("#flash")
     batch = int(re.search(r"batch (\d+)", page.locator("#flash").inner_text()).group(1))
     assert page.locator(f'#anns tr[data-ann="{ann}"] td.cls').inner_text().strip() == "raccoon"
@@ -114,3 +92,75 @@ def test_errors_missed_and_promote(server, page, screens, web_project):
     assert page.locator('#models tr[data-model="det-a"] td.stage').inner_text() == "beta"
     with Store.open(web_project) as store:
         assert registry.get(store, "det-a").stage == "beta"
+
+
+def test_evaluation_page_from_models(server, page, screens, web_project):
+    with Store.open(web_project) as store:
+        ev = evals.latest(store, model_id=registry.get(store, "det-a").id)
+    curve, conf = ev.metrics["pr_curve"], ev.metrics["confusion"]
+    page.goto(server.url + "/models")
+    page.locator('#models tr[data-model="det-a"] a.evaluation').click()
+    page.wait_for_url(re.compile(rf"/evaluations/{ev.id}$"))
+    drawn = [c for c in curve["classes"] if c["precision"] is not None]
+    assert page.locator("svg#pr polyline.curve").count() == len(drawn) + 1
+    box = page.locator("svg#pr").bounding_box()
+    assert box["width"] > 300 and box["height"] > 200  # laid out, not collapsed
+    assert page.locator("#confusion tr[data-gt]").count() == len(conf["classes"])
+    cell = page.locator('#confusion tr[data-gt="background"] td[data-pred="raccoon"]').inner_text()
+    assert int(cell) == conf["matrix"][-1][conf["classes"].index("raccoon")]
+    assert page.locator("#tide tr[data-error]").count() == 8
+    _shot(page, screens, "evaluation")
+
+
+def test_versions_diff_and_preview(server, page, screens):
+    page.goto(server.url + "/versions")
+    assert page.locator("#versions tr[data-version]").count() == 2
+    _shot(page, screens, "versions")
+    page.select_option("#diff-form select[name=a]", "v1")
+    page.select_option("#diff-form select[name=b]", "aug")
+    page.click("#diff-form button[type=submit]")
+    page.wait_for_url(re.compile(r"/versions/diff\?a=v1&b=aug"))
+    assert page.locator('#diff tr[data-split="*"] td[data-k="removed"]').inner_text() == "0"
+    assert int(page.locator('#diff tr[data-split="train"] td[data-k="added"]').inner_text()) > 0
+    _shot(page, screens, "version-diff")
+    page.goto(server.url + "/versions/aug")
+    page.wait_for_function("document.getElementById('preview').complete")
+    assert page.locator("#preview").evaluate("i => [i.naturalWidth, i.naturalHeight]") == \
+        [3 * views.PREVIEW_CELL, 3 * views.PREVIEW_CELL]
+    _shot(page, screens, "version")
+
+
+def test_editor_draw_add_delete_undo(server, page, screens, web_project):
+    with Store.open(web_project) as store:
+        items = views.dataset(store, per_page=200)["images"]
+    im = next(i for i in items if len(i["annotations"]) == 1)
+    page.goto(server.url + f"/images/{im['id']}")
+    # Shift+drag over the middle half of the image fills the form with that box, in image pixels
+    box = page.locator("#frame").bounding_box()
+    page.keyboard.down("Shift")
+    page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.25)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.75, box["y"] + box["height"] * 0.75, steps=5)
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    got = [float(page.locator(f"#add-box input[name={k}]").input_value()) for k in ("x0", "y0", "x1", "y1")]
+    want = [im["width"] * 0.25, im["height"] * 0.25, im["width"] * 0.75, im["height"] * 0.75]
+    assert got == pytest.approx(want, abs=im["width"] / box["width"] + 0.1)  # a screen pixel
+    page.select_option("#add-box select[name=class]", "dog")
+    page.click("#add-box button[type=submit]")
+    page.wait_for_selector("#flash")
+    added = int(re.search(r"added dog box (\d+)", page.locator("#flash").inner_text()).group(1))
+    add_batch = int(re.search(r"batch (\d+)", page.locator("#flash").inner_text()).group(1))
+    assert page.locator("#anns tr[data-ann]").count() == 2
+    assert page.locator(f'.ov rect[data-ann="{added}"]').count() == 1
+    _shot(page, screens, "image-box-added")
+    first = im["annotations"][0]["id"]
+    page.locator(f'#anns tr[data-ann="{first}"] form.delete button').click()
+    page.wait_for_selector("#flash")
+    del_batch = int(re.search(r"batch (\d+)", page.locator("#flash").inner_text()).group(1))
+    assert [int(x) for x in page.locator("#anns tr[data-ann]").evaluate_all("rs => rs.map(r => r.dataset.ann)")] == [added]
+    for batch in (del_batch, add_batch):  # newest first
+        page.locator(f'#batches tr[data-batch="{batch}"] button').click()
+        page.wait_for_selector("#flash")
+        assert page.locator("#flash").inner_text() == f"batch {batch} undone"
+    assert [int(x) for x in page.locator("#anns tr[data-ann]").evaluate_all("rs => rs.map(r => r.dataset.ann)")] == [first]

@@ -83,7 +83,7 @@ def test_relabel_and_undo_as_a_batch(server, web_project):
         assert page["annotations"][0]["class"] == "raccoon"
         assert [b["kind"] for b in page["batches"] if b["id"] == batch] == ["fix"]
         undone = c.post(f"/v1/ui/batches/{batch}/undo", json={})
-        assert undone.status_code == 200 and undone.json()["restored"] == {"annotation_restored": 1}
+        assert undone.status_code == 200 and undone.json()["restored"] == {"annotation_restored": 1, "image_restored": 1}
         after = c.get(f"/v1/ui/images/{im['id']}").json()
         assert after["annotations"][0]["class"] == "dog"
         assert [b["undone"] for b in after["batches"] if b["id"] == batch] == [True]

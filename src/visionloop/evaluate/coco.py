@@ -73,6 +73,28 @@ class CocoMetrics:
     iou_thresholds: list[float] = field(default_factory=list)
     recall_thresholds: list[float] = field(default_factory=list, repr=False)
 
+    def pr_curve(self, iou: float = 0.5) -> dict[str, Any]:
+        """The PR curves at one IoU (area all, 100 detections) as JSON: COCO's interpolated precision at its
+        101 recall thresholds (`precision[t, :, k, 0, -1]`), per class (None for a class without ground
+        truth) and `mean` over the classes that have some (negative cells counted as 0, as `plots` draws)."""
+        if self.precision.size == 0:
+            return {"iou": iou, "recall": [], "classes": [], "mean": []}
+        t = int(np.argmin(np.abs(np.asarray(self.iou_thresholds) - iou)))
+        prec = self.precision[t, :, :, 0, -1]  # [R, K]
+        classes = []
+        defined = []
+        for k, c in enumerate(self.per_class):
+            col = prec[:, k]
+            ok = bool((col > -1).any())
+            if ok:
+                defined.append(k)
+            classes.append({"category_id": c.category_id, "name": c.name,
+                            "ap": float(np.mean(col[col > -1])) if ok else None,
+                            "precision": [float(x) for x in np.clip(col, 0, None)] if ok else None})
+        mean = np.clip(prec[:, defined], 0, None).mean(axis=1) if defined else np.zeros(0)
+        return {"iou": float(self.iou_thresholds[t]), "recall": [float(x) for x in self.recall_thresholds],
+                "classes": classes, "mean": [float(x) for x in mean]}
+
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"iou_type": self.iou_type}
         d.update({name: getattr(self, name) for name in STAT_NAMES})

@@ -83,8 +83,9 @@ class ModelEvaluation:
 
     def metrics_json(self) -> dict[str, Any]:
         """What is stored as the evaluation's metrics."""
-        if self.detection is not None:
-            return self.detection.to_json(events=False)
+        if self.detection is not None:  # with the PR curves at the matching IoU (the web UI draws them)
+            return {**self.detection.to_json(events=False),
+                    "pr_curve": self.detection.metrics.pr_curve(self.detection.errors.tide.iou_threshold)}
         if self.semantic is not None:
             return {"semantic": self.semantic.to_json()}
         assert self.classification is not None

@@ -33,9 +33,13 @@ class VersionDiff:
     by_class: dict[str, int] = field(default_factory=dict)  # b - a, per class
     recipe: list[dict[str, Any]] = field(default_factory=list)
     same_content: bool = False
+    #: split -> the same counts as `images`, each image under its split in b (removed ones: in a)
+    by_split: dict[str, Counter[str]] = field(default_factory=dict)
 
-    def note(self, what: str, name: str) -> None:
+    def note(self, what: str, name: str, split: str | None = None) -> None:
         self.images[what] += 1
+        if split is not None:
+            self.by_split.setdefault(split or "", Counter())[what] += 1
         ex = self.examples.setdefault(what, [])
         if len(ex) < EXAMPLES:
             ex.append(name)
@@ -46,7 +50,8 @@ class VersionDiff:
         return {"a": self.a, "b": self.b, "same_content": self.same_content,
                 "images": {k: self.images.get(k, 0) for k in keys},
                 "annotations": {k: self.annotations.get(k, 0) for k in ("a", "b", "added", "removed")},
-                "by_class": self.by_class, "recipe": self.recipe, "examples": self.examples}
+                "by_class": self.by_class, "recipe": self.recipe, "examples": self.examples,
+                "by_split": {sp: {k: c.get(k, 0) for k in keys} for sp, c in sorted(self.by_split.items())}}
 
 
 def _items(store: Store, version_id: int) -> Iterator[tuple[str, str, str, str]]:
@@ -84,7 +89,7 @@ def diff_versions(store: Store, a: str | int, b: str | int) -> VersionDiff:
     while x is not None or y is not None:
         if y is None or (x is not None and x[0] < y[0]):
             assert x is not None
-            d.note("removed", x[0])
+            d.note("removed", x[0], x[1])
             anns = orjson.loads(x[3])
             for ann in anns:
                 class_delta[ann["label"]] -= 1
@@ -93,7 +98,7 @@ def diff_versions(store: Store, a: str | int, b: str | int) -> VersionDiff:
             x = next(ia, None)
             continue
         if x is None or y[0] < x[0]:
-            d.note("added", y[0])
+            d.note("added", y[0], y[1])
             anns = orjson.loads(y[3])
             for ann in anns:
                 class_delta[ann["label"]] += 1
@@ -107,11 +112,11 @@ def diff_versions(store: Store, a: str | int, b: str | int) -> VersionDiff:
         d.annotations["a"] += sum(ca.values())
         d.annotations["b"] += sum(cb.values())
         if x[2] != y[2]:
-            d.note("pixels_changed", name)
+            d.note("pixels_changed", name, y[1])
             changed = True
         if x[3] != y[3]:
             if ca != cb:
-                d.note("annotations_changed", name)
+                d.note("annotations_changed", name, y[1])
                 changed = True
                 d.annotations["removed"] += sum((ca - cb).values())
                 d.annotations["added"] += sum((cb - ca).values())
@@ -120,9 +125,9 @@ def diff_versions(store: Store, a: str | int, b: str | int) -> VersionDiff:
                 for k, n in (ca - cb).items():
                     class_delta[orjson.loads(k)["label"]] -= n
         if x[1] != y[1]:
-            d.note("split_changed", name)
+            d.note("split_changed", name, y[1])
             changed = True
-        d.note("changed" if changed else "unchanged", name)
+        d.note("changed" if changed else "unchanged", name, y[1])
         x, y = next(ia, None), next(ib, None)
     d.by_class = {k: v for k, v in sorted(class_delta.items()) if v}
     return d

@@ -34,6 +34,7 @@ CSRF_COOKIE = "vl_csrf"
 KEY_COOKIE = "visionloop_key"
 SHA = re.compile(r"^[0-9a-f]{64}$")
 templates = Jinja2Templates(directory=str(HERE / "templates"))
+templates.env.globals["zip"] = zip
 router = APIRouter(include_in_schema=False)
 api = APIRouter(prefix="/v1/ui", tags=["ui"])
 
@@ -204,6 +205,43 @@ async def relabel_json(request: Request, annotation_id: int) -> JSONResponse:
     return JSONResponse(await _run(views.relabel, _ctx(request).store(), annotation_id, str(body.get("class", ""))))
 
 
+def _box(form: dict[str, str]) -> list[float]:
+    try:
+        return [float(form.get(k, "")) for k in ("x0", "y0", "x1", "y1")]
+    except ValueError:
+        raise VisionLoopError("a box needs four numbers x0, y0, x1, y1",
+                              hint="draw it on the image or type them") from None
+
+
+@router.post("/images/{image_id}/boxes")
+async def add_box_form(request: Request, image_id: int) -> Response:
+    form = await _form(request, "admin")
+    done = await _run(views.add_box, _ctx(request).store(), image_id, form.get("class", ""), _box(form))
+    return _back(f"/images/{image_id}", f"batch {done['batch']}: added {done['class']} box {done['annotation']}")
+
+
+@api.post("/images/{image_id}/boxes")
+async def add_box_json(request: Request, image_id: int) -> JSONResponse:
+    body = await _json_body(request, "admin")
+    box = body.get("box")
+    if not isinstance(box, list) or not all(isinstance(v, int | float) for v in box):
+        raise VisionLoopError('"box" must be [x0, y0, x1, y1]')
+    return JSONResponse(await _run(views.add_box, _ctx(request).store(), image_id, str(body.get("class", "")), box))
+
+
+@router.post("/images/{image_id}/delete")
+async def delete_form(request: Request, image_id: int) -> Response:
+    form = await _form(request, "admin")
+    done = await _run(views.delete_annotation, _ctx(request).store(), _int(form.get("annotation"), -1))
+    return _back(f"/images/{image_id}", f"batch {done['batch']}: deleted annotation {done['annotation']}")
+
+
+@api.post("/annotations/{annotation_id}/delete")
+async def delete_json(request: Request, annotation_id: int) -> JSONResponse:
+    await _json_body(request, "admin")
+    return JSONResponse(await _run(views.delete_annotation, _ctx(request).store(), annotation_id))
+
+
 @router.post("/batches/{batch_id}/undo")
 async def undo_form(request: Request, batch_id: int) -> Response:
     form = await _form(request, "admin")
@@ -284,6 +322,112 @@ async def errors_page(request: Request, name: str) -> HTMLResponse:
 async def errors_json(request: Request, name: str) -> JSONResponse:
     await _ctx(request).authorize(request, "predict")
     return JSONResponse(await _run(views.errors, _ctx(request).store(), name, **_errors_args(request)))
+
+
+# -- evaluations ---------------------------------------------------------------------------------------------
+
+@router.get("/evaluations", response_class=HTMLResponse)
+async def evaluations_page(request: Request) -> HTMLResponse:
+    return await _page(request, "predict", "evaluations.html", lambda: _run(views.evaluations, _ctx(request).store()))
+
+
+@api.get("/evaluations")
+async def evaluations_json(request: Request) -> JSONResponse:
+    await _ctx(request).authorize(request, "predict")
+    return JSONResponse(await _run(views.evaluations, _ctx(request).store()))
+
+
+@router.get("/evaluations/{evaluation_id}", response_class=HTMLResponse)
+async def evaluation_page(request: Request, evaluation_id: int) -> HTMLResponse:
+    return await _page(request, "predict", "evaluation.html",
+                       lambda: _run(views.evaluation, _ctx(request).store(), evaluation_id))
+
+
+@api.get("/evaluations/{evaluation_id}")
+async def evaluation_json(request: Request, evaluation_id: int) -> JSONResponse:
+    await _ctx(request).authorize(request, "predict")
+    return JSONResponse(await _run(views.evaluation, _ctx(request).store(), evaluation_id))
+
+
+# -- versions ------------------------------------------------------------------------------------------------
+
+@router.get("/versions", response_class=HTMLResponse)
+async def versions_page(request: Request) -> HTMLResponse:
+    return await _page(request, "predict", "versions.html", lambda: _run(views.versions, _ctx(request).store()))
+
+
+@api.get("/versions")
+async def versions_json(request: Request) -> JSONResponse:
+    await _ctx(request).authorize(request, "predict")
+    return JSONResponse(await _run(views.versions, _ctx(request).store()))
+
+
+def _diff_args(request: Request) -> tuple[str, str]:
+    a, b = request.query_params.get("a", ""), request.query_params.get("b", "")
+    if not a or not b:
+        raise VisionLoopError("a diff needs two versions, ?a=NAME&b=NAME", hint="pick them on the versions page")
+    return a, b
+
+
+@router.get("/versions/diff", response_class=HTMLResponse)
+async def version_diff_page(request: Request) -> HTMLResponse:
+    async def make() -> dict[str, Any]:
+        return await _run(views.version_diff, _ctx(request).store(), *_diff_args(request))
+
+    return await _page(request, "predict", "version_diff.html", make)
+
+
+@api.get("/versions/diff")
+async def version_diff_json(request: Request) -> JSONResponse:
+    await _ctx(request).authorize(request, "predict")
+    return JSONResponse(await _run(views.version_diff, _ctx(request).store(), *_diff_args(request)))
+
+
+@router.get("/versions/{name}", response_class=HTMLResponse)
+async def version_page(request: Request, name: str) -> HTMLResponse:
+    return await _page(request, "predict", "version.html", lambda: _run(views.version, _ctx(request).store(), name))
+
+
+@api.get("/versions/{name}")
+async def version_json(request: Request, name: str) -> JSONResponse:
+    await _ctx(request).authorize(request, "predict")
+    return JSONResponse(await _run(views.version, _ctx(request).store(), name))
+
+
+@router.get("/versions/{name}/preview.png")
+async def version_preview(request: Request, name: str) -> Response:
+    await _ctx(request).authorize(request, "predict")
+    data = await _run(views.version_preview, _ctx(request).store(), name)
+    return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+
+# -- production (admin: the log holds what users sent) -------------------------------------------------------
+
+def _production_args(request: Request) -> dict[str, Any]:
+    q = request.query_params
+    bucket = q.get("bucket") or "hour"
+    return {"model": q.get("model") or None, "bucket": bucket}
+
+
+@router.get("/production", response_class=HTMLResponse)
+async def production_page(request: Request) -> HTMLResponse:
+    return await _page(request, "admin", "production.html",
+                       lambda: _run(views.production, _ctx(request).store(), **_production_args(request)))
+
+
+@api.get("/production")
+async def production_json(request: Request) -> JSONResponse:
+    await _ctx(request).authorize(request, "admin")
+    return JSONResponse(await _run(views.production, _ctx(request).store(), **_production_args(request)))
+
+
+@router.get("/production/images/{sha}.jpg")
+async def production_image(request: Request, sha: str) -> Response:
+    await _ctx(request).authorize(request, "admin")
+    if not SHA.match(sha):
+        raise NotFoundError("no such logged image")
+    data = await _run(views.logged_image, _ctx(request).store(), sha)
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=31536000, immutable"})
 
 
 # -- login (only when the server asks for keys) ---------------------------------------------------------------

@@ -16,7 +16,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import String, cast, func, select
+from sqlalchemy import String, cast, func, insert, select
 
 from visionloop.core.errors import NotFoundError, VisionLoopError
 from visionloop.ingest import batches as ingest_batches
@@ -134,7 +134,8 @@ def image(store: Store, image_id: int) -> dict[str, Any]:
                           .where(BatchRow.id.in_(touched)).order_by(BatchRow.id)).all()
         vers = s.execute(select(VersionRow.id, VersionRow.name, VersionItemRow.split)
                          .join(VersionItemRow, VersionItemRow.version_id == VersionRow.id)
-                         .where(VersionItemRow.source_image_id == image_id).order_by(VersionRow.id)).all()
+                         .where(VersionItemRow.source_image_id == image_id).distinct()
+                         .order_by(VersionRow.id, VersionItemRow.split)).all()
         out = {"id": im.id, "file_name": im.file_name, "split": im.split, "width": im.width, "height": im.height,
                "sha256": im.sha256, "state": im.state, "format": im.format, "tags": list(im.tags or []),
                "taken_at": im.taken_at, "orientation": im.orientation,
@@ -149,24 +150,111 @@ def image(store: Store, image_id: int) -> dict[str, Any]:
     return out
 
 
+def _class_id(conn: Any, class_name: str) -> int:
+    cid = conn.scalar(select(ClassRow.id).where(ClassRow.name == class_name))
+    if cid is None:
+        raise NotFoundError(f"no class {class_name!r} in this project", hint="pick one of the listed classes")
+    return int(cid)
+
+
+def _annotation(conn: Any, annotation_id: int) -> dict[str, Any]:
+    before = batches.jsonable(batches.rows(conn, "annotation", [annotation_id]).get(annotation_id))
+    if before is None:
+        raise NotFoundError(f"no annotation {annotation_id} in this project", hint="reload the image page")
+    return before
+
+
+def _image_change(conn: Any, image_id: int) -> RowChange | None:
+    """The image row's update after its annotations changed (already run in `conn`): `ann_digest` recomputed
+    from the annotations the store now holds (as `health.fix` and the importer compute it, so versions and
+    duplicate checks see the edit) and the label state (annotated ⇄ null when the last box goes or the first
+    comes). None when neither changed."""
+    from types import SimpleNamespace
+
+    from visionloop.store import codec
+
+    img = batches.jsonable(batches.rows(conn, "image", [image_id]).get(image_id))
+    if img is None:
+        raise NotFoundError(f"no image {image_id} in this project")
+    names = dict(conn.execute(select(ClassRow.id, ClassRow.name)).all())
+    anns = batches.rows_where(conn, "annotation", "image_id", [image_id]).values()
+    state = img["state"]
+    if not anns and state == "annotated":
+        state = "null"
+    elif anns and state != "annotated":
+        state = "annotated"
+    digest = codec.annotations_digest([codec.annotation_from(SimpleNamespace(**a), names[a["class_id"]])
+                                       for a in anns], state)
+    if digest == img["ann_digest"] and state == img["state"]:
+        return None
+    return RowChange("image", image_id, Op.UPDATE, img, {**img, "ann_digest": digest, "state": state})
+
+
+def _edit(conn: Any, summary: dict[str, Any], image_id: int, changes: list[RowChange],
+          inserted: list[dict[str, Any]] | None = None) -> int:
+    """One undoable batch (kind fix, source "visionloop ui"): the annotation changes, the rows `inserted`
+    (written here, then logged with the ids the database gave them), and the image row's new digest/state."""
+    batch_id = batches.open_batch(conn, BatchKind.FIX, source="visionloop ui", summary=summary)
+    batches.apply(conn, batch_id, changes)
+    added = []
+    for row in inserted or []:
+        new_id = conn.execute(insert(batches.table("annotation")).values({**row, "batch_id": batch_id})
+                              ).inserted_primary_key[0]
+        after = batches.jsonable(batches.rows(conn, "annotation", [int(new_id)])[int(new_id)])
+        added.append(RowChange("annotation", int(new_id), Op.INSERT, None, after))
+        summary = {**summary, "annotation": int(new_id)}
+    batches.log(conn, batch_id, added)
+    if added:
+        batches.set_summary(conn, batch_id, summary)
+    img = _image_change(conn, image_id)
+    if img is not None:
+        batches.apply(conn, batch_id, [img])
+    return int(batch_id)
+
+
 def relabel(store: Store, annotation_id: int, class_name: str) -> dict[str, Any]:
-    """Change one annotation's class, as its own batch (kind fix, source "visionloop ui") that undo reverses."""
+    """Change one annotation's class, as its own batch (kind fix, source "visionloop ui") that undo reverses;
+    the image's annotation digest follows."""
     with store.engine.begin() as conn:
-        cid = conn.scalar(select(ClassRow.id).where(ClassRow.name == class_name))
-        if cid is None:
-            raise NotFoundError(f"no class {class_name!r} in this project", hint="pick one of the listed classes")
-        before = batches.rows(conn, "annotation", [annotation_id]).get(annotation_id)
-        if before is None:
-            raise NotFoundError(f"no annotation {annotation_id} in this project", hint="reload the image page")
-        before = batches.jsonable(before)
-        assert before is not None
+        cid = _class_id(conn, class_name)
+        before = _annotation(conn, annotation_id)
         if before["class_id"] == cid:
             raise VisionLoopError(f"annotation {annotation_id} is already {class_name!r}", hint="pick another class")
-        after = {**before, "class_id": int(cid)}
-        batch_id = batches.open_batch(conn, BatchKind.FIX, source="visionloop ui",
-                                      summary={"relabelled": 1, "annotation": annotation_id, "to": class_name})
-        batches.apply(conn, batch_id, [RowChange("annotation", annotation_id, Op.UPDATE, before, after)])
-    return {"batch": int(batch_id), "annotation": annotation_id, "class": class_name}
+        after = {**before, "class_id": cid}
+        batch_id = _edit(conn, {"relabelled": 1, "annotation": annotation_id, "to": class_name}, before["image_id"],
+                         [RowChange("annotation", annotation_id, Op.UPDATE, before, after)])
+    return {"batch": batch_id, "annotation": annotation_id, "class": class_name}
+
+
+def delete_annotation(store: Store, annotation_id: int) -> dict[str, Any]:
+    """Delete one annotation, as an undoable batch (undo puts it back, id included)."""
+    with store.engine.begin() as conn:
+        before = _annotation(conn, annotation_id)
+        batch_id = _edit(conn, {"annotations_deleted": 1, "annotation": annotation_id}, before["image_id"],
+                         [RowChange("annotation", annotation_id, Op.DELETE, before, None)])
+    return {"batch": batch_id, "annotation": annotation_id, "image": before["image_id"]}
+
+
+def add_box(store: Store, image_id: int, class_name: str, box: list[float]) -> dict[str, Any]:
+    """Add one box (x0, y0, x1, y1 in the image's pixels, inside it, with an area), as an undoable batch."""
+    if len(box) != 4:
+        raise VisionLoopError("a box is four numbers: x0, y0, x1, y1", hint="draw it on the image or type them")
+    x0, y0, x1, y1 = (float(v) for v in box)
+    with store.engine.begin() as conn:
+        cid = _class_id(conn, class_name)
+        im = conn.execute(select(ImageRow.width, ImageRow.height).where(ImageRow.id == image_id)).first()
+        if im is None:
+            raise NotFoundError(f"no image {image_id} in this project", hint="open it from the dataset page")
+        if not (0 <= x0 < x1 <= im.width and 0 <= y0 < y1 <= im.height):
+            raise VisionLoopError(f"box {x0:g}, {y0:g}, {x1:g}, {y1:g} is not inside the {im.width}×{im.height} "
+                                  "image with an area", hint="x0 < x1 and y0 < y1, within the image")
+        row = {"image_id": image_id, "class_id": cid, "kind": "box", "x0": x0, "y0": y0, "x1": x1, "y1": y1,
+               "area": (x1 - x0) * (y1 - y0), "bbox_declared": False, "area_declared": False, "data": {},
+               "attributes": {}, "source": "human", "confidence": None, "track_id": None, "crowd": False}
+        batch_id = _edit(conn, {"annotations_added": 1, "class": class_name}, image_id, [], inserted=[row])
+        new_id = (batches.batch_row(conn, batch_id).summary or {}).get("annotation")
+    return {"batch": batch_id, "annotation": new_id, "image": image_id, "class": class_name,
+            "box": [x0, y0, x1, y1]}
 
 
 def undo(store: Store, batch_id: int) -> dict[str, Any]:
@@ -263,3 +351,185 @@ def full_image(store: Store, image_id: int) -> tuple[bytes, str]:
         raise NotFoundError(f"no image {image_id} in this project")
     return store.blobs.get(r.sha256), {"png": "image/png", "webp": "image/webp"}.get((r.format or "").lower(),
                                                                                       "image/jpeg")
+
+
+# -- evaluations ---------------------------------------------------------------------------------------------
+
+PR_W, PR_H = 400, 300  # the PR chart's plot area, in SVG units (recall → x, precision → y, flipped)
+
+
+def _summary(task: str, metrics: dict[str, Any]) -> dict[str, float | None]:
+    from visionloop.evaluate.model import summary_metrics
+
+    return summary_metrics(task, metrics)
+
+
+def evaluations(store: Store) -> dict[str, Any]:
+    """Every evaluation, newest first, with its headline numbers."""
+    out = []
+    for ev in reversed(evals.list_all(store)):
+        out.append({**ev.to_json(), "summary": _summary(ev.task, ev.metrics)})
+    return {"evaluations": out}
+
+
+def _points(recall: list[float], precision: list[float]) -> str:
+    return " ".join(f"{r * PR_W:.1f},{(1 - p) * PR_H:.1f}" for r, p in zip(recall, precision, strict=True))
+
+
+def evaluation(store: Store, evaluation_id: int) -> dict[str, Any]:
+    """One evaluation: its metrics table, PR curves (as SVG polylines), confusion matrix with the background
+    row and column, and the TIDE breakdown, all from what `evaluate` stored."""
+    ev = evals.get(store, evaluation_id)
+    m = ev.metrics
+    out: dict[str, Any] = {**ev.to_json(), "summary": _summary(ev.task, m), "per_class": [], "pr": None,
+                           "confusion": None, "tide": None, "classification": None}
+    if "metrics" in m:  # detection / instance segmentation
+        out["per_class"] = m["metrics"].get("per_class", [])
+        curve = m.get("pr_curve")
+        if curve and curve.get("recall"):
+            cmap = {c["name"]: c["colour"] for c in classes(store)}
+            lines = [{"name": c["name"], "ap": c["ap"], "colour": colour(c["name"], cmap.get(c["name"])),
+                      "points": _points(curve["recall"], c["precision"])}
+                     for c in curve["classes"] if c["precision"] is not None]
+            mean = curve["mean"]
+            out["pr"] = {"iou": curve["iou"], "width": PR_W, "height": PR_H, "lines": lines,
+                         "mean": {"ap": sum(mean) / len(mean) if mean else None,
+                                  "points": _points(curve["recall"], mean) if mean else ""}}
+        conf = m.get("confusion")
+        if conf:
+            mat = conf["matrix"]
+            out["confusion"] = {**conf, "max": max((v for row in mat for v in row), default=0),
+                                "row_totals": [sum(r) for r in mat],
+                                "col_totals": [sum(r[j] for r in mat) for j in range(len(mat))]}
+        tide = m.get("tide")
+        if tide:
+            order = ["classification", "localization", "both", "duplicate", "background", "missed"]
+            top = max([abs(tide["delta"].get(k) or 0.0) for k in order] + [1e-12])
+            out["tide"] = {**tide, "rows": [{"error": k, "count": tide["counts"].get(k, 0),
+                                             "delta": tide["delta"].get(k, 0.0),
+                                             "bar": round(100 * abs(tide["delta"].get(k) or 0.0) / top, 1)}
+                                            for k in order]}
+    elif "classification" in m:
+        c = m["classification"]
+        names = [p.get("name", str(i)) for i, p in enumerate(c.get("per_class", []))]
+        out["classification"] = c
+        if not c.get("multi_label") and c.get("confusion"):
+            mat = c["confusion"]
+            out["confusion"] = {"classes": names, "matrix": mat, "rows": "ground truth", "columns": "prediction",
+                                "max": max((v for row in mat for v in row), default=0),
+                                "row_totals": [sum(r) for r in mat],
+                                "col_totals": [sum(r[j] for r in mat) for j in range(len(mat))]}
+    return out
+
+
+# -- versions ------------------------------------------------------------------------------------------------
+
+PREVIEW_N, PREVIEW_CELL = 9, 192
+
+
+def versions(store: Store) -> dict[str, Any]:
+    """Every version, newest first: status, recipe, image/annotation counts per split."""
+    from visionloop.versions import list_versions
+
+    out = []
+    for v in reversed(list_versions(store)):
+        by_split = v.counts.get("by_split") or {}
+        out.append({"id": v.id, "name": v.name, "status": v.status, "parent": v.parent, "seed": v.seed,
+                    "created_at": v.created_at, "images": v.images, "annotations": v.counts.get("annotations"),
+                    "splits": {k: by_split[k] for k in sorted(by_split)}, "recipe": v.recipe,
+                    "steps": _recipe_steps(v.recipe), "multiplier": (v.recipe.get("augment") or {}).get("multiplier") or 1,
+                    "classes": [c["name"] for c in v.classes]})
+    return {"versions": out}
+
+
+def _recipe_steps(recipe: dict[str, Any]) -> dict[str, list[str]]:
+    """The preprocessing and augmentation steps a recipe sets away from their defaults (what it does)."""
+    from visionloop.versions.diff import recipe_changes
+    from visionloop.versions.recipe import load_recipe
+
+    default = load_recipe({"schema": recipe.get("schema", 1), "augment": {"multiplier": 2}}).to_json()
+    if not recipe.get("augment"):
+        default["augment"] = None
+    out: dict[str, list[str]] = {"preprocess": [], "augment": []}
+    for c in recipe_changes(default, recipe):
+        part, _, rest = c["field"].partition(".")
+        step = rest.split(".")[0]
+        if part in out and step and step != "multiplier" and step not in out[part]:
+            out[part].append(step)
+    return out
+
+
+def version(store: Store, name: str) -> dict[str, Any]:
+    """One version: its recipe (as the file would spell it), counts and where its preview grid is."""
+    from visionloop.versions import show_version
+
+    v = show_version(store, name)
+    import yaml
+
+    return {**v.to_json(), "preview": f"/versions/{v.name}/preview.png", "splits": v.counts.get("by_split") or {},
+            "recipe_yaml": yaml.safe_dump(v.recipe, sort_keys=False)}
+
+
+def version_diff(store: Store, a: str, b: str) -> dict[str, Any]:
+    """What changed from version a to b: images added/removed/changed (in total and per split), annotations,
+    classes and recipe fields."""
+    from visionloop.versions import diff_versions, list_versions
+
+    d = diff_versions(store, a, b).to_json()
+    return {**d, "names": [v.name for v in list_versions(store)]}
+
+
+def version_preview(store: Store, name: str) -> bytes:
+    """The version's augmentation preview grid (`versions.preview_version`: its stored, augmented training
+    images with their annotations), PNG."""
+    import tempfile
+
+    from visionloop.versions import preview_version
+
+    with tempfile.TemporaryDirectory(prefix="vl-preview-") as tmp:
+        out = Path(tmp) / "preview.png"
+        preview_version(store, name, out, n=PREVIEW_N, cell=PREVIEW_CELL)
+        return out.read_bytes()
+
+
+# -- production: the prediction log the server writes --------------------------------------------------------
+
+LATEST = 12
+BAR_W, BAR_H = 600, 120  # the volume chart's area, SVG units
+
+
+def _bars(values: list[int], width: int = BAR_W, height: int = BAR_H) -> list[dict[str, Any]]:
+    """Bars (x, y, w, h in SVG units, bottom-aligned) for counts, scaled to the largest."""
+    top = max(values, default=0) or 1
+    w = width / max(1, len(values))
+    return [{"x": round(i * w, 2), "w": round(max(1.0, w - 1), 2), "h": round(height * v / top, 2),
+             "y": round(height - height * v / top, 2), "value": v} for i, v in enumerate(values)]
+
+
+def production(store: Store, *, model: str | None = None, bucket: str = "hour", bins: int = 10) -> dict[str, Any]:
+    """The prediction log at a glance: volume per hour/day, confidence histograms (every prediction's and each
+    image's top one), the class mix per bucket and the latest logged images with their predictions."""
+    from visionloop.store import prediction_log as plog
+
+    st = plog.stats(store, model=model, bucket=bucket, bins=bins)  # type: ignore[arg-type]
+    js = st.to_json()
+    latest = [e.to_json() for e in plog.query(store, model=model, limit=LATEST, newest_first=True)]
+    edges = js["confidence_edges"]
+    models = sorted({k.rsplit(" v", 1)[0] for k in st.by_model})
+    return {**js, "model": model, "models": models, "classes": st.classes, "latest": latest,
+            "bins": [f"{edges[i]:.1f}–{edges[i + 1]:.1f}" for i in range(len(edges) - 1)],
+            "charts": {"volume": _bars(list(st.volume.values())), "width": BAR_W, "height": BAR_H,
+                       "confidence": _bars(js["confidence_hist"], 300, 100),
+                       "top_confidence": _bars(js["top_confidence_hist"], 300, 100)}}
+
+
+def logged_image(store: Store, sha256: str) -> bytes:
+    """A logged image's thumbnail (only for blobs the prediction log holds)."""
+    from sqlalchemy import exists
+
+    from visionloop.store.schema import PredictionLogRow
+
+    with store.session() as s:
+        if not s.scalar(select(exists().where(PredictionLogRow.sha256 == sha256))):
+            raise NotFoundError("no such logged image")
+    return thumbnail(store, sha256)
