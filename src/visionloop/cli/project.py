@@ -104,6 +104,8 @@ def _render_import(report: Any, as_json: bool) -> None:
     if report.fixes:
         err_console.print(("Fixed: " if report.fixed else "Found (kept as they are for `visionloop health`): ")
                           + ", ".join(f"{k} {v}" for k, v in sorted(report.fixes.items())))
+    for what, n in sorted(report.skipped.items()):
+        err_console.print(f"[yellow]skipped[/] {n} × {what} (seen in the source, not read)", soft_wrap=True)
     if report.notes:
         err_console.print("Noted for `visionloop health`: "
                           + ", ".join(f"{k} {v}" for k, v in sorted(report.notes.items())))

@@ -24,6 +24,7 @@ COCO), and a writer module with
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections import Counter
@@ -38,6 +39,8 @@ from typing import Any, BinaryIO
 from visionloop.core.classes import ClassMap
 from visionloop.core.errors import FormatError, ImageError, LossError, VisionLoopError
 from visionloop.core.sample import ImageRef, Sample
+
+log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 
@@ -175,6 +178,47 @@ def quarantine_record(error: VisionLoopError, root: Path) -> dict[str, Any]:
     return {"file": file, "element": error.where, "reason": error.message}
 
 
+class Skips(Counter[str]):
+    """What readers saw and did not keep, "element: reason" -> count (see `count_skips`)."""
+
+    def __init__(self, strict: bool = False) -> None:
+        super().__init__()
+        self.strict = strict
+
+
+#: set by `count_skips()`: where readers count the elements they see and do not keep
+_SKIPS: ContextVar[Skips | None] = ContextVar("visionloop_skips", default=None)
+
+
+@contextmanager
+def count_skips(strict: bool = False) -> Iterator[Skips]:
+    """Within this block every element a reader sees and does not keep (`skip()`) is counted in the Skips
+    yielded; with `strict` the first one raises instead (nothing is ever read partially in silence).
+    `convert` and `import` read inside it and report the counts as `skipped`."""
+    skips = Skips(strict)
+    token = _SKIPS.set(skips)
+    try:
+        yield skips
+    finally:
+        _SKIPS.reset(token)
+
+
+def skip(what: str, reason: str, *, path: str | Path, where: str | None = None, n: int = 1) -> None:
+    """A reader saw `n` × `what` (a region, a part box, a file...) and does not keep it, because `reason`.
+
+    Counted under "what: reason" inside `count_skips()`; there with `strict`, a FormatError naming the file
+    and element; outside any (a library caller iterating a Reader), a warning in the log. Every reader calls
+    this for what it leaves out, so a partial read is never silent."""
+    skips = _SKIPS.get()
+    if skips is not None and skips.strict:
+        raise FormatError(f"{what} not read: {reason}", path=path, where=where,
+                          hint="drop --strict to read the rest and count what is skipped")
+    if skips is None:
+        log.warning("%s%s: %s not read: %s", path, f" ({where})" if where else "", what, reason)
+        return
+    skips[f"{what}: {reason}"] += n
+
+
 def dataset_root(path: Path) -> Path:
     """The folder a dataset given as `path` may read from: the folder itself; for a file, its folder, or
     the one above when that folder is `annotations/` (COCO keeps images beside it)."""
@@ -237,6 +281,7 @@ class WriteReport:
     files: int = 0
     fixes: Counter[str] = field(default_factory=Counter)  # what the source checks repaired (clipped, ...)
     quarantined: list[dict[str, Any]] = field(default_factory=list)  # entries left out: file, element, reason
+    skipped: Counter[str] = field(default_factory=Counter)  # what the reader saw and did not keep (`skip`)
 
     def drop(self, what: str, reason: str, n: int = 1) -> None:
         self.dropped[f"{what}: {reason}"] += n
@@ -250,6 +295,7 @@ class WriteReport:
             self.dropped[key] += n
         for key, n in data["converted"].items():
             self.converted[key] += n
+        self.skipped.update(data.get("skipped") or {})
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -262,6 +308,7 @@ class WriteReport:
             "files": self.files,
             "fixes": dict(self.fixes),
             "quarantined": self.quarantined,
+            "skipped": dict(self.skipped),
         }
 
 

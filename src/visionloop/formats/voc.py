@@ -90,6 +90,7 @@ from visionloop.formats.base import (
     quarantine,
     refuse_filled,
     safe_name,
+    skip,
     with_size,
 )
 
@@ -107,6 +108,7 @@ VOC_CLASSES: tuple[str, ...] = (
 VOID = 255
 BACKGROUND = "background"
 _FLAGS = ("difficult", "truncated", "occluded")
+GROUP, PART_OF = "group", "part_of"  # an object with <part>s and its parts share `group`; a part names its object
 _KNOWN_ATTRIBUTES = (*_FLAGS, "pose", "semantic")
 _SPLIT_FIRST = ("train", "val", "test")
 _SPLIT_LAST = ("trainval",)
@@ -173,6 +175,7 @@ class _Parsed:
     width: int | None
     height: int | None
     objects: list[Annotation]
+    parts: list[Annotation] = field(default_factory=list)  # <part> boxes, linked to their object by `group`
 
 
 def _parse_file(xml: Path) -> _Parsed:
@@ -203,10 +206,39 @@ def parse_annotation(root: ET.Element, *, path: Path) -> _Parsed:
             hv = int(_number(h, path=path, where="<size> <height>"))
             if wv > 0 and hv > 0:
                 width, height = wv, hv
-    objects = [_parse_object(obj, i, path=path) for i, obj in enumerate(root.findall("object"), start=1)]
+    objects: list[Annotation] = []
+    parts: list[Annotation] = []
+    for i, obj in enumerate(root.findall("object"), start=1):
+        annotation = _parse_object(obj, i, path=path)
+        found = _parse_parts(obj, i, annotation.label, path=path)
+        if found:  # the object and its parts share `group` (datumaro's VOC importer does the same)
+            annotation = replace(annotation, attributes={**annotation.attributes, GROUP: i})
+        objects.append(annotation)
+        parts.extend(found)
     filename = (root.findtext("filename") or "").strip() or None
     folder = (root.findtext("folder") or "").strip() or None
-    return _Parsed(filename, folder, width, height, objects)
+    return _Parsed(filename, folder, width, height, objects, parts)
+
+
+def _parse_parts(obj: ET.Element, index: int, parent: str, *, path: Path) -> list[Annotation]:
+    """The <part> boxes of object `index` (VOC's person layout: head, hand, foot), each a Box with attributes
+    `group` (the object's number) and `part_of` (its class). A part without <name> or <bndbox> is skipped."""
+    out = []
+    for j, part in enumerate(obj.findall("part"), start=1):
+        where = f"object {index} part {j}"
+        name = (part.findtext("name") or "").strip()
+        bndbox = part.find("bndbox")
+        if not name or bndbox is None:
+            skip("part", "no <name> or no <bndbox>", path=path, where=where)
+            continue
+        xmin, ymin, xmax, ymax = (_number(bndbox.findtext(tag), path=path, where=f"{where} <{tag}>")
+                                  for tag in ("xmin", "ymin", "xmax", "ymax"))
+        try:
+            box = Box(xmin - 1, ymin - 1, xmax, ymax)
+        except ValueError as e:
+            raise FormatError(f"impossible box ({e})", path=path, where=f"{where} <bndbox>") from None
+        out.append(Annotation(name, box, attributes={GROUP: index, PART_OF: parent}))
+    return out
 
 
 def _parse_object(obj: ET.Element, index: int, *, path: Path) -> Annotation:
@@ -355,11 +387,23 @@ def _seg_classes(root: Path) -> tuple[list[str], list[tuple[int, int, int]], boo
     return names, colors, True
 
 
-def _read_splits(image_sets: Path | None) -> dict[str, str]:
-    """Image id -> split from ImageSets/Main (else ImageSets/Segmentation) id lists."""
+@dataclass
+class _ImageSets:
+    split_of: dict[str, str] = field(default_factory=dict)  # image id -> split
+    #: image id -> class -> difficult, from ImageSets/Main/<class>_<split>.txt (`id 1`: present, `id 0`: only
+    #: difficult objects of it, `id -1`: absent)
+    labels: dict[str, dict[str, bool]] = field(default_factory=dict)
+
+
+def _read_splits(image_sets: Path | None) -> _ImageSets:
+    """Image id -> split from ImageSets/Main (else ImageSets/Segmentation) id lists, and the image-level classes
+    of the per-class lists `ImageSets/Main/<class>_<split>.txt` (whose split also counts for an image in no
+    plain list)."""
+    out = _ImageSets()
     if image_sets is None:
-        return {}
+        return out
     lists: dict[str, list[str]] = {}
+    class_splits: dict[str, str] = {}
     for sub in ("Main", "Segmentation"):
         folder = _child_dir(image_sets, sub)
         if folder is None:
@@ -368,7 +412,9 @@ def _read_splits(image_sets: Path | None) -> dict[str, str]:
             ids = _id_list(txt)
             if ids is not None:
                 lists.setdefault(txt.stem, []).extend(ids)
-        if lists:
+            elif sub == "Main":
+                _class_list(txt, out.labels, class_splits)
+        if lists or out.labels:
             break
 
     def order(name: str) -> tuple[int, str]:
@@ -387,7 +433,32 @@ def _read_splits(image_sets: Path | None) -> dict[str, str]:
     if conflicts:
         log.warning("%s: %d image ids are in more than one of train/val/test; the first list wins",
                     image_sets, conflicts)
-    return split_of
+    for image_id, name in class_splits.items():
+        split_of.setdefault(image_id, name)
+    out.split_of = split_of
+    return out
+
+
+def _class_list(txt: Path, labels: dict[str, dict[str, bool]], split_of: dict[str, str]) -> None:
+    """Read `<class>_<split>.txt` (`<id> 1|0|-1` lines, the devkit's classification lists) into `labels`
+    and `split_of` (train/val/test before trainval, as for the plain lists). Any other file is skipped."""
+    name, _, split = txt.stem.rpartition("_")
+    rows: list[tuple[str, int]] = []
+    with open(txt, encoding="utf-8-sig") as f:
+        for number, line in enumerate(f, start=1):
+            tokens = line.split()
+            if not tokens:
+                continue
+            if len(tokens) != 2 or tokens[1] not in ("1", "0", "-1") or not name or not split:
+                skip("ImageSets list", "not `<id>` nor `<id> 1|0|-1` lines", path=txt, where=f"line {number}")
+                return
+            rows.append((tokens[0], int(tokens[1])))
+    for image_id, value in rows:
+        if value >= 0:
+            labels.setdefault(image_id, {})[name] = value == 0
+        old = split_of.get(image_id)
+        if old is None or (old in _SPLIT_LAST and split not in _SPLIT_LAST):
+            split_of[image_id] = split
 
 
 def _id_list(txt: Path) -> list[str] | None:
@@ -424,7 +495,8 @@ def read(path: Path, *, split: str | None = None) -> Reader:
 
 
 def _samples(layout: _Layout, classes: ClassMap, forced_split: str | None) -> Iterator[Sample]:
-    split_of: dict[str, str] = {} if forced_split else _read_splits(layout.image_sets)
+    sets = _read_splits(layout.image_sets)
+    split_of: dict[str, str] = {} if forced_split else sets.split_of
     seen: set[str] = set()
     if layout.xml_source.is_file():
         xml_files: Iterable[Path] = [layout.xml_source]
@@ -438,6 +510,7 @@ def _samples(layout: _Layout, classes: ClassMap, forced_split: str | None) -> It
             quarantine(e)  # raises unless the import quarantines
             skipped.add(xml.stem)
             continue
+        sample = _with_image_labels(sample, sets.labels.get(xml.stem))
         for annotation in sample.annotations:
             classes.add(annotation.label)
         if sample.image.path is not None:
@@ -451,10 +524,26 @@ def _samples(layout: _Layout, classes: ClassMap, forced_split: str | None) -> It
             continue
         ref = ImageRef(_relative(absolute, layout.root), path=absolute)
         annotations = _segmentation(layout, image.stem, [], ref)
-        for annotation in annotations:
+        listed = sets.labels.get(image.stem)
+        state = None if annotations or listed else LabelState.MISSING
+        sample = _with_image_labels(Sample(ref, tuple(annotations), split=forced_split or split_of.get(image.stem),
+                                           state=state), listed)
+        for annotation in sample.annotations:
             classes.add(annotation.label)
-        state = None if annotations else LabelState.MISSING
-        yield Sample(ref, tuple(annotations), split=forced_split or split_of.get(image.stem), state=state)
+        yield sample
+
+
+def _with_image_labels(sample: Sample, listed: dict[str, bool] | None) -> Sample:
+    """The sample plus a whole-image Label for each class the per-class lists mark present that no object of
+    it already shows (attribute `difficult` for a `0` line)."""
+    if not listed:
+        return sample
+    shown = {a.label for a in sample.annotations}
+    extra = [Annotation(name, Label(), attributes={"difficult": True} if difficult else {})
+             for name, difficult in listed.items() if name not in shown]
+    if not extra:
+        return sample
+    return replace(sample, annotations=(*sample.annotations, *extra), state=LabelState.ANNOTATED)
 
 
 def _relative(absolute: str, root: Path) -> str:
@@ -470,7 +559,7 @@ def _sample_from_xml(xml: Path, layout: _Layout, split: str | None) -> Sample:
     absolute = os.path.abspath(image)
     ref = ImageRef(_relative(absolute, layout.root), width=parsed.width, height=parsed.height, path=absolute)
     annotations = _segmentation(layout, xml.stem, parsed.objects, ref)
-    return Sample(ref, tuple(annotations), split=split)
+    return Sample(ref, (*annotations, *parsed.parts), split=split)
 
 
 def _image_folders(xml: Path, parsed: _Parsed, layout: _Layout) -> list[Path]:
@@ -722,6 +811,7 @@ class _Objects:
     boxes: list[tuple[Annotation, Box]] = field(default_factory=list)
     instances: list[tuple[int, Annotation, int]] = field(default_factory=list)  # (object no., ann, class idx)
     semantic: list[tuple[Annotation, int]] = field(default_factory=list)
+    parts: dict[Any, list[tuple[Annotation, Box]]] = field(default_factory=dict)  # group -> its <part> boxes
 
 
 class _Writer:
@@ -780,7 +870,10 @@ class _Writer:
             geometry = ann.geometry
             if ann.crowd and not isinstance(geometry, (Keypoints, Label)):
                 report.converted["crowd -> ordinary object (VOC has no crowd flag)"] += 1
-            if isinstance(geometry, Box):
+            if isinstance(geometry, Box) and PART_OF in ann.attributes and ann.attributes.get(GROUP) is not None:
+                objects.parts.setdefault(ann.attributes[GROUP], []).append((ann, geometry))
+                report.annotations["box"] += 1
+            elif isinstance(geometry, Box):
                 objects.boxes.append((ann, geometry))
                 report.annotations["box"] += 1
             elif isinstance(geometry, (Polygon, RotatedBox)):
@@ -865,9 +958,20 @@ class _Writer:
             "\t\t<depth>3</depth>\n\t</size>\n",
             f"\t<segmented>{segmented}</segmented>\n",
         ]
+        placed: set[Any] = set()  # groups whose parts went inside their object
         for ann, box in objects.boxes:
             self._class_index(ann.label)
-            parts.append(_object_xml(ann, box))
+            g = ann.attributes.get(GROUP)
+            inner = objects.parts.get(g, []) if g is not None and g not in placed else []
+            placed.add(g)
+            for part, _ in inner:
+                self._class_index(part.label)
+            parts.append(_object_xml(ann, box, inner))
+        for g, orphans in objects.parts.items():  # parts whose object is not here: objects of their own
+            if g not in placed:
+                for ann, box in orphans:
+                    self._class_index(ann.label)
+                    parts.append(_object_xml(ann, box))
         parts.append("</annotation>\n")
         folder = f"{self.out}/Annotations"
         if not self.made_annotations:
@@ -907,9 +1011,20 @@ def _flag_text(value: Any) -> str:
     return "1" if value else "0"
 
 
-def _object_xml(ann: Annotation, box: Box) -> str:
-    """One <object> element as text (string building: ElementTree's serializer is 5x slower)."""
+def _bndbox(box: Box, indent: str) -> list[str]:
+    lines = [f"{indent}<bndbox>"]
+    for tag, value in (("xmin", box.x0 + 1), ("ymin", box.y0 + 1), ("xmax", box.x1), ("ymax", box.y1)):
+        lines.append(f"{indent}\t<{tag}>{format_coordinate(value)}</{tag}>")
+    lines.append(f"{indent}</bndbox>")
+    return lines
+
+
+def _object_xml(ann: Annotation, box: Box, parts: list[tuple[Annotation, Box]] = ()) -> str:  # type: ignore[assignment]
+    """One <object> element as text (string building: ElementTree's serializer is 5x slower), with its
+    <part> boxes (annotations of the same `group` with `part_of`)."""
     attrs = ann.attributes
+    if parts:
+        attrs = {k: v for k, v in attrs.items() if k != GROUP}
     lines = [
         "\t<object>",
         f"\t\t<name>{_escape(ann.label)}</name>",
@@ -919,10 +1034,11 @@ def _object_xml(ann: Annotation, box: Box) -> str:
     ]
     if "occluded" in attrs:
         lines.append(f"\t\t<occluded>{_flag_text(attrs['occluded'])}</occluded>")
-    lines.append("\t\t<bndbox>")
-    for tag, value in (("xmin", box.x0 + 1), ("ymin", box.y0 + 1), ("xmax", box.x1), ("ymax", box.y1)):
-        lines.append(f"\t\t\t<{tag}>{format_coordinate(value)}</{tag}>")
-    lines.append("\t\t</bndbox>")
+    lines += _bndbox(box, "\t\t")
+    for part, part_box in parts:
+        lines.append(f"\t\t<part>\n\t\t\t<name>{_escape(part.label)}</name>")
+        lines += _bndbox(part_box, "\t\t\t")
+        lines.append("\t\t</part>")
     extra = {k: v for k, v in attrs.items() if k not in _KNOWN_ATTRIBUTES and v is not None}
     if extra:
         lines.append("\t\t<attributes>")
