@@ -178,6 +178,29 @@ def quarantine_record(error: VisionLoopError, root: Path) -> dict[str, Any]:
     return {"file": file, "element": error.where, "reason": error.message}
 
 
+#: set by `images_optional()`: the caller will not read the image files (convert --images none)
+_IMAGES_OPTIONAL: ContextVar[bool] = ContextVar("visionloop_images_optional", default=False)
+
+#: the hint every "image not found" error gives: the annotations can be converted alone
+NO_IMAGES_HINT = "to convert the annotations alone, pass --images none"
+
+
+@contextmanager
+def images_optional(optional: bool = True) -> Iterator[None]:
+    """Within this block the image files will not be read (`convert --images none`): a reader whose annotations
+    carry the image size yields a sample without a file (`ImageRef.path` None) where the image is missing,
+    instead of refusing it."""
+    token = _IMAGES_OPTIONAL.set(optional)
+    try:
+        yield
+    finally:
+        _IMAGES_OPTIONAL.reset(token)
+
+
+def images_are_optional() -> bool:
+    return _IMAGES_OPTIONAL.get()
+
+
 class Skips(Counter[str]):
     """What readers saw and did not keep, "element: reason" -> count (see `count_skips`)."""
 
@@ -228,6 +251,23 @@ def dataset_root(path: Path) -> Path:
     return path.parent.parent if path.parent.name.lower() == "annotations" else path.parent
 
 
+#: folders a reader made for the images its annotation files embed (TFRecord, LabelMe imageData): their files
+#: are the dataset's own bytes, never "outside the dataset folder"
+_EXTRACTED: set[str] = set()
+
+
+def extraction_folder(prefix: str) -> Path:
+    """A new temporary folder for the images a reader extracts from its annotation files, removed at
+    interpreter exit; `check_inside` accepts the files in it."""
+    import atexit
+    import tempfile
+
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, tmp, True)
+    _EXTRACTED.add(os.path.normpath(tmp) + os.sep)
+    return Path(tmp)
+
+
 def check_inside(target: str | Path, root: Path, *, path: str | Path, where: str) -> None:
     """Refuse a file or folder outside `root` (lexically: `..` and absolute paths; a symbolic link inside
     the dataset is the user's own arrangement), unless `allow_outside_root()` is in effect."""
@@ -235,6 +275,8 @@ def check_inside(target: str | Path, root: Path, *, path: str | Path, where: str
     if "://" in text or _OUTSIDE_OK.get():
         return
     full = os.path.normpath(os.path.join(root, text))
+    if _EXTRACTED and any(full.startswith(folder) for folder in _EXTRACTED):
+        return  # extracted by the reader from the dataset's own files
     base = os.path.normpath(root)
     if full != base and not full.startswith(base.rstrip(os.sep) + os.sep):
         raise FormatError(f"{text} is outside the dataset folder {base}", path=path, where=where,
@@ -355,7 +397,7 @@ def image_size(path: str | Path) -> tuple[int, int]:
                 return h, w
             return w, h
     except FileNotFoundError:
-        raise ImageError("image file not found", path=path) from None
+        raise ImageError("image file not found", path=path, hint=NO_IMAGES_HINT) from None
     except Image.DecompressionBombError as e:
         raise ImageError(f"too many pixels to decode safely ({e})", path=path) from None
     except (UnidentifiedImageError, OSError) as e:
@@ -369,7 +411,8 @@ def with_size(ref: ImageRef) -> ImageRef:
     if ref.width is not None and ref.height is not None:
         return ref
     if ref.path is None:
-        raise ImageError("image size unknown and no file to read it from", path=ref.file_name)
+        raise ImageError("image size unknown and no file to read it from", path=ref.file_name,
+                         hint="the annotations do not give the size: the image files are needed")
     from dataclasses import replace
 
     w, h = image_size(ref.path)
@@ -414,7 +457,7 @@ def place_image(ref: ImageRef, dest: Path, mode: ImageMode) -> bool:
     try:
         shutil.copyfile(src, dest)
     except FileNotFoundError:
-        raise ImageError("image file not found", path=src) from None
+        raise ImageError("image file not found", path=src, hint=NO_IMAGES_HINT) from None
     return True
 
 

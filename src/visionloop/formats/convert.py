@@ -24,6 +24,7 @@ from visionloop.formats.base import (
     WriteReport,
     count_skips,
     dataset_root,
+    images_optional,
     quarantine,
     quarantine_reads,
     quarantine_record,
@@ -66,7 +67,9 @@ def _convert(src: str | Path, out: str | Path, *, to: str, from_: str | None, sp
              images: ImageMode | str, overwrite: bool, strict: bool, classes: ClassMapping | None,
              workers: int | None) -> WriteReport:
     registry.get(to)
-    with count_skips(strict) as skips:  # what the reader sees and does not keep: counted, or with strict refused
+    # what the reader sees and does not keep: counted, or with strict refused; with --images none, a reader
+    # whose annotations give the image size does not need the image files
+    with count_skips(strict) as skips, images_optional(ImageMode(images) is ImageMode.NONE):
         report = _convert_read(src, out, to=to, from_=from_, split=split, images=images, overwrite=overwrite,
                                strict=strict, classes=classes, workers=workers)
     report.skipped.update(skips)

@@ -45,15 +45,12 @@ Writing
 
 from __future__ import annotations
 
-import atexit
 import base64
 import binascii
 import io
 import logging
 import math
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
@@ -71,6 +68,7 @@ from visionloop.formats.base import (
     ImageMode,
     Reader,
     WriteReport,
+    extraction_folder,
     iter_files,
     place_image,
     safe_name,
@@ -227,9 +225,7 @@ def _cached(b64: str, name: str, path: Path, cache: list[Path]) -> Path:
     except (binascii.Error, ValueError) as e:
         raise FormatError(f"imageData is not base64 ({e})", path=path, where="imageData") from None
     if not cache:
-        tmp = tempfile.mkdtemp(prefix="visionloop-labelme-")
-        atexit.register(shutil.rmtree, tmp, True)
-        cache.append(Path(tmp))
+        cache.append(extraction_folder("visionloop-labelme-"))
     target = cache[0] / f"{len(list(cache[0].iterdir())):06d}-{name}"
     target.write_bytes(raw)
     return target

@@ -80,11 +80,13 @@ from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, Rotat
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
 from visionloop.formats.base import (
     IMAGE_EXTENSIONS,
+    NO_IMAGES_HINT,
     Detection,
     ImageMode,
     Reader,
     WriteReport,
     find_image,
+    images_are_optional,
     iter_files,
     place_image,
     quarantine,
@@ -555,7 +557,17 @@ def _relative(absolute: str, root: Path) -> str:
 
 def _sample_from_xml(xml: Path, layout: _Layout, split: str | None) -> Sample:
     parsed = _parse_file(xml)
-    image = _locate_image(xml, parsed, layout)
+    try:
+        image = _locate_image(xml, parsed, layout)
+    except ImageError:
+        if not (images_are_optional() and parsed.width and parsed.height):
+            raise
+        # --images none and the XML gives the size: the annotations alone, named as the XML names the image
+        name = (parsed.filename or xml.stem).replace("\\", "/").rsplit("/", 1)[-1]
+        if not PurePath(name).suffix:
+            name += ".jpg"
+        ref = ImageRef(name, width=parsed.width, height=parsed.height)
+        return Sample(ref, (*parsed.objects, *parsed.parts), split=split)
     absolute = os.path.abspath(image)
     ref = ImageRef(_relative(absolute, layout.root), width=parsed.width, height=parsed.height, path=absolute)
     annotations = _segmentation(layout, xml.stem, parsed.objects, ref)
@@ -599,7 +611,8 @@ def _locate_image(xml: Path, parsed: _Parsed, layout: _Layout) -> Path:
     raise ImageError(
         f"image {names[0]!r} named by this XML not found",
         path=xml,
-        hint="looked in " + ", ".join(str(f) for f in folders),
+        hint="looked in " + ", ".join(str(f) for f in folders) + "; " + NO_IMAGES_HINT
+        + (" (the XML gives the image size)" if parsed.width and parsed.height else ""),
     )
 
 
