@@ -226,14 +226,16 @@ def count_skips(strict: bool = False) -> Iterator[Skips]:
         _SKIPS.reset(token)
 
 
-def skip(what: str, reason: str, *, path: str | Path, where: str | None = None, n: int = 1) -> None:
+def skip(what: str, reason: str, *, path: str | Path, where: str | None = None, n: int = 1,
+         refuse_strict: bool = True) -> None:
     """A reader saw `n` × `what` (a region, a part box, a file...) and does not keep it, because `reason`.
 
     Counted under "what: reason" inside `count_skips()`; there with `strict`, a FormatError naming the file
     and element; outside any (a library caller iterating a Reader), a warning in the log. Every reader calls
-    this for what it leaves out, so a partial read is never silent."""
+    this for what it leaves out, so a partial read is never silent. `refuse_strict=False` for an element that
+    holds nothing of the dataset (Roboflow's umbrella category): counted, never refused."""
     skips = _SKIPS.get()
-    if skips is not None and skips.strict:
+    if skips is not None and skips.strict and refuse_strict:
         raise FormatError(f"{what} not read: {reason}", path=path, where=where,
                           hint="drop --strict to read the rest and count what is skipped")
     if skips is None:
