@@ -344,6 +344,15 @@ register(FormatSpec(
 ))
 
 
+register(FormatSpec(
+    "unlabelled", "visionloop.formats.unlabelled",
+    "Unlabelled images (a folder of image files, flat or nested, and no labels; claimed only when no other "
+    "format recognises the folder)",
+    reads=(), writes=(), holds=("splits (train/ valid/ test/ folders)",),
+    files=(),
+))
+
+
 def get(name: str) -> FormatSpec:
     try:
         return FORMATS[name]
