@@ -26,7 +26,7 @@ width height>``            row by row over the width×height rectangle at (left,
                            gets the point names and the SVG's edges as its skeleton.
 ``<ellipse>``              :class:`Polygon` of 64 points (lossy on read), ``cvat_shape="ellipse"``
 ``<tag>``                  :class:`Label` (whole image)
-``<cuboid>``               not held: skipped with a warning in the log
+``<cuboid>``               not held: skipped and counted (`skipped`; --strict refuses)
 =========================  ===================================================================
 
 Fields: ``occluded="1"`` → attribute ``occluded: True``; a non-zero ``z_order`` and ``group_id``

@@ -18,7 +18,7 @@ Shapes read
     below the circle's); ``mask`` -> Mask (``points[0]`` rounded is the top-left pixel of the
     base64 PNG patch in ``mask``, ``points[1]`` its bottom-right pixel, inclusive); ``point`` ->
     Keypoints with one visible point. ``line`` and ``linestrip`` have no geometry here: they are
-    skipped with a warning in the log naming the file and shape. Shapes with the same label and
+    skipped and counted (the report's `skipped`, naming the file and shape; --strict refuses). Shapes with the same label and
     ``group_id`` are one instance: their polygons become one multi-part Polygon; ``group_id``
     becomes ``Annotation.track_id``. A shape's ``flags``, ``description`` (when not empty) and any
     other keys become its attributes. Image-level ``flags`` that are true become Label annotations
@@ -72,6 +72,7 @@ from visionloop.formats.base import (
     iter_files,
     place_image,
     safe_name,
+    skip,
     strip_bom,
     with_size,
 )
@@ -259,7 +260,7 @@ def _shapes(shapes: list[Any], path: Path, ref: ImageRef, classes: ClassMap) -> 
         except ValueError as e:
             raise FormatError(f"bad {kind}: {e}", path=path, where=where) from None
         if geometry is None:
-            log.warning("%s (%s): %s shapes have no geometry in visionloop; skipped", path, where, kind)
+            skip(f"{kind} shape", "no such geometry in visionloop", path=path, where=where)
             continue
         label = classes.add(s["label"]).name
         attributes = _attributes(s)
