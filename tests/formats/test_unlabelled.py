@@ -66,7 +66,7 @@ def test_does_not_steal_what_another_format_could_mean(raccoon: Path, tmp_path: 
         assert len(list(read(tmp_path / "notes", format="unlabelled"))) == 1
     assert dict(skips) == {"file: not an image (unlabelled images are read alone)": 1}
     with pytest.raises(FormatError, match="a.txt: file not read"):
-        convert(tmp_path / "notes", tmp_path / "o", from_="unlabelled", to="coco", strict=True, workers=1)
+        convert(tmp_path / "notes", tmp_path / "o", from_="unlabelled", to="unlabelled", strict=True, workers=1)
 
 
 def test_writer_counts_what_it_cannot_hold(raccoon: Path, voc_subset, tmp_path: Path) -> None:
@@ -106,3 +106,32 @@ def test_listed_by_visionloop_formats() -> None:
     out = CliRunner().invoke(app, ["formats", "--json"])
     assert out.exit_code == 0
     assert "unlabelled" in {f["name"] for f in json.loads(out.stdout)}
+
+
+def test_every_writer_counts_a_label_state_it_cannot_keep(tmp_path: Path) -> None:
+    """An image nobody labelled (MISSING) and one labelled empty (NULL), written and read back by each format:
+    the state survives, or the write report counts the change (`missing -> null (...)`) — never a silent
+    change (issue 12). `folders` drops images without a class (counted as a drop)."""
+    from dataclasses import replace
+
+    from visionloop.demo import synthetic
+    from visionloop.formats import FORMATS, ImageMode, registry
+
+    shapes = list(synthetic.shapes(3, folder=tmp_path / "render", splits=(("train", 1.0),)))
+    for name in sorted(FORMATS):
+        if name in ("folders", "clscsv"):  # classification layouts: an image without a class has no place
+            continue
+        first = shapes[0]
+        samples = [first, replace(shapes[1], annotations=(), state=LabelState.NULL),
+                   replace(shapes[2], annotations=(), state=LabelState.MISSING)]
+        out = tmp_path / name
+        report = registry.write(samples, out, format=name, images=ImageMode.COPY)
+        back = list(registry.read(out, format=name))
+        assert len(back) == 3, name
+        for want, got in zip(samples[1:], back[1:], strict=True):
+            if got.state is not want.state:
+                key = f"{want.state.value} -> {got.state.value}"
+                counted = sum(n for k, n in report.converted.items()
+                              if k.startswith(key) or k.startswith(f"image {want.state.value}")
+                              or (want.state is LabelState.NULL and "empty image -> unlabelled" in k))
+                assert counted >= 1, f"{name}: {key} not counted ({dict(report.converted)})"

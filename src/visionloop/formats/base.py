@@ -38,7 +38,7 @@ from typing import Any, BinaryIO
 
 from visionloop.core.classes import ClassMap
 from visionloop.core.errors import FormatError, ImageError, LossError, VisionLoopError
-from visionloop.core.sample import ImageRef, Sample
+from visionloop.core.sample import ImageRef, LabelState, Sample
 
 log = logging.getLogger(__name__)
 
@@ -354,6 +354,15 @@ class WriteReport:
             "quarantined": self.quarantined,
             "skipped": dict(self.skipped),
         }
+
+
+def count_state_change(report: WriteReport, sample: Sample, *, becomes: LabelState, why: str) -> None:
+    """A writer whose format reads every image without annotations back as `becomes` (NULL: it lists every image
+    as labelled; MISSING: it has no way to say "labelled, nothing in it") counts a sample in the other state as
+    converted, `"missing -> null (why)"`, so the change is never silent."""
+    state = sample.state
+    if not sample.annotations and state is not None and state is not becomes and state is not LabelState.ANNOTATED:
+        report.converted[f"{state.value} -> {becomes.value} ({why})"] += 1
 
 
 BOM = b"\xef\xbb\xbf"  # the UTF-8 byte-order mark some editors and Windows tools write first

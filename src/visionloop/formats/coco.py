@@ -61,6 +61,7 @@ from visionloop.formats.base import (
     Reader,
     ReadPart,
     WriteReport,
+    count_state_change,
     open_text_bytes,
     place_image,
     safe_name,
@@ -1259,6 +1260,7 @@ def _write_samples(samples: Iterable[Sample], writers: dict[str | None, _SplitWr
         extra = {k: v for k, v in ref.metadata.items() if k not in ("coco_id",) and k not in entry}
         entry.update(_jsonable(extra))
         image_id = sw.image(entry)
+        count_state_change(report, sample, becomes=LabelState.NULL, why="COCO lists every image as labelled")
         report.images += 1
         boxes = polygons = 0
         for ann in sample.annotations:

@@ -65,6 +65,7 @@ from visionloop.formats.base import (
     ImageMode,
     Reader,
     WriteReport,
+    count_state_change,
     place_image,
     relative_name,
     safe_name,
@@ -240,6 +241,7 @@ def write(
                     parts.append(shape.render("    "))
             parts.append("  </image>\n")
             body.write("".join(parts))
+            count_state_change(report, sample, becomes=LabelState.NULL, why="CVAT lists every image as labelled")
             report.images += 1
             n += 1
         meta = ("  <meta>\n    <task>\n      <id>0</id>\n      <name>visionloop</name>\n"

@@ -66,6 +66,7 @@ from visionloop.formats.base import (
     ImageMode,
     Reader,
     WriteReport,
+    count_state_change,
     open_text_bytes,
     place_image,
     relative_name,
@@ -385,6 +386,7 @@ def write(
         ann_path = out / ds / "ann" / f"{name}.json"
         ann_path.parent.mkdir(parents=True, exist_ok=True)
         ann_path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+        count_state_change(report, sample, becomes=LabelState.NULL, why="every image gets an annotation file")
         report.images += 1
     (out / "meta.json").write_bytes(orjson.dumps(book.meta(), option=orjson.OPT_INDENT_2))
     return report

@@ -89,6 +89,7 @@ from visionloop.formats.base import (
     ImageMode,
     Reader,
     WriteReport,
+    count_state_change,
     extraction_folder,
     safe_name,
     with_size,
@@ -770,6 +771,7 @@ def write(
                 f = handles[sample.split] = open(target, "xb")
                 report.files += 1
             f.write(frame(_example(sample, cmap, report)))
+            count_state_change(report, sample, becomes=LabelState.NULL, why="every record is labelled")
             report.images += 1
     finally:
         for h in handles.values():

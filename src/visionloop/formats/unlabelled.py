@@ -33,6 +33,7 @@ from visionloop.formats.base import (
     ImageMode,
     Reader,
     WriteReport,
+    count_state_change,
     is_image,
     place_image,
     refuse_filled,
@@ -119,7 +120,6 @@ def write(samples: Iterable[Sample], out: Path, *, classes: ClassMap | None = No
             report.files += 1
         for ann in sample.annotations:
             report.drop(kind(ann.geometry), "unlabelled holds images only")
-        if sample.state is LabelState.NULL:  # "labelled: nothing in it" is a label this format cannot hold
-            report.converted["null -> missing (unlabelled has no labels)"] += 1
+        count_state_change(report, sample, becomes=LabelState.MISSING, why="unlabelled has no labels")
         report.images += 1
     return report
