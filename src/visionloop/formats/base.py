@@ -244,6 +244,14 @@ def skip(what: str, reason: str, *, path: str | Path, where: str | None = None, 
     skips[f"{what}: {reason}"] += n
 
 
+def skip_unpaired(files: Iterable[Path], used: set[str], *, what: str, reason: str, path: str | Path) -> None:
+    """Count (`skip`) the annotation files among `files` that no image used (their absolute paths in `used`):
+    a mask or label file whose image is not there is never left out in silence."""
+    left = [f for f in files if os.path.abspath(f) not in used]
+    if left:
+        skip(what, reason, path=path, where=f"e.g. {left[0].name}", n=len(left))
+
+
 def dataset_root(path: Path) -> Path:
     """The folder a dataset given as `path` may read from: the folder itself; for a file, its folder, or
     the one above when that folder is `annotations/` (COCO keeps images beside it)."""
@@ -408,7 +416,9 @@ def image_size(path: str | Path) -> tuple[int, int]:
                 return h, w
             return w, h
     except FileNotFoundError:
-        raise ImageError("image file not found", path=path, hint=NO_IMAGES_HINT) from None
+        hint = ("the annotations do not give the image size: the image files are needed" if images_are_optional()
+                else NO_IMAGES_HINT)
+        raise ImageError("image file not found", path=path, hint=hint) from None
     except Image.DecompressionBombError as e:
         raise ImageError(f"too many pixels to decode safely ({e})", path=path) from None
     except (UnidentifiedImageError, OSError) as e:
