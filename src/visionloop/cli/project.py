@@ -84,6 +84,8 @@ def _render_import(report: Any, as_json: bool) -> None:
         return
     c = report.counts
     q = len(report.quarantined)
+    for what, n in sorted(report.skipped.items()):  # seen by the reader and not read: said even when nothing changed
+        err_console.print(f"[yellow]skipped[/] {n} × {what} (seen in the source, not read)", soft_wrap=True)
     if report.batch_id is None:
         kept = c.get("images_kept_labelled", 0)
         console.print(f"Nothing new in {report.source}: {c.get('images_unchanged', 0)} images already in the project"
@@ -107,8 +109,6 @@ def _render_import(report: Any, as_json: bool) -> None:
     if report.fixes:
         err_console.print(("Fixed: " if report.fixed else "Found (kept as they are for `visionloop health`): ")
                           + ", ".join(f"{k} {v}" for k, v in sorted(report.fixes.items())))
-    for what, n in sorted(report.skipped.items()):
-        err_console.print(f"[yellow]skipped[/] {n} × {what} (seen in the source, not read)", soft_wrap=True)
     if report.notes:
         err_console.print("Noted for `visionloop health`: "
                           + ", ".join(f"{k} {v}" for k, v in sorted(report.notes.items())))

@@ -58,8 +58,10 @@ register(FormatSpec(
     files=(".json",),
 ))
 register(FormatSpec(
-    "voc", "visionloop.formats.voc", "Pascal VOC XML (+ SegmentationClass / SegmentationObject PNGs)",
-    reads=("box", "mask"), writes=("box", "mask"), holds=("difficult/truncated/occluded", "splits"),
+    "voc", "visionloop.formats.voc",
+    "Pascal VOC XML (+ SegmentationClass / SegmentationObject PNGs, person-layout <part>s, ImageSets/Main lists)",
+    reads=("box", "mask", "label"), writes=("box", "mask"),
+    holds=("difficult/truncated/occluded", "parts (<part> boxes of an object)", "splits"),
     files=(".xml",),
 ))
 register(FormatSpec(
