@@ -103,3 +103,13 @@ def test_a_part_without_a_box_is_counted_and_strict_refuses(dataset: Path, tmp_p
     with pytest.raises(FormatError) as e:
         convert(dataset, tmp_path / "o2", to="datumaro", images="none", strict=True, workers=1)
     assert str(e.value).startswith(f"{xml} (object 1 part 3): part not read")
+
+
+def test_class_list_id_without_xml_or_image_is_counted(dataset: Path, tmp_path: Path) -> None:
+    """datumaro writes an item with only a Label as no XML: its labels live in the lists alone. Without its image
+    too they label nothing: counted (`skipped`), not dropped in silence."""
+    (dataset / "JPEGImages" / "2007_000032.jpg").unlink()
+    with count_skips() as skips:
+        samples = list(voc.read(dataset))
+    assert [s.image.file_name for s in samples] == ["JPEGImages/2007_000027.jpg"]
+    assert dict(skips) == {"image-level labels: the ImageSets/Main class lists name an id with no XML and no image": 1}

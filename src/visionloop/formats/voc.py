@@ -505,7 +505,9 @@ def _samples(layout: _Layout, classes: ClassMap, forced_split: str | None) -> It
     else:
         xml_files = iter_files(layout.xml_source, suffixes=(".xml",))
     skipped: set[str] = set()  # stems of quarantined XMLs: their images are not "unlabelled"
+    stems: set[str] = set()  # ids met as an XML or an image: the class lists' other ids have nothing to label
     for xml in xml_files:
+        stems.add(xml.stem)
         try:
             sample = _sample_from_xml(xml, layout, forced_split or split_of.get(xml.stem))
         except VisionLoopError as e:
@@ -518,9 +520,20 @@ def _samples(layout: _Layout, classes: ClassMap, forced_split: str | None) -> It
         if sample.image.path is not None:
             seen.add(sample.image.path)
         yield sample
-    if layout.images_dir is None:
-        return
+    if layout.images_dir is not None:
+        yield from _unannotated(layout, classes, sets, split_of, forced_split, seen, skipped, stems)
+    left = [i for i in sets.labels if i not in stems]
+    if left and layout.xml_source.is_dir():
+        skip("image-level labels", "the ImageSets/Main class lists name an id with no XML and no image",
+             path=layout.image_sets or layout.root, where=f"e.g. {left[0]}", n=len(left))
+
+
+def _unannotated(layout: _Layout, classes: ClassMap, sets: _ImageSets, split_of: dict[str, str],
+                 forced_split: str | None, seen: set[str], skipped: set[str], stems: set[str]) -> Iterator[Sample]:
+    """The images of JPEGImages/ without an XML: MISSING, or labelled by masks or the class lists."""
+    assert layout.images_dir is not None
     for image in iter_files(layout.images_dir, suffixes=IMAGE_EXTENSIONS):
+        stems.add(image.stem)
         absolute = os.path.abspath(image)
         if absolute in seen or image.stem in skipped:
             continue
