@@ -62,3 +62,20 @@ def test_labelme_image_data_only(tmp_path: Path) -> None:
         assert report.images == 1 and report.annotations == {"box": 1} and not report.quarantined
     (sample,) = list(datumaro.read(tmp_path / "none"))
     assert [a.geometry for a in sample.annotations] == [Box(1, 1, 5, 4)] and sample.image.size == (8, 6)
+
+
+def test_convert_cli_suggests_images_none(raccoon: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from visionloop.cli.main import app
+
+    src = tmp_path / "voc" / "Annotations"
+    src.mkdir(parents=True)
+    shutil.copy(raccoon / "annotations" / "raccoon-1.xml", src)
+    result = CliRunner().invoke(app, ["convert", str(tmp_path / "voc"), str(tmp_path / "out"), "--to", "datumaro"])
+    assert result.exit_code == 3
+    text = " ".join(result.output.split())  # rich wraps lines at the terminal width
+    assert "1 left out because an image file is not there" in text and "pass --images none" in text
+    result = CliRunner().invoke(app, ["convert", str(tmp_path / "voc"), str(tmp_path / "out2"), "--to", "datumaro",
+                                      "--images", "none"])
+    assert result.exit_code == 0 and "1 images, 1 box" in " ".join(result.output.split())
