@@ -69,7 +69,7 @@ import math
 import os
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
@@ -1045,7 +1045,7 @@ def _bndbox(box: Box, indent: str) -> list[str]:
     return lines
 
 
-def _object_xml(ann: Annotation, box: Box, parts: list[tuple[Annotation, Box]] = ()) -> str:  # type: ignore[assignment]
+def _object_xml(ann: Annotation, box: Box, parts: Sequence[tuple[Annotation, Box]] = ()) -> str:
     """One <object> element as text (string building: ElementTree's serializer is 5x slower), with its
     <part> boxes (annotations of the same `group` with `part_of`)."""
     attrs = ann.attributes
