@@ -60,7 +60,7 @@ register(FormatSpec(
 register(FormatSpec(
     "voc", "visionloop.formats.voc",
     "Pascal VOC XML (+ SegmentationClass / SegmentationObject PNGs, person-layout <part>s, ImageSets/Main lists)",
-    reads=("box", "mask", "label"), writes=("box", "mask"),
+    reads=("box", "mask", "label"), writes=("box", "mask", "label"),
     holds=("difficult/truncated/occluded", "parts (<part> boxes of an object)", "splits"),
     files=(".xml",),
 ))

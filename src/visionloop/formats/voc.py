@@ -58,8 +58,19 @@ Writing
     <object> gets <pose>, <truncated> and <difficult> (Unspecified / 0 when not
     set) because common VOC tools read them unconditionally. Polygons and
     rotated boxes are written as their bounds; instance masks as their box
-    plus the PNG pixels; keypoints and whole-image labels are dropped. The
-    report counts each of these.
+    plus the PNG pixels; keypoints are dropped. The report counts each of these.
+    An object's <part>s (annotations with `part_of` and its `group`) are written
+    inside it. Whole-image labels go to the devkit's classification lists
+    `ImageSets/Main/<class>_<split>.txt` (`<id>  1`, `0` when difficult, `-1`
+    for the split's other images); one without a split, or whose class an object
+    of the image already shows, is dropped (counted).
+
+Reading the lists
+    `ImageSets/Main/<class>_<split>.txt` give a whole-image Label for each class
+    marked present (`1`, or `0`: attribute difficult) that no object of the image
+    shows, and the split of an image in no plain list. <part> boxes are Boxes with
+    attributes `group` (the object's number, also set on the object) and
+    `part_of` (its class), as datumaro's VOC importer groups them.
 """
 
 from __future__ import annotations
@@ -817,7 +828,7 @@ def write_part(samples: Iterable[Sample], out: Path, *, classes: ClassMap, image
         writer.add(sample)
     if len(writer.names) != known:
         raise FormatError("a part met classes that are not in the class list", path=out)
-    return {"report": writer.report.to_json(), "splits": writer.splits}
+    return {"report": writer.report.to_json(), "splits": writer.splits, "labels": writer.labels}
 
 
 def finish_parts(out: Path, results: list[dict[str, Any]], *, classes: ClassMap) -> WriteReport:
@@ -827,6 +838,9 @@ def finish_parts(out: Path, results: list[dict[str, Any]], *, classes: ClassMap)
         writer.report.add(r["report"])
         for split, stems in r["splits"].items():
             writer.splits.setdefault(split, []).extend(stems)
+        for split, by_class in r.get("labels", {}).items():
+            for name, listed in by_class.items():
+                writer.labels.setdefault(split, {}).setdefault(name, {}).update(listed)
     return writer.finish()
 
 
@@ -838,6 +852,7 @@ class _Objects:
     instances: list[tuple[int, Annotation, int]] = field(default_factory=list)  # (object no., ann, class idx)
     semantic: list[tuple[Annotation, int]] = field(default_factory=list)
     parts: dict[Any, list[tuple[Annotation, Box]]] = field(default_factory=dict)  # group -> its <part> boxes
+    labels: list[Annotation] = field(default_factory=list)  # whole-image labels: the class lists
 
 
 class _Writer:
@@ -851,6 +866,7 @@ class _Writer:
         self.index = {name: i for i, name in enumerate(self.names)}
         self.stems: set[str] = set()
         self.splits: dict[str, list[str]] = {}
+        self.labels: dict[str, dict[str, dict[str, bool]]] = {}  # split -> class -> stem -> difficult
         self.cmap = voc_colormap()
         self.made_annotations = False
 
@@ -885,9 +901,27 @@ class _Writer:
         if sample.state is LabelState.MISSING and not sample.annotations:
             return  # no XML: nobody labelled it
         objects = self._collect(sample.annotations, ref.width, ref.height)
+        self._image_labels(sample, stem, objects)
         if objects.instances or objects.semantic:
             self._write_pngs(stem, objects, ref.width, ref.height)
         self._write_xml(stem, name, ref, objects)
+
+    def _image_labels(self, sample: Sample, stem: str, objects: _Objects) -> None:
+        """Whole-image labels go to ImageSets/Main/<class>_<split>.txt (`1`, `0` when difficult), as the devkit's
+        classification lists; the reader gives back a Label for a listed class no object of the image shows."""
+        shown = {a.label for a, _ in objects.boxes} | {a.label for _, a, _ in objects.instances}
+        for ann in objects.labels:
+            if not sample.split:
+                self.report.drop("label", "VOC keeps image labels in per-split class lists; the image has no split")
+            elif ann.label in shown:
+                self.report.drop("label", "an object of the same class already says it (VOC's class lists)")
+            else:
+                self._class_index(ann.label)
+                listed = self.labels.setdefault(sample.split, {}).setdefault(ann.label, {})
+                listed[stem] = listed.get(stem, True) and bool(ann.attributes.get("difficult"))
+                self.report.annotations["label"] += 1
+                if any(k != "difficult" for k in ann.attributes):
+                    self.report.drop("attributes", "a VOC class list holds a class and `difficult` only")
 
     def _collect(self, annotations: Iterable[Annotation], width: int, height: int) -> _Objects:
         objects = _Objects()
@@ -908,6 +942,8 @@ class _Writer:
                 report.annotations["box"] += 1
             elif isinstance(geometry, Mask):
                 self._collect_mask(ann, geometry, width, height, objects)
+            elif isinstance(geometry, Label):
+                objects.labels.append(ann)
             else:
                 report.drop(kind(geometry), "VOC holds boxes and masks only")
         return objects
@@ -1017,6 +1053,12 @@ class _Writer:
             file_name = re.sub(r"[^\w.-]", "_", split) + ".txt"
             (main / file_name).write_text("".join(f"{s}\n" for s in stems), encoding="utf-8")
             self.report.files += 1
+        for split, by_class in self.labels.items():  # the devkit's classification lists: every image of the split
+            for name, listed in by_class.items():
+                lines = [f"{s} {(0 if listed[s] else 1) if s in listed else -1:>2}\n" for s in self.splits[split]]
+                safe = re.sub(r"[^\w.-]", "_", f"{name}_{split}")
+                (main / f"{safe}.txt").write_text("".join(lines), encoding="utf-8")
+                self.report.files += 1
         self.out.mkdir(parents=True, exist_ok=True)
         lines = ["# label:color_rgb:parts:actions"]
         for i, name in enumerate(self.names):
