@@ -114,7 +114,7 @@ def test_read(dataset: Path, caplog: pytest.LogCaptureFixture) -> None:
                                                      car.geometry.h, car.geometry.angle) == (15, 12, 10, 4, 0)
     assert car.attributes == {"description": "parked", "custom": 3}
     assert anns[6].geometry == Label()
-    assert "line shapes have no geometry" in caplog.text and "shapes[6]" in caplog.text
+    assert "line shape not read: no such geometry in visionloop" in caplog.text and "shapes[6]" in caplog.text
     assert reader.classes.names == ["dog", "cat", "ball", "blob", "nose", "car", "outdoor"]
 
 
@@ -176,3 +176,27 @@ def test_detect(dataset: Path, tmp_path: Path) -> None:
     coco = tmp_path / "coco.json"
     coco.write_text('{"images": [], "annotations": [], "categories": []}')
     assert labelme.detect(coco).score == 0
+
+
+def test_unheld_shape_is_counted_skipped(tmp_path) -> None:
+    """A LabelMe `line` (no geometry in visionloop) is counted in convert's report, not only logged; --strict
+    refuses it naming the file and shape (issue 12, category 3: one skip mechanism for every reader)."""
+    import json
+
+    import pytest
+    from PIL import Image
+
+    from visionloop.core.errors import FormatError
+    from visionloop.formats.convert import convert
+
+    (tmp_path / "lm").mkdir()
+    Image.new("RGB", (8, 6)).save(tmp_path / "lm" / "a.png")
+    shapes = [{"label": "cat", "points": [[1, 1], [5, 4]], "group_id": None, "shape_type": "rectangle", "flags": {}},
+              {"label": "edge", "points": [[0, 0], [3, 3]], "group_id": None, "shape_type": "line", "flags": {}}]
+    (tmp_path / "lm" / "a.json").write_text(json.dumps({"version": "5.5.0", "flags": {}, "shapes": shapes,
+                                                        "imagePath": "a.png", "imageData": None,
+                                                        "imageHeight": 6, "imageWidth": 8}))
+    report = convert(tmp_path / "lm", tmp_path / "o", to="coco", from_="labelme", images="none", workers=1)
+    assert report.annotations == {"box": 1} and report.skipped == {"line shape: no such geometry in visionloop": 1}
+    with pytest.raises(FormatError, match=r"a\.json \(shapes\[1\]\): line shape not read"):
+        convert(tmp_path / "lm", tmp_path / "o2", to="coco", from_="labelme", images="none", strict=True, workers=1)

@@ -185,3 +185,17 @@ def test_detect(dataset: Path, raccoon: Path) -> None:
     assert openimages.detect(dataset).score >= 0.9
     assert detect(dataset) == "openimages"
     assert openimages.detect(raccoon).score == 0
+
+
+def test_split_without_csv_keeps_its_images(dataset: Path) -> None:
+    """Open Images' own download has images/test/ while the test CSVs are a separate download (and a split may
+    not be labelled yet): its images are a split of MISSING samples, not dropped (issue 12, category 3)."""
+    d, e = "00b1d2e3f4a5b6c7", "00c1d2e3f4a5b6c8"
+    _image(dataset / f"images/test/{d}.jpg")
+    _image(dataset / f"images/test/{e}.jpg")
+    samples = list(openimages.read(dataset))
+    assert [(s.image.file_name, s.split, s.state, s.annotations) for s in samples[3:]] == [
+        (f"images/test/{d}.jpg", "test", LabelState.MISSING, ()),
+        (f"images/test/{e}.jpg", "test", LabelState.MISSING, ()),
+    ]
+    assert len(samples) == 5

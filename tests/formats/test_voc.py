@@ -366,10 +366,10 @@ def test_write_converts_and_drops(tmp_path: Path) -> None:
     ]
     report = voc.write(samples, out, classes=ClassMap.from_names(["thing"]), images=ImageMode.NONE)
     assert report.images == 2
-    assert report.annotations == {"box": 3}
+    assert report.annotations == {"box": 3, "label": 1}  # the image label: ImageSets/Main/scene_train.txt
     assert report.converted == {"polygon -> box": 1, "rotated_box -> box": 1}
-    assert report.dropped == {"keypoints: VOC holds boxes and masks only": 1,
-                              "label: VOC holds boxes and masks only": 1, "mask: empty mask": 1}
+    assert report.dropped == {"keypoints: VOC holds boxes and masks only": 1, "mask: empty mask": 1}
+    assert (out / "ImageSets" / "Main" / "scene_train.txt").read_text() == "a  1\n"
     # name collision: unique suffix, nothing overwritten
     assert sorted(p.name for p in (out / "Annotations").iterdir()) == ["a.xml", "a_2.xml"]
     assert ET.parse(out / "Annotations" / "a_2.xml").getroot().findtext("filename") == "a_2.jpg"

@@ -150,3 +150,17 @@ def test_interop_with_datumaro(wider_root: Path, tmp_path: Path) -> None:
     back = {s.image.file_name.split("/")[-1]: s for s in wider.read(tmp_path / "theirs")}
     assert len(back["0_Parade_Parade_0_904.jpg"].annotations) == 2
     assert back["12_Group_Group_12_Group_Group_12_10.jpg"].annotations == ()
+
+
+def test_a_split_other_than_train_val_test_is_read(tmp_path) -> None:
+    """A `valid` split (Roboflow's name, and what this writer writes for it) was written as
+    wider_face_valid_bbx_gt.txt and then silently not read back: every list file present is read (issue 12)."""
+    from visionloop.demo import synthetic
+    from visionloop.formats import wider
+
+    samples = list(synthetic.shapes(3, folder=tmp_path / "r", splits=(("train", 0.5), ("valid", 0.5))))
+    wider.write(samples, tmp_path / "w")
+    back = list(wider.read(tmp_path / "w"))
+    assert sorted((s.split, s.image.file_name.rsplit("/", 1)[-1]) for s in back) == sorted(
+        (s.split, s.image.file_name.rsplit("/", 1)[-1]) for s in samples)
+    assert sum(len(s.annotations) for s in back) == sum(1 for s in samples for a in s.annotations)

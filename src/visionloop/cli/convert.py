@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from visionloop.cli.console import console, print_json
+from visionloop.cli.console import console, err_console, print_json
 from visionloop.cli.options import JsonOpt
 from visionloop.cli.render import render_write_report
 from visionloop.formats.base import ImageMode
@@ -42,6 +42,10 @@ def convert(
     report = run(src, out, to=to, from_=from_, split=split, images=images, overwrite=overwrite, strict=strict,
                  classes=mapping, workers=workers, allow_outside_root=allow_outside_root)
     render_write_report(report, as_json)
+    missing = [r for r in report.quarantined if "not found" in r["reason"]]
+    if missing and images is not ImageMode.NONE and not as_json:
+        err_console.print(f"{len(missing)} left out because an image file is not there; to convert the "
+                          "annotations alone (where they give the image size), pass --images none", soft_wrap=True)
     if report.quarantined:
         raise typer.Exit(3)
 

@@ -84,10 +84,13 @@ def _render_import(report: Any, as_json: bool) -> None:
         return
     c = report.counts
     q = len(report.quarantined)
+    for what, n in sorted(report.skipped.items()):  # seen by the reader and not read: said even when nothing changed
+        err_console.print(f"[yellow]skipped[/] {n} × {what} (seen in the source, not read)", soft_wrap=True)
     if report.batch_id is None:
         kept = c.get("images_kept_labelled", 0)
         console.print(f"Nothing new in {report.source}: {c.get('images_unchanged', 0)} images already in the project"
-                      + (f"; {kept} already labelled, kept as they were (pre-labels never replace labels)"
+                      + (f"; {kept} already labelled, kept as they were (pre-labels and images without labels "
+                         "never replace labels)"
                          if kept else ""))
         return
     parts = [f"{c.get('images_added', 0)} images added"]
@@ -96,8 +99,10 @@ def _render_import(report: Any, as_json: bool) -> None:
                      f"({c.get('annotations_removed', 0)} annotations removed)")
     if c.get("images_unchanged"):
         parts.append(f"{c['images_unchanged']} unchanged")
-    if c.get("images_kept_labelled"):  # pre-labels (--source model) for images that already have labels
-        parts.append(f"{c['images_kept_labelled']} already labelled, kept as they were")
+    if c.get("images_already_present"):  # unlabelled images whose bytes the project holds under another name
+        parts.append(f"{c['images_already_present']} already in the project under another name")
+    if c.get("images_kept_labelled"):  # pre-labels (--source model) or no labels for images that have labels
+        parts.append(f"{c['images_kept_labelled']} already labelled, their labels kept")
     console.print(f"Imported {report.source} ({report.format}) as batch {report.batch_id}: " + ", ".join(parts)
                   + f"; {c.get('annotations_added', 0)} annotations; {c.get('blobs_added', 0)} new image files"
                   + (f"; {q} quarantined" if q else ""), soft_wrap=True)

@@ -35,6 +35,8 @@ def render_write_report(report: Any, as_json: bool) -> None:
         err_console.print(f"[yellow]converted[/] {n} × {what}")
     for what, n in sorted(data["dropped"].items()):
         err_console.print(f"[yellow]dropped[/] {n} × {what}")
+    for what, n in sorted((data.get("skipped") or {}).items()):
+        err_console.print(f"[yellow]skipped[/] {n} × {what} (seen in the source, not read)", soft_wrap=True)
     if data.get("fixes"):
         err_console.print("Source checks: " + ", ".join(f"{k} {v}" for k, v in sorted(data["fixes"].items())))
     for r in data.get("quarantined") or ():

@@ -23,7 +23,7 @@ from visionloop.core.errors import FormatError
 from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, RotatedBox
 from visionloop.core.sample import Annotation, Source
 from visionloop.formats._labeltools import ellipse_polygon
-from visionloop.formats.base import WriteReport
+from visionloop.formats.base import WriteReport, skip
 
 log = logging.getLogger(__name__)
 
@@ -382,7 +382,7 @@ def parse_shape(el: ET.Element, label: str, ctx: Context, *, source: str | None 
         elif tag == "tag":
             geometry = Label()
         else:
-            log.warning("%s (%s): <%s> is not supported and was skipped", path, where, tag)
+            skip(f"<{tag}>", "no such geometry in visionloop", path=path, where=where)
             return None
         return Annotation(label, geometry, attributes=attributes, source=src)
     except ValueError as e:

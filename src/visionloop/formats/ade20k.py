@@ -56,6 +56,7 @@ from visionloop.formats.base import (
     place_image,
     refuse_filled,
     relative_name,
+    skip_unpaired,
     with_size,
 )
 
@@ -176,19 +177,28 @@ def _samples(root: Path, parts: list[_Part], names: dict[int, str], classes: Cla
              forced: str | None) -> Iterator[Sample]:
     scenes = _scenes(root / SCENES)
     for part in parts:
-        for image in iter_files(part.images, suffixes=IMAGE_EXTENSIONS):
-            meta = {"scene": scenes[image.stem]} if image.stem in scenes else {}
-            ref = ImageRef(relative_name(image, root), path=os.path.abspath(image), metadata=meta)
-            split = forced or part.split
-            png = (part.annotations / image.relative_to(part.images)).with_suffix(".png")
-            if not png.is_file():
-                yield Sample(ref, split=split, state=LabelState.MISSING)
-                continue
-            arr = _seg.load_png(png)
-            if arr.ndim != 2:
-                raise FormatError("an ADE20K annotation must be a one-channel class index image", path=png)
-            anns = _seg.semantic_annotations(arr, _namer(names, classes, png), skip=(OTHER,))
-            yield Sample(replace(ref, width=int(arr.shape[1]), height=int(arr.shape[0])), tuple(anns), split=split)
+        used: set[str] = set()
+        yield from _part_samples(root, part, names, classes, forced, scenes, used)
+        skip_unpaired(iter_files(part.annotations, suffixes=(".png",)), used, what="annotation PNG",
+                      reason="no image for it", path=part.annotations)
+
+
+def _part_samples(root: Path, part: _Part, names: dict[int, str], classes: ClassMap, forced: str | None,
+                  scenes: dict[str, str], used: set[str]) -> Iterator[Sample]:
+    for image in iter_files(part.images, suffixes=IMAGE_EXTENSIONS):
+        meta = {"scene": scenes[image.stem]} if image.stem in scenes else {}
+        ref = ImageRef(relative_name(image, root), path=os.path.abspath(image), metadata=meta)
+        split = forced or part.split
+        png = (part.annotations / image.relative_to(part.images)).with_suffix(".png")
+        if not png.is_file():
+            yield Sample(ref, split=split, state=LabelState.MISSING)
+            continue
+        used.add(os.path.abspath(png))
+        arr = _seg.load_png(png)
+        if arr.ndim != 2:
+            raise FormatError("an ADE20K annotation must be a one-channel class index image", path=png)
+        anns = _seg.semantic_annotations(arr, _namer(names, classes, png), skip=(OTHER,))
+        yield Sample(replace(ref, width=int(arr.shape[1]), height=int(arr.shape[0])), tuple(anns), split=split)
 
 
 class _Writer:

@@ -24,6 +24,7 @@ COCO), and a writer module with
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections import Counter
@@ -37,7 +38,9 @@ from typing import Any, BinaryIO
 
 from visionloop.core.classes import ClassMap
 from visionloop.core.errors import FormatError, ImageError, LossError, VisionLoopError
-from visionloop.core.sample import ImageRef, Sample
+from visionloop.core.sample import ImageRef, LabelState, Sample
+
+log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 
@@ -175,6 +178,80 @@ def quarantine_record(error: VisionLoopError, root: Path) -> dict[str, Any]:
     return {"file": file, "element": error.where, "reason": error.message}
 
 
+#: set by `images_optional()`: the caller will not read the image files (convert --images none)
+_IMAGES_OPTIONAL: ContextVar[bool] = ContextVar("visionloop_images_optional", default=False)
+
+#: the hint every "image not found" error gives: the annotations can be converted alone
+NO_IMAGES_HINT = "to convert the annotations alone, pass --images none"
+
+
+@contextmanager
+def images_optional(optional: bool = True) -> Iterator[None]:
+    """Within this block the image files will not be read (`convert --images none`): a reader whose annotations
+    carry the image size yields a sample without a file (`ImageRef.path` None) where the image is missing,
+    instead of refusing it."""
+    token = _IMAGES_OPTIONAL.set(optional)
+    try:
+        yield
+    finally:
+        _IMAGES_OPTIONAL.reset(token)
+
+
+def images_are_optional() -> bool:
+    return _IMAGES_OPTIONAL.get()
+
+
+class Skips(Counter[str]):
+    """What readers saw and did not keep, "element: reason" -> count (see `count_skips`)."""
+
+    def __init__(self, strict: bool = False) -> None:
+        super().__init__()
+        self.strict = strict
+
+
+#: set by `count_skips()`: where readers count the elements they see and do not keep
+_SKIPS: ContextVar[Skips | None] = ContextVar("visionloop_skips", default=None)
+
+
+@contextmanager
+def count_skips(strict: bool = False) -> Iterator[Skips]:
+    """Within this block every element a reader sees and does not keep (`skip()`) is counted in the Skips
+    yielded; with `strict` the first one raises instead (nothing is ever read partially in silence).
+    `convert` and `import` read inside it and report the counts as `skipped`."""
+    skips = Skips(strict)
+    token = _SKIPS.set(skips)
+    try:
+        yield skips
+    finally:
+        _SKIPS.reset(token)
+
+
+def skip(what: str, reason: str, *, path: str | Path, where: str | None = None, n: int = 1,
+         refuse_strict: bool = True) -> None:
+    """A reader saw `n` × `what` (a region, a part box, a file...) and does not keep it, because `reason`.
+
+    Counted under "what: reason" inside `count_skips()`; there with `strict`, a FormatError naming the file
+    and element; outside any (a library caller iterating a Reader), a warning in the log. Every reader calls
+    this for what it leaves out, so a partial read is never silent. `refuse_strict=False` for an element that
+    holds nothing of the dataset (Roboflow's umbrella category): counted, never refused."""
+    skips = _SKIPS.get()
+    if skips is not None and skips.strict and refuse_strict:
+        raise FormatError(f"{what} not read: {reason}", path=path, where=where,
+                          hint="drop --strict to read the rest and count what is skipped")
+    if skips is None:
+        log.warning("%s%s: %s not read: %s", path, f" ({where})" if where else "", what, reason)
+        return
+    skips[f"{what}: {reason}"] += n
+
+
+def skip_unpaired(files: Iterable[Path], used: set[str], *, what: str, reason: str, path: str | Path) -> None:
+    """Count (`skip`) the annotation files among `files` that no image used (their absolute paths in `used`):
+    a mask or label file whose image is not there is never left out in silence."""
+    left = [f for f in files if os.path.abspath(f) not in used]
+    if left:
+        skip(what, reason, path=path, where=f"e.g. {left[0].name}", n=len(left))
+
+
 def dataset_root(path: Path) -> Path:
     """The folder a dataset given as `path` may read from: the folder itself; for a file, its folder, or
     the one above when that folder is `annotations/` (COCO keeps images beside it)."""
@@ -184,6 +261,23 @@ def dataset_root(path: Path) -> Path:
     return path.parent.parent if path.parent.name.lower() == "annotations" else path.parent
 
 
+#: folders a reader made for the images its annotation files embed (TFRecord, LabelMe imageData): their files
+#: are the dataset's own bytes, never "outside the dataset folder"
+_EXTRACTED: set[str] = set()
+
+
+def extraction_folder(prefix: str) -> Path:
+    """A new temporary folder for the images a reader extracts from its annotation files, removed at
+    interpreter exit; `check_inside` accepts the files in it."""
+    import atexit
+    import tempfile
+
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, tmp, True)
+    _EXTRACTED.add(os.path.normpath(tmp) + os.sep)
+    return Path(tmp)
+
+
 def check_inside(target: str | Path, root: Path, *, path: str | Path, where: str) -> None:
     """Refuse a file or folder outside `root` (lexically: `..` and absolute paths; a symbolic link inside
     the dataset is the user's own arrangement), unless `allow_outside_root()` is in effect."""
@@ -191,6 +285,8 @@ def check_inside(target: str | Path, root: Path, *, path: str | Path, where: str
     if "://" in text or _OUTSIDE_OK.get():
         return
     full = os.path.normpath(os.path.join(root, text))
+    if _EXTRACTED and any(full.startswith(folder) for folder in _EXTRACTED):
+        return  # extracted by the reader from the dataset's own files
     base = os.path.normpath(root)
     if full != base and not full.startswith(base.rstrip(os.sep) + os.sep):
         raise FormatError(f"{text} is outside the dataset folder {base}", path=path, where=where,
@@ -237,6 +333,7 @@ class WriteReport:
     files: int = 0
     fixes: Counter[str] = field(default_factory=Counter)  # what the source checks repaired (clipped, ...)
     quarantined: list[dict[str, Any]] = field(default_factory=list)  # entries left out: file, element, reason
+    skipped: Counter[str] = field(default_factory=Counter)  # what the reader saw and did not keep (`skip`)
 
     def drop(self, what: str, reason: str, n: int = 1) -> None:
         self.dropped[f"{what}: {reason}"] += n
@@ -250,6 +347,7 @@ class WriteReport:
             self.dropped[key] += n
         for key, n in data["converted"].items():
             self.converted[key] += n
+        self.skipped.update(data.get("skipped") or {})
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -262,7 +360,17 @@ class WriteReport:
             "files": self.files,
             "fixes": dict(self.fixes),
             "quarantined": self.quarantined,
+            "skipped": dict(self.skipped),
         }
+
+
+def count_state_change(report: WriteReport, sample: Sample, *, becomes: LabelState, why: str) -> None:
+    """A writer whose format reads every image without annotations back as `becomes` (NULL: it lists every image
+    as labelled; MISSING: it has no way to say "labelled, nothing in it") counts a sample in the other state as
+    converted, `"missing -> null (why)"`, so the change is never silent."""
+    state = sample.state
+    if not sample.annotations and state is not None and state is not becomes and state is not LabelState.ANNOTATED:
+        report.converted[f"{state.value} -> {becomes.value} ({why})"] += 1
 
 
 BOM = b"\xef\xbb\xbf"  # the UTF-8 byte-order mark some editors and Windows tools write first
@@ -308,7 +416,9 @@ def image_size(path: str | Path) -> tuple[int, int]:
                 return h, w
             return w, h
     except FileNotFoundError:
-        raise ImageError("image file not found", path=path) from None
+        hint = ("the annotations do not give the image size: the image files are needed" if images_are_optional()
+                else NO_IMAGES_HINT)
+        raise ImageError("image file not found", path=path, hint=hint) from None
     except Image.DecompressionBombError as e:
         raise ImageError(f"too many pixels to decode safely ({e})", path=path) from None
     except (UnidentifiedImageError, OSError) as e:
@@ -322,7 +432,8 @@ def with_size(ref: ImageRef) -> ImageRef:
     if ref.width is not None and ref.height is not None:
         return ref
     if ref.path is None:
-        raise ImageError("image size unknown and no file to read it from", path=ref.file_name)
+        raise ImageError("image size unknown and no file to read it from", path=ref.file_name,
+                         hint="the annotations do not give the size: the image files are needed")
     from dataclasses import replace
 
     w, h = image_size(ref.path)
@@ -367,7 +478,7 @@ def place_image(ref: ImageRef, dest: Path, mode: ImageMode) -> bool:
     try:
         shutil.copyfile(src, dest)
     except FileNotFoundError:
-        raise ImageError("image file not found", path=src) from None
+        raise ImageError("image file not found", path=src, hint=NO_IMAGES_HINT) from None
     return True
 
 

@@ -47,6 +47,7 @@ from visionloop.formats.base import (
     is_image,
     place_image,
     relative_name,
+    skip_unpaired,
     with_size,
 )
 
@@ -143,19 +144,28 @@ def _samples(root: Path, splits: list[Path], names: list[str], colours: dict[_se
     for folder in splits:
         labels = root / f"{folder.name}_labels"
         part_split = None if folder.name == _seg.NO_SPLIT else folder.name
-        for image in sorted(p for p in folder.iterdir() if p.is_file() and is_image(p)):
-            ref = ImageRef(relative_name(image, root), path=os.path.abspath(image))
-            split = forced or part_split
-            png = labels / f"{image.stem}{LABEL_SUFFIX}.png"
-            if not png.is_file():
-                yield Sample(ref, split=split, state=LabelState.MISSING)
-                continue
-            arr = _seg.load_png(png)
-            if arr.ndim == 2:
-                raise FormatError("a CamVid label image must be RGB (colour coded)", path=png)
-            index = _seg.colours_to_index(arr, colours, png, hint=f"add the colour to {CLASS_DICT}")
-            anns = _seg.semantic_annotations(index, names.__getitem__, skip=void)
-            yield Sample(replace(ref, width=int(arr.shape[1]), height=int(arr.shape[0])), tuple(anns), split=split)
+        used: set[str] = set()
+        yield from _split_samples(root, folder, labels, part_split, names, colours, void, forced, used)
+        if labels.is_dir():
+            skip_unpaired(sorted(labels.glob("*.png")), used, what="label PNG", reason="no image for it", path=labels)
+
+
+def _split_samples(root: Path, folder: Path, labels: Path, part_split: str | None, names: list[str],
+                   colours: dict[_seg.RGB, int], void: set[int], forced: str | None, used: set[str]) -> Iterator[Sample]:
+    for image in sorted(p for p in folder.iterdir() if p.is_file() and is_image(p)):
+        ref = ImageRef(relative_name(image, root), path=os.path.abspath(image))
+        split = forced or part_split
+        png = labels / f"{image.stem}{LABEL_SUFFIX}.png"
+        if not png.is_file():
+            yield Sample(ref, split=split, state=LabelState.MISSING)
+            continue
+        used.add(os.path.abspath(png))
+        arr = _seg.load_png(png)
+        if arr.ndim == 2:
+            raise FormatError("a CamVid label image must be RGB (colour coded)", path=png)
+        index = _seg.colours_to_index(arr, colours, png, hint=f"add the colour to {CLASS_DICT}")
+        anns = _seg.semantic_annotations(index, names.__getitem__, skip=void)
+        yield Sample(replace(ref, width=int(arr.shape[1]), height=int(arr.shape[0])), tuple(anns), split=split)
 
 
 class _Writer:

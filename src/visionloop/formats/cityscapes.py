@@ -74,6 +74,7 @@ from visionloop.formats.base import (
     WriteReport,
     place_image,
     refuse_filled,
+    skip,
     with_size,
 )
 
@@ -305,8 +306,15 @@ def _split_of(folder: str, forced: str | None) -> str | None:
     return None if folder == _seg.NO_SPLIT else folder
 
 
+def _gt_bases(city: Path, k: str) -> list[str]:
+    """The image bases (`<city>_<seq>_<frame>`) a gt city folder has annotations for."""
+    return sorted({m.group(1) for f in city.iterdir()
+                   if (m := re.fullmatch(rf"(.+)_{k}_(?:polygons\.json|labelIds\.png|instanceIds\.png)", f.name))})
+
+
 def _samples(layout: _Layout, names: _Names, forced: str | None) -> Iterator[Sample]:
     if layout.images is not None:
+        seen: set[tuple[str, str, str]] = set()
         for split_dir in _split_dirs(layout.images):
             for city in _dirs(split_dir):
                 for image in sorted(city.iterdir()):
@@ -314,15 +322,21 @@ def _samples(layout: _Layout, names: _Names, forced: str | None) -> Iterator[Sam
                     if not stem.endswith(IMAGE_SUFFIX) or image.suffix.lower() not in IMAGE_EXTENSIONS:
                         continue
                     base = stem[: -len(IMAGE_SUFFIX)]
+                    seen.add((split_dir.name, city.name, base))
                     yield _sample(layout, names, split_dir.name, city.name, base, image, forced)
+        if layout.gt is not None:  # ground truth whose image is not in leftImg8bit/: counted, never dropped silently
+            for split_dir in _split_dirs(layout.gt):
+                for city in _dirs(split_dir):
+                    left = [b for b in _gt_bases(city, layout.gt_kind) if (split_dir.name, city.name, b) not in seen]
+                    if left:
+                        skip("ground truth", "no image for it in leftImg8bit/", path=city, where=f"e.g. {left[0]}",
+                             n=len(left))
         return
     assert layout.gt is not None
     k = layout.gt_kind
     for split_dir in _split_dirs(layout.gt):
         for city in _dirs(split_dir):
-            bases = sorted({m.group(1) for f in city.iterdir()
-                            if (m := re.fullmatch(rf"(.+)_{k}_(?:polygons\.json|labelIds\.png|instanceIds\.png)",
-                                                  f.name))})
+            bases = _gt_bases(city, k)
             for base in bases:
                 image = layout.root / "leftImg8bit" / split_dir.name / city.name / f"{base}{IMAGE_SUFFIX}.png"
                 yield _sample(layout, names, split_dir.name, city.name, base, image, forced)

@@ -61,9 +61,11 @@ from visionloop.formats.base import (
     Reader,
     ReadPart,
     WriteReport,
+    count_state_change,
     open_text_bytes,
     place_image,
     safe_name,
+    skip,
     with_size,
 )
 
@@ -216,7 +218,7 @@ def read(path: Path, *, split: str | None = None) -> Reader:
         if _prefix_of(f) != CAPTIONS:  # a captions file has no categories: read with its split's others
             index = _Index(f)
             index.prescan()
-            _add_categories(classes, index.categories, f)
+            _add_categories(classes, _without_umbrella(index, f), f)
         # files of COCO's annotation folder that name the same split describe the same images
         key = (f.parent, file_split) if _prefix_of(f) is not None else (f, file_split)
         groups.setdefault(key, []).append((f, index))
@@ -243,6 +245,24 @@ def read(path: Path, *, split: str | None = None) -> Reader:
         _verify_parts(index, read)
 
     return Reader(classes, samples, source=path, parts=parts, verify_parts=verify_parts)
+
+
+def _without_umbrella(index: _Index, f: Path) -> list[ClassInfo]:
+    """The file's categories less Roboflow's umbrella category: its COCO export lists the dataset's name as a
+    category (id 0, supercategory "none") that is the supercategory of every real one and that no annotation
+    uses. It is not a class: left out and counted (`skipped`, not refused by --strict: nothing is lost). Used by
+    an annotation, it is an ordinary class."""
+    cats = index.categories
+    umbrella = next((c for c in cats if str(c.supercategory).lower() == "none" and len(cats) > 1
+                     and all(o.supercategory == c.name for o in cats if o is not c)), None)
+    if umbrella is None:
+        return cats
+    index.complete()  # which categories the annotations use
+    if umbrella.id in index.used_categories:
+        return cats
+    skip("category", "Roboflow's umbrella category (the dataset's name, supercategory none), used by no "
+         "annotation", path=f, where=f"categories (id {umbrella.id}, {umbrella.name!r})", refuse_strict=False)
+    return [c for c in cats if c is not umbrella]
 
 
 def _add_categories(classes: ClassMap, categories: list[ClassInfo], f: Path) -> None:
@@ -294,6 +314,7 @@ class _Index:
         self.images_first = False  # `images` comes before `annotations`
         self.has_images = False  # the file has an `images` list (seen by a scan)
         self.tail_categories = False  # categories found at the end of the file, not yet confirmed by a scan
+        self.used_categories: set[Any] = set()  # category ids the annotations use (known once complete())
         self.done = False
         self._tmp = tempfile.TemporaryDirectory(prefix="visionloop-coco-")
         self.db_path = Path(self._tmp.name) / "index.db"
@@ -368,6 +389,7 @@ class _Index:
             elif key == "annotations":
                 self._scan_annotations(value, first_use)
         _check_has_images(self)
+        self.used_categories = set(first_use)
         ids = {c.id for c in self.categories}
         for category_id, (i, ann_id) in first_use.items():
             if category_id not in ids:
@@ -1238,6 +1260,7 @@ def _write_samples(samples: Iterable[Sample], writers: dict[str | None, _SplitWr
         extra = {k: v for k, v in ref.metadata.items() if k not in ("coco_id",) and k not in entry}
         entry.update(_jsonable(extra))
         image_id = sw.image(entry)
+        count_state_change(report, sample, becomes=LabelState.NULL, why="COCO lists every image as labelled")
         report.images += 1
         boxes = polygons = 0
         for ann in sample.annotations:

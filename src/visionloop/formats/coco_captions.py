@@ -34,7 +34,15 @@ from visionloop.core.errors import FormatError
 from visionloop.core.geometry import kind
 from visionloop.core.sample import ImageRef, LabelState, Sample
 from visionloop.formats._jsonstream import UniqueNames, head, iter_items, jsonable, prefixed_json_files
-from visionloop.formats.base import Detection, ImageMode, Reader, WriteReport, place_image, safe_name
+from visionloop.formats.base import (
+    Detection,
+    ImageMode,
+    Reader,
+    WriteReport,
+    count_state_change,
+    place_image,
+    safe_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +220,8 @@ def write(
                 report.annotations["caption"] += 1
             for ann in sample.annotations:
                 report.drop(kind(ann.geometry), "COCO captions holds captions only")
+            if not ref.metadata.get(CAPTIONS_KEY):
+                count_state_change(report, sample, becomes=LabelState.MISSING, why="an image without captions")
             report.images += 1
         for sf in files.values():
             sf.close()

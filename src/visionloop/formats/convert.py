@@ -22,7 +22,9 @@ from visionloop.formats.base import (
     Reader,
     ReadPart,
     WriteReport,
+    count_skips,
     dataset_root,
+    images_optional,
     quarantine,
     quarantine_reads,
     quarantine_record,
@@ -65,6 +67,18 @@ def _convert(src: str | Path, out: str | Path, *, to: str, from_: str | None, sp
              images: ImageMode | str, overwrite: bool, strict: bool, classes: ClassMapping | None,
              workers: int | None) -> WriteReport:
     registry.get(to)
+    # what the reader sees and does not keep: counted, or with strict refused; with --images none, a reader
+    # whose annotations give the image size does not need the image files
+    with count_skips(strict) as skips, images_optional(ImageMode(images) is ImageMode.NONE):
+        report = _convert_read(src, out, to=to, from_=from_, split=split, images=images, overwrite=overwrite,
+                               strict=strict, classes=classes, workers=workers)
+    report.skipped.update(skips)
+    return report
+
+
+def _convert_read(src: str | Path, out: str | Path, *, to: str, from_: str | None, split: str | None,
+                  images: ImageMode | str, overwrite: bool, strict: bool, classes: ClassMapping | None,
+                  workers: int | None) -> WriteReport:
     reader = registry.read(Path(src), format=from_, split=split, flag="--from")
     class_map = reader.classes
     if classes is not None:
@@ -133,13 +147,14 @@ def _write_in_parts(reader: Reader, tmp: Path, to: str, class_map: ClassMap, ima
 
     def work(part: ReadPart) -> dict[str, Any]:
         dropped: Counter[str] = Counter()
-        with check.reads():  # in the worker: its own fixes and quarantine list, sent back
+        # in the worker: its own fixes, quarantine list and skips, sent back
+        with check.reads(), count_skips(check.strict) as skips:
             samples: Iterable[Sample] = check.samples(part)
             if mapping is not None:
                 samples = map_classes(samples, mapping, dropped)
             result = module.write_part(samples, tmp, classes=class_map, images=images, start=part.start)
         return {"result": result, "dropped": dict(dropped), "fixes": dict(check.fixes),
-                "quarantined": check.quarantined}
+                "quarantined": check.quarantined, "skipped": dict(skips)}
 
     try:
         results = runtime.run_forked(parts, work)
@@ -156,6 +171,7 @@ def _write_in_parts(reader: Reader, tmp: Path, to: str, class_map: ClassMap, ima
             report.dropped[what] += k
         report.fixes.update(r["fixes"])
         report.quarantined.extend(r["quarantined"])
+        report.skipped.update(r["skipped"])
     return report
 
 

@@ -26,7 +26,7 @@ width height>``            row by row over the width×height rectangle at (left,
                            gets the point names and the SVG's edges as its skeleton.
 ``<ellipse>``              :class:`Polygon` of 64 points (lossy on read), ``cvat_shape="ellipse"``
 ``<tag>``                  :class:`Label` (whole image)
-``<cuboid>``               not held: skipped with a warning in the log
+``<cuboid>``               not held: skipped and counted (`skipped`; --strict refuses)
 =========================  ===================================================================
 
 Fields: ``occluded="1"`` → attribute ``occluded: True``; a non-zero ``z_order`` and ``group_id``
@@ -65,6 +65,7 @@ from visionloop.formats.base import (
     ImageMode,
     Reader,
     WriteReport,
+    count_state_change,
     place_image,
     relative_name,
     safe_name,
@@ -240,6 +241,7 @@ def write(
                     parts.append(shape.render("    "))
             parts.append("  </image>\n")
             body.write("".join(parts))
+            count_state_change(report, sample, becomes=LabelState.NULL, why="CVAT lists every image as labelled")
             report.images += 1
             n += 1
         meta = ("  <meta>\n    <task>\n      <id>0</id>\n      <name>visionloop</name>\n"

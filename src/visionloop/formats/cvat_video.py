@@ -48,6 +48,7 @@ from visionloop.formats.base import (
     ImageMode,
     Reader,
     WriteReport,
+    count_state_change,
     image_size,
     place_image,
     relative_name,
@@ -226,6 +227,7 @@ def write(
                 if len(rows) > 5000:
                     db.executemany("INSERT INTO shape (tkey, tid, label, frame, data) VALUES (?, ?, ?, ?, ?)", rows)
                     rows.clear()
+                count_state_change(report, sample, becomes=LabelState.NULL, why="every frame of a video is labelled")
                 report.images += 1
                 n += 1
             db.executemany("INSERT INTO shape (tkey, tid, label, frame, data) VALUES (?, ?, ?, ?, ?)", rows)

@@ -56,6 +56,7 @@ from visionloop.formats.base import (
     iter_files,
     place_image,
     safe_name,
+    skip,
 )
 from visionloop.formats.yolo import NameBook
 
@@ -218,9 +219,9 @@ def _read_part(part: _Part, root: Path, split: str | None, classes: ClassMap) ->
             yield Sample(ref, tuple(anns), split=split)
     orphans = [f for f in iter_files(part.labels, suffixes=(".txt",))
                if str(f.relative_to(part.labels).with_suffix("")) not in stems]
-    if orphans:
-        log.warning("%s: %d label files have no image in %s (e.g. %s); they are not read",
-                    part.labels, len(orphans), images_dir, orphans[0].name)
+    if orphans:  # DOTA gives no image size: a label file without its image cannot be read
+        skip("label file", f"no image for it in {images_dir.name}/", path=part.labels,
+             where=f"e.g. {orphans[0].name}", n=len(orphans))
 
 
 # ------------------------------------------------------------------------------------- write

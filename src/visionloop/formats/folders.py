@@ -135,6 +135,9 @@ def detect(path: Path) -> Detection:
     role = _role_layout(class_dirs)
     if role is not None:
         return Detection.no(role)
+    if not splits and all(c.name.lower() in SPLIT_NAMES for c in class_dirs):
+        # `train/a.jpg`, `valid/b.jpg`: splits of images without classes (unlabelled), not classes named train
+        return Detection.no("the sub-folders are split names holding images directly: splits, not classes")
     images = nested = 0
     for folder in class_dirs[:_SNIFF_FOLDERS]:
         seen, inner, why = _sniff_class_folder(folder)

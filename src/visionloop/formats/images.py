@@ -77,7 +77,8 @@ def read_bytes(path: str, *, listed_in: str | Path | None = None) -> bytes:
     except FileNotFoundError:
         where = f"listed in {listed_in}" if listed_in else None
         raise ImageError("image file not found", path=path, where=where,
-                         hint="check the image folder next to the annotations") from None
+                         hint="check the image folder next to the annotations; to convert the annotations alone, "
+                              "pass --images none") from None
     except IsADirectoryError:
         raise ImageError("expected an image file, found a folder", path=path) from None
 

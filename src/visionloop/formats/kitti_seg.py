@@ -58,6 +58,7 @@ from visionloop.formats.base import (
     place_image,
     refuse_filled,
     relative_name,
+    skip_unpaired,
     with_size,
 )
 from visionloop.formats.cityscapes import (
@@ -146,6 +147,12 @@ def _samples(root: Path, parts: list[_Part], classes: ClassMap, forced: str | No
     for part in parts:
         images = part.folder / IMAGES
         files = sorted(p for p in images.iterdir() if p.is_file() and is_image(p)) if images.is_dir() else []
+        stems = {p.stem for p in files}
+        for sub in (INSTANCE, SEMANTIC):
+            if (part.folder / sub).is_dir():
+                skip_unpaired(sorted((part.folder / sub).glob("*.png")),
+                              {os.path.abspath(p) for p in (part.folder / sub).glob("*.png") if p.stem in stems},
+                              what=f"{sub} PNG", reason="no image for it", path=part.folder / sub)
         for image in files:
             ref = ImageRef(relative_name(image, root), path=os.path.abspath(image))
             split = forced or part.split

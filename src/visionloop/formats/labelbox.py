@@ -14,8 +14,8 @@ Coordinates are image pixels (continuous, top-left origin), kept as they are:
     ImagePolyline           ``line`` [{x, y}, ...]                         → Keypoints, attribute
                                                                              ``labelbox_shape: "line"``
     ImageSegmentationMask   ``mask`` {url}                                 → not read: the mask is a
-                            PNG behind an authenticated URL (network), so it is skipped with a
-                            warning in the log
+                            PNG behind an authenticated URL (network), so it is skipped, with a
+                            count in the report's `skipped` (--strict refuses)
 The class is the object's ``name``. Nested classifications of an object become its attributes
 (radio → the answer's name, checklist → list of names, text → the text). Whole-image
 classifications: each radio / checklist answer becomes a Label (class = the answer's name,
@@ -67,6 +67,7 @@ from visionloop.formats.base import (
     WriteReport,
     place_image,
     safe_name,
+    skip,
     with_size,
 )
 
@@ -224,9 +225,9 @@ def _object(obj: Any, base: dict[str, Any], *, path: Path, where: str) -> Annota
     except ValueError as e:
         raise FormatError(f"impossible geometry ({e})", path=path, where=where) from None
     if isinstance(obj.get("mask"), dict) or isinstance(obj.get("composite_mask"), dict):
-        log.warning("%s (%s): masks are PNGs behind Labelbox URLs (network); skipped", path, where)
+        skip("mask", "a PNG behind a Labelbox URL (network)", path=path, where=where)
         return None
-    log.warning("%s (%s): annotation kind %r is not supported; skipped", path, where, obj.get("annotation_kind"))
+    skip(f"annotation kind {obj.get('annotation_kind')!r}", "not supported", path=path, where=where)
     return None
 
 

@@ -18,7 +18,7 @@ Shapes read
     below the circle's); ``mask`` -> Mask (``points[0]`` rounded is the top-left pixel of the
     base64 PNG patch in ``mask``, ``points[1]`` its bottom-right pixel, inclusive); ``point`` ->
     Keypoints with one visible point. ``line`` and ``linestrip`` have no geometry here: they are
-    skipped with a warning in the log naming the file and shape. Shapes with the same label and
+    skipped and counted (the report's `skipped`, naming the file and shape; --strict refuses). Shapes with the same label and
     ``group_id`` are one instance: their polygons become one multi-part Polygon; ``group_id``
     becomes ``Annotation.track_id``. A shape's ``flags``, ``description`` (when not empty) and any
     other keys become its attributes. Image-level ``flags`` that are true become Label annotations
@@ -45,15 +45,12 @@ Writing
 
 from __future__ import annotations
 
-import atexit
 import base64
 import binascii
 import io
 import logging
 import math
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
@@ -71,9 +68,11 @@ from visionloop.formats.base import (
     ImageMode,
     Reader,
     WriteReport,
+    extraction_folder,
     iter_files,
     place_image,
     safe_name,
+    skip,
     strip_bom,
     with_size,
 )
@@ -227,9 +226,7 @@ def _cached(b64: str, name: str, path: Path, cache: list[Path]) -> Path:
     except (binascii.Error, ValueError) as e:
         raise FormatError(f"imageData is not base64 ({e})", path=path, where="imageData") from None
     if not cache:
-        tmp = tempfile.mkdtemp(prefix="visionloop-labelme-")
-        atexit.register(shutil.rmtree, tmp, True)
-        cache.append(Path(tmp))
+        cache.append(extraction_folder("visionloop-labelme-"))
     target = cache[0] / f"{len(list(cache[0].iterdir())):06d}-{name}"
     target.write_bytes(raw)
     return target
@@ -263,7 +260,7 @@ def _shapes(shapes: list[Any], path: Path, ref: ImageRef, classes: ClassMap) -> 
         except ValueError as e:
             raise FormatError(f"bad {kind}: {e}", path=path, where=where) from None
         if geometry is None:
-            log.warning("%s (%s): %s shapes have no geometry in visionloop; skipped", path, where, kind)
+            skip(f"{kind} shape", "no such geometry in visionloop", path=path, where=where)
             continue
         label = classes.add(s["label"]).name
         attributes = _attributes(s)

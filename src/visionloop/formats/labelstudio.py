@@ -90,6 +90,7 @@ from visionloop.formats.base import (
     image_size,
     place_image,
     safe_name,
+    skip,
     with_size,
 )
 
@@ -353,7 +354,8 @@ def _results(results: list[Any], base: dict[str, Any], source: Source, score: fl
                         out.append(Annotation(str(choice), Label(), attributes=dict(base), source=source,
                                               confidence=_score(r.get("score")) or score))
                 elif t == "relation":
-                    log.warning("%s (%s result %d): relations are not held; skipped", ctx.path, where, i)
+                    skip("relation", "relations between regions are not held", path=ctx.path,
+                         where=f"{where} result {i}")
                 else:
                     extra.append(r)
             continue

@@ -72,6 +72,7 @@ from visionloop.formats.base import (
     open_text_bytes,
     place_image,
     relative_name,
+    skip_unpaired,
     with_size,
 )
 
@@ -214,6 +215,12 @@ def _samples(root: Path, parts: list[_Part], config: _Config, forced: str | None
         label_dir = _annotation_dir(part, config.version, "labels")
         pan_dir = _annotation_dir(part, config.version, "panoptic")
         panoptic: _Panoptic | None = None
+        stems = {p.stem for p in images}
+        for folder in dict.fromkeys((inst_dir, label_dir, pan_dir)):  # annotation PNGs whose image is not there
+            if folder.is_dir():
+                pngs = sorted(folder.glob("*.png"))
+                skip_unpaired(pngs, {os.path.abspath(p) for p in pngs if p.stem in stems}, what="annotation PNG",
+                              reason="no image for it", path=folder)
         try:
             for image in images:
                 ref = ImageRef(relative_name(image, root), path=os.path.abspath(image))

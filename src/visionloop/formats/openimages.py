@@ -17,7 +17,8 @@ below) and datumaro's layout for a local copy
     masks/<split>/<MaskPath>       (or <split>-masks/, <split>-masks-<first hex digit>/)
 
 A file name may carry a prefix (`oidv6-train-annotations-bbox.csv`). Splits: `train`,
-`validation` -> "val", `test`; `default` is no split.
+`validation` -> "val", `test`; `default` is no split. A split is named by an annotation CSV or by an image
+folder (`images/<split>/`, `<split>/`): the images of a split without any CSV are read as MISSING, not dropped.
 
 Conventions
     Coordinates are fractions of the image size, continuous: x0 = XMin * width, x1 = XMax *
@@ -152,6 +153,12 @@ def _splits(root: Path) -> list[_Split]:
         m = _CSV.match(name)
         if m:
             splits.setdefault(m["split"], _Split(m["split"])).files.append(_CsvFile(ann / name, _KIND[m["kind"]]))
+    if not splits:
+        return []
+    # a split whose images have no annotation CSV (test images, a split not labelled yet) is a split too:
+    # its images are read as MISSING rather than dropped
+    for folder in _subdirs(root / "images") + [root / n for n in SPLIT_NAMES if (root / n).is_dir()]:
+        splits.setdefault(folder.name, _Split(folder.name))
     order = {"train": 0, "validation": 1, "test": 2}
     out = sorted(splits.values(), key=lambda s: (order.get(s.name, 3), s.name))
     n = 0
@@ -160,6 +167,13 @@ def _splits(root: Path) -> list[_Split]:
             f.index = n
             n += 1
     return out
+
+
+def _subdirs(folder: Path) -> list[Path]:
+    try:
+        return sorted(p for p in folder.iterdir() if p.is_dir())
+    except OSError:
+        return []
 
 
 def _image_dirs(root: Path, split_name: str) -> list[Path]:
@@ -183,7 +197,7 @@ def detect(path: Path) -> Detection:
     if not splits:
         return Detection.no("no *-annotations-bbox.csv, *-annotations-human-imagelabels.csv or "
                             "*-annotations-object-segmentation.csv")
-    first = splits[0].files[0]
+    first = next(s.files[0] for s in splits if s.files)
     with open(first.path, encoding="utf-8-sig", errors="replace") as f:
         header = f.readline()
     if "ImageID" in header and "LabelName" in header:

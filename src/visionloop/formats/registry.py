@@ -58,8 +58,10 @@ register(FormatSpec(
     files=(".json",),
 ))
 register(FormatSpec(
-    "voc", "visionloop.formats.voc", "Pascal VOC XML (+ SegmentationClass / SegmentationObject PNGs)",
-    reads=("box", "mask"), writes=("box", "mask"), holds=("difficult/truncated/occluded", "splits"),
+    "voc", "visionloop.formats.voc",
+    "Pascal VOC XML (+ SegmentationClass / SegmentationObject PNGs, person-layout <part>s, ImageSets/Main lists)",
+    reads=("box", "mask", "label"), writes=("box", "mask", "label"),
+    holds=("difficult/truncated/occluded", "parts (<part> boxes of an object)", "splits"),
     files=(".xml",),
 ))
 register(FormatSpec(
@@ -341,6 +343,15 @@ register(FormatSpec(
     reads=("box", "polygon", "keypoints", "label"), writes=("box", "polygon", "keypoints", "label"),
     holds=("nested classifications (attributes)", "global classifications", "several labels per row"),
     files=(".ndjson", ".jsonl", ".json"),
+))
+
+
+register(FormatSpec(
+    "unlabelled", "visionloop.formats.unlabelled",
+    "Unlabelled images (a folder of image files, flat or nested, and no labels; claimed only when no other "
+    "format recognises the folder)",
+    reads=(), writes=(), holds=("splits (train/ valid/ test/ folders)",),
+    files=(),
 ))
 
 

@@ -73,6 +73,7 @@ from visionloop.formats.base import (
     WriteReport,
     place_image,
     safe_name,
+    skip,
     with_size,
 )
 
@@ -177,7 +178,7 @@ def _line(line: Any, path: Path, lineno: int, classes: ClassMap, split: str | No
                                        confidence=_confidence(conf.get(str(cid)))))
         else:
             jobs -= 1
-            log.warning("%s (%s): job type %r is not supported; skipped", path, jwhere, job_type)
+            skip(f"job type {job_type!r}", "not supported", path=path, where=jwhere)
     state = LabelState.ANNOTATED if anns else (LabelState.NULL if jobs else LabelState.MISSING)
     ref = ImageRef(file_name, width=size[0] if size else None, height=size[1] if size else None,
                    path=str(local or root / file_name), metadata={"source-ref": uri})

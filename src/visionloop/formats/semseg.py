@@ -57,6 +57,7 @@ from visionloop.formats.base import (
     place_image,
     refuse_filled,
     relative_name,
+    skip_unpaired,
     with_size,
 )
 
@@ -259,6 +260,7 @@ def _samples(root: Path, parts: list[_Part], classes: ClassMap, forced: str | No
                 if p.is_file() and is_image(p) and not p.stem.endswith(MASK_SUFFIX))
         else:
             images = iter_files(part.images, suffixes=IMAGE_EXTENSIONS)
+        used: set[str] = set()
         for image in images:
             if part.roboflow:
                 mask = image.with_name(image.stem + MASK_SUFFIX + ".png")
@@ -269,11 +271,15 @@ def _samples(root: Path, parts: list[_Part], classes: ClassMap, forced: str | No
             if not mask.is_file():
                 yield Sample(ref, split=split, state=LabelState.MISSING)
                 continue
+            used.add(os.path.abspath(mask))
             anns, (w, h) = _mask_annotations(mask, part.cmap)
             for ann in anns:
                 if ann.label not in classes:
                     classes.add(ann.label)
             yield Sample(replace(ref, width=w, height=h), tuple(anns), split=split)
+        masks = (p for p in part.images.glob(f"*{MASK_SUFFIX}.png")) if part.roboflow else \
+            iter_files(part.masks, suffixes=(".png",))
+        skip_unpaired(masks, used, what="mask", reason="no image for it", path=part.images if part.roboflow else part.masks)
 
 
 def _mask_annotations(png: Path, cmap: _Map) -> tuple[list[Annotation], tuple[int, int]]:

@@ -25,7 +25,7 @@ What each object becomes
     graph                      Keypoints in the order of the class's nodes in meta.json (the class
                                gets the node labels as keypoint names and the edges as skeleton);
                                a missing node is (0, 0, v=0), a ``disabled`` one v=1
-    others (cuboid, ...)       skipped with a warning in the log
+    others (cuboid, ...)       skipped and counted (`skipped`; --strict refuses)
 Object tags become attributes (a tag without value → True). Image tags without a value become
 whole-image Labels; image tags with a value are kept in ``ImageRef.metadata["sly_tags"]``.
 Classes: meta.json in order, keeping its class ids when every class has one (else 0..n-1) and
@@ -66,10 +66,12 @@ from visionloop.formats.base import (
     ImageMode,
     Reader,
     WriteReport,
+    count_state_change,
     open_text_bytes,
     place_image,
     relative_name,
     safe_name,
+    skip,
     with_size,
 )
 
@@ -316,7 +318,7 @@ def _object(obj: Any, classes: ClassMap, nodes: dict[str, list[str]], dims: tupl
                 values += [x, y, 1.0 if n.get("disabled") else 2.0]
             geometry = Keypoints(tuple(values))
         else:
-            log.warning("%s (%s): geometry %r is not supported and was skipped", path, where, shape)
+            skip(f"geometry {shape!r}", "not supported", path=path, where=where)
             return None
     except ValueError as e:
         raise FormatError(f"impossible geometry ({e})", path=path, where=where) from None
@@ -384,6 +386,7 @@ def write(
         ann_path = out / ds / "ann" / f"{name}.json"
         ann_path.parent.mkdir(parents=True, exist_ok=True)
         ann_path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+        count_state_change(report, sample, becomes=LabelState.NULL, why="every image gets an annotation file")
         report.images += 1
     (out / "meta.json").write_bytes(orjson.dumps(book.meta(), option=orjson.OPT_INDENT_2))
     return report

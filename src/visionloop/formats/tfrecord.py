@@ -68,16 +68,13 @@ Writing
 
 from __future__ import annotations
 
-import atexit
 import functools
 import gzip
 import hashlib
 import io
 import logging
 import re
-import shutil
 import struct
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -87,7 +84,16 @@ from visionloop.core.classes import ClassMap
 from visionloop.core.errors import FormatError, ImageError
 from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, RotatedBox, polygon_to_mask
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
-from visionloop.formats.base import Detection, ImageMode, Reader, WriteReport, safe_name, with_size
+from visionloop.formats.base import (
+    Detection,
+    ImageMode,
+    Reader,
+    WriteReport,
+    count_state_change,
+    extraction_folder,
+    safe_name,
+    with_size,
+)
 
 log = logging.getLogger(__name__)
 
@@ -526,9 +532,7 @@ def read(path: Path, *, split: str | None = None, cache_dir: Path | None = None)
 
     def samples() -> Iterator[Sample]:
         if not cache:
-            tmp = tempfile.mkdtemp(prefix="visionloop-tfrecord-")
-            atexit.register(shutil.rmtree, tmp, True)
-            cache.append(Path(tmp))
+            cache.append(extraction_folder("visionloop-tfrecord-"))
         for n, source in enumerate(sources):
             folder = cache[0] / f"{n:03d}-{source.split or _NO_SPLIT}"
             folder.mkdir(parents=True, exist_ok=True)
@@ -767,6 +771,7 @@ def write(
                 f = handles[sample.split] = open(target, "xb")
                 report.files += 1
             f.write(frame(_example(sample, cmap, report)))
+            count_state_change(report, sample, becomes=LabelState.NULL, why="every record is labelled")
             report.images += 1
     finally:
         for h in handles.values():

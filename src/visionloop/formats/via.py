@@ -70,6 +70,7 @@ from visionloop.formats.base import (
     ImageMode,
     Reader,
     WriteReport,
+    count_state_change,
     place_image,
     safe_name,
     with_size,
@@ -408,6 +409,7 @@ def write(
             folder.keys.add(key)
             folder.add(key, {"filename": name, "size": size, "regions": regions,
                              "file_attributes": file_attributes_out(sample, report)})
+            count_state_change(report, sample, becomes=LabelState.NULL, why="VIA lists every image as labelled")
             report.images += 1
         if not folders:
             folders[None] = _Folder(out)

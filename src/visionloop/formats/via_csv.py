@@ -30,13 +30,14 @@ import orjson
 from visionloop.core.classes import ClassMap
 from visionloop.core.errors import FormatError
 from visionloop.core.geometry import Label
-from visionloop.core.sample import Annotation, Sample
+from visionloop.core.sample import Annotation, LabelState, Sample
 from visionloop.formats._labeltools import UniqueNames, head
 from visionloop.formats.base import (
     Detection,
     ImageMode,
     Reader,
     WriteReport,
+    count_state_change,
 )
 from visionloop.formats.via import (
     file_attributes_out,
@@ -186,6 +187,7 @@ def write(
                 folder.csv.writerow([name, size, fattrs, 0, 0, "{}", "{}"])
             for i, (shape, attrs) in enumerate(regions):
                 folder.csv.writerow([name, size, fattrs, len(regions), i, _json(shape), _json(attrs)])
+            count_state_change(report, sample, becomes=LabelState.NULL, why="VIA lists every image as labelled")
             report.images += 1
         if not folders:
             folders[None] = _Folder(out)

@@ -58,8 +58,19 @@ Writing
     <object> gets <pose>, <truncated> and <difficult> (Unspecified / 0 when not
     set) because common VOC tools read them unconditionally. Polygons and
     rotated boxes are written as their bounds; instance masks as their box
-    plus the PNG pixels; keypoints and whole-image labels are dropped. The
-    report counts each of these.
+    plus the PNG pixels; keypoints are dropped. The report counts each of these.
+    An object's <part>s (annotations with `part_of` and its `group`) are written
+    inside it. Whole-image labels go to the devkit's classification lists
+    `ImageSets/Main/<class>_<split>.txt` (`<id>  1`, `0` when difficult, `-1`
+    for the split's other images); one without a split, or whose class an object
+    of the image already shows, is dropped (counted).
+
+Reading the lists
+    `ImageSets/Main/<class>_<split>.txt` give a whole-image Label for each class
+    marked present (`1`, or `0`: attribute difficult) that no object of the image
+    shows, and the split of an image in no plain list. <part> boxes are Boxes with
+    attributes `group` (the object's number, also set on the object) and
+    `part_of` (its class), as datumaro's VOC importer groups them.
 """
 
 from __future__ import annotations
@@ -69,7 +80,7 @@ import math
 import os
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
@@ -80,16 +91,19 @@ from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, Rotat
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
 from visionloop.formats.base import (
     IMAGE_EXTENSIONS,
+    NO_IMAGES_HINT,
     Detection,
     ImageMode,
     Reader,
     WriteReport,
     find_image,
+    images_are_optional,
     iter_files,
     place_image,
     quarantine,
     refuse_filled,
     safe_name,
+    skip,
     with_size,
 )
 
@@ -107,6 +121,7 @@ VOC_CLASSES: tuple[str, ...] = (
 VOID = 255
 BACKGROUND = "background"
 _FLAGS = ("difficult", "truncated", "occluded")
+GROUP, PART_OF = "group", "part_of"  # an object with <part>s and its parts share `group`; a part names its object
 _KNOWN_ATTRIBUTES = (*_FLAGS, "pose", "semantic")
 _SPLIT_FIRST = ("train", "val", "test")
 _SPLIT_LAST = ("trainval",)
@@ -173,6 +188,7 @@ class _Parsed:
     width: int | None
     height: int | None
     objects: list[Annotation]
+    parts: list[Annotation] = field(default_factory=list)  # <part> boxes, linked to their object by `group`
 
 
 def _parse_file(xml: Path) -> _Parsed:
@@ -203,10 +219,39 @@ def parse_annotation(root: ET.Element, *, path: Path) -> _Parsed:
             hv = int(_number(h, path=path, where="<size> <height>"))
             if wv > 0 and hv > 0:
                 width, height = wv, hv
-    objects = [_parse_object(obj, i, path=path) for i, obj in enumerate(root.findall("object"), start=1)]
+    objects: list[Annotation] = []
+    parts: list[Annotation] = []
+    for i, obj in enumerate(root.findall("object"), start=1):
+        annotation = _parse_object(obj, i, path=path)
+        found = _parse_parts(obj, i, annotation.label, path=path)
+        if found:  # the object and its parts share `group` (datumaro's VOC importer does the same)
+            annotation = replace(annotation, attributes={**annotation.attributes, GROUP: i})
+        objects.append(annotation)
+        parts.extend(found)
     filename = (root.findtext("filename") or "").strip() or None
     folder = (root.findtext("folder") or "").strip() or None
-    return _Parsed(filename, folder, width, height, objects)
+    return _Parsed(filename, folder, width, height, objects, parts)
+
+
+def _parse_parts(obj: ET.Element, index: int, parent: str, *, path: Path) -> list[Annotation]:
+    """The <part> boxes of object `index` (VOC's person layout: head, hand, foot), each a Box with attributes
+    `group` (the object's number) and `part_of` (its class). A part without <name> or <bndbox> is skipped."""
+    out = []
+    for j, part in enumerate(obj.findall("part"), start=1):
+        where = f"object {index} part {j}"
+        name = (part.findtext("name") or "").strip()
+        bndbox = part.find("bndbox")
+        if not name or bndbox is None:
+            skip("part", "no <name> or no <bndbox>", path=path, where=where)
+            continue
+        xmin, ymin, xmax, ymax = (_number(bndbox.findtext(tag), path=path, where=f"{where} <{tag}>")
+                                  for tag in ("xmin", "ymin", "xmax", "ymax"))
+        try:
+            box = Box(xmin - 1, ymin - 1, xmax, ymax)
+        except ValueError as e:
+            raise FormatError(f"impossible box ({e})", path=path, where=f"{where} <bndbox>") from None
+        out.append(Annotation(name, box, attributes={GROUP: index, PART_OF: parent}))
+    return out
 
 
 def _parse_object(obj: ET.Element, index: int, *, path: Path) -> Annotation:
@@ -355,11 +400,23 @@ def _seg_classes(root: Path) -> tuple[list[str], list[tuple[int, int, int]], boo
     return names, colors, True
 
 
-def _read_splits(image_sets: Path | None) -> dict[str, str]:
-    """Image id -> split from ImageSets/Main (else ImageSets/Segmentation) id lists."""
+@dataclass
+class _ImageSets:
+    split_of: dict[str, str] = field(default_factory=dict)  # image id -> split
+    #: image id -> class -> difficult, from ImageSets/Main/<class>_<split>.txt (`id 1`: present, `id 0`: only
+    #: difficult objects of it, `id -1`: absent)
+    labels: dict[str, dict[str, bool]] = field(default_factory=dict)
+
+
+def _read_splits(image_sets: Path | None) -> _ImageSets:
+    """Image id -> split from ImageSets/Main (else ImageSets/Segmentation) id lists, and the image-level classes
+    of the per-class lists `ImageSets/Main/<class>_<split>.txt` (whose split also counts for an image in no
+    plain list)."""
+    out = _ImageSets()
     if image_sets is None:
-        return {}
+        return out
     lists: dict[str, list[str]] = {}
+    class_splits: dict[str, str] = {}
     for sub in ("Main", "Segmentation"):
         folder = _child_dir(image_sets, sub)
         if folder is None:
@@ -368,7 +425,9 @@ def _read_splits(image_sets: Path | None) -> dict[str, str]:
             ids = _id_list(txt)
             if ids is not None:
                 lists.setdefault(txt.stem, []).extend(ids)
-        if lists:
+            elif sub == "Main":
+                _class_list(txt, out.labels, class_splits)
+        if lists or out.labels:
             break
 
     def order(name: str) -> tuple[int, str]:
@@ -387,7 +446,32 @@ def _read_splits(image_sets: Path | None) -> dict[str, str]:
     if conflicts:
         log.warning("%s: %d image ids are in more than one of train/val/test; the first list wins",
                     image_sets, conflicts)
-    return split_of
+    for image_id, name in class_splits.items():
+        split_of.setdefault(image_id, name)
+    out.split_of = split_of
+    return out
+
+
+def _class_list(txt: Path, labels: dict[str, dict[str, bool]], split_of: dict[str, str]) -> None:
+    """Read `<class>_<split>.txt` (`<id> 1|0|-1` lines, the devkit's classification lists) into `labels`
+    and `split_of` (train/val/test before trainval, as for the plain lists). Any other file is skipped."""
+    name, _, split = txt.stem.rpartition("_")
+    rows: list[tuple[str, int]] = []
+    with open(txt, encoding="utf-8-sig") as f:
+        for number, line in enumerate(f, start=1):
+            tokens = line.split()
+            if not tokens:
+                continue
+            if len(tokens) != 2 or tokens[1] not in ("1", "0", "-1") or not name or not split:
+                skip("ImageSets list", "not `<id>` nor `<id> 1|0|-1` lines", path=txt, where=f"line {number}")
+                return
+            rows.append((tokens[0], int(tokens[1])))
+    for image_id, value in rows:
+        if value >= 0:
+            labels.setdefault(image_id, {})[name] = value == 0
+        old = split_of.get(image_id)
+        if old is None or (old in _SPLIT_LAST and split not in _SPLIT_LAST):
+            split_of[image_id] = split
 
 
 def _id_list(txt: Path) -> list[str] | None:
@@ -424,37 +508,68 @@ def read(path: Path, *, split: str | None = None) -> Reader:
 
 
 def _samples(layout: _Layout, classes: ClassMap, forced_split: str | None) -> Iterator[Sample]:
-    split_of: dict[str, str] = {} if forced_split else _read_splits(layout.image_sets)
+    sets = _read_splits(layout.image_sets)
+    split_of: dict[str, str] = {} if forced_split else sets.split_of
     seen: set[str] = set()
     if layout.xml_source.is_file():
         xml_files: Iterable[Path] = [layout.xml_source]
     else:
         xml_files = iter_files(layout.xml_source, suffixes=(".xml",))
     skipped: set[str] = set()  # stems of quarantined XMLs: their images are not "unlabelled"
+    stems: set[str] = set()  # ids met as an XML or an image: the class lists' other ids have nothing to label
     for xml in xml_files:
+        stems.add(xml.stem)
         try:
             sample = _sample_from_xml(xml, layout, forced_split or split_of.get(xml.stem))
         except VisionLoopError as e:
             quarantine(e)  # raises unless the import quarantines
             skipped.add(xml.stem)
             continue
+        sample = _with_image_labels(sample, sets.labels.get(xml.stem))
         for annotation in sample.annotations:
             classes.add(annotation.label)
         if sample.image.path is not None:
             seen.add(sample.image.path)
         yield sample
-    if layout.images_dir is None:
-        return
+    if layout.images_dir is not None:
+        yield from _unannotated(layout, classes, sets, split_of, forced_split, seen, skipped, stems)
+    left = [i for i in sets.labels if i not in stems]
+    if left and layout.xml_source.is_dir():
+        skip("image-level labels", "the ImageSets/Main class lists name an id with no XML and no image",
+             path=layout.image_sets or layout.root, where=f"e.g. {left[0]}", n=len(left))
+
+
+def _unannotated(layout: _Layout, classes: ClassMap, sets: _ImageSets, split_of: dict[str, str],
+                 forced_split: str | None, seen: set[str], skipped: set[str], stems: set[str]) -> Iterator[Sample]:
+    """The images of JPEGImages/ without an XML: MISSING, or labelled by masks or the class lists."""
+    assert layout.images_dir is not None
     for image in iter_files(layout.images_dir, suffixes=IMAGE_EXTENSIONS):
+        stems.add(image.stem)
         absolute = os.path.abspath(image)
         if absolute in seen or image.stem in skipped:
             continue
         ref = ImageRef(_relative(absolute, layout.root), path=absolute)
         annotations = _segmentation(layout, image.stem, [], ref)
-        for annotation in annotations:
+        listed = sets.labels.get(image.stem)
+        state = None if annotations or listed else LabelState.MISSING
+        sample = _with_image_labels(Sample(ref, tuple(annotations), split=forced_split or split_of.get(image.stem),
+                                           state=state), listed)
+        for annotation in sample.annotations:
             classes.add(annotation.label)
-        state = None if annotations else LabelState.MISSING
-        yield Sample(ref, tuple(annotations), split=forced_split or split_of.get(image.stem), state=state)
+        yield sample
+
+
+def _with_image_labels(sample: Sample, listed: dict[str, bool] | None) -> Sample:
+    """The sample plus a whole-image Label for each class the per-class lists mark present that no object of
+    it already shows (attribute `difficult` for a `0` line)."""
+    if not listed:
+        return sample
+    shown = {a.label for a in sample.annotations}
+    extra = [Annotation(name, Label(), attributes={"difficult": True} if difficult else {})
+             for name, difficult in listed.items() if name not in shown]
+    if not extra:
+        return sample
+    return replace(sample, annotations=(*sample.annotations, *extra), state=LabelState.ANNOTATED)
 
 
 def _relative(absolute: str, root: Path) -> str:
@@ -466,11 +581,21 @@ def _relative(absolute: str, root: Path) -> str:
 
 def _sample_from_xml(xml: Path, layout: _Layout, split: str | None) -> Sample:
     parsed = _parse_file(xml)
-    image = _locate_image(xml, parsed, layout)
+    try:
+        image = _locate_image(xml, parsed, layout)
+    except ImageError:
+        if not (images_are_optional() and parsed.width and parsed.height):
+            raise
+        # --images none and the XML gives the size: the annotations alone, named as the XML names the image
+        name = (parsed.filename or xml.stem).replace("\\", "/").rsplit("/", 1)[-1]
+        if not PurePath(name).suffix:
+            name += ".jpg"
+        ref = ImageRef(name, width=parsed.width, height=parsed.height)
+        return Sample(ref, (*parsed.objects, *parsed.parts), split=split)
     absolute = os.path.abspath(image)
     ref = ImageRef(_relative(absolute, layout.root), width=parsed.width, height=parsed.height, path=absolute)
     annotations = _segmentation(layout, xml.stem, parsed.objects, ref)
-    return Sample(ref, tuple(annotations), split=split)
+    return Sample(ref, (*annotations, *parsed.parts), split=split)
 
 
 def _image_folders(xml: Path, parsed: _Parsed, layout: _Layout) -> list[Path]:
@@ -510,7 +635,8 @@ def _locate_image(xml: Path, parsed: _Parsed, layout: _Layout) -> Path:
     raise ImageError(
         f"image {names[0]!r} named by this XML not found",
         path=xml,
-        hint="looked in " + ", ".join(str(f) for f in folders),
+        hint="looked in " + ", ".join(str(f) for f in folders) + "; " + NO_IMAGES_HINT
+        + (" (the XML gives the image size)" if parsed.width and parsed.height else ""),
     )
 
 
@@ -702,7 +828,7 @@ def write_part(samples: Iterable[Sample], out: Path, *, classes: ClassMap, image
         writer.add(sample)
     if len(writer.names) != known:
         raise FormatError("a part met classes that are not in the class list", path=out)
-    return {"report": writer.report.to_json(), "splits": writer.splits}
+    return {"report": writer.report.to_json(), "splits": writer.splits, "labels": writer.labels}
 
 
 def finish_parts(out: Path, results: list[dict[str, Any]], *, classes: ClassMap) -> WriteReport:
@@ -712,6 +838,9 @@ def finish_parts(out: Path, results: list[dict[str, Any]], *, classes: ClassMap)
         writer.report.add(r["report"])
         for split, stems in r["splits"].items():
             writer.splits.setdefault(split, []).extend(stems)
+        for split, by_class in r.get("labels", {}).items():
+            for name, listed in by_class.items():
+                writer.labels.setdefault(split, {}).setdefault(name, {}).update(listed)
     return writer.finish()
 
 
@@ -722,6 +851,8 @@ class _Objects:
     boxes: list[tuple[Annotation, Box]] = field(default_factory=list)
     instances: list[tuple[int, Annotation, int]] = field(default_factory=list)  # (object no., ann, class idx)
     semantic: list[tuple[Annotation, int]] = field(default_factory=list)
+    parts: dict[Any, list[tuple[Annotation, Box]]] = field(default_factory=dict)  # group -> its <part> boxes
+    labels: list[Annotation] = field(default_factory=list)  # whole-image labels: the class lists
 
 
 class _Writer:
@@ -735,6 +866,7 @@ class _Writer:
         self.index = {name: i for i, name in enumerate(self.names)}
         self.stems: set[str] = set()
         self.splits: dict[str, list[str]] = {}
+        self.labels: dict[str, dict[str, dict[str, bool]]] = {}  # split -> class -> stem -> difficult
         self.cmap = voc_colormap()
         self.made_annotations = False
 
@@ -769,9 +901,27 @@ class _Writer:
         if sample.state is LabelState.MISSING and not sample.annotations:
             return  # no XML: nobody labelled it
         objects = self._collect(sample.annotations, ref.width, ref.height)
+        self._image_labels(sample, stem, objects)
         if objects.instances or objects.semantic:
             self._write_pngs(stem, objects, ref.width, ref.height)
         self._write_xml(stem, name, ref, objects)
+
+    def _image_labels(self, sample: Sample, stem: str, objects: _Objects) -> None:
+        """Whole-image labels go to ImageSets/Main/<class>_<split>.txt (`1`, `0` when difficult), as the devkit's
+        classification lists; the reader gives back a Label for a listed class no object of the image shows."""
+        shown = {a.label for a, _ in objects.boxes} | {a.label for _, a, _ in objects.instances}
+        for ann in objects.labels:
+            if not sample.split:
+                self.report.drop("label", "VOC keeps image labels in per-split class lists; the image has no split")
+            elif ann.label in shown:
+                self.report.drop("label", "an object of the same class already says it (VOC's class lists)")
+            else:
+                self._class_index(ann.label)
+                listed = self.labels.setdefault(sample.split, {}).setdefault(ann.label, {})
+                listed[stem] = listed.get(stem, True) and bool(ann.attributes.get("difficult"))
+                self.report.annotations["label"] += 1
+                if any(k != "difficult" for k in ann.attributes):
+                    self.report.drop("attributes", "a VOC class list holds a class and `difficult` only")
 
     def _collect(self, annotations: Iterable[Annotation], width: int, height: int) -> _Objects:
         objects = _Objects()
@@ -780,7 +930,10 @@ class _Writer:
             geometry = ann.geometry
             if ann.crowd and not isinstance(geometry, (Keypoints, Label)):
                 report.converted["crowd -> ordinary object (VOC has no crowd flag)"] += 1
-            if isinstance(geometry, Box):
+            if isinstance(geometry, Box) and PART_OF in ann.attributes and ann.attributes.get(GROUP) is not None:
+                objects.parts.setdefault(ann.attributes[GROUP], []).append((ann, geometry))
+                report.annotations["box"] += 1
+            elif isinstance(geometry, Box):
                 objects.boxes.append((ann, geometry))
                 report.annotations["box"] += 1
             elif isinstance(geometry, (Polygon, RotatedBox)):
@@ -789,6 +942,8 @@ class _Writer:
                 report.annotations["box"] += 1
             elif isinstance(geometry, Mask):
                 self._collect_mask(ann, geometry, width, height, objects)
+            elif isinstance(geometry, Label):
+                objects.labels.append(ann)
             else:
                 report.drop(kind(geometry), "VOC holds boxes and masks only")
         return objects
@@ -865,9 +1020,20 @@ class _Writer:
             "\t\t<depth>3</depth>\n\t</size>\n",
             f"\t<segmented>{segmented}</segmented>\n",
         ]
+        placed: set[Any] = set()  # groups whose parts went inside their object
         for ann, box in objects.boxes:
             self._class_index(ann.label)
-            parts.append(_object_xml(ann, box))
+            g = ann.attributes.get(GROUP)
+            inner = objects.parts.get(g, []) if g is not None and g not in placed else []
+            placed.add(g)
+            for part, _ in inner:
+                self._class_index(part.label)
+            parts.append(_object_xml(ann, box, inner))
+        for g, orphans in objects.parts.items():  # parts whose object is not here: objects of their own
+            if g not in placed:
+                for ann, box in orphans:
+                    self._class_index(ann.label)
+                    parts.append(_object_xml(ann, box))
         parts.append("</annotation>\n")
         folder = f"{self.out}/Annotations"
         if not self.made_annotations:
@@ -887,6 +1053,12 @@ class _Writer:
             file_name = re.sub(r"[^\w.-]", "_", split) + ".txt"
             (main / file_name).write_text("".join(f"{s}\n" for s in stems), encoding="utf-8")
             self.report.files += 1
+        for split, by_class in self.labels.items():  # the devkit's classification lists: every image of the split
+            for name, listed in by_class.items():
+                lines = [f"{s} {(0 if listed[s] else 1) if s in listed else -1:>2}\n" for s in self.splits[split]]
+                safe = re.sub(r"[^\w.-]", "_", f"{name}_{split}")
+                (main / f"{safe}.txt").write_text("".join(lines), encoding="utf-8")
+                self.report.files += 1
         self.out.mkdir(parents=True, exist_ok=True)
         lines = ["# label:color_rgb:parts:actions"]
         for i, name in enumerate(self.names):
@@ -907,9 +1079,20 @@ def _flag_text(value: Any) -> str:
     return "1" if value else "0"
 
 
-def _object_xml(ann: Annotation, box: Box) -> str:
-    """One <object> element as text (string building: ElementTree's serializer is 5x slower)."""
+def _bndbox(box: Box, indent: str) -> list[str]:
+    lines = [f"{indent}<bndbox>"]
+    for tag, value in (("xmin", box.x0 + 1), ("ymin", box.y0 + 1), ("xmax", box.x1), ("ymax", box.y1)):
+        lines.append(f"{indent}\t<{tag}>{format_coordinate(value)}</{tag}>")
+    lines.append(f"{indent}</bndbox>")
+    return lines
+
+
+def _object_xml(ann: Annotation, box: Box, parts: Sequence[tuple[Annotation, Box]] = ()) -> str:
+    """One <object> element as text (string building: ElementTree's serializer is 5x slower), with its
+    <part> boxes (annotations of the same `group` with `part_of`)."""
     attrs = ann.attributes
+    if parts:
+        attrs = {k: v for k, v in attrs.items() if k != GROUP}
     lines = [
         "\t<object>",
         f"\t\t<name>{_escape(ann.label)}</name>",
@@ -919,10 +1102,11 @@ def _object_xml(ann: Annotation, box: Box) -> str:
     ]
     if "occluded" in attrs:
         lines.append(f"\t\t<occluded>{_flag_text(attrs['occluded'])}</occluded>")
-    lines.append("\t\t<bndbox>")
-    for tag, value in (("xmin", box.x0 + 1), ("ymin", box.y0 + 1), ("xmax", box.x1), ("ymax", box.y1)):
-        lines.append(f"\t\t\t<{tag}>{format_coordinate(value)}</{tag}>")
-    lines.append("\t\t</bndbox>")
+    lines += _bndbox(box, "\t\t")
+    for part, part_box in parts:
+        lines.append(f"\t\t<part>\n\t\t\t<name>{_escape(part.label)}</name>")
+        lines += _bndbox(part_box, "\t\t\t")
+        lines.append("\t\t</part>")
     extra = {k: v for k, v in attrs.items() if k not in _KNOWN_ATTRIBUTES and v is not None}
     if extra:
         lines.append("\t\t<attributes>")

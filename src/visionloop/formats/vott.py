@@ -12,7 +12,9 @@ Coordinates are image pixels (continuous, top-left origin), kept as they are.
     POLYGON                     Polygon from ``points``
     POINT                       Keypoints, one visible point
     POLYLINE                    Keypoints, attribute ``vott_shape: "polyline"``
-A region's first tag is the class; more tags go to attribute ``extra_labels``. Classes are the
+A region with several tags is one annotation per tag (as VoTT's CSV exporter writes one row per tag),
+sharing the attribute ``vott_region`` (the region id); a region without a tag is skipped (counted in the
+report's ``skipped``; ``--strict`` refuses it). Classes are the
 project's ``tags`` in order (ids 0..n-1, colours kept), plus any tag only found on regions.
 State: Tagged with regions → ANNOTATED; Visited (or Tagged without regions) → NULL; NotVisited →
 MISSING. Images are looked up beside the JSON by asset name, then by the asset's `file:` path.
@@ -31,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -39,6 +42,7 @@ import orjson
 from visionloop.core.classes import ClassMap
 from visionloop.core.errors import FormatError
 from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, RotatedBox, mask_to_polygon
+from visionloop.core.geometry import kind as kind_of
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
 from visionloop.formats._labeltools import (
     UniqueNames,
@@ -57,6 +61,7 @@ from visionloop.formats.base import (
     open_text_bytes,
     place_image,
     safe_name,
+    skip,
     with_size,
 )
 
@@ -65,7 +70,8 @@ log = logging.getLogger(__name__)
 FORMAT = "vott"
 EXPORT_DIR = "vott-json-export"
 SHAPE_ATTR = "vott_shape"
-EXTRA = "extra_labels"
+EXTRA = "extra_labels"  # older reads: a region's tags after the first (still written back as tags)
+REGION_ATTR = "vott_region"  # the region id shared by the annotations of one region with several tags
 _STATES = {0: LabelState.MISSING, 1: LabelState.NULL, 2: LabelState.ANNOTATED}
 
 
@@ -125,15 +131,28 @@ def read(path: Path, *, split: str | None = None) -> Reader:
     return Reader(classes, samples, source=path)
 
 
-def parse_region(r: Any, *, path: Path, where: str) -> Annotation | None:
+def parse_region(r: Any, *, path: Path, where: str) -> list[Annotation]:
+    """One annotation per tag of the region (VoTT's CSV exporter writes one row per tag too); several share
+    the attribute `vott_region` (the region's id) so the writer puts them back in one region. A region without
+    a tag has no class: skipped (counted)."""
     if not isinstance(r, dict):
         raise FormatError("a region must be an object", path=path, where=where)
-    tags = [str(t) for t in r.get("tags") or []]
+    tags = list(dict.fromkeys(str(t) for t in r.get("tags") or []))
     if not tags:
-        log.warning("%s (%s): region without tags skipped", path, where)
-        return None
+        skip("region", "no tag (no class)", path=path, where=where)
+        return []
+    one = _parse_shape(r, tags[0], path=path, where=where)
+    if len(tags) == 1:
+        return [one]
+    region = str(r.get("id") or where)
+    attributes = {**one.attributes, REGION_ATTR: region}
+    return [replace(one, label=t, attributes=attributes) for t in tags]
+
+
+def _parse_shape(r: dict[str, Any], tag: str, *, path: Path, where: str) -> Annotation:
+    tags = [tag]
     kind = str(r.get("type", "RECTANGLE")).upper()
-    attributes: dict[str, Any] = {EXTRA: tags[1:]} if len(tags) > 1 else {}
+    attributes: dict[str, Any] = {}
 
     def pts() -> list[tuple[float, float]]:
         raw = r.get("points")
@@ -178,7 +197,7 @@ def _asset(key: str, entry: Any, path: Path, split: str | None) -> Sample:
     regions = entry.get("regions") or []
     if not isinstance(regions, list):
         raise FormatError("`regions` must be a list", path=path, where=where)
-    anns = [a for i, r in enumerate(regions) if (a := parse_region(r, path=path, where=f"{where} regions[{i}]"))]
+    anns = [a for i, r in enumerate(regions) for a in parse_region(r, path=path, where=f"{where} regions[{i}]")]
     root = path.parent
     local = find_local(root, name) or (find_local(root, str(asset["path"])) if asset.get("path") else None)
     file_name = relative_or_name(local, root, name)
@@ -249,7 +268,7 @@ def shape_regions(ann: Annotation, report: WriteReport) -> list[tuple[str, Box, 
 
 
 def note_losses(ann: Annotation, report: WriteReport, what: str) -> None:
-    if any(k not in (EXTRA, SHAPE_ATTR) for k in ann.attributes):
+    if any(k not in (EXTRA, SHAPE_ATTR, REGION_ATTR) for k in ann.attributes):
         report.drop("attributes", f"{what} holds tags only")
     if ann.confidence is not None:
         report.drop("confidence", f"{what} has no score field")
@@ -290,17 +309,30 @@ def write(
                 report.files += 1
             if sample.split:
                 report.drop("split", "VoTT has no splits")
-            regions = []
+            regions: list[dict[str, Any]] = []
+            shared: dict[Any, tuple[Any, dict[str, Any]]] = {}  # vott_region -> (geometry, its region)
             for ann in sample.annotations:
                 note_losses(ann, report, "VoTT")
+                for t in tags_of(ann):
+                    if t not in book:
+                        book.add(t)
+                rid = ann.attributes.get(REGION_ATTR)
+                if rid is not None and rid in shared and shared[rid][0] == ann.geometry:
+                    # another tag of one region with several (read as one annotation per tag): one region again
+                    region = shared[rid][1]
+                    region["tags"] += [t for t in tags_of(ann) if t not in region["tags"]]
+                    report.annotations[kind_of(ann.geometry)] += 1
+                    continue
                 for kind, bb, pts in shape_regions(ann, report):
                     region_no += 1
-                    for t in tags_of(ann):
-                        if t not in book:
-                            book.add(t)
-                    regions.append({"id": f"r{region_no}", "type": kind, "tags": tags_of(ann),
-                                    "boundingBox": {"height": bb.height, "width": bb.width, "left": bb.x0, "top": bb.y0},
-                                    "points": [{"x": x, "y": y} for x, y in pts]})
+                    # a region read with several tags keeps its id (unique in the asset), so a round trip is stable
+                    keep = rid is not None and rid not in shared and not any(r["id"] == str(rid) for r in regions)
+                    region = {"id": str(rid) if keep else f"r{region_no}", "type": kind, "tags": tags_of(ann),
+                              "boundingBox": {"height": bb.height, "width": bb.width, "left": bb.x0, "top": bb.y0},
+                              "points": [{"x": x, "y": y} for x, y in pts]}
+                    regions.append(region)
+                    if rid is not None:
+                        shared[rid] = (ann.geometry, region)
             asset_id = hashlib.md5(f"file:{name}".encode()).hexdigest()
             state = 2 if regions else (0 if sample.state is LabelState.MISSING else 1)
             asset = {"format": Path(name).suffix.lstrip(".").lower(), "id": asset_id, "name": name,

@@ -36,6 +36,7 @@ from visionloop.formats.base import (
     ImageMode,
     Reader,
     WriteReport,
+    count_state_change,
     place_image,
     relative_name,
     safe_name,
@@ -211,6 +212,7 @@ def write(
                     for t in tags:
                         w.writerow([name, box.x0, box.y0, box.x1, box.y1, t])
                         report.annotations["box"] += 1
+                count_state_change(report, sample, becomes=LabelState.NULL, why="an image without rows reads as labelled empty")
                 report.images += 1
         partial.replace(final)
     except BaseException:

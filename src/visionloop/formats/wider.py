@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -51,6 +53,7 @@ CLASS = "face"
 FLAGS = ("blur", "expression", "illumination", "invalid", "occlusion", "pose")
 SPLIT_DIR = "wider_face_split"
 SPLITS = ("train", "val", "test")
+_LIST = re.compile(r"^wider_face_(?P<split>[\w.-]+?)_(?P<kind>bbx_gt|filelist)\.txt$")
 UNKNOWN_EVENT = "0--unknown"
 
 
@@ -65,16 +68,22 @@ def _test_list(split: str) -> str:
 def _files(path: Path) -> tuple[Path, list[tuple[Path, str, bool]]]:
     """(dataset root, [(list file, split, has boxes)]) for a path, without reading anything."""
     if path.is_file():
-        name = path.name
-        for split in SPLITS:
-            if name in (_gt_name(split), _test_list(split)):
-                root = path.parent.parent if path.parent.name == SPLIT_DIR else path.parent
-                return root, [(path, split, name == _gt_name(split))]
+        m = _LIST.match(path.name)
+        if m:
+            root = path.parent.parent if path.parent.name == SPLIT_DIR else path.parent
+            return root, [(path, m["split"], m["kind"] == "bbx_gt")]
         return path.parent, []
     root = path.parent if path.name == SPLIT_DIR else path
     split_dir = root / SPLIT_DIR
+    # every split the folder names (train, val, test first; any other, e.g. `valid`, after), not only the three
+    # official ones: a list file that is there is never ignored
+    names: set[str] = set()
+    try:
+        names = {m["split"] for f in os.listdir(split_dir) if (m := _LIST.match(f))}
+    except OSError:
+        pass
     found = []
-    for split in SPLITS:
+    for split in sorted(names, key=lambda n: (SPLITS.index(n) if n in SPLITS else len(SPLITS), n)):
         if (split_dir / _gt_name(split)).is_file():
             found.append((split_dir / _gt_name(split), split, True))
         elif (split_dir / _test_list(split)).is_file():

@@ -456,6 +456,11 @@ def _yaml_layout(yaml_path: Path, task: str | None) -> _Layout:
         entries = _split_entries(data.get(key))
         for entry in entries or []:
             found = _resolve_entry(entry, root, yaml_path)
+            if found is None and key == "test":
+                # Ultralytics requires `train` and `val` only; Roboflow writes `test: ../test/images` whether or
+                # not the export has a test split
+                log.info("%s: `test: %s` is absent; no test split", yaml_path, entry)
+                continue
             if found is None:
                 raise FormatError(
                     f"`{key}: {entry}` is not a folder or file here (looked relative to {root})",

@@ -27,7 +27,7 @@ from visionloop import formats
 from visionloop.core.errors import VisionLoopError
 from visionloop.core.sample import LabelState, Sample, Source
 from visionloop.formats.base import allow_outside_root as allow_outside_root_
-from visionloop.formats.base import dataset_root, quarantine, quarantine_reads, quarantine_record
+from visionloop.formats.base import count_skips, dataset_root, quarantine, quarantine_reads, quarantine_record
 from visionloop.formats.checks import TRUNCATED, check_image_sample
 from visionloop.store import quarantine as store_quarantine
 from visionloop.store.project import Store
@@ -53,11 +53,13 @@ class ImportReport:
     quarantined: list[dict[str, Any]] = field(default_factory=list)  # {"file", "element", "reason"}
     fixed: bool = True  # False with --no-fix: `fixes` are defects found and kept, not repairs
     notes: dict[str, int] = field(default_factory=dict)  # truncated_image: landed, noted for health
+    skipped: dict[str, int] = field(default_factory=dict)  # "element: reason" the reader saw and did not keep
 
     def to_json(self) -> dict[str, Any]:
         return {"batch": self.batch_id, "source": self.source, "format": self.format,
                 "images_seen": self.images_seen, **self.counts, "fixes" if self.fixed else "found": self.fixes,
-                "notes": self.notes, "classes": self.classes, "quarantined": self.quarantined}
+                "notes": self.notes, "classes": self.classes, "quarantined": self.quarantined,
+                "skipped": self.skipped}
 
 
 def import_dataset(
@@ -86,9 +88,10 @@ def import_dataset(
     with allow_outside_root_(allow_outside_root):
         path = Path(path)
         name = format or formats.detect(path)
-        reader = formats.read(path, format=name, split=split)
-        return _import(store, reader, path, name=name, split=split, fix=fix, strict=strict, progress=progress,
-                       annotation_source=annotation_source)
+        with count_skips(strict) as skips:  # what the reader sees and does not keep: counted, strict refuses
+            reader = formats.read(path, format=name, split=split)
+            return _import(store, reader, path, name=name, split=split, fix=fix, strict=strict, progress=progress,
+                           annotation_source=annotation_source, skips=skips)
 
 
 def import_samples(store: Store, reader: formats.Reader, root: str | Path, *, format: str, split: str | None = None,
@@ -96,9 +99,9 @@ def import_samples(store: Store, reader: formats.Reader, root: str | Path, *, fo
                    annotation_source: Source | str | None = None) -> ImportReport:
     """`import_dataset` for samples made in memory (predictions as pre-labels): the same checks, one batch,
     undoable. `root`: the folder their images are named relative to (the batch's source)."""
-    with allow_outside_root_(True):
+    with allow_outside_root_(True), count_skips(strict) as skips:
         return _import(store, reader, Path(root), name=format, split=split, fix=fix, strict=strict,
-                       progress=progress, annotation_source=annotation_source)
+                       progress=progress, annotation_source=annotation_source, skips=skips)
 
 
 def _with_source(sample: Sample, source: Source) -> Sample:
@@ -108,7 +111,8 @@ def _with_source(sample: Sample, source: Source) -> Sample:
 
 
 def _import(store: Store, reader: formats.Reader, path: Path, *, name: str, split: str | None, fix: bool,
-            strict: bool, progress: Progress | None, annotation_source: Source | str | None = None) -> ImportReport:
+            strict: bool, progress: Progress | None, annotation_source: Source | str | None = None,
+            skips: Counter[str] | None = None) -> ImportReport:
     forced = Source(annotation_source) if annotation_source is not None else None
     fixes: Counter[str] = Counter()
     quarantined: list[dict[str, Any]] = []
@@ -144,12 +148,14 @@ def _import(store: Store, reader: formats.Reader, path: Path, *, name: str, spli
         batch.summary["fixes" if fix else "found"] = dict(fixes)
         if notes:
             batch.summary["notes"] = notes
+        if skips:
+            batch.summary["skipped"] = dict(skips)
         batch.summary["quarantined"] = quarantined
         batch.summary["images_quarantined"] = len(quarantined)
         # kept even when nothing else changed, so health sees this import's list (and an earlier list ends)
         batch.keep = bool(quarantined) or open_records
     report = ImportReport(batch.batch_id, str(path), name, seen, dict(batch.counts), dict(fixes),
-                          reader.classes.names, quarantined, fix, notes)
+                          reader.classes.names, quarantined, fix, notes, dict(skips or {}))
     log.info("imported %s: %s", path, report.to_json())
     return report
 

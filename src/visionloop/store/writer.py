@@ -25,7 +25,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from visionloop.core.classes import ClassMap
-from visionloop.core.sample import Sample
+from visionloop.core.sample import LabelState, Sample
 from visionloop.store import batches, bulk, codec
 from visionloop.store.batches import BatchKind, Op, RowChange
 from visionloop.store.blobs import Staging
@@ -161,12 +161,16 @@ class BatchWriter:
         shas = list({p[0].image.sha256 for p in pending})
         existing: dict[tuple[str, str, str | None], tuple[int, str, int]] = {}
         labelled: set[int] = set()
+        labelled_shas: set[str] = set()  # bytes some image of the project has labels for
+        known_shas: set[str] = set()  # bytes some image of the project has
         for row in s.execute(
                 select(ImageRow.id, ImageRow.sha256, ImageRow.file_name, ImageRow.split, ImageRow.ann_digest,
                        ImageRow.batch_id, ImageRow.state).where(ImageRow.sha256.in_(shas))):
             existing[(row.sha256, row.file_name, row.split)] = (row.id, row.ann_digest, row.batch_id)
             if row.state != "missing":
                 labelled.add(row.id)
+                labelled_shas.add(row.sha256)
+            known_shas.add(row.sha256)
         known_blobs = set(s.scalars(select(BlobRow.sha256).where(BlobRow.sha256.in_(shas))))
 
         new_blobs: dict[str, tuple[int, str | None]] = {}
@@ -196,10 +200,16 @@ class BatchWriter:
                 iid, old_digest, _batch = existing[key]
                 if old_digest == digest:
                     self.counts["images_unchanged"] += 1
-                elif not self.replace_labelled and iid in labelled:
+                elif iid in labelled and (not self.replace_labelled or sample.state is LabelState.MISSING):
+                    # pre-labels, or an image nobody labelled (an `unlabelled` import), never replace labels
                     self.counts["images_kept_labelled"] += 1
                 else:
                     replaced.append((iid, sample, digest))
+                continue
+            if sample.state is LabelState.MISSING and sha in known_shas:
+                # an image nobody labelled whose bytes the project already holds (under another name or split):
+                # not a second copy, and never in place of its labels
+                self.counts["images_kept_labelled" if sha in labelled_shas else "images_already_present"] += 1
                 continue
             existing[key] = (-1, digest, self.batch_id or -1)
             new_images.append(self._image_row(sample, digest))
