@@ -148,3 +148,29 @@ def test_workers_exit_when_the_parent_is_killed(tmp_path):
         proc.wait()
     assert len(workers) >= 2
     assert gone_within(workers, 2.0) == []
+
+
+def test_forks_after_opencv_ran_its_thread_pool_do_not_hang():
+    # once the parent ran a parallel OpenCV call, a forked child touching OpenCV's pool (worker_setup's
+    # cv2.setNumThreads, or any resize) waited forever on the parent's pool threads: a hung CI worker
+    script = textwrap.dedent("""
+        import numpy as np, cv2
+        from visionloop.runtime import Pool, run_forked
+
+        a = np.random.default_rng(0).integers(0, 255, (1500, 1500, 3), dtype=np.uint8)
+        for _ in range(10):
+            cv2.GaussianBlur(a, (15, 15), 3)
+        assert cv2.getNumThreads() > 1
+
+        def blur(p):
+            return int(cv2.GaussianBlur(a, (15, 15), 3)[p, p, 0]) * 0 + p
+
+        print(run_forked([1, 2, 3], blur))
+        with Pool(2) as pool:
+            print(list(pool.imap(abs, [-1, -2, -3])))
+        print(cv2.getNumThreads() > 1)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "OPENCV_FOR_THREADS_NUM": "2"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[:3] == ["[1, 2, 3]", "[1, 2, 3]", "True"]

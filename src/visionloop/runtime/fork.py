@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any, TypeVar
 
-from visionloop.runtime.pool import worker_setup
+from visionloop.runtime.pool import quiet_opencv, worker_setup
 
 P = TypeVar("P")
 T = TypeVar("T")
@@ -33,13 +33,17 @@ def run_forked(parts: Sequence[P], work: Callable[[P], T]) -> list[T]:
     ctx = multiprocessing.get_context("fork")
     procs: list[tuple[Any, Connection]] = []
     results: dict[int, Any] = {}
+    restore = quiet_opencv()  # else a child that touches OpenCV's thread pool hangs (pool.quiet_opencv)
     try:
-        for part in parts:
-            recv, send = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_child, args=(os.getpid(), work, part, send), daemon=True)
-            proc.start()
-            send.close()
-            procs.append((proc, recv))
+        try:
+            for part in parts:
+                recv, send = ctx.Pipe(duplex=False)
+                proc = ctx.Process(target=_child, args=(os.getpid(), work, part, send), daemon=True)
+                proc.start()
+                send.close()
+                procs.append((proc, recv))
+        finally:
+            restore()
         waiting: dict[Any, int] = {recv: k for k, (_, recv) in enumerate(procs)}
         while waiting:
             for ready in wait(list(waiting)):

@@ -82,6 +82,24 @@ def can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods() and python_threads() == 1
 
 
+def quiet_opencv() -> Callable[[], None]:
+    """Make this process safe to fork as far as OpenCV is concerned; returns the function that undoes it.
+
+    OpenCV's own thread pool does not survive a fork: once the parent has run a parallel OpenCV call (a
+    resize, a blur — rapidocr, the health checks), a forked child that touches the pool, even through
+    `cv2.setNumThreads`, waits forever on threads that exist only in the parent (seen as a hung test worker).
+    One thread joins the pool's workers; the parent gets its threads back when the forks are done."""
+    try:
+        import cv2
+    except ImportError:  # pragma: no cover - OpenCV is a dependency
+        return lambda: None
+    before = cv2.getNumThreads()
+    if before == 1:
+        return lambda: None
+    cv2.setNumThreads(1)
+    return lambda: cv2.setNumThreads(before)
+
+
 # -- in the worker ----------------------------------------------------------------------------
 def watch_parent(parent: int | None = None, interval: float = WATCH_INTERVAL) -> None:
     """Exit this process as soon as its parent changes (the parent died and it was re-parented) or `parent`, the
@@ -133,9 +151,11 @@ class Pool:
             raise ValueError("a Pool needs at least one worker")
         self.workers = workers
         self.name = name
+        context = context or start_context()
+        # forked workers start lazily (at the first submit): OpenCV stays fork-safe until the pool closes
+        self._restore = quiet_opencv() if context.get_start_method() == "fork" else (lambda: None)
         self._executor: ProcessPoolExecutor | None = ProcessPoolExecutor(
-            workers, mp_context=context or start_context(), initializer=_bootstrap,
-            initargs=(os.getpid(), initializer, initargs))
+            workers, mp_context=context, initializer=_bootstrap, initargs=(os.getpid(), initializer, initargs))
 
     # -- context ------------------------------------------------------------------------------
     def __enter__(self) -> Pool:
@@ -152,10 +172,12 @@ class Pool:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+        self._restore()
 
     def terminate(self) -> None:
         """Cancel what is queued and stop the workers now (after Ctrl-C or an error)."""
         executor, self._executor = self._executor, None
+        self._restore()
         if executor is None:
             return
         processes = list((getattr(executor, "_processes", None) or {}).values())
