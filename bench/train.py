@@ -227,6 +227,8 @@ def main() -> int:
                     help="canonical: the dataset author's 160/40 (data/test_labels.csv); random: 0.8/0.2 seed 0")
     ap.add_argument("--zoom", type=float, default=None, help="scale jitter: random crops keeping >= 100-zoom %% "
                     "of each side (default: the training default)")
+    ap.add_argument("--zoom-off", type=float, default=None, help="the last fraction of the schedule without "
+                    "scale jitter (e.g. 0.25)")
     ap.add_argument("--ema", action="store_true", help="keep the moving average of the weights, not the raw ones")
     ap.add_argument("--random", action="store_true", help="also train from a random backbone, same budget")
     ap.add_argument("--peer", choices=["yolo"], default=None,
@@ -237,6 +239,8 @@ def main() -> int:
     zoom = {} if args.zoom is None else {"zoom": args.zoom}
     if args.ema:
         zoom["ema"] = True
+    if args.zoom_off:
+        zoom["zoom_off"] = args.zoom_off
     with tempfile.TemporaryDirectory(prefix="vl-bench-train-") as tmp:
         t = time.perf_counter()
         store, info = make_project(Path(tmp), datasets() / args.dataset, args.split)

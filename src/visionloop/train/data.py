@@ -44,6 +44,7 @@ class TrainSet:
                  task: str, multi_label: bool = False, zoom: float = 0.0) -> None:
         self.base = base
         self.compose = Compose(ops(width, height, resize, augment=augment, zoom=zoom))
+        self._size = (width, height, resize, augment)
         self.seed = seed
         self.epoch = 0
         self.task = task
@@ -51,6 +52,11 @@ class TrainSet:
         self.num_classes = len(base.class_names)
         if task in ("segment", "semantic"):
             base.masks = True  # per-object masks (polygons and RLE rasterised) in the targets
+
+    def stop_zoom(self) -> None:
+        """From now on, no scale jitter (the last part of a schedule trains on the sizes it will see)."""
+        width, height, resize, augment = self._size
+        self.compose = Compose(ops(width, height, resize, augment=augment, zoom=0.0))
 
     def __len__(self) -> int:
         return len(self.base)

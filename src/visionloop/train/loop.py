@@ -111,7 +111,7 @@ def train(store: Store, version: str | int, *, task: str = "detect", model: str 
           imgsz: int | None = None, time_budget: float | str | None = None, batch: int = 8, lr: float = 1e-3,
           weight_decay: float = 5e-4, seed: int = 0, device: str = "cpu", workers: int = 0,
           threads: int | None = None, patience: int | None = None, multi_label: bool | None = None,
-          resume: str | None = None, name: str | None = None, export: bool = True, zoom: float = 25.0,
+          resume: str | None = None, name: str | None = None, export: bool = True, zoom: float = 25.0, zoom_off: float = 0.0,
           ema: bool = False, max_steps: int | None = None, progress: Callable[[Progress], None] | None = None,
           **options: Any) -> TrainResult:
     """Train a model on `version` and register it. See the module docstring."""
@@ -128,7 +128,7 @@ def train(store: Store, version: str | int, *, task: str = "detect", model: str 
         epochs, imgsz, batch, lr = hyper["epochs"], hyper["imgsz"], hyper["batch"], hyper["lr"]
         weight_decay, seed, patience = hyper["weight_decay"], hyper["seed"], hyper.get("patience")
         budget, multi_label = hyper.get("time_budget"), hyper.get("multi_label", False)
-        zoom = hyper.get("zoom", 0.0)
+        zoom, zoom_off = hyper.get("zoom", 0.0), hyper.get("zoom_off", 0.0)
         ema = hyper.get("ema") is not None
         version = info.version_id if info.version_id is not None else info.version
         arch = M.ARCHS[arch_name]
@@ -157,6 +157,7 @@ def train(store: Store, version: str | int, *, task: str = "detect", model: str 
         hyper = {"epochs": epochs, "imgsz": imgsz, "batch": batch, "lr": lr, "weight_decay": weight_decay,
                  "seed": seed, "patience": patience, "time_budget": budget, "multi_label": multi_label,
                  "optimizer": "AdamW", "schedule": "warmup+cosine", "device": device, "split": "train", "zoom": zoom,
+                 "zoom_off": zoom_off,
                  "valid_split": valid_split, "weights": spec.name, "config": net.config,
                  "ema": EMA if ema else None}
         info = registry.create(store, task=task, arch=arch.name, weights_init=spec.name,
@@ -221,6 +222,9 @@ def train(store: Store, version: str | int, *, task: str = "detect", model: str 
     board = _board(folder)
     for epoch in range(start_epoch, epochs):
         data.epoch = epoch
+        done = max(epoch / epochs, (time.perf_counter() - t0) / budget if budget else 0.0)
+        if zoom and zoom_off and done >= 1.0 - zoom_off:
+            data.stop_zoom()  # the last `zoom_off` of the schedule without scale jitter
         net.train()
         te = time.perf_counter()
         losses: list[float] = []
