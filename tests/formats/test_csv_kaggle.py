@@ -14,6 +14,7 @@ Fixtures:
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -123,8 +124,8 @@ def wheat(tmp_path: Path) -> Path:
     (root / "train.csv").write_text(WHEAT)
     (root / "sample_submission.csv").write_text("image_id,PredictionString\naee8d7e4d,1.0 0 0 50 50\n")
     for stem in ("b6ab77fd7", "b53afdf5c", "51f1be19e"):  # 51f1be19e: in train/, in no row (no wheat)
-        _image(root / "train" / f"{stem}.jpg", 64, 64)
-    _image(root / "test" / "aee8d7e4d.jpg", 64, 64)
+        _image(root / "train" / f"{stem}.jpg", 1024, 1024)
+    _image(root / "test" / "aee8d7e4d.jpg", 1024, 1024)
     return root
 
 
@@ -245,3 +246,14 @@ def test_cli_convert_with_csv_columns(wheat: Path, tmp_path: Path) -> None:
         "b6ab77fd7.jpg,1024,1024,wheat,226,548,356,606",
         "b53afdf5c.jpg,1024,1024,wheat,988,781,1024,877",
     ]
+
+
+def test_cli_import_with_csv_columns(wheat: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    proj = tmp_path / "p"
+    assert runner.invoke(app, ["init", str(proj)]).exit_code == 0
+    r = runner.invoke(app, ["import", str(wheat), "-p", str(proj)])
+    assert r.exit_code == 1 and "one_class=<name>" in str(r.exception)
+    r = runner.invoke(app, ["import", str(wheat), "-p", str(proj), "--csv-columns", "one_class=wheat", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["images_added"] == 3
