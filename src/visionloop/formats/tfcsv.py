@@ -141,11 +141,6 @@ class _Columns:
     size: tuple[int, int] | None
     normalised: bool | None  # None: not said (refused when every value is <= 1)
     extra: tuple[tuple[int, str], ...]  # other columns, kept as annotation attributes
-    exact: bool  # the TF Object Detection CSV header itself
-
-    @property
-    def box_names(self) -> str:
-        return "bbox" if len(self.box) == 1 else self.layout
 
 
 def _pick(header: list[str], words: tuple[str, ...]) -> list[int]:
@@ -167,7 +162,6 @@ def _columns(header: list[str], mapping: dict[str, str]) -> _Columns:
     unknown = sorted(set(mapping) - set(MAPPING_KEYS))
     if unknown:
         raise _Ambiguous(f"{CSV_COLUMNS_FLAG} key {unknown[0]!r} unknown (keys: {', '.join(MAPPING_KEYS)})")
-    exact = set(COLUMNS) <= {h.lower() for h in header} and not mapping
     # image
     if "image" in mapping:
         image = _column(header, mapping["image"])
@@ -232,7 +226,7 @@ def _columns(header: list[str], mapping: dict[str, str]) -> _Columns:
     used = {image, *box, *(size or ()), *(() if cls is None else (cls,))}
     extra = tuple((i, h) for i, h in enumerate(header) if i not in used and h)
     return _Columns(image, cls, one_class, box, layout, size,
-                    None if coords is None else _COORDS[coords.lower()], extra, exact)
+                    None if coords is None else _COORDS[coords.lower()], extra)
 
 
 @dataclass(frozen=True)
