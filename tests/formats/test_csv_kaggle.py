@@ -257,3 +257,17 @@ def test_cli_import_with_csv_columns(wheat: Path, tmp_path: Path) -> None:
     r = runner.invoke(app, ["import", str(wheat), "-p", str(proj), "--csv-columns", "one_class=wheat", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["images_added"] == 3
+
+
+def test_convert_quarantines_an_unresolvable_id_and_writes_the_rest(tmp_path: Path) -> None:
+    from visionloop.formats.convert import convert
+
+    src = tmp_path / "ds"
+    _image(src / "a.jpg", 32, 24)
+    (src / "labels.csv").write_text("image_id,label,xmin,ymin,xmax,ymax\na,cat,1,2,30,20\nb,dog,1,2,3,4\n")
+    report = convert(src / "labels.csv", tmp_path / "out", to="tfcsv")
+    assert report.images == 1 and report.annotations == {"box": 1}
+    assert report.quarantined == [{
+        "file": "labels.csv", "element": "line 3",
+        "reason": "image id 'b' has no extension and no image file has that stem (looked in " + f"{src}, {tmp_path})"}]
+    assert (tmp_path / "out" / "_annotations.csv").read_text().splitlines()[1:] == ["a.jpg,32,24,cat,1,2,30,20"]
