@@ -7,8 +7,9 @@ Fixtures:
   ../shared/datasets/raccoon, and the same rows rewritten under other Kaggle header names in tmp_path;
 - the layout of Kaggle's global-wheat-detection ``train.csv``: ``image_id,width,height,bbox,source``,
   image ids without extension, ``bbox`` a "[x, y, w, h]" string in pixels, the images in ``train/<id>.jpg``
-  beside the CSV, a ``sample_submission.csv`` (``image_id,PredictionString``) beside it; the rows below are
-  the first rows of that train.csv.
+  beside the CSV, a ``sample_submission.csv`` (``image_id,PredictionString``) beside it. The rows below are
+  written in that file's layout (ids, sizes, "[x, y, w, h]" strings with ``.0`` floats, ``source``); the file
+  itself is not in ../shared/datasets, so they were not checked against a copy.
 """
 
 from __future__ import annotations
