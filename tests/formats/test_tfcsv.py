@@ -176,7 +176,9 @@ def test_detect(roboflow: Path, tmp_path: Path, raccoon: Path) -> None:
     assert detect(roboflow) == "tfcsv"
     assert detect(roboflow / "train" / "_annotations.csv") == "tfcsv"
     other = tmp_path / "other.csv"
-    other.write_text("path,x1,y1,x2,y2,class_name\n")
+    other.write_text("path,x1,y1,x2,y2,class_name\n")  # a box CSV by its column names (test_csv_kaggle.py)
+    assert tfcsv.detect(other).score == 0.5
+    other.write_text("path,label\n")  # no box columns: not claimed
     assert tfcsv.detect(other).score == 0
     assert detect(raccoon / "data" / "train_labels.csv") == "tfcsv"
     assert detect(raccoon / "data") == "tfrecord"  # the records beside the CSVs win: images inside

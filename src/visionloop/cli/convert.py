@@ -28,6 +28,10 @@ def convert(
         help="Processes (default: one per core), where the source can be cut into parts; same output.")] = None,
     allow_outside_root: Annotated[bool, typer.Option(
         "--allow-outside-root", help="Read images the annotations place outside the source folder.")] = False,
+    csv_columns: Annotated[str | None, typer.Option(
+        "--csv-columns", help="How a box CSV's columns map, e.g. image=ImageID,class=LabelName,bbox=bbox,"
+        "coords=normalised (keys: image, class, one_class, bbox, bbox_format, xmin..ymax, x,y,w,h, width, height, "
+        "coords).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Convert a dataset between formats, streaming, with no project.
@@ -35,12 +39,14 @@ def convert(
     The source gets the checks `import` makes; an entry that fails them is left out and listed
     (quarantined), or with --strict refused. Exit codes: 0 all written; 3 the rest written, some entries
     left out; 1 an error, nothing written."""
+    from visionloop.formats.base import parse_csv_columns
     from visionloop.formats.convert import convert as run
     from visionloop.formats.convert import load_class_mapping
 
     mapping = load_class_mapping(classes) if classes is not None else None
     report = run(src, out, to=to, from_=from_, split=split, images=images, overwrite=overwrite, strict=strict,
-                 classes=mapping, workers=workers, allow_outside_root=allow_outside_root)
+                 classes=mapping, workers=workers, allow_outside_root=allow_outside_root,
+                 csv_columns=parse_csv_columns(csv_columns) if csv_columns else None)
     render_write_report(report, as_json)
     missing = [r for r in report.quarantined if "not found" in r["reason"]]
     if missing and images is not ImageMode.NONE and not as_json:

@@ -46,6 +46,9 @@ def import_(
     source: Annotated[str | None, typer.Option(
         "--source", help="Mark every annotation as made by: model (pre-labels; COCO `score` kept as confidence), "
                          "human or imported (default: as the format says).")] = None,
+    csv_columns: Annotated[str | None, typer.Option(
+        "--csv-columns", help="How a box CSV's columns map, e.g. image=ImageID,class=LabelName,coords=normalised "
+        "(see `convert --help`).")] = None,
     project: ProjectOpt = Path("."),
     as_json: JsonOpt = False,
 ) -> None:
@@ -54,13 +57,15 @@ def import_(
 
     Exit codes: 0 all landed; 3 the rest landed, some entries quarantined; 1 an error, nothing written.
     """
+    from visionloop.formats.base import parse_csv_columns
     from visionloop.ingest import import_dataset
     from visionloop.store import Store
 
+    columns = parse_csv_columns(csv_columns) if csv_columns else None
     with Store.open(project) as store, progress(f"Importing {path.name}") as advance:
         report = import_dataset(store, path, format=format, split=split, fix=not no_fix, strict=strict,
                                 progress=advance, allow_outside_root=allow_outside_root,
-                                annotation_source=_source(source))
+                                annotation_source=_source(source), csv_columns=columns)
     _render_import(report, as_json)
     if report.quarantined:
         raise typer.Exit(EXIT_QUARANTINED)

@@ -201,6 +201,41 @@ def images_are_optional() -> bool:
     return _IMAGES_OPTIONAL.get()
 
 
+#: set by `csv_columns()`: how a box CSV's columns map (see formats/tfcsv.py, `convert --csv-columns`)
+_CSV_COLUMNS: ContextVar[dict[str, str] | None] = ContextVar("visionloop_csv_columns", default=None)
+
+#: the flag that passes `csv_columns` on the command line, named by every error that asks for a mapping
+CSV_COLUMNS_FLAG = "--csv-columns"
+
+
+@contextmanager
+def csv_columns(mapping: dict[str, str] | None) -> Iterator[None]:
+    """Within this block a box CSV reader maps its columns as `mapping` says (`image=<column>`, `class=<column>`,
+    `bbox=<column>`, `xmin=<column>`..., `coords=pixel|normalised`, `one_class=<name>`; see formats/tfcsv.py)
+    instead of recognising them by their header names. None: recognise them."""
+    token = _CSV_COLUMNS.set(dict(mapping) if mapping else None)
+    try:
+        yield
+    finally:
+        _CSV_COLUMNS.reset(token)
+
+
+def csv_columns_given() -> dict[str, str]:
+    return dict(_CSV_COLUMNS.get() or {})
+
+
+def parse_csv_columns(text: str) -> dict[str, str]:
+    """`image=ImageID,class=LabelName,coords=normalised` as a mapping (the `--csv-columns` value)."""
+    mapping: dict[str, str] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise FormatError(f"{CSV_COLUMNS_FLAG} expects key=value pairs separated by commas, got {part!r}",
+                              hint="e.g. image=ImageID,class=LabelName,xmin=XMin,ymin=YMin,xmax=XMax,ymax=YMax")
+        mapping[key.strip().lower()] = value.strip()
+    return mapping
+
+
 class Skips(Counter[str]):
     """What readers saw and did not keep, "element: reason" -> count (see `count_skips`)."""
 

@@ -31,6 +31,7 @@ from visionloop.formats.base import (
     strict_writes,
 )
 from visionloop.formats.base import allow_outside_root as outside_ok
+from visionloop.formats.base import csv_columns as csv_columns_
 from visionloop.formats.checks import check_image_sample
 from visionloop.formats.output import atomic_output
 
@@ -48,7 +49,7 @@ def atomic_dir(out: Path, *, overwrite: bool = False, format: str = "",
 def convert(src: str | Path, out: str | Path, *, to: str, from_: str | None = None, split: str | None = None,
             images: ImageMode | str = ImageMode.COPY, overwrite: bool = False, strict: bool = False,
             classes: ClassMapping | None = None, workers: int | None = None,
-            allow_outside_root: bool = False) -> WriteReport:
+            allow_outside_root: bool = False, csv_columns: dict[str, str] | None = None) -> WriteReport:
     """Any format to any other, streaming, with no project.
 
     `strict`: any annotation the target cannot hold exactly is an error, and
@@ -56,9 +57,10 @@ def convert(src: str | Path, out: str | Path, *, to: str, from_: str | None = No
     `workers`: processes to convert with (default: one per core) where the source
     can be cut into parts and the target written in parts; the output is the
     same whatever the number. `allow_outside_root`: read images that the annotations
-    place outside the source's folder (`../x.jpg`, absolute paths; refused by default).
+    place outside the source's folder (`../x.jpg`, absolute paths; refused by default). `csv_columns`: how a box
+    CSV's columns map (`image=`, `class=`, `bbox=`, `coords=normalised`...; see formats/tfcsv.py).
     """
-    with outside_ok(allow_outside_root):
+    with outside_ok(allow_outside_root), csv_columns_(csv_columns):
         return _convert(src, out, to=to, from_=from_, split=split, images=images, overwrite=overwrite, strict=strict,
                         classes=classes, workers=workers)
 

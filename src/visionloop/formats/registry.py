@@ -110,7 +110,8 @@ register(FormatSpec(
 
 register(FormatSpec(
     "tfcsv", "visionloop.formats.tfcsv",
-    "TensorFlow Object Detection CSV (filename,width,height,class,xmin,ymin,xmax,ymax)",
+    "TensorFlow Object Detection CSV (filename,width,height,class,xmin,ymin,xmax,ymax); reads Kaggle-style box "
+    "CSVs too (image_id/label_name/x1,y1,x2,y2/x,y,w,h/bbox columns; --csv-columns maps the rest)",
     reads=("box",), writes=("box",), holds=("splits",),
     files=(".csv",),
 ))

@@ -28,6 +28,7 @@ from visionloop.core.errors import VisionLoopError
 from visionloop.core.sample import LabelState, Sample, Source
 from visionloop.formats.base import allow_outside_root as allow_outside_root_
 from visionloop.formats.base import count_skips, dataset_root, quarantine, quarantine_reads, quarantine_record
+from visionloop.formats.base import csv_columns as csv_columns_
 from visionloop.formats.checks import TRUNCATED, check_image_sample
 from visionloop.store import quarantine as store_quarantine
 from visionloop.store.project import Store
@@ -73,6 +74,7 @@ def import_dataset(
     progress: Progress | None = None,
     allow_outside_root: bool = False,
     annotation_source: Source | str | None = None,
+    csv_columns: dict[str, str] | None = None,
 ) -> ImportReport:
     """Read `path`, check every image and annotation, and add them to the store as one batch.
 
@@ -83,9 +85,10 @@ def import_dataset(
     What cannot be used is quarantined (see the module); with `strict` the first problem raises and
     leaves the store exactly as it was. A malformed dataset as a whole (an unreadable COCO file, a
     data.yaml naming no images) is always an error. An image the annotations place outside the
-    dataset's folder (`../x.jpg`, an absolute path) is an error unless `allow_outside_root`.
+    dataset's folder (`../x.jpg`, an absolute path) is an error unless `allow_outside_root`. `csv_columns`: how
+    a box CSV's columns map (`image=`, `class=`, `coords=normalised`...; see formats/tfcsv.py).
     """
-    with allow_outside_root_(allow_outside_root):
+    with allow_outside_root_(allow_outside_root), csv_columns_(csv_columns):
         path = Path(path)
         name = format or formats.detect(path)
         with count_skips(strict) as skips:  # what the reader sees and does not keep: counted, strict refuses
