@@ -224,3 +224,19 @@ def test_tensorboard_event_file_holds_the_csv_numbers(shapes_project):
     assert [s for s, _ in scalars["train/loss"]] == list(range(1, 7))  # 3 steps per epoch
     assert [round(v, 4) for _, v in scalars["epoch/loss"]] == [round(h["loss"], 4) for h in r.history]
     assert [round(v, 4) for _, v in scalars["epoch/map"]] == [round(h["map"], 4) for h in r.history]
+
+
+def test_zoom_off_ends_the_schedule_without_scale_jitter(shapes_project):
+    from visionloop.train.data import TrainSet
+    from visionloop.transforms.ops import Zoom
+    from visionloop.versions import VersionDataset
+
+    store, version = shapes_project
+    data = TrainSet(VersionDataset(store, version, "train"), width=64, height=64, resize="fit",
+                    augment=True, seed=0, task="detect", zoom=25.0)
+    assert sum(isinstance(op, Zoom) for op in data.compose.ops) == 1
+    data.stop_zoom()
+    assert not any(isinstance(op, Zoom) for op in data.compose.ops)
+    assert len(data.compose.ops) > 1  # flips and colour jitter stay
+    r = train(store, version, task="detect", epochs=1, name="calm", export=False, max_steps=1, zoom_off=0.3)
+    assert r.model.hyper["zoom_off"] == 0.3
