@@ -58,7 +58,36 @@ class Result:
     batch: int
 
 
-class Batcher:
+class _Bounded:
+    """What both runners share: a bounded queue (503 + Retry-After when full) and its depth gauge."""
+
+    queue_size: int
+    retry_after: int
+    labels: tuple[str, str]
+    metrics: Metrics | None
+    pending: int
+    closed: bool
+
+    def _admit(self, what: str) -> asyncio.Future[Any]:
+        """A future for one more image, or RetryLater when `queue_size` images already wait."""
+        if self.closed:
+            raise RuntimeError(f"{what} closed")
+        if self.pending >= self.queue_size:
+            if self.metrics:
+                self.metrics.rejected.labels(*self.labels).inc()
+            raise RetryLater(f"model {self.labels[0]} is busy: {self.pending} images are waiting",
+                             status=503, retry_after=self.retry_after, hint="retry after the Retry-After seconds")
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.pending += 1
+        self._gauge()
+        return fut
+
+    def _gauge(self) -> None:
+        if self.metrics:
+            self.metrics.queue_depth.labels(*self.labels).set(self.pending)
+
+
+class Batcher(_Bounded):
     def __init__(self, run: Callable[[np.ndarray], list[np.ndarray]], *, max_batch: int, max_wait_ms: float,
                  queue_size: int, retry_after_s: int = 1, labels: tuple[str, str] = ("", ""),
                  metrics: Metrics | None = None, workers: int = 1) -> None:
@@ -78,22 +107,9 @@ class Batcher:
         self.tasks = [loop.create_task(self._work()) for _ in range(workers)]
 
     async def submit(self, x: np.ndarray) -> Result:
-        if self.closed:
-            raise RuntimeError("batcher closed")
-        if self.pending >= self.queue_size:
-            if self.metrics:
-                self.metrics.rejected.labels(*self.labels).inc()
-            raise RetryLater(f"model {self.labels[0]} is busy: {self.pending} images are waiting",
-                             status=503, retry_after=self.retry_after, hint="retry after the Retry-After seconds")
-        fut: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        self.pending += 1
-        self._gauge()
+        fut = self._admit("batcher")
         self.queue.put_nowait(Item(x, fut, time.perf_counter()))
         return await fut
-
-    def _gauge(self) -> None:
-        if self.metrics:
-            self.metrics.queue_depth.labels(*self.labels).set(self.pending)
 
     async def _take(self) -> list[Item] | None:
         first = await self.queue.get()
@@ -168,7 +184,7 @@ class PipelineResult:
     batch: int = 1
 
 
-class PipelineRunner:
+class PipelineRunner(_Bounded):
     """A pipeline model's bounded queue: each of `len(predictors)` workers runs whole images through its own
     predictor (`predictor.predict(rgb, **kw)`) on the runner's threads, one image at a time."""
 
@@ -188,22 +204,9 @@ class PipelineRunner:
         self.tasks = [loop.create_task(self._work(p)) for p in predictors]
 
     async def submit(self, rgb: np.ndarray, **kw: Any) -> PipelineResult:
-        if self.closed:
-            raise RuntimeError("pipeline runner closed")
-        if self.pending >= self.queue_size:
-            if self.metrics:
-                self.metrics.rejected.labels(*self.labels).inc()
-            raise RetryLater(f"model {self.labels[0]} is busy: {self.pending} images are waiting",
-                             status=503, retry_after=self.retry_after, hint="retry after the Retry-After seconds")
-        fut: asyncio.Future[PipelineResult] = asyncio.get_running_loop().create_future()
-        self.pending += 1
-        self._gauge()
+        fut = self._admit("pipeline runner")
         self.queue.put_nowait((rgb, kw, fut, time.perf_counter()))
         return await fut
-
-    def _gauge(self) -> None:
-        if self.metrics:
-            self.metrics.queue_depth.labels(*self.labels).set(self.pending)
 
     async def _work(self, predictor: Any) -> None:
         loop = asyncio.get_running_loop()
