@@ -37,6 +37,16 @@ def ops(width: int, height: int, resize: str, *, augment: bool, zoom: float = 0.
     return out
 
 
+class _Size:
+    """The width and height `Resize.make_params` reads from a frame."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self.width, self.height = width, height
+
+
+_NO_RNG = np.random.default_rng(0)
+
+
 class TrainSet:
     """Items of one split as (CHW uint8 tensor, target) after the model's preprocessing."""
 
@@ -60,6 +70,15 @@ class TrainSet:
 
     def __len__(self) -> int:
         return len(self.base)
+
+    def content(self, width: int, height: int) -> tuple[float, float, float, float]:
+        """Where a `width` × `height` image lands in the model's input (x0, y0, x1, y1): the whole input when
+        stretched, inside the bars when letterboxed. The deployed model (`infer.Predictor`) clips its boxes to
+        the image, so validation clips to this rectangle to measure the same thing."""
+        W, H, resize, _ = self._size
+        m = Resize(width=W, height=H, mode=ResizeMode(resize)).make_params(_Size(width, height), _NO_RNG)["matrix"]
+        x0, y0 = m[0, 2], m[1, 2]
+        return (float(x0), float(y0), float(x0 + m[0, 0] * width), float(y0 + m[1, 1] * height))
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, Any]:
         import cv2
@@ -85,8 +104,13 @@ class TrainSet:
         if self.task == "semantic":
             return pixels, torch.from_numpy(t["label_map"].astype(np.int64))
         boxes = torch.from_numpy(t["boxes"]).reshape(-1, 4)
-        keep = (boxes[:, 2] - boxes[:, 0] >= 1) & (boxes[:, 3] - boxes[:, 1] >= 1)
+        if self._size[3]:  # training: boxes under a pixel after augmentation teach nothing
+            keep = (boxes[:, 2] - boxes[:, 0] >= 1) & (boxes[:, 3] - boxes[:, 1] >= 1)
+        else:  # validation counts every ground-truth box, as evaluating the deployed model does
+            keep = torch.ones(len(boxes), dtype=torch.bool)
         out = {"boxes": boxes[keep], "labels": torch.from_numpy(t["labels"])[keep], "image_id": int(t["image_id"])}
+        if not self._size[3]:
+            out["content"] = self.content(rgb.shape[1], rgb.shape[0])
         if self.task == "segment":
             out["masks"] = torch.from_numpy(t["masks"])[keep]
         return pixels, out

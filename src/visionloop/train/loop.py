@@ -440,22 +440,39 @@ def evaluate(net: Any, store: Store, version: str | int, split: str, *, task: st
              device: torch.device, multi_label: bool = False, batch: int = 8) -> dict[str, Any]:
     outs, targets = predict_batches(net, store, version, split, task=task, imgsz=imgsz, resize=resize,
                                     device=device, multi_label=multi_label, batch=batch)
-    if task == "detect":
-        from visionloop.infer.post import postprocess
-
-        dets = [postprocess(b, s) for b, s in outs]
-        return detection_metrics(dets, targets, num_classes=net.num_classes)
-    if task == "segment":
-        from visionloop.infer.masks import instance_masks
-        from visionloop.infer.post import select
-
-        eye = np.eye(3)
-        dets = []
-        for boxes, scores, coefs, protos in outs:
-            index, sc, lab = select(boxes, scores)
-            b = boxes[index].reshape(-1, 4)
-            dets.append((b, sc, lab, instance_masks(coefs[index], protos, b, eye, imgsz, imgsz)))
-        return detection_metrics(dets, targets, num_classes=net.num_classes, masks=True)
+    if task in ("detect", "segment"):
+        dets = detections(outs, targets, task=task, imgsz=imgsz)
+        return detection_metrics(dets, targets, num_classes=net.num_classes, masks=task == "segment")
     if task == "semantic":
         return semantic_metrics(outs, targets, num_classes=net.num_classes)
     return classification_metrics(np.concatenate(outs), np.concatenate(targets), multi_label=multi_label)
+
+
+def detections(outs: list[Any], targets: list[Any], *, task: str, imgsz: int) -> list[tuple[np.ndarray, ...]]:
+    """A detector's raw outputs (`predict_batches`) as the deployed model makes them (`infer.Predictor`):
+    threshold and NMS, then boxes clipped to the image (not the letterbox bars), masks cut to those boxes —
+    in the model's input pixels: (boxes, scores, labels[, masks]) per image."""
+    from visionloop.infer.post import select
+
+    eye = np.eye(3)
+    dets: list[tuple[np.ndarray, ...]] = []
+    for out, t in zip(outs, targets, strict=True):
+        index, scores, labels = select(out[0], out[1])
+        boxes = _clip(out[0][index].reshape(-1, 4), t["content"])
+        if task == "segment":
+            from visionloop.infer.masks import instance_masks
+
+            dets.append((boxes, scores, labels, instance_masks(out[2][index], out[3], boxes, eye, imgsz, imgsz)))
+        else:
+            dets.append((boxes, scores, labels))
+    return dets
+
+
+def _clip(boxes: np.ndarray, content: tuple[float, float, float, float]) -> np.ndarray:
+    """Boxes (A, 4) in the model's input clipped to the image's rectangle in it (`TrainSet.content`): what
+    `infer.post.unletterbox` does to the deployed model's boxes, so both measure the same detections."""
+    x0, y0, x1, y1 = content
+    out = np.array(boxes, dtype=np.float32, copy=True).reshape(-1, 4)
+    out[:, [0, 2]] = out[:, [0, 2]].clip(x0, x1)
+    out[:, [1, 3]] = out[:, [1, 3]].clip(y0, y1)
+    return out
