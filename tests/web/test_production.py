@@ -17,7 +17,7 @@ from visionloop.store import prediction_log as plog
 
 
 def _det(cls: str, conf: float, box: tuple[float, float, float, float]) -> dict:
-    """A detection as the server logs it (serve.service._detections)."""
+    """A detection as the server logs it (serve.answers.detections)."""
     return {"box": dict(zip(("x0", "y0", "x1", "y1"), box, strict=True)), "class": cls, "class_id": 0,
             "confidence": conf}
 

@@ -13,9 +13,9 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from visionloop.core.errors import VisionLoopError
+from visionloop.serve.answers import Params as RunParams
 from visionloop.serve.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMedia
 from visionloop.serve.schemas import Params
-from visionloop.serve.service import Params as RunParams
 from visionloop.serve.service import Service
 
 PARAMS = ("confidence", "iou", "max_detections", "classes", "tile", "overlap")
