@@ -28,11 +28,16 @@ from visionloop.cli.main import app
 from visionloop.core.geometry import Box
 from visionloop.core.sample import Source
 from visionloop.ingest import import_dataset, import_samples, undo_batch
-from visionloop.loop.labelstudio import LABELS_VERSION, pull_from_label_studio, send_to_label_studio
+from visionloop.loop.labelstudio import (
+    LABELS_VERSION,
+    LabelStudioError,
+    pull_from_label_studio,
+    send_to_label_studio,
+)
 from visionloop.store import Store
 from visionloop.store import models as registry
 from visionloop.store import tags as tag_store
-from visionloop.versions import create_version
+from visionloop.versions import create_version, version_samples
 
 ROOT = Path(__file__).resolve().parents[2]
 RACCOON = ROOT.parent / "shared" / "datasets" / "raccoon"
@@ -41,6 +46,7 @@ EMAIL, PASSWORD, TOKEN = "labeller@example.com", "visionloop-test", "vl-test-tok
 SPLIT = {"schema": 1, "seed": 0, "split": {"mode": "random", "ratios": {"train": 0.75, "valid": 0.25, "test": 0.0}}}
 # 12 raccoon photos, the first 10 sent; raccoon-12 holds two boxes (one is deleted and one added there)
 NAMES = [f"raccoon-{i}" for i in (1, 12, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13)]
+SENT = [f"{n}.jpg" for n in NAMES[:10]]
 
 
 def _free_port() -> int:
@@ -108,6 +114,10 @@ def project(tmp_path_factory):
     import_dataset(store, voc, format="voc")
     version = create_version(store, SPLIT, workers=0).name
     train(store, version, task="detect", epochs=1, max_steps=2, imgsz=64, batch=4, name="det")
+    picked = [r.id for r in tag_store.images(store) if r.file_name.rsplit("/", 1)[-1] in SENT]
+    assert len(picked) == 10
+    batch, tag = tag_store.add_tag(store, picked, "relabel", source="test")
+    assert batch is not None and tag == "relabel"
     yield store, version
     store.close()
 
@@ -122,11 +132,7 @@ def test_round_trip_through_label_studio(label_studio, project):
     ls = httpx.Client(base_url=label_studio, headers={"Authorization": f"Token {TOKEN}"}, timeout=60)
     rows = tag_store.images(store)
     assert len(rows) == 12
-    sent_files = [f"{n}.jpg" for n in NAMES[:10]]
-    picked = [r.id for r in rows if r.file_name.rsplit("/", 1)[-1] in sent_files]
-    assert len(picked) == 10
-    batch, tag = tag_store.add_tag(store, picked, "relabel", source="test")
-    assert batch is not None and tag == "relabel"
+    sent_files = SENT
     before = _labels(store)
     assert [len(before[f]) for f in sent_files] == [1, 2, 1, 1, 1, 1, 1, 1, 1, 1]
 
@@ -250,6 +256,51 @@ def test_round_trip_through_label_studio(label_studio, project):
     assert v2.name != version
     train(store, v2.name, task="detect", epochs=1, max_steps=2, imgsz=64, batch=4, name="det2")
     cmp = compare_models(store, "det", "det2", v2.name, "valid")
-    assert (cmp.older.model, cmp.newer.model) == ("det", "det2")
-    assert [name for name, *_ in cmp.rows][:1] and all(
-        d is None or d == pytest.approx((b or 0) - (a or 0)) for _, a, b, d in cmp.rows)
+    assert (cmp.older.model, cmp.newer.model, cmp.newer.version, cmp.newer.split) == ("det", "det2", v2.name, "valid")
+    in_v2 = {s.image.file_name.rsplit("/", 1)[-1]: s for s in version_samples(store, v2.name)}
+    assert len(in_v2) == 12
+    assert [a.geometry for a in in_v2[moved_file].annotations] == [new.geometry]  # the relabelled box is trained on
+    assert [a.geometry for a in in_v2[edited_file].annotations] == [kept.geometry, added.geometry]
+    n_valid = sum(1 for s in in_v2.values() if s.split == "valid")
+    assert cmp.older.images == cmp.newer.images == n_valid > 0
+    assert [name for name, *_ in cmp.rows] == ["map", "map50", "map75", "map_small", "map_medium", "map_large",
+                                               "ar100", "false_positives", "false_negatives"]
+    for _, a, b, d in cmp.rows:
+        assert d is None or d == pytest.approx(b - a)
+
+
+def test_cvat_task_of_the_selection(project, tmp_path):
+    """`label send --to cvat`: a CVAT for images 1.1 task folder with the selection; read back by datumaro
+    (an independent CVAT reader): without a model, the images' current labels, box for box."""
+    store, _ = project
+    out = tmp_path / "cvat"
+    r = CliRunner().invoke(app, ["label", "send", "--to", "cvat", "--out", str(out), "--tag", "relabel", "-p",
+                                 str(store.root), "--json"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    assert (rep["tool"], rep["images"], rep["labels"], rep["predictions"]) == ("cvat", 10, 11, 0)
+    import datumaro as dm
+
+    ds = dm.Dataset.import_from(str(out), "cvat")
+    got = {Path(item.id).name: sorted((round(a.points[0], 2), round(a.points[1], 2), round(a.points[2], 2),
+                                       round(a.points[3], 2)) for a in item.annotations) for item in ds}
+    want = {}
+    for s in store.samples():
+        f = s.image.file_name.rsplit("/", 1)[-1]
+        if f in SENT:
+            want[Path(f).stem] = sorted((round(a.geometry.x0, 2), round(a.geometry.y0, 2), round(a.geometry.x1, 2),
+                                         round(a.geometry.y1, 2)) for a in s.annotations)
+    assert {Path(k).stem: v for k, v in got.items()} == want
+    # a second send refuses the folder it would replace
+    r = CliRunner().invoke(app, ["label", "send", "--to", "cvat", "--out", str(out), "--tag", "relabel", "-p",
+                                 str(store.root)])
+    assert r.exit_code == 1 and "output exists and is not empty" in str(r.exception)
+
+
+def test_a_wrong_key_is_one_clear_line(label_studio, project):
+    store, _ = project
+    r = CliRunner().invoke(app, ["label", "pull", "--url", label_studio, "--api-key", "not-the-token",
+                                 "--ls-project", "1", "-p", str(store.root)])
+    assert r.exit_code == 1 and isinstance(r.exception, LabelStudioError)
+    assert "Label Studio refused the API key (401 on GET /api/projects/1/export)" in str(r.exception)
+    assert "\n" not in r.exception.message

@@ -57,7 +57,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
@@ -621,7 +621,7 @@ def _write_config(path: Path, classes: ClassMap | None, used: dict[str, dict[str
     path.write_text(label_config_xml(classes, used, per_region), encoding="utf-8")
 
 
-def label_config_xml(classes: ClassMap | None, used: dict[str, Iterable[str]], per_region: dict[str, str], *,
+def label_config_xml(classes: ClassMap | None, used: Mapping[str, Iterable[str]], per_region: Mapping[str, str], *,
                      every_class: bool = False) -> str:
     """The labelling config for results of the control types in `used` (value type → labels written) and the
     per-region attributes in `per_region` (name → number | textarea | choices). `every_class`: each control

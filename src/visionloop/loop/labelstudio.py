@@ -222,7 +222,7 @@ def selected_images(store: Store, *, tag: str | None = None, image_ids: Sequence
 
 
 def _samples_of(store: Store, picked: Sequence[tag_store.ImageInfo]) -> Iterator[tuple[int, Sample]]:
-    keys = {(p.sha256, p.file_name, p.split): p.id for p in picked}
+    keys: dict[tuple[str | None, str, str | None], int] = {(p.sha256, p.file_name, p.split): p.id for p in picked}
     for s in store.samples():
         iid = keys.get((s.image.sha256, s.image.file_name, s.split))
         if iid is not None:
