@@ -5,7 +5,8 @@
 
 Send. The images of a tag (or a list of image ids) become Label Studio tasks of one project, created with a
 labelling config made from the project's classes (RectangleLabels for boxes, PolygonLabels, Choices for
-whole-image labels, per-region attributes), or reused (by id, or by title). Images are UPLOADED to the server
+whole-image labels, per-region attributes), or reused (by id, or by title) when its config already has the
+controls and classes the tasks use (visionloop never changes a project's config: an error says what is missing). Images are UPLOADED to the server
 (`POST /api/projects/{id}/import?commit_to_project=false`, the way Label Studio's own import dialog uploads
 files), so a server on loopback works with no storage set up: local-files serving would need
 LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED and a document root on the server, and cloud storage a bucket.
@@ -107,7 +108,7 @@ class LabelStudio:
         self._client = httpx.Client(base_url=self.url, timeout=timeout, transport=transport)
         claims = _jwt_claims(api_key)
         if claims is not None and claims.get("token_type") == "refresh":
-            access = self._call("POST", "/api/token/refresh", json={"refresh": api_key}, auth=False)
+            access = self._call("POST", "/api/token/refresh", json={"refresh": api_key})
             self._client.headers["Authorization"] = f"Bearer {access['access']}"
         else:
             self._client.headers["Authorization"] = f"{'Bearer' if claims else 'Token'} {api_key}"
@@ -121,7 +122,7 @@ class LabelStudio:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, method: str, path: str, *, auth: bool = True, **kw: Any) -> Any:
+    def _call(self, method: str, path: str, **kw: Any) -> Any:
         try:
             r = self._client.request(method, path, **kw)
         except httpx.HTTPError as e:
@@ -160,9 +161,6 @@ class LabelStudio:
 
     def create_project(self, title: str, label_config: str) -> dict[str, Any]:
         return dict(self._call("POST", "/api/projects", json={"title": title, "label_config": label_config}))
-
-    def set_label_config(self, project_id: int, label_config: str) -> None:
-        self._call("PATCH", f"/api/projects/{int(project_id)}", json={"label_config": label_config})
 
     # -- tasks
     def upload(self, project_id: int, name: str, data: bytes) -> str:
@@ -321,6 +319,32 @@ def _tasks_json(store: Store, items: Sequence[_Prelabelled], classes: ClassMap
     return tasks, config
 
 
+def _controls(config: str) -> dict[tuple[str, str], set[str]]:
+    """(tag, name) of each control of a labelling config → the values of its Label/Choice children."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(config)
+    except ET.ParseError:
+        return {}
+    out: dict[tuple[str, str], set[str]] = {}
+    for el in root.iter():
+        if el.get("toName") is not None and el.get("name"):
+            out[(el.tag.lower(), str(el.get("name")))] = {str(c.get("value")) for c in el if c.get("value")}
+    return out
+
+
+def _config_lacks(existing: str, needed: str) -> str | None:
+    """What the tasks' results need that an existing project's config lacks (None when it has all)."""
+    have = _controls(existing)
+    for key, labels in _controls(needed).items():
+        if key not in have:
+            return f"a <{key[0]} name={key[1]!r}> control"
+        if labels - have[key]:
+            return f"label {sorted(labels - have[key])[0]!r} in <{key[0]} name={key[1]!r}>"
+    return None
+
+
 def _existing_keys(tasks: list[dict[str, Any]]) -> set[tuple[Any, Any]]:
     return {((t.get("data") or {}).get("vl_image"), (t.get("data") or {}).get("vl_sha256")) for t in tasks}
 
@@ -348,8 +372,12 @@ def send_to_label_studio(store: Store, url: str, api_key: str, *, tag: str | Non
             proj = same[0] if same else ls.create_project(title, config)
             created = not same
         pid = int(proj["id"])
-        if not created and (proj.get("label_config") or "").strip() != config.strip():
-            ls.set_label_config(pid, config)  # Label Studio refuses it when it would orphan existing labels
+        if not created:
+            missing = _config_lacks(str(proj.get("label_config") or ""), config)
+            if missing:
+                raise LabelStudioError(f"Label Studio project {pid}'s labelling config lacks {missing}",
+                                       hint="add it in the project's Settings → Labeling Interface, or send to a "
+                                            "new project (--project-title)")
         existing = _existing_keys(ls.export(pid)) if not created else set()
         new_tasks, ids, already = [], [], 0
         for it, task in zip(items, tasks, strict=True):
@@ -405,6 +433,7 @@ class PullReport:
     annotators: dict[str, int] = field(default_factory=dict)  # e-mail → tasks whose annotation they made
     skipped: dict[str, int] = field(default_factory=dict)  # reason → tasks
     several_annotations: int = 0  # tasks with several submitted annotations: the latest updated one was taken
+    prelabels_replaced: int = 0  # model pre-labels (source=model) in the store that the labels replaced
     changes: list[dict[str, Any]] = field(default_factory=list)  # per changed image: id, file, +a, -d, ~m
 
     def to_json(self) -> dict[str, Any]:
@@ -413,6 +442,7 @@ class PullReport:
                 "images_unchanged": self.images_unchanged, "added": self.added, "deleted": self.deleted,
                 "modified": self.modified, "batch_id": self.batch_id, "annotators": self.annotators,
                 "skipped": self.skipped, "several_annotations": self.several_annotations,
+                "prelabels_replaced": self.prelabels_replaced,
                 "changes": self.changes}
 
 
@@ -456,30 +486,39 @@ def _iou(a: Annotation, b: Annotation) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def merge_labels(stored: Sequence[Annotation], submitted: Sequence[Annotation], who: dict[str, Any]
-                 ) -> tuple[list[Annotation], int, int, int]:
-    """The image's labels after a labeller's submission: (annotations, added, deleted, modified). A submitted
-    region equal to a stored label keeps the stored one; the rest are new, carrying `who`."""
+@dataclass
+class Merged:
+    annotations: list[Annotation]  # the image's labels after the submission
+    added: int
+    deleted: int
+    modified: int  # a new region paired with a removed label it overlaps (IoU ≥ PAIR_IOU): moved or re-classed
+    prelabels_replaced: int  # the image's model pre-labels (source=model), replaced by the person's labels
+
+
+def merge_labels(stored: Sequence[Annotation], submitted: Sequence[Annotation], who: dict[str, Any]) -> Merged:
+    """The image's labels after a labeller's submission. A submitted region equal to a stored label (same class,
+    geometry within MATCH_PX) keeps the stored one as it is, in its stored order; the rest are new
+    (source=human, carrying `who`), after them."""
     old = [a for a in stored if a.source is not Source.MODEL]
     left = list(range(len(old)))
-    kept: list[Annotation] = []
+    kept: list[int] = []
     new: list[Annotation] = []
     for a in submitted:
         k = next((k for k in left if _same(old[k], a)), None)
         if k is not None:
             left.remove(k)
-            kept.append(old[k])
+            kept.append(k)
         else:
-            attrs = {key: v for key, v in a.attributes.items() if key not in ("ls_annotation",)}
+            attrs = {key: v for key, v in a.attributes.items() if key != "ls_annotation"}
             new.append(replace(a, source=Source.HUMAN, attributes={**attrs, **who}))
-    # pair each new region with the removed label it overlaps most: moved or re-classed (reported as modified)
     modified = 0
     for a in new:
         best = max(left, key=lambda k: _iou(old[k], a), default=None)
         if best is not None and _iou(old[best], a) >= PAIR_IOU:
             left.remove(best)
             modified += 1
-    return kept + new, len(new) - modified, len(left), modified
+    return Merged([old[k] for k in sorted(kept)] + new, len(new) - modified, len(left), modified,
+                  len(stored) - len(old))
 
 
 def _when(annotation: dict[str, Any]) -> str:
@@ -561,7 +600,7 @@ def pull_from_label_studio(store: Store, url: str, api_key: str, ls_project: int
     classes = store.classes()
     samples: list[Sample] = []
     changes: list[dict[str, Any]] = []
-    added = deleted = modified = unchanged = 0
+    added = deleted = modified = unchanged = prelabels = 0
     for iid in targets:
         t, a = targets[iid]
         s = stored[iid]
@@ -570,13 +609,16 @@ def pull_from_label_studio(store: Store, url: str, api_key: str, ls_project: int
             email = a["completed_by"].get("email")
         who = {"labelled_by": email or str(a.get("completed_by")), "labelled_at": _utc(_when(a))}
         annotators[who["labelled_by"]] += 1
-        anns, plus, minus, moved = merge_labels(s.annotations, submitted[iid].annotations, who)
+        m = merge_labels(s.annotations, submitted[iid].annotations, who)
+        anns, plus, minus, moved = m.annotations, m.added, m.deleted, m.modified
+        prelabels += m.prelabels_replaced
         for ann in anns:
             if ann.label not in classes:
                 classes.add(ann.label)
-        if plus or minus or moved:
+        if plus or minus or moved or m.prelabels_replaced:
             changes.append({"image_id": iid, "file_name": s.image.file_name, "added": plus, "deleted": minus,
-                            "modified": moved, "ls_task": t.get("id"), **who})
+                            "modified": moved, "prelabels_replaced": m.prelabels_replaced, "ls_task": t.get("id"),
+                            **who})
         else:
             unchanged += 1
         added, deleted, modified = added + plus, deleted + minus, modified + moved
@@ -589,7 +631,9 @@ def pull_from_label_studio(store: Store, url: str, api_key: str, ls_project: int
             batch_store.set_summary(conn, report.batch_id, {
                 **dict(row.summary or {}), "label_studio": {
                     "url": base, "project": int(ls_project), "export": str(saved),
-                    "annotators": dict(annotators), "added": added, "deleted": deleted, "modified": modified}})
+                    "annotators": dict(annotators), "added": added, "deleted": deleted, "modified": modified,
+                    "prelabels_replaced": prelabels}})
     return PullReport(int(ls_project), base, str(saved), len(tasks), len(chosen), len(changes), unchanged, added,
-                      deleted, modified, report.batch_id, dict(annotators), dict(skipped), several, changes)
+                      deleted, modified, report.batch_id, dict(annotators), dict(skipped),
+                      several_annotations=several, prelabels_replaced=prelabels, changes=changes)
 
