@@ -57,7 +57,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
@@ -618,12 +618,23 @@ def _attribute_results(ann: Annotation, rid: str, report: WriteReport,
 def _write_config(path: Path, classes: ClassMap | None, used: dict[str, dict[str, None]],
                   per_region: dict[str, str]) -> None:
     """A labelling config matching the written results (paste it into the project settings)."""
+    path.write_text(label_config_xml(classes, used, per_region), encoding="utf-8")
+
+
+def label_config_xml(classes: ClassMap | None, used: Mapping[str, Iterable[str]], per_region: Mapping[str, str], *,
+                     every_class: bool = False) -> str:
+    """The labelling config for results of the control types in `used` (value type → labels written) and the
+    per-region attributes in `per_region` (name → number | textarea | choices). `every_class`: each control
+    offers every class of `classes` (a labeller may add any class), not only the labels written."""
     lines = ["<View>", '  <Image name="image" value="$image"/>']
     for value_type, (tag, name) in _CONTROL.items():
-        labels = list(used.get(value_type, {}))
-        if classes is not None and value_type in used:
-            labels = [c.name for c in classes if c.name in used[value_type]] + \
-                [x for x in labels if x not in classes]
+        if value_type not in used:
+            continue
+        written = list(dict.fromkeys(used[value_type]))
+        labels = written
+        if classes is not None:
+            labels = [c.name for c in classes if every_class or c.name in written] + \
+                [x for x in written if x not in classes]
         if not labels:
             continue
         child = "Choice" if tag == "Choices" else "Label"
@@ -638,4 +649,4 @@ def _write_config(path: Path, classes: ClassMap | None, used: dict[str, dict[str
         tag = {"number": "Number", "textarea": "TextArea", "choices": "Choices"}[t]
         lines.append(f"  <{tag} name={quoteattr(key)} toName=\"image\" perRegion=\"true\"/>")
     lines.append("</View>")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return "\n".join(lines) + "\n"
