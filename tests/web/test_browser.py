@@ -119,7 +119,7 @@ def test_versions_diff_and_preview(server, page, screens):
     page.select_option("#diff-form select[name=a]", "v1")
     page.select_option("#diff-form select[name=b]", "aug")
     page.click("#diff-form button[type=submit]")
-    page.wait_for_url(re.compile(r"/versions/diff\?a=v1&b=aug"))
+    page.wait_for_url(re.compile(r"/versions-diff\?a=v1&b=aug"))
     assert page.locator('#diff tr[data-split="*"] td[data-k="removed"]').inner_text() == "0"
     assert int(page.locator('#diff tr[data-split="train"] td[data-k="added"]').inner_text()) > 0
     _shot(page, screens, "version-diff")

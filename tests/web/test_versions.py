@@ -53,10 +53,13 @@ def test_version_diff_per_split(server, web_project):
     unchanged = Counter(a[n] for n in set(a) & set(b) if a[n] == b[n])
     assert added["train"] == sum(1 for s in a.values() if s == "train") > 0 and set(added) == {"train"}
     with httpx.Client(base_url=server.url) as c:
-        d = c.get("/v1/ui/versions/diff", params={"a": "v1", "b": "aug"}).json()
-        html = c.get("/versions/diff", params={"a": "v1", "b": "aug"}).text
-        assert c.get("/versions/diff", params={"a": "v1"}).status_code == 400
-        assert c.get("/versions/diff", params={"a": "v1", "b": "nope"}).status_code == 404
+        d = c.get("/v1/ui/versions-diff", params={"a": "v1", "b": "aug"}).json()
+        html = c.get("/versions-diff", params={"a": "v1", "b": "aug"}).text
+        assert c.get("/versions-diff", params={"a": "v1"}).status_code == 400
+        assert c.get("/versions-diff", params={"a": "v1", "b": "nope"}).status_code == 404
+        # /versions/NAME is any version's page, `diff` included (the diff lives at /versions-diff)
+        r = c.get("/v1/ui/versions/diff")
+        assert r.status_code == 404 and "diff" in r.json()["message"]
     assert d["images"]["added"] == sum(added.values()) and d["images"]["removed"] == 0
     assert d["images"]["unchanged"] == sum(unchanged.values()) == len(a)
     for split in ("train", "valid"):

@@ -369,7 +369,7 @@ def _diff_args(request: Request) -> tuple[str, str]:
     return a, b
 
 
-@router.get("/versions/diff", response_class=HTMLResponse)
+@router.get("/versions-diff", response_class=HTMLResponse)  # not under /versions/: a version may be named diff
 async def version_diff_page(request: Request) -> HTMLResponse:
     async def make() -> dict[str, Any]:
         return await _run(views.version_diff, _ctx(request).store(), *_diff_args(request))
@@ -377,7 +377,7 @@ async def version_diff_page(request: Request) -> HTMLResponse:
     return await _page(request, "predict", "version_diff.html", make)
 
 
-@api.get("/versions/diff")
+@api.get("/versions-diff")
 async def version_diff_json(request: Request) -> JSONResponse:
     await _ctx(request).authorize(request, "predict")
     return JSONResponse(await _run(views.version_diff, _ctx(request).store(), *_diff_args(request)))
