@@ -127,3 +127,60 @@ def test_evaluation_stored_before_pr_curves_says_so(web_project, monkeypatch):
     html = templates.get_template("evaluation.html").render(d=d, csrf="x", flash=None, request=req)
     assert d["pr"] is None and 'id="pr-missing"' in html and f"visionloop evaluate {ev.model}" in html
     assert 'id="confusion"' in html and 'id="tide"' in html
+
+
+def test_two_evaluations_side_by_side(web_project, tmp_path):
+    """/evaluations-compare: metrics with deltas and the images with more errors in the newer evaluation,
+    counted independently here from the stored error events."""
+    import shutil
+
+    import pytest
+    from starlette.requests import Request
+
+    from visionloop.core.errors import VisionLoopError
+    from visionloop.evaluate.model import evaluate_model
+    from visionloop.web.routes import templates
+
+    project = shutil.copytree(web_project, tmp_path / "project")
+    with Store.open(project) as store:
+        from visionloop.train import train
+
+        first = evals.latest(store, model_id=registry.get(store, "det-a").id)
+
+        version = registry.get(store, "det-a").version  # a second model on the same version
+        train(store, version, task="detect", epochs=4, imgsz=64, batch=4, lr=3e-3, name="det-b", export=True)
+        second = evals.get(store, evaluate_model(store, "det-b", split="valid", score_threshold=0.5).evaluation_id)
+        d = views.evaluations_compare(store, second.id, first.id)  # the order given does not matter
+
+        def errors(ev, floor):
+            n = Counter()
+            for e in evals.events(store, ev.id):
+                if e.kind == "false_positive" and e.score is not None and e.score < floor:
+                    continue
+                n[e.image_id] += 1
+            return n
+
+        before, after = errors(first, 0.5), errors(second, 0.5)  # the newer evaluation's floor
+        train_eval = evals.get(store, evaluate_model(store, "det-a", split="train").evaluation_id)
+        with pytest.raises(VisionLoopError, match=f"evaluation {first.id} is on .*/valid and {train_eval.id} on .*/train"):
+            views.evaluations_compare(store, first.id, train_eval.id)
+    assert d["older"]["evaluation_id"] == first.id and d["newer"]["evaluation_id"] == second.id
+    assert d["min_score"] == 0.5 and (d["worse"] or d["better"])  # (here: 3 worse, 2 better)
+    worse = sorted((i for i in after if after[i] > before.get(i, 0)), key=lambda i: (before.get(i, 0) - after[i], i))
+    assert [w["image_id"] for w in d["worse"]] == worse
+    assert d["better"] == sum(1 for i in before if before[i] > after.get(i, 0))
+    m = {r["metric"]: r for r in d["metrics"]}
+    assert m["map50"]["older"] == first.metrics["metrics"]["map50"]
+    assert m["map50"]["delta"] == pytest.approx(m["map50"]["newer"] - m["map50"]["older"])
+    req = Request({"type": "http", "method": "GET", "path": "/evaluations-compare", "headers": [], "query_string": b""})
+    html = templates.get_template("evaluations_compare.html").render(d=d, csrf="x", flash=None, request=req)
+    assert f'<a href="/evaluations/{first.id}">det-a</a>' in html and f'<a href="/evaluations/{second.id}">det-b</a>' in html
+    assert html.count('<tr data-image="') == len(worse)
+    assert re.search(r'<tr data-metric="map50"><td>map50</td>', html)
+
+
+def test_compare_route_needs_two_ids(server):
+    with httpx.Client(base_url=server.url) as c:
+        r = c.get("/v1/ui/evaluations-compare", params={"a": "1"})
+        assert r.status_code == 400 and "two evaluation ids" in r.json()["message"]
+        assert c.get("/evaluations-compare", params={"a": "1", "b": "x"}).status_code == 400

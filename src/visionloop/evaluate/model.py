@@ -500,7 +500,18 @@ def compare_models(store: Store, a: str | int, b: str | int, version: str | int,
     ea, eb = _evaluation_for(store, a, version, split, **kw), _evaluation_for(store, b, version, split, **kw)
     if ea.model_id == eb.model_id:
         raise VisionLoopError(f"both names are model {ea.model}", hint="compare two different models")
-    older, newer = (ea, eb) if ea.model_id < eb.model_id else (eb, ea)
+    return compare_evaluations(store, ea, eb)
+
+
+def compare_evaluations(store: Store, ea: EvaluationInfo, eb: EvaluationInfo) -> ModelComparison:
+    """Two stored evaluations of the same version split side by side (the older model first)."""
+    if (ea.version_id, ea.version, ea.split) != (eb.version_id, eb.version, eb.split):
+        raise VisionLoopError(f"evaluation {ea.id} is on {ea.version}/{ea.split} and {eb.id} on {eb.version}/{eb.split}",
+                              hint="compare evaluations of the same version and split")
+    if ea.task != eb.task:
+        raise VisionLoopError(f"evaluation {ea.id} is of a {ea.task} model and {eb.id} of a {eb.task} model",
+                              hint="compare models of one task")
+    older, newer = (ea, eb) if (ea.model_id, ea.id) < (eb.model_id, eb.id) else (eb, ea)
     sa, sb = summary_metrics(older.task, older.metrics), summary_metrics(newer.task, newer.metrics)
     rows = []
     for name in sa:

@@ -337,6 +337,29 @@ async def evaluations_json(request: Request) -> JSONResponse:
     return JSONResponse(await _run(views.evaluations, _ctx(request).store()))
 
 
+def _compare_args(request: Request) -> tuple[int, int]:
+    q = request.query_params
+    try:
+        return int(q.get("a", "")), int(q.get("b", ""))
+    except ValueError:
+        raise VisionLoopError("a comparison needs two evaluation ids, ?a=ID&b=ID",
+                              hint="pick them on the evaluations page") from None
+
+
+@router.get("/evaluations-compare", response_class=HTMLResponse)  # not under /evaluations/: those are ids
+async def evaluations_compare_page(request: Request) -> HTMLResponse:
+    async def make() -> dict[str, Any]:
+        return await _run(views.evaluations_compare, _ctx(request).store(), *_compare_args(request))
+
+    return await _page(request, "predict", "evaluations_compare.html", make)
+
+
+@api.get("/evaluations-compare")
+async def evaluations_compare_json(request: Request) -> JSONResponse:
+    await _ctx(request).authorize(request, "predict")
+    return JSONResponse(await _run(views.evaluations_compare, _ctx(request).store(), *_compare_args(request)))
+
+
 @router.get("/evaluations/{evaluation_id}", response_class=HTMLResponse)
 async def evaluation_page(request: Request, evaluation_id: int) -> HTMLResponse:
     return await _page(request, "predict", "evaluation.html",

@@ -372,6 +372,17 @@ def evaluations(store: Store) -> dict[str, Any]:
     return {"evaluations": out}
 
 
+def evaluations_compare(store: Store, a: int, b: int) -> dict[str, Any]:
+    """Two evaluations of one version split side by side (`evaluate.compare_evaluations`, as `visionloop
+    evaluate --compare`): metrics with deltas, the images where the newer model makes more errors."""
+    from visionloop.evaluate.model import compare_evaluations
+
+    c = compare_evaluations(store, evals.get(store, a), evals.get(store, b))
+    choices = [{"id": e.id, "label": f"#{e.id} {e.model} on {e.version}/{e.split}"}
+               for e in reversed(evals.list_all(store))]
+    return {**c.to_json(), "a": a, "b": b, "choices": choices}
+
+
 def _points(recall: list[float], precision: list[float]) -> str:
     return " ".join(f"{r * PR_W:.1f},{(1 - p) * PR_H:.1f}" for r, p in zip(recall, precision, strict=True))
 
