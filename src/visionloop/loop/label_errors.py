@@ -1,0 +1,215 @@
+"""Label errors in object detection: where a model that did not train on an image disagrees with its labels.
+
+    findings = score_image(gt_boxes, gt_labels, pred_boxes, pred_labels, pred_scores)   # pure numpy
+    ranked = rank_images([ImageLabels(...), ...])                                        # worst image first
+    report = find_label_errors(store, "m3", split="valid", top=20, tag="relabel")        # a project's model
+
+The method follows the ideas of ObjectLab (Tkachenko, Thyagarajan, Mueller 2023, "ObjectLab: Automated
+Diagnosis of Mislabeled Images in Object Detection Data"): compare each image's annotations with
+out-of-sample predictions and score the patterns annotators get wrong. It is implemented here (cleanlab,
+which ships ObjectLab, is AGPL); the scores are this module's own, each in [0, 1], higher = more likely wrong:
+
+- every prediction p is *owned* by the annotation it overlaps most (IoU ≥ `overlap`, else by none);
+- per annotation a (class c): its best same-class prediction j (largest score·IoU among those it owns) and its
+  best other-class one k;
+  - **misplaced**  = s_j · (1 − IoU(a, j)): a confident prediction of the same class sits elsewhere on the object;
+  - **swapped**    = max(0, s_k·IoU(a, k) − s_j·IoU(a, j)): another class explains the box better than its own;
+  - **spurious**   = 1 − max{s_p : IoU(a, p) ≥ overlap}: nothing the model believes is there;
+  - the annotation's finding is the largest of the three; its partner prediction (j for misplaced, k for swapped)
+    is the suggested fix (move the box / relabel it), a spurious box's fix is to delete it;
+- per prediction p that is no annotation's partner: **missing** = s_p · (1 − max_a IoU(a, p)) (add the box).
+
+An image's score is its largest finding (an image is as wrong as its worst label), ties broken by the sum;
+images rank by it. Predictions must be out-of-sample: a model scores the images it was trained on as it
+learned them, errors included, so `find_label_errors` takes the held-out split of the model's version, or
+trains K models on K − 1 folds each (`folds`) and lets each predict the fold it did not see.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+
+from visionloop.core.errors import VisionLoopError
+from visionloop.core.geometry import box_iou_matrix
+
+log = logging.getLogger(__name__)
+
+#: IoU at which a prediction counts as touching an annotation
+OVERLAP = 0.1
+#: score floor of the predictions read from a model
+DEFAULT_CONF = 0.05
+#: findings under this score are not listed (they still count towards nothing: an image's score is its maximum)
+MIN_FINDING = 0.05
+
+
+class Kind(StrEnum):
+    MISSING = "missing"  # an object the model sees that no annotation covers
+    MISPLACED = "misplaced"  # an annotation whose same-class prediction sits elsewhere
+    SWAPPED = "swapped"  # an annotation the model gives another class
+    SPURIOUS = "spurious"  # an annotation with no confident prediction on it
+
+
+FIX = {Kind.MISSING: "add the box", Kind.MISPLACED: "move the box", Kind.SWAPPED: "change the class",
+       Kind.SPURIOUS: "delete the box"}
+
+
+@dataclass
+class Finding:
+    kind: Kind
+    score: float
+    annotation: int | None  # index into the image's annotations (None for missing)
+    prediction: int | None  # index into the image's predictions (None for spurious)
+    iou: float  # IoU of the annotation and its partner prediction (missing: the prediction's best IoU)
+
+
+def _f(v: float) -> float:
+    return float(round(v, 6))
+
+
+def score_image(gt_boxes: np.ndarray, gt_labels: Sequence[Any], pred_boxes: np.ndarray, pred_labels: Sequence[Any],
+                pred_scores: np.ndarray, *, overlap: float = OVERLAP) -> list[Finding]:
+    """Every finding of one image (each annotation once, each unexplained prediction once), largest first.
+    Boxes are (N, 4) xyxy in one pixel frame; labels compare by equality (class names or ids)."""
+    gt = np.asarray(gt_boxes, np.float64).reshape(-1, 4)
+    pb = np.asarray(pred_boxes, np.float64).reshape(-1, 4)
+    ps = np.asarray(pred_scores, np.float64).reshape(-1)
+    if len(gt) != len(gt_labels) or len(pb) != len(pred_labels) or len(pb) != len(ps):
+        raise ValueError("boxes, labels and scores differ in length")
+    if ((ps < 0) | (ps > 1)).any():
+        raise ValueError("prediction scores must lie in [0, 1]")
+    n, m = len(gt), len(pb)
+    iou = box_iou_matrix(gt, pb) if n and m else np.zeros((n, m))
+    owner = np.full(m, -1)
+    if n and m:
+        best = iou.argmax(axis=0)
+        owner = np.where(iou[best, np.arange(m)] >= overlap, best, -1)
+    gl = np.asarray([str(x) for x in gt_labels], dtype=object)
+    pl = np.asarray([str(x) for x in pred_labels], dtype=object)
+    partnered = np.zeros(m, bool)
+    out: list[Finding] = []
+    for a in range(n):
+        own = np.flatnonzero(owner == a)
+        agree = ps[own] * iou[a, own]
+        same, other = own[pl[own] == gl[a]], own[pl[own] != gl[a]]
+        j = int(same[np.argmax(agree[pl[own] == gl[a]])]) if len(same) else None
+        k = int(other[np.argmax(agree[pl[own] != gl[a]])]) if len(other) else None
+        a_same = ps[j] * iou[a, j] if j is not None else 0.0
+        a_other = ps[k] * iou[a, k] if k is not None else 0.0
+        touching = iou[a] >= overlap if m else np.zeros(0, bool)
+        scores = {Kind.MISPLACED: ps[j] * (1.0 - iou[a, j]) if j is not None else 0.0,
+                  Kind.SWAPPED: max(0.0, a_other - a_same),
+                  Kind.SPURIOUS: 1.0 - (ps[touching].max() if touching.any() else 0.0)}
+        kind = max(scores, key=lambda x: scores[x])  # ties: misplaced, then swapped, then spurious (dict order)
+        partner = j if kind == Kind.MISPLACED else k if kind == Kind.SWAPPED else None
+        if j is not None:
+            partnered[j] = True
+        if kind == Kind.SWAPPED and k is not None:
+            partnered[k] = True
+        out.append(Finding(kind, float(scores[kind]), a, partner, float(iou[a, partner]) if partner is not None
+                           else float(iou[a].max()) if m else 0.0))
+    for p in np.flatnonzero(~partnered).tolist():
+        best_iou = float(iou[:, p].max()) if n else 0.0
+        out.append(Finding(Kind.MISSING, float(ps[p] * (1.0 - best_iou)), None, p, best_iou))
+    out.sort(key=lambda f: (-f.score, f.annotation if f.annotation is not None else n + (f.prediction or 0)))
+    return out
+
+
+# -- images ------------------------------------------------------------------------------------------------------
+@dataclass
+class ImageLabels:
+    """One image's annotations (with their ids) and a model's out-of-sample predictions, in the image's pixels."""
+
+    image_id: int
+    file_name: str
+    boxes: np.ndarray  # (N, 4) xyxy
+    labels: list[str]
+    annotation_ids: list[int]
+    pred_boxes: np.ndarray  # (M, 4) xyxy
+    pred_labels: list[str]
+    pred_scores: np.ndarray
+    sha256: str | None = None
+    fold: int | None = None  # which fold model predicted it (k-fold), None for a held-out split
+
+
+@dataclass
+class LabelError:
+    """One finding on a project image: what is wrong, how sure, and the fix the model suggests."""
+
+    image_id: int
+    file_name: str
+    kind: str
+    score: float
+    annotation_id: int | None
+    label: str | None
+    box: list[float] | None  # the annotation's xyxy
+    fix_label: str | None  # the predicted class (missing, misplaced, swapped)
+    fix_box: list[float] | None  # the predicted box
+    fix_score: float | None
+    iou: float
+
+    @property
+    def fix(self) -> str:
+        k = Kind(self.kind)
+        if k == Kind.SWAPPED:
+            return f"change the class to {self.fix_label}"
+        if k == Kind.SPURIOUS:
+            return "delete the box"
+        return f"{FIX[k]} ({self.fix_label} at {', '.join(f'{v:.0f}' for v in self.fix_box or [])})"
+
+    def to_json(self) -> dict[str, Any]:
+        r = None if self.box is None else [_f(v) for v in self.box]
+        return {"image_id": self.image_id, "file_name": self.file_name, "kind": self.kind, "score": _f(self.score),
+                "annotation_id": self.annotation_id, "label": self.label, "box": r, "fix": self.fix,
+                "fix_label": self.fix_label, "fix_box": None if self.fix_box is None else [_f(v) for v in self.fix_box],
+                "fix_score": None if self.fix_score is None else _f(self.fix_score), "iou": _f(self.iou)}
+
+
+@dataclass
+class ImageScore:
+    image_id: int
+    file_name: str
+    sha256: str | None
+    score: float
+    total: float  # sum of the findings' scores (the tie-break)
+    findings: list[LabelError] = field(default_factory=list)
+    fold: int | None = None
+
+    @property
+    def kind(self) -> str | None:
+        return self.findings[0].kind if self.findings else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"image_id": self.image_id, "file_name": self.file_name, "score": _f(self.score), "kind": self.kind,
+                "fold": self.fold, "findings": [f.to_json() for f in self.findings]}
+
+
+def image_score(im: ImageLabels, *, overlap: float = OVERLAP, min_finding: float = MIN_FINDING) -> ImageScore:
+    found = score_image(im.boxes, im.labels, im.pred_boxes, im.pred_labels, im.pred_scores, overlap=overlap)
+    errors = []
+    for f in found:
+        if f.score < min_finding:
+            continue
+        a, p = f.annotation, f.prediction
+        errors.append(LabelError(
+            im.image_id, im.file_name, str(f.kind), f.score, im.annotation_ids[a] if a is not None else None,
+            im.labels[a] if a is not None else None,
+            [float(v) for v in np.asarray(im.boxes, np.float64).reshape(-1, 4)[a]] if a is not None else None,
+            im.pred_labels[p] if p is not None else None,
+            [float(v) for v in np.asarray(im.pred_boxes, np.float64).reshape(-1, 4)[p]] if p is not None else None,
+            float(im.pred_scores[p]) if p is not None else None, f.iou))
+    top = found[0].score if found else 0.0
+    return ImageScore(im.image_id, im.file_name, im.sha256, top, float(sum(f.score for f in found)), errors, im.fold)
+
+
+def rank_images(images: Sequence[ImageLabels], *, overlap: float = OVERLAP,
+                min_finding: float = MIN_FINDING) -> list[ImageScore]:
+    """The images' scores, most likely mislabelled first (ties: larger sum, then image id)."""
+    scored = [image_score(im, overlap=overlap, min_finding=min_finding) for im in images]
+    scored.sort(key=lambda s: (-s.score, -s.total, s.image_id))
+    return scored
