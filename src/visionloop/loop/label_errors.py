@@ -213,3 +213,208 @@ def rank_images(images: Sequence[ImageLabels], *, overlap: float = OVERLAP,
     scored = [image_score(im, overlap=overlap, min_finding=min_finding) for im in images]
     scored.sort(key=lambda s: (-s.score, -s.total, s.image_id))
     return scored
+
+
+# -- a project's model -------------------------------------------------------------------------------------------
+@dataclass
+class LabelErrors:
+    model: str  # the model (held-out) or the models of the folds, comma-separated
+    version: str | None
+    split: str | None
+    folds: int | None
+    images: list[ImageScore]  # every scored image, worst first
+    top: int  # how many of them are reported (and tagged)
+    tag: str | None = None
+    batch_id: int | None = None
+    fold_models: list[str] = field(default_factory=list)
+
+    @property
+    def reported(self) -> list[ImageScore]:
+        return self.images[:self.top]
+
+    def counts(self) -> dict[str, int]:
+        """Reported images by the kind of their worst finding."""
+        out: dict[str, int] = {}
+        for im in self.reported:
+            if im.kind is not None:
+                out[im.kind] = out.get(im.kind, 0) + 1
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model, "version": self.version, "split": self.split, "folds": self.folds,
+                "fold_models": self.fold_models, "scored": len(self.images), "top": self.top, "tag": self.tag,
+                "batch_id": self.batch_id, "kinds": self.counts(), "images": [im.to_json() for im in self.reported]}
+
+
+def predict(predictor: Any, file: str, conf: float) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """One image file through an `infer.Predictor`: (boxes xyxy, class names, scores)."""
+    from visionloop.infer.embed import read_rgb
+
+    pred = predictor.predict(read_rgb(file), conf=conf)
+    names = [predictor.classes[int(c)] for c in pred.labels.tolist()]
+    return np.asarray(pred.boxes, np.float64).reshape(-1, 4), names, np.asarray(pred.scores, np.float64)
+
+
+def _predictor(store: Any, model: str | int) -> tuple[Any, Any]:
+    from visionloop.infer import Predictor
+    from visionloop.store import models as registry
+
+    info = registry.get(store, model)
+    if info.task not in ("detect", "segment"):
+        raise VisionLoopError(f"model {info.name} is a {info.task} model; label errors take a detector",
+                              hint="pass a model trained with --task detect")
+    if info.status != "ready":
+        raise VisionLoopError(f"model {info.name} is {info.status}, not ready", hint="finish its training first")
+    e = info.export("onnx", "fp32")
+    if e is None:
+        raise VisionLoopError(f"model {info.name} has no ONNX export", hint=f"run `visionloop model export {info.name}`")
+    return info, Predictor(registry.blob_file(store, e.sha256))
+
+
+def held_out_images(store: Any, version: str | int, split: str | None) -> tuple[str, str, list[int]]:
+    """(version name, split, project image ids) of a version's held-out split (default valid, else test): the
+    source images of its items in that split that are not also in its train split."""
+    from sqlalchemy import select
+
+    from visionloop.store.schema import VersionItemRow
+    from visionloop.versions import show_version
+
+    info = show_version(store, version)
+    with store.session() as s:
+        rows = s.execute(select(VersionItemRow.split, VersionItemRow.source_image_id)
+                         .where(VersionItemRow.version_id == info.id)).all()
+    by_split: dict[str, set[int]] = {}
+    for sp, i in rows:
+        by_split.setdefault(sp, set()).add(int(i))
+    train = by_split.get("train", set())
+    if split is None:
+        split = next((sp for sp in ("valid", "test") if by_split.get(sp, set()) - train), None)
+        if split is None:
+            raise VisionLoopError(f"version {info.name} holds no images outside its train split, so its model has "
+                                  "seen every one", hint="pass --folds K (trains K models), or version with a "
+                                                         "valid split")
+    ids = sorted(by_split.get(split, set()) - train)
+    if not ids:
+        raise VisionLoopError(f"version {info.name} has no {split!r} images outside its train split",
+                              hint="pick another --split, or pass --folds K")
+    return info.name, split, ids
+
+
+def find_label_errors(store: Any, model: str | int | None, *, version: str | int | None = None,
+                      split: str | None = None, folds: int | None = None,
+                      train_fold: Callable[[str, int], str] | None = None, conf: float = DEFAULT_CONF,
+                      top: int | None = None, tag: str | None = None, save: bool = True, seed: int = 0,
+                      progress: Callable[[int, int], None] | None = None) -> LabelErrors:
+    """Score a project's labelled images for label errors with out-of-sample predictions and rank them.
+
+    Held out (default): `model`'s ONNX export predicts the images of `split` (default valid, else test) of
+    `version` (default: the one it was trained on) that are not in its train split; it refuses the train split.
+    `folds` K: the labelled images are cut into K seeded folds; for each, `train_fold(version, k)` trains a
+    model on a version of everything else (the recipe of `version`, or of `model`'s, with the fold left out by
+    tag) and returns its name; that model predicts the fold. The images are the project's own (original
+    pixels, current annotations), so findings name the annotation ids a relabel fixes. `top` images are kept
+    in the report (default every image with a finding); `save` tags them (`tag`, one undoable batch)."""
+    from visionloop.store import models as registry
+    from visionloop.store import tags as tag_store
+
+    if folds is not None and folds < 2:
+        raise VisionLoopError(f"--folds must be at least 2, got {folds}")
+    if top is not None and top < 1:
+        raise VisionLoopError(f"--top must be at least 1, got {top}")
+    labelled = {im.id: im for im in tag_store.images(store)}
+    for im in tag_store.images(store, unlabelled_only=True):
+        labelled.pop(im.id, None)
+    plan: list[tuple[Any, list[int], int | None]] = []  # (predictor, image ids, fold)
+    fold_models: list[str] = []
+    if folds is None:
+        if model is None:
+            raise VisionLoopError("label errors need a model", hint="pass MODEL, or --folds K to train K models")
+        info, predictor = _predictor(store, model)
+        if split == "train":
+            raise VisionLoopError(f"model {info.name} was trained on the train split: its predictions there are "
+                                  "not out-of-sample and would agree with the errors it learned",
+                                  hint="pass --split valid (or test), or --folds K to train K models on the other "
+                                       "folds")
+        if version is None and info.version_id is None:
+            raise VisionLoopError(f"the version model {info.name} was trained on is gone", hint="pass --version V")
+        vname, split, ids = held_out_images(store, version if version is not None else info.version_id, split)
+        ids = [i for i in ids if i in labelled]
+        if not ids:
+            raise VisionLoopError(f"no image of version {vname}'s {split!r} split is labelled in the project now",
+                                  hint="pass another --split or --folds K")
+        plan.append((predictor, ids, None))
+        name = info.name
+    else:
+        if train_fold is None:
+            raise VisionLoopError("--folds needs a trainer", hint="run it through `visionloop label-errors`")
+        vname, split = None, None
+        recipe_of = _base_recipe(store, model, version)
+        ids_all = sorted(labelled)
+        if len(ids_all) < folds:
+            raise VisionLoopError(f"{len(ids_all)} labelled images cannot make {folds} folds", hint="use fewer folds")
+        order = np.random.default_rng(seed).permutation(len(ids_all))
+        for k in range(folds):
+            fold_ids = sorted(ids_all[int(i)] for i in order[k::folds])
+            fold_tag = f"label-errors-fold-{k + 1}-of-{folds}-seed-{seed}"
+            tag_store.add_tag(store, fold_ids, fold_tag, source=f"visionloop label-errors --folds {folds}",
+                              summary={"fold": k + 1, "folds": folds, "seed": seed})
+            fv = _fold_version(store, recipe_of, fold_tag)
+            trained = train_fold(fv, k)
+            fold_models.append(trained)
+            plan.append((_predictor(store, trained)[1], fold_ids, k + 1))
+        name = ", ".join(fold_models)
+    boxes = tag_store.boxes(store, [i for _, ids, _ in plan for i in ids])
+    total = sum(len(ids) for _, ids, _ in plan)
+    done = 0
+    inputs: list[ImageLabels] = []
+    for predictor, ids, fold in plan:
+        _check_classes(predictor.classes, {b.label for i in ids for b in boxes[i]})
+        for i in ids:
+            im = labelled[i]
+            pb, pl, ps = predict(predictor, registry.blob_file(store, im.sha256), conf)
+            anns = boxes[i]
+            inputs.append(ImageLabels(i, im.file_name, np.asarray([b.box for b in anns], np.float64).reshape(-1, 4),
+                                      [b.label for b in anns], [b.id for b in anns], pb, pl, ps, im.sha256, fold))
+            done += 1
+            if progress is not None:
+                progress(done, total)
+    ranked = rank_images(inputs)
+    with_findings = sum(1 for r in ranked if r.findings)
+    result = LabelErrors(name, vname, split, folds, ranked, min(top, len(ranked)) if top else with_findings,
+                         fold_models=fold_models)
+    if save and result.reported:
+        result.batch_id, result.tag = tag_store.add_tag(
+            store, [r.image_id for r in result.reported], tag, source=f"visionloop label-errors {name}",
+            summary={"label_errors": True, "model": name, "top": result.top})
+    log.info("scored %d images for label errors; %d reported", len(ranked), result.top)
+    return result
+
+
+def _check_classes(model_classes: Sequence[str], labels: set[str]) -> None:
+    if labels and not labels & set(model_classes):
+        raise VisionLoopError(f"the model predicts none of the annotations' classes ({', '.join(sorted(labels))})",
+                              hint=f"its classes: {', '.join(model_classes)}; use a model trained on this project")
+
+
+def _base_recipe(store: Any, model: str | int | None, version: str | int | None) -> dict[str, Any]:
+    from visionloop.store import models as registry
+    from visionloop.versions import show_version
+
+    if version is None and model is not None:
+        info = registry.get(store, model)
+        version = info.version_id
+    if version is None:
+        return {"schema": 1, "seed": 0}
+    return dict(show_version(store, version).recipe)
+
+
+def _fold_version(store: Any, recipe: dict[str, Any], fold_tag: str) -> str:
+    """A version of everything but the fold (all of it train), with the recipe's preprocessing and augmentation."""
+    from visionloop.versions import create_version
+
+    pre = dict(recipe.get("preprocess") or {})
+    tags = dict(pre.get("filter_tags") or {})
+    tags["exclude"] = [*tags.get("exclude", []), fold_tag]
+    pre["filter_tags"] = tags
+    r = {**recipe, "preprocess": pre, "split": {"mode": "random", "ratios": {"train": 1.0, "valid": 0.0, "test": 0.0}}}
+    return create_version(store, r, workers=0).name
