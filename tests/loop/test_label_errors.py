@@ -92,3 +92,122 @@ def test_rank_images_orders_by_worst_finding_then_sum_then_id():
                                                                                 "change the class to cat")
     assert ranked[1].findings[0].fix == "add the box (cat at 200, 200, 300, 300)"
     assert ranked[2].findings == []  # a perfect match scores 0 < MIN_FINDING
+
+
+# -- raccoon: a simulated good model against injected errors -------------------------------------------------------
+PER_KIND = 4
+
+
+def _iou(a, b) -> float:
+    from visionloop.core.geometry import box_iou_matrix
+
+    return float(box_iou_matrix(np.asarray([a], float), np.asarray([b], float))[0, 0])
+
+
+@pytest.fixture(scope="module")
+def raccoon_case(raccoon, tmp_path_factory):
+    """Raccoon imported with the ordinary ingest; a two-class variant (each box `a` or `b`, seeded); a good
+    model's out-of-sample predictions simulated from these ORIGINAL labels (each box jittered by up to 3 px,
+    scores 0.8-0.99, plus 30 seeded false positives scoring 0.05-0.3); then errors injected into the labels,
+    PER_KIND images each: a box removed, a box shifted by half its width and height (clipped to the image;
+    only where that leaves IoU <= 0.5 with the object), a box's class swapped, a box added where no box is."""
+    from visionloop.ingest import import_dataset
+    from visionloop.store import Store
+    from visionloop.store import tags as tag_store
+
+    store = Store.init(tmp_path_factory.mktemp("le") / "project")
+    import_dataset(store, raccoon)
+    images = tag_store.images(store)
+    boxes = tag_store.boxes(store, [im.id for im in images])
+    size = {s.image.file_name: (s.image.width, s.image.height) for s in store.samples()}
+    store.close()
+    assert len(images) == 200 and sum(len(b) for b in boxes.values()) == 217
+    rng = np.random.default_rng(0)
+    labels = {im.id: [["a", "b"][int(rng.integers(2))] for _ in boxes[im.id]] for im in images}
+    inputs = {}
+    for im in images:
+        gt = np.asarray([b.box for b in boxes[im.id]], float).reshape(-1, 4)
+        pb = gt + rng.uniform(-3, 3, gt.shape)
+        pl = list(labels[im.id])
+        ps = rng.uniform(0.8, 0.99, len(gt))
+        inputs[im.id] = ImageLabels(im.id, im.file_name, gt.copy(), list(labels[im.id]), [b.id for b in boxes[im.id]],
+                                    pb, pl, ps, im.sha256)
+    for i in rng.choice([im.id for im in images], 30, replace=False).tolist():  # faint false positives
+        w, h = size[inputs[i].file_name]
+        x0, y0 = rng.uniform(0, w * 0.7), rng.uniform(0, h * 0.7)
+        x = inputs[i]
+        x.pred_boxes = np.vstack([x.pred_boxes, [x0, y0, x0 + w * 0.2, y0 + h * 0.2]])
+        x.pred_labels.append(["a", "b"][int(rng.integers(2))])
+        x.pred_scores = np.append(x.pred_scores, rng.uniform(0.05, 0.3))
+    truth = {}  # image id -> (kind, annotation id or None, the box the fix must name)
+    order = rng.permutation([im.id for im in images]).tolist()
+    for kind in ("missing", "misplaced", "swapped", "spurious"):
+        n = 0
+        while n < PER_KIND:
+            i = order.pop()
+            x = inputs[i]
+            w, h = size[x.file_name]
+            if kind == "spurious":
+                bw, bh = w * 0.2, h * 0.2
+                spots = [[x0, y0, x0 + bw, y0 + bh] for x0 in np.linspace(0, w - bw, 9) for y0 in np.linspace(0, h - bh, 9)]
+                free = [s for s in spots if all(_iou(s, b) == 0 for b in x.boxes)
+                        and all(_iou(s, b) == 0 for b in x.pred_boxes)]
+                if not free:
+                    continue
+                x.boxes = np.vstack([x.boxes, free[int(rng.integers(len(free)))]])
+                x.labels.append("a")
+                x.annotation_ids.append(-i)  # a new annotation
+                truth[i] = (kind, -i, None)
+            else:
+                if not len(x.boxes):
+                    continue
+                k = int(rng.integers(len(x.boxes)))
+                aid = x.annotation_ids[k]
+                if kind == "missing":
+                    truth[i] = (kind, None, x.pred_boxes[k].tolist())
+                    x.boxes = np.delete(x.boxes, k, axis=0)
+                    del x.labels[k], x.annotation_ids[k]
+                elif kind == "swapped":
+                    x.labels[k] = "b" if x.labels[k] == "a" else "a"
+                    truth[i] = (kind, aid, x.pred_boxes[k].tolist())
+                else:
+                    b = x.boxes[k]
+                    dx, dy = (b[2] - b[0]) / 2, (b[3] - b[1]) / 2
+                    sx = 1 if b[2] + dx <= w else -1
+                    sy = 1 if b[3] + dy <= h else -1
+                    moved = np.clip(b + [sx * dx, sy * dy, sx * dx, sy * dy], 0, [w, h, w, h])
+                    if _iou(moved, b) > 0.5:
+                        continue
+                    x.boxes[k] = moved
+                    truth[i] = (kind, aid, x.pred_boxes[k].tolist())
+            n += 1
+    return list(inputs.values()), truth
+
+
+def test_raccoon_injected_errors_rank_in_the_top_ten_percent(raccoon_case):
+    inputs, truth = raccoon_case
+    ranked = rank_images(inputs)
+    assert len(ranked) == 200 and len(truth) == 4 * PER_KIND
+    top = [r.image_id for r in ranked[:20]]  # the top 10 %
+    for kind in ("missing", "misplaced", "swapped", "spurious"):
+        ids = sorted(i for i, t in truth.items() if t[0] == kind)
+        assert len(ids) == PER_KIND
+        assert set(ids) <= set(top), (kind, ids, top)
+    injected = [r for r in ranked if r.image_id in truth]
+    clean = [r for r in ranked if r.image_id not in truth]
+    assert max(r.score for r in clean) < min(r.score for r in injected)
+    assert set(r.image_id for r in ranked[:len(truth)]) == set(truth)
+
+
+def test_raccoon_findings_name_the_kind_the_annotation_and_the_fix(raccoon_case):
+    inputs, truth = raccoon_case
+    by_id = {r.image_id: r for r in rank_images(inputs)}
+    for i, (kind, aid, fix_box) in truth.items():
+        f = by_id[i].findings[0]
+        assert (f.kind, f.annotation_id) == (kind, aid), (i, f)
+        if fix_box is None:
+            assert f.fix_box is None and f.fix == "delete the box"
+        else:
+            assert f.fix_box == pytest.approx(fix_box)
+        if kind == "swapped":
+            assert f.fix_label == ("b" if f.label == "a" else "a")
