@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import random
 import sys
 import tempfile
@@ -146,6 +147,9 @@ def main() -> int:
     ap.add_argument("--per-kind", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--imgsz", type=int, default=320)
+    ap.add_argument("--save", type=Path, default=None, help="pickle what was scored (annotations, predictions, "
+                                                               "injections) here")
+    ap.add_argument("--rescore", type=Path, default=None, help="score a --save file again (no training)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
     from visionloop.loop.label_errors import find_label_errors
@@ -153,13 +157,19 @@ def main() -> int:
 
     data = datasets() / "raccoon"
     t0 = time.perf_counter()
+    if args.rescore is not None:
+        from visionloop.loop.label_errors import rank_images
+
+        injected, inputs = pickle.loads(args.rescore.read_bytes())
+        table(injected, [(im.score, Path(im.file_name).name, im.kind) for im in rank_images(inputs)], args, t0)
+        return 0
     with tempfile.TemporaryDirectory(prefix="vl-bench-le-") as tmp:
         work = Path(tmp)
         injected = make_noisy(data, work / "noisy", per_kind=args.per_kind, seed=args.seed)
         names = sorted(p.name for p in (data / "images").glob("*.jpg"))
         random.Random(args.seed + 1).shuffle(names)
         halves = [sorted(names[:len(names) // 2]), sorted(names[len(names) // 2:])]
-        scored = []
+        scored, inputs = [], []
         for k, (tr, va) in enumerate(((halves[0], halves[1]), (halves[1], halves[0]))):
             store, version = half_project(work, work / "noisy", data, tr, va, f"fold{k + 1}")
             t = time.perf_counter()
@@ -169,31 +179,39 @@ def main() -> int:
                   f"valid mAP50 {r.metrics.get('map50', float('nan')):.3f} against the noisy labels)", flush=True)
             res = find_label_errors(store, r.model.name, split="valid", save=False, top=len(va))
             scored += [(im.score, Path(im.file_name).name, im.kind) for im in res.images]
+            inputs += res.inputs
             store.close()
-        scored.sort(key=lambda x: -x[0])
-        n = len(scored)
-        total = len(injected)
-        print(f"\n{n} images scored, {total} with an injected error ({args.per_kind} per kind), "
-              f"{time.perf_counter() - t0:.0f}s in all\n")
-        print(f"{'kind':<10} {'injected':>8} | {'top-k':>5} {'recall':>6} {'prec.':>6} | {'top10%':>6} {'recall':>6} "
-              f"{'prec.':>6} | kind named right")
-        for kind in (*KINDS, "all"):
-            mine = {f for f, kd in injected.items() if kind in ("all", kd)}
-            row = f"{kind:<10} {len(mine):>8}"
-            for cut in (total, max(1, round(0.1 * n))):
-                top = scored[:cut]
-                found = len(mine & {f for _, f, _ in top})
-                said = [f for _, f, kd in top if kind in ("all", kd)]  # listed and called this kind
-                prec = sum(1 for f in said if f in injected) / len(said) if said else float("nan")
-                row += f" | {cut:>5} {found / len(mine):>6.2f} {prec:>6.2f}"
-            right = sum(1 for _, f, kd in scored if f in mine and kd == injected[f])
-            print(f"{row} | {right} of {len(mine)}", flush=True)
-        print("\nrecall: injected images of the kind in the list; precision: of the listed images whose worst finding "
-              "is of the kind, the share with an injected error (any kind); kind named right: over all images")
-        print("\ntop 10 images:")
-        for s, f, kd in scored[:10]:
-            print(f"  {s:.3f}  {f:<16} {kd or '':<10} injected: {injected.get(f, '-')}")
+        if args.save is not None:
+            args.save.write_bytes(pickle.dumps((injected, inputs)))
+        table(injected, scored, args, t0)
     return 0
+
+
+def table(injected: dict[str, str], scored: list[tuple[float, str, str | None]], args: argparse.Namespace,
+          t0: float) -> None:
+    scored.sort(key=lambda x: -x[0])
+    n = len(scored)
+    total = len(injected)
+    print(f"\n{n} images scored, {total} with an injected error ({args.per_kind} per kind), "
+          f"{time.perf_counter() - t0:.0f}s in all\n")
+    print(f"{'kind':<10} {'injected':>8} | {'top-k':>5} {'recall':>6} {'prec.':>6} | {'top10%':>6} {'recall':>6} "
+          f"{'prec.':>6} | kind named right")
+    for kind in (*KINDS, "all"):
+        mine = {f for f, kd in injected.items() if kind in ("all", kd)}
+        row = f"{kind:<10} {len(mine):>8}"
+        for cut in (total, max(1, round(0.1 * n))):
+            top = scored[:cut]
+            found = len(mine & {f for _, f, _ in top})
+            said = [f for _, f, kd in top if kind in ("all", kd)]  # listed and called this kind
+            prec = sum(1 for f in said if f in injected) / len(said) if said else float("nan")
+            row += f" | {cut:>5} {found / len(mine):>6.2f} {prec:>6.2f}"
+        right = sum(1 for _, f, kd in scored if f in mine and kd == injected[f])
+        print(f"{row} | {right} of {len(mine)}", flush=True)
+    print("\nrecall: injected images of the kind in the list; precision: of the listed images whose worst finding "
+          "is of the kind, the share with an injected error (any kind); kind named right: over all images")
+    print("\ntop 10 images:")
+    for s, f, kd in scored[:10]:
+        print(f"  {s:.3f}  {f:<16} {kd or '':<10} injected: {injected.get(f, '-')}")
 
 
 if __name__ == "__main__":

@@ -227,6 +227,7 @@ class LabelErrors:
     tag: str | None = None
     batch_id: int | None = None
     fold_models: list[str] = field(default_factory=list)
+    inputs: list[ImageLabels] = field(default_factory=list, repr=False)  # what was scored (annotations, predictions)
 
     @property
     def reported(self) -> list[ImageScore]:
@@ -381,7 +382,7 @@ def find_label_errors(store: Any, model: str | int | None, *, version: str | int
     ranked = rank_images(inputs)
     with_findings = sum(1 for r in ranked if r.findings)
     result = LabelErrors(name, vname, split, folds, ranked, min(top, len(ranked)) if top else with_findings,
-                         fold_models=fold_models)
+                         fold_models=fold_models, inputs=inputs)
     if save and result.reported:
         result.batch_id, result.tag = tag_store.add_tag(
             store, [r.image_id for r in result.reported], tag, source=f"visionloop label-errors {name}",
@@ -418,3 +419,22 @@ def _fold_version(store: Any, recipe: dict[str, Any], fold_tag: str) -> str:
     pre["filter_tags"] = tags
     r = {**recipe, "preprocess": pre, "split": {"mode": "random", "ratios": {"train": 1.0, "valid": 0.0, "test": 0.0}}}
     return create_version(store, r, workers=0).name
+
+
+def draw(store: Any, result: LabelErrors, out: Any, *, crop: bool = True, per_image: int = 3) -> list[Any]:
+    """The reported images' worst findings drawn as `visionloop errors --show` draws error events (one PNG
+    each: the annotation green, the model's suggestion red), `<rank>_<kind>_<image stem>.png` in `out`."""
+    from visionloop.evaluate.show import draw_events
+    from visionloop.store.evaluations import EventInfo
+
+    def xywh(b: list[float] | None) -> list[float] | None:
+        return None if b is None else [b[0], b[1], b[2] - b[0], b[3] - b[1]]
+
+    events = []
+    for rank, im in enumerate(result.reported, 1):
+        for j, f in enumerate(im.findings[:per_image]):
+            events.append(EventInfo(
+                rank * 100 + j, 0, "false_negative" if f.kind == Kind.MISSING else "false_positive", f.kind,
+                im.image_id, im.file_name, im.sha256, f.fix_label or f.label or "", f.label, f.score,
+                xywh(f.box or f.fix_box), xywh(f.fix_box), xywh(f.box), f.annotation_id, f.iou))
+    return draw_events(store, events, out, crop=crop)
