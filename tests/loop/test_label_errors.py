@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from visionloop.loop.label_errors import ImageLabels, Kind, rank_images, score_image
+from visionloop.loop.label_errors import ImageLabels, Kind, calibrated, calibration, rank_images, score_image
 
 CAT = [0.0, 0.0, 100.0, 100.0]
 
@@ -80,7 +80,7 @@ def test_rank_images_orders_by_worst_finding_then_sum_then_id():
         return ImageLabels(i, f"{i}.jpg", np.asarray(gt, float).reshape(-1, 4), gl, list(range(10 * i, 10 * i + len(gl))),
                            np.asarray(pb, float).reshape(-1, 4), pl, np.asarray(ps, float))
 
-    ranked = rank_images([
+    ranked = rank_images(calibrate=False, images=[
         im(1, [CAT], ["cat"], [CAT], ["cat"], [1.0]),  # clean: 0
         im(2, [CAT], ["dog"], [CAT], ["cat"], [0.9]),  # swapped 0.9
         im(3, [CAT], ["cat"], [CAT, [200, 200, 300, 300]], ["cat", "cat"], [0.6, 0.5]),  # spurious 0.4, missing 0.5
@@ -92,6 +92,33 @@ def test_rank_images_orders_by_worst_finding_then_sum_then_id():
                                                                                 "change the class to cat")
     assert ranked[1].findings[0].fix == "add the box (cat at 200, 200, 300, 300)"
     assert ranked[2].findings == []  # a perfect match scores 0 < MIN_FINDING
+
+
+def test_duplicate_prediction_is_not_a_missing_box():
+    # the second cat box overlaps the first prediction at IoU 0.8: a duplicate, whatever its IoU with the annotation
+    f = one([CAT], ["cat"], [CAT, [0, 0, 100, 80], [0, 0, 100, 45]], ["cat", "cat", "dog"], [0.9, 0.6, 0.5])
+    assert [(x.kind, x.prediction) for x in f] == [(Kind.MISSING, 2), (Kind.SPURIOUS, None)]
+    assert f[0].score == pytest.approx(0.5 * (1 - 0.45))
+
+
+def test_calibration_is_the_median_confirmed_score_per_class():
+    def im(i, gt, gl, pb, pl, ps):
+        return ImageLabels(i, f"{i}.jpg", np.asarray(gt, float).reshape(-1, 4), gl, list(range(len(gl))),
+                           np.asarray(pb, float).reshape(-1, 4), pl, np.asarray(ps, float))
+
+    images = [im(1, [CAT], ["cat"], [CAT, CAT], ["cat", "cat"], [0.4, 0.6]),  # best confirming: 0.6
+              im(2, [CAT], ["cat"], [[0, 0, 100, 40]], ["cat"], [0.9]),  # IoU 0.4: confirms nothing
+              im(3, [CAT], ["cat"], [[0, 0, 100, 60]], ["cat"], [0.3]),  # IoU 0.6: 0.3
+              im(4, [CAT], ["cat"], [CAT], ["dog"], [0.8]),  # another class: confirms nothing
+              im(5, [CAT], ["dog"], [CAT], ["dog"], [0.5])]
+    scale = calibration(images)
+    assert scale == {"cat": pytest.approx(0.45), "dog": pytest.approx(0.5)}
+    assert calibrated(np.asarray([0.3, 0.9, 0.25, 0.7]), ["cat", "cat", "dog", "bird"], scale).tolist() == \
+        pytest.approx([0.3 / 0.45, 1.0, 0.5, 0.7])
+    # ranked with the calibration: image 3's box scored 0.3 is a typical confirmed box for this model (0.3 / 0.45)
+    ranked = {r.image_id: r for r in rank_images(images)}
+    assert ranked[3].findings[0].kind == "spurious"
+    assert ranked[3].score == pytest.approx(1 - 0.3 / 0.45)
 
 
 # -- raccoon: a simulated good model against injected errors -------------------------------------------------------

@@ -15,7 +15,7 @@ from visionloop.demo import synthetic
 from visionloop.infer import Predictor
 from visionloop.infer.embed import read_rgb
 from visionloop.ingest import import_dataset
-from visionloop.loop.label_errors import ImageLabels, image_score
+from visionloop.loop.label_errors import ImageLabels, calibration, image_score
 from visionloop.store import Store
 from visionloop.store import models as registry
 from visionloop.store import tags as tag_store
@@ -53,14 +53,15 @@ def expected(store, version, conf=0.05):
     info = registry.get(store, "det")
     p = Predictor(registry.blob_file(store, info.export("onnx", "fp32").sha256))
     boxes = tag_store.boxes(store, [im.id for im in images])
-    out = {}
+    inputs = []
     for im in images:
         pred = p.predict(read_rgb(registry.blob_file(store, im.sha256)), conf=conf)
         anns = boxes[im.id]
-        out[im.id] = image_score(ImageLabels(
+        inputs.append(ImageLabels(
             im.id, im.file_name, np.asarray([b.box for b in anns], float).reshape(-1, 4), [b.label for b in anns],
             [b.id for b in anns], pred.boxes, [p.classes[int(c)] for c in pred.labels], pred.scores, im.sha256))
-    return out
+    scale = calibration(inputs)  # over the scored images, per class
+    return {x.image_id: image_score(x, scale=scale) for x in inputs}
 
 
 def test_held_out_split_scored_exactly(project):

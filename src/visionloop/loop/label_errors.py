@@ -17,7 +17,13 @@ which ships ObjectLab, is AGPL); the scores are this module's own, each in [0, 1
   - **spurious**   = 1 − max{s_p : IoU(a, p) ≥ overlap}: nothing the model believes is there;
   - the annotation's finding is the largest of the three; its partner prediction (j for misplaced, k for swapped)
     is the suggested fix (move the box / relabel it), a spurious box's fix is to delete it;
-- per prediction p that is no annotation's partner: **missing** = s_p · (1 − max_a IoU(a, p)) (add the box).
+- per prediction p that is no annotation's partner and no duplicate (IoU ≥ `DUPLICATE` with a partner or a
+  stronger missing one): **missing** = s_p · (1 − max_a IoU(a, p)) (add the box).
+
+The scores s are calibrated first (`calibration`): a detector's raw scores are not probabilities (a briefly
+trained FCOS rarely scores a correct box above 0.7), so each class's scores are divided by the median score
+the model gives that class's annotations it confirms (same class, IoU ≥ `CONFIRM`) and clipped to 1 — a typical
+correct detection counts as certain, and "no confident prediction" means low for this model and class.
 
 An image's score is its largest finding (an image is as wrong as its worst label), ties broken by the sum;
 images rank by it. Predictions must be out-of-sample: a model scores the images it was trained on as it
@@ -44,6 +50,10 @@ log = logging.getLogger(__name__)
 OVERLAP = 0.1
 #: score floor of the predictions read from a model
 DEFAULT_CONF = 0.05
+#: IoU at which an unexplained prediction is a duplicate of a stronger one (not a missing box)
+DUPLICATE = 0.5
+#: IoU at which a prediction confirms an annotation when calibrating the scores
+CONFIRM = 0.5
 #: findings under this score are not listed (they still count towards nothing: an image's score is its maximum)
 MIN_FINDING = 0.05
 
@@ -113,7 +123,12 @@ def score_image(gt_boxes: np.ndarray, gt_labels: Sequence[Any], pred_boxes: np.n
             partnered[k] = True
         out.append(Finding(kind, float(scores[kind]), a, partner, float(iou[a, partner]) if partner is not None
                            else float(iou[a].max()) if m else 0.0))
-    for p in np.flatnonzero(~partnered).tolist():
+    kept = list(np.flatnonzero(partnered).tolist())
+    pp = box_iou_matrix(pb, pb) if m else np.zeros((0, 0))
+    for p in sorted(np.flatnonzero(~partnered).tolist(), key=lambda q: (-ps[q], q)):
+        if kept and pp[p, kept].max() >= DUPLICATE:  # a second box on an object already explained or listed
+            continue
+        kept.append(p)
         best_iou = float(iou[:, p].max()) if n else 0.0
         out.append(Finding(Kind.MISSING, float(ps[p] * (1.0 - best_iou)), None, p, best_iou))
     out.sort(key=lambda f: (-f.score, f.annotation if f.annotation is not None else n + (f.prediction or 0)))
@@ -189,8 +204,37 @@ class ImageScore:
                 "fold": self.fold, "findings": [f.to_json() for f in self.findings]}
 
 
-def image_score(im: ImageLabels, *, overlap: float = OVERLAP, min_finding: float = MIN_FINDING) -> ImageScore:
-    found = score_image(im.boxes, im.labels, im.pred_boxes, im.pred_labels, im.pred_scores, overlap=overlap)
+def calibration(images: Sequence[ImageLabels], *, confirm: float = CONFIRM) -> dict[str, float]:
+    """class → the median of the best same-class score on each annotation a prediction confirms (IoU ≥ confirm):
+    how sure this model is, for this class, of an object it gets right."""
+    best: dict[str, list[float]] = {}
+    for im in images:
+        gt = np.asarray(im.boxes, np.float64).reshape(-1, 4)
+        pb = np.asarray(im.pred_boxes, np.float64).reshape(-1, 4)
+        if not len(gt) or not len(pb):
+            continue
+        iou = box_iou_matrix(gt, pb)
+        pl = np.asarray(im.pred_labels, dtype=object)
+        for a, label in enumerate(im.labels):
+            ok = (iou[a] >= confirm) & (pl == label)
+            if ok.any():
+                best.setdefault(label, []).append(float(np.asarray(im.pred_scores)[ok].max()))
+    return {c: float(np.median(v)) for c, v in best.items()}
+
+
+def calibrated(scores: np.ndarray, labels: Sequence[str], scale: dict[str, float] | None) -> np.ndarray:
+    """Scores divided by their class's calibration (classes without one: unchanged), clipped to 1."""
+    s = np.asarray(scores, np.float64).reshape(-1)
+    if not scale:
+        return s
+    div = np.asarray([scale.get(x, 1.0) for x in labels], np.float64).reshape(-1)
+    return np.minimum(1.0, s / np.maximum(div, 1e-6))
+
+
+def image_score(im: ImageLabels, *, overlap: float = OVERLAP, min_finding: float = MIN_FINDING,
+                scale: dict[str, float] | None = None) -> ImageScore:
+    found = score_image(im.boxes, im.labels, im.pred_boxes, im.pred_labels,
+                        calibrated(im.pred_scores, im.pred_labels, scale), overlap=overlap)
     errors = []
     for f in found:
         if f.score < min_finding:
@@ -207,10 +251,12 @@ def image_score(im: ImageLabels, *, overlap: float = OVERLAP, min_finding: float
     return ImageScore(im.image_id, im.file_name, im.sha256, top, float(sum(f.score for f in found)), errors, im.fold)
 
 
-def rank_images(images: Sequence[ImageLabels], *, overlap: float = OVERLAP,
-                min_finding: float = MIN_FINDING) -> list[ImageScore]:
-    """The images' scores, most likely mislabelled first (ties: larger sum, then image id)."""
-    scored = [image_score(im, overlap=overlap, min_finding=min_finding) for im in images]
+def rank_images(images: Sequence[ImageLabels], *, overlap: float = OVERLAP, min_finding: float = MIN_FINDING,
+                calibrate: bool = True) -> list[ImageScore]:
+    """The images' scores, most likely mislabelled first (ties: larger sum, then image id). With `calibrate`,
+    the scores are calibrated per class over these images first (`calibration`)."""
+    scale = calibration(images) if calibrate else None
+    scored = [image_score(im, overlap=overlap, min_finding=min_finding, scale=scale) for im in images]
     scored.sort(key=lambda s: (-s.score, -s.total, s.image_id))
     return scored
 
