@@ -21,6 +21,7 @@ from visionloop.cli import geo as geo_cmds
 from visionloop.cli import health as health_cmds
 from visionloop.cli import keys as keys_cmds
 from visionloop.cli import label as label_cmds
+from visionloop.cli import label_errors as label_errors_cmds
 from visionloop.cli import model as model_cmds
 from visionloop.cli import predictions as predictions_cmds
 from visionloop.cli import project as project_cmds
@@ -80,6 +81,7 @@ app.add_typer(concepts_cmds.app, name="concepts")
 app.add_typer(predictions_cmds.app, name="predictions")
 app.command("select")(select_cmds.select)
 app.add_typer(label_cmds.app, name="label")
+app.command("label-errors")(label_errors_cmds.label_errors)
 app.command("embed")(similar_cmds.embed)
 app.command("similar")(similar_cmds.similar)
 app.command("search")(similar_cmds.search)
@@ -98,6 +100,8 @@ INTERRUPTED = {
                       "command again to resume",
     "fix": "the fix was stopped; the project is unchanged",
     "select": "the selection was stopped; no image was tagged",
+    "label-errors": "label-error scoring was stopped; no image was tagged (with --folds, the fold tags, versions and "
+                    "models finished so far are kept)",
     "serve": "the server stopped (requests in flight were answered first)",
     "ui": "the web UI stopped",
 }

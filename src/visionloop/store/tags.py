@@ -58,3 +58,35 @@ def add_tag(store: Store, ids: Sequence[int], tag: str | None, *, source: str,
         batches.apply(conn, batch_id, changes)
         batches.set_summary(conn, batch_id, {**(summary or {}), "tag": tag, "images_tagged": len(changes)})
     return batch_id, tag
+
+
+@dataclass(frozen=True)
+class BoxInfo:
+    id: int
+    image_id: int
+    label: str
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1 in the image's (upright) pixels
+    source: str
+
+
+def boxes(store: Store, image_ids: Sequence[int] | None = None) -> dict[int, list[BoxInfo]]:
+    """image id → its annotations that have a box (declared or derived: boxes, polygons, masks), in id order;
+    every requested image has an entry (empty when it has none)."""
+    from visionloop.store.schema import ClassRow
+
+    q = (select(AnnotationRow.id, AnnotationRow.image_id, ClassRow.name, AnnotationRow.x0, AnnotationRow.y0,
+                AnnotationRow.x1, AnnotationRow.y1, AnnotationRow.source)
+         .join(ClassRow, ClassRow.id == AnnotationRow.class_id)
+         .where(AnnotationRow.x0.is_not(None)).order_by(AnnotationRow.id))
+    out: dict[int, list[BoxInfo]] = {int(i): [] for i in image_ids} if image_ids is not None else {}
+    with store.session() as s:
+        if image_ids is not None:
+            ids = list(out)
+            for k in range(0, len(ids), 500):
+                for r in s.execute(q.where(AnnotationRow.image_id.in_(ids[k:k + 500]))):
+                    out[r.image_id].append(BoxInfo(r.id, r.image_id, r.name, (r.x0, r.y0, r.x1, r.y1), r.source))
+        else:
+            for r in s.execute(q):
+                out.setdefault(r.image_id, []).append(BoxInfo(r.id, r.image_id, r.name, (r.x0, r.y0, r.x1, r.y1),
+                                                              r.source))
+    return out
