@@ -348,6 +348,21 @@ register(FormatSpec(
 
 
 register(FormatSpec(
+    "cifar10", "visionloop.formats.cifar10",
+    "CIFAR-10 python batches (cifar-10-batches-py/: batches.meta, data_batch_1..5, test_batch; pixels inside)",
+    reads=("label",), writes=("label",), holds=("splits (train, test)", "embedded 32x32 images"),
+    files=(),
+))
+register(FormatSpec(
+    "cifar100", "visionloop.formats.cifar100",
+    "CIFAR-100 python batches (cifar-100-python/: meta, train, test; fine labels, coarse as supercategory)",
+    reads=("label",), writes=("label",),
+    holds=("coarse labels (supercategory, coarse_label attribute)", "splits (train, test)", "embedded 32x32 images"),
+    files=(),
+))
+
+
+register(FormatSpec(
     "unlabelled", "visionloop.formats.unlabelled",
     "Unlabelled images (a folder of image files, flat or nested, and no labels; claimed only when no other "
     "format recognises the folder)",
