@@ -363,6 +363,20 @@ register(FormatSpec(
 
 
 register(FormatSpec(
+    "mnist", "visionloop.formats.mnist",
+    "MNIST IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-*; .gz too; classes 0..9)",
+    reads=("label",), writes=("label",), holds=("splits (train, test)", "embedded 28x28 grey images"),
+    files=(),
+))
+register(FormatSpec(
+    "fashion_mnist", "visionloop.formats.fashion_mnist",
+    "Fashion-MNIST IDX files (as mnist; claimed where a folder on the path names Fashion-MNIST; its ten names)",
+    reads=("label",), writes=("label",), holds=("splits (train, test)", "embedded 28x28 grey images"),
+    files=(),
+))
+
+
+register(FormatSpec(
     "unlabelled", "visionloop.formats.unlabelled",
     "Unlabelled images (a folder of image files, flat or nested, and no labels; claimed only when no other "
     "format recognises the folder)",
