@@ -377,6 +377,14 @@ register(FormatSpec(
 
 
 register(FormatSpec(
+    "icdar", "visionloop.formats.icdar",
+    "ICDAR 2015 text localisation (gt_img_N.txt: x1,y1,...,x4,y4,transcription; ### = do not care)",
+    reads=("polygon",), writes=("polygon",), holds=("transcriptions (attribute)", "do-not-care words", "splits"),
+    files=(),
+))
+
+
+register(FormatSpec(
     "unlabelled", "visionloop.formats.unlabelled",
     "Unlabelled images (a folder of image files, flat or nested, and no labels; claimed only when no other "
     "format recognises the folder)",
