@@ -385,6 +385,15 @@ register(FormatSpec(
 
 
 register(FormatSpec(
+    "labelme_xml", "visionloop.formats.labelme_xml",
+    "LabelMe 3.0 XML, the original MIT LabelMe (Annotations/<folder>/*.xml + Images/<folder>/; CVAT's export)",
+    reads=("box", "polygon"), writes=("box", "polygon"),
+    holds=("occluded", "attributes", "deleted objects (skipped, counted)", "splits (split-named folders)"),
+    files=(),
+))
+
+
+register(FormatSpec(
     "unlabelled", "visionloop.formats.unlabelled",
     "Unlabelled images (a folder of image files, flat or nested, and no labels; claimed only when no other "
     "format recognises the folder)",
