@@ -142,10 +142,10 @@ def detect(path: Path, v: Variant) -> Detection:
 def _names(root: Path, v: Variant) -> tuple[list[str], list[str] | None]:
     meta = _load(root / v.meta)
     names = meta.get(v.names_key)
-    if not isinstance(names, list) or not names:
+    if not isinstance(names, list):
         raise FormatError(f"no {v.names_key} list", path=root / v.meta)
     coarse = meta.get("coarse_label_names") if v.hundred else None
-    if v.hundred and (not isinstance(coarse, list) or not coarse):
+    if v.hundred and not isinstance(coarse, list):
         raise FormatError("no coarse_label_names list", path=root / v.meta)
     return [_text(n) for n in names], [_text(n) for n in coarse] if coarse is not None else None
 

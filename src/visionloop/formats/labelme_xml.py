@@ -48,6 +48,7 @@ from visionloop.formats.base import (
     ImageMode,
     Reader,
     WriteReport,
+    count_state_change,
     images_are_optional,
     iter_files,
     place_image,
@@ -251,6 +252,7 @@ def write(samples: Iterable[Sample], out: Path, *, classes: ClassMap | None = No
         folder = split_folder(sample.split) if sample.split else ""
         name = names.claim(folder, PurePosixPath(safe_name(sample.image.file_name)).name, report)
         ref = with_size(sample.image)
+        count_state_change(report, sample, becomes=LabelState.NULL, why="an XML file lists the image as labelled")
         root = ET.Element("annotation")
         ET.SubElement(root, "filename").text = name
         ET.SubElement(root, "folder").text = folder

@@ -394,6 +394,15 @@ register(FormatSpec(
 
 
 register(FormatSpec(
+    "imagenet", "visionloop.formats.imagenet",
+    "ImageNet-style classification (LOC_synset_mapping.txt / synsets.txt + meta/train.txt `path index` lists, or "
+    "train/<wnid>/ folders)",
+    reads=("label",), writes=("label",), holds=("class order of the mapping file", "unlabelled images", "splits"),
+    files=(),
+))
+
+
+register(FormatSpec(
     "unlabelled", "visionloop.formats.unlabelled",
     "Unlabelled images (a folder of image files, flat or nested, and no labels; claimed only when no other "
     "format recognises the folder)",
