@@ -96,3 +96,18 @@ def test_mmpretrain_lists_and_round_trip(tmp_path: Path) -> None:
     assert again == {"train/n01440764/n01440764_1.JPEG": ["n01440764"], "train/n01484850/n01484850_7.JPEG": ["n01484850"],
                      "val/n01443537/ILSVRC2012_val_00000003.JPEG": ["n01443537"],
                      "test/_unlabelled/ILSVRC2012_test_00000001.JPEG": []}
+
+
+def test_the_new_formats_are_listed_by_visionloop_formats() -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from visionloop.cli.main import app
+
+    out = CliRunner().invoke(app, ["formats", "--json"])
+    assert out.exit_code == 0
+    names = {f["name"] for f in json.loads(out.stdout)}
+    assert {"cifar10", "cifar100", "mnist", "fashion_mnist", "icdar", "labelme_xml", "imagenet"} <= names
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert f"- {len(names)} dataset formats read and written" in readme
