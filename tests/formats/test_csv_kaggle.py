@@ -242,6 +242,14 @@ def test_cli_convert_with_csv_columns(wheat: Path, tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     out = " ".join(r.output.split())  # the console wraps long paths at its width
     assert "2 images, 3 boxes" not in out and "3 images, 3 boxes" in out
+    # the image in train/ that no row names is read as labelled empty: said, counted, in the summary
+    assert ("assumed 1 × image in train/ that no row of train.csv names: labelled empty (no boxes) "
+            "(no file says so; the layout's rule)") in out
+    r = runner.invoke(app, ["convert", str(wheat), str(tmp_path / "c"), "--to", "tfcsv", "--images", "none",
+                            "--csv-columns", "one_class=wheat,coords=pixel", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["assumed"] == {
+        "image in train/ that no row of train.csv names: labelled empty (no boxes)": 1}
     assert (tmp_path / "b" / "train" / "_annotations.csv").read_text().splitlines() == [
         "filename,width,height,class,xmin,ymin,xmax,ymax",
         "b6ab77fd7.jpg,1024,1024,wheat,834,222,890,258",
@@ -258,7 +266,13 @@ def test_cli_import_with_csv_columns(wheat: Path, tmp_path: Path) -> None:
     assert r.exit_code == 1 and "one_class=<name>" in str(r.exception)
     r = runner.invoke(app, ["import", str(wheat), "-p", str(proj), "--csv-columns", "one_class=wheat", "--json"])
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["images_added"] == 3
+    data = json.loads(r.stdout)
+    assert data["images_added"] == 3
+    assert data["assumed"] == {"image in train/ that no row of train.csv names: labelled empty (no boxes)": 1}
+    assert runner.invoke(app, ["init", str(tmp_path / "q")]).exit_code == 0
+    r = runner.invoke(app, ["import", str(wheat), "-p", str(tmp_path / "q"), "--csv-columns", "one_class=wheat"])
+    assert r.exit_code == 0, r.output
+    assert "assumed 1 × image in train/ that no row of train.csv names" in " ".join(r.output.split())
 
 
 def test_convert_quarantines_an_unresolvable_id_and_writes_the_rest(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from rich.table import Table
 from visionloop.cli.console import console, err_console, print_json, progress
 from visionloop.cli.options import JsonOpt, ProjectOpt
 from visionloop.cli.render import plural as _n
-from visionloop.cli.render import render_write_report
+from visionloop.cli.render import render_assumed, render_write_report
 from visionloop.formats.base import ImageMode
 
 EXIT_QUARANTINED = 3  # the rest landed, some entries were quarantined (ingest.importer.EXIT_QUARANTINED)
@@ -91,6 +91,7 @@ def _render_import(report: Any, as_json: bool) -> None:
     q = len(report.quarantined)
     for what, n in sorted(report.skipped.items()):  # seen by the reader and not read: said even when nothing changed
         err_console.print(f"[yellow]skipped[/] {n} × {what} (seen in the source, not read)", soft_wrap=True)
+    render_assumed(report.assumed)
     if report.batch_id is None:
         kept = c.get("images_kept_labelled", 0)
         console.print(f"Nothing new in {report.source}: {c.get('images_unchanged', 0)} images already in the project"

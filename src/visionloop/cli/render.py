@@ -23,6 +23,12 @@ def render_json_or(result: Any, as_json: bool) -> dict[str, Any] | None:
     return data
 
 
+def render_assumed(assumed: dict[str, int]) -> None:
+    """What a reader read by a rule of the layout rather than by what a file says (`formats.base.assume`)."""
+    for what, n in sorted(assumed.items()):
+        err_console.print(f"[yellow]assumed[/] {n} × {what} (no file says so; the layout's rule)", soft_wrap=True)
+
+
 def render_write_report(report: Any, as_json: bool) -> None:
     """A written dataset (export, convert, version export): what was written, converted and dropped."""
     data = render_json_or(report, as_json)
@@ -37,6 +43,7 @@ def render_write_report(report: Any, as_json: bool) -> None:
         err_console.print(f"[yellow]dropped[/] {n} × {what}")
     for what, n in sorted((data.get("skipped") or {}).items()):
         err_console.print(f"[yellow]skipped[/] {n} × {what} (seen in the source, not read)", soft_wrap=True)
+    render_assumed(data.get("assumed") or {})
     if data.get("fixes"):
         err_console.print("Source checks: " + ", ".join(f"{k} {v}" for k, v in sorted(data["fixes"].items())))
     for r in data.get("quarantined") or ():

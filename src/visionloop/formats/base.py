@@ -242,6 +242,8 @@ class Skips(Counter[str]):
     def __init__(self, strict: bool = False) -> None:
         super().__init__()
         self.strict = strict
+        #: what readers read by a rule of the layout rather than by what a file says (`assume`), "element: reading"
+        self.assumed: Counter[str] = Counter()
 
 
 #: set by `count_skips()`: where readers count the elements they see and do not keep
@@ -277,6 +279,18 @@ def skip(what: str, reason: str, *, path: str | Path, where: str | None = None, 
         log.warning("%s%s: %s not read: %s", path, f" ({where})" if where else "", what, reason)
         return
     skips[f"{what}: {reason}"] += n
+
+
+def assume(what: str, reading: str, *, path: str | Path, n: int = 1) -> None:
+    """A reader read `n` × `what` (an image no CSV row names...) as `reading` (labelled empty...) by a rule of the
+    layout, not because a file says so. Counted under "what: reading" in `Skips.assumed` inside `count_skips()`
+    (`convert` and `import` report it as `assumed`, so the user sees it); never refused by `strict`, since the
+    layout documents that meaning; outside any, logged."""
+    skips = _SKIPS.get()
+    if skips is None:
+        log.info("%s: %d x %s read as %s", path, n, what, reading)
+        return
+    skips.assumed[f"{what}: {reading}"] += n
 
 
 def skip_unpaired(files: Iterable[Path], used: set[str], *, what: str, reason: str, path: str | Path) -> None:
@@ -369,6 +383,7 @@ class WriteReport:
     fixes: Counter[str] = field(default_factory=Counter)  # what the source checks repaired (clipped, ...)
     quarantined: list[dict[str, Any]] = field(default_factory=list)  # entries left out: file, element, reason
     skipped: Counter[str] = field(default_factory=Counter)  # what the reader saw and did not keep (`skip`)
+    assumed: Counter[str] = field(default_factory=Counter)  # what the reader read by a rule of the layout (`assume`)
 
     def drop(self, what: str, reason: str, n: int = 1) -> None:
         self.dropped[f"{what}: {reason}"] += n
@@ -383,6 +398,7 @@ class WriteReport:
         for key, n in data["converted"].items():
             self.converted[key] += n
         self.skipped.update(data.get("skipped") or {})
+        self.assumed.update(data.get("assumed") or {})
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -396,6 +412,7 @@ class WriteReport:
             "fixes": dict(self.fixes),
             "quarantined": self.quarantined,
             "skipped": dict(self.skipped),
+            "assumed": dict(self.assumed),
         }
 
 

@@ -75,6 +75,7 @@ def _convert(src: str | Path, out: str | Path, *, to: str, from_: str | None, sp
         report = _convert_read(src, out, to=to, from_=from_, split=split, images=images, overwrite=overwrite,
                                strict=strict, classes=classes, workers=workers)
     report.skipped.update(skips)
+    report.assumed.update(skips.assumed)
     return report
 
 
@@ -156,7 +157,8 @@ def _write_in_parts(reader: Reader, tmp: Path, to: str, class_map: ClassMap, ima
                 samples = map_classes(samples, mapping, dropped)
             result = module.write_part(samples, tmp, classes=class_map, images=images, start=part.start)
         return {"result": result, "dropped": dict(dropped), "fixes": dict(check.fixes),
-                "quarantined": check.quarantined, "skipped": dict(skips)}
+                "quarantined": check.quarantined, "skipped": dict(skips),
+                "assumed": dict(skips.assumed)}
 
     try:
         results = runtime.run_forked(parts, work)
@@ -174,6 +176,7 @@ def _write_in_parts(reader: Reader, tmp: Path, to: str, class_map: ClassMap, ima
         report.fixes.update(r["fixes"])
         report.quarantined.extend(r["quarantined"])
         report.skipped.update(r["skipped"])
+        report.assumed.update(r["assumed"])
     return report
 
 

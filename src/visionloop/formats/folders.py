@@ -1,8 +1,10 @@
 """Classification folders: `root/<split>/<class>/<image>` or `root/<class>/<image>`.
 
 The layout torchvision's ImageFolder reads and Roboflow exports for
-classification. A root whose subfolders are all split names (train, valid,
-val, test; any case) and that hold folders is split; anything else is one
+classification, and the Ultralytics classification layout (`train/<class>/`, `val/<class>/` or
+`validation/<class>/`, optional `test/<class>/`; ultralytics/data/utils.py `check_cls_dataset`;
+tests/formats/test_ultralytics_cls.py). A root whose subfolders are all split names (train, valid,
+val, validation -- read as the split `val` --, test; any case) and that hold folders is split; anything else is one
 level of class folders. Classes are the class folder names, sorted (as
 ImageFolder numbers them). Images below a class folder, at any depth, carry
 that class as one whole-image `Label`. Images lying in the root or a split
@@ -43,7 +45,9 @@ from visionloop.formats.base import (
 
 log = logging.getLogger(__name__)
 
-SPLIT_NAMES = ("train", "valid", "val", "test")
+SPLIT_NAMES = ("train", "valid", "val", "validation", "test")
+#: the split a split folder's name stands for (Ultralytics reads `validation/` where `val/` is missing)
+_SPLIT_OF = {"validation": "val"}
 #: folder names that say "the images" or "their annotations", never a class: a tree with one (or with `x/` beside
 #: `xannot/`) is a segmentation, detection or text layout, e.g. `images/` + `masks/` (semantic masks),
 #: `train/` + `trainannot/` (CamVid as SegNet distributes it), `images/` + `gt/` (ICDAR)
@@ -166,7 +170,8 @@ def read(path: Path, *, split: str | None = None) -> Reader:
         raise FormatError("a classification dataset is a folder of class folders", path=root)
     split_dirs = _split_folders(root)
     parts: list[tuple[str | None, Path]] = (
-        [(split or d.name.lower(), d) for d in split_dirs] if split_dirs else [(split, root)]
+        [(split or _SPLIT_OF.get(d.name.lower(), d.name.lower()), d) for d in split_dirs] if split_dirs
+        else [(split, root)]
     )
     role = _role_layout([c for _, folder in parts for c in _subdirs(folder)])
     if role is not None:

@@ -348,6 +348,61 @@ register(FormatSpec(
 
 
 register(FormatSpec(
+    "cifar10", "visionloop.formats.cifar10",
+    "CIFAR-10 python batches (cifar-10-batches-py/: batches.meta, data_batch_1..5, test_batch; pixels inside)",
+    reads=("label",), writes=("label",), holds=("splits (train, test)", "embedded 32x32 images"),
+    files=(),
+))
+register(FormatSpec(
+    "cifar100", "visionloop.formats.cifar100",
+    "CIFAR-100 python batches (cifar-100-python/: meta, train, test; fine labels, coarse as supercategory)",
+    reads=("label",), writes=("label",),
+    holds=("coarse labels (supercategory, coarse_label attribute)", "splits (train, test)", "embedded 32x32 images"),
+    files=(),
+))
+
+
+register(FormatSpec(
+    "mnist", "visionloop.formats.mnist",
+    "MNIST IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-*; .gz too; classes 0..9)",
+    reads=("label",), writes=("label",), holds=("splits (train, test)", "embedded 28x28 grey images"),
+    files=(),
+))
+register(FormatSpec(
+    "fashion_mnist", "visionloop.formats.fashion_mnist",
+    "Fashion-MNIST IDX files (as mnist; claimed where a folder on the path names Fashion-MNIST; its ten names)",
+    reads=("label",), writes=("label",), holds=("splits (train, test)", "embedded 28x28 grey images"),
+    files=(),
+))
+
+
+register(FormatSpec(
+    "icdar", "visionloop.formats.icdar",
+    "ICDAR 2015 text localisation (gt_img_N.txt: x1,y1,...,x4,y4,transcription; ### = do not care)",
+    reads=("polygon",), writes=("polygon",), holds=("transcriptions (attribute)", "do-not-care words", "splits"),
+    files=(),
+))
+
+
+register(FormatSpec(
+    "labelme_xml", "visionloop.formats.labelme_xml",
+    "LabelMe 3.0 XML, the original MIT LabelMe (Annotations/<folder>/*.xml + Images/<folder>/; CVAT's export)",
+    reads=("box", "polygon"), writes=("box", "polygon"),
+    holds=("occluded", "attributes", "deleted objects (skipped, counted)", "splits (split-named folders)"),
+    files=(),
+))
+
+
+register(FormatSpec(
+    "imagenet", "visionloop.formats.imagenet",
+    "ImageNet-style classification (LOC_synset_mapping.txt / synsets.txt + meta/train.txt `path index` lists, or "
+    "train/<wnid>/ folders)",
+    reads=("label",), writes=("label",), holds=("class order of the mapping file", "unlabelled images", "splits"),
+    files=(),
+))
+
+
+register(FormatSpec(
     "unlabelled", "visionloop.formats.unlabelled",
     "Unlabelled images (a folder of image files, flat or nested, and no labels; claimed only when no other "
     "format recognises the folder)",

@@ -35,7 +35,8 @@ Kaggle-style box CSVs (tests/formats/test_csv_kaggle.py)
     image file with that stem (refused, naming the id, when no file or several have it). A folder is read
     through its CSVs whose columns are recognised (``sample_submission.csv`` has no box columns); images are
     also looked up in the folder named like the CSV (``train.csv``: ``train/``), and an image there that no
-    row names is read as labelled empty (global-wheat lists only images with wheat heads).
+    row names is read as labelled empty (global-wheat lists only images with wheat heads), and counted in the
+    summary as ``assumed`` (``convert`` and ``import`` print how many).
     Nothing is guessed: when the columns are ambiguous (two image columns, no class column, no or several
     box layouts) or every box value is <= 1 (normalised or pixels?), the read is refused before anything
     is read, with one line listing the columns and what to pass: ``convert --csv-columns image=<column>,
@@ -87,6 +88,7 @@ from visionloop.formats.base import (
     ImageMode,
     Reader,
     WriteReport,
+    assume,
     csv_columns_given,
     image_size,
     iter_files,
@@ -442,9 +444,14 @@ def _read_file(path: Path, split: str | None, classes: ClassMap, cols: _Columns,
     elif in_named:
         # the CSV's own image folder (global-wheat: train/ holds every training image, train.csv only those
         # with boxes): an image there that no row names has no boxes
+        unlisted = 0
         for image in sorted(named_folder.iterdir()):
             if image.suffix.lower() in IMAGE_EXTENSIONS and image.is_file() and image.name not in in_named:
+                unlisted += 1
                 yield Sample(ImageRef(image.name, path=str(image)), (), split=split, state=LabelState.NULL)
+        if unlisted:  # said in the summary: the user sees images that no row names
+            assume(f"image in {named_folder.name}/ that no row of {path.name} names", "labelled empty (no boxes)",
+                   path=path, n=unlisted)
 
 
 class _Refused(Exception):

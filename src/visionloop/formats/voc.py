@@ -747,11 +747,15 @@ def _instance_class(
 
 
 def _sniff(xml: Path) -> bool:
+    """An <annotation> root and none of LabelMe XML's own tags (<imagesize>, <polygon>, <pt>: formats/labelme_xml)."""
     try:
         with open(xml, "rb") as f:
-            return _ANNOTATION_TAG.search(f.read(_SNIFF_BYTES)) is not None
+            head = f.read(_SNIFF_BYTES)
     except OSError:
         return False
+    if _ANNOTATION_TAG.search(head) is None:
+        return False
+    return b"<bndbox" in head or not any(m in head for m in (b"<imagesize", b"<pt>", b"<polygon>"))
 
 
 def _first_xml(folder: Path) -> Path | None:

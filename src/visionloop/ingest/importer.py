@@ -26,8 +26,15 @@ from typing import Any
 from visionloop import formats
 from visionloop.core.errors import VisionLoopError
 from visionloop.core.sample import LabelState, Sample, Source
+from visionloop.formats.base import (
+    Skips,
+    count_skips,
+    dataset_root,
+    quarantine,
+    quarantine_reads,
+    quarantine_record,
+)
 from visionloop.formats.base import allow_outside_root as allow_outside_root_
-from visionloop.formats.base import count_skips, dataset_root, quarantine, quarantine_reads, quarantine_record
 from visionloop.formats.base import csv_columns as csv_columns_
 from visionloop.formats.checks import TRUNCATED, check_image_sample
 from visionloop.store import quarantine as store_quarantine
@@ -55,12 +62,13 @@ class ImportReport:
     fixed: bool = True  # False with --no-fix: `fixes` are defects found and kept, not repairs
     notes: dict[str, int] = field(default_factory=dict)  # truncated_image: landed, noted for health
     skipped: dict[str, int] = field(default_factory=dict)  # "element: reason" the reader saw and did not keep
+    assumed: dict[str, int] = field(default_factory=dict)  # "element: reading" read by a rule of the layout
 
     def to_json(self) -> dict[str, Any]:
         return {"batch": self.batch_id, "source": self.source, "format": self.format,
                 "images_seen": self.images_seen, **self.counts, "fixes" if self.fixed else "found": self.fixes,
                 "notes": self.notes, "classes": self.classes, "quarantined": self.quarantined,
-                "skipped": self.skipped}
+                "skipped": self.skipped, "assumed": self.assumed}
 
 
 def import_dataset(
@@ -115,7 +123,7 @@ def _with_source(sample: Sample, source: Source) -> Sample:
 
 def _import(store: Store, reader: formats.Reader, path: Path, *, name: str, split: str | None, fix: bool,
             strict: bool, progress: Progress | None, annotation_source: Source | str | None = None,
-            skips: Counter[str] | None = None) -> ImportReport:
+            skips: Skips | None = None) -> ImportReport:
     forced = Source(annotation_source) if annotation_source is not None else None
     fixes: Counter[str] = Counter()
     quarantined: list[dict[str, Any]] = []
@@ -153,12 +161,16 @@ def _import(store: Store, reader: formats.Reader, path: Path, *, name: str, spli
             batch.summary["notes"] = notes
         if skips:
             batch.summary["skipped"] = dict(skips)
+        assumed = dict(skips.assumed) if skips is not None else {}
+        if assumed:
+            batch.summary["assumed"] = assumed
         batch.summary["quarantined"] = quarantined
         batch.summary["images_quarantined"] = len(quarantined)
         # kept even when nothing else changed, so health sees this import's list (and an earlier list ends)
         batch.keep = bool(quarantined) or open_records
     report = ImportReport(batch.batch_id, str(path), name, seen, dict(batch.counts), dict(fixes),
-                          reader.classes.names, quarantined, fix, notes, dict(skips or {}))
+                          reader.classes.names, quarantined, fix, notes, dict(skips or {}),
+                          assumed)
     log.info("imported %s: %s", path, report.to_json())
     return report
 
