@@ -209,3 +209,45 @@ def test_loop_through_the_api(project, tmp_path):
         assert not [im for im in tag_store.images(store) if "loop1" in im.tags]
     finally:
         store.close()
+
+
+def test_select_from_log_filters_and_box_budget(project, tmp_path):
+    """Rows written straight to the log: --class, --since/--until, --budget-boxes and a row of another model
+    (re-scored by running the asked model), each exactly."""
+    from visionloop.loop.from_log import select_from_log
+
+    work = shutil.copytree(project, tmp_path / "p")
+    with Store.open(work) as store:
+        det = registry.get(store, "det")
+
+        def box(c: float) -> dict:
+            return {"box": {"x0": 10.0, "y0": 10.0, "x1": 50.0, "y1": 60.0}, "class": "raccoon", "class_id": 0,
+                    "confidence": c}
+
+        t = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+        specs = [  # (image, predictions, minutes after t, model id)
+            ("raccoon-40", [box(0.5), box(0.9)], 0, det.id),      # entropy max ln 2 (0.5): first
+            ("raccoon-41", [box(0.4)] * 3, 1, det.id),             # 3 boxes, second
+            ("raccoon-42", [box(0.2)], 2, det.id),                 # third
+            ("raccoon-43", [], 3, det.id),                         # no prediction: not of class raccoon
+            ("raccoon-44", [box(0.45)], 90, det.id),               # outside --until
+            ("raccoon-45", [box(0.3)], 4, det.id + 100),           # another model: re-scored
+        ]
+        entries = [plog.LogEntry(created_at=t.replace(minute=m) if m < 60 else t.replace(hour=10, minute=m - 60),
+                                 model="det", model_name="det", model_version=v, task="detect",
+                                 image=(RACCOON / "images" / f"{n}.jpg").read_bytes(), width=100, height=100,
+                                 predictions=p, image_name=f"{n}.jpg") for n, p, m, v in specs]
+        plog.append(store, entries)
+        sel = select_from_log(store, "det", budget_boxes=5, strategy="entropy", class_name="raccoon",
+                              since=t, until=t.replace(minute=30), conf=0.1, save=False)
+        assert (sel.logged, sel.candidates, sel.rescored) == (4, 4, 1)
+        # raccoon-40 (2 boxes) + raccoon-41 (3 boxes) = 5; the next would go over
+        assert [p.file_name.split("-", 1)[1] for p in sel.picked] == ["raccoon-40.jpg", "raccoon-41.jpg"]
+        assert [p.boxes for p in sel.picked] == [2, 3] and sel.boxes == 5
+        assert sel.picked[0].score == pytest.approx(np.log(2), abs=1e-9)
+        rescored = select_from_log(store, "det", budget=10, strategy="entropy", since=t,
+                                   until=t.replace(minute=30), save=False)
+        assert {p.file_name.split("-", 1)[1]: p.scored_from for p in rescored.picked}["raccoon-45.jpg"] == "model"
+        assert len(rescored.picked) == 5 and rescored.rescored == 1
+        with pytest.raises(Exception, match="needs --budget or --budget-boxes"):
+            select_from_log(store, "det", save=False)
