@@ -226,3 +226,41 @@ def test_cli_list_and_stats_on_logged_rows(proj, tmp_path, monkeypatch):
     assert (tmp_path / "drift.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = (tmp_path / "drift.html").read_text()
     assert "data:image/png;base64," in page and "3 images, 6 predictions" in page
+
+
+def test_logged_rows_carry_the_embedders_vector(proj, tmp_path):
+    """With an embedder, the writer thread stores each kept image's vector: the embedder's own output on it."""
+    import numpy as np
+    from PIL import Image
+
+    from visionloop.infer.embed import OnnxEmbedder
+    from visionloop.models.embedder import Embedder, export_embedder
+
+    onnx_file = tmp_path / "embedder.onnx"
+    onnx_file.write_bytes(export_embedder(Embedder.create()))
+    sent = [png(seed=s) for s in (60, 61)]
+    with _server(proj, {"*": LogRules()}, log_embedder=str(onnx_file)) as s, \
+            httpx.Client(base_url=s.url, timeout=30) as c:
+        _post(c, "detect", *sent, confidence=0.01)
+        _flush(s)
+        name = s.service.predlog.embedder[0]
+    enc = OnnxEmbedder(onnx_file)
+    with Store.open(proj) as store:
+        rows = plog.query(store)
+        assert [r.has_embedding for r in rows] == [True, True]
+        got = plog.embeddings(store, [r.id for r in rows])
+    import io
+
+    for r, data in zip(rows, sent, strict=True):
+        want = enc.embed([np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))])[0]
+        model, vec = got[r.id]
+        assert model == name and name.startswith("onnx:embedder.onnx@")
+        assert vec.shape == want.shape == (enc.session.get_outputs()[0].shape[-1],)
+        np.testing.assert_allclose(vec, want, rtol=0, atol=1e-6)
+
+
+def test_an_embedder_file_that_is_not_there_is_refused(tmp_path):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="is neither auto, off nor an ONNX embedder file"):
+        Settings(log_embedder=str(tmp_path / "nope.onnx"))

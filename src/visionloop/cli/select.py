@@ -14,14 +14,16 @@ from visionloop.cli.render import render_json_or
 
 
 def select(
-    budget: Annotated[int, typer.Option("--budget", "-n", help="How many images to pick.")],
+    budget: Annotated[int | None, typer.Option("--budget", "-n", help="How many images to pick.")] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model name, id or `latest` (its ONNX export "
                                                                     "scores the images).")] = None,
     strategy: Annotated[str, typer.Option(help="random | least-confidence | margin | entropy | k-center | hybrid "
                                                "| like")] = "entropy",
     aggregate: Annotated[str, typer.Option(help="A detector's per-box uncertainties per image: max | mean | sum.")]
     = "max",
-    source: Annotated[str, typer.Option("--from", help="unlabelled (images nobody labelled) | all")] = "unlabelled",
+    source: Annotated[str, typer.Option("--from", help="unlabelled (images nobody labelled) | all | predictions "
+                                                       "(images the server logged: picked ones are imported)")]
+    = "unlabelled",
     tag: Annotated[str | None, typer.Option(help="Tag the picked images with this (default: select-<batch id>).")]
     = None,
     like: Annotated[list[str] | None, typer.Option(help="With --strategy like: a target image (id or file name); "
@@ -35,6 +37,13 @@ def select(
     conf: Annotated[float, typer.Option(help="A detector's score floor for the boxes measured.")] = 0.1,
     seed: Annotated[int, typer.Option(help="Seed of random and hybrid.")] = 0,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Pick and print, tag nothing.")] = False,
+    since: Annotated[str | None, typer.Option(help="With --from predictions: logged from this time (ISO, or an age: "
+                                                   "30m, 6h, 7d; UTC).")] = None,
+    until: Annotated[str | None, typer.Option(help="With --from predictions: logged before this time.")] = None,
+    class_name: Annotated[str | None, typer.Option("--class", help="With --from predictions: images with a logged "
+                                                                   "prediction of this class.")] = None,
+    budget_boxes: Annotated[int | None, typer.Option(help="With --from predictions: stop before the pick would hold "
+                                                          "more predicted boxes than this.")] = None,
     project: ProjectOpt = Path("."),
     as_json: JsonOpt = False,
 ) -> None:
@@ -42,6 +51,17 @@ def select(
     back). --json prints {model, strategy, aggregate, from, candidates, budget, tag, batch_id, picked: [...]}."""
     from visionloop.loop.select import select_images
     from visionloop.store import Store
+
+    if source == "predictions":
+        _from_predictions(project, model, budget=budget, budget_boxes=budget_boxes, strategy=strategy,
+                          aggregate=aggregate, since=since, until=until, class_name=class_name, tag=tag, conf=conf,
+                          seed=seed, dry_run=dry_run, as_json=as_json)
+        return
+    if budget is None:
+        raise typer.BadParameter("--budget is required", param_hint="--budget")
+    if since or until or class_name or budget_boxes is not None:
+        raise typer.BadParameter("--since, --until, --class and --budget-boxes take --from predictions",
+                                 param_hint="--from")
 
     if like_errors is not None or (like and strategy == "entropy"):
         strategy = "like"  # --like / --like-errors name targets: nothing else uses them
@@ -75,3 +95,37 @@ def select(
                           "so the cut fell among near-equals"
                           + ("; per-box max saturates at the most uncertain box: try --aggregate mean or sum"
                              if result.aggregate == "max" else ""), soft_wrap=True)
+
+
+def _from_predictions(project: Path, model: str | None, *, budget: int | None, budget_boxes: int | None,
+                      strategy: str, aggregate: str, since: str | None, until: str | None, class_name: str | None,
+                      tag: str | None, conf: float, seed: int, dry_run: bool, as_json: bool) -> None:
+    """`select --from predictions`: the logged images, scored from the log, the picked ones imported and tagged."""
+    from visionloop.cli.predictions import when
+    from visionloop.ingest import import_samples
+    from visionloop.loop.from_log import select_from_log
+    from visionloop.store import Store
+
+    if model is None:
+        raise typer.BadParameter("--from predictions needs the model that scores the images", param_hint="--model")
+    with Store.open(project) as store:
+        result = select_from_log(store, model, budget=budget, budget_boxes=budget_boxes, strategy=strategy,
+                                 aggregate=aggregate, since=when(since), until=when(until), class_name=class_name,
+                                 tag=tag, conf=conf, seed=seed, importer=import_samples, save=not dry_run)
+    data = render_json_or(result, as_json)
+    if data is None:
+        return
+    table = Table("#", "log id", "image", "file", "boxes", "scored from", "score")
+    for k, p in enumerate(result.picked, 1):
+        table.add_row(str(k), str(p.log_id), "" if p.image_id is None else str(p.image_id), p.file_name,
+                      str(p.boxes), p.scored_from, "" if p.score is None else f"{p.score:.4f}")
+    console.print(table)
+    how = result.strategy + (f" ({result.aggregate})" if result.aggregate else "")
+    line = (f"picked {len(result.picked)} of {result.candidates} logged images ({result.logged} rows; "
+            f"{result.in_project} already in the project) by {how} under {result.model}, {result.boxes} boxes; "
+            f"{result.rescored} scored by running the model, the rest from the logged predictions")
+    if result.batch_id is not None:
+        line += (f"; imported with their pre-labels and tagged {result.tag!r} in batch {result.batch_id} "
+                 f"(`visionloop label send --tag {result.tag}` sends them; `visionloop undo {result.batch_id}` "
+                 "removes them)")
+    err_console.print(line, soft_wrap=True)

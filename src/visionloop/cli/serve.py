@@ -48,6 +48,9 @@ def serve(
         help="Logging rules per model as JSON or a .json/.toml file: {\"MODEL or *\": {\"rate\", \"below\", "
              "\"class_caps\": {CLASS: N}, \"cap_window\": minute|hour|day, \"per_minute\", \"per_hour\", "
              "\"per_day\"}}.")] = None,
+    log_embedder: Annotated[str, typer.Option(
+        help="Embed logged images (off the request path): auto (the project's stored embedder, if any) | off | an "
+             "ONNX embedder file.")] = "auto",
 ) -> None:
     """Serve the project's models over HTTP (OpenAPI at /docs) until Ctrl-C."""
     from visionloop.serve import Settings
@@ -59,7 +62,7 @@ def serve(
     settings = Settings(host=host, port=port, auth=True if auth else None, url_allow_list=allow_url or [],
                         models=model or [], workers=model_workers,
                         log_predictions=log_settings(log_predictions, log_below, log_rules),
-                        device=device, **{k: v for k, v in given.items() if v is not None})
+                        log_embedder=log_embedder, device=device, **{k: v for k, v in given.items() if v is not None})
     shown = host if ":" not in host else f"[{host}]"
     err_console.print(f"serving {Path(project).resolve()} on http://{shown}:{port} (docs at /docs, "
                       f"auth {'on' if settings.auth_required() else 'off'}); Ctrl-C stops", highlight=False,

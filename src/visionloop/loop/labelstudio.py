@@ -65,6 +65,7 @@ from visionloop.store.project import Store
 log = logging.getLogger(__name__)
 
 LABELS_VERSION = "visionloop labels"  # model_version of the prediction that holds an image's current labels
+STORED_VERSION = "visionloop pre-labels"  # model_version of stored source=model labels that name no model
 DATA_KEYS = ("vl_image", "vl_sha256", "vl_file_name", "vl_split")
 MATCH_PX = 1e-6  # a region this close to a stored label (every coordinate) is that label, unchanged
 PAIR_IOU = 0.3  # a new region and a removed label overlapping this much count as one label modified
@@ -259,6 +260,10 @@ def _prelabel(store: Store, picked: Sequence[tag_store.ImageInfo], model: str | 
             (ps,) = to_samples([pred], [path], Path(path).parent)
             anns += [replace(a, attributes={**a.attributes, "model_version": model_version})
                      for a in ps.annotations]
+        if predictor is None and current_labels:  # stored pre-labels (e.g. the logged model's) go as they are
+            anns += [a if "model_version" in a.attributes else
+                     replace(a, attributes={**a.attributes, "model_version": STORED_VERSION})
+                     for a in s.annotations if a.source is Source.MODEL]
         n_model = len(anns)
         if current_labels:
             anns += [replace(a, source=Source.MODEL, confidence=None,
@@ -412,6 +417,62 @@ def send_to_cvat(store: Store, out: str | Path, *, tag: str | None = None, image
                       images=ImageMode.COPY)
     return SendReport("cvat", str(out), None, None, False, model_version, len(items), len(items), 0,
                       sum(it.predictions for it in items), sum(it.labels for it in items))
+
+
+def export_tasks(store: Store, out: str | Path, *, tag: str | None = None, image_ids: Sequence[int] | None = None,
+                 model: str | int | None = None, conf: float = 0.25, current_labels: bool = True) -> SendReport:
+    """The tasks `send_to_label_studio` would send, as a Label Studio tasks JSON file (for Label Studio's import
+    dialog, or to edit and bring back with `pull_from_file`); each task's ``data.image`` is the image's file
+    name (Label Studio needs the image served from its storage to show it)."""
+    picked = selected_images(store, tag=tag, image_ids=image_ids)
+    items, model_version = _prelabel(store, picked, model, conf, current_labels=current_labels)
+    tasks, _ = _tasks_json(store, items, store.classes())
+    rows = [{"id": k, "data": {"image": it.sample.image.file_name, "vl_image": it.image_id,
+                               "vl_sha256": it.sample.image.sha256, "vl_file_name": it.sample.image.file_name,
+                               "vl_split": it.sample.split}, "annotations": [],
+             "predictions": task.get("predictions", [])}
+            for k, (it, task) in enumerate(zip(items, tasks, strict=True), start=1)]
+    out = Path(out)
+    if out.exists():
+        raise VisionLoopError("the tasks file exists", path=out, hint="name a new file")
+    out.write_bytes(orjson.dumps(rows, option=orjson.OPT_INDENT_2))
+    return SendReport("label-studio-file", str(out), None, None, False, model_version, len(items), len(items), 0,
+                      sum(it.predictions for it in items), sum(it.labels for it in items))
+
+
+class _TasksFile:
+    """A Label Studio export read from a file, spoken to as `pull_from_label_studio` speaks to a server."""
+
+    def __init__(self, path: Path) -> None:
+        self.url = str(path)
+        try:
+            self.tasks = orjson.loads(path.read_bytes())
+        except (OSError, orjson.JSONDecodeError) as e:
+            raise VisionLoopError(f"cannot read the Label Studio tasks file: {e}", path=path,
+                                  hint="pass a JSON export of Label Studio (a list of tasks)") from None
+        if not isinstance(self.tasks, list):
+            raise VisionLoopError("a Label Studio tasks file is a JSON list of tasks", path=path)
+
+    def __enter__(self) -> _TasksFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def export(self, project_id: int) -> list[dict[str, Any]]:
+        return list(self.tasks)
+
+    def users(self) -> dict[int, str]:
+        return {}
+
+
+def pull_from_file(store: Store, path: str | Path, *, importer: Importer) -> PullReport:
+    """`pull_from_label_studio` over a tasks JSON file (Label Studio's export, or `export_tasks`'s file with the
+    labeller's annotations): the same merge, one import batch. An annotation's `completed_by` is kept as given
+    (an e-mail in a file edited by hand)."""
+    path = Path(path)
+    return pull_from_label_studio(store, str(path), "", 0, importer=importer,
+                                  client_factory=lambda url, key: _TasksFile(path))  # type: ignore[arg-type,return-value]
 
 
 # ---------------------------------------------------------------- pull

@@ -9,6 +9,10 @@ A request never waits for the log: `offer` decides with the model's `LogRules` (
 the clock and the rules' counters), then puts the image on a queue bounded in items and bytes; when it is full the
 image is dropped and counted (`visionloop_prediction_log_dropped_total`). The writer takes whatever is queued (up
 to `log_batch`) and appends it in one store transaction in a thread. Memory: the queue's bytes plus one batch.
+Embeddings: where the server has an embedder (`Settings.log_embedder`), that thread embeds the batch's images
+(one ONNX session, one thread, `log_batch` images at most per call) before writing them, so a row has its vector;
+an image that cannot be embedded is written without one. The cost stays on the writer: when it falls behind, the
+queue fills and images are dropped and counted, requests never wait.
 The clock and the random draw are attributes (`clock`, `sampler.rng`), so tests drive time instead of sleeping.
 """
 
@@ -102,9 +106,62 @@ class PredictionLogger:
         self._queue: asyncio.Queue[tuple[plog.LogEntry, tuple[str, str]]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._store: Store | None = None
+        #: (embedder name, OnnxEmbedder) or None: resolved at `start`
+        self.embedder: tuple[str, Any] | None = None
+
+    def _resolve_embedder(self, store: Store) -> tuple[str, Any] | None:
+        choice = self.settings.log_embedder
+        if choice == "off":
+            return None
+        from visionloop.infer.embed import OnnxEmbedder
+        from visionloop.store.models import blob_file
+
+        if choice == "auto":
+            from visionloop.store.concepts import embedder_blob
+            from visionloop.train.concepts import DEFAULT_EMBEDDER
+
+            sha = embedder_blob(store, DEFAULT_EMBEDDER)
+            if sha is None:
+                log.info("prediction log: the project has no stored embedder; rows are logged without embeddings")
+                return None
+            return DEFAULT_EMBEDDER, OnnxEmbedder(blob_file(store, sha), threads=1)
+        from pathlib import Path
+
+        from visionloop.core.errors import VisionLoopError
+        from visionloop.store.blobs import sha256_bytes
+
+        if not Path(choice).is_file():
+            raise VisionLoopError("the prediction log's embedder file is not there", path=choice,
+                                  hint="pass an ONNX embedder file, auto or off (log_embedder)")
+        data = Path(choice).read_bytes()
+        return f"onnx:{Path(choice).name}@{sha256_bytes(data)[:12]}", OnnxEmbedder(data, threads=1)
+
+    def _embed_and_write(self, store: Store, entries: list[plog.LogEntry]) -> int:
+        if self.embedder is not None:
+            name, enc = self.embedder
+            entries = [self._embedded(e, name, enc) for e in entries]
+        return self.write(store, entries)
+
+    @staticmethod
+    def _embedded(e: plog.LogEntry, name: str, enc: Any) -> plog.LogEntry:
+        import dataclasses
+
+        import cv2
+        import numpy as np
+
+        try:
+            bgr = cv2.imdecode(np.frombuffer(e.image, np.uint8), cv2.IMREAD_COLOR)
+            if bgr is None:
+                return e
+            vec = enc.embed([cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)])[0]
+        except Exception:  # a row without a vector, never a lost row
+            log.exception("prediction log: embedding an image failed")
+            return e
+        return dataclasses.replace(e, embedding=vec, embedding_model=name)
 
     def start(self, store: Store) -> None:
         self._store = store
+        self.embedder = self._resolve_embedder(store)  # a named file that is not an embedder refuses to start
         self._queue = asyncio.Queue(self.settings.log_queue)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="prediction-log")
 
@@ -157,7 +214,7 @@ class PredictionLogger:
             self.queued_bytes -= sum(len(e.image) for e, _ in batch)
             self.metrics.log_queue.set(q.qsize())
             try:
-                await asyncio.to_thread(self.write, self._store, [e for e, _ in batch])
+                await asyncio.to_thread(self._embed_and_write, self._store, [e for e, _ in batch])
                 outcome = self.metrics.log_written
             except Exception:  # the store is locked or gone: these rows are lost, counted, and serving goes on
                 log.exception("prediction log: a batch of %d images was not written", len(batch))

@@ -6,7 +6,7 @@ import ipaddress
 import os
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
 
@@ -98,6 +98,16 @@ class Settings(BaseModel):
     log_queue_mb: float = Field(64.0, gt=0)
     #: rows per store transaction at most (the writer takes what is queued, up to this)
     log_batch: int = Field(64, ge=1)
+    #: the embedder of logged images, run by the log's writer thread (never on a request): "auto" — the project's
+    #: stored default embedder (a concept's), none when the project has none; "off"; or an ONNX embedder file
+    log_embedder: str = "auto"
+
+    @field_validator("log_embedder")
+    @classmethod
+    def _embedder_file(cls, v: str) -> str:
+        if v not in ("auto", "off") and not os.path.isfile(v):
+            raise ValueError(f"log_embedder: {v!r} is neither auto, off nor an ONNX embedder file")
+        return v
 
     def inference_workers(self) -> int:
         if self.workers:

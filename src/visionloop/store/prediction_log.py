@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import numpy as np
 from sqlalchemy import func, or_, select
 
 from visionloop.core.errors import VisionLoopError
@@ -42,6 +43,9 @@ class LogEntry:
     predictions: list[Any]
     image_name: str = ""
     key_prefix: str | None = None
+    #: the image's vector under `embedding_model` (float32), computed by the server's writer when it has an embedder
+    embedding: Any = None
+    embedding_model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,10 +109,25 @@ def append(store: Store, entries: Iterable[LogEntry]) -> int:
             created_at=_utc(e.created_at), model=e.model, model_name=e.model_name, model_version=e.model_version,
             task=e.task, sha256=shas[id(e.image)], image_name=e.image_name[:256], width=e.width, height=e.height,
             predictions=e.predictions, count=len(e.predictions), max_confidence=hi, min_confidence=lo,
-            classes="," + "".join(f"{n}," for n in names), key_prefix=e.key_prefix))
+            classes="," + "".join(f"{n}," for n in names), key_prefix=e.key_prefix,
+            embedding=None if e.embedding is None else np.asarray(e.embedding, dtype="<f4").tobytes(),
+            embedding_model=None if e.embedding is None else e.embedding_model))
     with store.session() as s, s.begin():
         s.add_all(rows)
     return len(rows)
+
+
+def embeddings(store: Store, ids: Iterable[int]) -> dict[int, tuple[str, np.ndarray]]:
+    """The stored vectors of these log rows: {id: (embedder, float32 vector)}; rows without one are absent."""
+    want = list(dict.fromkeys(int(i) for i in ids))
+    out: dict[int, tuple[str, np.ndarray]] = {}
+    with store.session() as s:
+        for k in range(0, len(want), 500):
+            q = select(PredictionLogRow.id, PredictionLogRow.embedding_model, PredictionLogRow.embedding).where(
+                PredictionLogRow.id.in_(want[k:k + 500]), PredictionLogRow.embedding.is_not(None))
+            for rid, name, blob in s.execute(q):
+                out[int(rid)] = (str(name), np.frombuffer(blob, dtype="<f4").copy())
+    return out
 
 
 def _filtered(q: Any, *, model: str | None, since: datetime | None, until: datetime | None, below: float | None,
