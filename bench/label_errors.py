@@ -8,8 +8,9 @@ kind are written into a copy of the XML files: a box removed (missing), a box sh
 half its height (misplaced; clipped to the image), a box's class swapped (swapped), a box of a random class
 added where no box is (spurious). The noisy dataset is cut into two seeded halves A and B; a project with A as
 train and B as valid trains the default detector (fcos_lite0, ImageNet EfficientNet-Lite0) for `--budget`
-seconds, and `find_label_errors` scores B with that model's ONNX export (held out: it never saw B); then the
-same with the halves swapped. The two rankings are merged by score, and for each kind the recall and precision
+seconds, and `find_label_errors` predicts B with that model's ONNX export (held out: it never saw B); then the
+same with the halves swapped. The 200 images are ranked together (scores calibrated per fold model, as
+`visionloop label-errors --folds 2` does), and for each kind the recall and precision
 of the top-k (k = the number injected in all) and of the top 10 % are printed (the definitions print under
 the table).
 """
@@ -152,14 +153,12 @@ def main() -> int:
     ap.add_argument("--rescore", type=Path, default=None, help="score a --save file again (no training)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
-    from visionloop.loop.label_errors import find_label_errors
+    from visionloop.loop.label_errors import find_label_errors, rank_images
     from visionloop.train import train
 
     data = datasets() / "raccoon"
     t0 = time.perf_counter()
     if args.rescore is not None:
-        from visionloop.loop.label_errors import rank_images
-
         injected, inputs = pickle.loads(args.rescore.read_bytes())
         table(injected, [(im.score, Path(im.file_name).name, im.kind) for im in rank_images(inputs)], args, t0)
         return 0
@@ -169,7 +168,7 @@ def main() -> int:
         names = sorted(p.name for p in (data / "images").glob("*.jpg"))
         random.Random(args.seed + 1).shuffle(names)
         halves = [sorted(names[:len(names) // 2]), sorted(names[len(names) // 2:])]
-        scored, inputs = [], []
+        inputs = []
         for k, (tr, va) in enumerate(((halves[0], halves[1]), (halves[1], halves[0]))):
             store, version = half_project(work, work / "noisy", data, tr, va, f"fold{k + 1}")
             t = time.perf_counter()
@@ -178,11 +177,13 @@ def main() -> int:
             print(f"fold {k + 1}: trained on {len(tr)} images in {time.perf_counter() - t:.0f}s ({r.epochs} epochs, "
                   f"valid mAP50 {r.metrics.get('map50', float('nan')):.3f} against the noisy labels)", flush=True)
             res = find_label_errors(store, r.model.name, split="valid", save=False, top=len(va))
-            scored += [(im.score, Path(im.file_name).name, im.kind) for im in res.images]
+            for im in res.inputs:
+                im.fold = k + 1  # calibrated per fold model, as `label-errors --folds` does
             inputs += res.inputs
             store.close()
         if args.save is not None:
             args.save.write_bytes(pickle.dumps((injected, inputs)))
+        scored = [(im.score, Path(im.file_name).name, im.kind) for im in rank_images(inputs)]
         table(injected, scored, args, t0)
     return 0
 

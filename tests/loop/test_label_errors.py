@@ -238,3 +238,18 @@ def test_raccoon_findings_name_the_kind_the_annotation_and_the_fix(raccoon_case)
             assert f.fix_box == pytest.approx(fix_box)
         if kind == "swapped":
             assert f.fix_label == ("b" if f.label == "a" else "a")
+
+
+def test_each_fold_model_is_calibrated_on_its_own_images():
+    def im(i, fold, score):  # one confirmed cat, and a faint one nobody labelled
+        return ImageLabels(i, f"{i}.jpg", np.asarray([CAT], float), ["cat"], [i],
+                           np.asarray([CAT, [200, 200, 300, 300]], float), ["cat", "cat"],
+                           np.asarray([score, score / 2]), fold=fold)
+
+    ranked = {r.image_id: r for r in rank_images([im(1, 1, 0.4), im(2, 1, 0.4), im(3, 2, 0.8), im(4, 2, 0.8)])}
+    # fold 1's model confirms at 0.4, fold 2's at 0.8: each faint box is half its model's confirmed score
+    assert {i: r.kind for i, r in ranked.items()} == {i: "missing" for i in (1, 2, 3, 4)}
+    assert [ranked[i].score for i in (1, 2, 3, 4)] == pytest.approx([0.5] * 4)
+    # one model (no folds): one calibration, the median 0.6 of both confirmed scores
+    joint = {r.image_id: r.score for r in rank_images([im(1, None, 0.4), im(3, None, 0.8)])}
+    assert joint == {1: pytest.approx(0.2 / 0.6), 3: pytest.approx(0.4 / 0.6)}

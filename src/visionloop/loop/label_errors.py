@@ -254,9 +254,12 @@ def image_score(im: ImageLabels, *, overlap: float = OVERLAP, min_finding: float
 def rank_images(images: Sequence[ImageLabels], *, overlap: float = OVERLAP, min_finding: float = MIN_FINDING,
                 calibrate: bool = True) -> list[ImageScore]:
     """The images' scores, most likely mislabelled first (ties: larger sum, then image id). With `calibrate`,
-    the scores are calibrated per class over these images first (`calibration`)."""
-    scale = calibration(images) if calibrate else None
-    scored = [image_score(im, overlap=overlap, min_finding=min_finding, scale=scale) for im in images]
+    the scores are calibrated per class over these images first (`calibration`), per fold when the images come
+    from several fold models (`ImageLabels.fold`)."""
+    scales: dict[int | None, dict[str, float] | None] = {}
+    for fold in {im.fold for im in images}:  # each fold's model has its own score scale
+        scales[fold] = calibration([im for im in images if im.fold == fold]) if calibrate else None
+    scored = [image_score(im, overlap=overlap, min_finding=min_finding, scale=scales[im.fold]) for im in images]
     scored.sort(key=lambda s: (-s.score, -s.total, s.image_id))
     return scored
 
