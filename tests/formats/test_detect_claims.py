@@ -79,7 +79,11 @@ def test_classification_folders_do_not_claim_image_annotation_pairs(tmp_path, na
     assert "not classification folders" in e.value.message and e.value.path == str(root)
 
 
-@pytest.mark.parametrize("name", sorted(LAYOUTS))
+def test_camvid_segnet_is_claimed_by_its_own_format(tmp_path):
+    assert detect(camvid_segnet(tmp_path / "segnet")) == "camvid_segnet"  # formats/camvid_segnet.py
+
+
+@pytest.mark.parametrize("name", sorted(set(LAYOUTS) - {"camvid_segnet"}))
 def test_no_format_claims_them_and_the_refusal_names_the_command_s_option(tmp_path, name):
     root = LAYOUTS[name](tmp_path / name)
     with pytest.raises(FormatError) as e:

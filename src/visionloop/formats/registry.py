@@ -403,6 +403,14 @@ register(FormatSpec(
 
 
 register(FormatSpec(
+    "camvid_segnet", "visionloop.formats.camvid_segnet",
+    "CamVid as SegNet ships it (train/ + trainannot/, val/, test/; class-index PNGs, 11 classes + unlabelled)",
+    reads=("mask",), writes=("mask",), holds=("the 11 CamVid classes", "splits (train, val, test)"),
+    files=(),
+))
+
+
+register(FormatSpec(
     "unlabelled", "visionloop.formats.unlabelled",
     "Unlabelled images (a folder of image files, flat or nested, and no labels; claimed only when no other "
     "format recognises the folder)",
