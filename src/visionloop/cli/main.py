@@ -21,6 +21,7 @@ from visionloop.cli import geo as geo_cmds
 from visionloop.cli import health as health_cmds
 from visionloop.cli import keys as keys_cmds
 from visionloop.cli import label as label_cmds
+from visionloop.cli import loop as loop_cmds
 from visionloop.cli import model as model_cmds
 from visionloop.cli import predictions as predictions_cmds
 from visionloop.cli import project as project_cmds
@@ -80,6 +81,7 @@ app.add_typer(concepts_cmds.app, name="concepts")
 app.add_typer(predictions_cmds.app, name="predictions")
 app.command("select")(select_cmds.select)
 app.add_typer(label_cmds.app, name="label")
+app.add_typer(loop_cmds.app, name="loop")
 app.command("embed")(similar_cmds.embed)
 app.command("similar")(similar_cmds.similar)
 app.command("search")(similar_cmds.search)
