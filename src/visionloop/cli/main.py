@@ -22,6 +22,7 @@ from visionloop.cli import health as health_cmds
 from visionloop.cli import keys as keys_cmds
 from visionloop.cli import label as label_cmds
 from visionloop.cli import label_errors as label_errors_cmds
+from visionloop.cli import loop as loop_cmds
 from visionloop.cli import model as model_cmds
 from visionloop.cli import predictions as predictions_cmds
 from visionloop.cli import project as project_cmds
@@ -82,6 +83,7 @@ app.add_typer(predictions_cmds.app, name="predictions")
 app.command("select")(select_cmds.select)
 app.add_typer(label_cmds.app, name="label")
 app.command("label-errors")(label_errors_cmds.label_errors)
+app.add_typer(loop_cmds.app, name="loop")
 app.command("embed")(similar_cmds.embed)
 app.command("similar")(similar_cmds.similar)
 app.command("search")(similar_cmds.search)
