@@ -15,11 +15,15 @@ from visionloop.cli.render import render_json_or
 
 def select(
     budget: Annotated[int | None, typer.Option("--budget", "-n", help="How many images to pick.")] = None,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Model name, id or `latest` (its ONNX export "
-                                                                    "scores the images).")] = None,
+    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Model name, id or `latest` (its ONNX "
+                                                                          "export scores the images); repeat for a "
+                                                                          "committee (disagreement, vote-entropy, "
+                                                                          "bald).")] = None,
     strategy: Annotated[str, typer.Option(help="random | least-confidence | margin | entropy | k-center | hybrid "
-                                               "| like")] = "entropy",
-    aggregate: Annotated[str, typer.Option(help="A detector's per-box uncertainties per image: max | mean | sum.")]
+                                               "| like | disagreement | vote-entropy | bald (the last three: "
+                                               "several --model)")] = "entropy",
+    aggregate: Annotated[str, typer.Option(help="A detector's per-box (or per-object, for a committee) "
+                                                "uncertainties per image: max | mean | sum.")]
     = "max",
     source: Annotated[str, typer.Option("--from", help="unlabelled (images nobody labelled) | all | predictions "
                                                        "(images the server logged: picked ones are imported)")]
@@ -52,8 +56,11 @@ def select(
     from visionloop.loop.select import select_images
     from visionloop.store import Store
 
+    models = list(model or [])
     if source == "predictions":
-        _from_predictions(project, model, budget=budget, budget_boxes=budget_boxes, strategy=strategy,
+        if len(models) > 1:
+            raise typer.BadParameter("--from predictions takes one --model", param_hint="--model")
+        _from_predictions(project, models[0] if models else None, budget=budget, budget_boxes=budget_boxes, strategy=strategy,
                           aggregate=aggregate, since=since, until=until, class_name=class_name, tag=tag, conf=conf,
                           seed=seed, dry_run=dry_run, as_json=as_json)
         return
@@ -72,7 +79,7 @@ def select(
 
             return blob_file(store, make(store)[1])
 
-        result = select_images(store, model, budget=budget, strategy=strategy, aggregate=aggregate, source=source,
+        result = select_images(store, models if len(models) > 1 else (models[0] if models else None), budget=budget, strategy=strategy, aggregate=aggregate, source=source,
                                tag=tag, conf=conf, embedder=embedder if embedder is not None else default_embedder,
                                like=list(like or []), like_errors=like_errors, seed=seed, save=not dry_run)
     data = render_json_or(result, as_json)
@@ -83,6 +90,8 @@ def select(
         table.add_row(str(k), str(p.image_id), p.file_name, p.split or "", "" if p.score is None else f"{p.score:.4f}")
     console.print(table)
     how = result.strategy + (f" ({result.aggregate})" if result.aggregate else "")
+    if result.members:
+        how += " between " + ", ".join(result.members)
     line = f"picked {len(result.picked)} of {result.candidates} {source} images by {how}"
     if result.batch_id is not None:
         line += f"; tagged {result.tag!r} in batch {result.batch_id} (`visionloop undo {result.batch_id}` removes it)"

@@ -10,6 +10,11 @@ of its class probabilities (a multi-label one: each class as yes/no, aggregated)
 segmenter's) boxes above `conf` each get the measure of their score, aggregated per image (max | mean | sum).
 k-center, hybrid and like need embeddings: `embedder` is an ONNX embedder file (`infer.OnnxEmbedder`); k-center
 treats the labelled images as centres already covered. The strategies themselves are `loop.strategies`.
+
+A committee (`model=["a", "b", ...]`, two or more models of one task and one class list) scores disagreement:
+disagreement | vote-entropy | bald. A classifier's members' probabilities give vote entropy or mutual information
+(disagreement is the mutual information); a detector's members' boxes above `conf` are matched into objects
+(`strategies.box_clusters`) and each object scored, aggregated per image (max | mean | sum).
 """
 
 from __future__ import annotations
@@ -61,11 +66,12 @@ class Selection:
     batch_id: int | None
     picked: list[Picked] = field(default_factory=list)
     ties: int = 0  # candidates not picked within 1e-4 of the last picked score: the cut fell among (near) equals
+    members: list[str] | None = None  # a committee's model names
 
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "strategy": self.strategy, "aggregate": self.aggregate, "from": self.source,
                 "candidates": self.candidates, "budget": self.budget, "tag": self.tag, "batch_id": self.batch_id,
-                "picked": [p.to_json() for p in self.picked], "ties": self.ties}
+                "picked": [p.to_json() for p in self.picked], "ties": self.ties, "members": self.members}
 
 
 def image_uncertainty(predictor: Any, files: Sequence[str], measure: Strategy, how: Aggregate, *,
@@ -87,7 +93,59 @@ def image_uncertainty(predictor: Any, files: Sequence[str], measure: Strategy, h
     return st.aggregate(per_image, how)
 
 
-def select_images(store: Store, model: str | int | None, *, budget: int, strategy: str = "entropy",
+def committee_uncertainty(predictors: Sequence[Any], files: Sequence[str], measure: Strategy, how: Aggregate, *,
+                          conf: float = DEFAULT_CONF, multi_label: bool = False) -> np.ndarray:
+    """One disagreement per image file between `predictors` (`infer.Predictor`s of one task and class list)."""
+    from visionloop.infer.embed import read_rgb
+
+    per_image: list[np.ndarray] = []
+    for f in files:
+        image = read_rgb(f)
+        preds = [p.predict(image, conf=conf) for p in predictors]
+        if predictors[0].task == "classify":
+            probs = np.stack([np.asarray(p.probabilities, dtype=np.float64) for p in preds])  # (K, C)
+            per_image.append(st.committee_probs(probs[:, :, None] if multi_label else probs[:, None, :], measure))
+        else:
+            clusters = st.box_clusters([p.boxes for p in preds], [p.scores for p in preds], [p.labels for p in preds])
+            per_image.append(st.committee_boxes(clusters, measure))
+    return st.aggregate(per_image, how)
+
+
+def _committee(store: Store, refs: Sequence[str | int]) -> tuple[list[Any], list[Any]]:
+    """The members' registry entries and Predictors; refuses fewer than two, repeats, and mixed tasks or classes."""
+    from visionloop.infer import Predictor
+
+    if len(refs) < 2:
+        raise VisionLoopError("a committee strategy needs at least two models",
+                              hint="repeat --model: --model A --model B (models trained with different seeds)")
+    infos = [registry.get(store, r) for r in refs]
+    seen: dict[int, str] = {}
+    for i in infos:
+        if i.id in seen:
+            raise VisionLoopError(f"model {i.name} is named twice in the committee", hint="name each model once")
+        seen[i.id] = i.name
+    first = infos[0]
+    for i in infos[1:]:
+        multi = bool(i.hyper.get("multi_label", False)), bool(first.hyper.get("multi_label", False))
+        if i.task != first.task or list(i.classes) != list(first.classes) or multi[0] != multi[1]:
+            what = (f"task {i.task} vs {first.task}" if i.task != first.task else
+                    f"classes {i.classes} vs {first.classes}" if list(i.classes) != list(first.classes) else
+                    f"multi-label {multi[0]} vs {multi[1]}")
+            raise VisionLoopError(f"committee members must share the task and class list: model {i.name} differs "
+                                  f"from {first.name} ({what})", hint="pick models trained on the same classes")
+    if first.task == "semantic":
+        raise VisionLoopError("committee selection takes classifiers and detectors, not semantic segmenters",
+                              hint="use --strategy random or k-center")
+    predictors = []
+    for i in infos:
+        e = i.export("onnx", "fp32")
+        if e is None:
+            raise VisionLoopError(f"model {i.name} has no ONNX export", hint=f"run `visionloop model export {i.name}`")
+        predictors.append(Predictor(registry.blob_file(store, e.sha256)))
+    return infos, predictors
+
+
+def select_images(store: Store, model: str | int | Sequence[str | int] | None, *, budget: int, strategy: str = "entropy",
                   aggregate: str = "max", source: str = "unlabelled", tag: str | None = None,
                   conf: float = DEFAULT_CONF, embedder: str | Path | bytes | Callable[[], str | Path | bytes] | None
                   = None, like: Sequence[str] = (), like_errors: int | None = None, seed: int = 0,
@@ -95,8 +153,17 @@ def select_images(store: Store, model: str | int | None, *, budget: int, strateg
     """Pick `budget` images of the project by `strategy` and tag them (unless `save` is False). `embedder` is an
     ONNX embedder (path or bytes), or a function that returns one (called only when the strategy needs it);
     `like` names the target images (ids or file names) for the like strategy; `like_errors` an evaluation whose
-    error events' images are targets too (the images most like known failures)."""
+    error events' images are targets too (the images most like known failures). `model` may be a list: the
+    committee of disagreement, vote-entropy and bald (one model in a list is that model)."""
     strat = Strategy(_choice(strategy, [s.value for s in Strategy], "--strategy"))
+    refs = None if model is None or isinstance(model, str | int) else list(model)
+    if refs is not None and not strat.committee:
+        if len(refs) > 1:
+            raise VisionLoopError(f"--strategy {strat} takes one --model, got {len(refs)}",
+                                  hint="several models take --strategy disagreement, vote-entropy or bald")
+        model, refs = (refs[0] if refs else None), None
+    if strat.committee and refs is None:
+        refs = [] if model is None else [model]
     how = Aggregate(_choice(aggregate, [a.value for a in Aggregate], "--aggregate"))
     _choice(source, list(SOURCES), "--from")
     if budget < 1:
@@ -116,7 +183,12 @@ def select_images(store: Store, model: str | int | None, *, budget: int, strateg
     files = [registry.blob_file(store, im.sha256) for im in pool]
     info = None
     uncert: np.ndarray | None = None
-    if strat.uncertainty:
+    members: list[Any] = []
+    if strat.committee:
+        members, predictors = _committee(store, refs or [])
+        uncert = committee_uncertainty(predictors, files, strat, how, conf=conf,
+                                       multi_label=bool(members[0].hyper.get("multi_label", False)))
+    elif strat.uncertainty:
         if model is None:
             raise VisionLoopError(f"--strategy {strat} needs a model", hint="pass --model NAME")
         info = registry.get(store, model)
@@ -156,11 +228,14 @@ def select_images(store: Store, model: str | int | None, *, budget: int, strateg
               for i in index.tolist()]
     result = Selection(info.name if info else None, str(strat), str(how) if strat.uncertainty else None, source,
                        len(pool), budget, None, None, picked)
+    if members:
+        result.model, result.members = ",".join(m.name for m in members), [m.name for m in members]
     if scores is not None and picked and strat != Strategy.HYBRID:
         rest = np.delete(np.asarray(scores, np.float64), index)
         result.ties = int(np.sum(np.abs(rest - float(scores[index[-1]])) <= 1e-4))
     if save and picked:
-        words = ["visionloop select", f"--strategy {strat}"] + ([f"--model {info.name}"] if info else [])
+        words = ["visionloop select", f"--strategy {strat}"] + ([f"--model {info.name}"] if info else []) + \
+            [f"--model {m.name}" for m in members]
         ids = [p.image_id for p in picked]
         result.batch_id, result.tag = tag_store.add_tag(
             store, ids, tag, source=" ".join(words), summary={"strategy": str(strat), "budget": budget,
