@@ -166,3 +166,37 @@ def test_committee_errors_are_one_line(project):
     r = run("--strategy", "vote-entropy", "--model", "d0", "--model", other.name)
     assert r.exit_code != 0 and "must share the task and class list" in str(r.exception)
     assert "model cls differs from d0 (task classify vs detect)" in str(r.exception)
+
+
+def test_classifier_committee_scores_from_the_members_probabilities(tmp_path):
+    """committee_uncertainty on classifiers: each image's members' probabilities, single- and multi-label."""
+    import cv2
+    import numpy as np
+
+    from visionloop.loop.select import committee_uncertainty
+    from visionloop.loop.strategies import Aggregate, Strategy
+
+    files = []
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((8, 8, 3), i, np.uint8))
+        files.append(str(tmp_path / f"{i}.png"))
+
+    class Member:  # answers by the image's pixel value
+        task = "classify"
+
+        def __init__(self, table):
+            self.table = table
+
+        def predict(self, image, conf):
+            return type("P", (), {"probabilities": np.asarray(self.table[int(image[0, 0, 0])])})()
+
+    a = Member({0: [1.0, 0.0], 1: [0.5, 0.5]})
+    b = Member({0: [0.0, 1.0], 1: [0.5, 0.5]})
+    # image 0: sure of different classes (ln 2); image 1: unsure alike (0)
+    got = committee_uncertainty([a, b], files, Strategy.BALD, Aggregate.MAX)
+    np.testing.assert_allclose(got, [math.log(2), 0.0], atol=1e-12)
+    np.testing.assert_allclose(committee_uncertainty([a, b], files, Strategy.VOTE_ENTROPY, Aggregate.MAX),
+                               [math.log(2), 0.0])
+    # multi-label: each class a yes/no of its own, summed: image 0 is ln 2 for each of the two classes
+    np.testing.assert_allclose(committee_uncertainty([a, b], files, Strategy.BALD, Aggregate.SUM, multi_label=True),
+                               [2 * math.log(2), 0.0], atol=1e-12)
