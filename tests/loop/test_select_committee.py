@@ -61,7 +61,8 @@ def clusters_here(preds) -> list[list[float]]:
     IoU with the seed if ≥ 0.5. One row per object, one score per member (0: it had no box there)."""
     k = len(preds)
     boxes = [[(float(s), m, i, [float(v) for v in b], int(c))
-              for i, (b, s, c) in enumerate(zip(p.boxes, p.scores, p.labels, strict=True))] for m, p in enumerate(preds)]
+              for i, (b, s, c) in enumerate(zip(p.boxes, p.scores, p.labels, strict=True))]
+             for m, p in enumerate(preds)]
     used = set()
     rows = []
     for s, m, i, b, c in sorted((x for member in boxes for x in member), key=lambda x: (-x[0], x[1], x[2])):

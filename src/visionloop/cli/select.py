@@ -60,9 +60,9 @@ def select(
     if source == "predictions":
         if len(models) > 1:
             raise typer.BadParameter("--from predictions takes one --model", param_hint="--model")
-        _from_predictions(project, models[0] if models else None, budget=budget, budget_boxes=budget_boxes, strategy=strategy,
-                          aggregate=aggregate, since=since, until=until, class_name=class_name, tag=tag, conf=conf,
-                          seed=seed, dry_run=dry_run, as_json=as_json)
+        _from_predictions(project, models[0] if models else None, budget=budget, budget_boxes=budget_boxes,
+                          strategy=strategy, aggregate=aggregate, since=since, until=until, class_name=class_name,
+                          tag=tag, conf=conf, seed=seed, dry_run=dry_run, as_json=as_json)
         return
     if budget is None:
         raise typer.BadParameter("--budget is required", param_hint="--budget")
@@ -79,7 +79,8 @@ def select(
 
             return blob_file(store, make(store)[1])
 
-        result = select_images(store, models if len(models) > 1 else (models[0] if models else None), budget=budget, strategy=strategy, aggregate=aggregate, source=source,
+        which = models if len(models) > 1 else (models[0] if models else None)
+        result = select_images(store, which, budget=budget, strategy=strategy, aggregate=aggregate, source=source,
                                tag=tag, conf=conf, embedder=embedder if embedder is not None else default_embedder,
                                like=list(like or []), like_errors=like_errors, seed=seed, save=not dry_run)
     data = render_json_or(result, as_json)

@@ -145,7 +145,8 @@ def _committee(store: Store, refs: Sequence[str | int]) -> tuple[list[Any], list
     return infos, predictors
 
 
-def select_images(store: Store, model: str | int | Sequence[str | int] | None, *, budget: int, strategy: str = "entropy",
+def select_images(store: Store, model: str | int | Sequence[str | int] | None, *, budget: int,
+                  strategy: str = "entropy",
                   aggregate: str = "max", source: str = "unlabelled", tag: str | None = None,
                   conf: float = DEFAULT_CONF, embedder: str | Path | bytes | Callable[[], str | Path | bytes] | None
                   = None, like: Sequence[str] = (), like_errors: int | None = None, seed: int = 0,
