@@ -14,6 +14,7 @@ import httpx
 import numpy as np
 import orjson
 import pytest
+from conftest import DATASETS  # tests/conftest.py: where the real data is
 from typer.testing import CliRunner
 
 from visionloop.cli.main import app
@@ -31,7 +32,7 @@ from visionloop.store import tags as tag_store
 from visionloop.versions import create_version
 
 ROOT = Path(__file__).resolve().parents[2]
-RACCOON = ROOT.parent / "shared" / "datasets" / "raccoon"
+RACCOON = DATASETS / "raccoon"  # $VISIONLOOP_DATASETS or ../shared/datasets (tests/conftest.py)
 SPLIT = {"schema": 1, "seed": 0, "split": {"mode": "random", "ratios": {"train": 0.75, "valid": 0.25, "test": 0.0}}}
 TRAIN = [f"raccoon-{i}" for i in range(1, 13)]
 SERVED = [f"raccoon-{i}" for i in range(20, 38)]  # 18 photos the project does not hold

@@ -69,8 +69,8 @@ def pixels(sample: Sample, report: WriteReport, *, size: tuple[int, int], mode: 
         report.drop("image", f"no image bytes ({what} stores the pixels; --images none cannot write it)")
         return None
     try:
-        with Image.open(ref.path) as im:
-            im = ImageOps.exif_transpose(im)
+        with Image.open(ref.path) as opened:
+            im: Image.Image = ImageOps.exif_transpose(opened)
             if im.mode != mode:
                 if not (mode == "RGB" and im.mode == "L"):  # grey into RGB loses nothing
                     report.converted[f"image: {im.mode} -> {mode} ({what} stores {mode} pixels)"] += 1

@@ -126,7 +126,8 @@ def embeddings(store: Store, ids: Iterable[int]) -> dict[int, tuple[str, np.ndar
             q = select(PredictionLogRow.id, PredictionLogRow.embedding_model, PredictionLogRow.embedding).where(
                 PredictionLogRow.id.in_(want[k:k + 500]), PredictionLogRow.embedding.is_not(None))
             for rid, name, blob in s.execute(q):
-                out[int(rid)] = (str(name), np.frombuffer(blob, dtype="<f4").copy())
+                if blob is not None:  # (the query keeps only rows with one)
+                    out[int(rid)] = (str(name), np.frombuffer(blob, dtype="<f4").copy())
     return out
 
 
