@@ -14,8 +14,8 @@ import httpx
 import numpy as np
 import orjson
 import pytest
-from conftest import DATASETS  # tests/conftest.py: where the real data is
 from typer.testing import CliRunner
+from vl_testdata import DATASETS  # $VISIONLOOP_DATASETS or ../shared/datasets (tests/vl_testdata.py)
 
 from visionloop.cli.main import app
 from visionloop.core.geometry import Box
@@ -32,7 +32,7 @@ from visionloop.store import tags as tag_store
 from visionloop.versions import create_version
 
 ROOT = Path(__file__).resolve().parents[2]
-RACCOON = DATASETS / "raccoon"  # $VISIONLOOP_DATASETS or ../shared/datasets (tests/conftest.py)
+RACCOON = DATASETS / "raccoon"
 SPLIT = {"schema": 1, "seed": 0, "split": {"mode": "random", "ratios": {"train": 0.75, "valid": 0.25, "test": 0.0}}}
 TRAIN = [f"raccoon-{i}" for i in range(1, 13)]
 SERVED = [f"raccoon-{i}" for i in range(20, 38)]  # 18 photos the project does not hold

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import DATASETS  # tests/conftest.py: where the real data is
 from typer.testing import CliRunner
+from vl_testdata import DATASETS  # $VISIONLOOP_DATASETS or ../shared/datasets (tests/vl_testdata.py)
 
 from visionloop.cli.main import app
 from visionloop.core.geometry import Box
@@ -41,7 +41,7 @@ from visionloop.store import tags as tag_store
 from visionloop.versions import create_version, version_samples
 
 ROOT = Path(__file__).resolve().parents[2]
-RACCOON = DATASETS / "raccoon"  # $VISIONLOOP_DATASETS or ../shared/datasets (tests/conftest.py)
+RACCOON = DATASETS / "raccoon"
 LS_BIN = Path(os.environ.get("VISIONLOOP_LABEL_STUDIO") or ROOT / ".ci" / "ls-venv" / "bin" / "label-studio")
 EMAIL, PASSWORD, TOKEN = "labeller@example.com", "visionloop-test", "vl-test-token-0123456789"
 SPLIT = {"schema": 1, "seed": 0, "split": {"mode": "random", "ratios": {"train": 0.75, "valid": 0.25, "test": 0.0}}}
