@@ -1,0 +1,271 @@
+"""Active learning for detection: how many labels each selection strategy needs to reach a target test mAP50
+on synthetic shapes with a rare hard domain, against a random baseline trained the same way.
+
+    .venv/bin/python bench/active_learning_detect.py [--seeds 5] [--target 0.5] [--pool 300] [--test 150]
+
+The detection half of `bench/active_learning.py` (the digits half); it reuses its Student's t interval.
+Data: `demo.synthetic.shapes` (squares, triangles, discs, exact boxes) rendered at 96×96, seeded per bench
+seed. A fixed share (`--hard`, 10 %) of every image set is the hard domain: "dark" images, pixels scaled to
+7 % and Gaussian noise (σ 4) added, so objects are low-contrast. The test set has the same domain mix.
+Per seed: a random initial labelled set (`--initial`) from the pool; then rounds of `--step` acquisitions
+from the rest of the pool by each strategy, the detector retrained from scratch after each round on every
+labelled image, until its test mAP50 reaches `--target` (or `--max-labels`). Every strategy gets the same
+seed's pool, test set, initial set and training: `visionloop.train.train` (the `visionloop train` code: default
+detector, 64 px, `--epochs`, batch 8, lr 3e-3, seed = bench seed, no validation split, no export), the pool and
+test scored by the trained net through `train.predict_batches` + `train.detections` (threshold + NMS, as the
+deployed model does) and `train.metrics.detection_metrics` (pycocotools).
+Strategies, all through `visionloop.loop.strategies` (the functions `visionloop select` runs): random; entropy
+and least confidence per box, aggregated per image by max or sum; k-center greedy on a cheap embedding (the
+image's 8×8 grey thumbnail, so it sees brightness, i.e. the domain, without the model).
+
+It prints markdown tables: labels to target per strategy (mean ± 95 % CI by Student's t over the seeds; a run
+that never reaches the target counts as --max-labels and is marked `+`), the ratio to random, the share of
+hard-domain images among the acquired ones (the pool holds `--hard`), and the final mAP50 overall and on the
+hard domain at the last common label count.
+
+Measured: see the table at the end of this docstring (filled from one full run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from active_learning import ci95  # noqa: E402
+
+from visionloop.loop import strategies as st  # noqa: E402
+
+STRATEGIES = ["random", "entropy-max", "entropy-sum", "least-confidence-max", "k-center"]
+DEFAULT = "random,entropy-max,entropy-sum"
+SPLIT = {"schema": 1, "seed": 0, "split": {"mode": "keep", "ratios": {"train": 1.0, "valid": 0.0, "test": 0.0}}}
+SIZE = 96
+
+
+def render(n: int, seed: int, hard: float, folder: Path, split: str):
+    """`n` shapes images, the first round(n·hard) of a seeded permutation darkened (named dark_*)."""
+    from PIL import Image
+
+    from visionloop.core.sample import ImageRef
+
+    rng = np.random.default_rng(seed + 7919)
+    dark = set(rng.permutation(n)[:round(n * hard)].tolist())
+    out = []
+    for i, s in enumerate(st_shapes(n, seed, folder)):
+        name = s.image.file_name
+        if i in dark:
+            arr = np.asarray(Image.open(s.image.path).convert("RGB"), dtype=np.float64)
+            arr = np.clip(arr * 0.07 + rng.normal(0, 4, arr.shape), 0, 255).astype(np.uint8)
+            name = "dark_" + name
+            path = Path(s.image.path).with_name(name)
+            Image.fromarray(arr).save(path, quality=90)
+            Path(s.image.path).unlink()
+            s = replace(s, image=ImageRef(name, s.image.width, s.image.height, path=str(path)))
+        out.append(replace(s, split=split))
+    return out
+
+
+def st_shapes(n: int, seed: int, folder: Path):
+    from visionloop.demo import synthetic
+
+    return synthetic.shapes(n, seed=seed, size=(SIZE, SIZE), folder=folder)
+
+
+def project(root: Path, samples, name: str):
+    """A store holding `samples` (their own splits kept) and its version."""
+    from visionloop import formats
+    from visionloop.demo import synthetic
+    from visionloop.ingest import import_dataset
+    from visionloop.store import Store
+    from visionloop.versions import create_version
+
+    formats.write(iter(samples), root / f"{name}-coco", format="coco", classes=synthetic.classes())
+    store = Store.init(root / name)
+    import_dataset(store, root / f"{name}-coco")
+    return store, create_version(store, SPLIT, workers=0).name
+
+
+class Scorer:
+    """The pool and the test set in one store; a trained net's detections on either."""
+
+    def __init__(self, root: Path, pool, test) -> None:
+        from visionloop.versions.dataset import VersionDataset
+
+        self.store, self.version = project(root, list(pool) + list(test), "all")
+        names = {}
+        for split in ("train", "test"):
+            ds = VersionDataset(self.store, self.version, split)
+            names[split] = [ds.sample(i).image.file_name for i in range(len(ds))]
+        by_stem = {Path(s.image.file_name).stem: s for s in pool}
+        # the version's order of the pool, as the source samples (version names keep the source stem)
+        self.pool = [by_stem[next(k for k in by_stem if Path(n).stem.startswith(k))] for n in names["train"]]
+        self.test_hard = np.array(["dark_" in n for n in names["test"]])
+
+    def detect(self, net, split: str, resize: str):
+        import torch
+
+        from visionloop.train.loop import detections, predict_batches
+
+        outs, targets = predict_batches(net, self.store, self.version, split, task="detect", imgsz=64,
+                                        resize=resize, device=torch.device("cpu"), batch=32)
+        return detections(outs, targets, task="detect", imgsz=64), targets
+
+
+def fit(root: Path, samples, seed: int, epochs: int):
+    from visionloop.train import train
+    from visionloop.train.export import load_net
+
+    store, version = project(root, samples, "lab")
+    r = train(store, version, task="detect", epochs=epochs, imgsz=64, batch=8, lr=3e-3, seed=seed, export=False,
+              name="m")
+    net = load_net(store, r.model)
+    return net, r.model.preprocessing["resize"]
+
+
+def map50(dets, targets, mask=None) -> float:
+    from visionloop.train.metrics import detection_metrics
+
+    if mask is not None:
+        dets = [d for d, m in zip(dets, mask, strict=True) if m]
+        targets = [t for t, m in zip(targets, mask, strict=True) if m]
+    return float(detection_metrics(dets, targets, num_classes=3)["map50"])
+
+
+def thumb(samples) -> np.ndarray:
+    from PIL import Image
+
+    return np.stack([np.asarray(Image.open(s.image.path).convert("L").resize((8, 8), Image.Resampling.BOX),
+                                dtype=np.float64).reshape(-1) / 255.0 for s in samples])
+
+
+def acquire(strategy: str, dets, emb: np.ndarray, rest: np.ndarray, labelled: np.ndarray, k: int,
+            rng_seed: int) -> np.ndarray:
+    """Indices into `rest` (pool positions not labelled yet)."""
+    if strategy == "random":
+        return st.random_pick(len(rest), k, seed=rng_seed)
+    if strategy == "k-center":
+        return st.k_center_greedy(emb[rest], k, centers=emb[labelled])
+    measure, how = strategy.rsplit("-", 1)
+    u = st.aggregate([st.box_uncertainty(dets[i][1], measure) for i in rest], how)
+    return st.top_k(u, k)
+
+
+def run_seed(seed: int, args, strategies: list[str], work: Path) -> dict[str, dict]:
+    t0 = time.perf_counter()
+    pool = render(args.pool, 1000 + seed, args.hard, work / "pool", "train")
+    test = render(args.test, 2000 + seed, args.hard, work / "test", "test")
+    sc = Scorer(work, pool, test)
+    hard_pool = np.array(["dark_" in s.image.file_name for s in sc.pool])
+    emb = thumb(sc.pool)
+    init = st.random_pick(len(sc.pool), args.initial, seed=seed)
+    cache: dict[tuple[int, ...], tuple] = {}  # the same labelled set trains once (round 0 for every strategy)
+
+    def evaluate(labelled: np.ndarray):
+        key = tuple(sorted(labelled.tolist()))
+        if key not in cache:
+            lab = work / "lab"
+            shutil.rmtree(lab, ignore_errors=True)
+            shutil.rmtree(work / "lab-coco", ignore_errors=True)
+            net, resize = fit(work, [sc.pool[i] for i in labelled], seed, args.epochs)
+            dets, targets = sc.detect(net, "test", resize)
+            pool_dets, _ = sc.detect(net, "train", resize)
+            cache[key] = (map50(dets, targets), map50(dets, targets, sc.test_hard), pool_dets)
+        return cache[key]
+
+    out = {}
+    for s in strategies:
+        labelled = init.copy()
+        curve = []
+        rnd = 0
+        while True:
+            m, mh, pool_dets = evaluate(labelled)
+            curve.append((len(labelled), m, mh))
+            if len(labelled) >= args.max_labels:  # a fixed budget: every strategy's whole curve
+                break
+            rest = np.setdiff1d(np.arange(len(sc.pool)), labelled)
+            pick = acquire(s, pool_dets, emb, rest, labelled, args.step, seed * 1000 + rnd)
+            labelled = np.concatenate([labelled, rest[pick]])
+            rnd += 1
+        acquired = labelled[args.initial:]
+        out[s] = {"curve": curve,
+                  "hard_share": float(hard_pool[acquired].mean()) if len(acquired) else float("nan")}
+        print(f"seed {seed} {s}: "
+              f"hard share {out[s]['hard_share']:.2f}, curve "
+              + " ".join(f"{n}:{a:.2f}/{h:.2f}" for n, a, h in curve), file=sys.stderr, flush=True)
+    print(f"seed {seed}: {time.perf_counter() - t0:.0f} s, {len(cache)} trainings", file=sys.stderr, flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--targets", default="0.3,0.4,0.5", help="test mAP50s to reach (one table row each)")
+    ap.add_argument("--pool", type=int, default=120)
+    ap.add_argument("--test", type=int, default=100)
+    ap.add_argument("--hard", type=float, default=0.10, help="share of dark images in pool and test")
+    ap.add_argument("--initial", type=int, default=10)
+    ap.add_argument("--step", type=int, default=10)
+    ap.add_argument("--max-labels", type=int, default=30)
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--strategies", default=DEFAULT, help=f"of {','.join(STRATEGIES)}")
+    args = ap.parse_args()
+    logging.disable(logging.WARNING)
+    import torch
+
+    torch.set_num_threads(2)
+    strategies = args.strategies.split(",")
+    t0 = time.perf_counter()
+    results: dict[str, list[dict]] = {s: [] for s in strategies}
+    for seed in range(args.seeds):
+        work = Path(tempfile.mkdtemp(prefix=f"al-detect-{seed}-"))
+        try:
+            for s, r in run_seed(seed, args, strategies, work).items():
+                results[s].append(r)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"\nSynthetic shapes 96 px, {args.hard:.0%} dark, pool {args.pool}, test {args.test}, {args.seeds} seeds, "
+          f"initial {args.initial} (random), +{args.step} per round to {args.max_labels}, detector 64 px × "
+          f"{args.epochs} epochs\n")
+    print("| target mAP50 | strategy | labels to target (mean ± 95 % CI) | per seed | ratio to random |")
+    print("|---|---|---|---|---|")
+    for target in (float(t) for t in args.targets.split(",")):
+        need = {s: [next((n for n, a, _ in r["curve"] if a >= target), None) for r in runs]
+                for s, runs in results.items()}
+        base = ci95([n or args.max_labels for n in need["random"]])[0] if "random" in need else None
+        for s, ns in need.items():
+            m, h = ci95([n or args.max_labels for n in ns])
+            seeds = ", ".join(f"{n}" if n else f"{args.max_labels}+" for n in ns)
+            ratio = f"{m / base:.2f}" if base else ""
+            print(f"| {target:.2f} | {s} | {m:.0f} ± {h:.0f} | {seeds} | {ratio} |")
+    print("\n| strategy | dark share of the acquired images |\n|---|---|")
+    for s, runs in results.items():
+        shares = [r["hard_share"] for r in runs if not np.isnan(r["hard_share"])]
+        print(f"| {s} | {np.mean(shares):.0%} (per seed " + ", ".join(f"{x:.0%}" for x in shares) + ") |")
+    # mAP50 at every label count all strategies' runs reached (their curves share the start and step)
+    common = min(len(r["curve"]) for runs in results.values() for r in runs)
+    print("\n| strategy | " + " | ".join(f"mAP50 @ {args.initial + j * args.step} (all / dark)"
+                                         for j in range(common)) + " |")
+    print("|---|" + "---|" * common)
+    for s, runs in results.items():
+        cells = []
+        for j in range(common):
+            a = ci95([r["curve"][j][1] for r in runs])
+            d = ci95([r["curve"][j][2] for r in runs])
+            cells.append(f"{a[0]:.3f} ± {a[1]:.3f} / {d[0]:.3f} ± {d[1]:.3f}")
+        print(f"| {s} | " + " | ".join(cells) + " |")
+    print(f"\n(`+`: never reached the target by {args.max_labels} labels, counted as {args.max_labels}; the pool "
+          f"holds {args.hard:.0%} dark images). {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
