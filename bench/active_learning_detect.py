@@ -14,8 +14,8 @@ labelled image, up to `--max-labels` (a fixed budget, so every strategy has a wh
 "labels to target" is the labelled-set size at the first round whose test mAP50 reaches the target. Every
 strategy gets the same seed's pool, test set, initial set and training: `visionloop.train.train` (the
 `visionloop train` code: default detector, 64 px, `--epochs`, batch 8, lr 3e-3, seed = bench seed, no
-validation split, no export), the pool and test scored by the trained net through `train.predict_batches` + `train.detections` (threshold + NMS, as the
-deployed model does) and `train.metrics.detection_metrics` (pycocotools).
+validation split, no export), the pool and test scored by the trained net through `train.predict_batches`
++ `train.detections` (threshold + NMS, as the deployed model does) and `train.metrics.detection_metrics` (pycocotools).
 Strategies, all through `visionloop.loop.strategies` (the functions `visionloop select` runs): random; entropy
 per box aggregated per image by max or by sum, and, not in the default run, least confidence by max
 (`least-confidence-max`) and k-center greedy on a cheap embedding (the image's 8×8 grey thumbnail, so it
