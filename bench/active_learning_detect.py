@@ -262,6 +262,8 @@ def main() -> None:
 
     torch.set_num_threads(2)
     strategies = args.strategies.split(",")
+    if unknown := [s for s in strategies if s not in STRATEGIES]:
+        ap.error(f"--strategies: unknown {', '.join(unknown)}; choose from {', '.join(STRATEGIES)}")
     t0 = time.perf_counter()
     results: dict[str, list[dict]] = {s: [] for s in strategies}
     for seed in range(args.seeds):
