@@ -21,6 +21,9 @@ Needs scikit-learn (the `bench` extra). About 15 s (90 %) and 35 s (95 %) on 2 c
 Measured (10 seeds): at 90 % k-center needs 75 ± 9 labels and margin 79 ± 9 against random's 121 ± 38
 (0.62× and 0.65×); at 95 % margin needs 160 ± 23 and least confidence 178 ± 20 against random's 375 ± 83
 (0.43× and 0.47×). Entropy is the weakest uncertainty measure here at both targets.
+
+The detection half (synthetic shapes with a rare dark domain, the real detector retrained per round) is
+`bench/active_learning_detect.py`; it imports `ci95` from here.
 """
 
 from __future__ import annotations
