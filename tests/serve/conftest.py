@@ -81,3 +81,14 @@ def jpeg(w: int = 120, h: int = 90, *, seed: int = 0) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rng.integers(0, 256, (h, w, 3)).astype(np.uint8)).save(buf, "JPEG", quality=90)
     return buf.getvalue()
+
+
+@pytest.fixture
+def one_ray_cluster(tmp_path_factory):
+    """One local Ray cluster at a time across the xdist workers (two at once on 2 cores time out Serve's proxy):
+    a file lock in the session's shared temp folder."""
+    import fcntl
+
+    with open(tmp_path_factory.getbasetemp().parent / "ray.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield

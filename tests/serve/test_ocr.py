@@ -231,7 +231,7 @@ def test_catalog_needs_every_part_of_a_pipeline(ocr_project):
     assert cat.key_of(cat.parts(info)) != cat.key_of(cat.parts(no_cls)) != info.export("onnx").sha256
 
 
-@pytest.mark.xdist_group("ray")  # one local Ray cluster at a time
+@pytest.mark.usefixtures("one_ray_cluster")
 def test_ray_serve_runs_ocr_in_the_ingress(ocr_project, client, rendered):
     """`serve --ray`: the pipeline has no model deployment of its own; the ingress answers what the plain
     server answers."""

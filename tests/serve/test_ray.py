@@ -28,7 +28,7 @@ def _same(got: dict, want: dict) -> None:
             assert a["confidence"] == pytest.approx(b["confidence"], abs=1e-3)
 
 
-@pytest.mark.xdist_group("ray")  # one local Ray cluster at a time
+@pytest.mark.usefixtures("one_ray_cluster")
 def test_ray_serve_matches_plain_server(project):
     """Both batchings (our engine's Batcher in each replica, then Ray Serve's @serve.batch) on one Ray."""
     ray = pytest.importorskip("ray")  # in the `test` extra: CI has it
