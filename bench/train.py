@@ -29,6 +29,7 @@ If the venv cannot be installed or the peer fails, one line says so and the othe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -229,6 +230,8 @@ def main() -> int:
                     "of each side (default: the training default)")
     ap.add_argument("--zoom-off", type=float, default=None, help="the last fraction of the schedule without "
                     "scale jitter (e.g. 0.25)")
+    ap.add_argument("--keep", type=Path, default=None, help="build the project in this (new) folder and keep it")
+    ap.add_argument("--freeze-bn", action="store_true", help="pretrained backbone's batch norms frozen")
     ap.add_argument("--ema", action="store_true", help="keep the moving average of the weights, not the raw ones")
     ap.add_argument("--random", action="store_true", help="also train from a random backbone, same budget")
     ap.add_argument("--peer", choices=["yolo"], default=None,
@@ -241,7 +244,10 @@ def main() -> int:
         zoom["ema"] = True
     if args.zoom_off:
         zoom["zoom_off"] = args.zoom_off
-    with tempfile.TemporaryDirectory(prefix="vl-bench-train-") as tmp:
+    if args.keep is not None and args.keep.exists():
+        ap.error(f"--keep {args.keep}: the folder exists; name a new one")
+    with (contextlib.nullcontext(str(args.keep)) if args.keep is not None
+          else tempfile.TemporaryDirectory(prefix="vl-bench-train-")) as tmp:
         t = time.perf_counter()
         store, info = make_project(Path(tmp), datasets() / args.dataset, args.split)
         print(f"project + version {info.name}: {info.counts.get('by_split')} in {time.perf_counter() - t:.1f}s")
@@ -249,7 +255,8 @@ def main() -> int:
         if not args.only:
             runs.append(run(store, info.name, weights="default", epochs=args.epochs, budget=args.budget,
                             imgsz=args.imgsz, batch=args.batch, device=args.device, label="lite0-imagenet",
-                            threads=args.threads, workers=args.workers, **zoom))
+                            threads=args.threads, workers=args.workers,
+                            **zoom, **({"freeze_bn": True} if args.freeze_bn else {})))
         if args.random and not args.only:
             runs.append(run(store, info.name, weights="random", epochs=args.epochs, budget=args.budget,
                             imgsz=args.imgsz, batch=args.batch, device=args.device, label="lite0-random",

@@ -107,6 +107,36 @@ def test_select_tags_in_an_undoable_batch(project):
     assert not any("round1" in im.tags for im in tag_store.images(store))
 
 
+def test_split_and_tag_filters_narrow_the_candidates(project):
+    store, _ = project
+    runner = CliRunner()
+    first = json.loads(runner.invoke(app, ["select", "--budget", "2", "--strategy", "random", "--from", "all",
+                                           "--split", "valid", "--tag", "r1", "-p", str(store.root),
+                                           "--json"]).stdout)
+    valid = [im for im in tag_store.images(store) if im.split == "valid"]
+    assert first["candidates"] == len(valid) == 3
+    assert [x["image_id"] for x in first["picked"]] == \
+        [valid[i].id for i in np.random.default_rng(0).permutation(len(valid))[:2]]
+    # the next round leaves out the first round's pick; --has-tag keeps only tagged images
+    rest = json.loads(runner.invoke(app, ["select", "--budget", "5", "--strategy", "random", "--from", "all",
+                                          "--split", "valid", "--not-tag", "r1", "--dry-run", "-p",
+                                          str(store.root), "--json"]).stdout)
+    assert rest["candidates"] == 1
+    assert {x["image_id"] for x in rest["picked"]} == {im.id for im in valid} - {x["image_id"] for x in
+                                                                                 first["picked"]}
+    tagged = json.loads(runner.invoke(app, ["select", "--budget", "9", "--strategy", "random", "--from", "all",
+                                            "--has-tag", "r1", "--dry-run", "-p", str(store.root),
+                                            "--json"]).stdout)
+    assert sorted(x["image_id"] for x in tagged["picked"]) == sorted(x["image_id"] for x in first["picked"])
+    r = runner.invoke(app, ["select", "--budget", "2", "--strategy", "random", "--split", "valid", "-p",
+                            str(store.root)])  # the unlabelled images have no split
+    assert r.exit_code != 0 and "none of the 8 unlabelled images match --split valid" in str(r.exception)
+    r = runner.invoke(app, ["select", "--from", "predictions", "--model", "det", "--budget", "2", "--not-tag",
+                            "r1", "-p", str(store.root)])
+    assert r.exit_code == 2 and "--not-tag" in r.output
+    runner.invoke(app, ["undo", str(first["batch_id"]), "-p", str(store.root)])
+
+
 def test_like_and_k_center_with_a_user_embedder(project, tmp_path):
     """A stand-in ONNX embedder (mean colour of 8×8 blocks), so the expected pick is computed here."""
     import onnx

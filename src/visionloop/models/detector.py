@@ -26,7 +26,10 @@ from visionloop.models.weights import WeightsSpec
 STRIDES = (8, 16, 32, 64, 128)
 
 
-def _backbone(arch: str, bn_eps: float | None) -> nn.Module:
+def _backbone(arch: str, bn_eps: float | None, freeze_bn: bool = False) -> nn.Module:
+    """A timm features-only backbone; with `freeze_bn`, its batch norms become fixed affine maps
+    (timm's `freeze_batch_norm_2d`, as torchvision's and detectron2's detectors fine-tune a pretrained
+    backbone): statistics of 8-image batches no longer overwrite the pretrained ones."""
     import timm
 
     m = timm.create_model(arch, pretrained=False, features_only=True, out_indices=(2, 3, 4))
@@ -34,6 +37,10 @@ def _backbone(arch: str, bn_eps: float | None) -> nn.Module:
         for mod in m.modules():
             if isinstance(mod, nn.BatchNorm2d):
                 mod.eps = bn_eps
+    if freeze_bn:
+        from timm.layers import freeze_batch_norm_2d
+
+        m = freeze_batch_norm_2d(m)
     return m
 
 
@@ -58,13 +65,14 @@ class FCOSDetector(nn.Module):
     def __init__(self, num_classes: int, *, arch: str = "efficientnet_lite0", fpn_channels: int = 64,
                  head_convs: int = 2, mean: tuple[float, ...] = (127.0, 127.0, 127.0),
                  std: tuple[float, ...] = (128.0, 128.0, 128.0), bn_eps: float | None = None,
-                 center_sampling_radius: float = 1.5) -> None:
+                 center_sampling_radius: float = 1.5, freeze_bn: bool = False) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.config: dict[str, Any] = {"num_classes": num_classes, "arch": arch, "fpn_channels": fpn_channels,
                                        "head_convs": head_convs, "mean": list(mean), "std": list(std),
-                                       "bn_eps": bn_eps, "center_sampling_radius": center_sampling_radius}
-        self.backbone = _backbone(arch, bn_eps)
+                                       "bn_eps": bn_eps, "center_sampling_radius": center_sampling_radius,
+                                       "freeze_bn": freeze_bn}
+        self.backbone = _backbone(arch, bn_eps, freeze_bn)
         channels = self.backbone.feature_info.channels()
         self.fpn = FeaturePyramidNetwork(channels, fpn_channels, extra_blocks=LastLevelP6P7(fpn_channels,
                                                                                               fpn_channels))
