@@ -137,6 +137,45 @@ def test_split_and_tag_filters_narrow_the_candidates(project):
     runner.invoke(app, ["undo", str(first["batch_id"]), "-p", str(store.root)])
 
 
+def test_class_and_metadata_filters(project):
+    store, root = project
+    want = set()  # the images with a disc, from the COCO files the project was imported from
+    for f in sorted((root / "coco").rglob("*.json")):
+        d = json.loads(f.read_text())
+        disc = {c["id"] for c in d["categories"] if c["name"] == "disc"}
+        names = {im["id"]: im["file_name"].rsplit("/", 1)[-1] for im in d["images"]}
+        want |= {names[a["image_id"]] for a in d["annotations"] if a["category_id"] in disc}
+    runner = CliRunner()
+    out = json.loads(runner.invoke(app, ["select", "--budget", "99", "--strategy", "random", "--from", "all",
+                                         "--class", "disc", "--dry-run", "-p", str(store.root), "--json"]).stdout)
+    assert 0 < len(want) < 16 and out["candidates"] == len(want)
+    assert {x["file_name"].rsplit("/", 1)[-1] for x in out["picked"]} == want
+    r = runner.invoke(app, ["select", "--budget", "2", "--strategy", "random", "--from", "all", "--class", "cat",
+                            "-p", str(store.root)])
+    assert r.exit_code != 0 and "no class 'cat' in the project" in str(r.exception)
+    r = runner.invoke(app, ["select", "--budget", "2", "--strategy", "random", "--from", "all", "--meta",
+                            "camera=north", "-p", str(store.root)])
+    assert r.exit_code != 0 and "none of the 24 images match --meta camera=north" in str(r.exception)
+    from visionloop.store.schema import ImageRow
+
+    ids = [im.id for im in tag_store.images(store)][:3]
+    with store.session() as s, s.begin():
+        for i, cam in zip(ids, ["north", "north", "south"], strict=True):
+            s.get(ImageRow, i).meta = {"camera": cam, "lens": 35}
+    try:
+        out = json.loads(runner.invoke(app, ["select", "--budget", "9", "--strategy", "random", "--from", "all",
+                                             "--meta", "camera=north", "--meta", "lens=35", "--dry-run", "-p",
+                                             str(store.root), "--json"]).stdout)
+        assert sorted(x["image_id"] for x in out["picked"]) == ids[:2]
+    finally:
+        with store.session() as s, s.begin():
+            for i in ids:
+                s.get(ImageRow, i).meta = {}
+    r = runner.invoke(app, ["select", "--budget", "2", "--strategy", "random", "--meta", "camera", "-p",
+                            str(store.root)])
+    assert r.exit_code == 2 and "KEY=VALUE" in r.output
+
+
 def test_like_and_k_center_with_a_user_embedder(project, tmp_path):
     """A stand-in ONNX embedder (mean colour of 8×8 blocks), so the expected pick is computed here."""
     import onnx

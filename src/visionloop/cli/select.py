@@ -44,8 +44,9 @@ def select(
     since: Annotated[str | None, typer.Option(help="With --from predictions: logged from this time (ISO, or an age: "
                                                    "30m, 6h, 7d; UTC).")] = None,
     until: Annotated[str | None, typer.Option(help="With --from predictions: logged before this time.")] = None,
-    class_name: Annotated[str | None, typer.Option("--class", help="With --from predictions: images with a logged "
-                                                                   "prediction of this class.")] = None,
+    class_name: Annotated[str | None, typer.Option("--class", help="Images with a logged prediction (--from "
+                                                                   "predictions) or a human annotation (--from "
+                                                                   "all) of this class.")] = None,
     budget_boxes: Annotated[int | None, typer.Option(help="With --from predictions: stop before the pick would hold "
                                                           "more predicted boxes than this.")] = None,
     split: Annotated[str | None, typer.Option(help="Only images of this split.")] = None,
@@ -54,6 +55,8 @@ def select(
     not_tag: Annotated[list[str] | None, typer.Option("--not-tag", help="Leave out images with this tag, e.g. an "
                                                                         "earlier pick's (repeat for several).")]
     = None,
+    meta: Annotated[list[str] | None, typer.Option("--meta", help="Only images whose metadata has KEY=VALUE "
+                                                                  "(repeat: all of them).")] = None,
     project: ProjectOpt = Path("."),
     as_json: JsonOpt = False,
 ) -> None:
@@ -64,9 +67,9 @@ def select(
 
     models = list(model or [])
     if source == "predictions":
-        if split or has_tag or not_tag:
-            raise typer.BadParameter("--split, --has-tag and --not-tag filter project images; logged predictions "
-                                     "filter by --since, --until and --class", param_hint="--from")
+        if split or has_tag or not_tag or meta:
+            raise typer.BadParameter("--split, --has-tag, --not-tag and --meta filter project images; logged "
+                                     "predictions filter by --since, --until and --class", param_hint="--from")
         if len(models) > 1:
             raise typer.BadParameter("--from predictions takes one --model", param_hint="--model")
         _from_predictions(project, models[0] if models else None, budget=budget, budget_boxes=budget_boxes,
@@ -75,9 +78,14 @@ def select(
         return
     if budget is None:
         raise typer.BadParameter("--budget is required", param_hint="--budget")
-    if since or until or class_name or budget_boxes is not None:
-        raise typer.BadParameter("--since, --until, --class and --budget-boxes take --from predictions",
-                                 param_hint="--from")
+    if since or until or budget_boxes is not None:
+        raise typer.BadParameter("--since, --until and --budget-boxes take --from predictions", param_hint="--from")
+    pairs = {}
+    for item in meta or []:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--meta")
+        pairs[key] = value
 
     if like_errors is not None or (like and strategy == "entropy"):
         strategy = "like"  # --like / --like-errors name targets: nothing else uses them
@@ -92,7 +100,8 @@ def select(
         result = select_images(store, which, budget=budget, strategy=strategy, aggregate=aggregate, source=source,
                                tag=tag, conf=conf, embedder=embedder if embedder is not None else default_embedder,
                                like=list(like or []), like_errors=like_errors, seed=seed, save=not dry_run,
-                               split=split, has_tags=list(has_tag or []), not_tags=list(not_tag or []))
+                               split=split, has_tags=list(has_tag or []), not_tags=list(not_tag or []),
+                               class_name=class_name, meta=pairs or None)
     data = render_json_or(result, as_json)
     if data is None:
         return

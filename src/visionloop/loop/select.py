@@ -151,13 +151,15 @@ def select_images(store: Store, model: str | int | Sequence[str | int] | None, *
                   conf: float = DEFAULT_CONF, embedder: str | Path | bytes | Callable[[], str | Path | bytes] | None
                   = None, like: Sequence[str] = (), like_errors: int | None = None, seed: int = 0,
                   save: bool = True, split: str | None = None, has_tags: Sequence[str] = (),
-                  not_tags: Sequence[str] = ()) -> Selection:
+                  not_tags: Sequence[str] = (), class_name: str | None = None,
+                  meta: dict[str, str] | None = None) -> Selection:
     """Pick `budget` images of the project by `strategy` and tag them (unless `save` is False). `embedder` is an
     ONNX embedder (path or bytes), or a function that returns one (called only when the strategy needs it);
     `like` names the target images (ids or file names) for the like strategy; `like_errors` an evaluation whose
     error events' images are targets too (the images most like known failures). `model` may be a list: the
     committee of disagreement, vote-entropy and bald (one model in a list is that model). `split`, `has_tags`
-    (every one) and `not_tags` (none of them, e.g. the tags of earlier picks) narrow the candidates."""
+    (every one), `not_tags` (none of them, e.g. the tags of earlier picks), `class_name` (images with a human
+    annotation of it) and `meta` (image metadata key = value) narrow the candidates."""
     strat = Strategy(_choice(strategy, [s.value for s in Strategy], "--strategy"))
     refs = None if model is None or isinstance(model, str | int) else list(model)
     if refs is not None and not strat.committee:
@@ -181,11 +183,14 @@ def select_images(store: Store, model: str | int | Sequence[str | int] | None, *
     if targets:
         pool = [im for im in pool if im.id not in {t.id for t in targets}]
     narrowed = [f"--split {split}"] * (split is not None) + [f"--has-tag {t}" for t in has_tags] + \
-        [f"--not-tag {t}" for t in not_tags]
+        [f"--not-tag {t}" for t in not_tags] + [f"--class {class_name}"] * (class_name is not None) + \
+        [f"--meta {k}={v}" for k, v in (meta or {}).items()]
     if narrowed:
         before = len(pool)
+        where = tag_store.image_ids_where(store, class_name=class_name, meta=meta) \
+            if class_name is not None or meta else None
         pool = [im for im in pool if (split is None or im.split == split) and all(t in im.tags for t in has_tags)
-                and not any(t in im.tags for t in not_tags)]
+                and not any(t in im.tags for t in not_tags) and (where is None or im.id in where)]
         if not pool:
             raise VisionLoopError(f"none of the {before} {'unlabelled ' if source == 'unlabelled' else ''}images "
                                   f"match {' '.join(narrowed)}", path=store.root,

@@ -20,7 +20,7 @@ from sqlalchemy import exists, or_, select
 from visionloop.store import batches
 from visionloop.store.batches import BatchKind, Op, RowChange
 from visionloop.store.project import Store
-from visionloop.store.schema import AnnotationRow, ImageRow
+from visionloop.store.schema import AnnotationRow, ClassRow, ImageRow
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,26 @@ def images(store: Store, *, unlabelled_only: bool = False) -> list[ImageInfo]:
         q = q.where(or_(ImageRow.state == "missing", (ImageRow.state == "annotated") & ~labelled_ann))
     with store.session() as s:
         return [ImageInfo(int(r.id), r.sha256, r.file_name, r.split, tuple(r.tags or ())) for r in s.execute(q)]
+
+
+def image_ids_where(store: Store, *, class_name: str | None = None,
+                    meta: dict[str, str] | None = None) -> set[int]:
+    """Ids of the images with a (human) annotation of `class_name` and whose metadata has every `meta` key with
+    that value (compared as text). An unknown class is an error naming the project's classes."""
+    from visionloop.core.errors import VisionLoopError
+
+    with store.session() as s:
+        q = select(ImageRow.id, ImageRow.meta)
+        if class_name is not None:
+            cid = s.scalar(select(ClassRow.id).where(ClassRow.name == class_name))
+            if cid is None:
+                names = sorted(s.scalars(select(ClassRow.name)))
+                raise VisionLoopError(f"no class {class_name!r} in the project", path=store.root,
+                                      hint=f"classes: {', '.join(names) or 'none'}")
+            q = q.where(exists().where(AnnotationRow.image_id == ImageRow.id, AnnotationRow.class_id == cid,
+                                       AnnotationRow.source != "model"))
+        return {int(r.id) for r in s.execute(q)
+                if all(str((r.meta or {}).get(k)) == v and k in (r.meta or {}) for k, v in (meta or {}).items())}
 
 
 def add_tag(store: Store, ids: Sequence[int], tag: str | None, *, source: str,
