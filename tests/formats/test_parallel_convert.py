@@ -149,8 +149,16 @@ def test_errors_are_the_one_process_errors(tmp_path):
     src = _write(tmp_path, doc)
     want = len(doc["annotations"]) - 5
     with pytest.raises(FormatError, match=rf"annotations\[{want}\] \(id {want + 1}\)\): unknown category_id 4"):
-        convert(src, tmp_path / "out", to="yolo", images="none", workers=3)
+        convert(src, tmp_path / "out", to="yolo", images="none", workers=3, strict=True)
     assert not (tmp_path / "out").exists()
+    # by default the entry's image is quarantined, the same with parts as in one process
+    image = doc["annotations"][want]["image_id"]
+    record = {"file": "annotations/instances_default.json", "element": f"annotations[{want}] (id {want + 1})",
+              "reason": f"unknown category_id 4; image_id {image} left out"}
+    many = convert(src, tmp_path / "many", to="yolo", images="none", workers=3)
+    one = convert(src, tmp_path / "one", to="yolo", images="none", workers=1)
+    assert many.quarantined == one.quarantined == [record]
+    assert many.images == one.images == 59
 
 
 @pytest.mark.parametrize("ids", ["int", "str"])

@@ -173,3 +173,43 @@ def test_health_shows_quarantined_truncated_and_annotated_without_annotations(ra
     assert found["truncated_image"].count == 1
     assert found["truncated_image"].examples[0]["file_name"] == "images/raccoon-10.jpg"
     assert found["annotated_without_annotations"].examples == [{"image": iid, "file_name": "images/raccoon-1.jpg"}]
+
+
+@pytest.mark.parametrize("grouped", [True, False])
+def test_coco_entry_that_cannot_be_read_quarantines_its_image(tmp_path, grouped):
+    """A bad COCO annotation (a bbox of strings, an unknown category_id) leaves its image out whole — not the
+    file — in annotation runs grouped by image and in any order; --strict refuses the first one."""
+    from .test_import import _jpeg
+
+    root = tmp_path / "c"
+    root.mkdir()
+    for n in "abcd":
+        (root / f"{n}.jpg").write_bytes(_jpeg(40, 30))
+    anns = [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2, 10, 10]},
+            {"id": 2, "image_id": 2, "category_id": 1, "bbox": [2, 2, 5, 5]},
+            {"id": 3, "image_id": 2, "category_id": 1, "bbox": ["10", "20", "3", "4"]},
+            {"id": 4, "image_id": 3, "category_id": 7, "bbox": [3, 3, 5, 5]},
+            {"id": 5, "image_id": 4, "category_id": 1, "bbox": [4, 4, 8, 6]},
+            {"id": 6, "image_id": 4, "category_id": 2, "bbox": [5, 5, 8, 6]}]
+    if not grouped:
+        anns = [anns[i] for i in (0, 1, 4, 3, 5, 2)]  # image 4's and image 2's annotations apart
+    doc = {"images": [{"id": i, "file_name": f"{n}.jpg", "width": 40, "height": 30} for i, n in enumerate("abcd", 1)],
+           "annotations": anns, "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}]}
+    (root / "ann.json").write_text(json.dumps(doc))
+    pos = {a["id"]: i for i, a in enumerate(anns)}
+    store = Store.init(tmp_path / "p")
+    report = import_dataset(store, root / "ann.json")
+    assert sorted(report.quarantined, key=lambda r: r["element"]) == sorted([
+        {"file": "ann.json", "element": f"annotations[{pos[3]}] (id 3)",
+         "reason": "bad annotation: bbox values must be numbers, got ['10', '20', '3', '4']; image_id 2 left out"},
+        {"file": "ann.json", "element": f"annotations[{pos[4]}] (id 4)",
+         "reason": "unknown category_id 7; image_id 3 left out"}], key=lambda r: r["element"])
+    landed = {x.image.file_name: sorted((a.label, a.geometry.x0, a.geometry.y0, a.geometry.x1, a.geometry.y1)
+                                        for a in x.annotations) for x in store.samples()}
+    assert landed == {"a.jpg": [("cat", 1, 2, 11, 12)], "d.jpg": [("cat", 4, 4, 12, 10), ("dog", 5, 5, 13, 11)]}
+    store.close()
+    Store.init(tmp_path / "q").close()
+    before = _snapshot(tmp_path / "q")
+    with pytest.raises(FormatError, match=re.escape(f"annotations[{pos[3]}] (id 3)): bad annotation")) as e:
+        import_dataset(Store.open(tmp_path / "q"), root / "ann.json", strict=True)
+    assert "left out" not in str(e.value) and _snapshot(tmp_path / "q") == before

@@ -158,6 +158,11 @@ def quarantine_reads(sink: Callable[[VisionLoopError], None]) -> Iterator[None]:
         _QUARANTINE.reset(token)
 
 
+def quarantining() -> bool:
+    """Whether a sample that cannot be read is quarantined here (inside `quarantine_reads()`) rather than refused."""
+    return _QUARANTINE.get() is not None
+
+
 def quarantine(error: VisionLoopError) -> None:
     """One sample cannot be read: raise `error` (the default, strict) or, inside `quarantine_reads()`,
     record it; the caller then skips that sample (the image with all its annotations)."""

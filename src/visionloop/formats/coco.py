@@ -64,6 +64,8 @@ from visionloop.formats.base import (
     count_state_change,
     open_text_bytes,
     place_image,
+    quarantine,
+    quarantining,
     safe_name,
     skip,
     with_size,
@@ -390,12 +392,8 @@ class _Index:
                 self._scan_annotations(value, first_use)
         _check_has_images(self)
         self.used_categories = set(first_use)
-        ids = {c.id for c in self.categories}
-        for category_id, (i, ann_id) in first_use.items():
-            if category_id not in ids:
-                where = f"annotations[{i}]" + (f" (id {ann_id})" if ann_id is not None else "")
-                raise FormatError(f"unknown category_id {category_id!r}", path=path, where=where,
-                                  hint=f"known ids: {sorted(ids)[:20]}")
+        # an unknown category_id is the error of the annotation that has it (`_annotations`): refused with
+        # --strict, otherwise its image is quarantined and the rest lands
         orphan = db.execute("SELECT g.ann_pos, g.image_id, g.ann_id FROM grp g LEFT JOIN img i ON i.id = g.image_id "
                             "WHERE i.id IS NULL ORDER BY g.seq LIMIT 1").fetchone()
         if orphan:
@@ -617,7 +615,7 @@ def _read_part(index: _Index, split: str | None, offset: int, end: int | None, l
         for key, value in resume(path, offset, "annotations", stream={"annotations", "images"}, inside=inside,
                                  end=end):
             if key == "annotations":
-                yield from _grouped(noted(value), index, ordered, names, split, roots)
+                yield from _grouped(noted(value), index, ordered, names, split, roots, in_part=True)
             elif key == "images":
                 raise FormatError("`images` after `annotations`", path=path)
             elif key == "categories" and _categories(value, path) != index.categories:
@@ -726,19 +724,41 @@ def _read_file(index: _Index, split: str | None) -> Iterator[Sample]:
 
 
 def _grouped(items: Iterable[Any], index: _Index, ordered: Iterator[tuple[Any, dict[str, Any]]] | None,
-             names: dict[int, str], split: str | None, roots: _ImageRoot) -> Iterator[Sample]:
-    """Samples from annotations grouped by image (each run of one image id is one sample)."""
+             names: dict[int, str], split: str | None, roots: _ImageRoot, *,
+             in_part: bool = False) -> Iterator[Sample]:
+    """Samples from annotations grouped by image (each run of one image id is one sample). `in_part`: the
+    annotations of one part of the file, whose positions are not the file's — an entry that cannot be read
+    fails the part, and the one-process read (which falls back) quarantines it under its real position."""
     current: Any = None
     anns: list[Annotation] = []
+    bad = False  # an annotation of the current image could not be read: the image is quarantined
     for i, item in enumerate(items):
         image_id = item["image_id"]
         if image_id != current:
             if current is not None:
-                yield from _flush_group(index, ordered, current, anns, split, roots)
-            current, anns = image_id, []
-        anns.extend(_annotations(item, names, index.path, i))
+                yield from _flush_group(index, ordered, current, anns, split, roots, left_out=bad)
+            current, anns, bad = image_id, [], False
+        if in_part:
+            anns.extend(_annotations(item, names, index.path, i))
+        elif not bad:
+            bad = not _read_into(anns, item, names, index.path, i)
     if current is not None:
-        yield from _flush_group(index, ordered, current, anns, split, roots)
+        yield from _flush_group(index, ordered, current, anns, split, roots, left_out=bad)
+
+
+def _read_into(anns: list[Annotation], item: dict[str, Any], names: dict[int, str], path: Path, seq: int) -> bool:
+    """Append the annotations of one COCO entry; False when it cannot be read and the import quarantines
+    (`formats.base.quarantine`: the error names the entry and its image, which is left out whole — a
+    partly read image would look complete). Strict (the default outside an import) raises."""
+    try:
+        anns.extend(_annotations(item, names, path, seq))
+    except FormatError as e:
+        if not quarantining():
+            raise
+        quarantine(FormatError(f"{e.message}; image_id {item['image_id']!r} left out", path=e.path, where=e.where,
+                               hint=e.hint))
+        return False
+    return True
 
 
 def _annotations_walk(index: _Index) -> Iterator[tuple[str, Any]]:
@@ -748,13 +768,16 @@ def _annotations_walk(index: _Index) -> Iterator[tuple[str, Any]]:
 
 
 def _flush_group(index: _Index, ordered: Iterator[tuple[Any, dict[str, Any]]] | None, image_id: Any,
-                 anns: list[Annotation], split: str | None, roots: _ImageRoot) -> Iterator[Sample]:
+                 anns: list[Annotation], split: str | None, roots: _ImageRoot, *,
+                 left_out: bool = False) -> Iterator[Sample]:
     if ordered is None:  # groups in another order than `images`: look the image up
-        yield _sample(index.image(image_id), anns, split, roots)
+        if not left_out:
+            yield _sample(index.image(image_id), anns, split, roots)
         return
     for other, entry in ordered:  # images without annotations before this one come out first
         if other == image_id:
-            yield _sample(entry, anns, split, roots)
+            if not left_out:
+                yield _sample(entry, anns, split, roots)
             return
         yield _sample(entry, [], split, roots)
     raise FormatError(f"the annotations of image_id {image_id!r} are not where the order of `images` puts them",
@@ -780,9 +803,9 @@ def _read_spilled(index: _Index, split: str | None, names: dict[int, str], roots
     db.execute("CREATE INDEX IF NOT EXISTS ann_image ON ann (image_id, seq)")
     for image_id, entry in index.images():
         anns: list[Annotation] = []
-        for seq, data in db.execute("SELECT seq, data FROM ann WHERE image_id = ? ORDER BY seq", (image_id,)):
-            anns.extend(_annotations(orjson.loads(data), names, path, seq))
-        yield _sample(entry, anns, split, roots)
+        rows = db.execute("SELECT seq, data FROM ann WHERE image_id = ? ORDER BY seq", (image_id,))
+        if all(_read_into(anns, orjson.loads(data), names, path, seq) for seq, data in rows):
+            yield _sample(entry, anns, split, roots)
 
 
 #: where captions go: the data model has no caption type (the key coco_captions and datumaro use too)
@@ -837,8 +860,8 @@ def _read_merged(members: list[tuple[Path, _Index | None]], split: str | None, c
                 items = [(file, pos, orjson.loads(d)) for file, pos, d in db.execute(
                     "SELECT file, pos, data FROM ann WHERE image_id = ? ORDER BY file, pos", (image_id,))]
                 anns: list[Annotation] = []
-                for file, pos, item in _same_objects(items):
-                    anns.extend(_annotations(item, names, paths[file], pos))
+                if not all(_read_into(anns, item, names, paths[file], pos) for file, pos, item in _same_objects(items)):
+                    continue
                 entry = orjson.loads(data)
                 texts = [t for (t,) in db.execute("SELECT text FROM cap WHERE image_id = ? ORDER BY seq", (image_id,))]
                 if texts:
@@ -945,7 +968,11 @@ def _sample(image: dict[str, Any], anns: list[Annotation], split: str | None, ro
 
 
 def _annotations(item: dict[str, Any], names: dict[int, str], path: Path, seq: int) -> list[Annotation]:
-    label = names[item["category_id"]]
+    label = names.get(item["category_id"])
+    if label is None:
+        where = f"annotations[{seq}]" + (f" (id {item['id']})" if "id" in item else "")
+        raise FormatError(f"unknown category_id {item['category_id']!r}", path=path, where=where,
+                          hint=f"known ids: {sorted(names)[:20]}")
     bbox = item.get("bbox")
     if not item.get("keypoints") and bbox is not None and len(bbox) == 4 and not item.get("attributes") \
             and item.get("score") is None:
