@@ -94,20 +94,89 @@ def test_face_detector_through_the_api(project):
     assert {"face-detector", "imagenet-classifier"} <= {m["name"] for m in models}
 
 
-def test_ocr_reads_rendered_text(tmp_path):
+def _text_image() -> np.ndarray:
     img = np.full((160, 700, 3), 255, np.uint8)
     cv2.putText(img, "PILL COUNT 17", (20, 100), cv2.FONT_HERSHEY_SIMPLEX, 1.8, (0, 0, 0), 4)
-    with Store.init(tmp_path / "p") as store:
-        info = gallery.add(store, "text-ocr")
-        assert sorted(e.format for e in info.exports) == ["onnx", "onnx-cls", "onnx-rec"]
-        from visionloop.gallery.add import load_predictor
+    return img
 
-        files = {e.format: store.blobs.get(e.sha256) for e in info.exports}
-        p = load_predictor(files.pop("onnx"), files)
-    pred = p.predict(img)
+
+@pytest.fixture(scope="module")
+def ocr_files(tmp_path_factory) -> dict[str, bytes]:
+    """text-ocr added to a fresh project: its files by export format."""
+    with Store.init(tmp_path_factory.mktemp("ocr") / "p") as store:
+        info = gallery.add(store, "text-ocr")
+        return {e.format: store.blobs.get(e.sha256) for e in info.exports}
+
+
+def test_ocr_reads_rendered_text(ocr_files):
+    from visionloop.gallery.add import load_predictor
+
+    assert sorted(ocr_files) == ["onnx", "onnx-cls", "onnx-rec"]
+    files = dict(ocr_files)
+    p = load_predictor(files.pop("onnx"), files)
+    pred = p.predict(_text_image())
     assert " ".join(pred.texts) == "PILL COUNT 17"
     assert all(s > 0.9 for s in pred.scores)
     assert pred.polygons.shape == (3, 4, 2) and (pred.boxes[:, 0] < pred.boxes[:, 2]).all()
+
+
+def test_ocr_device_choice_reaches_rapidocr_sessions(ocr_files, monkeypatch):
+    """`device` is chosen as for every predictor (`choose_providers`) and reaches the execution providers rapidocr
+    builds its three sessions with: CPU only by default; CUDA on the asked GPU, then CPU, with cuda[:N]. No GPU
+    here: the machine is made to look like one with onnxruntime-gpu (both our provider check and rapidocr's), and
+    each session rapidocr opens is recorded, then opened on CPU so the pipeline still runs and reads."""
+    import onnxruntime as ort
+    from rapidocr.inference_engine.onnxruntime import main as rapid_ort
+    from rapidocr.inference_engine.onnxruntime import provider_config
+
+    from visionloop.infer import predictor as infer_predictor
+    from visionloop.infer.ocr import OcrPredictor
+    from visionloop.serve.engine import load_pipeline
+
+    asked: list[list[str]] = []
+    gpu_options: list[dict] = []
+    real = ort.InferenceSession
+
+    def session(path, sess_options=None, providers=()):
+        asked.append([p[0] if isinstance(p, tuple) else p for p in providers])
+        gpu_options.extend(p[1] for p in providers if isinstance(p, tuple) and p[0] == "CUDAExecutionProvider")
+        return real(path, sess_options=sess_options, providers=["CPUExecutionProvider"])
+
+    monkeypatch.setattr(rapid_ort, "InferenceSession", session)
+    det, rec, cls = ocr_files["onnx"], ocr_files["onnx-rec"], ocr_files["onnx-cls"]
+    img = _text_image()
+
+    # no GPU provider in this onnxruntime: cuda is refused at once, as Predictor(device="cuda") is
+    with pytest.raises(VisionLoopError, match="no CUDA/TensorRT execution provider"):
+        OcrPredictor(det, rec, cls, device="cuda")
+    # the default: CPU only, for each of det, cls, rec
+    p = OcrPredictor(det, rec, cls, threads=1)
+    assert p.device == "cpu" and p.engine.cfg.EngineConfig.onnxruntime.use_cuda is False
+    assert " ".join(p.predict(img).texts) == "PILL COUNT 17"
+    assert asked == [["CPUExecutionProvider"]] * 3 and gpu_options == []
+
+    # a machine with onnxruntime-gpu on a GPU
+    have = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr(infer_predictor, "available_providers", lambda: have)
+    monkeypatch.setattr(provider_config, "get_available_providers", lambda: have)
+    monkeypatch.setattr(provider_config, "get_device", lambda: "GPU")
+    asked.clear()
+    p = OcrPredictor(det, rec, cls, threads=1, device="cuda:1")
+    assert " ".join(p.predict(img).texts) == "PILL COUNT 17"
+    assert asked == [["CUDAExecutionProvider", "CPUExecutionProvider"]] * 3
+    assert [o["device_id"] for o in gpu_options] == [1, 1, 1]
+    # the server's pipeline loader passes its --device on
+    gpu_options.clear()
+    served = load_pipeline("ocr", {"onnx": det, "onnx-rec": rec, "onnx-cls": cls}, threads=1, device="cuda")
+    served.predict(img)
+    assert [o["device_id"] for o in gpu_options] == [0, 0, 0]
+    with pytest.raises(VisionLoopError, match="unknown device 'cuda:x'"):
+        OcrPredictor(det, rec, cls, device="cuda:x")
+    # TensorRT without CUDA: rapidocr's onnxruntime engine cannot use it, so it is refused, not run on CPU
+    monkeypatch.setattr(infer_predictor, "available_providers",
+                        lambda: ["TensorrtExecutionProvider", "CPUExecutionProvider"])
+    with pytest.raises(VisionLoopError, match="OCR on the GPU needs onnxruntime's CUDA execution provider"):
+        OcrPredictor(det, rec, cls, device="cuda")
 
 
 class _OneChannel(torch.nn.Module):
@@ -161,3 +230,43 @@ def test_unknown_gallery_name_and_missing_file(tmp_path):
             gallery.add(store, "yolo")
         with pytest.raises(VisionLoopError, match="ONNX file not found"):
             gallery.add_onnx(store, tmp_path / "none.onnx", task="detect", classes=["a"], input=64)
+
+
+def test_cli_list_add_onnx_show_and_predict(tmp_path):
+    """The commands a user types: `gallery list`, `gallery add --onnx` (a refusal is exit 1 and one line naming the
+    mismatch), `model show` (the model card) and `predict` on the added model."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from visionloop.cli.main import app
+
+    runner = CliRunner()
+    listed = json.loads(runner.invoke(app, ["gallery", "list", "--json"]).stdout)
+    assert [(e["name"], e["task"], e["licence"], e["installed"]) for e in listed] == [
+        ("imagenet-classifier", "classify", "Apache-2.0", True), ("face-detector", "detect", "MIT", True),
+        ("text-ocr", "ocr", "Apache-2.0", True)]
+    det = _onnx(_Detector(), tmp_path / "det.onnx", (1, 3, 64, 64), ["boxes", "scores"])
+    names = tmp_path / "names.txt"
+    names.write_text("bright\ndark\n")
+    proj = tmp_path / "p"
+    assert runner.invoke(app, ["init", str(proj)]).exit_code == 0
+    bad = runner.invoke(app, ["gallery", "add", "--onnx", str(det), "--classes", str(names), "--input", "96",
+                              "-p", str(proj)])
+    # in-process the error object comes back (a real process prints it as one line: tests/cli/test_cli.py)
+    assert bad.exit_code == 1 and "input 'images' is 64x64 but --input is 96" in str(bad.exception)
+    added = runner.invoke(app, ["gallery", "add", "--onnx", str(det), "--classes", str(names), "--input", "64",
+                                "--name", "bright-boxes", "-p", str(proj), "--json"])
+    assert added.exit_code == 0, added.output
+    card = json.loads(added.stdout)["card"]
+    assert card["licence"] == "as its owner says" and card["latency"]["p50_ms"] > 0 and card["input"] == "64x64"
+    shown = runner.invoke(app, ["model", "show", "bright-boxes", "-p", str(proj)])
+    assert shown.exit_code == 0, shown.output
+    assert "det.onnx" in shown.output and f"p50 {card['latency']['p50_ms']} ms" in shown.output
+    assert "classes: bright, dark" in shown.output
+    cv2.imwrite(str(tmp_path / "white.png"), np.full((64, 64, 3), 255, np.uint8))
+    out = runner.invoke(app, ["predict", "bright-boxes", str(tmp_path / "white.png"), "--conf", "0.5", "-p", str(proj),
+                              "--json"])
+    assert out.exit_code == 0, out.output
+    dets = json.loads(out.stdout)[0]["detections"]
+    assert sorted(d["class"] for d in dets) == ["bright"] * 4

@@ -82,6 +82,16 @@ def local(ocr_project):
     return OcrPredictor(files["onnx"], files["onnx-rec"], files["onnx-cls"], threads=1)
 
 
+def _video(rgb: np.ndarray, frames: int, folder: Path) -> bytes:
+    """An MJPEG AVI of `frames` copies of `rgb` at 10 fps (OpenCV's writer)."""
+    path = folder / "v.avi"
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (rgb.shape[1], rgb.shape[0]))
+    for _ in range(frames):
+        out.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    out.release()
+    return path.read_bytes()
+
+
 def _err(r: httpx.Response, status: int) -> dict:
     assert r.status_code == status, r.text
     body = r.json()
@@ -193,13 +203,7 @@ def test_ocr_video_job_reads_each_sampled_frame(client, rendered, tmp_path):
     """Video goes through the same runner: each sampled frame reads like the image alone."""
     import time
 
-    rgb, _ = rendered
-    path = tmp_path / "v.avi"
-    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (720, 260))
-    for _ in range(3):
-        out.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    out.release()
-    r = client.post("/v1/models/text-ocr/predict/video", content=path.read_bytes(),
+    r = client.post("/v1/models/text-ocr/predict/video", content=_video(rendered[0], 3, tmp_path),
                     headers={"content-type": "video/x-msvideo"}, params={"every_ms": 200})
     assert r.status_code == 202, r.text
     deadline = time.monotonic() + 120
@@ -232,11 +236,12 @@ def test_catalog_needs_every_part_of_a_pipeline(ocr_project):
 
 
 @pytest.mark.usefixtures("one_ray_cluster")
-def test_ray_serve_runs_ocr_in_the_ingress(ocr_project, client, rendered):
-    """`serve --ray`: the pipeline has no model deployment of its own; the ingress answers what the plain
-    server answers."""
+def test_ray_serve_runs_ocr_in_its_own_deployment(ocr_project, client, rendered, tmp_path):
+    """`serve --ray`: the pipeline gets a `model-text-ocr` deployment (2 replicas) like a detector; the ingress
+    loads none of its files and answers what the plain server answers, images and video alike."""
     ray = pytest.importorskip("ray")
     import socket
+    import time
 
     from ray import serve
 
@@ -244,20 +249,36 @@ def test_ray_serve_runs_ocr_in_the_ingress(ocr_project, client, rendered):
 
     data = _png(rendered[0])
     want = client.post("/v1/models/text-ocr/predict", content=data).json()["images"][0]["predictions"]
+    assert [p["text"] for p in want] == [t for t, _ in LINES]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
-        deploy(ocr_project, Settings(refresh_s=0, url_allow_list=[], workers=1, threads=1), replicas=1)
+        deploy(ocr_project, Settings(refresh_s=0, url_allow_list=[], workers=1, threads=1), replicas=2)
         app = serve.status().applications["visionloop"]
-        assert app.status == "RUNNING" and set(app.deployments) == {"api"}
+        assert app.status == "RUNNING" and set(app.deployments) == {"api", "model-text-ocr"}
+        assert sum(app.deployments["model-text-ocr"].replica_states.values()) == 2
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as c:
-            r = c.post("/v1/models/text-ocr/predict", content=data)
+            # two images of one request go out at once (to either replica): each the plain server's answer
+            r = c.post("/v1/models/text-ocr/predict", files=[("files", ("a.png", data)), ("files", ("b.png", data))])
             assert r.status_code == 200, r.text
-            assert r.json()["images"][0]["predictions"] == want
+            assert [i["predictions"] for i in r.json()["images"]] == [want, want]
             assert _err(c.post("/v1/models/text-ocr/predict", content=png(), params={"tile": "2x2"}), 400)
+            body = _err(c.post("/v1/models/text-ocr/predict", content=png(), params={"classes": "face"}), 400)
+            assert body["hint"] == "classes: text"  # the classes known without loading the model
+            # the ingress ran no OCR itself: no inference of text-ocr in its metrics
+            assert 'visionloop_batch_size_count{model="text-ocr"' not in c.get("/metrics").text
+            r = c.post("/v1/models/text-ocr/predict/video", content=_video(rendered[0], 2, tmp_path),
+                       headers={"content-type": "video/x-msvideo"}, params={"every_ms": 100})
+            assert r.status_code == 202, r.text
+            deadline = time.monotonic() + 60
+            while (job := c.get(f"/v1/jobs/{r.json()['id']}").json())["status"] not in ("done", "failed"):
+                assert time.monotonic() < deadline, job
+                time.sleep(0.1)
+            assert job["status"] == "done", job
+            assert [[p["text"] for p in f["predictions"]] for f in job["frames"]] == [[t for t, _ in LINES]] * 2
     finally:
         serve.shutdown()
         ray.shutdown()

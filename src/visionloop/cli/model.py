@@ -193,7 +193,7 @@ def predict(
                                       hint="re-add it with `visionloop gallery add text-ocr`" if rec is None
                                       else "predict without --tile")
             predictor: Any = OcrPredictor(registry.blob_file(store, e.sha256), registry.blob_file(store, rec.sha256),
-                                          registry.blob_file(store, cls.sha256) if cls else None)
+                                          registry.blob_file(store, cls.sha256) if cls else None, device=device)
         else:
             predictor = Predictor(registry.blob_file(store, e.sha256), device=device)
     files: list[Path] = []

@@ -3,12 +3,20 @@ post-processing, crops, text direction, CTC decoding) — the well-kept implemen
 
     p = OcrPredictor(det, rec, cls)          # files or bytes; the detector carries visionloop's metadata
     p.predict(rgb).to_json()                 # {"detections": [{"class": "text", "text": ..., "polygon": ...}]}
+    OcrPredictor(det, rec, cls, device="cuda")   # CUDA execution provider, as `Predictor(device="cuda")`
+
+The device is chosen as for every other predictor (`infer.predictor.choose_providers`: cpu, the default, or
+cuda, refused at once when this onnxruntime has no GPU provider) and handed to rapidocr's onnxruntime engine
+config (`EngineConfig.onnxruntime.use_cuda`, `cuda_ep_cfg.device_id`), which builds all three sessions with
+it. rapidocr's onnxruntime engine knows CUDA but not TensorRT: where `choose_providers` would pick TensorRT
+first, OCR runs on CUDA.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,11 +29,29 @@ from visionloop.infer.prediction import Prediction
 log = logging.getLogger(__name__)
 
 
+def engine_params(device: str) -> dict[str, Any]:
+    """rapidocr's onnxruntime engine config for `device`: {} on cpu (its default, CPU only); on cuda[:N] the
+    CUDA execution provider on GPU N (0 without an index). A device `choose_providers` refuses is refused here."""
+    from visionloop.infer.predictor import choose_providers
+
+    providers = choose_providers(device)
+    if providers == ["CPUExecutionProvider"]:
+        return {}
+    if "CUDAExecutionProvider" not in providers:
+        raise VisionLoopError("OCR on the GPU needs onnxruntime's CUDA execution provider (rapidocr's onnxruntime "
+                              f"engine has no TensorRT); this onnxruntime offers {', '.join(providers)}",
+                              hint="pip install onnxruntime-gpu, or use --device cpu")
+    if (m := re.fullmatch(r"cuda(?::(\d+))?", device)) is None:
+        raise VisionLoopError(f"unknown device {device!r}", hint="use cpu, cuda or cuda:N (N: the GPU's index)")
+    return {"EngineConfig.onnxruntime.use_cuda": True,
+            "EngineConfig.onnxruntime.cuda_ep_cfg.device_id": int(m.group(1) or 0)}
+
+
 class OcrPredictor:
     task = "ocr"
 
     def __init__(self, det: str | Path | bytes, rec: str | Path | bytes, cls: str | Path | bytes | None = None, *,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, device: str = "cpu") -> None:
         try:
             from rapidocr import RapidOCR
         except ImportError:
@@ -48,6 +74,8 @@ class OcrPredictor:
         if threads:
             params["EngineConfig.onnxruntime.intra_op_num_threads"] = threads
             params["EngineConfig.onnxruntime.inter_op_num_threads"] = 1
+        params.update(engine_params(device))
+        self.device = device
         self.engine = RapidOCR(params=params)
         logging.getLogger("RapidOCR").setLevel(logging.ERROR)
 

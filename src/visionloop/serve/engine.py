@@ -19,6 +19,10 @@ never runs two images at once); batching happens inside the pipeline (rapidocr b
 
     loaded = await pool.get(key, files, labels, task="ocr")  # files() -> {"onnx": path, "onnx-rec": path, ...}
     res = await loaded.batcher.submit(rgb, conf=0.5, max_det=100)   # res.prediction: infer.Prediction
+
+Under Ray Serve (`serve.ray_app`) a model's inference runs in its own deployment: `pool.remote[key]` then holds
+a `RemoteBatcher`'s call (a graph's batches) or a `RemotePipeline` (a pipeline's whole images), used in place of
+the local Batcher / PipelineRunner.
 """
 
 from __future__ import annotations
@@ -245,13 +249,32 @@ class PipelineRunner(_Bounded):
         self.executor.shutdown(wait=False)
 
 
-def load_pipeline(task: str, files: dict[str, str], *, threads: int | None) -> Any:
-    """One predictor of a pipeline task from its files by export format (see `catalog.PIPELINES`)."""
+def load_pipeline(task: str, files: dict[str, Any], *, threads: int | None, device: str = "cpu") -> Any:
+    """One predictor of a pipeline task from its files (paths or bytes) by export format (see `catalog.PIPELINES`)."""
     if task == "ocr":
         from visionloop.infer.ocr import OcrPredictor
 
-        return OcrPredictor(files["onnx"], files["onnx-rec"], files.get("onnx-cls"), threads=threads)
+        return OcrPredictor(files["onnx"], files["onnx-rec"], files.get("onnx-cls"), threads=threads, device=device)
     raise ValueError(f"no pipeline for task {task!r}")
+
+
+class RemotePipeline:
+    """A PipelineRunner whose images run elsewhere (a Ray Serve deployment per pipeline model, see
+    `serve.ray_app`): `run(rgb, kw)` is awaited per image and returns its `PipelineResult`; the queue limits are
+    the remote side's. It stands in for the predictor too (`task`, `classes`), so the process holding it loads
+    none of the model's files."""
+
+    def __init__(self, run: Callable[[np.ndarray, dict[str, Any]], Awaitable[PipelineResult]], *, task: str,
+                 classes: list[str]) -> None:
+        self.run = run
+        self.task = task
+        self.classes = classes
+
+    async def submit(self, rgb: np.ndarray, **kw: Any) -> PipelineResult:
+        return await self.run(rgb, kw)
+
+    async def close(self) -> None:
+        return None
 
 
 class RemoteBatcher:
@@ -271,12 +294,13 @@ class RemoteBatcher:
 @dataclass
 class Loaded:
     key: str
-    predictor: Any  # infer.Predictor; a pipeline's first predictor (task, classes) for a PipelineRunner
-    batcher: Batcher | RemoteBatcher | PipelineRunner
+    #: infer.Predictor; a pipeline's first predictor (task, classes) for a PipelineRunner; a RemotePipeline itself
+    predictor: Any
+    batcher: Batcher | RemoteBatcher | PipelineRunner | RemotePipeline
 
     @property
     def pipeline(self) -> bool:
-        return isinstance(self.batcher, PipelineRunner)
+        return isinstance(self.batcher, PipelineRunner | RemotePipeline)
 
 
 class Pool:
@@ -288,8 +312,9 @@ class Pool:
         self.loaded: OrderedDict[str, Loaded] = OrderedDict()
         self.loading: dict[str, asyncio.Future[Loaded]] = {}
         self.closing: set[asyncio.Task[None]] = set()
-        #: export sha256 -> where that model's inference runs instead of a local Batcher (Ray Serve)
-        self.remote: dict[str, Callable[[np.ndarray], Awaitable[Result]]] = {}
+        #: model key -> where that model's inference runs instead of here (Ray Serve): a graph's batches (by its
+        #: export sha256), a pipeline's whole images (by `catalog.key_of` its parts, a RemotePipeline)
+        self.remote: dict[str, Callable[[np.ndarray], Awaitable[Result]] | RemotePipeline] = {}
 
     def get_loaded(self, key: str) -> Loaded | None:
         got = self.loaded.get(key)
@@ -309,8 +334,10 @@ class Pool:
         self.loading[key] = fut
         try:
             s = self.settings
+            remote = self.remote.get(key)
             if pipeline is not None:
-                loaded = await self._pipeline(key, pipeline[0], pipeline[1], labels)
+                loaded = (Loaded(key, remote, remote) if isinstance(remote, RemotePipeline)
+                          else await self._pipeline(key, pipeline[0], pipeline[1], labels))
                 return self._publish(loaded, labels, fut)
 
             def build() -> Predictor:
@@ -318,8 +345,8 @@ class Pool:
 
             predictor = await asyncio.to_thread(build)
             batcher: Batcher | RemoteBatcher
-            if key in self.remote:  # pre- and post-processing here, inference there
-                batcher = RemoteBatcher(self.remote[key])
+            if remote is not None and not isinstance(remote, RemotePipeline):  # pre/post-processing here, inference there
+                batcher = RemoteBatcher(remote)
             else:
                 warm = np.zeros((1, 3, predictor.height, predictor.width), np.float32)
                 await asyncio.to_thread(predictor.raw, warm)  # first run allocates; not on a user's clock
@@ -341,7 +368,7 @@ class Pool:
         workers = s.inference_workers()
 
         def build() -> list[Any]:
-            out = [load_pipeline(task, paths, threads=s.ort_threads()) for _ in range(workers)]
+            out = [load_pipeline(task, paths, threads=s.ort_threads(), device=s.device) for _ in range(workers)]
             warm = np.full((64, 256, 3), 255, np.uint8)  # first runs allocate; not on a user's clock
             for p in out:
                 p.predict(warm)

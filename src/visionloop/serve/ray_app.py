@@ -9,9 +9,14 @@ them across requests — with Ray Serve's `@serve.batch` (default, `batching="ra
 and a lower p95 than our engine's Batcher in each replica, `batching="engine"`, in bench/serve_ray.py on
 2 cores; the Batcher would queue a second time behind Ray's own request queue). A model promoted after start-up
 has no deployment of its own: the ingress runs it in-process (the plain engine) until the next deploy.
-A pipeline model (OCR: several ONNX files with code between them, `engine.PipelineRunner`) has no
-single tensor to send to a batched deployment: it always runs in the ingress process, through the same
-runner as the plain server (scale it with the ingress, or with the plain server's --workers).
+
+A pipeline model (OCR: several ONNX files with code between them) gets its own deployment too (`model-<name>`,
+N replicas), so the ingress stays light (it loads none of its files): the ingress decodes the image and sends it
+whole; each replica runs one predictor on one image at a time, behind the engine's bounded `PipelineRunner`, as
+one worker of the plain server does. It is not batched across requests, with either `batching`: its images
+differ in size and each goes through detection at its own resized shape, then crops of their own widths, so
+there is no common tensor to stack; rapidocr already batches the text crops inside one image. Scale it with
+--replicas (each replica: `threads` ONNX Runtime threads, default 1, on `device`).
 
 Ray is imported lazily: without it, `--ray` fails with one line naming `pip install 'visionloop[ray]'`.
 """
@@ -43,8 +48,8 @@ def _ray() -> tuple[Any, Any]:
 
 
 @cache
-def _deployments() -> tuple[Any, Any]:
-    """The two deployment classes, built on first use (defining them needs `ray.serve`)."""
+def _deployments() -> tuple[Any, Any, Any]:
+    """The three deployment classes, built on first use (defining them needs `ray.serve`)."""
     _, serve = _ray()
 
     class Model:
@@ -85,24 +90,53 @@ def _deployments() -> tuple[Any, Any]:
             took = time.perf_counter() - start
             return [Result([o[i] for o in outs], 0.0, took, len(xs)) for i in range(len(xs))]
 
+    class Pipeline:
+        """One pipeline model's predictor (OCR); `infer(rgb, kw)` answers one whole image's `PipelineResult`."""
+
+        def __init__(self, task: str, files: dict[str, bytes], settings_json: str, labels: tuple[str, str]) -> None:
+            from visionloop.serve.engine import load_pipeline
+
+            s = Settings.model_validate_json(settings_json)
+            self.settings = s
+            self.labels = labels
+            self.predictor = load_pipeline(task, files, threads=s.threads or 1, device=s.device)
+            self.predictor.predict(np.full((64, 256, 3), 255, np.uint8))  # first run allocates
+            self.runner: Any = None
+
+        async def infer(self, rgb: np.ndarray, kw: dict[str, Any]) -> Any:
+            if self.runner is None:  # needs the replica's running loop
+                from visionloop.serve.engine import PipelineRunner
+
+                s = self.settings
+                # as many waiting as Ray lets in (max_ongoing_requests): the runner only serialises them
+                self.runner = PipelineRunner([self.predictor], queue_size=s.queue_size,
+                                             retry_after_s=s.retry_after_s, labels=self.labels)
+            return await self.runner.submit(rgb, **kw)
+
     @serve.ingress()
     class Ingress:
         """The FastAPI app, its models' inference sent to their deployments."""
 
-        def __init__(self, project: str, settings_json: str, models: dict[str, Any]) -> None:
+        def __init__(self, project: str, settings_json: str, models: dict[str, Any],
+                     pipelines: dict[str, tuple[Any, str, list[str]]]) -> None:
             self.project = project
             self.settings = Settings.model_validate_json(settings_json)
             self.models = models
+            self.pipelines = pipelines
 
         def __serve_build_asgi_app__(self) -> Any:
             from visionloop.serve.app import create_app
+            from visionloop.serve.engine import RemotePipeline
 
             app = create_app(self.project, self.settings)
+            pool = app.state.service.pool
             for key, handle in self.models.items():
-                app.state.service.pool.remote[key] = _caller(handle)
+                pool.remote[key] = _caller(handle)
+            for key, (handle, task, classes) in self.pipelines.items():
+                pool.remote[key] = RemotePipeline(_pipeline_caller(handle), task=task, classes=classes)
             return app
 
-    return Model, Ingress
+    return Model, Pipeline, Ingress
 
 
 def _caller(handle: Any) -> Any:
@@ -112,8 +146,16 @@ def _caller(handle: Any) -> Any:
     return call
 
 
+def _pipeline_caller(handle: Any) -> Any:
+    async def call(rgb: np.ndarray, kw: dict[str, Any]) -> Any:
+        return await handle.infer.remote(rgb, kw)
+
+    return call
+
+
 def build(project: str | Path, settings: Settings, *, replicas: int = 1, batching: str = "ray") -> Any:
-    """The Ray Serve application (not yet running): one `model-<name>` deployment per servable model."""
+    """The Ray Serve application (not yet running): one `model-<name>` deployment per servable model (a graph's
+    batched session, or a pipeline's predictor), and the `api` ingress."""
     from visionloop.serve import catalog as cat
     from visionloop.serve.service import check_auth
     from visionloop.store import Store
@@ -123,7 +165,7 @@ def build(project: str | Path, settings: Settings, *, replicas: int = 1, batchin
     if replicas < 1:
         raise VisionLoopError(f"--replicas must be at least 1, not {replicas}")
     _, serve = _ray()
-    Model, Ingress = _deployments()
+    Model, Pipeline, Ingress = _deployments()
     project = Path(project).resolve()
     with Store.open(project) as store:
         check_auth(store, settings)
@@ -132,21 +174,27 @@ def build(project: str | Path, settings: Settings, *, replicas: int = 1, batchin
         if settings.models and not chosen:
             raise VisionLoopError(f"no servable model {settings.models[0]!r} in this project (ready, exported to "
                                   "ONNX)", hint="see `visionloop model list`")
-        chosen = {i: m for i, m in chosen.items() if cat.kind(m.task) == "graph"}  # pipelines: in the ingress
-        blobs = {}
+        blobs, pipes = {}, {}
         for m in chosen.values():
-            export = m.export("onnx", settings.precision)
-            assert export is not None
-            blobs[export.sha256] = (m, store.blobs.get(export.sha256))
+            files = cat.parts(m, settings.precision)
+            assert files is not None
+            if cat.kind(m.task) == "pipeline":
+                pipes[cat.key_of(files)] = (m, {fmt: store.blobs.get(e.sha256) for fmt, e in files.items()})
+            else:
+                blobs[files["onnx"].sha256] = (m, store.blobs.get(files["onnx"].sha256))
     settings_json = settings.model_dump_json()
     waiting = max(settings.queue_size, 2 * settings.max_batch)
     models = {key: serve.deployment(Model).options(
         name=f"model-{m.name}", num_replicas=replicas, max_ongoing_requests=waiting,
         ray_actor_options={"num_cpus": 0}).bind(data, settings_json, batching, (m.name, str(m.id)))
         for key, (m, data) in blobs.items()}
+    pipelines = {key: (serve.deployment(Pipeline).options(
+        name=f"model-{m.name}", num_replicas=replicas, max_ongoing_requests=settings.queue_size,
+        ray_actor_options={"num_cpus": 0}).bind(m.task, data, settings_json, (m.name, str(m.id))), m.task, m.classes)
+        for key, (m, data) in pipes.items()}
     return serve.deployment(Ingress).options(
         name="api", num_replicas=1, max_ongoing_requests=waiting,
-        ray_actor_options={"num_cpus": 0}).bind(str(project), settings_json, models)
+        ray_actor_options={"num_cpus": 0}).bind(str(project), settings_json, models, pipelines)
 
 
 def deploy(project: str | Path, settings: Settings, *, replicas: int = 1, batching: str = "ray",
