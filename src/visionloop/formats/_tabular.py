@@ -6,19 +6,23 @@
 - `UniqueNames`: image names unique per output folder, renamed with a count when taken.
 - `number`: a coordinate as the shortest text that reads back as the same float.
 - `as_box`: any geometry as the box a box-only format writes, counting conversions and drops.
+- `CsvRows`: a CSV file's rows parsed strictly (every CSV reader of `formats/` uses it).
 """
 
 from __future__ import annotations
 
+import csv
 import logging
 import math
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import orjson
 
+from visionloop.core.errors import FormatError
 from visionloop.core.geometry import Box, Keypoints, Label, kind
 from visionloop.core.sample import Annotation
 from visionloop.formats.base import WriteReport
@@ -29,6 +33,30 @@ SPLIT_WORDS = frozenset({"train", "val", "valid", "validation", "test", "eval", 
 
 #: one row: (image key, line number, the row's values)
 Row = tuple[str, int, list[str]]
+
+
+class CsvRows:
+    """`csv.reader` over an open file, strict: a quote that is never closed or a stray one — what a file cut
+    short or edited by hand leaves — is a FormatError naming the file and line, never a row read wrongly (the
+    lenient reader turns `"tria` at the end of a cut file into a class named `tria`)."""
+
+    def __init__(self, handle: Any, path: Path | str, **options: Any) -> None:
+        self._reader = csv.reader(handle, strict=True, **options)
+        self.path = path
+
+    @property
+    def line_num(self) -> int:
+        return self._reader.line_num
+
+    def __iter__(self) -> CsvRows:
+        return self
+
+    def __next__(self) -> list[str]:
+        try:
+            return next(self._reader)
+        except csv.Error as e:
+            raise FormatError(f"malformed CSV ({e})", path=self.path, where=f"line {self._reader.line_num}",
+                              hint="a quoted value is not closed: is the file complete?") from None
 
 
 def grouped(rows: Callable[[], Iterator[Row]]) -> Iterator[tuple[str, list[tuple[int, list[str]]]]]:

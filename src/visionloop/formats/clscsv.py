@@ -42,7 +42,7 @@ from visionloop.core.classes import ClassMap
 from visionloop.core.errors import FormatError
 from visionloop.core.geometry import Label, kind
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
-from visionloop.formats._tabular import ImageRoot, Row, UniqueNames, grouped, split_folder
+from visionloop.formats._tabular import CsvRows, ImageRoot, Row, UniqueNames, grouped, split_folder
 from visionloop.formats.base import Detection, ImageMode, Reader, WriteReport, place_image, safe_name
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ def read(path: Path, *, split: str | None = None) -> Reader:
 
 def _rows(path: Path) -> Iterator[Row]:
     with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f)
+        reader = CsvRows(f, path)
         header = next(reader, [])
         for values in reader:
             if not values or not any(v.strip() for v in values):

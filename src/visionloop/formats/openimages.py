@@ -76,6 +76,7 @@ from visionloop.core.errors import FormatError, ImageError
 from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, RotatedBox, polygon_to_mask
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
 from visionloop.formats import _seg
+from visionloop.formats._tabular import CsvRows
 from visionloop.formats.base import (
     IMAGE_EXTENSIONS,
     Detection,
@@ -217,7 +218,7 @@ def _read_classes(root: Path) -> tuple[ClassMap, dict[str, str]]:
         if not path.is_file():
             continue
         with open(path, encoding="utf-8-sig", newline="") as f:
-            reader = csv.reader(f)
+            reader = CsvRows(f, path)
             for row in reader:
                 if not row or (row[0] == "LabelName" and len(row) > 1 and row[1] == "DisplayName"):
                     continue
@@ -242,7 +243,7 @@ Row = tuple[str, int, int, int, list[str]]  # (ImageID, kind, file index, line, 
 
 
 def _header(f: IO[str], path: Path, kind_: int) -> dict[str, int]:
-    reader = csv.reader(f)
+    reader = CsvRows(f, path)
     header = next(reader, None)
     if header is None:
         return {}
@@ -256,7 +257,7 @@ def _header(f: IO[str], path: Path, kind_: int) -> dict[str, int]:
 def _rows(file: _CsvFile, columns: dict[str, int]) -> Iterator[Row]:
     """The data rows of one CSV as (ImageID, kind, file, line, values), in file order."""
     with open(file.path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f)
+        reader = CsvRows(f, file.path)
         next(reader, None)
         image_col = columns["ImageID"]
         for values in reader:

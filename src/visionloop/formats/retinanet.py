@@ -43,7 +43,7 @@ from visionloop.core.classes import ClassMap
 from visionloop.core.errors import FormatError
 from visionloop.core.geometry import Box
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
-from visionloop.formats._tabular import SPLIT_WORDS, Row, UniqueNames, as_box, grouped, split_folder
+from visionloop.formats._tabular import SPLIT_WORDS, CsvRows, Row, UniqueNames, as_box, grouped, split_folder
 from visionloop.formats.base import (
     IMAGE_EXTENSIONS,
     Detection,
@@ -132,7 +132,7 @@ def read_classes(path: Path) -> ClassMap:
     """`class_name,id` lines as a ClassMap (ids kept)."""
     classes = ClassMap()
     with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f)
+        reader = CsvRows(f, path)
         for row in reader:
             where = f"line {reader.line_num}"
             if not row or not any(v.strip() for v in row):
@@ -202,7 +202,7 @@ def read(path: Path, *, split: str | None = None) -> Reader:
 
 def _rows(path: Path) -> Iterator[Row]:
     with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f)
+        reader = CsvRows(f, path)
         for values in reader:
             if not values or not any(v.strip() for v in values):
                 continue

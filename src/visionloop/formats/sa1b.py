@@ -87,7 +87,15 @@ def _first_json(folder: Path) -> Path | None:
             found = _first_json(Path(e.path))
             if found:
                 return found
+    names = {e.name.lower() for e in entries}
+    for e in entries:  # otherwise a JSON beside the image of its stem (how visionloop's writer keeps the names)
+        if e.is_file() and e.name.lower().endswith(".json") and _sibling_image(e.name[:-5], names):
+            return Path(e.path)
     return None
+
+
+def _sibling_image(stem: str, names: set[str]) -> str | None:
+    return next((stem + ext for ext in (".jpg", ".jpeg", ".png") if (stem + ext).lower() in names), None)
 
 
 def detect(path: Path) -> Detection:
@@ -100,6 +108,10 @@ def detect(path: Path) -> Detection:
     if not _looks_sa1b(data):
         return Detection.no(f"{candidate.name} has no top-level image and annotations")
     if not _NAME.match(candidate.name) and b'"predicted_iou"' not in data:
+        image = _sibling_image(candidate.stem, {p.name.lower() for p in candidate.parent.iterdir()})
+        if image is not None and f'"file_name":"{image.lower()}"'.encode() in data.replace(b'": "', b'":"').lower():
+            return Detection(0.9, f"{candidate.name} holds the image object and annotations of {image} beside it "
+                                  "(SA-1B's layout)")
         return Detection(0.3, f"{candidate.name} has image and annotations but no SA-1B name or fields")
     # above COCO's 0.8 for a single JSON in a folder: SA-1B's "image" is one object, not a list
     return Detection(0.97, f"{candidate.name} is an SA-1B annotation file")

@@ -73,6 +73,7 @@ from visionloop.core.geometry import Box
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
 from visionloop.formats._tabular import (
     SPLIT_WORDS,
+    CsvRows,
     ImageRoot,
     Row,
     UniqueNames,
@@ -359,7 +360,7 @@ def read(path: Path, *, split: str | None = None) -> Reader:
 
 def _rows(path: Path, cols: _Columns) -> Iterator[Row]:
     with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f)
+        reader = CsvRows(f, path)
         header = [c.strip() for c in next(reader, [])]
         for values in reader:
             line = reader.line_num
@@ -394,7 +395,7 @@ def _coords(row: list[str], cols: _Columns, path: Path, line: int, header: list[
 def _normalised(path: Path, cols: _Columns) -> bool:
     """False when some box value is above 1 (pixels); refuses when every value is <= 1 and nobody said which."""
     with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f)
+        reader = CsvRows(f, path)
         header = [c.strip() for c in next(reader, [])]
         any_box = False
         for values in reader:

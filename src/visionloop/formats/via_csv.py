@@ -32,6 +32,7 @@ from visionloop.core.errors import FormatError
 from visionloop.core.geometry import Label
 from visionloop.core.sample import Annotation, LabelState, Sample
 from visionloop.formats._labeltools import UniqueNames, head
+from visionloop.formats._tabular import CsvRows
 from visionloop.formats.base import (
     Detection,
     ImageMode,
@@ -106,7 +107,7 @@ def _read_file(path: Path, class_attribute: str | None, split: str | None) -> It
     except OSError as e:
         raise FormatError(f"cannot read the file ({e.strerror or e})", path=path) from None
     with handle:
-        reader = csv.reader(handle)
+        reader = CsvRows(handle, path)
         header = next(reader, None)
         if header is None or not _is_via_header(",".join(header).encode()):
             raise FormatError("the first line is not the VIA CSV header", path=path, where="line 1",

@@ -31,6 +31,7 @@ from visionloop.core.errors import FormatError
 from visionloop.core.geometry import Box, Label, bounds, kind
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
 from visionloop.formats._labeltools import UniqueNames, head, image_files
+from visionloop.formats._tabular import CsvRows
 from visionloop.formats.base import (
     Detection,
     ImageMode,
@@ -138,7 +139,7 @@ def _rows(path: Path, split: str | None) -> Iterator[Sample]:
     except OSError as e:
         raise FormatError(f"cannot read the file ({e.strerror or e})", path=path) from None
     with handle:
-        reader = csv.reader(handle)
+        reader = CsvRows(handle, path)
         header = next(reader, None)
         if header is None or [c.strip().lower() for c in header] != HEADER:
             raise FormatError("the first line is not the VoTT CSV header", path=path, where="line 1",
