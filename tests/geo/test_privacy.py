@@ -66,3 +66,33 @@ def test_faces_and_plates_blurred_the_rest_byte_identical(tmp_path):
     assert np.array_equal(out[~allowed], img[~allowed])
     # no plate on a black image: the plug-in's own score decides
     assert find_regions(detectors[1:], np.zeros((512, 512, 3), np.uint8), conf=0.5) == []
+
+
+class _Vehicles:
+    """A vehicle detector plug-in (anything with predict(rgb, conf)): a car, a distant car and a person."""
+
+    classes = ["person", "car"]
+
+    def predict(self, rgb, conf=0.5):
+        from types import SimpleNamespace
+
+        boxes = np.array([[100, 200, 300, 320], [400, 100, 416, 110], [20, 20, 60, 120]], np.float32)
+        return SimpleNamespace(boxes=boxes, scores=np.array([0.9, 0.8, 0.95], np.float32),
+                               labels=np.array([1, 1, 0]), classes=self.classes)
+
+
+def test_vehicle_plate_band_fallback_blurs_the_band_only():
+    from visionloop.geo.privacy import plate_bands
+
+    img = skdata.astronaut().copy()
+    regions = plate_bands([("cars", _Vehicles())], img)
+    # one band: the near car's lower 40 % without its outer 15 %; the 16 px car and the person are left alone
+    assert [(r.cls, r.box, r.source) for r in regions] == [("plate", (130.0, 266.0, 270.0, 314.0),
+                                                            "cars (car band)")]
+    out = blur(img, regions)
+    a, b, c, d = (int(v) for v in regions[0].box)
+    assert _hf(out[b:d, a:c]) < 0.25 * _hf(img[b:d, a:c])
+    gx, gy = (c - a) * 0.15, (d - b) * 0.15
+    allowed = np.zeros(img.shape[:2], bool)
+    allowed[int(b - gy):int(np.ceil(d + gy)), int(a - gx):int(np.ceil(c + gx))] = True
+    assert np.array_equal(out[~allowed], img[~allowed])
