@@ -43,6 +43,67 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def trace_phases() -> dict[str, dict[str, float]]:
+    """Wrap the steps `health.check` calls so each records its own time and peak RSS: the kernel's peak
+    (VmHWM) is reset to the current RSS before each step (`/proc/self/clear_refs`), so one step's peak does
+    not hide a later one's. Returns the dict the steps fill: name -> seconds, rss before, peak."""
+    import sys as _sys
+
+    from visionloop.health import findings, stats
+
+    check_mod = _sys.modules["visionloop.health.check"]
+    phases: dict[str, dict[str, float]] = {}
+    peaks: list[float] = []  # the whole run's peak, since the resets hide it from VmHWM
+
+    def wrap(owner, name: str, label: str) -> None:
+        fn = getattr(owner, name, None)
+        if fn is None:  # another revision's steps
+            return
+
+        def run(*a, **kw):
+            before = rss_mb()
+            peaks.append(peak_rss_mb())
+            try:
+                Path("/proc/self/clear_refs").write_text("5")
+            except OSError:
+                pass
+            t = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                p = phases.setdefault(label, {"seconds": 0.0, "rss_before_mb": round(before, 1), "peak_mb": 0.0})
+                p["seconds"] = round(p["seconds"] + time.perf_counter() - t, 3)
+                p["peak_mb"] = round(max(p["peak_mb"], peak_rss_mb()), 1)
+                peaks.append(peak_rss_mb())
+
+        setattr(owner, name, run)
+
+    for name in ("load_images", "load_annotations", "load_classes", "class_counts", "declared_sizes"):
+        wrap(check_mod, name, name)
+    for name in ("counts", "dimensions", "class_balance", "objects_per_image", "box_sizes", "tiny_objects",
+                 "heatmaps"):
+        wrap(stats, name, f"stats.{name}")
+    for name in ("detect", "findings", "name_images"):
+        wrap(findings, name, f"findings.{name}")
+    # the chunked statistics (a chunk's rows are read between two `add`s, outside these steps)
+    for name in ("add", "counts", "objects_per_image", "box_sizes", "tiny_objects", "heatmaps"):
+        if hasattr(stats, "Tally"):
+            wrap(stats.Tally, name, f"stats.Tally.{name}")
+    for name in ("add", "result"):
+        if hasattr(findings, "Flagged"):
+            wrap(findings.Flagged, name, f"findings.Flagged.{name}")
+    wrap(check_mod.duplicates, "find", "duplicates.find")
+    phases["_peaks"] = peaks  # type: ignore[assignment]
+    return phases
+
+
 def _cells(rng, w: int, h: int, n: int):
     """A multiplicative layer of n small dark discs ("cells") on 1.0."""
     import cv2
@@ -156,10 +217,13 @@ def child(what: str, project: str, data: str) -> None:
 
     with Store.open(project) as store:
         t = time.perf_counter()
-        if what == "statistics":
-            r = check(store, duplicates_search=False)
+        if what in ("statistics", "health"):
+            phases = trace_phases()
+            r = check(store, duplicates_search=what == "health", cache=False)
+            peaks = phases.pop("_peaks")
             extra = {"images": r.counts["images"], "annotations": r.counts["annotations"],
-                     "findings": len(r.findings), "timings": r.timings}
+                     "findings": len(r.findings), "timings": r.timings, "phases": phases,
+                     "whole_peak_mb": round(max([*peaks, peak_rss_mb()]), 1)}
         else:
             images = load_images(store)
             bl = duplicates.analyse(store, images, cache=False)
@@ -187,7 +251,8 @@ def child(what: str, project: str, data: str) -> None:
                      "confirmed": scores(conf, truth_doc),
                      "timings": {k: round(v, 2) for k, v in bl.timings.items()}}
         seconds = time.perf_counter() - t
-    print(json.dumps({"seconds": seconds, "peak_mb": peak_rss_mb(), **extra}))
+    peak = extra.pop("whole_peak_mb", None) or peak_rss_mb()
+    print(json.dumps({"seconds": seconds, "peak_mb": peak, **extra}))
 
 
 def main() -> None:
@@ -196,6 +261,9 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "visionloop-bench-health")
     ap.add_argument("--baseline-src", type=Path, help="a `src` folder of another revision: its statistics are "
                     "measured too, on the same project")
+    ap.add_argument("--only", choices=["statistics", "near-duplicates", "health"], action="append",
+                    help="run only these stages (repeatable); `health` is the whole `visionloop health` run "
+                    "(statistics, findings and the near-duplicate search) in one process")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -219,17 +287,31 @@ def main() -> None:
     runs = [("statistics", "statistics", None), ("near-duplicates", "near-duplicates", None)]
     if args.baseline_src:
         runs.insert(0, ("statistics (baseline)", "statistics", str(args.baseline_src.resolve())))
+    if args.only:
+        runs = [r for r in runs if r[1] in args.only]
+        if "health" in args.only:
+            if args.baseline_src:
+                runs.append(("health (baseline)", "health", str(args.baseline_src.resolve())))
+            runs.append(("health", "health", None))
     for label, what, src in runs:
         env = {**os.environ, "PYTHONPATH": src} if src else None
         out = subprocess.run([sys.executable, __file__, "--child", what, str(project), str(data)], check=True,
                              capture_output=True, text=True, env=env)
         rows[label] = json.loads(out.stdout.strip().splitlines()[-1])
-    boxes = rows["statistics"]["annotations"]
+    boxes = next((r["annotations"] for r in rows.values() if "annotations" in r), "?")
     print(f"{n} images, {boxes} boxes (generation {gen:.0f} s, import {setup:.0f} s, not timed)")
     print(f"{'stage':<22} {'seconds':>8} {'peak MB':>8}   detail")
     for what, r in rows.items():
-        detail = {k: v for k, v in r.items() if k not in ("seconds", "peak_mb", "six_views", "hash_only", "confirmed")}
+        detail = {k: v for k, v in r.items()
+                  if k not in ("seconds", "peak_mb", "six_views", "hash_only", "confirmed", "phases")}
         print(f"{what:<22} {r['seconds']:>8.1f} {r['peak_mb']:>8.0f}   {json.dumps(detail)}")
+    for what, r in rows.items():
+        if r.get("phases"):
+            print(f"\n{what}: step, seconds, RSS before (MB), peak during the step (MB)")
+            for step, p in r["phases"].items():
+                print(f"  {step:<28} {p['seconds']:>8.3f} {p['rss_before_mb']:>8.1f} {p['peak_mb']:>8.1f}")
+    if "near-duplicates" not in rows:
+        return
     near = rows["near-duplicates"]
     print()
     print("| near-duplicate rule | reported pairs | true copy pairs found | precision | recall | "

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
+
+import numpy as np
 
 from visionloop.core.errors import NotFoundError
 from visionloop.health import duplicates, findings, quarantine, stats
 from visionloop.health.load import (
     UNASSIGNED,
+    Annotations,
+    annotation_count,
+    chunks_of,
+    class_counts,
     declared_sizes,
-    load_annotations,
+    iter_annotations,
     load_classes,
     load_images,
     load_version,
@@ -46,26 +52,44 @@ def check(store: Store, *, split: str | None = None, version: str | int | None =
         known = ", ".join(sorted(set(everything.split.tolist()))) or "none"
         raise NotFoundError(f"no split {split!r} in this {'version' if version is not None else 'project'} "
                             f"(splits: {known})", path=store.root, hint="pass one of those to --split, or leave it out")
+    # the annotations are read chunk by chunk (whole images each) into the statistics and the malformed-
+    # annotation checks, so memory is flat in their number; a version's are decoded whole, then cut likewise
     if version is not None:
         images, anns = select_split(everything, all_anns, split) if split is not None else (everything, all_anns)
+        chunks: Iterable[Annotations] = chunks_of(anns)
+        capacity = len(anns)
     else:
         images = load_images(store, split=split) if split is not None else everything
-        anns = load_annotations(store, images)
         classes = load_classes(store)
+        chunks = iter_annotations(store, images)
+        capacity = annotation_count(store)  # at most this many (the rows of other splits are left out)
+    per_class_variants: dict[int, int] = {}  # which spelling of a class-name variant is kept needs the counts
+    if findings.class_groups(classes, {}):
+        if version is not None:
+            u, n = np.unique(anns.class_id, return_counts=True)
+            per_class_variants = dict(zip(u.tolist(), n.tolist(), strict=True))
+        else:
+            per_class_variants = class_counts(store, split=split)
     timings["load_s"] = time.perf_counter() - t0
     t = time.perf_counter()
-    cnt = stats.counts(images, anns, classes)
+    tally = stats.Tally(images, classes, input_size, capacity=capacity)
+    flagged = findings.Flagged(images, classes, per_class_variants)
+    for part in chunks:
+        tally.add(part)
+        flagged.add(part)
+    del chunks
+    cnt = tally.counts()
     per_class = {cid: v["annotations"] for cid, v in cnt["_per_class"].items()}
     dims, f_dims = stats.dimensions(images)
     balance, f_balance = stats.class_balance(cnt, classes)
     del cnt["_per_class"]
-    opi = stats.objects_per_image(images, anns)
-    sizes = stats.box_sizes(images, anns)
-    tiny, f_tiny = stats.tiny_objects(images, anns, classes, input_size)
-    maps, f_bias = stats.heatmaps(images, anns, classes)
-    m = findings.detect(images, anns, classes, per_class)
+    opi = tally.objects_per_image()
+    sizes = tally.box_sizes()
+    tiny, f_tiny = tally.tiny_objects()
+    maps, f_bias = tally.heatmaps()
+    flagged_anns, m = flagged.result()
     project = store if version is None else None  # a version's items have no declared sizes nor class rows
-    f_mal = findings.findings(project, images, anns, classes, m, per_class,
+    f_mal = findings.findings(project, images, flagged_anns, classes, m, per_class,
                               declared_sizes(store, images) if version is None else {})
     timings["statistics_s"] = time.perf_counter() - t
     pairs: list[DuplicatePair] = []
@@ -79,7 +103,7 @@ def check(store: Store, *, split: str | None = None, version: str | int | None =
         timings.update({f"duplicates_{k}": v for k, v in dup_summary.pop("timings").items()})
     all_findings = f_mal + f_dup + f_balance + f_tiny + f_bias + f_dims + quarantine.findings(project)
     all_findings.sort(key=lambda f: ORDER[f.severity])
-    findings.name_images(all_findings, images, anns, classes)  # every finding names its images
+    findings.name_images(all_findings, images, tally.first_images, classes)  # every finding names its images
     timings["total_s"] = time.perf_counter() - t0
     report = HealthReport(split, input_size, cnt, dims, balance, opi, sizes, tiny, maps, dup_summary, pairs,
                           all_findings, {k: round(v, 3) for k, v in timings.items()},

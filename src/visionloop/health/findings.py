@@ -128,10 +128,22 @@ def duplicate_pairs(anns: Annotations, group: np.ndarray, *, iou: float = DUPLIC
     return keep_a, drop_a
 
 
-def name_images(found: list[Finding], images: Images, anns: Annotations, classes: Classes,
-                limit: int = EXAMPLES) -> None:
+def first_images(anns: Annotations, limit: int = EXAMPLES) -> dict[int, np.ndarray]:
+    """class id -> positions of the first `limit` images carrying it (`stats.Tally.first_images` keeps the
+    same chunk by chunk)."""
+    out = {}
+    for cid in np.unique(anns.class_id).tolist():
+        out[cid] = np.unique(anns.image[anns.class_id == cid])[:limit]
+    return out
+
+
+def name_images(found: list[Finding], images: Images, first: Annotations | dict[int, np.ndarray],
+                classes: Classes, limit: int = EXAMPLES) -> None:
     """Fill each finding's `images` with the file names its examples name (keys image/file_name/file/a/b),
-    or, for a class-level finding (examples name a class), with the first images carrying that class."""
+    or, for a class-level finding (examples name a class), with the first images carrying that class
+    (`first`: class id -> image positions, as `first_images` makes them from annotations)."""
+    if isinstance(first, Annotations):
+        first = first_images(first, limit)
     cid_of = {n: int(c) for c, n in zip(classes.id.tolist(), classes.name, strict=True)}
     for f in found:
         if f.images:
@@ -145,9 +157,9 @@ def name_images(found: list[Finding], images: Images, anns: Annotations, classes
         if not names:
             for e in f.examples:
                 cid = cid_of.get(e.get("class")) if isinstance(e.get("class"), str) else None
-                if cid is None or not len(anns):
+                if cid is None or not first:  # no class named, or no annotations at all
                     continue
-                pos = np.unique(anns.image[anns.class_id == cid])[:limit]
+                pos = first.get(cid, np.zeros(0, np.int64))[:limit]
                 e_names = [str(n) for n in images.file_name[pos]]
                 if f.check == "class_name_variants":
                     e["images"] = e_names
@@ -204,6 +216,54 @@ def detect(images: Images, anns: Annotations, classes: Classes, per_class: dict[
     keep, drop = duplicate_pairs(clipped, canonical_class(anns, merge), usable=~(zero | entirely))
     return Malformed(np.flatnonzero(partly), np.flatnonzero(entirely), np.flatnonzero(zero),
                      np.flatnonzero(degenerate(anns)), keep, drop, merge)
+
+
+class Flagged:
+    """`detect` run chunk by chunk (each chunk holding whole images, as `load.iter_annotations` yields them):
+    keeps only the flagged annotations, so memory is one chunk plus what was found.
+
+    `per_class` decides which spelling of a class-name variant is kept (annotations per class id; only
+    needed when class names differ by case or spaces). `result()` gives the flagged rows in id order and
+    `Malformed` positions into them: `findings()` over them says what it says over every annotation.
+    """
+
+    def __init__(self, images: Images, classes: Classes, per_class: dict[int, int]) -> None:
+        self.images, self.classes, self.per_class = images, classes, per_class
+        self.merge = class_groups(classes, per_class)
+        self._rows: list[Annotations] = []
+        self._ids: dict[str, list[np.ndarray]] = {k: [] for k in ("partly_outside", "entirely_outside",
+                                                                  "zero_area", "degenerate", "duplicate_keep",
+                                                                  "duplicate_drop")}
+
+    def add(self, anns: Annotations) -> None:
+        m = detect(self.images, anns, self.classes, self.per_class)
+        parts = {k: getattr(m, k) for k in self._ids}
+        sel = np.unique(np.concatenate(list(parts.values())))
+        if not len(sel):
+            return
+        self._rows.append(Annotations(anns.id[sel], anns.image[sel], anns.class_id[sel], anns.kind[sel],
+                                      anns.box[sel], anns.area[sel]))
+        for k, pos in parts.items():
+            self._ids[k].append(anns.id[pos])
+
+    def result(self) -> tuple[Annotations, Malformed]:
+        cols = [np.concatenate([getattr(r, f) for r in self._rows]) if self._rows else None
+                for f in ("id", "image", "class_id", "kind", "box", "area")]
+        if cols[0] is None:
+            sub = Annotations(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
+                              np.zeros(0, object), np.zeros((0, 4)), np.zeros(0))
+        else:
+            order = np.argsort(cols[0])
+            sub = Annotations(*(c[order] for c in cols))  # type: ignore[index]
+
+        def pos(k: str, sort: bool = True) -> np.ndarray:
+            ids = np.concatenate(self._ids[k]) if self._ids[k] else np.zeros(0, np.int64)
+            p = np.searchsorted(sub.id, ids).astype(np.int64)
+            return np.sort(p) if sort else p
+
+        # pairs keep the order detect gave them, chunk after chunk (the pairs of one image stay in order)
+        return sub, Malformed(pos("partly_outside"), pos("entirely_outside"), pos("zero_area"), pos("degenerate"),
+                              pos("duplicate_keep", False), pos("duplicate_drop", False), self.merge)
 
 
 def clip_boxes(images: Images, anns: Annotations) -> np.ndarray:

@@ -7,10 +7,12 @@ over these arrays; nothing loops over annotations in Python.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from sqlalchemy import String, cast, func, select
+from sqlalchemy import Connection, Select, String, cast, func, select
 
 from visionloop.core.geometry import kind
 from visionloop.store.project import Store
@@ -82,12 +84,15 @@ def load_images(store: Store, *, split: str | None = None) -> Images:
     with store.engine.connect() as c:
         rows = c.execute(q).all()
     cols = list(zip(*rows, strict=True)) if rows else [()] * 10
+    del rows
+    names: dict[str, str] = {}
     return Images(
         id=np.asarray(cols[0], dtype=np.int64),
         sha256=np.asarray(cols[1], dtype=object),
         file_name=np.asarray(cols[2], dtype=object),
-        split=np.asarray([s if s is not None else UNASSIGNED for s in cols[3]], dtype=object),
-        state=np.asarray(cols[4], dtype=object),
+        # one str object per split and state name, shared by the rows (not one each)
+        split=np.asarray([names.setdefault(s, s) if s is not None else UNASSIGNED for s in cols[3]], dtype=object),
+        state=np.asarray([names.setdefault(s, s) for s in cols[4]], dtype=object),
         width=np.asarray(cols[5], dtype=np.float64),
         height=np.asarray(cols[6], dtype=np.float64),
         orientation=np.asarray(cols[7], dtype=np.int64),
@@ -98,7 +103,7 @@ def load_images(store: Store, *, split: str | None = None) -> Images:
 
 #: rows fetched from the database at a time: the annotation columns grow by the dataset, the rows in
 #: flight (Python objects, about 50 times the size of their numpy columns) by this only
-CHUNK = 20_000
+CHUNK = 10_000
 
 
 def load_annotations(store: Store, images: Images) -> Annotations:
@@ -145,6 +150,83 @@ def load_annotations(store: Store, images: Images) -> Annotations:
     return Annotations(ids[keep], pos[keep], class_id[keep], kind_col[keep], box[keep], area[keep])
 
 
+def _row_batches(c: Connection, q: Select, size: int) -> Iterator[Sequence[Sequence[Any]]]:
+    """The rows of `q`, `size` at a time: plain tuples from the driver's cursor on SQLite (no Row objects,
+    half the time), SQLAlchemy's streamed partitions elsewhere."""
+    if c.dialect.name == "sqlite":
+        cur = c.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cur.execute(str(q.compile(dialect=c.dialect)))
+            while rows := cur.fetchmany(size):
+                yield rows
+        finally:
+            cur.close()
+        return
+    yield from c.execution_options(yield_per=size).execute(q).partitions()
+
+
+def iter_annotations(store: Store, images: Images, *, chunk: int | None = None) -> Iterator[Annotations]:
+    """The annotations of the given images in chunks of about `chunk` rows, each holding every annotation
+    of its images (a chunk never splits an image), in image order and by id within an image.
+
+    Memory is one chunk, whatever the number of annotations: what needs every annotation at once
+    (quantiles, the duplicate search within an image...) is computed chunk by chunk and merged.
+    """
+    chunk = chunk or CHUNK
+    q = select(AnnotationRow.id, AnnotationRow.image_id, AnnotationRow.class_id, AnnotationRow.kind,
+               AnnotationRow.x0, AnnotationRow.y0, AnnotationRow.x1, AnnotationRow.y1,
+               AnnotationRow.area).order_by(AnnotationRow.image_id, AnnotationRow.id)
+    kinds: dict[str, str] = {}  # one str object per kind, shared by every row
+    carry: list[np.ndarray] | None = None  # the last image's rows of the previous batch (it may go on)
+    with store.engine.connect() as c:
+        for rows in _row_batches(c, q, chunk):
+            cols = list(zip(*rows, strict=True))
+            image_ids = np.asarray(cols[1], dtype=np.int64)
+            part = [np.asarray(cols[0], dtype=np.int64), image_ids, np.asarray(cols[2], dtype=np.int64),
+                    np.asarray([kinds.setdefault(x, x) for x in cols[3]], dtype=object),
+                    np.array(cols[4:8], dtype=np.float64).T.reshape(-1, 4),  # None -> nan
+                    np.array(cols[8], dtype=np.float64)]
+            del rows, cols
+            if carry is not None:
+                part = [np.concatenate([a, b]) for a, b in zip(carry, part, strict=True)]
+            cut = int(np.searchsorted(part[1], part[1][-1]))  # where the last image's rows begin
+            carry = [a[cut:] for a in part]
+            if cut:
+                yield _select(images, [a[:cut] for a in part])
+        if carry is not None and len(carry[0]):
+            yield _select(images, carry)
+
+
+def _select(images: Images, cols: list[np.ndarray]) -> Annotations:
+    """Columns (id, image id, ...) as Annotations of `images`, dropping rows of other images."""
+    ids, image_ids, class_id, kinds, box, area = cols
+    p = np.searchsorted(images.id, image_ids)
+    pc = np.minimum(p, max(len(images) - 1, 0))
+    keep = (p < len(images)) & (images.id[pc] == image_ids) if len(images) else np.zeros(len(ids), bool)
+    if keep.all():
+        return Annotations(ids, p, class_id, kinds, box, area)
+    return Annotations(ids[keep], p[keep], class_id[keep], kinds[keep], box[keep], area[keep])
+
+
+def chunks_of(anns: Annotations, *, chunk: int | None = None) -> Iterator[Annotations]:
+    """In-memory annotations (a version's) cut into chunks at image boundaries, as `iter_annotations` yields
+    them: sorted by image position, then id."""
+    chunk = chunk or CHUNK
+    if not len(anns):
+        return
+    order = np.lexsort((anns.id, anns.image))
+    img = anns.image[order]
+    start = 0
+    while start < len(order):
+        end = min(start + chunk, len(order))
+        if end < len(order):
+            end = int(np.searchsorted(img, img[end - 1], side="right"))
+        sel = order[start:end]
+        yield Annotations(anns.id[sel], anns.image[sel], anns.class_id[sel], anns.kind[sel], anns.box[sel],
+                          anns.area[sel])
+        start = end
+
+
 def image_boxes(store: Store, image_ids: list[int]) -> dict[int, tuple[int, list[tuple[float, float, float, float,
                                                                                   str]]]]:
     """image id -> (upright height, boxes (x0, y0, x1, y1, class name) of its annotations that have one)."""
@@ -160,6 +242,21 @@ def image_boxes(store: Store, image_ids: list[int]) -> dict[int, tuple[int, list
         for iid, x0, y0, x1, y1, name in c.execute(q):
             out[int(iid)][1].append((float(x0), float(y0), float(x1), float(y1), name or "?"))
     return out
+
+
+def annotation_count(store: Store) -> int:
+    with store.engine.connect() as c:
+        return c.scalar(select(func.count()).select_from(AnnotationRow)) or 0
+
+
+def class_counts(store: Store, *, split: str | None = None) -> dict[int, int]:
+    """class id -> annotations, in the whole project or on the images of one split (an SQL group-by)."""
+    q = select(AnnotationRow.class_id, func.count()).group_by(AnnotationRow.class_id)
+    if split is not None:
+        q = q.join(ImageRow, ImageRow.id == AnnotationRow.image_id).where(
+            ImageRow.split.is_(None) if split == UNASSIGNED else ImageRow.split == split)
+    with store.engine.connect() as c:
+        return {int(cid): int(n) for cid, n in c.execute(q)}
 
 
 def load_classes(store: Store) -> Classes:
