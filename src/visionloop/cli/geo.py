@@ -183,11 +183,13 @@ def mapfeatures(
                                                "| imported (default any).")] = None,
     min_views: Annotated[int, typer.Option("--min-views", help="Images a feature must be seen in.")] = 2,
     min_px: Annotated[float, typer.Option("--min-px", help="Reprojection tolerance floor, pixels (the tolerance "
-                                          "is the larger of this and --box-frac × the box's size).")] = 4.0,
+                                          "is the larger of this and --box-frac × the box's size).")] = 6.0,
     box_frac: Annotated[float, typer.Option("--box-frac", help="Reprojection tolerance as a fraction of the "
                                             "box's size (square root of its area).")] = 0.25,
     max_range: Annotated[float, typer.Option("--max-range", help="Farthest a feature may be from a camera that "
                                              "saw it, metres.")] = 60.0,
+    max_uncertainty: Annotated[float, typer.Option("--max-uncertainty", help="Reject a feature placed worse than "
+                                                   "this, metres (1-σ along its worst axis).")] = 1.0,
     merge: Annotated[float, typer.Option("--merge", help="Merge features of one class closer than this, "
                                          "metres (0: never).")] = 1.0,
     appearance: Annotated[float, typer.Option("--appearance", help="Least colour-histogram similarity "
@@ -216,7 +218,7 @@ def mapfeatures(
         raise VisionLoopError("refusing to replace a file that is not a GeoJSON FeatureCollection", path=out,
                               hint="give a new file name")
     opts = MapOptions(min_views=min_views, min_px=min_px, box_frac=box_frac, max_range_m=max_range,
-                      merge_m=merge, appearance=appearance)
+                      merge_m=merge, appearance=appearance, max_uncertainty_m=max_uncertainty)
     with Store.open(project) as store:
         scene = load_scene(sfm_dir or Path(store.root) / "geo" / "sfm" / "all")
         if not scene.georegistered:

@@ -14,7 +14,9 @@ candidate gathers support: in each other image, the nearest detection of its cla
 onto within tolerance. Candidates are taken greedily, the best supported first (ties: smaller reprojection
 error); a taken feature's detections leave the pool, so a detection belongs to one feature. A feature keeps
 only views that reproject within tolerance after the least-squares refinement; one seen in fewer than
-`min_views` images is rejected (a detection nobody else confirms never becomes a feature). Features of one
+`min_views` images, or placed worse than `max_uncertainty_m` (rays too close to parallel, as for an object
+straight ahead of a forward-moving camera), is rejected (a detection nobody else confirms never becomes a
+feature). Features of one
 class closer than `merge_m` are merged when the merged triangulation still reprojects into every box.
 
 Uncertainty: the covariance of the refined point, (JᵀJ)⁻¹ σ², with J the reprojection Jacobian in pixels and σ
@@ -121,13 +123,14 @@ def load_scene(folder: str | Path) -> Scene:
 @dataclass
 class MapOptions:
     min_views: int = 2  # a feature is seen in this many images or more
-    min_px: float = 4.0  # reprojection tolerance: max(min_px, box_frac × sqrt(box area))
+    min_px: float = 6.0  # reprojection tolerance: max(min_px, box_frac × sqrt(box area))
     box_frac: float = 0.25
     min_angle_deg: float = 1.0  # the widest pair of rays of a feature is at least this far apart
     max_range_m: float = 60.0  # a feature is at most this far from every camera that saw it
     min_range_m: float = 0.5
     merge_m: float = 1.0  # features of one class closer than this are merged (0: never)
     pixel_sigma: float = 2.0  # floor of the per-view pixel error behind the uncertainty
+    max_uncertainty_m: float = 1.0  # a feature placed worse than this (1-σ, worst axis) is rejected
     appearance: float = 0.5  # min Bhattacharyya coefficient of two crops' colour histograms (0: no cue)
 
 
@@ -342,9 +345,14 @@ def map_features(scene: Scene, detections: Iterable[Detection], options: MapOpti
             if i not in free or j not in free:
                 continue
             if (i, j) not in cache:
-                cache[(i, j)] = solver.settle([i, j], dets[i].label, [i, j], free)
+                got = solver.settle([i, j], dets[i].label, [i, j], free)
+                # too few views, or rays too close to parallel for a position (forward motion): not a candidate
+                if got is not None and (len(got[0]) < o.min_views
+                                        or solver.feature(*got).uncertainty_m > o.max_uncertainty_m):
+                    got = None
+                cache[(i, j)] = got
             got = cache[(i, j)]
-            if got is None or len(got[0]) < o.min_views:
+            if got is None:
                 continue
             members, X = got
             rms = float(np.sqrt(np.mean([solver.error(k, X) ** 2 for k in members])))
