@@ -203,3 +203,22 @@ def test_a_models_logged_predictions_are_mapped(world, tmp_path):
     r = runner.invoke(app, ["mapfeatures", str(out), "--classes", "traffic_sign", "--model", "nobody", "-p",
                             str(proj)])
     assert r.exit_code == 1 and "nothing from model 'nobody'" in str(r.exception)
+
+
+def test_the_ray_goes_through_a_masks_or_polygons_centroid():
+    """Instance masks and polygons use their area centroid (pixel centres), not their box's centre."""
+    from visionloop.core.geometry import Box, Mask, Polygon, RotatedBox
+    from visionloop.geo.project import _centre
+
+    m = np.zeros((40, 60), dtype=np.uint8)
+    m[10:20, 5:15] = 1  # a 10×10 square ...
+    m[10:12, 15:45] = 1  # ... with a thin arm to the right: the box centre is at x 25, the centroid near 15
+    mask = Mask.from_array(m)
+    ys, xs = np.nonzero(m)
+    assert _centre(mask, mask.bounds()) == pytest.approx((xs.mean() + 0.5, ys.mean() + 0.5))
+    assert _centre(mask, mask.bounds())[0] < 20 < (mask.bounds().x0 + mask.bounds().x1) / 2
+    # an L of two rectangles 0..4×0..1 and 0..1×1..4 (areas 4 and 3): centroid ((2·4 + 0.5·3)/7, (0.5·4 + 2.5·3)/7)
+    poly = Polygon.from_points([(0, 0), (4, 0), (4, 1), (1, 1), (1, 4), (0, 4)])
+    assert _centre(poly, poly.bounds()) == pytest.approx((9.5 / 7, 9.5 / 7))
+    assert _centre(RotatedBox(30, 40, 10, 4, 30), Box(20, 30, 40, 50)) == (30, 40)
+    assert _centre(Box(0, 0, 10, 4), Box(0, 0, 10, 4)) == (5, 2)
