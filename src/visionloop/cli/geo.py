@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -170,7 +171,90 @@ def sfm(
                   f"{r.mean_reprojection_px:.3f} px{err}, {r.seconds['total']:.1f} s -> {r.out}")
 
 
+def mapfeatures(
+    out: Annotated[Path, typer.Argument(help="GeoJSON file to write (one Point per map feature).")],
+    classes: Annotated[str, typer.Option("--classes", help="Comma-separated classes to map "
+                                         "(traffic_sign,traffic_light).")],
+    sfm_dir: Annotated[Path | None, typer.Option("--sfm", help="Reconstruction folder (default "
+                                                 "<project>/geo/sfm/all).")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Take a model's predictions from the "
+                                              "prediction log instead of the project's annotations.")] = None,
+    source: Annotated[str | None, typer.Option("--source", help="Only annotations of this source: human | model "
+                                               "| imported (default any).")] = None,
+    min_views: Annotated[int, typer.Option("--min-views", help="Images a feature must be seen in.")] = 2,
+    min_px: Annotated[float, typer.Option("--min-px", help="Reprojection tolerance floor, pixels (the tolerance "
+                                          "is the larger of this and --box-frac × the box's size).")] = 6.0,
+    box_frac: Annotated[float, typer.Option("--box-frac", help="Reprojection tolerance as a fraction of the "
+                                            "box's size (square root of its area).")] = 0.25,
+    max_range: Annotated[float, typer.Option("--max-range", help="Farthest a feature may be from a camera that "
+                                             "saw it, metres.")] = 60.0,
+    max_uncertainty: Annotated[float, typer.Option("--max-uncertainty", help="Reject a feature placed worse than "
+                                                   "this, metres (1-σ along its worst axis).")] = 1.0,
+    merge: Annotated[float, typer.Option("--merge", help="Merge features of one class closer than this, "
+                                         "metres (0: never).")] = 1.0,
+    appearance: Annotated[float, typer.Option("--appearance", help="Least colour-histogram similarity "
+                                              "(Bhattacharyya coefficient, 0..1) of two crops of one feature; "
+                                              "0 turns the appearance cue off.")] = 0.5,
+    project: ProjectOpt = Path("."), as_json: JsonOpt = False,
+) -> None:
+    """Place detected objects on the map: detections of one class seen in several registered images are
+    associated (rays that meet, reprojection into each box, colour of the crops), triangulated with the
+    reconstruction's cameras and clustered; a detection no other image confirms is rejected. Writes GeoJSON
+    Points (WGS84) with the class, the images, the metric ENU position, the 1-σ uncertainty and the heading
+    the feature faces. --json prints {out, features, detections, used, rejected, not_registered, by_class}."""
+    from visionloop.geo.mapfeatures import MapOptions, load_scene, map_features, to_geojson
+    from visionloop.geo.project import annotation_detections, logged_detections, pixels
+    from visionloop.store import Store
+
+    names = [c.strip() for c in classes.split(",") if c.strip()]
+    if not names:
+        raise VisionLoopError("--classes names no class", hint="e.g. --classes traffic_sign,traffic_light")
+    if source is not None and source not in ("human", "model", "imported"):
+        raise VisionLoopError(f"unknown --source {source!r}", hint="human | model | imported")
+    if model is not None and source is not None:
+        raise VisionLoopError("--source filters the project's annotations; --model reads the prediction log",
+                              hint="give one of them")
+    if out.exists() and not _ours(out):
+        raise VisionLoopError("refusing to replace a file that is not a GeoJSON FeatureCollection", path=out,
+                              hint="give a new file name")
+    opts = MapOptions(min_views=min_views, min_px=min_px, box_frac=box_frac, max_range_m=max_range,
+                      merge_m=merge, appearance=appearance, max_uncertainty_m=max_uncertainty)
+    with Store.open(project) as store:
+        scene = load_scene(sfm_dir or Path(store.root) / "geo" / "sfm" / "all")
+        if not scene.georegistered:
+            raise VisionLoopError("the reconstruction is not geo-registered (fewer than three images with GPS), "
+                                  "so its points have no latitude/longitude", path=scene.folder,
+                                  hint="reconstruct images that carry GPS (EXIF or --sidecar)")
+        dets = (logged_detections(store, model, names) if model is not None
+                else annotation_detections(store, names, source=source))
+        report = map_features(scene, dets, opts, pixels(store) if appearance > 0 else None)
+    part = out.with_name(out.name + ".part")  # whole or not at all: an interrupted run leaves OUT as it was
+    try:
+        part.write_text(json.dumps(to_geojson(report, scene)))
+        os.replace(part, out)
+    finally:
+        part.unlink(missing_ok=True)
+    data = {"out": str(out), **report.to_json()}
+    if as_json:
+        console.print_json(json.dumps(data))
+        return
+    by = ", ".join(f"{n} {c}" for c, n in data["by_class"].items()) or "none"
+    console.print(f"wrote {out}: {data['features']} map features ({by}) from {data['used']} of "
+                  f"{data['detections']} detections; {data['rejected']} rejected (seen in one image, or "
+                  f"inconsistent)" + (f"; {len(report.not_registered)} image(s) with detections have no camera"
+                                      if report.not_registered else ""))
+
+
+def _ours(path: Path) -> bool:
+    """An existing output may be replaced only when it is a GeoJSON FeatureCollection (a previous run's)."""
+    try:
+        return path.is_file() and json.loads(path.read_text(encoding="utf-8")).get("type") == "FeatureCollection"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 app.command("stats")(stats)
 app.command("geojson")(geojson)
 app.command("map")(map_)
 app.command("sfm")(sfm)
+app.command("mapfeatures")(mapfeatures)

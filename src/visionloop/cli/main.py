@@ -90,6 +90,8 @@ app.command("search")(similar_cmds.search)
 app.add_typer(geo_cmds.app, name="geo")
 app.command("map", help="Write a self-contained HTML map of the photos' GPS tracks (same as `geo map`).")(geo_cmds.map_)
 app.command("sfm", help="Structure from motion on the project's photos (same as `geo sfm`).")(geo_cmds.sfm)
+app.command("mapfeatures", help="Place detected objects (signs, lights) on the map from the reconstruction "
+                                "(same as `geo mapfeatures`).")(geo_cmds.mapfeatures)
 
 
 #: what an interrupted command leaves behind, by command (the first one or two words after `visionloop`)
@@ -106,6 +108,7 @@ INTERRUPTED = {
                     "models finished so far are kept)",
     "serve": "the server stopped (requests in flight were answered first)",
     "ui": "the web UI stopped",
+    "mapfeatures": "map feature placement was stopped; nothing was written (an output it would replace is unchanged)",
 }
 
 #: the signal that stopped the command (SIGINT: Ctrl-C, SIGTERM: `kill`), set by `_on_signal`
