@@ -222,3 +222,14 @@ def test_the_ray_goes_through_a_masks_or_polygons_centroid():
     assert _centre(poly, poly.bounds()) == pytest.approx((9.5 / 7, 9.5 / 7))
     assert _centre(RotatedBox(30, 40, 10, 4, 30), Box(20, 30, 40, 50)) == (30, 40)
     assert _centre(Box(0, 0, 10, 4), Box(0, 0, 10, 4)) == (5, 2)
+
+
+def test_a_project_without_a_reconstruction_is_told_to_run_sfm(tmp_path):
+    proj = tmp_path / "proj"
+    assert runner.invoke(app, ["init", str(proj)]).exit_code == 0
+    out = tmp_path / "f.geojson"
+    r = runner.invoke(app, ["mapfeatures", str(out), "--classes", "traffic_sign", "-p", str(proj)])
+    assert r.exit_code == 1 and "no reconstruction here" in str(r.exception) and "visionloop sfm" in str(r.exception)
+    assert not out.exists()
+    r = runner.invoke(app, ["mapfeatures", str(out), "--classes", " , ", "-p", str(proj)])
+    assert r.exit_code == 1 and "--classes names no class" in str(r.exception)

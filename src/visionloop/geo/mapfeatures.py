@@ -335,6 +335,7 @@ def map_features(scene: Scene, detections: Iterable[Detection], options: MapOpti
     for i in range(len(dets)):
         for j in range(i + 1, len(dets)):
             if dets[i].label == dets[j].label and dets[i].image != dets[j].image \
+                    and np.linalg.norm(solver.views[i].C - solver.views[j].C) <= 2 * o.max_range_m \
                     and solver.pair(i, j) is not None:
                 pairs.append((i, j))
     found: list[tuple[list[int], np.ndarray]] = []
