@@ -288,3 +288,25 @@ def test_concept_embedder_is_the_gallery_classifiers_backbone(unlabelled):
     # the classifier's extra tensors: the (1000, 1280) layer and its bias
     extra = [b for b in clf["other"] if b not in set(emb["other"])]
     assert sorted(len(b) for b in extra) == [1000 * 4, 1000 * 1280 * 4]
+
+
+# -- the loop: a gallery model has no version to retrain on --------------------------------------------------
+def test_loop_run_refuses_a_gallery_model_before_picking_anything(unlabelled):
+    """`visionloop loop run` retrains on the recipe of the model's version; a gallery model has none, so the run
+    is refused at once — nothing picked, tagged or sent — not after a person has labelled the images."""
+    from visionloop.loop.run import Stages, start_run
+    from visionloop.store import tags as tag_store
+
+    store, _ = unlabelled
+
+    def never(*a, **k):
+        raise AssertionError("no stage may run")
+
+    before = {im.id: sorted(im.tags) for im in tag_store.images(store)}
+    with pytest.raises(VisionLoopError, match="gallery model imagenet-classifier was trained on no version of "
+                                              "this project, so the loop could not retrain it") as e:
+        start_run(store, "imagenet-classifier", url="http://127.0.0.1:9", api_key="k",
+                  stages=Stages(version=never, show_version=never, train=never, compare=never, importer=never,
+                                select=never, select_log=never))
+    assert "visionloop select --model imagenet-classifier" in (e.value.hint or "")
+    assert {im.id: sorted(im.tags) for im in tag_store.images(store)} == before
