@@ -150,7 +150,7 @@ def predict(
     conf: Annotated[float, typer.Option(help="Score threshold.")] = 0.25,
     iou: Annotated[float, typer.Option(help="NMS IoU threshold.")] = 0.6,
     int8: Annotated[bool, typer.Option("--int8", help="Use the INT8 export.")] = False,
-    device: Annotated[str, typer.Option(help="cpu | cuda (CUDA / TensorRT execution providers)")] = "cpu",
+    device: Annotated[str, typer.Option(help="cpu | cuda | cuda:N (CUDA / TensorRT execution providers on GPU N)")] = "cpu",
     tile: Annotated[str | None, typer.Option(help="Tiled inference for small objects: ROWSxCOLS, e.g. 2x2.")] = None,
     overlap: Annotated[float, typer.Option(help="With --tile: overlap of neighbouring tiles (0..1).")] = 0.2,
     full_image: Annotated[bool, typer.Option("--full-image", help="With --tile: also predict the whole image.")]

@@ -28,7 +28,7 @@ def serve(
     allow_url: Annotated[list[str] | None, typer.Option(
         "--allow-url", help="A host whose image URLs JSON requests may name (repeatable; default: none).")] = None,
     rate_limit: Annotated[int | None, typer.Option(help="Requests per minute for keys without their own.")] = None,
-    device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+    device: Annotated[str, typer.Option(help="cpu | cuda | cuda:N (GPU N)")] = "cpu",
     model_workers: Annotated[int | None, typer.Option(
         help="Concurrent inference threads per model (default: one per core, at most 4).")] = None,
     threads: Annotated[int | None, typer.Option(help="ONNX Runtime threads per inference thread.")] = None,

@@ -160,6 +160,10 @@ def evaluate_model(store: Store, model: str | int, version: str | int | None = N
     if info.status != "ready":
         raise VisionLoopError(f"model {info.name} is {info.status}, not ready", hint="finish its training first")
     if version is None:
+        if info.version_id is None and info.hyper.get("gallery"):
+            raise VisionLoopError(f"gallery model {info.name} was trained on no version of this project",
+                                  hint="pass the version to evaluate it on: --dataset-version V "
+                                       "(`visionloop version list`)")
         if info.version_id is None:
             raise VisionLoopError(f"the version model {info.name} was trained on is gone",
                                   hint="pass --dataset-version")
@@ -177,6 +181,11 @@ def evaluate_model(store: Store, model: str | int, version: str | int | None = N
     else:
         cat_of = vs.categories
         model_cat = [cat_of.get(name) for name in predictor.classes]
+        if all(c is None for c in model_cat):
+            raise VisionLoopError(f"model {info.name} predicts none of the classes of version {vs.version} "
+                                  f"(model: {_names(predictor.classes)}; version: {_names(list(cat_of))})",
+                                  hint="evaluate on a version with the model's classes (a version recipe can "
+                                       "rename classes)")
         if missing := [n for n, c in zip(predictor.classes, model_cat, strict=True) if c is None]:
             log.warning("model %s predicts classes that version %s does not have: %s (left out)", info.name,
                         vs.version, ", ".join(missing))
@@ -210,6 +219,10 @@ def evaluate_model(store: Store, model: str | int, version: str | int | None = N
                     "conf": EVAL_CONF, "max_det": MAX_DET})
         result.evaluation_id = stored.id
     return result
+
+
+def _names(names: list[str], most: int = 8) -> str:
+    return ", ".join(names[:most]) + (f", … ({len(names)} in all)" if len(names) > most else "")
 
 
 def detection_events(ev: DetectionEvaluation, vs: VersionSplit, results: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -32,19 +31,17 @@ log = logging.getLogger(__name__)
 def engine_params(device: str) -> dict[str, Any]:
     """rapidocr's onnxruntime engine config for `device`: {} on cpu (its default, CPU only); on cuda[:N] the
     CUDA execution provider on GPU N (0 without an index). A device `choose_providers` refuses is refused here."""
-    from visionloop.infer.predictor import choose_providers
+    from visionloop.infer.predictor import choose_providers, gpu_index, provider_names
 
-    providers = choose_providers(device)
+    providers = provider_names(choose_providers(device))
     if providers == ["CPUExecutionProvider"]:
         return {}
     if "CUDAExecutionProvider" not in providers:
         raise VisionLoopError("OCR on the GPU needs onnxruntime's CUDA execution provider (rapidocr's onnxruntime "
                               f"engine has no TensorRT); this onnxruntime offers {', '.join(providers)}",
                               hint="pip install onnxruntime-gpu, or use --device cpu")
-    if (m := re.fullmatch(r"cuda(?::(\d+))?", device)) is None:
-        raise VisionLoopError(f"unknown device {device!r}", hint="use cpu, cuda or cuda:N (N: the GPU's index)")
     return {"EngineConfig.onnxruntime.use_cuda": True,
-            "EngineConfig.onnxruntime.cuda_ep_cfg.device_id": int(m.group(1) or 0)}
+            "EngineConfig.onnxruntime.cuda_ep_cfg.device_id": gpu_index(device)}
 
 
 class OcrPredictor:

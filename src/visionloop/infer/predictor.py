@@ -1,6 +1,6 @@
 """Predictor: an exported model on ONNX Runtime. Imports neither torch nor the store.
 
-    p = Predictor("model.onnx")                       # CPU; providers=["CUDAExecutionProvider", ...] on a GPU
+    p = Predictor("model.onnx")                       # CPU; device="cuda:1": CUDA (TensorRT) on GPU 1
     pred = p.predict_file("photo.jpg", conf=0.25)      # boxes in the photo's own pixels
     pred.to_json()
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -38,22 +39,38 @@ def available_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
-def choose_providers(device: str = "cpu") -> list[str]:
-    """cpu → CPU only; cuda → TensorRT / CUDA where this onnxruntime has them, CPU as the fallback."""
+#: an execution provider as onnxruntime takes it: a name, or (name, provider options)
+Provider = str | tuple[str, dict[str, Any]]
+DEVICE = re.compile(r"cuda(?::(\d+))?")
+
+
+def gpu_index(device: str) -> int:
+    """The GPU index of cuda[:N] (0 without one); any other device string is refused."""
+    if (m := DEVICE.fullmatch(device)) is None:
+        raise VisionLoopError(f"unknown device {device!r}", hint="use cpu, cuda or cuda:N (N: the GPU's index)")
+    return int(m.group(1) or 0)
+
+
+def choose_providers(device: str = "cpu") -> list[Provider]:
+    """cpu → CPU only; cuda[:N] → TensorRT / CUDA where this onnxruntime has them, each on GPU N (`device_id`,
+    0 without an index), CPU as the fallback."""
     if device == "cpu":
         return ["CPUExecutionProvider"]
-    if device.startswith("cuda"):
-        have = available_providers()
-        gpu = [p for p in GPU_PROVIDERS if p in have]
-        if not gpu:
-            raise VisionLoopError("this onnxruntime has no CUDA/TensorRT execution provider",
-                                  hint="pip install onnxruntime-gpu, or use --device cpu")
-        return [*gpu, "CPUExecutionProvider"]
-    raise VisionLoopError(f"unknown device {device!r}", hint="use cpu or cuda")
+    index = gpu_index(device)
+    have = available_providers()
+    gpu = [p for p in GPU_PROVIDERS if p in have]
+    if not gpu:
+        raise VisionLoopError("this onnxruntime has no CUDA/TensorRT execution provider",
+                              hint="pip install onnxruntime-gpu, or use --device cpu")
+    return [*((p, {"device_id": index}) for p in gpu), "CPUExecutionProvider"]
+
+
+def provider_names(providers: list[Provider]) -> list[str]:
+    return [p if isinstance(p, str) else p[0] for p in providers]
 
 
 class Predictor:
-    def __init__(self, model: str | Path | bytes, *, providers: list[str] | None = None, threads: int | None = None,
+    def __init__(self, model: str | Path | bytes, *, providers: list[Provider] | None = None, threads: int | None = None,
                  device: str = "cpu") -> None:
         self.session = open_session(model, providers=providers or choose_providers(device), threads=threads,
                                     what="model", hint="pass a file exported by `visionloop model export`")

@@ -8,7 +8,7 @@ from typing import Any
 from visionloop.core.errors import VisionLoopError
 
 
-def open_session(model: str | Path | bytes, *, providers: list[str], threads: int | None = None, what: str,
+def open_session(model: str | Path | bytes, *, providers: list[Any], threads: int | None = None, what: str,
                  hint: str) -> Any:
     """An `onnxruntime.InferenceSession` on a file or bytes; a file that does not load is one error line."""
     import onnxruntime as ort

@@ -98,8 +98,16 @@ def start_run(store: Store, model: str | int, *, url: str, api_key: str, stages:
               tag: str | None = None, conf: float = 0.25, project_title: str | None = None,
               report: Callable[[str, Any], None] | None = None,
               client_factory: Any = None) -> LoopRun:
-    """Select and send for labelling; the run waits for the labels (`continue_run`)."""
+    """Select and send for labelling; the run waits for the labels (`continue_run`). The model must name the
+    version it was trained on (its recipe makes the retrain's version): refused before anything is picked or sent
+    when it does not (a gallery model), rather than after the labelling."""
     info = registry.get(store, model)
+    if info.version_id is None:
+        what = "gallery model" if info.hyper.get("gallery") else "model"
+        raise VisionLoopError(f"{what} {info.name} was trained on no version of this project, so the loop could not "
+                              "retrain it once the labels are back",
+                              hint=f"pick with `visionloop select --model {info.name}` and label with `visionloop "
+                                   "label send` / `label pull`, then `visionloop train` a model and loop with it")
     if source == "predictions":
         sel = (stages.select_log or _select_log())(store, info.id, budget=budget, budget_boxes=budget_boxes,
                                                    strategy=strategy, tag=tag,
