@@ -1,6 +1,8 @@
 """Health check on a synthetic project: time and peak memory of the statistics and of the
 near-duplicate search, each in its own child process (peak = that child's VmHWM), and the
-precision and recall of the near-duplicate search against the known copies.
+precision and recall of the near-duplicate search against the known copies. The statistics (and
+`--only health`, the whole check) also list each step's time and peak RSS: the kernel's peak is
+reset before each step (/proc/self/clear_refs), so one step's peak does not hide another's.
 
     python bench/health.py                  # 50,000 images / 500,000 boxes
     python bench/health.py --images 10000   # a few minutes on 2 cores
