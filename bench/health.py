@@ -1,9 +1,13 @@
 """Health check on a synthetic project: time and peak memory of the statistics and of the
 near-duplicate search, each in its own child process (peak = that child's VmHWM), and the
-precision and recall of the near-duplicate search against the known copies.
+precision and recall of the near-duplicate search against the known copies. The statistics (and
+`--only health`, the whole check) also list each step's time and peak RSS: the kernel's peak is
+reset before each step (/proc/self/clear_refs), so one step's peak does not hide another's.
 
     python bench/health.py                  # 50,000 images / 500,000 boxes
     python bench/health.py --images 10000   # a few minutes on 2 cores
+    python bench/health.py --images 10000 --boxes-per-image 50 --only statistics
+                                            # 500,000 boxes on 10,000 images: memory against boxes alone
     git archive REV src | tar -x -C /tmp/old && python bench/health.py --baseline-src /tmp/old/src
                                             # statistics of another revision too (peak RSS before/after)
 
@@ -223,6 +227,7 @@ def child(what: str, project: str, data: str) -> None:
             peaks = phases.pop("_peaks")
             extra = {"images": r.counts["images"], "annotations": r.counts["annotations"],
                      "findings": len(r.findings), "timings": r.timings, "phases": phases,
+                     "worker_peak_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
                      "whole_peak_mb": round(max([*peaks, peak_rss_mb()]), 1)}
         else:
             images = load_images(store)
@@ -261,6 +266,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "visionloop-bench-health")
     ap.add_argument("--baseline-src", type=Path, help="a `src` folder of another revision: its statistics are "
                     "measured too, on the same project")
+    ap.add_argument("--boxes-per-image", type=int, default=10, help="boxes on each image (default 10)")
     ap.add_argument("--only", choices=["statistics", "near-duplicates", "health"], action="append",
                     help="run only these stages (repeatable); `health` is the whole `visionloop health` run "
                     "(statistics, findings and the near-duplicate search) in one process")
@@ -271,9 +277,10 @@ def main() -> None:
         return
     n = args.images
     t = time.perf_counter()
-    data = generate(args.work / f"data-{n}", n)
+    tag = f"{n}" if args.boxes_per_image == 10 else f"{n}x{args.boxes_per_image}"
+    data = generate(args.work / f"data-{tag}", n, boxes_per_image=args.boxes_per_image)
     gen = time.perf_counter() - t
-    project = args.work / f"project-{n}"
+    project = args.work / f"project-{tag}"
     t = time.perf_counter()
     if not (project / "visionloop.yaml").exists():
         shutil.rmtree(project, ignore_errors=True)

@@ -180,7 +180,8 @@ def analyse(store: Store, images: Images, *, bits: int = NEAR_BITS, workers: int
 
     With `confirm_near` every near-duplicate candidate is checked geometrically (`confirm`)."""
     t = time.perf_counter()
-    u_sha, first, inv = np.unique(images.sha256.astype(str), return_index=True, return_inverse=True)
+    # over the str objects there are (no fixed-width copy: 256 bytes an image, and a np.str_ per blob after)
+    u_sha, first, inv = np.unique(images.sha256, return_index=True, return_inverse=True)
     views, digest, ok = imagehash.fingerprints(
         store.blobs.url, list(u_sha), images.width[first], images.height[first],
         cache_root=Path(store.root) if cache else None, workers=workers, progress=progress)
