@@ -146,3 +146,24 @@ def test_region_on_an_exif_rotated_photo_is_in_upright_pixels(tmp_path, lund):
     _ok(["blur", "regions", "add", "r.jpg", *map(str, box), "-p", str(p), "--json"])
     _ok(["export", str(tmp_path / "out"), "--format", "coco", "-p", str(p)])
     _check_blurred(cv2.imread(str(tmp_path / "out" / "r.png")), upright, box)
+
+
+def test_labelling_tools_and_reports_get_blurred_pixels(project, tmp_path):
+    """A CVAT task folder (`label send --to cvat`), a Label Studio upload and a health report's thumbnail carry
+    the same blurred image as the export; an image without regions goes out as its stored bytes."""
+    from visionloop.health.report import _thumb
+    from visionloop.loop.labelstudio import send_to_cvat
+    from visionloop.store import tags
+    from visionloop.versions.redact import image_bytes
+
+    p, src, regions = project
+    _ok(["export", str(tmp_path / "out"), "--format", "coco", "-p", str(p)])
+    with Store.open(p) as store:
+        ids = {im.file_name: im.id for im in tags.images(store)}
+        send_to_cvat(store, tmp_path / "cvat", image_ids=list(ids.values()))
+        sent = {f.name: f.read_bytes() for f in (tmp_path / "cvat").rglob("*") if f.suffix in (".png", ".jpg")}
+        assert sent == {n: (tmp_path / "out" / n).read_bytes() for n in ("astronaut.png", "01.png", "02.jpg")}
+        assert image_bytes(store, ids["01.jpg"]) == ((tmp_path / "out" / "01.png").read_bytes(), True)
+        assert image_bytes(store, ids["02.jpg"]) == ((src / "02.jpg").read_bytes(), False)
+        raw = next(s.image.sha256 for s in store.samples() if s.image.file_name == "astronaut.png")
+        assert _thumb(store, raw, None, ids["astronaut.png"]) != _thumb(store, raw, None)

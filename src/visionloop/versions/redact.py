@@ -109,3 +109,21 @@ def prepare_sources(store: Store, boxes: dict[int, list[blur_regions.Box]]) -> d
     with store.engine.begin() as conn:
         bulk.insert_blobs(conn, rows)
     return out
+
+
+def image_bytes(store: Store, image_id: int) -> tuple[bytes, bool]:
+    """The bytes to let out for one stored image (a labelling tool's upload, a report's thumbnail): its blob, or,
+    when it has blur regions, its blurred upright PNG; and whether it was blurred."""
+    with store.engine.connect() as conn:
+        boxes = blur_regions.boxes_to_blur(conn, [image_id]).get(image_id)
+        r = conn.execute(select(ImageRow.sha256, ImageRow.orientation, ImageRow.file_name)
+                         .where(ImageRow.id == image_id)).first()
+    if r is None:
+        raise VisionLoopError(f"no image {image_id} in this project", path=store.root)
+    data = store.blobs.get(r.sha256)
+    if not boxes:
+        return data, False
+    try:
+        return redact(data, int(r.orientation or 1), boxes), True
+    except ValueError:
+        raise VisionLoopError("cannot decode the stored image to blur it", path=store.root, where=r.file_name) from None
