@@ -96,3 +96,28 @@ def test_folder_mode_still_writes_blurred_copies(project, tmp_path):
     assert (rep["images"], rep["regions"]) == (2, 1)
     assert sorted(f.name for f in (tmp_path / "out").iterdir()) == ["01.jpg", "astronaut.png", "blur-regions.json"]
     assert "needs image files" in _fail(["blur", "--out", str(tmp_path / "o2"), "-p", str(p)])
+
+
+def test_a_fix_that_drops_a_duplicate_moves_its_regions_to_the_kept_image(tmp_path):
+    from visionloop.health.fix import fix
+    from visionloop.ingest import import_dataset, undo_batch
+    from visionloop.store import blur_regions, tags
+
+    src = tmp_path / "src"
+    src.mkdir()
+    cv2.imwrite(str(src / "a.png"), cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2BGR))
+    shutil.copy(src / "a.png", src / "b.png")
+    with Store.init(tmp_path / "p") as store:
+        import_dataset(store, src, fix=False)
+        ids = {im.file_name: im.id for im in tags.images(store)}
+        for name, box in (("a.png", (180, 62, 271, 178)), ("b.png", (10, 10, 60, 60))):
+            blur_regions.add(store, ids[name], box)
+        report = fix(store, workers=0)
+        assert report.counts["images_deleted"] == 1 and report.counts["blur_regions_moved"] == 1
+        kept = [im.id for im in tags.images(store)]
+        assert len(kept) == 1
+        assert {r.image_id for r in blur_regions.regions(store)} == set(kept)
+        assert sorted(r.box for r in blur_regions.regions(store)) == [(10, 10, 60, 60), (180, 62, 271, 178)]
+        undo_batch(store, report.batch_id)
+        assert {(r.file_name, r.box) for r in blur_regions.regions(store)} == {
+            ("a.png", (180, 62, 271, 178)), ("b.png", (10, 10, 60, 60))}
