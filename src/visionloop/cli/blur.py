@@ -1,4 +1,5 @@
-"""visionloop blur: blur faces (and plates, with your plate detector) in copies of images."""
+"""visionloop blur: blur faces (and plates, with your plate detector) in copies of images, or find the regions
+to blur on a project's images (stored; every export blurs them), and list / add / reject stored regions."""
 
 from __future__ import annotations
 
@@ -6,35 +7,85 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
+from rich.table import Table
+from typer.core import TyperGroup
 
 from visionloop.cli.console import console, print_json
 from visionloop.cli.options import JsonOpt, ProjectOpt
 
 
+class _DefaultRun(TyperGroup):
+    """`visionloop blur …` runs the hidden `run` command unless the first word is a subcommand (`regions`)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or args[0] not in self.commands:
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(cls=_DefaultRun, help="Blur faces and plates: in copies of images, or in everything a project "
+                                        "exports (`visionloop blur regions` lists and corrects the regions).")
+regions_app = typer.Typer(help="The project's stored blur regions: list, add, reject.", no_args_is_help=True)
+app.add_typer(regions_app, name="regions")
+
+
+@app.command("run", hidden=True)
 def blur(
-    paths: Annotated[list[Path], typer.Argument(help="Image files or folders.")],
-    out: Annotated[Path, typer.Option("--out", help="Write the blurred copies here (a new or empty folder; never "
-                                                   "a source folder).")],
+    paths: Annotated[list[Path] | None, typer.Argument(help="Image files or folders (folder mode, with --out). "
+                                                             "Without them: the project's images.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the blurred copies here (a new or empty folder; "
+                                                           "never a source folder).")] = None,
     faces: Annotated[bool, typer.Option("--faces/--no-faces", help="Blur faces (the gallery's face-detector).")]
     = True,
     plates: Annotated[str | None, typer.Option(help="A registry model that detects licence plates (add yours with "
                                                     "`visionloop gallery add --onnx`).")] = None,
     conf: Annotated[float, typer.Option(help="Detection threshold.")] = 0.5,
+    split: Annotated[str | None, typer.Option(help="Project mode: only this split's images.")] = None,
     project: ProjectOpt = Path("."),
     as_json: JsonOpt = False,
 ) -> None:
-    """Copies of the images with every detected face (and plate) blurred; all other pixels unchanged. The regions
-    found are written beside them (blur-regions.json) so they can be checked. The sources are never modified."""
+    """Folder mode (`blur SRC… --out DIR`): copies of the images with every detected face (and plate) blurred, all
+    other pixels unchanged, the regions beside them (blur-regions.json); the sources are never modified.
+    Project mode (`blur --project P`): find the regions on the project's images and store them as one undoable
+    batch; the stored images do not change, and every export blurs them. `visionloop blur regions list|add|reject`
+    checks and corrects the stored regions."""
+    from visionloop.core.errors import VisionLoopError
+    from visionloop.geo.privacy import detect_project, load_detectors
+    from visionloop.store import Store
+
+    if not paths:
+        if out is not None:
+            raise VisionLoopError("--out needs image files or folders", path=out,
+                                  hint="visionloop blur SRC --out DIR; without SRC blur finds regions on the project")
+        with Store.open(project) as store:
+            report = detect_project(store, load_detectors(store, faces=faces, plates=plates), split=split,
+                                    conf=conf)
+        if as_json:
+            print_json(report.to_json())
+            return
+        found = ", ".join(f"{n} {c}" for c, n in sorted(report.regions.items())) or "no new regions"
+        console.print(f"{report.images} images: {found}" + (f" (batch {report.batch}; undo with `visionloop undo "
+                                                             f"{report.batch}`)" if report.batch else "")
+                      + (f", {report.skipped} already done" if report.skipped else ""), highlight=False, soft_wrap=True)
+        return
+    if out is None:
+        raise VisionLoopError("folder mode needs --out DIR", hint="visionloop blur SRC --out DIR")
+    if split is not None:
+        raise VisionLoopError("--split is for the project's images", hint="drop --split, or drop the paths")
+    _folder(paths, out, faces=faces, plates=plates, conf=conf, project=project, as_json=as_json)
+
+
+def _folder(paths: list[Path], out: Path, *, faces: bool, plates: str | None, conf: float, project: Path,
+            as_json: bool) -> None:
     import cv2
 
     from visionloop.core.errors import VisionLoopError
     from visionloop.formats.base import is_image
     from visionloop.geo.privacy import blur as blur_image
-    from visionloop.geo.privacy import find_regions
-    from visionloop.infer import Predictor
+    from visionloop.geo.privacy import find_regions, load_detectors
     from visionloop.store import Store
-    from visionloop.store import models as registry
 
     files: list[Path] = []
     for p in paths:
@@ -53,24 +104,9 @@ def blur(
                                   hint="write the blurred copies to a new folder")
     if out.exists() and any(out.iterdir()):
         raise VisionLoopError("--out is not empty", path=out, hint="pass a new or empty folder")
-    if not faces and not plates:
-        raise VisionLoopError("nothing to blur", hint="pass --faces and/or --plates MODEL")
-    detectors: list[tuple[str, Any]] = []
+    detectors: list[tuple[str, Any]]
     with Store.open(project) as store:
-        names = (["face-detector"] if faces else []) + ([plates] if plates else [])
-        for name in names:
-            try:
-                info = registry.get(store, name)
-            except VisionLoopError:
-                if name == "face-detector":
-                    raise VisionLoopError("this project has no face-detector",
-                                          hint="visionloop gallery add face-detector") from None
-                raise
-            e = info.export("onnx")
-            if info.task != "detect" or e is None:
-                raise VisionLoopError(f"model {name} is not a detector with an ONNX export",
-                                      hint="blur needs detection models")
-            detectors.append((name, Predictor(registry.blob_file(store, e.sha256))))
+        detectors = load_detectors(store, faces=faces, plates=plates)
     out.mkdir(parents=True, exist_ok=True)
     report = []
     for f in files:
@@ -92,3 +128,54 @@ def blur(
         return
     console.print(f"blurred {counts['regions']} regions in {counts['images']} images → {out} "
                   "(regions in blur-regions.json)", highlight=False)
+
+
+@regions_app.command("list")
+def list_(image: Annotated[str | None, typer.Argument(help="Only this image (id, file name or SPLIT/FILE).")]
+          = None, project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
+    """The stored blur regions (of one image), oldest first: what every export blurs (state blur)."""
+    from visionloop.store import Store, blur_regions
+
+    with Store.open(project) as store:
+        rows = blur_regions.regions(store, image_id=blur_regions.find_image(store, image) if image else None)
+    if as_json:
+        print_json([r.to_json() for r in rows])
+        return
+    table = Table("region", "image", "class", "box x0 y0 x1 y1", "score", "source", "state", "batch")
+    for r in rows:
+        table.add_row(str(r.id), (f"{r.split}/" if r.split else "") + r.file_name, r.cls,
+                      " ".join(f"{v:.0f}" for v in r.box), "" if r.score is None else f"{r.score:.2f}", r.source,
+                      r.state, str(r.batch_id))
+    console.print(table)
+
+
+@regions_app.command("add")
+def add(image: Annotated[str, typer.Argument(help="Image id, file name or SPLIT/FILE.")],
+        x0: Annotated[float, typer.Argument()], y0: Annotated[float, typer.Argument()],
+        x1: Annotated[float, typer.Argument()], y1: Annotated[float, typer.Argument()],
+        cls: Annotated[str, typer.Option("--class", help="What the region is.")] = "face",
+        project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
+    """Add a region a detector missed (a box in the image's upright pixels), as one undoable batch."""
+    from visionloop.store import Store, blur_regions
+
+    with Store.open(project) as store:
+        batch, rid = blur_regions.add(store, blur_regions.find_image(store, image), (x0, y0, x1, y1), cls=cls)
+    if as_json:
+        print_json({"batch": batch, "region": rid})
+        return
+    console.print(f"added blur region {rid} ({cls}) to {image} (batch {batch})", highlight=False)
+
+
+@regions_app.command("reject")
+def reject(region: Annotated[int, typer.Argument(help="Region id (`visionloop blur regions list`).")],
+           project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
+    """Reject a region (no face, no plate): exports stop blurring it. One undoable batch."""
+    from visionloop.store import Store, blur_regions
+
+    with Store.open(project) as store:
+        batch = blur_regions.reject(store, region)
+    if as_json:
+        print_json({"batch": batch, "region": region})
+        return
+    console.print(f"rejected blur region {region} (batch {batch}; undo with `visionloop undo {batch}`)",
+                  highlight=False)

@@ -72,24 +72,86 @@ def plate_bands(detectors: list[tuple[str, Any]], rgb: np.ndarray, *, conf: floa
 def blur(rgb: np.ndarray, regions: list[Region], *, grow: float = 0.15) -> np.ndarray:
     """A copy of `rgb` with an ellipse over each region (its box grown by `grow` per side) replaced by a strong
     Gaussian blur of the neighbourhood (sigma a quarter of the box's shorter side, at least 4 px). Pixels outside
-    the ellipses are untouched (byte-identical)."""
-    import cv2
+    the ellipses are untouched (byte-identical). The kernel is `transforms.redact.blur_boxes`, which exports use."""
+    from visionloop.transforms.redact import blur_boxes
 
-    out = rgb.copy()
-    h, w = rgb.shape[:2]
-    for r in regions:
-        x0, y0, x1, y1 = r.box
-        gx, gy = (x1 - x0) * grow, (y1 - y0) * grow
-        x0, y0, x1, y1 = max(0, int(x0 - gx)), max(0, int(y0 - gy)), min(w, int(np.ceil(x1 + gx))), min(h, int(np.ceil(y1 + gy)))
-        if x1 <= x0 or y1 <= y0:
+    return blur_boxes(rgb, [r.box for r in regions], grow=grow)
+
+
+def load_detectors(store: Any, *, faces: bool, plates: str | None) -> list[tuple[str, Any]]:
+    """(registry name, ONNX Predictor) for the gallery's face-detector (when `faces`) and a plate model."""
+    from visionloop.core.errors import VisionLoopError
+    from visionloop.infer import Predictor
+    from visionloop.store import models as registry
+
+    if not faces and not plates:
+        raise VisionLoopError("nothing to blur", hint="pass --faces and/or --plates MODEL")
+    detectors: list[tuple[str, Any]] = []
+    for name in (["face-detector"] if faces else []) + ([plates] if plates else []):
+        try:
+            info = registry.get(store, name)
+        except VisionLoopError:
+            if name == "face-detector":
+                raise VisionLoopError("this project has no face-detector",
+                                      hint="visionloop gallery add face-detector") from None
+            raise
+        e = info.export("onnx")
+        if info.task != "detect" or e is None:
+            raise VisionLoopError(f"model {name} is not a detector with an ONNX export",
+                                  hint="blur needs detection models")
+        detectors.append((name, Predictor(registry.blob_file(store, e.sha256))))
+    return detectors
+
+
+@dataclass
+class DetectReport:
+    batch: int | None  # the undoable batch of kind "blur" (None: nothing new was found)
+    images: int  # images looked at
+    skipped: int  # images every detector had already run on (a re-run adds nothing)
+    regions: dict[str, int]  # regions stored, by class
+
+    def to_json(self) -> dict[str, Any]:
+        return {"batch": self.batch, "images": self.images, "skipped": self.skipped, "regions": self.regions}
+
+
+def detect_project(store: Any, detectors: list[tuple[str, Any]], *, split: str | None = None,
+                   conf: float = 0.5) -> DetectReport:
+    """Find the regions to blur on the project's images (of `split`) and store them as one undoable batch;
+    the stored image bytes do not change (exports blur them). An image a detector already ran on (its regions,
+    rejected ones included, are stored) is not run again by that detector."""
+    import cv2
+    from sqlalchemy import select
+
+    from visionloop.core.errors import VisionLoopError
+    from visionloop.store import blur_regions, tags
+    from visionloop.store.schema import ImageRow
+    from visionloop.transforms.redact import upright
+
+    images = [im for im in tags.images(store) if split is None or im.split == split]
+    if not images:
+        raise VisionLoopError("no images to look at" + (f" in split {split!r}" if split else ""), path=store.root)
+    names = [n for n, _ in detectors]
+    done = blur_regions.detected_by(store, names)
+    with store.session() as s:
+        orient = dict(s.execute(select(ImageRow.id, ImageRow.orientation)).all())
+    found: dict[int, list[blur_regions.Found]] = {}
+    skipped = 0
+    for im in images:
+        todo = [(n, d) for n, d in detectors if (im.id, n) not in done]
+        if not todo:
+            skipped += 1
             continue
-        sigma = max(4.0, min(x1 - x0, y1 - y0) / 4)
-        pad = int(3 * sigma)
-        px0, py0, px1, py1 = max(0, x0 - pad), max(0, y0 - pad), min(w, x1 + pad), min(h, y1 + pad)
-        blurred = cv2.GaussianBlur(out[py0:py1, px0:px1], (0, 0), sigmaX=sigma, sigmaY=sigma)
-        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        cv2.ellipse(mask, (((x1 - x0) / 2, (y1 - y0) / 2), (float(x1 - x0), float(y1 - y0)), 0.0), 1, -1)
-        inner = blurred[y0 - py0:y1 - py0, x0 - px0:x1 - px0]
-        region = out[y0:y1, x0:x1]
-        region[mask.astype(bool)] = inner[mask.astype(bool)]
-    return out
+        try:
+            rgb = cv2.cvtColor(upright(store.blobs.get(im.sha256), int(orient[im.id] or 1)), cv2.COLOR_BGR2RGB)
+        except ValueError:
+            raise VisionLoopError("cannot decode the stored image", path=store.root, where=im.file_name) from None
+        regs = find_regions(todo, rgb, conf=conf)
+        found[im.id] = [blur_regions.Found(r.cls, r.box, r.score, r.source) for r in regs]
+    by_class: dict[str, int] = {}
+    for regs in found.values():
+        for f in regs:
+            by_class[f.cls] = by_class.get(f.cls, 0) + 1
+    batch, _ = blur_regions.store_found(store, found, source="visionloop blur " + " ".join(names),
+                                        summary={"images": len(found), "detectors": names, "conf": conf,
+                                                 "split": split})
+    return DetectReport(batch, len(images), skipped, by_class)

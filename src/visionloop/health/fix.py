@@ -51,7 +51,7 @@ from visionloop.store.project import Store
 
 log = logging.getLogger(__name__)
 
-ANN, IMG, CLS = "annotation", "image", "class"
+ANN, IMG, CLS, REG = "annotation", "image", "class", "blur_region"
 
 
 @dataclass
@@ -132,6 +132,7 @@ def plan(store: Store, *, workers: int = 2, cache: bool = True) -> tuple[list[Ch
         ann_rows = batches.rows(conn, ANN, ann_ids)
         img_rows = batches.rows(conn, IMG, images.id[affected].tolist())
         cls_rows = batches.rows(conn, CLS, list(m.merge))
+        reg_rows = batches.rows_where(conn, REG, "image_id", images.id[in_group].tolist())
     ids = sorted(ann_rows)
     pos_of = dict(zip(ids, np.searchsorted(anns.id, ids).tolist(), strict=True))
     by_image: dict[int, list[int]] = {}
@@ -197,6 +198,12 @@ def plan(store: Store, *, workers: int = 2, cache: bool = True) -> tuple[list[Ch
             changes.append(Change(ANN, aid, "delete", images.file_name[p], "delete with its duplicate image",
                                   ann_rows[aid], None))
             counts["annotations_deleted_with_images"] = counts.get("annotations_deleted_with_images", 0) + 1
+        for rid, reg in reg_rows.items():
+            if reg["image_id"] == iid:  # the same picture: its blur regions move to the image that is kept
+                changes.append(Change(REG, rid, "update", images.file_name[p],
+                                      f"move blur region to {images.file_name[k]} (the same picture)", reg,
+                                      {**reg, "image_id": int(images.id[k])}))
+                counts["blur_regions_moved"] = counts.get("blur_regions_moved", 0) + 1
         changes.append(Change(IMG, iid, "delete", images.file_name[p],
                               f"delete duplicate image ({images.split[p]}) of {images.file_name[k]} "
                               f"({images.split[k]}); {images.file_name[k]} is kept: "

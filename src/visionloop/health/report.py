@@ -116,10 +116,13 @@ def thumbnail(data: bytes, boxes: Boxes | None = None) -> np.ndarray | None:
     return img
 
 
-def _thumb(store: Store, sha: str, boxes: Boxes | None = None) -> str:
+def _thumb(store: Store, sha: str, boxes: Boxes | None = None, image_id: int | None = None) -> str:
     import cv2
 
-    img = thumbnail(store.blobs.get(sha), boxes)
+    from visionloop.versions.redact import image_bytes
+
+    # an image with blur regions is shown blurred (upright, as its boxes are)
+    img = thumbnail(image_bytes(store, image_id)[0] if image_id is not None else store.blobs.get(sha), boxes)
     if img is None:
         return ""
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 80])
@@ -134,8 +137,8 @@ def _pair_html(store: Store, p: DuplicatePair, boxes: dict[int, Boxes] | None = 
     warn = " leak" if p.cross_split and p.kind != "similar" else ""
     return (f'<div class="pair{warn}"><div class="cap">{e(label)}{" · different splits" if p.cross_split else ""}'
             f'{" · different labels" if p.same_annotations is False and p.kind != "near" else ""}</div>'
-            f'<figure><img src="{_thumb(store, p.sha_a, boxes.get(p.image_a))}" alt=""><figcaption>{e(p.a)} '
-            f'({e(p.split_a)})</figcaption></figure><figure><img src="{_thumb(store, p.sha_b, boxes.get(p.image_b))}"'
+            f'<figure><img src="{_thumb(store, p.sha_a, boxes.get(p.image_a), p.image_a)}" alt=""><figcaption>{e(p.a)} '
+            f'({e(p.split_a)})</figcaption></figure><figure><img src="{_thumb(store, p.sha_b, boxes.get(p.image_b), p.image_b)}"'
             f' alt=""><figcaption>{e(p.b)} ({e(p.split_b)})</figcaption></figure></div>')
 
 

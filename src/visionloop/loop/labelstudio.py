@@ -61,6 +61,7 @@ from visionloop.store import batches as batch_store
 from visionloop.store import models as registry
 from visionloop.store import tags as tag_store
 from visionloop.store.project import Store
+from visionloop.versions import redact
 
 log = logging.getLogger(__name__)
 
@@ -390,8 +391,8 @@ def send_to_label_studio(store: Store, url: str, api_key: str, *, tag: str | Non
             if (it.image_id, ref.sha256) in existing:
                 already += 1
                 continue
-            data = store.blobs.get(ref.sha256 or "")
-            suffix = Path(ref.file_name).suffix or ".jpg"
+            data, blurred = redact.image_bytes(store, it.image_id)  # never an unblurred face or plate
+            suffix = ".png" if blurred else Path(ref.file_name).suffix or ".jpg"
             image_url = ls.upload(pid, f"vl{it.image_id}_{(ref.sha256 or '')[:12]}{suffix}", data)
             new_tasks.append({"data": {"image": image_url, "vl_image": it.image_id, "vl_sha256": ref.sha256,
                                        "vl_file_name": ref.file_name, "vl_split": it.sample.split},
@@ -412,9 +413,11 @@ def send_to_cvat(store: Store, out: str | Path, *, tag: str | None = None, image
 
     picked = selected_images(store, tag=tag, image_ids=image_ids)
     items, model_version = _prelabel(store, picked, model, conf, current_labels=model is None)
-    with atomic_output(Path(out), overwrite=overwrite, format="cvat", protect=[store.root, store.blobs.url]) as tmp:
-        formats.write((it.sample for it in items), tmp, format="cvat", classes=store.classes(),
-                      images=ImageMode.COPY)
+    with atomic_output(Path(out), overwrite=overwrite, format="cvat", protect=[store.root, store.blobs.url]) as tmp, \
+            tempfile.TemporaryDirectory(prefix="visionloop-blur-") as blurred:
+        # images with blur regions go out blurred, as <stem>.png (as every export)
+        formats.write(redact.redact_samples(store, (it.sample for it in items), Path(blurred)), tmp, format="cvat",
+                      classes=store.classes(), images=ImageMode.COPY)
     return SendReport("cvat", str(out), None, None, False, model_version, len(items), len(items), 0,
                       sum(it.predictions for it in items), sum(it.labels for it in items))
 

@@ -31,6 +31,7 @@ class BatchKind(StrEnum):
     IMPORT = "import"
     FIX = "fix"
     SELECT = "select"  # images tagged by `visionloop select`
+    BLUR = "blur"  # privacy regions found, added or rejected (`visionloop blur`)
 
 
 class Op(StrEnum):
@@ -202,6 +203,13 @@ def _remove_added(conn: Connection, batch_id: int, summary: dict[str, Any], upda
     n_ann = conn.scalar(select(func.count()).select_from(ann).where(ann.c.batch_id == batch_id)) or 0
     want_img = int(summary.get("images_added", 0)) + int(summary.get("images_updated", 0))
     want_ann = int(summary.get("annotations_added", 0))
+    reg = table("blur_region")
+    blurred = conn.execute(select(reg.c.batch_id).distinct().join(img, img.c.id == reg.c.image_id)
+                           .where(img.c.batch_id == batch_id)).scalars().all()
+    if blurred:
+        raise ProjectError(f"images that import batch {batch_id} added have blur regions of later batches "
+                           f"({', '.join(map(str, sorted(blurred)))}); undoing it would lose them", path=root,
+                           hint="undo the blur batches first, newest first")
     if (n_img, n_ann) != (want_img, want_ann):
         later = conn.execute(select(BatchRow.id, BatchRow.kind, BatchRow.summary).where(BatchRow.id > batch_id)
                              .order_by(BatchRow.id.desc())).all()

@@ -427,3 +427,23 @@ class EmbeddingRow(Base):
     dim: Mapped[int]
     vector: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class BlurRegionRow(Base):
+    """One region of an image to blur for privacy (`visionloop blur`): a face or plate a detector found, or one a
+    user added. Boxes are x0, y0, x1, y1 in the image's upright pixels; `source` names the detector (a registry
+    model) or is "user"; `state` is blur | rejected (a user said it is no face / no plate). Every export blurs
+    the regions in state blur; the stored image bytes stay as imported."""
+
+    __tablename__ = "blur_region"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("image.id"), index=True)
+    cls: Mapped[str] = mapped_column(String(64))
+    x0: Mapped[float] = mapped_column(Float)
+    y0: Mapped[float] = mapped_column(Float)
+    x1: Mapped[float] = mapped_column(Float)
+    y1: Mapped[float] = mapped_column(Float)
+    score: Mapped[float | None] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))  # blur | rejected
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batch.id"), index=True)

@@ -18,6 +18,7 @@ from visionloop.store import itemcodec
 from visionloop.store.lookup import find_version_id
 from visionloop.store.project import Store
 from visionloop.store.schema import VersionItemRow, VersionRow
+from visionloop.versions import redact
 from visionloop.versions.info import VersionInfo, info_from_row
 from visionloop.versions.selection import classes_from_json
 
@@ -71,12 +72,26 @@ def version_samples(store: Store, version: str | int, *, split: str | None = Non
             yield Sample(ref, itemcodec.loads(anns), split=sp)
 
 
+def check_blur_current(store: Store, info: VersionInfo) -> None:
+    """Refuse a version whose source images' blur regions changed since it was generated (a face added or a
+    region rejected later): its images would not match what the project says must be blurred."""
+    with store.session() as s:
+        ids = s.scalars(select(VersionItemRow.source_image_id).distinct()
+                        .where(VersionItemRow.version_id == info.id)).all()
+    now = redact.boxes_digest(redact.boxes_for(store, ids))
+    if now != (info.counts or {}).get("blur_regions", ""):
+        raise VisionLoopError(f"the blur regions of version {info.name}'s images changed after it was generated; "
+                              "its images are not blurred as the project now says", path=store.root,
+                              hint="create a new version with the same recipe (`visionloop version create`)")
+
+
 def export_version(store: Store, version: str | int, out: str | Path, *, format: str, zip: bool = False,
                    split: str | None = None, images: ImageMode = ImageMode.COPY,
                    overwrite: bool = False) -> WriteReport:
     """Write a version in any registered format, into a new folder or (zip) one .zip file."""
     formats.get(format)
     info = _ready(store, version)
+    check_blur_current(store, info)
     classes = classes_from_json(info.classes)
     out = Path(out)
     if zip and out.suffix.lower() != ".zip":

@@ -29,7 +29,7 @@ import logging
 import posixpath
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ from visionloop.store.blobs import BlobStore
 from visionloop.store.lookup import find_version_id
 from visionloop.store.project import Store
 from visionloop.store.schema import AnnotationRow, ImageRow, VersionItemRow, VersionRow
+from visionloop.versions import redact
 from visionloop.versions.blobio import BlobIO
 from visionloop.versions.info import VersionInfo, info_from_row
 from visionloop.versions.pipeline import TRAIN, Job, Pipeline, SourceImage, output_rng
@@ -87,6 +88,11 @@ def create_version(
     """
     recipe = load_recipe(recipe)
     sel = select_images(store, recipe)
+    # images with blur regions enter the version blurred; the regions are part of what the version was made from
+    blur_boxes = redact.boxes_for(store, sel.ids.tolist())
+    blur_digest = redact.boxes_digest(blur_boxes)
+    if blur_digest:
+        sel.digest = hashlib.sha256(f"{sel.digest}\0blur\0{blur_digest}".encode()).hexdigest()
     if total is not None:
         total(len(sel))
     with store.session() as s, s.begin():
@@ -110,8 +116,10 @@ def create_version(
         log.info("resuming version %s at image %d of %d", row.name, start, len(sel))
         if progress is not None:
             progress(start)
-    _generate(store, version_id, recipe, sel, start=start, workers=workers, batch=batch, progress=progress)
-    return _finish(store, version_id, sel, parent_id=row.parent_id)
+    redacted = redact.prepare_sources(store, blur_boxes) if start < len(sel) else {}
+    _generate(store, version_id, recipe, sel, start=start, workers=workers, batch=batch, progress=progress,
+              redacted=redacted)
+    return _finish(store, version_id, sel, parent_id=row.parent_id, blur_digest=blur_digest)
 
 
 def _new_row(s: Session, recipe: Recipe, sel: Selection, *, name: str | None, parent: str | int | None) -> VersionRow:
@@ -143,6 +151,7 @@ class Plan:
     label_of: dict[int, str | None]
     duplicate_stems: np.ndarray  # sorted stem keys of names that occur twice
     keypoint_names: dict[str, tuple[str, ...]]
+    redacted: dict[int, str] = field(default_factory=dict)  # image id → blob of its blurred upright PNG
 
 
 #: the generation counts a range adds up, in the order of its counts tuple
@@ -236,6 +245,9 @@ class JobReader:
                     # a.jpg and a.png would both become a.jpg; (bytes, name, split) is what is unique
                     stem, ext = posixpath.splitext(name)
                     name = f"{stem}_{sha[:8]}{ext.replace('.', '_')}{'_' + split if split else ''}{ext}"
+                blurred = self.plan.redacted.get(iid)
+                if blurred is not None:  # its blur regions applied, upright: the version never sees the original
+                    sha, orientation, fmt, name = blurred, 1, "png", redact.png_name(name)
                 out[iid] = SourceImage(image_id=iid, sha256=sha, name=name, width=width, height=height,
                                        orientation=orientation, media_format=fmt, annotations=tuple(anns[iid]))
         return out
@@ -317,13 +329,13 @@ def _run_range(bounds: tuple[int, int]) -> Result:
 
 # -- generation -------------------------------------------------------------------------------
 def _generate(store: Store, version_id: int, recipe: Recipe, sel: Selection, *, start: int, workers: int,
-              batch: int, progress: Progress | None) -> None:
+              batch: int, progress: Progress | None, redacted: dict[int, str] | None = None) -> None:
     n = len(sel)
     if start >= n:
         return
     batch = max(1, batch)
     plan = Plan(version_id=version_id, ids=sel.ids, splits=sel.splits, label_of=sel.label_of,
-                duplicate_stems=sel.duplicate_stems, keypoint_names=sel.keypoint_names)
+                duplicate_stems=sel.duplicate_stems, keypoint_names=sel.keypoint_names, redacted=redacted or {})
     if workers > 0 and not _shareable(store.engine):
         log.info("an in-memory database cannot be shared with worker processes: generating in this one")
         workers = 0
@@ -424,7 +436,8 @@ def item_digest_line(split: str, file_name: str, sha256: str, width: int, height
     return f"{split}\0{file_name}\0{sha256}\0{width}\0{height}\0{orientation}\0{annotations}\n".encode()
 
 
-def _finish(store: Store, version_id: int, sel: Selection, *, parent_id: int | None) -> VersionInfo:
+def _finish(store: Store, version_id: int, sel: Selection, *, parent_id: int | None,
+            blur_digest: str = "") -> VersionInfo:
     digest = hashlib.sha256()
     images: Counter[str] = Counter()
     annotations: Counter[str] = Counter()
@@ -455,6 +468,8 @@ def _finish(store: Store, version_id: int, sel: Selection, *, parent_id: int | N
             "by_class": {c.name: by_class.get(c.name, 0) for c in sel.classes},
             "by_kind": dict(sorted(by_kind.items())),
         })
+        if blur_digest:
+            counts["blur_regions"] = blur_digest
         store_versions.mark_ready(s, row, counts=counts, content_digest=digest.hexdigest(), batches=sel.batches)
         parent = s.scalar(select(VersionRow.name).where(VersionRow.id == parent_id)) if parent_id else None
         info = info_from_row(row, parent=parent)
