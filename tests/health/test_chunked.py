@@ -3,8 +3,8 @@ annotations) give exactly what the whole-column code gave before.
 
 The expected values in data/chunked_expected.json were written by the whole-column code of main at
 c626892 (`python tests/health/test_chunked.py OUT.json` with that revision's `src` on PYTHONPATH: it calls
-the old per-function API, which every revision keeps), on the synthetic columns below and on the
-defective raccoon project of conftest.py; they are compared here exactly (floats included).
+the old per-function API, which every revision keeps), on the synthetic columns below, on the
+defective raccoon project of conftest.py and on a version of raccoon (2x2 tiles); they are compared here exactly (floats included).
 """
 
 from __future__ import annotations
@@ -104,14 +104,29 @@ def whole_column_outputs(images: Images, anns: Annotations, classes: Classes) ->
                   for k, v in out.items()})
 
 
-def project_reports(project: Path) -> dict[str, Any]:
-    """check() of a project (whole, one split, a small input size), without timings."""
+#: raccoon cut into 2x2 tiles, split 70/20/10 (800 items; boxes cut by a tile are clipped)
+RECIPE = {"schema": 1, "seed": 3, "split": {"mode": "random", "ratios": {"train": 0.7, "valid": 0.2, "test": 0.1}},
+          "preprocess": {"tile": {"rows": 2, "cols": 2}}}
+
+
+def make_version(project: Path) -> str:
+    from visionloop.store import Store
+    from visionloop.versions import create_version
+
+    with Store.open(project) as store:
+        return str(create_version(store, RECIPE, workers=0).name)
+
+
+def project_reports(project: Path, version: str | None = None) -> dict[str, Any]:
+    """check() of a project or a version of it (whole, one split, a small input size), without timings."""
     from visionloop.health import check
     from visionloop.store import Store
 
     out = {}
     with Store.open(project) as store:
         for key, kw in (("whole", {}), ("valid", {"split": "valid"}), ("tiny", {"input_size": 32})):
+            if version is not None:
+                kw = {**kw, "version": version}
             d = check(store, duplicates_search=False, **kw).to_json()
             d.pop("timings")
             out[key] = _json(d)
@@ -201,6 +216,27 @@ def test_check_on_a_project_equals_whole_columns(defective, expected, chunk, mon
         assert json.dumps(got[key]) == json.dumps(want), key
 
 
+@pytest.fixture(scope="module")
+def versioned(raccoon_project, tmp_path_factory) -> tuple[Path, str]:
+    import shutil
+
+    root = tmp_path_factory.mktemp("chunked-version") / "p"
+    shutil.copytree(raccoon_project, root)
+    return root, make_version(root)
+
+
+@pytest.mark.parametrize("chunk", [3, 10 ** 6])
+def test_check_on_a_version_equals_whole_columns(versioned, expected, chunk, monkeypatch):
+    """A version's items are decoded in chunks and cut into chunks of whole items: the same report."""
+    from visionloop.health import load
+
+    monkeypatch.setattr(load, "CHUNK", chunk)
+    got = project_reports(*versioned)
+    for key, want in expected["version"].items():
+        assert got[key] == want, key
+        assert json.dumps(got[key]) == json.dumps(want), key
+
+
 def test_iter_annotations_keeps_images_whole(defective):
     from visionloop.health.load import iter_annotations, load_annotations, load_images
     from visionloop.store import Store
@@ -234,5 +270,9 @@ if __name__ == "__main__":  # write the expected values with the revision on PYT
         d = build_defective(raccoon, Path(tmp) / "dataset")
         with Store.init(d.project) as store:
             import_dataset(store, d.root, fix=False)
-        doc = {"synthetic": whole_column_outputs(*synthetic()), "defective": project_reports(d.project)}
+        racc = Path(tmp) / "raccoon-project"
+        with Store.init(racc) as store:
+            import_dataset(store, raccoon)
+        doc = {"synthetic": whole_column_outputs(*synthetic()), "defective": project_reports(d.project),
+               "version": project_reports(racc, make_version(racc))}
     Path(sys.argv[1]).write_text(json.dumps(doc, indent=1) + "\n")

@@ -290,41 +290,64 @@ def load_version(store: Store, version: str | int) -> tuple[Images, Annotations,
     with store.session() as s:
         row = s.get(VersionRow, find_version_id(s, version))
         assert row is not None
-        name, class_names = row.name, [c["name"] for c in row.classes or []]
-        items = s.execute(
-            select(VersionItemRow.id, VersionItemRow.sha256, VersionItemRow.file_name, VersionItemRow.split,
-                   VersionItemRow.n_annotations, VersionItemRow.width, VersionItemRow.height,
-                   VersionItemRow.orientation, VersionItemRow.annotations)
-            .where(VersionItemRow.version_id == row.id).order_by(VersionItemRow.id)).all()
+        name, class_names, version_id = row.name, [c["name"] for c in row.classes or []], row.id
+    q = (select(VersionItemRow.id, VersionItemRow.sha256, VersionItemRow.file_name, VersionItemRow.split,
+                VersionItemRow.n_annotations, VersionItemRow.width, VersionItemRow.height,
+                VersionItemRow.orientation, VersionItemRow.annotations)
+         .where(VersionItemRow.version_id == version_id).order_by(VersionItemRow.id))
     class_id = {n: i + 1 for i, n in enumerate(class_names)}
-    ids, pos, cls, kinds, boxes, areas = [], [], [], [], [], []
-    for k, item in enumerate(items):
-        for ann in itemcodec.loads(item[8]):
-            if ann.label not in class_id:
-                class_id[ann.label] = len(class_id) + 1
-                class_names.append(ann.label)
-            box = ann.box
-            ids.append(len(ids) + 1)
-            pos.append(k)
-            cls.append(class_id[ann.label])
-            kinds.append(kind(ann.geometry))
-            boxes.append((box.x0, box.y0, box.x1, box.y1) if box is not None else (np.nan,) * 4)
-            areas.append(ann.area if ann.area is not None else ann.geometry.area)
+    img: list[list[Any]] = [[] for _ in range(9)]  # the item columns (the annotation text as its digest)
+    ids, pos, cls, kinds, boxes, areas = [], [], [], [], [], []  # one chunk of annotations
+    parts: list[list[np.ndarray]] = []  # the chunks as numpy columns: no item text nor Python object kept
+    names: dict[str, str] = {}
+
+    def flush() -> None:
+        parts.append([np.asarray(ids, np.int64), np.asarray(pos, np.int64), np.asarray(cls, np.int64),
+                      np.asarray(kinds, dtype=object), np.asarray(boxes, np.float64).reshape(-1, 4),
+                      np.asarray(areas, np.float64)])
+        for x in (ids, pos, cls, kinds, boxes, areas):
+            x.clear()
+
+    n = 0
+    with store.engine.connect() as c:
+        for rows in c.execution_options(yield_per=CHUNK).execute(q).partitions():
+            for item in rows:
+                k = len(img[0])
+                split = item[3] or UNASSIGNED
+                for col, v in zip(img, (item[0], item[1], item[2], names.setdefault(split, split),
+                                        "annotated" if item[4] else "null", item[5], item[6], item[7],
+                                        hashlib.sha256(item[8].encode()).hexdigest()), strict=True):
+                    col.append(v)
+                for ann in itemcodec.loads(item[8]):
+                    if ann.label not in class_id:
+                        class_id[ann.label] = len(class_id) + 1
+                        class_names.append(ann.label)
+                    box = ann.box
+                    n += 1
+                    ids.append(n)
+                    pos.append(k)
+                    cls.append(class_id[ann.label])
+                    kd = kind(ann.geometry)
+                    kinds.append(names.setdefault(kd, kd))
+                    boxes.append((box.x0, box.y0, box.x1, box.y1) if box is not None else (np.nan,) * 4)
+                    areas.append(ann.area if ann.area is not None else ann.geometry.area)
+                if len(ids) >= CHUNK:
+                    flush()
+            del rows
+    flush()
     images = Images(
-        id=np.asarray([r[0] for r in items], dtype=np.int64),
-        sha256=np.asarray([r[1] for r in items], dtype=object),
-        file_name=np.asarray([r[2] for r in items], dtype=object),
-        split=np.asarray([r[3] or UNASSIGNED for r in items], dtype=object),
-        state=np.asarray(["annotated" if r[4] else "null" for r in items], dtype=object),
-        width=np.asarray([r[5] for r in items], dtype=np.float64),
-        height=np.asarray([r[6] for r in items], dtype=np.float64),
-        orientation=np.asarray([r[7] for r in items], dtype=np.int64),
-        ann_digest=np.asarray([hashlib.sha256(r[8].encode()).hexdigest() for r in items], dtype=object),
-        batch=np.zeros(len(items), np.int64),
+        id=np.asarray(img[0], dtype=np.int64),
+        sha256=np.asarray(img[1], dtype=object),
+        file_name=np.asarray(img[2], dtype=object),
+        split=np.asarray(img[3], dtype=object),
+        state=np.asarray(img[4], dtype=object),
+        width=np.asarray(img[5], dtype=np.float64),
+        height=np.asarray(img[6], dtype=np.float64),
+        orientation=np.asarray(img[7], dtype=np.int64),
+        ann_digest=np.asarray(img[8], dtype=object),
+        batch=np.zeros(len(img[0]), np.int64),
     )
-    anns = Annotations(np.asarray(ids, np.int64), np.asarray(pos, np.int64), np.asarray(cls, np.int64),
-                       np.asarray(kinds, dtype=object), np.asarray(boxes, np.float64).reshape(-1, 4),
-                       np.asarray(areas, np.float64))
+    anns = Annotations(*(np.concatenate([p[i] for p in parts]) for i in range(6)))
     classes = Classes(np.arange(1, len(class_names) + 1, dtype=np.int64), class_names)
     return images, anns, classes, name
 
