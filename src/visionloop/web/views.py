@@ -544,3 +544,46 @@ def logged_image(store: Store, sha256: str) -> bytes:
         if not s.scalar(select(exists().where(PredictionLogRow.sha256 == sha256))):
             raise NotFoundError("no such logged image")
     return thumbnail(store, sha256)
+
+
+# -- map: the images' GPS positions and sequences (geo stage), drawn without tiles -----------------------------
+
+UNLOCATED_SHOWN = 20
+
+
+def has_gps(store: Store) -> bool:
+    """Whether any image of the project has a GPS position (the nav shows the map then)."""
+    with store.session() as s:
+        return s.scalar(select(ImageRow.id).where(ImageRow.gps_lat.is_not(None)).limit(1)) is not None
+
+
+def geo_map(store: Store, *, max_gap_s: float = 60.0, max_step_m: float = 50.0,
+            features: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The project's located images as GeoJSON (a Point per image, its `image_id` and `href`; a LineString per
+    sequence of two or more) with the coverage summary `visionloop geo stats` prints; `located` is 0 when no
+    image has GPS. `features`: map features (GeoJSON Point features with a `class`) drawn over the track; each
+    is marked `layer: "feature"`."""
+    from visionloop.geo.project import store_points
+    from visionloop.geo.track import geojson, sequences, summary
+
+    if not (max_gap_s > 0 and max_step_m > 0):  # NaN too
+        raise VisionLoopError("max_gap and max_step must be positive", hint="seconds and metres, e.g. 60 and 50")
+    with store.session() as s:
+        rows = s.execute(select(ImageRow.id, ImageRow.file_name).order_by(ImageRow.id)).all()
+    located = has_gps(store)
+    points = store_points(store) if rows and located else []
+    if points and [p.name for p in points] != [r.file_name for r in rows]:
+        raise VisionLoopError("the project's images changed while the map was read", hint="reload the page")
+    seqs = sequences(points, max_gap_s=max_gap_s, max_step_m=max_step_m)
+    out = summary(points, seqs) if points else {**summary([], []), "images": len(rows)}
+    unlocated = out.pop("unlocated") if points else [r.file_name for r in rows]
+    ids = {id(p): r.id for p, r in zip(points, rows, strict=False)}  # by object: a name may repeat across splits
+    fc = geojson(points, seqs)
+    for f, image_id in zip((f for f in fc["features"] if f["geometry"]["type"] == "Point"),
+                           (ids[id(p)] for p in points if p.located), strict=True):
+        f["properties"].update(image_id=image_id, href=f"/images/{image_id}")
+    for sq, pts in zip(out["sequences"], seqs, strict=True):
+        sq["first_id"], sq["last_id"] = ids[id(pts[0])], ids[id(pts[-1])]
+    feats = [{**f, "properties": {**(f.get("properties") or {}), "layer": "feature"}} for f in features or []]
+    return {**out, "unlocated": len(unlocated), "unlocated_names": unlocated[:UNLOCATED_SHOWN],
+            "max_gap_s": max_gap_s, "max_step_m": max_step_m, "geojson": fc, "features": feats}
