@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import os
 import re
 import secrets
 from pathlib import Path
@@ -436,16 +437,51 @@ def _production_args(request: Request) -> dict[str, Any]:
     return {"model": q.get("model") or None, "bucket": bucket}
 
 
+async def _production(request: Request) -> dict[str, Any]:
+    """The log's charts and the selections; `label_studio`: the server a selection is sent to (None when
+    LABEL_STUDIO_URL/_API_KEY are not set); `sent_to`: the Label Studio project of ?ls=ID (a send just made)."""
+    data = await _run(views.production, _ctx(request).store(), **_production_args(request))
+    url, key = _label_studio()
+    sent = _int(request.query_params.get("ls"), 0)
+    return {**data, "label_studio": url if key else None,
+            "sent_to": f"{url.rstrip('/')}/projects/{sent}/data" if url and sent > 0 else None}
+
+
 @router.get("/production", response_class=HTMLResponse)
 async def production_page(request: Request) -> HTMLResponse:
-    return await _page(request, "admin", "production.html",
-                       lambda: _run(views.production, _ctx(request).store(), **_production_args(request)))
+    return await _page(request, "admin", "production.html", lambda: _production(request))
 
 
 @api.get("/production")
 async def production_json(request: Request) -> JSONResponse:
     await _ctx(request).authorize(request, "admin")
-    return JSONResponse(await _run(views.production, _ctx(request).store(), **_production_args(request)))
+    return JSONResponse(await _production(request))
+
+
+def _label_studio() -> tuple[str | None, str | None]:
+    """The Label Studio server and key, from the environment `visionloop label send` reads them from."""
+    return os.environ.get("LABEL_STUDIO_URL") or None, os.environ.get("LABEL_STUDIO_API_KEY") or None
+
+
+@router.post("/production/label-studio")
+async def send_selection_form(request: Request) -> Response:
+    form = await _form(request, "admin")
+    tag = form.get("tag", "")
+    try:
+        done = await _run(views.send_selection, _ctx(request).store(), tag, *_label_studio())
+    except VisionLoopError as e:  # the page says it in one line; the selection stays as it was
+        return _back("/production", f"not sent to Label Studio: {e.message}" + (f" ({e.hint})" if e.hint else ""))
+    msg = (f"{tag}: {done['images']} images → Label Studio project {done['ls_project']} "
+           f"({'created' if done['project_created'] else 'reused'}): {done['tasks_created']} tasks created, "
+           f"{done['tasks_already_there']} already there")
+    return RedirectResponse(f"/production?{urlencode({'msg': msg, 'ls': done['ls_project']})}", status_code=303)
+
+
+@api.post("/production/label-studio")
+async def send_selection_json(request: Request) -> JSONResponse:
+    body = await _json_body(request, "admin")
+    return JSONResponse(await _run(views.send_selection, _ctx(request).store(), str(body.get("tag") or ""),
+                                   *_label_studio()))
 
 
 @router.get("/production/images/{sha}.jpg")

@@ -528,10 +528,54 @@ def production(store: Store, *, model: str | None = None, bucket: str = "hour", 
     edges = js["confidence_edges"]
     models = sorted({k.rsplit(" v", 1)[0] for k in st.by_model})
     return {**js, "model": model, "models": models, "classes": st.classes, "latest": latest,
+            "selections": selections(store),
             "bins": [f"{edges[i]:.1f}–{edges[i + 1]:.1f}" for i in range(len(edges) - 1)],
             "charts": {"volume": _bars(list(st.volume.values())), "width": BAR_W, "height": BAR_H,
                        "confidence": _bars(js["confidence_hist"], 300, 100),
                        "top_confidence": _bars(js["top_confidence_hist"], 300, 100)}}
+
+
+SELECTIONS = 10
+SELECTION_THUMBS = 12
+
+
+def selections(store: Store, *, limit: int = SELECTIONS) -> list[dict[str, Any]]:
+    """The latest picks (`visionloop select`, `visionloop label-errors`: batches of kind select, not undone),
+    newest first: tag, command, when, how many images hold the tag now, and the first few of them."""
+    from visionloop.store import tags as tag_store
+
+    with store.session() as s:
+        rows = s.execute(select(BatchRow.id, BatchRow.source, BatchRow.created_at, BatchRow.summary)
+                         .where(BatchRow.kind == BatchKind.SELECT).order_by(BatchRow.id.desc())).all()
+    picks = [r for r in rows if not (r.summary or {}).get("undone_at") and (r.summary or {}).get("tag")][:limit]
+    if not picks:
+        return []
+    images = tag_store.images(store)
+    out = []
+    for r in picks:
+        tag = r.summary["tag"]
+        tagged = [im for im in images if tag in im.tags]
+        out.append({"batch": r.id, "tag": tag, "source": r.source, "created_at": r.created_at.isoformat(),
+                    "strategy": r.summary.get("strategy") or ("label-errors" if r.summary.get("label_errors") else None),
+                    "images": len(tagged),
+                    "first": [{"id": im.id, "file_name": im.file_name, "sha256": im.sha256}
+                              for im in tagged[:SELECTION_THUMBS]]})
+    return out
+
+
+def send_selection(store: Store, tag: str, url: str | None, api_key: str | None) -> dict[str, Any]:
+    """Send the images of `tag` to Label Studio as `visionloop label send --tag TAG` does (the same function,
+    the same LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY), with their current labels as pre-labels; the report
+    and the Label Studio project's address."""
+    from visionloop.loop.labelstudio import send_to_label_studio
+
+    if not tag:
+        raise VisionLoopError("no selection named", hint="pick one on the production page")
+    if not url or not api_key:
+        raise VisionLoopError("Label Studio is not configured for this server",
+                              hint="set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY where `visionloop serve` runs")
+    report = send_to_label_studio(store, url, api_key, tag=tag)
+    return {**report.to_json(), "tag": tag, "project_url": f"{report.target.rstrip('/')}/projects/{report.ls_project}/data"}
 
 
 def logged_image(store: Store, sha256: str) -> bytes:
