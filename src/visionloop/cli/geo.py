@@ -38,18 +38,9 @@ def _load(project: Path, images: Path | None, sidecar: Path | None) -> tuple[lis
 
 
 def _summary(points: list[Any], seqs: list[list[Any]]) -> dict[str, Any]:
-    from visionloop.geo.track import track_length
+    from visionloop.geo.track import summary
 
-    return {
-        "images": len(points), "located": sum(p.located for p in points),
-        "from_sidecar": sum(p.source == "sidecar" for p in points),
-        "with_heading": sum(p.heading is not None for p in points),
-        "with_time": sum(p.time is not None for p in points), "with_dop": sum(p.dop is not None for p in points),
-        "sequences": [{"sequence": i, "images": len(s), "first": s[0].name, "last": s[-1].name,
-                       "length_m": round(track_length(s), 2)}
-                      for i, s in enumerate(seqs)],
-        "unlocated": [p.name for p in points if not p.located],
-    }
+    return summary(points, seqs)
 
 
 def stats(

@@ -194,6 +194,21 @@ def sequences(points: list[GeoPoint], *, max_gap_s: float = 60.0, max_step_m: fl
     return out
 
 
+def summary(points: list[GeoPoint], seqs: list[list[GeoPoint]]) -> dict[str, Any]:
+    """GPS coverage and the sequences: {images, located, from_sidecar, with_heading, with_time, with_dop,
+    sequences: [{sequence, images, first, last, length_m}], unlocated: [names]}."""
+    return {
+        "images": len(points), "located": sum(p.located for p in points),
+        "from_sidecar": sum(p.source == "sidecar" for p in points),
+        "with_heading": sum(p.heading is not None for p in points),
+        "with_time": sum(p.time is not None for p in points), "with_dop": sum(p.dop is not None for p in points),
+        "sequences": [{"sequence": i, "images": len(s), "first": s[0].name, "last": s[-1].name,
+                       "length_m": round(track_length(s), 2)}
+                      for i, s in enumerate(seqs)],
+        "unlocated": [p.name for p in points if not p.located],
+    }
+
+
 def to_enu(lat: float, lon: float, alt: float | None, origin: tuple[float, float, float]) -> tuple[float, float, float]:
     """East-north-up metres around origin (lat, lon, alt), via ECEF (exact for the WGS84 ellipsoid)."""
     def ecef(la: float, lo: float, h: float) -> tuple[float, float, float]:
@@ -260,20 +275,28 @@ sc=0.85*Math.min(W/Math.max(x1-x0,1e-9),H/Math.max(y1-y0,1e-9));ox=W/2-sc*(x0+x1
 function P(p){return[ox+sc*p[0]*Math.cos(lat0*Math.PI/180),oy-sc*p[1]];}
 function draw(){x.clearRect(0,0,W,H);x.lineWidth=3;for(const l of lines){x.strokeStyle=cols[l.properties.sequence%8];
 x.beginPath();l.geometry.coordinates.forEach((p,i)=>{const q=P(p);i?x.lineTo(...q):x.moveTo(...q);});x.stroke();}
-for(const f of pts){const q=P(f.geometry.coordinates),s=f.properties.sequence;x.fillStyle=cols[(s??0)%8];
+for(const f of pts){const q=P(f.geometry.coordinates),s=f.properties.sequence;
+if(f.properties.layer=='feature'){x.fillStyle='#111';x.beginPath();x.moveTo(q[0],q[1]-7);x.lineTo(q[0]+7,q[1]);
+x.lineTo(q[0],q[1]+7);x.lineTo(q[0]-7,q[1]);x.fill();x.fillText(f.properties.class??'',q[0]+9,q[1]+4);continue;}
+x.fillStyle=cols[(s??0)%8];
 x.beginPath();x.arc(q[0],q[1],5,0,7);x.fill();const h=f.properties.heading;if(h!=null){const a=h*Math.PI/180;
 x.strokeStyle='#333';x.lineWidth=1;x.beginPath();x.moveTo(...q);x.lineTo(q[0]+12*Math.sin(a),q[1]-12*Math.cos(a));x.stroke();}}
-const m=50/ (sc*1/111320);x.fillStyle='#000';x.fillRect(10,H-20,m,3);x.fillText('50 m',10,H-25);}
-c.onmousemove=e=>{let best=null,d=64;for(const f of pts){const q=P(f.geometry.coordinates);
-const dd=(q[0]-e.clientX)**2+(q[1]-e.clientY)**2;if(dd<d){d=dd;best=f;}}
-tip.textContent=best?best.properties.name+' seq '+best.properties.sequence+' '+best.geometry.coordinates.slice(0,2).map(v=>v.toFixed(6)).join(', '):'__TITLE__';};
-onresize=()=>{fit();draw();};fit();draw();</script></body></html>
+const m=50*sc/111320;x.fillStyle='#000';x.fillRect(10,H-20,m,3);x.fillText('50 m',10,H-25);}
+function near(e){let best=null,d=64;for(const f of pts){const q=P(f.geometry.coordinates);
+const dd=(q[0]-e.clientX)**2+(q[1]-e.clientY)**2;if(dd<d){d=dd;best=f;}}return best;}
+c.onmousemove=e=>{const best=near(e),p=best&&best.properties;c.style.cursor=p&&p.href?'pointer':'';
+tip.textContent=best?(p.layer=='feature'?(p.class??'')+' (map feature)':p.name+' seq '+p.sequence)+' '+best.geometry.coordinates.slice(0,2).map(v=>v.toFixed(6)).join(', '):'__TITLE__';};
+c.onclick=e=>{const best=near(e);if(best&&best.properties.href)top.location.href=best.properties.href;};
+function redraw(){if(innerWidth&&innerHeight){fit();draw();}}
+new ResizeObserver(redraw).observe(document.documentElement);redraw();</script></body></html>
 """
 
 
 def map_html(collection: dict[str, Any], *, title: str = "visionloop map") -> str:
     """A self-contained HTML page (canvas, inline script, no network) drawing the collection's sequences and
-    points, heading ticks, a 50 m scale bar, and the image name under the pointer."""
+    points, heading ticks, a 50 m scale bar, and the image name under the pointer. A Point whose properties
+    have `layer: "feature"` is drawn as a black diamond labelled with its `class` (a map feature); a click on a
+    point with an `href` property opens that address in the top window (the web UI's image page)."""
     if not any(f["geometry"]["type"] == "Point" for f in collection["features"]):
         raise VisionLoopError("no located images to draw", hint="the images carry no GPS; give a --sidecar GPX/CSV")
     data = json.dumps(collection, separators=(",", ":")).replace("</", "<\\/")

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from visionloop.store import Store
 
 Authorize = Callable[[Request, str], Awaitable[None]]
+GPS_TTL_S = 10.0
 Promote = Callable[[str, "str | None"], Awaitable[dict[str, Any]]]
 
 
@@ -30,6 +31,7 @@ class WebContext:
     authorize: Authorize = _open
     promote: Promote | None = None
     _health: tuple[float, Any] | None = field(default=None, repr=False)
+    _gps: tuple[float, bool] | None = field(default=None, repr=False)
     _health_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     async def health_report(self, *, refresh: bool = False) -> tuple[float, Any]:
@@ -41,3 +43,11 @@ class WebContext:
                 report = await asyncio.to_thread(check, self.store(), workers=1)
                 self._health = (time.time(), report)
             return self._health
+
+    async def has_gps(self) -> bool:
+        """Whether the project has images with GPS (the nav's Map link), looked up again after GPS_TTL_S."""
+        if self._gps is None or time.monotonic() - self._gps[0] > GPS_TTL_S:
+            from visionloop.web.views import has_gps
+
+            self._gps = (time.monotonic(), await asyncio.to_thread(has_gps, self.store()))
+        return self._gps[1]

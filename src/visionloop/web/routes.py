@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import os
 import re
 import secrets
 from pathlib import Path
@@ -24,6 +25,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 
 from visionloop.core.errors import NotFoundError, VisionLoopError
+from visionloop.geo.track import map_html
 from visionloop.store import models as registry
 from visionloop.store.schema import ImageRow
 from visionloop.web import views
@@ -35,6 +37,7 @@ KEY_COOKIE = "visionloop_key"
 SHA = re.compile(r"^[0-9a-f]{64}$")
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.globals["zip"] = zip
+templates.env.globals["map_html"] = map_html
 router = APIRouter(include_in_schema=False)
 api = APIRouter(prefix="/v1/ui", tags=["ui"])
 
@@ -67,10 +70,11 @@ def _new_token(request: Request) -> str:
     return request.state.csrf
 
 
-def _render(request: Request, name: str, data: dict[str, Any], *, status: int = 200) -> HTMLResponse:
+def _render(request: Request, name: str, data: dict[str, Any], *, status: int = 200,
+            gps: bool = False) -> HTMLResponse:
     token = _token(request)
-    resp = templates.TemplateResponse(request, name, {"d": data, "csrf": token, "flash": request.query_params.get("msg")},
-                                      status_code=status)
+    resp = templates.TemplateResponse(request, name, {"d": data, "csrf": token, "flash": request.query_params.get("msg"),
+                                                      "gps": gps}, status_code=status)
     if request.cookies.get(CSRF_COOKIE) != token:
         resp.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https")
     return resp
@@ -83,12 +87,13 @@ async def _page(request: Request, scope: str, name: str, make: Any) -> HTMLRespo
     except VisionLoopError as e:
         return _render(request, "login.html", {"error": str(e), "next": str(request.url.path)},
                        status=getattr(e, "status", 401))
+    gps = await _ctx(request).has_gps()
     try:
         data = await make()
     except VisionLoopError as e:
         return _render(request, "error.html", {"error": e.message, "hint": e.hint},
-                       status=404 if isinstance(e, NotFoundError) else 400)
-    return _render(request, name, data)
+                       status=404 if isinstance(e, NotFoundError) else 400, gps=gps)
+    return _render(request, name, data, gps=gps)
 
 
 async def _form(request: Request, scope: str) -> dict[str, str]:
@@ -432,16 +437,51 @@ def _production_args(request: Request) -> dict[str, Any]:
     return {"model": q.get("model") or None, "bucket": bucket}
 
 
+async def _production(request: Request) -> dict[str, Any]:
+    """The log's charts and the selections; `label_studio`: the server a selection is sent to (None when
+    LABEL_STUDIO_URL/_API_KEY are not set); `sent_to`: the Label Studio project of ?ls=ID (a send just made)."""
+    data = await _run(views.production, _ctx(request).store(), **_production_args(request))
+    url, key = _label_studio()
+    sent = _int(request.query_params.get("ls"), 0)
+    return {**data, "label_studio": url if key else None,
+            "sent_to": f"{url.rstrip('/')}/projects/{sent}/data" if url and sent > 0 else None}
+
+
 @router.get("/production", response_class=HTMLResponse)
 async def production_page(request: Request) -> HTMLResponse:
-    return await _page(request, "admin", "production.html",
-                       lambda: _run(views.production, _ctx(request).store(), **_production_args(request)))
+    return await _page(request, "admin", "production.html", lambda: _production(request))
 
 
 @api.get("/production")
 async def production_json(request: Request) -> JSONResponse:
     await _ctx(request).authorize(request, "admin")
-    return JSONResponse(await _run(views.production, _ctx(request).store(), **_production_args(request)))
+    return JSONResponse(await _production(request))
+
+
+def _label_studio() -> tuple[str | None, str | None]:
+    """The Label Studio server and key, from the environment `visionloop label send` reads them from."""
+    return os.environ.get("LABEL_STUDIO_URL") or None, os.environ.get("LABEL_STUDIO_API_KEY") or None
+
+
+@router.post("/production/label-studio")
+async def send_selection_form(request: Request) -> Response:
+    form = await _form(request, "admin")
+    tag = form.get("tag", "")
+    try:
+        done = await _run(views.send_selection, _ctx(request).store(), tag, *_label_studio())
+    except VisionLoopError as e:  # the page says it in one line; the selection stays as it was
+        return _back("/production", f"not sent to Label Studio: {e.message}" + (f" ({e.hint})" if e.hint else ""))
+    msg = (f"{tag}: {done['images']} images → Label Studio project {done['ls_project']} "
+           f"({'created' if done['project_created'] else 'reused'}): {done['tasks_created']} tasks created, "
+           f"{done['tasks_already_there']} already there")
+    return RedirectResponse(f"/production?{urlencode({'msg': msg, 'ls': done['ls_project']})}", status_code=303)
+
+
+@api.post("/production/label-studio")
+async def send_selection_json(request: Request) -> JSONResponse:
+    body = await _json_body(request, "admin")
+    return JSONResponse(await _run(views.send_selection, _ctx(request).store(), str(body.get("tag") or ""),
+                                   *_label_studio()))
 
 
 @router.get("/production/images/{sha}.jpg")
@@ -451,6 +491,32 @@ async def production_image(request: Request, sha: str) -> Response:
         raise NotFoundError("no such logged image")
     data = await _run(views.logged_image, _ctx(request).store(), sha)
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=31536000, immutable"})
+
+
+# -- map (when the images have GPS) --------------------------------------------------------------------------
+
+def _float(v: str | None, default: float) -> float:
+    try:
+        return float(v) if v not in (None, "") else default
+    except ValueError:
+        raise VisionLoopError(f"not a number: {v!r}") from None
+
+
+def _map_args(request: Request) -> dict[str, Any]:
+    q = request.query_params
+    return {"max_gap_s": _float(q.get("max_gap"), 60.0), "max_step_m": _float(q.get("max_step"), 50.0)}
+
+
+@router.get("/map", response_class=HTMLResponse)
+async def map_page(request: Request) -> HTMLResponse:
+    return await _page(request, "predict", "map.html",
+                       lambda: _run(views.geo_map, _ctx(request).store(), **_map_args(request)))
+
+
+@api.get("/map")
+async def map_json(request: Request) -> JSONResponse:
+    await _ctx(request).authorize(request, "predict")
+    return JSONResponse(await _run(views.geo_map, _ctx(request).store(), **_map_args(request)))
 
 
 # -- login (only when the server asks for keys) ---------------------------------------------------------------

@@ -528,10 +528,54 @@ def production(store: Store, *, model: str | None = None, bucket: str = "hour", 
     edges = js["confidence_edges"]
     models = sorted({k.rsplit(" v", 1)[0] for k in st.by_model})
     return {**js, "model": model, "models": models, "classes": st.classes, "latest": latest,
+            "selections": selections(store),
             "bins": [f"{edges[i]:.1f}–{edges[i + 1]:.1f}" for i in range(len(edges) - 1)],
             "charts": {"volume": _bars(list(st.volume.values())), "width": BAR_W, "height": BAR_H,
                        "confidence": _bars(js["confidence_hist"], 300, 100),
                        "top_confidence": _bars(js["top_confidence_hist"], 300, 100)}}
+
+
+SELECTIONS = 10
+SELECTION_THUMBS = 12
+
+
+def selections(store: Store, *, limit: int = SELECTIONS) -> list[dict[str, Any]]:
+    """The latest picks (`visionloop select`, `visionloop label-errors`: batches of kind select, not undone),
+    newest first: tag, command, when, how many images hold the tag now, and the first few of them."""
+    from visionloop.store import tags as tag_store
+
+    with store.session() as s:
+        rows = s.execute(select(BatchRow.id, BatchRow.source, BatchRow.created_at, BatchRow.summary)
+                         .where(BatchRow.kind == BatchKind.SELECT).order_by(BatchRow.id.desc())).all()
+    picks = [r for r in rows if not (r.summary or {}).get("undone_at") and (r.summary or {}).get("tag")][:limit]
+    if not picks:
+        return []
+    images = tag_store.images(store)
+    out = []
+    for r in picks:
+        tag = r.summary["tag"]
+        tagged = [im for im in images if tag in im.tags]
+        out.append({"batch": r.id, "tag": tag, "source": r.source, "created_at": r.created_at.isoformat(),
+                    "strategy": r.summary.get("strategy") or ("label-errors" if r.summary.get("label_errors") else None),
+                    "images": len(tagged),
+                    "first": [{"id": im.id, "file_name": im.file_name, "sha256": im.sha256}
+                              for im in tagged[:SELECTION_THUMBS]]})
+    return out
+
+
+def send_selection(store: Store, tag: str, url: str | None, api_key: str | None) -> dict[str, Any]:
+    """Send the images of `tag` to Label Studio as `visionloop label send --tag TAG` does (the same function,
+    the same LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY), with their current labels as pre-labels; the report
+    and the Label Studio project's address."""
+    from visionloop.loop.labelstudio import send_to_label_studio
+
+    if not tag:
+        raise VisionLoopError("no selection named", hint="pick one on the production page")
+    if not url or not api_key:
+        raise VisionLoopError("Label Studio is not configured for this server",
+                              hint="set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY where `visionloop serve` runs")
+    report = send_to_label_studio(store, url, api_key, tag=tag)
+    return {**report.to_json(), "tag": tag, "project_url": f"{report.target.rstrip('/')}/projects/{report.ls_project}/data"}
 
 
 def logged_image(store: Store, sha256: str) -> bytes:
@@ -544,3 +588,46 @@ def logged_image(store: Store, sha256: str) -> bytes:
         if not s.scalar(select(exists().where(PredictionLogRow.sha256 == sha256))):
             raise NotFoundError("no such logged image")
     return thumbnail(store, sha256)
+
+
+# -- map: the images' GPS positions and sequences (geo stage), drawn without tiles -----------------------------
+
+UNLOCATED_SHOWN = 20
+
+
+def has_gps(store: Store) -> bool:
+    """Whether any image of the project has a GPS position (the nav shows the map then)."""
+    with store.session() as s:
+        return s.scalar(select(ImageRow.id).where(ImageRow.gps_lat.is_not(None)).limit(1)) is not None
+
+
+def geo_map(store: Store, *, max_gap_s: float = 60.0, max_step_m: float = 50.0,
+            features: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The project's located images as GeoJSON (a Point per image, its `image_id` and `href`; a LineString per
+    sequence of two or more) with the coverage summary `visionloop geo stats` prints; `located` is 0 when no
+    image has GPS. `features`: map features (GeoJSON Point features with a `class`) drawn over the track; each
+    is marked `layer: "feature"`."""
+    from visionloop.geo.project import store_points
+    from visionloop.geo.track import geojson, sequences, summary
+
+    if not (max_gap_s > 0 and max_step_m > 0):  # NaN too
+        raise VisionLoopError("max_gap and max_step must be positive", hint="seconds and metres, e.g. 60 and 50")
+    with store.session() as s:
+        rows = s.execute(select(ImageRow.id, ImageRow.file_name).order_by(ImageRow.id)).all()
+    located = has_gps(store)
+    points = store_points(store) if rows and located else []
+    if points and [p.name for p in points] != [r.file_name for r in rows]:
+        raise VisionLoopError("the project's images changed while the map was read", hint="reload the page")
+    seqs = sequences(points, max_gap_s=max_gap_s, max_step_m=max_step_m)
+    out = summary(points, seqs) if points else {**summary([], []), "images": len(rows)}
+    unlocated = out.pop("unlocated") if points else [r.file_name for r in rows]
+    ids = {id(p): r.id for p, r in zip(points, rows, strict=False)}  # by object: a name may repeat across splits
+    fc = geojson(points, seqs)
+    for f, image_id in zip((f for f in fc["features"] if f["geometry"]["type"] == "Point"),
+                           (ids[id(p)] for p in points if p.located), strict=True):
+        f["properties"].update(image_id=image_id, href=f"/images/{image_id}")
+    for sq, pts in zip(out["sequences"], seqs, strict=True):
+        sq["first_id"], sq["last_id"] = ids[id(pts[0])], ids[id(pts[-1])]
+    feats = [{**f, "properties": {**(f.get("properties") or {}), "layer": "feature"}} for f in features or []]
+    return {**out, "unlocated": len(unlocated), "unlocated_names": unlocated[:UNLOCATED_SHOWN],
+            "max_gap_s": max_gap_s, "max_step_m": max_step_m, "geojson": fc, "features": feats}
