@@ -149,6 +149,15 @@ def test_signs_are_placed_within_a_metre_and_single_view_detections_rejected(wor
     fc = json.loads(out.read_text())
     assert fc["type"] == "FeatureCollection" and len(fc["features"]) == 3
     _check(world, fc["features"])
+    # the project keeps the latest run for the web UI's map page, which draws it
+    from visionloop.store import Store
+    from visionloop.web.views import geo_map
+
+    assert json.loads((proj / "geo" / "mapfeatures.geojson").read_text()) == fc
+    with Store.open(proj) as store:
+        drawn = geo_map(store)["features"]
+    assert [f["geometry"] for f in drawn] == [f["geometry"] for f in fc["features"]]
+    assert {f["properties"]["layer"] for f in drawn} == {"feature"}
     # run again: the previous output is replaced; a file that is not ours is refused and left as it was
     assert runner.invoke(app, ["mapfeatures", str(out), "--classes", "traffic_sign", "-p", str(proj)]).exit_code == 0
     mine = tmp_path / "notes.txt"

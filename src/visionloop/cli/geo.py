@@ -193,7 +193,7 @@ def mapfeatures(
     reconstruction's cameras and clustered; a detection no other image confirms is rejected. Writes GeoJSON
     Points (WGS84) with the class, the images, the metric ENU position, the 1-σ uncertainty and the heading
     the feature faces. --json prints {out, features, detections, used, rejected, not_registered, by_class}."""
-    from visionloop.geo.mapfeatures import MapOptions, load_scene, map_features, to_geojson
+    from visionloop.geo.mapfeatures import MapOptions, load_scene, map_features, project_copy, to_geojson
     from visionloop.geo.project import annotation_detections, logged_detections, pixels
     from visionloop.store import Store
 
@@ -219,12 +219,16 @@ def mapfeatures(
         dets = (logged_detections(store, model, names) if model is not None
                 else annotation_detections(store, names, source=source))
         report = map_features(scene, dets, opts, pixels(store) if appearance > 0 else None)
-    part = out.with_name(out.name + ".part")  # whole or not at all: an interrupted run leaves OUT as it was
-    try:
-        part.write_text(json.dumps(to_geojson(report, scene)))
-        os.replace(part, out)
-    finally:
-        part.unlink(missing_ok=True)
+        kept = project_copy(Path(store.root))  # the project's latest, which the web UI's map draws
+    text = json.dumps(to_geojson(report, scene))
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    for target in (out, kept):
+        part = target.with_name(target.name + ".part")  # whole or not at all: an interrupted run leaves it as it was
+        try:
+            part.write_text(text)
+            os.replace(part, target)
+        finally:
+            part.unlink(missing_ok=True)
     data = {"out": str(out), **report.to_json()}
     if as_json:
         console.print_json(json.dumps(data))

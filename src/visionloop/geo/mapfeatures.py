@@ -453,3 +453,9 @@ def to_geojson(report: MapReport, scene: Scene) -> dict[str, Any]:
         feats.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat, alt]},
                       "properties": props})
     return {"type": "FeatureCollection", "features": feats}
+
+
+def project_copy(root: Path) -> Path:
+    """Where a project keeps its latest map features (`visionloop mapfeatures` writes them there too, for the
+    web UI's map page)."""
+    return Path(root) / "geo" / "mapfeatures.geojson"

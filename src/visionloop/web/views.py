@@ -601,12 +601,30 @@ def has_gps(store: Store) -> bool:
         return s.scalar(select(ImageRow.id).where(ImageRow.gps_lat.is_not(None)).limit(1)) is not None
 
 
+def latest_map_features(store: Store) -> list[dict[str, Any]]:
+    """The Point features of the project's latest `visionloop mapfeatures` run ([] when it has none)."""
+    import json
+
+    from visionloop.geo.mapfeatures import project_copy
+
+    path = project_copy(Path(store.root))
+    if not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise VisionLoopError(f"cannot read the map features ({e})", path=path,
+                              hint="run `visionloop mapfeatures` again") from None
+    return [f for f in data.get("features", []) if (f.get("geometry") or {}).get("type") == "Point"]
+
+
 def geo_map(store: Store, *, max_gap_s: float = 60.0, max_step_m: float = 50.0,
             features: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The project's located images as GeoJSON (a Point per image, its `image_id` and `href`; a LineString per
     sequence of two or more) with the coverage summary `visionloop geo stats` prints; `located` is 0 when no
     image has GPS. `features`: map features (GeoJSON Point features with a `class`) drawn over the track; each
-    is marked `layer: "feature"`."""
+    is marked `layer: "feature"`. By default, the project's latest `visionloop mapfeatures` result
+    (`<project>/geo/mapfeatures.geojson`), when there is one."""
     from visionloop.geo.project import store_points
     from visionloop.geo.track import geojson, sequences, summary
 
@@ -628,6 +646,8 @@ def geo_map(store: Store, *, max_gap_s: float = 60.0, max_step_m: float = 50.0,
         f["properties"].update(image_id=image_id, href=f"/images/{image_id}")
     for sq, pts in zip(out["sequences"], seqs, strict=True):
         sq["first_id"], sq["last_id"] = ids[id(pts[0])], ids[id(pts[-1])]
-    feats = [{**f, "properties": {**(f.get("properties") or {}), "layer": "feature"}} for f in features or []]
+    if features is None:
+        features = latest_map_features(store)
+    feats = [{**f, "properties": {**(f.get("properties") or {}), "layer": "feature"}} for f in features]
     return {**out, "unlocated": len(unlocated), "unlocated_names": unlocated[:UNLOCATED_SHOWN],
             "max_gap_s": max_gap_s, "max_step_m": max_step_m, "geojson": fc, "features": feats}
