@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import re
 from collections import Counter
+from pathlib import Path
 
 import httpx
 from PIL import Image
@@ -83,3 +84,10 @@ def test_version_page_and_preview_grid(server, web_project):
     im = Image.open(io.BytesIO(png.content))
     # 9 images: a 3 × 3 grid of square cells
     assert im.size == (3 * views.PREVIEW_CELL, 3 * views.PREVIEW_CELL)
+    # drawn once: the version is immutable, the grid is kept in the project's cache and served from there
+    cached = list((Path(web_project) / "cache" / "previews").glob("*.png"))
+    assert len(cached) == 1 and cached[0].read_bytes() == png.content
+    cached[0].write_bytes(b"kept")  # what the next request returns is the cached file
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        assert c.get("/versions/aug/preview.png").content == b"kept"
+    cached[0].unlink()

@@ -492,15 +492,25 @@ def version_diff(store: Store, a: str, b: str) -> dict[str, Any]:
 
 def version_preview(store: Store, name: str) -> bytes:
     """The version's augmentation preview grid (`versions.preview_version`: its stored, augmented training
-    images with their annotations), PNG."""
+    images with their annotations), PNG — drawn once per version (versions are immutable) and kept as
+    <root>/cache/previews/<version id>-<n>x<cell>.png, like the thumbnails."""
     import tempfile
 
-    from visionloop.versions import preview_version
+    from visionloop.versions import preview_version, show_version
 
+    info = show_version(store, name)
+    cached = Path(store.root) / "cache" / "previews" / f"{info.id}-{PREVIEW_N}x{PREVIEW_CELL}.png"
+    if cached.is_file():
+        return cached.read_bytes()
     with tempfile.TemporaryDirectory(prefix="vl-preview-") as tmp:
         out = Path(tmp) / "preview.png"
-        preview_version(store, name, out, n=PREVIEW_N, cell=PREVIEW_CELL)
-        return out.read_bytes()
+        preview_version(store, info.id, out, n=PREVIEW_N, cell=PREVIEW_CELL)
+        data = out.read_bytes()
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    part = cached.with_suffix(".part")
+    part.write_bytes(data)
+    part.replace(cached)
+    return data
 
 
 # -- production: the prediction log the server writes --------------------------------------------------------
