@@ -19,7 +19,7 @@ from visionloop.core.errors import FormatError
 from visionloop.core.geometry import Box, Mask, Polygon
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
 from visionloop.formats import detect, semseg
-from visionloop.formats.voc import voc_colormap
+from visionloop.formats._seg import voc_colormap
 
 W, H = 6, 4
 

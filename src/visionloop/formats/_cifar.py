@@ -150,10 +150,27 @@ def _names(root: Path, v: Variant) -> tuple[list[str], list[str] | None]:
     return [_text(n) for n in names], [_text(n) for n in coarse] if coarse is not None else None
 
 
+def _as_bytes(data: np.ndarray, path: Path) -> np.ndarray:
+    """`data` of another element type — datumaro 1.13's CIFAR exporter pickles an object array of Python ints —
+    as uint8, when every value is a whole number in 0..255; otherwise an error naming the first bad value."""
+    try:
+        values = data.astype(np.float64)
+    except (TypeError, ValueError):
+        raise FormatError("'data' holds values that are not numbers", path=path) from None
+    bad = ~((values >= 0) & (values <= 255) & (values == np.floor(values)))
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        raise FormatError(f"'data' value {data[row, col]!r} is not a byte (0..255)", path=path,
+                          where=f"row {row}, column {col}")
+    return values.astype(np.uint8)
+
+
 def _arrays(path: Path, v: Variant) -> tuple[np.ndarray, list[int], list[int] | None, list[str] | None]:
     batch = _load(path)
     data = batch.get("data")
     labels = batch.get(v.labels_key)
+    if isinstance(data, np.ndarray) and data.dtype != np.uint8 and data.ndim == 2 and data.shape[1] == ROW:
+        data = _as_bytes(data, path)
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != ROW:
         shape = getattr(data, "shape", None)
         raise FormatError(f"'data' must be a uint8 array of N rows of {ROW} values (got {shape})", path=path)

@@ -30,6 +30,66 @@ RGB = tuple[int, int, int]
 NO_SPLIT = "default"
 
 
+# ---------------------------------------------------------------- label maps
+
+#: datumaro's label map beside CamVid, Cityscapes and KITTI segmentation exports (CVAT writes it the same way)
+LABEL_COLORS = "label_colors.txt"
+
+
+def parse_label_colors(path: Path) -> list[tuple[str, RGB | None]]:
+    """`label_colors.txt`: `r g b name` a line, the class id being the line's index among the non-empty,
+    non-comment lines; a file of lines with only a name has no colours (datumaro writes ` name` for classes
+    without one; it never mixes the two). A name listed twice, a colour that is not three integers in 0..255,
+    a line of two or three words, or a name-only line among coloured ones (a file cut short) is an error naming
+    the line."""
+    out: list[tuple[str, RGB | None]] = []
+    seen: set[str] = set()
+    for number, raw in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split(maxsplit=3)
+        where = f"line {number}"
+        if len(parts) == 1:
+            name, rgb = parts[0], None
+        elif len(parts) == 4:
+            try:
+                rgb = (int(parts[0]), int(parts[1]), int(parts[2]))
+            except ValueError:
+                raise FormatError(f"colour {' '.join(parts[:3])!r} is not three integers", path=path,
+                                  where=where) from None
+            if not all(0 <= c <= 255 for c in rgb):
+                raise FormatError(f"colour {rgb} is outside 0..255", path=path, where=where)
+            name = parts[3].strip()
+        else:
+            raise FormatError("a label map line must be `r g b name` (or just `name`)", path=path, where=where)
+        if name in seen:
+            raise FormatError(f"class {name!r} is listed twice", path=path, where=where)
+        if out and (out[0][1] is None) != (rgb is None):
+            raise FormatError("a label map line must be `r g b name` like the others (or every line just a name)"
+                              if rgb is None else "a label map line must be just a name like the others",
+                              path=path, where=where)
+        seen.add(name)
+        out.append((name, rgb))
+    return out
+
+
+def voc_colormap(n: int = 256) -> list[RGB]:
+    """The PASCAL VOC devkit's colour map: index i -> (r, g, b) by spreading i's bits (index 0 is black);
+    datumaro's `generate_colormap` gives the same colours, and uses them for label maps without colours."""
+    colors = []
+    for i in range(n):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        colors.append((r, g, b))
+    return colors
+
+
 # ---------------------------------------------------------------- reading
 
 

@@ -85,7 +85,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = "cityscapes"
 IMAGE_SUFFIX = "_leftImg8bit"
-LABEL_COLORS = "label_colors.txt"
+LABEL_COLORS = _seg.LABEL_COLORS
 _SPLIT_ORDER = ("train", "val", "test")
 
 
@@ -205,10 +205,23 @@ def _split_dirs(folder: Path) -> list[Path]:
     return sorted(_dirs(folder), key=order)
 
 
+def _cities(split_dir: Path) -> list[tuple[str, Path]]:
+    """(city name, folder) of a split folder: its sub-folders, and the split folder itself (city "") when files
+    lie directly in it — datumaro's (and so CVAT's "Cityscapes 1.0") export has no city level."""
+    cities = [(d.name, d) for d in _dirs(split_dir)]
+    try:
+        with os.scandir(split_dir) as entries:
+            if any(e.is_file() for e in entries):
+                cities.insert(0, ("", split_dir))
+    except OSError:
+        pass
+    return cities
+
+
 def _first_file(folder: Path, suffixes: tuple[str, ...]) -> str | None:
     """The name of a file ending with one of `suffixes`, two folder levels down at most (cheap)."""
     for split in _dirs(folder)[:8]:
-        for city in _dirs(split)[:3]:
+        for _, city in _cities(split)[:3]:
             try:
                 with os.scandir(city) as entries:
                     for n, entry in enumerate(entries):
@@ -261,28 +274,13 @@ class _Names:
 
 
 def read_label_colors(path: Path) -> ClassMap:
+    """datumaro's `label_colors.txt` (`_seg.parse_label_colors`) as the class map: id = line index, the
+    Cityscapes table's category where a name is the table's."""
     classes = ClassMap()
-    index = 0
-    for number, raw in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        parts = line.split(maxsplit=3)
-        if len(parts) != 4:
-            raise FormatError("a label map line must be `r g b name`", path=path, where=f"line {number}")
-        try:
-            rgb = (int(parts[0]), int(parts[1]), int(parts[2]))
-        except ValueError:
-            raise FormatError(f"colour {' '.join(parts[:3])!r} is not three integers", path=path,
-                              where=f"line {number}") from None
-        name = parts[3].strip()
+    for index, (name, rgb) in enumerate(_seg.parse_label_colors(path)):
         table = BY_NAME.get(name)
-        try:
-            classes._insert(ClassInfo(name, index, color=_seg.rgb_to_hex(rgb),
-                                      supercategory=table.category if table else None))
-        except ValueError as e:
-            raise FormatError(str(e), path=path, where=f"line {number}") from None
-        index += 1
+        classes._insert(ClassInfo(name, index, color=_seg.rgb_to_hex(rgb) if rgb else None,
+                                  supercategory=table.category if table else None))
     return classes
 
 
@@ -316,18 +314,18 @@ def _samples(layout: _Layout, names: _Names, forced: str | None) -> Iterator[Sam
     if layout.images is not None:
         seen: set[tuple[str, str, str]] = set()
         for split_dir in _split_dirs(layout.images):
-            for city in _dirs(split_dir):
+            for city_name, city in _cities(split_dir):
                 for image in sorted(city.iterdir()):
                     stem = image.stem
                     if not stem.endswith(IMAGE_SUFFIX) or image.suffix.lower() not in IMAGE_EXTENSIONS:
                         continue
                     base = stem[: -len(IMAGE_SUFFIX)]
-                    seen.add((split_dir.name, city.name, base))
-                    yield _sample(layout, names, split_dir.name, city.name, base, image, forced)
+                    seen.add((split_dir.name, city_name, base))
+                    yield _sample(layout, names, split_dir.name, city_name, base, image, forced)
         if layout.gt is not None:  # ground truth whose image is not in leftImg8bit/: counted, never dropped silently
             for split_dir in _split_dirs(layout.gt):
-                for city in _dirs(split_dir):
-                    left = [b for b in _gt_bases(city, layout.gt_kind) if (split_dir.name, city.name, b) not in seen]
+                for city_name, city in _cities(split_dir):
+                    left = [b for b in _gt_bases(city, layout.gt_kind) if (split_dir.name, city_name, b) not in seen]
                     if left:
                         skip("ground truth", "no image for it in leftImg8bit/", path=city, where=f"e.g. {left[0]}",
                              n=len(left))
@@ -335,18 +333,18 @@ def _samples(layout: _Layout, names: _Names, forced: str | None) -> Iterator[Sam
     assert layout.gt is not None
     k = layout.gt_kind
     for split_dir in _split_dirs(layout.gt):
-        for city in _dirs(split_dir):
+        for city_name, city in _cities(split_dir):
             bases = _gt_bases(city, k)
             for base in bases:
-                image = layout.root / "leftImg8bit" / split_dir.name / city.name / f"{base}{IMAGE_SUFFIX}.png"
-                yield _sample(layout, names, split_dir.name, city.name, base, image, forced)
+                image = layout.root / "leftImg8bit" / split_dir.name / city_name / f"{base}{IMAGE_SUFFIX}.png"
+                yield _sample(layout, names, split_dir.name, city_name, base, image, forced)
 
 
 def _sample(layout: _Layout, names: _Names, split: str, city: str, base: str, image: Path,
             forced: str | None) -> Sample:
     file_name = PurePosixPath(os.path.relpath(image, layout.root)).as_posix()
     path = os.path.abspath(image) if image.is_file() else None
-    ref = ImageRef(file_name, path=path, metadata={"city": city})
+    ref = ImageRef(file_name, path=path, metadata={"city": city} if city else {})
     if layout.gt is None:
         return Sample(ref, split=_split_of(split, forced), state=LabelState.MISSING)
     gt = layout.gt / split / city / f"{base}_{layout.gt_kind}"

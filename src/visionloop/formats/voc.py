@@ -89,6 +89,7 @@ from visionloop.core.classes import ClassMap
 from visionloop.core.errors import FormatError, ImageError, VisionLoopError
 from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, RotatedBox, kind
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
+from visionloop.formats._seg import voc_colormap
 from visionloop.formats.base import (
     IMAGE_EXTENSIONS,
     NO_IMAGES_HINT,
@@ -345,21 +346,6 @@ def _layout(path: Path) -> _Layout:
         background=background,
         extra_dirs=[d for d in (_child_dir(root, "JPEGImages"), _child_dir(root, "images")) if d],
     )
-
-
-def voc_colormap(n: int = 256) -> list[tuple[int, int, int]]:
-    """The devkit's colour map: index i -> (r, g, b) by spreading i's bits."""
-    colors = []
-    for i in range(n):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        colors.append((r, g, b))
-    return colors
 
 
 def parse_labelmap(text: str, *, path: Path) -> list[tuple[str, tuple[int, int, int] | None]]:
