@@ -158,7 +158,8 @@ def sfm(
         raise typer.Exit(1)
     err = (f", camera vs GPS {r.gps_error_mean_m:.2f} m mean / {r.gps_error_max_m:.2f} m max"
            if r.gps_error_mean_m is not None else "")
-    console.print(f"registered {r.registered}/{r.images} images, {r.points3d} points, reprojection "
+    second = f" ({', '.join(r.second_pass)} by the second pass)" if r.second_pass else ""
+    console.print(f"registered {r.registered}/{r.images} images{second}, {r.points3d} points, reprojection "
                   f"{r.mean_reprojection_px:.3f} px{err}, {r.seconds['total']:.1f} s -> {r.out}")
 
 

@@ -19,6 +19,11 @@ from visionloop.geo.track import GeoPoint, from_enu, to_enu
 #: initial-pair thresholds measured to work on forward-moving street sequences (lund); COLMAP's defaults
 #: (16°, 0.95, 100) find no initial pair there
 STREET_INIT = {"init_min_tri_angle": 2.0, "init_max_forward_motion": 0.999, "init_min_num_inliers": 50}
+#: absolute-pose thresholds of the second registration pass (COLMAP's defaults: 30 inliers, ratio 0.25). The
+#: last photo of a forward-moving street sequence sees few triangulated points (its matches with the photo
+#: before it are two-view tracks, not triangulated while it is unregistered): on lund 29.jpg has 28
+#: 2D-3D correspondences, all inliers, and misses the default 30
+RELAXED_ABS_POSE = {"abs_pose_min_num_inliers": 15, "abs_pose_min_inlier_ratio": 0.15}
 
 
 @dataclass
@@ -31,6 +36,10 @@ class SfmOptions:
     street_init: bool = True  # False: pycolmap's default initial-pair thresholds
     gps_prior: bool = True  # GPS positions as priors in bundle adjustment
     seed: int = 0
+    # after incremental mapping, images left out are tried again against the largest model with
+    # RELAXED_ABS_POSE (pycolmap's pipeline continued from that model: registration, triangulation, bundle
+    # adjustment); False: one pass with COLMAP's absolute-pose thresholds
+    second_pass: bool = True
 
 
 @dataclass
@@ -47,6 +56,7 @@ class SfmResult:
     seconds: dict[str, float] = field(default_factory=dict)
     out: str = ""
     unregistered: list[str] = field(default_factory=list)
+    second_pass: list[str] = field(default_factory=list)  # registered by the second (relaxed) pass
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,7 +76,9 @@ def reconstruct(image_dir: str | Path, points: list[GeoPoint], out: str | Path,
                 options: SfmOptions | None = None) -> SfmResult:
     """Reconstruct the images named in points (under image_dir) into out/ (database, sparse model, exports).
 
-    The largest model is kept; when three or more of its images carry GPS it is moved into the ENU frame
+    The largest model is kept; with options.second_pass, the images it leaves out are tried again against it with
+    RELAXED_ABS_POSE (result.second_pass names those it then registers; result.unregistered those still left
+    out). When three or more of its images carry GPS it is moved into the ENU frame
     around the first located image (similarity fitted by RANSAC on camera centres vs GPS, 5 m threshold) and
     its camera centres are compared with GPS."""
     pc = _pycolmap()
@@ -125,7 +137,19 @@ def reconstruct(image_dir: str | Path, points: list[GeoPoint], out: str | Path,
         t["total"] = time.perf_counter() - t0
         return SfmResult(len(names), 0, 0, 0, None, None, None, False, origin, t, str(out), names,
                          error="no initial image pair found (nothing reconstructed)")
-    rec = max(models.values(), key=lambda r: r.num_reg_images())
+    key, rec = max(models.items(), key=lambda kv: kv[1].num_reg_images())
+    first = {rec.image(i).name for i in rec.reg_image_ids()}
+    if o.second_pass and len(first) < len(names):
+        for k, v in RELAXED_ABS_POSE.items():
+            setattr(ip.mapper, k, v)
+        again = out / "sparse2"
+        again.mkdir()
+        more = pc.incremental_mapping(db, str(image_dir), again, ip, input_path=sparse / str(key))
+        if more:
+            best = max(more.values(), key=lambda r: r.num_reg_images())
+            if best.num_reg_images() > rec.num_reg_images():
+                rec = best
+        t["register2"] = time.perf_counter() - t0 - t["extract"] - t["match"] - t["map"]
     georeg = False
     errors: list[float] = []
     by_name = {p.name: p for p in located}
@@ -152,7 +176,8 @@ def reconstruct(image_dir: str | Path, points: list[GeoPoint], out: str | Path,
         mean_reprojection_px=float(rec.compute_mean_reprojection_error()),
         gps_error_mean_m=sum(errors) / len(errors) if errors else None,
         gps_error_max_m=max(errors) if errors else None, georegistered=georeg, origin=origin,
-        seconds=t, out=str(out), unregistered=[n for n in names if n not in reg])
+        seconds=t, out=str(out), unregistered=[n for n in names if n not in reg],
+        second_pass=[n for n in names if n in reg and n not in first])
     export(rec, out, origin if georeg else None, by_name)
     (out / "result.json").write_text(json.dumps(result.to_dict(), indent=2))
     return result
