@@ -54,14 +54,18 @@ def test_demo_runs_every_stage(tmp_path):
     names = [s["step"] for s in steps]
     assert names[:11] == ["render", "init", "import", "re-import", "stats", "health", "export coco", "export yolo",
                           "export voc", "convert", "version"]
-    assert names[11:] == ["gallery", "train", "export", "predict", "serve"]
+    assert names[11:] == ["gallery", "train", "export", "evaluate", "predict", "serve", "select"]
     assert " ".join(d["text"] for d in steps[11]["prediction"]["detections"]) == "LOT 4711 EXP 2027"
-    train, export, predict = steps[12:15]
+    train, export, evaluate, predict = steps[12:16]
     assert train["epochs"] == 1 and train["stopped"] == "time"  # one epoch, then the budget (0 s) stops it
     assert train["model"]["status"] == "ready" and train["model"]["classes"] == ["square", "triangle", "disc"]
     assert export["format"] == "onnx" and max(export["parity"]["max_abs_diff"].values()) < 0.05
     assert [p["file_name"] for p in predict["predictions"]] == ["shape_0013.jpg", "shape_0014.jpg", "shape_0015.jpg"]
-    served = steps[15]["response"]
+    # evaluated on the version's held-out split; the confusion's rows hold every ground-truth object once
+    assert evaluate["model"] == "shapes-detector" and evaluate["split"] in ("test", "valid") and evaluate["images"] > 0
+    matrix = evaluate["confusion"]["matrix"]
+    assert sum(map(sum, matrix[:-1])) == evaluate["tide"]["true_positives"] + evaluate["tide"]["false_negatives"]
+    served = steps[16]["response"]
     assert served["model"]["model"] == "shapes-detector" and served["images"][0]["name"] == "shape_0015.jpg"
     # the server ran the same model on the same image as the local predictor
     local = [(d["class"], round(d["score"], 3)) for d in predict["predictions"][2]["detections"]]
@@ -72,6 +76,10 @@ def test_demo_runs_every_stage(tmp_path):
     assert steps[3]["images_unchanged"] == 16
     assert steps[6]["reimport"]["annotations_added"] == imp["annotations_added"]
     assert steps[5]["fix_dry_run"] == {} or sum(steps[5]["fix_dry_run"].values()) == 0  # synthetic data is clean
+    select = steps[17]
+    assert select["tag"] == "demo-relabel" and select["candidates"] == 16 and len(select["picked"]) == 5
+    scores = [p["score"] for p in select["picked"]]
+    assert scores == sorted(scores, reverse=True)  # most uncertain first
 
 
 def test_root_version_flag_and_health_dataset_version_do_not_clash():

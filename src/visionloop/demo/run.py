@@ -120,7 +120,8 @@ def run(workdir: Path | None = None, *, images: int = 60, seed: int = 0, train_s
 
 
 def _model_steps(store: Any, version: str, workdir: Path, *, seed: int, train_seconds: float) -> Iterator[Step]:
-    """Train a small detector on the version, check it on the validation split, export it to ONNX, predict."""
+    """Train a small detector on the version, export it to ONNX, evaluate it on the held-out split, predict,
+    serve it, and pick the images to relabel first."""
     from visionloop.infer import Predictor
     from visionloop.store import models as registry
     from visionloop.train import train
@@ -146,6 +147,8 @@ def _model_steps(store: Any, version: str, workdir: Path, *, seed: int, train_se
                "torch| " + ", ".join(f"{k} {v:.2g}" for k, v in diffs.items()) + " (checked on export)",
                time.perf_counter() - t, onnx.to_json())
 
+    yield _evaluate_step(store, info.name, version)
+
     t = time.perf_counter()
     predictor = Predictor(path)
     shown = sorted((workdir / "render").glob("*.jpg"))[-3:]
@@ -158,6 +161,42 @@ def _model_steps(store: Any, version: str, workdir: Path, *, seed: int, train_se
 
     t = time.perf_counter()
     yield _serve_step(store.root, info.name, shown[-1], time.perf_counter() - t)
+    yield _select_step(store, info.name)
+
+
+def _evaluate_step(store: Any, model: str, version: str) -> Step:
+    """The exported model on the version's test split (valid when there is none): COCO metrics, TIDE, events."""
+    from visionloop.evaluate.model import evaluate_model
+    from visionloop.versions import VersionDataset
+
+    t = time.perf_counter()
+    split = "test" if len(VersionDataset(store, version, "test")) else "valid"
+    ev = evaluate_model(store, model, version, split)
+    assert ev.detection is not None
+    m, tide, cm = ev.detection.metrics, ev.detection.errors.tide, ev.detection.confusion
+    k = len(cm.category_ids)
+    objects, right = int(cm.matrix[:k].sum()), int(cm.matrix[:k, :k].trace())
+    worst = max(tide.delta.items(), key=lambda kv: kv[1], default=None)
+    return Step("evaluate", f"evaluated {model}'s ONNX export on the {split} split ({ev.images} images): mAP50 "
+                f"{m.map50:.3f}, mAP50-95 {m.map:.3f}; at confidence ≥ {cm.score_threshold:g}: {right} of {objects} "
+                f"objects found with the right class, {int(cm.matrix[k, :k].sum())} false positives, "
+                f"{int(cm.matrix[:k, k].sum())} missed" + (f"; most mAP lost to {worst[0].value} errors "
+                                                             f"({worst[1]:.3f})" if worst and worst[1] > 0 else "")
+                + f"; {len(ev.events)} error events stored (`visionloop errors {model}`)",
+                time.perf_counter() - t, ev.to_json(events=False))
+
+
+def _select_step(store: Any, model: str, budget: int = 5) -> Step:
+    """Close the loop: the images the model is least sure about, tagged for relabelling."""
+    from visionloop.loop.select import select_images
+
+    t = time.perf_counter()
+    sel = select_images(store, model, budget=budget, strategy="entropy", aggregate="max", source="all",
+                        tag="demo-relabel")
+    names = ", ".join(p.file_name for p in sel.picked)
+    return Step("select", f"picked the {len(sel.picked)} of {sel.candidates} images {model} is least sure about "
+                f"(entropy, max over boxes): {names}; tagged {sel.tag} for relabelling (`visionloop label send "
+                f"--tag {sel.tag} --to label-studio`)", time.perf_counter() - t, sel.to_json())
 
 
 #: what the demo's label says (rendered, then read back by the gallery's OCR model)
