@@ -495,7 +495,7 @@ def main() -> int:
         default = Settings()
         wait = args.wait_ms if args.wait_ms is not None else default.max_wait_ms
         configs = [
-            ("vl-off", "visionloop, batching off", "visionloop", {"max_batch": 1}, "/v1/models/detect/predict"),
+            ("vl-off", "visionloop, batching off (the CPU default)", "visionloop", {"max_batch": 1}, "/v1/models/detect/predict"),
             ("vl-on", f"visionloop, batching on ({args.max_batch}, {wait:g} ms)", "visionloop",
              {"max_batch": args.max_batch, "wait_ms": wait}, "/v1/models/detect/predict"),
             ("litserve", f"LitServe ({args.max_batch}, 5 ms)", "litserve", {"max_batch": args.max_batch},
@@ -542,16 +542,17 @@ def main() -> int:
             print(f"| {label} | {n} | {r['rps']:.1f} | {r['p50']:.1f} | {r['p95']:.1f} | {r['p99']:.1f} | "
                   f"{r['errors']} |")
         by = {(label, n): r for label, n, r in rows}
-        vl = next((label for label, *_ in rows if label.startswith("visionloop, batching on")), None)
+        mine = [label for label in dict.fromkeys(lb for lb, *_ in rows) if label.startswith("visionloop")]
+        vl = mine[0] if mine else None
         failed = {label for label, _, r in rows if r["errors"]}
         peers = [label for label, *_ in dict.fromkeys((lb,) for lb, *_ in rows)
                  if not label.startswith("visionloop") and label not in failed]
-        if vl and peers:
-            print("\n| clients | visionloop req/s | best peer | peer req/s | ratio | visionloop p95 | peer p95 |\n"
-                  "|---:|---:|---|---:|---:|---:|---:|")
+        for label in mine if peers else []:  # batching off is the CPU default (Settings.batch_limit)
+            print(f"\n{label}:\n| clients | visionloop req/s | best peer | peer req/s | ratio | visionloop p95 | "
+                  "peer p95 |\n|---:|---:|---|---:|---:|---:|---:|")
             for n in levels:
                 best = max(peers, key=lambda p, n=n: by[(p, n)]["rps"])
-                a, b = by[(vl, n)], by[(best, n)]
+                a, b = by[(label, n)], by[(best, n)]
                 print(f"| {n} | {a['rps']:.1f} | {best} | {b['rps']:.1f} | {a['rps'] / b['rps']:.2f} | "
                       f"{a['p95']:.1f} | {b['p95']:.1f} |")
         if raw and vl and 1 in levels:

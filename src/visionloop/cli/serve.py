@@ -19,7 +19,9 @@ def serve(
     model: Annotated[list[str] | None, typer.Option(
         "--model", "-m", help="Serve only this model or task family (repeatable; default: all).")] = None,
     auth: Annotated[bool, typer.Option("--auth", help="Require API keys on loopback too.")] = False,
-    max_batch: Annotated[int | None, typer.Option(help="Largest inference batch per model (1: batching off).")] = None,
+    max_batch: Annotated[int | None, typer.Option(
+        help="Largest inference batch per model (1: batching off; default: 1 on CPU with one ONNX Runtime thread "
+             "per inference thread, else 4).")] = None,
     max_wait_ms: Annotated[float | None, typer.Option(help="Longest wait for a batch to fill, in ms.")] = None,
     queue_size: Annotated[int | None, typer.Option(help="Images waiting per model before 503.")] = None,
     max_images: Annotated[int | None, typer.Option(help="Images per request.")] = None,

@@ -350,7 +350,7 @@ class Pool:
             else:
                 warm = np.zeros((1, 3, predictor.height, predictor.width), np.float32)
                 await asyncio.to_thread(predictor.raw, warm)  # first run allocates; not on a user's clock
-                batcher = Batcher(predictor.raw, max_batch=s.max_batch, max_wait_ms=s.max_wait_ms,
+                batcher = Batcher(predictor.raw, max_batch=s.batch_limit(), max_wait_ms=s.max_wait_ms,
                                   queue_size=s.queue_size, retry_after_s=s.retry_after_s, labels=labels,
                                   metrics=self.metrics, workers=s.inference_workers())
             return self._publish(Loaded(key, predictor, batcher), labels, fut)

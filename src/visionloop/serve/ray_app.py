@@ -66,7 +66,7 @@ def _deployments() -> tuple[Any, Any, Any]:
             self.predictor.raw(np.zeros((1, 3, self.predictor.height, self.predictor.width), np.float32))
             self.batcher: Any = None
             if batching == "ray":
-                self.infer_batch.set_max_batch_size(s.max_batch)
+                self.infer_batch.set_max_batch_size(s.max_batch or 4)
                 self.infer_batch.set_batch_wait_timeout_s(s.max_wait_ms / 1000)
 
         async def infer(self, x: np.ndarray) -> Any:
@@ -76,7 +76,7 @@ def _deployments() -> tuple[Any, Any, Any]:
                 from visionloop.serve.engine import Batcher
 
                 s = self.settings
-                self.batcher = Batcher(self.predictor.raw, max_batch=s.max_batch, max_wait_ms=s.max_wait_ms,
+                self.batcher = Batcher(self.predictor.raw, max_batch=s.max_batch or 4, max_wait_ms=s.max_wait_ms,
                                        queue_size=s.queue_size, retry_after_s=s.retry_after_s,
                                        labels=self.labels, workers=1)
             return await self.batcher.submit(x)
@@ -183,7 +183,7 @@ def build(project: str | Path, settings: Settings, *, replicas: int = 1, batchin
             else:
                 blobs[files["onnx"].sha256] = (m, store.blobs.get(files["onnx"].sha256))
     settings_json = settings.model_dump_json()
-    waiting = max(settings.queue_size, 2 * settings.max_batch)
+    waiting = max(settings.queue_size, 2 * (settings.max_batch or 4))
     models = {key: serve.deployment(Model).options(
         name=f"model-{m.name}", num_replicas=replicas, max_ongoing_requests=waiting,
         ray_actor_options={"num_cpus": 0}).bind(data, settings_json, batching, (m.name, str(m.id)))

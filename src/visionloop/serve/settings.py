@@ -51,10 +51,15 @@ class Settings(BaseModel):
     #: seconds a looked-up key is trusted before the store is asked again (revocation delay)
     key_cache_s: float = 2.0
 
-    # dynamic micro-batching, per loaded model. Measured on 2 CPU cores (bench/serve.py --sweep): a batch of 8
-    # runs ~1.25x the images/s of batch 1, waiting for a batch to fill bought no throughput and cost p95, and
-    # batches over 4 doubled p95 at 8 clients. So: batch what is already queued (greedy), up to 4, never wait.
-    max_batch: int = Field(4, ge=1, le=256)
+    # dynamic micro-batching, per loaded model: batch what is already queued (greedy), up to `batch_limit()`,
+    # never wait. Measured on 2 CPU cores (bench/serve.py --sweep, 320 px detector): ONNX Runtime on one thread
+    # runs a batch of N in N times one image's time (13.5 ms per image at batch 1, 26.6 ms for 2, 56.5 ms for
+    # 4), so with one ORT thread per inference thread (the CPU default, 2 × 1) batching gains nothing and only
+    # holds images back: batch 1 served 96 req/s at p99 104 ms with 8 clients, batch 4 93 req/s at p99 156 ms,
+    # batch 8 94 req/s at p99 209 ms; at 32 clients 95 vs 94 vs 89 req/s. With two ORT threads per session a
+    # batch of 2 runs 1.25x the images/s of batch 1, so there (`--model-workers 1 --threads 2`, or a GPU) the
+    # default batches up to 4; waiting for a batch to fill bought no throughput and cost p95.
+    max_batch: int | None = Field(None, ge=1, le=256)
     max_wait_ms: float = Field(0.0, ge=0, le=1000)
     #: images waiting for inference per model; beyond it requests get 503 + Retry-After
     queue_size: int = Field(64, ge=1)
@@ -118,6 +123,13 @@ class Settings(BaseModel):
         if self.threads or self.device != "cpu":
             return self.threads
         return max(1, (os.cpu_count() or 1) // self.inference_workers())
+
+    def batch_limit(self) -> int:
+        """The largest inference batch: `max_batch` when set, else 1 on CPU when every inference thread runs
+        ONNX Runtime on one thread (nothing to gain, see above), else 4."""
+        if self.max_batch:
+            return self.max_batch
+        return 1 if self.device == "cpu" and self.ort_threads() == 1 else 4
 
     def auth_required(self) -> bool:
         return bool(self.auth) if self.auth is not None else not is_loopback(self.host)
