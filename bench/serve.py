@@ -234,7 +234,7 @@ def start(kind: str, project: Path, onnx: str, **kw) -> Proc:
         cli = [PY, "-m", "visionloop.cli.main", "serve", "-p", str(project), "--port", str(port),
                "--max-batch", str(kw["max_batch"]), "--max-wait-ms", str(kw.get("wait_ms", 0)),
                "--queue-size", str(kw.get("queue", 256))]
-        cli += [a for k, v in kw.get("extra", {}).items() for a in (k, str(v))]
+        cli += [a for k, v in kw.get("extra", {}).items() for a in ((k,) if v is None else (k, str(v)))]
         proc = Proc(cli, port, "/readyz")
     elif kind == "plain":
         proc = Proc([*me, "--run", "plain", "--onnx", onnx, "--port", str(port)], port, "/docs")
@@ -414,7 +414,7 @@ def main() -> int:
     ap.add_argument("--clients", default="1,8,32")
     ap.add_argument("--rounds", type=int, default=3, help="slices per cell, the servers taking turns")
     ap.add_argument("--imgsz", type=int, default=320)
-    ap.add_argument("--only", default="", help="comma list of: raw,vl-off,vl-on,litserve,plain")
+    ap.add_argument("--only", default="", help="comma list of: raw,vl-off,vl-nosolo,vl-on,litserve,plain")
     ap.add_argument("--sweep", action="store_true", help="visionloop's batching and threading settings (--grid)")
     ap.add_argument("--grid", default="1:0:1,4:0:1,8:0:1,8:5:1,1:0:2,4:0:2,8:0:2",
                     help="max_batch:max_wait_ms:inference_threads[:ort_threads] cells for --sweep")
@@ -438,7 +438,7 @@ def main() -> int:
         images = photos()
         payloads = bodies(images)
         levels = [int(c) for c in args.clients.split(",")]
-        only = set(args.only.split(",")) if args.only else {"raw", "vl-off", "vl-on", "litserve", "plain"}
+        only = set(args.only.split(",")) if args.only else {"raw", "vl-off", "vl-nosolo", "vl-on", "litserve", "plain"}
         print(f"\n{os.cpu_count()} CPUs; {len(images)} raccoon photos "
               f"({np.mean([len(d) for d in images]) / 1024:.0f} KB JPEG on average), one image per request, "
               f"JSON base64; at most {args.seconds:.0f} s or {args.requests} requests per cell\n")
@@ -456,19 +456,15 @@ def main() -> int:
                 print(f"| {k} | {v if not isinstance(v, float) else round(v, 1)} |")
             return 0 if res["valid_5xx"] == 0 and res["valid_failed"] == 0 and res["alive"] else 1
 
-        raw = None
+        raws: dict[int, dict] = {}
         if "raw" in only:
             names = {"pipeline": "decode + letterbox + run + NMS, one image", "run1": "session.run, batch 1",
                      "run2": "session.run, batch 2", "run4": "session.run, batch 4", "run8": "session.run, batch 8"}
             print("| raw ONNX Runtime, in process, one caller | ORT threads | p50 ms | images/s |\n|---|---:|---:|---:|")
-            raws = {}
             for threads in (1, os.cpu_count() or 1):
                 raws[threads] = raw_ort(onnx, images, min(args.seconds, 8), threads)
                 for k, (p50, ips) in raws[threads].items():
                     print(f"| {names[k]} | {threads} | {p50:.1f} | {ips:.1f} |")
-            from visionloop.serve.settings import Settings as _S
-
-            raw = raws[_S().ort_threads() or (os.cpu_count() or 1)]
             print()
 
         if args.sweep:
@@ -496,6 +492,8 @@ def main() -> int:
         wait = args.wait_ms if args.wait_ms is not None else default.max_wait_ms
         configs = [
             ("vl-off", "visionloop, batching off (the CPU default)", "visionloop", {"max_batch": 1}, "/v1/models/detect/predict"),
+            ("vl-nosolo", "visionloop, batching off, --no-solo", "visionloop",
+             {"max_batch": 1, "extra": {"--no-solo": None}}, "/v1/models/detect/predict"),
             ("vl-on", f"visionloop, batching on ({args.max_batch}, {wait:g} ms)", "visionloop",
              {"max_batch": args.max_batch, "wait_ms": wait}, "/v1/models/detect/predict"),
             ("litserve", f"LitServe ({args.max_batch}, 5 ms)", "litserve", {"max_batch": args.max_batch},
@@ -543,7 +541,6 @@ def main() -> int:
                   f"{r['errors']} |")
         by = {(label, n): r for label, n, r in rows}
         mine = [label for label in dict.fromkeys(lb for lb, *_ in rows) if label.startswith("visionloop")]
-        vl = mine[0] if mine else None
         failed = {label for label, _, r in rows if r["errors"]}
         peers = [label for label, *_ in dict.fromkeys((lb,) for lb, *_ in rows)
                  if not label.startswith("visionloop") and label not in failed]
@@ -555,12 +552,14 @@ def main() -> int:
                 a, b = by[(label, n)], by[(best, n)]
                 print(f"| {n} | {a['rps']:.1f} | {best} | {b['rps']:.1f} | {a['rps'] / b['rps']:.2f} | "
                       f"{a['p95']:.1f} | {b['p95']:.1f} |")
-        if raw and vl and 1 in levels:
-            for label in (lb for lb in dict.fromkeys(lb for lb, *_ in rows) if lb.startswith("visionloop")):
+        if raws and 1 in levels:  # a lone client: every server against the in-process pipeline at 1 and all threads
+            print("\n| one client | p50 ms | " + " | ".join(f"over the {t}-thread pipeline ({raws[t]['pipeline'][0]:.1f} ms)"
+                                                      for t in raws) + " |\n|---|---:|" + "---:|" * len(raws))
+            for label in dict.fromkeys(lb for lb, *_ in rows):
                 api = by[(label, 1)]["p50"]
-                print(f"\n{label}, 1 client: p50 {api:.1f} ms vs {raw['pipeline'][0]:.1f} ms in process: "
-                      f"HTTP + API overhead {api - raw['pipeline'][0]:.1f} ms "
-                      f"({(api - raw['pipeline'][0]) / raw['pipeline'][0] * 100:.0f} %)")
+                cells = [f"{api - r['pipeline'][0]:+.1f} ms ({(api - r['pipeline'][0]) / r['pipeline'][0] * 100:+.0f} %)"
+                         for r in raws.values()]
+                print(f"| {label} | {api:.1f} | " + " | ".join(cells) + " |")
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)

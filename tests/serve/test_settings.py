@@ -16,3 +16,52 @@ def test_batching_up_to_4_when_a_session_has_threads_to_fill_or_on_a_gpu():
 def test_an_explicit_max_batch_wins():
     assert Settings(workers=2, threads=1, max_batch=8).batch_limit() == 8
     assert Settings(device="cuda", max_batch=1).batch_limit() == 1
+
+
+def test_solo_session_only_on_cpu_with_one_ort_thread_per_worker():
+    assert Settings(workers=2, threads=1).solo_threads() == 2
+    assert Settings(workers=2, threads=1, solo=False).solo_threads() is None
+    assert Settings(workers=1, threads=2).solo_threads() is None
+    assert Settings(workers=2, threads=2).solo_threads() is None
+    assert Settings(device="cuda").solo_threads() is None
+
+
+def test_a_lone_image_runs_on_the_solo_session_and_busy_ones_on_the_per_core_sessions():
+    import asyncio
+    import threading
+    import time
+
+    import numpy as np
+
+    from visionloop.serve.engine import Batcher
+
+    used: list[str] = []
+    gate = threading.Event()
+
+    def run(x):
+        used.append("run")
+        gate.wait(5)
+        return [x.sum(axis=(1, 2, 3))]
+
+    def solo(x):
+        used.append("solo")
+        gate.wait(5)
+        return [x.sum(axis=(1, 2, 3))]
+
+    async def main():
+        b = Batcher(run, max_batch=1, max_wait_ms=0, queue_size=8, workers=2, solo=solo)
+        gate.set()
+        alone = await b.submit(np.ones((3, 2, 2), np.float32))
+        assert float(alone.outputs[0]) == 12.0 and used == ["solo"]
+        used.clear()
+        gate.clear()
+        busy = [asyncio.ensure_future(b.submit(np.full((3, 2, 2), i, np.float32))) for i in range(4)]
+        await asyncio.sleep(0.05)  # both workers hold an image; two wait
+        time.sleep(0.01)
+        assert used == ["run", "run"]  # others were waiting: the per-core sessions, one image on each
+        gate.set()
+        got = await asyncio.gather(*busy)
+        assert [float(r.outputs[0]) for r in got] == [0.0, 12.0, 24.0, 36.0]
+        await b.close()
+
+    asyncio.run(main())

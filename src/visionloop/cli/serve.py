@@ -34,6 +34,9 @@ def serve(
     model_workers: Annotated[int | None, typer.Option(
         help="Concurrent inference threads per model (default: one per core, at most 4).")] = None,
     threads: Annotated[int | None, typer.Option(help="ONNX Runtime threads per inference thread.")] = None,
+    solo: Annotated[bool, typer.Option(
+        "--solo/--no-solo", help="On CPU: run an image that arrives while nothing else is inferred on every core "
+                                 "(a second session per model; a lone client's answer comes sooner).")] = True,
     log_predictions: Annotated[float | None, typer.Option(
         metavar="RATE", help="Log this share (0..1) of served images with their predictions into the project "
                              "(every model; default: off). See `visionloop predictions`.")] = None,
@@ -64,7 +67,7 @@ def serve(
     settings = Settings(host=host, port=port, auth=True if auth else None, url_allow_list=allow_url or [],
                         models=model or [], workers=model_workers,
                         log_predictions=log_settings(log_predictions, log_below, log_rules),
-                        log_embedder=log_embedder, device=device, **{k: v for k, v in given.items() if v is not None})
+                        log_embedder=log_embedder, device=device, solo=solo, **{k: v for k, v in given.items() if v is not None})
     shown = host if ":" not in host else f"[{host}]"
     err_console.print(f"serving {Path(project).resolve()} on http://{shown}:{port} (docs at /docs, "
                       f"auth {'on' if settings.auth_required() else 'off'}); Ctrl-C stops", highlight=False,

@@ -94,8 +94,11 @@ class _Bounded:
 class Batcher(_Bounded):
     def __init__(self, run: Callable[[np.ndarray], list[np.ndarray]], *, max_batch: int, max_wait_ms: float,
                  queue_size: int, retry_after_s: int = 1, labels: tuple[str, str] = ("", ""),
-                 metrics: Metrics | None = None, workers: int = 1) -> None:
+                 metrics: Metrics | None = None, workers: int = 1,
+                 solo: Callable[[np.ndarray], list[np.ndarray]] | None = None) -> None:
         self.run = run
+        self.solo = solo  # runs a lone image on every core (Settings.solo_threads)
+        self.running = 0  # batches being inferred now
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000
         self.queue_size = queue_size
@@ -151,14 +154,19 @@ class Batcher(_Bounded):
             if not live:
                 continue
             start = time.perf_counter()
+            # alone: nothing else being inferred and nothing waiting -> the session that uses every core
+            run = self.solo if self.solo is not None and self.running == 0 and self.queue.empty() else self.run
+            self.running += 1
             try:
                 x = live[0].x[None] if len(live) == 1 else np.stack([it.x for it in live])
-                outs = await loop.run_in_executor(self.executor, self.run, x)
+                outs = await loop.run_in_executor(self.executor, run, x)
             except Exception as e:  # a bug or a broken model: every waiting request gets it, the loop goes on
                 for it in live:
                     if not it.future.done():
                         it.future.set_exception(e)
                 continue
+            finally:
+                self.running -= 1
             took = time.perf_counter() - start
             if self.metrics:
                 self.metrics.batch_size.labels(*self.labels).observe(len(live))
@@ -350,9 +358,14 @@ class Pool:
             else:
                 warm = np.zeros((1, 3, predictor.height, predictor.width), np.float32)
                 await asyncio.to_thread(predictor.raw, warm)  # first run allocates; not on a user's clock
+                solo = None
+                if (n := s.solo_threads()) is not None:
+                    solo = await asyncio.to_thread(lambda: Predictor(path(), threads=n, device=s.device))
+                    await asyncio.to_thread(solo.raw, warm)
                 batcher = Batcher(predictor.raw, max_batch=s.batch_limit(), max_wait_ms=s.max_wait_ms,
                                   queue_size=s.queue_size, retry_after_s=s.retry_after_s, labels=labels,
-                                  metrics=self.metrics, workers=s.inference_workers())
+                                  metrics=self.metrics, workers=s.inference_workers(),
+                                  solo=solo.raw if solo is not None else None)
             return self._publish(Loaded(key, predictor, batcher), labels, fut)
         except BaseException as e:
             fut.set_exception(e)

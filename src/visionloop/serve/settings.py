@@ -93,6 +93,10 @@ class Settings(BaseModel):
     workers: int | None = Field(None, ge=1, le=64)
     #: ONNX Runtime intra-op threads per inference thread
     threads: int | None = None
+    #: on CPU, when every inference thread runs ONNX Runtime on one thread: a second session of each model that
+    #: uses every core, run for an image that arrives while nothing else is being inferred (a lone client's
+    #: answer comes sooner; under load the one-thread sessions serve). See `solo_threads()`.
+    solo: bool = True
     device: str = "cpu"
     decode_threads: int = 2
 
@@ -130,6 +134,13 @@ class Settings(BaseModel):
         if self.max_batch:
             return self.max_batch
         return 1 if self.device == "cpu" and self.ort_threads() == 1 else 4
+
+    def solo_threads(self) -> int | None:
+        """ONNX Runtime threads of the solo session (None: no solo session): the cores (at most 4), on CPU with
+        several inference threads of one ORT thread each."""
+        if not self.solo or self.device != "cpu" or self.inference_workers() < 2 or self.ort_threads() != 1:
+            return None
+        return max(2, min(4, os.cpu_count() or 1))
 
     def auth_required(self) -> bool:
         return bool(self.auth) if self.auth is not None else not is_loopback(self.host)
