@@ -60,7 +60,7 @@ def _image(root: Path, rel: str, objects: list[dict], *, masks: dict[str, np.nda
                           "source": {"folder": "", "filename": "", "origin": ""}, "scene": list(scene),
                           "object": objects}}
     jpg.with_suffix(".json").write_text(json.dumps(doc, indent=2))
-    for i, (name, m) in enumerate(masks.items()):
+    for name, m in masks.items():
         p = jpg.parent / name
         p.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray((m * 255).astype(np.uint8), "L").save(p)
