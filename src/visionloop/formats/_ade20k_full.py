@@ -292,7 +292,10 @@ def _instance_mask(obj: dict[str, Any], js: Path, image: Path, width: int, heigh
 
     try:
         with Image.open(png) as im:
-            arr = np.asarray(im.convert("RGB")).any(axis=2)  # any non-black pixel (the masks are 0 / 255)
+            if im.mode in ("L", "1"):  # the release's masks: grey 0 / 255
+                arr = np.asarray(im) != 0
+            else:  # any non-black pixel
+                arr = np.asarray(im.convert("RGB")).any(axis=2)
     except (UnidentifiedImageError, OSError) as e:
         raise FormatError(f"not a readable image ({e})", path=png) from None
     if arr.shape != (height, width):
