@@ -142,3 +142,16 @@ def test_other_gt_txt_files_are_not_claimed(tmp_path: Path) -> None:
     (loc / "images").mkdir()
     Image.new("RGB", (8, 8)).save(loc / "images" / "img_1.jpg")
     assert icdar_word_recognition.detect(loc).score == 0 and detect(loc) == "icdar"
+
+
+def test_an_import_quarantines_the_broken_line_only(tmp_path: Path) -> None:
+    root = _release(tmp_path / "icdar2015")
+    gt = root / "ch4_training_word_images_gt" / "gt.txt"
+    gt.write_text('word_1.png, "RED"\nword_2.png, "unclosed\nword_3.png, "OK"\n')
+    bad = []
+    with quarantine_reads(bad.append), count_skips():
+        samples = list(icdar_word_recognition.read(root))
+    assert [(x.where, x.path) for x in bad] == [("line 2", str(gt))]
+    # word_2 was labelled (its line is broken): quarantined, not MISSING
+    assert [(Path(s.image.file_name).name, s.state.value) for s in samples] == [
+        ("word_1.png", "annotated"), ("word_3.png", "annotated"), ("word_4.png", "missing"), ("word_5.png", "missing")]

@@ -18,7 +18,7 @@ labels with attributes (Datumaro, CVAT tags, Label Studio...) keeps it, with the
 other ICDAR formats. A line without a transcription makes its image NULL; an image of the folder that no line
 names is MISSING. The split is the word in the folder's name (train, test, val), else the folder's name (none
 for datumaro's ``default`` and for ``gt.txt`` in the folder given). A line that is not ``<image>, "<text>"`` is an
-error naming the file and line (a file cut short is refused); a listed image that is not there is an error
+error naming the file and line (a file cut short is refused; an import quarantines the line); a listed image that is not there is an error
 naming the line (the image is quarantined). ``gt.txt`` gives no image size: the images are needed.
 
 Unlike datumaro's reader, a transcription may hold ``, `` (datumaro splits the line there and then drops the
@@ -133,8 +133,9 @@ def read(path: Path, *, split: str | None = None) -> Reader:
     return Reader(classes, lambda: _samples(root, files, split), source=root)
 
 
-def _lines(gt: Path) -> dict[str, list[tuple[int, str | None]]]:
-    """Image name -> [(line number, transcription or None)], in the order of first mention."""
+def _lines(gt: Path, broken: set[str]) -> dict[str, list[tuple[int, str | None]]]:
+    """Image name -> [(line number, transcription or None)], in the order of first mention; the image names of
+    lines that cannot be read (quarantined) go to `broken`."""
     try:
         text = gt.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
@@ -144,9 +145,11 @@ def _lines(gt: Path) -> dict[str, list[tuple[int, str | None]]]:
         if not line.strip():
             continue
         parsed = _parse(line)
-        if parsed is None:
-            raise FormatError(f"expected <image>, \"<transcription>\", got {line.strip()[:60]!r}", path=gt,
-                              where=f"line {n}", hint=_LINE_HINT)
+        if parsed is None:  # refused; when importing, that line is quarantined and the others read
+            broken.add(line.partition(",")[0].strip())
+            quarantine(FormatError(f"expected <image>, \"<transcription>\", got {line.strip()[:60]!r}", path=gt,
+                                   where=f"line {n}", hint=_LINE_HINT))
+            continue
         out.setdefault(parsed[0], []).append((n, parsed[1]))
     return out
 
@@ -156,7 +159,8 @@ def _samples(root: Path, files: list[Path], forced: str | None) -> Iterator[Samp
         split = forced or _icdar.folder_split(gt.parent, root)
         images = _images_dir(gt.parent)
         used: set[str] = set()
-        for name, lines in _lines(gt).items():
+        broken: set[str] = set()
+        for name, lines in _lines(gt, broken).items():
             image = images / name
             if not image.is_file():
                 quarantine(ImageError(f"listed image {name} not found in {images}", path=gt,
@@ -168,9 +172,10 @@ def _samples(root: Path, files: list[Path], forced: str | None) -> Iterator[Samp
             anns = tuple(Annotation(CLASS, Label(), {_icdar.TRANSCRIPTION: text}) for _, text in lines
                          if text is not None)
             yield Sample(ref, anns, split=split, state=None if anns else LabelState.NULL)
+        used.update(os.path.normcase(os.path.abspath(images / name)) for name in broken if name)
         for image in iter_files(images, suffixes=IMAGE_EXTENSIONS):
             if os.path.normcase(os.path.abspath(image)) in used:
-                continue
+                continue  # read, or its line quarantined (never MISSING: it was labelled)
             if images == gt.parent and image.parent != images:
                 continue  # beside gt.txt: only the folder's own images (sub-folders may be other subsets)
             yield Sample(ImageRef(relative_name(image, root), path=os.path.abspath(image)), (), split=split,
