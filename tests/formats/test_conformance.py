@@ -29,7 +29,8 @@ from visionloop.demo import synthetic
 from visionloop.formats import FORMATS, ImageMode, registry
 
 # where the format names the validation split its own way (its layout's convention)
-VALID_AS = {"yolo": "val", "darknet": "val", "icdar": "val", "imagenet": "val", "camvid_segnet": "val",
+VALID_AS = {"yolo": "val", "darknet": "val", "icdar": "val", "icdar_word_recognition": "val",
+            "icdar_text_segmentation": "val", "imagenet": "val", "camvid_segnet": "val",
             # train and test only: the writer reports "split valid -> test" as a lossy conversion
             "cifar10": "test", "cifar100": "test", "mnist": "test", "fashion_mnist": "test"}
 # file contents that carry the time of writing, as the tool's own files do

@@ -5,7 +5,8 @@ Tinca tinca``; line number = class index), ``ILSVRC/Data/CLS-LOC/train/<wnid>/<w
 images labelled by ``LOC_val_solution.csv`` (``ImageId,PredictionString``, the wnid first); and (2) mmpretrain's
 annotation lists (mmpretrain/datasets/custom.py, ``CustomDataset``: ``meta/train.txt`` lines ``<path> <index>``,
 paths relative to the split folder). Oracle: torchvision's ``ImageFolder`` on the written ``train/`` and the lists
-parsed by hand.
+parsed by hand. Human-readable class names: ILSVRC-2012's own ``synset_words.txt`` lines for the synsets that share a
+first word (two ``crane``, two ``maillot``, ``Cardigan`` / ``cardigan``).
 """
 
 from __future__ import annotations
@@ -39,12 +40,16 @@ def test_kaggle_ilsvrc_layout(tmp_path: Path) -> None:
         "ImageId,PredictionString\nILSVRC2012_val_00000001,n01484850 23 44 301 270 n01484850 1 2 30 40 \n")
     assert detect(root) == "imagenet"
     reader = imagenet.read(root)
-    assert reader.classes.names == ["n01440764", "n01443537", "n01484850"]
-    got = [(s.image.file_name, s.split, [a.label for a in s.annotations], s.state.value) for s in reader]
+    assert reader.classes.names == ["tench", "goldfish", "great white shark"]  # the words, not the wnids
+    got = [(s.image.file_name, s.split, [(a.label, dict(a.attributes)) for a in s.annotations], s.state.value)
+           for s in reader]
     assert got == [
-        ("ILSVRC/Data/CLS-LOC/train/n01440764/n01440764_10026.JPEG", "train", ["n01440764"], "annotated"),
-        ("ILSVRC/Data/CLS-LOC/train/n01443537/n01443537_10007.JPEG", "train", ["n01443537"], "annotated"),
-        ("ILSVRC/Data/CLS-LOC/val/ILSVRC2012_val_00000001.JPEG", "val", ["n01484850"], "annotated"),
+        ("ILSVRC/Data/CLS-LOC/train/n01440764/n01440764_10026.JPEG", "train", [("tench", {"wnid": "n01440764"})],
+         "annotated"),
+        ("ILSVRC/Data/CLS-LOC/train/n01443537/n01443537_10007.JPEG", "train", [("goldfish", {"wnid": "n01443537"})],
+         "annotated"),
+        ("ILSVRC/Data/CLS-LOC/val/ILSVRC2012_val_00000001.JPEG", "val",
+         [("great white shark", {"wnid": "n01484850"})], "annotated"),
         ("ILSVRC/Data/CLS-LOC/val/ILSVRC2012_val_00000002.JPEG", "val", [], "missing"),  # not in the solution
     ]
 
@@ -84,7 +89,7 @@ def test_mmpretrain_lists_and_round_trip(tmp_path: Path) -> None:
     with quarantine_reads(lambda e: None):
         report = registry.write(reader, out, format="imagenet", classes=reader.classes, images=ImageMode.COPY)
     assert report.images == 4 and report.annotations == {"label": 3} and not report.dropped
-    assert (out / "synsets.txt").read_text() == "n01440764\nn01443537\nn01484850\n"
+    assert (out / "synsets.txt").read_text() == "n01440764 tench\nn01443537 goldfish\nn01484850 great white shark\n"
     assert (out / "meta" / "train.txt").read_text() == "n01440764/n01440764_1.JPEG 0\nn01484850/n01484850_7.JPEG 2\n"
     assert (out / "meta" / "test.txt").read_text() == "_unlabelled/ILSVRC2012_test_00000001.JPEG\n"
     from torchvision.datasets import ImageFolder
@@ -93,9 +98,44 @@ def test_mmpretrain_lists_and_round_trip(tmp_path: Path) -> None:
     assert [(Path(p).name, folder.classes[t]) for p, t in folder.samples] == [
         ("n01440764_1.JPEG", "n01440764"), ("n01484850_7.JPEG", "n01484850")]
     again = {s.image.file_name: [a.label for a in s.annotations] for s in imagenet.read(out)}
-    assert again == {"train/n01440764/n01440764_1.JPEG": ["n01440764"], "train/n01484850/n01484850_7.JPEG": ["n01484850"],
-                     "val/n01443537/ILSVRC2012_val_00000003.JPEG": ["n01443537"],
+    assert again == {"train/n01440764/n01440764_1.JPEG": ["tench"], "train/n01484850/n01484850_7.JPEG": ["great white shark"],
+                     "val/n01443537/ILSVRC2012_val_00000003.JPEG": ["goldfish"],
                      "test/_unlabelled/ILSVRC2012_test_00000001.JPEG": []}
+
+
+# ILSVRC-2012's synset_words.txt lines (Caffe's data/ilsvrc12 get_ilsvrc_aux.sh; the same words as
+# LOC_synset_mapping.txt) for the synsets whose first word another synset shares
+SYNSET_WORDS = """n02012849 crane
+n03126707 crane
+n02113186 Cardigan, Cardigan Welsh corgi
+n03014705 cardigan
+n03710637 maillot
+n03710721 maillot, tank suit
+n01440764 tench, Tinca tinca
+"""
+
+
+def test_synset_words_give_readable_names_and_shared_names_their_wnid(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    (root / "meta").mkdir(parents=True)
+    (root / "synset_words.txt").write_text(SYNSET_WORDS)
+    wnids = [line.split()[0] for line in SYNSET_WORDS.splitlines()]
+    (root / "meta" / "train.txt").write_text("".join(f"{w}/{w}_1.JPEG {i}\n" for i, w in enumerate(wnids)))
+    for w in wnids:
+        _img(root / "train" / w / f"{w}_1.JPEG")
+    reader = imagenet.read(root)
+    assert reader.classes.names == ["crane (n02012849)", "crane (n03126707)", "Cardigan (n02113186)",
+                                    "cardigan (n03014705)", "maillot (n03710637)", "maillot (n03710721)", "tench"]
+    samples = list(reader)
+    assert [(a.label, a.attributes["wnid"]) for s in samples for a in s.annotations] == list(
+        zip(reader.classes.names, wnids, strict=True))
+    out = tmp_path / "out"
+    registry.write(samples, out, format="imagenet", classes=reader.classes, images=ImageMode.NONE)
+    assert (out / "synsets.txt").read_text() == (
+        "n02012849 crane\nn03126707 crane\nn02113186 Cardigan\nn03014705 cardigan\nn03710637 maillot\n"
+        "n03710721 maillot\nn01440764 tench\n")
+    assert imagenet.read(out).classes.names == reader.classes.names
+    assert (out / "meta" / "train.txt").read_text().splitlines()[1] == "n03126707/n03126707_1.JPEG 1"
 
 
 def test_the_new_formats_are_listed_by_visionloop_formats() -> None:
@@ -108,6 +148,7 @@ def test_the_new_formats_are_listed_by_visionloop_formats() -> None:
     out = CliRunner().invoke(app, ["formats", "--json"])
     assert out.exit_code == 0
     names = {f["name"] for f in json.loads(out.stdout)}
-    assert {"cifar10", "cifar100", "mnist", "fashion_mnist", "icdar", "labelme_xml", "imagenet"} <= names
+    assert {"cifar10", "cifar100", "mnist", "fashion_mnist", "icdar", "icdar_word_recognition",
+            "icdar_text_segmentation", "labelme_xml", "imagenet"} <= names
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert f"- {len(names)} dataset formats read and written" in readme

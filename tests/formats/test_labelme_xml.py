@@ -120,3 +120,25 @@ def test_images_none_uses_imagesize(exported: Path, tmp_path: Path) -> None:
     assert report.images == 1 and report.annotations == {"polygon": 1, "box": 1}
     with pytest.raises(Exception, match="image train/street_1.jpg not found"):
         list(labelme_xml.read(src))
+
+
+def test_images_without_xml_are_missing_not_dropped(exported: Path, tmp_path: Path) -> None:
+    """An image under Images/ that no XML names was not labelled: MISSING, never left out in silence (datumaro's
+    importer lists only the XML files; the images are the dataset). Fixture: the datumaro export above with one
+    image's XML removed and one image added without an XML."""
+    import shutil
+
+    from PIL import Image
+
+    root = tmp_path / "ds"
+    shutil.copytree(exported, root)
+    (root / "Annotations" / "train" / "street_2.xml").unlink()
+    Image.new("RGB", (60, 40)).save(root / "Images" / "train" / "street_3.jpg")
+    (root / "Images" / "extra").mkdir()
+    Image.new("RGB", (60, 40)).save(root / "Images" / "extra" / "z.png")
+    with count_skips():
+        samples = list(labelme_xml.read(root))
+    assert [(s.image.file_name, s.split, s.state.value, len(s.annotations)) for s in samples] == [
+        ("train/street_1.jpg", "train", "annotated", 2), ("extra/z.png", None, "missing", 0),
+        ("train/street_2.jpg", "train", "missing", 0), ("train/street_3.jpg", "train", "missing", 0)]
+    assert samples[2].image.path == str(root / "Images" / "train" / "street_2.jpg")

@@ -13,7 +13,8 @@ from visionloop.demo import synthetic
 from visionloop.formats import FORMATS, ImageMode, registry
 
 # the writers that refuse a folder holding their files; every other one rewrites identical files
-REFUSE = {"cifar10", "cifar100", "mnist", "fashion_mnist", "icdar", "labelme_xml", "imagenet", "camvid_segnet", "voc", "tfrecord", "tfcsv", "createml", "labelme", "dota", "retinanet", "yolokeras", "clscsv", "vlm",
+REFUSE = {"cifar10", "cifar100", "mnist", "fashion_mnist", "icdar", "icdar_word_recognition", "icdar_text_segmentation",
+          "labelme_xml", "imagenet", "camvid_segnet", "voc", "tfrecord", "tfcsv", "createml", "labelme", "dota", "retinanet", "yolokeras", "clscsv", "vlm",
           "cityscapes", "semseg", "kitti", "kitti_seg", "mapillary", "openimages", "ade20k", "camvid", "folders",
           "unlabelled"}
 # SageMaker manifests carry the time they were written (`creation-date`), as SageMaker's own do

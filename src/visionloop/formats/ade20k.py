@@ -15,6 +15,11 @@ Layout::
 The path may be ADEChallengeData2016/ or the folder holding it. `training` is the split
 "train", `validation` "val", `default` no split.
 
+The full ADE20K release (ADE20K_2021_17_01: per image `<name>.jpg`, `<name>_seg.png`,
+`<name>_parts_N.png`, `<name>.json`, `<name>/instance_*.png`; datumaro's `ade20k2020`) is
+read too, by `_ade20k_full` (see there), when the folder is not the SceneParsing layout;
+it is written as SceneParsing.
+
 Reading
     One semantic Mask (attributes {"semantic": True}) per class index present; index 0 is
     skipped. Class ids are the indices, names the `Name` column as written (synonyms joined by
@@ -45,7 +50,7 @@ from visionloop.core.classes import ClassMap
 from visionloop.core.errors import FormatError
 from visionloop.core.geometry import Mask, kind
 from visionloop.core.sample import ImageRef, LabelState, Sample
-from visionloop.formats import _seg
+from visionloop.formats import _ade20k_full, _seg
 from visionloop.formats.base import (
     IMAGE_EXTENSIONS,
     Detection,
@@ -85,10 +90,7 @@ def _dirs(folder: Path) -> list[Path]:
         return []
 
 
-def detect(path: Path) -> Detection:
-    path = Path(path)
-    if not path.is_dir():
-        return Detection.no("not a folder")
+def _scene_parsing(path: Path) -> Detection:
     root = _root(path)
     if (root / OBJECT_INFO).is_file():
         with open(root / OBJECT_INFO, encoding="utf-8-sig", errors="replace") as f:
@@ -102,6 +104,19 @@ def detect(path: Path) -> Detection:
             if first is not None:
                 return Detection(0.8, f"annotations/{split.name}/{first.name} (ADE20K names, no {OBJECT_INFO})")
     return Detection.no(f"no {OBJECT_INFO} and no images/ + annotations/ of ADE_*.png")
+
+
+def detect(path: Path) -> Detection:
+    path = Path(path)
+    if not path.is_dir():
+        return Detection.no("not a folder")
+    scene = _scene_parsing(path)
+    if scene.score > 0:
+        return scene
+    full = _ade20k_full.detect(path)
+    if full.score > 0:
+        return full
+    return Detection.no(f"{scene.reason}; {full.reason}")
 
 
 def _object_info(path: Path) -> dict[int, str]:
@@ -142,6 +157,8 @@ class _Part:
 
 
 def read(path: Path, *, split: str | None = None) -> Reader:
+    if Path(path).is_dir() and _scene_parsing(Path(path)).score <= 0 and _ade20k_full.detect(Path(path)).score > 0:
+        return _ade20k_full.read(Path(path), split=split)
     root = _root(Path(path))
     if not (root / "images").is_dir():
         raise FormatError("no images/ folder (ADEChallengeData2016 layout)", path=root)

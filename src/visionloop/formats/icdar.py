@@ -38,6 +38,11 @@ from visionloop.core.classes import ClassMap
 from visionloop.core.errors import FormatError
 from visionloop.core.geometry import Box, Mask, Polygon, RotatedBox, kind, mask_to_polygon
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
+from visionloop.formats import _icdar
+from visionloop.formats._icdar import folders as _folders
+from visionloop.formats._icdar import has_file as _has
+from visionloop.formats._icdar import listing as _listing
+from visionloop.formats._icdar import split_word as _split_word
 from visionloop.formats._tabular import UniqueNames, number, split_folder
 from visionloop.formats.base import (
     Detection,
@@ -56,39 +61,9 @@ from visionloop.formats.base import (
 log = logging.getLogger(__name__)
 
 FORMAT = "icdar"
-CLASS = "text"
+CLASS = _icdar.CLASS
 DONT_CARE = "###"
 _GT = re.compile(r"^gt_(.+)\.txt$", re.IGNORECASE)
-
-
-def _split_word(name: str) -> str | None:
-    low = name.lower()
-    for word, split in (("train", "train"), ("test", "test"), ("val", "val")):
-        if word in low:
-            return split
-    return None
-
-
-def _listing(folder: Path) -> list[os.DirEntry[str]]:
-    try:
-        with os.scandir(folder) as it:
-            return sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
-    except OSError:
-        return []
-
-
-def _has(folder: Path, test: object) -> bool:
-    return any(e.is_file() and test(e.name) for e in _listing(folder))  # type: ignore[operator]
-
-
-def _folders(root: Path) -> list[Path]:
-    """The root, its sub-folders and theirs."""
-    out = [root]
-    for e in _listing(root):
-        if e.is_dir():
-            out.append(Path(e.path))
-            out.extend(Path(s.path) for s in _listing(Path(e.path)) if s.is_dir())
-    return out
 
 
 def _pairs(root: Path) -> list[tuple[Path, Path, str | None]]:
@@ -249,7 +224,7 @@ def write(samples: Iterable[Sample], out: Path, *, classes: ClassMap | None = No
                 continue
             if ann.label != CLASS:
                 report.converted[f"class {ann.label} -> {CLASS} (ICDAR has one class)"] += 1
-            text = ann.attributes.get("transcription")
+            text = _icdar.transcription(ann)
             if text is None or text == "":
                 report.converted["no transcription -> ### (do not care)"] += 1
                 text = DONT_CARE

@@ -8,8 +8,13 @@ mmpretrain's ImageNet / CustomDataset annotation lists (mmpretrain/datasets/imag
 class index; a line without a number is an unlabelled image), with ``synsets.txt`` / ``classes.txt`` (one class
 per line).
 
-Classes: the mapping file's lines in order (ids 0..); a line ``<wnid> <words>`` names the class by its wnid
-(unique, and what the folders are called), a line of one token by that token. Layouts read, in the folder given
+Classes: the mapping file's lines in order (ids 0..). A line ``<wnid> <words>`` (``n03126707 crane``, ``n01440764
+tench, Tinca tinca``: ``synset_words.txt``, ``LOC_synset_mapping.txt``) names the class by its first word (up to
+the first comma: ``crane``, ``tench``), and each of its labels keeps the wnid in the attribute ``wnid``; where two
+synsets share that name, ignoring case (ILSVRC has two ``crane``, two ``maillot``, ``Cardigan`` and
+``cardigan``), each is named ``<name> (<wnid>)``. A line of only a wnid, or of one token, names the class by it.
+The wnid (or the token) is what the folders and ``LOC_val_solution.csv`` name a class by. The synonyms after the
+first comma are not kept. Layouts read, in the folder given
 (or ``meta/`` for lists): lists ``train.txt``, ``val.txt``, ``test.txt`` (ILSVRC's ``ImageSets/CLS-LOC/train_cls.txt`` is not one: its
 numbers count images, not classes); else split folders
 ``train/``, ``val/``, ``test/`` (here or in ``ILSVRC/Data/CLS-LOC/``) holding one folder per class -- a folder that
@@ -17,8 +22,9 @@ is not a class of the mapping is an error -- or images directly (labelled by ``L
 there, else MISSING). A label outside the mapping or a listed image that is not there is an error naming the
 line (the image is quarantined).
 
-Writing: ``synsets.txt`` (the class names), ``<split>/<class>/<name>`` and ``meta/<split>.txt`` (``<class>/<name>
-<index>``); a sample without a split goes to ``train`` (counted), its one whole-image label decides the class
+Writing: ``synsets.txt`` (``<wnid> <name>`` for a class whose labels carry a ``wnid``, the `` (<wnid>)`` that told
+two names apart left out; else the class name), ``<split>/<class>/<name>`` (the class's wnid when it has one) and
+``meta/<split>.txt`` (``<class>/<name> <index>``); a sample without a split goes to ``train`` (counted), its one whole-image label decides the class
 (others, and other geometry, dropped and counted); an image without a class is listed without a number.
 """
 
@@ -27,7 +33,9 @@ from __future__ import annotations
 import csv
 import logging
 import os
+from collections import Counter
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from visionloop.core.classes import ClassMap
@@ -70,18 +78,52 @@ def _mapping(root: Path) -> Path | None:
     return None
 
 
-def _names(path: Path) -> list[str]:
-    names = []
+@dataclass(frozen=True)
+class _Synset:
+    key: str  # what folders and LOC_val_solution.csv call the class: the wnid, or the line's one token
+    name: str  # the class name
+    wnid: str | None
+
+
+def _is_wnid(token: str) -> bool:
+    return len(token) > 1 and token[0] == "n" and token[1:].isdigit()
+
+
+def _synsets(path: Path) -> list[_Synset]:
+    """The mapping file's classes in order, named as the module says."""
+    rows: list[tuple[str, str, str | None]] = []
+    seen: set[str] = set()
     for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         if not line.strip():
             continue
-        words = line.split()
-        is_wnid = len(words) > 1 and words[0][:1] == "n" and words[0][1:].isdigit()
-        token = words[0] if is_wnid else line.strip()
-        if token in names:
-            raise FormatError(f"class {token!r} listed twice", path=path, where=f"line {n}")
-        names.append(token)
-    return names
+        words = line.split(maxsplit=1)
+        wnid = words[0] if _is_wnid(words[0]) else None
+        key = words[0] if wnid else line.strip()
+        if key in seen:
+            raise FormatError(f"class {key!r} listed twice", path=path, where=f"line {n}")
+        seen.add(key)
+        name = words[1].split(",")[0].strip() if wnid and len(words) > 1 else ""
+        rows.append((key, name or key, wnid))
+    shared = Counter(name.casefold() for _, name, wnid in rows if wnid)
+    out = []
+    for key, name, wnid in rows:
+        if wnid and name != wnid and shared[name.casefold()] > 1:
+            name = f"{name} ({wnid})"
+        out.append(_Synset(key, name, wnid))
+    names = Counter(s.name for s in out)
+    twice = next((s for s in out if names[s.name] > 1), None)
+    if twice is not None:
+        raise FormatError(f"two classes are named {twice.name!r}", path=path,
+                          hint="give each line its own wnid or name")
+    return out
+
+
+def _names(path: Path) -> list[str]:
+    return [s.name for s in _synsets(path)]
+
+
+def _label(synset: _Synset) -> Annotation:
+    return Annotation(synset.name, Label(), {"wnid": synset.wnid} if synset.wnid else {})
 
 
 def _lists(root: Path) -> list[tuple[str, Path]]:
@@ -121,24 +163,25 @@ def read(path: Path, *, split: str | None = None) -> Reader:
     mapping = _mapping(root)
     if mapping is None:
         raise FormatError(f"no class mapping file ({', '.join(MAPPINGS)})", path=root)
-    names = _names(mapping)
-    classes = ClassMap.from_names(names)
+    synsets = _synsets(mapping)
+    classes = ClassMap.from_names([s.name for s in synsets])
     lists = _lists(root)
     if lists:
-        return Reader(classes, lambda: _from_lists(root, lists, names, split), source=root)
+        return Reader(classes, lambda: _from_lists(root, lists, synsets, split), source=root)
     dirs = _split_dirs(root)
     if not dirs:
         raise FormatError("no train.txt/val.txt lists nor train/ val/ folders", path=root)
-    known = set(names)
+    by_key = {s.key: s for s in synsets}
     for _, d in dirs:
         for sub in sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            if sub.name not in known:
+            if sub.name not in by_key:
                 raise FormatError(f"folder {sub.name}/ is not a class of {mapping.name}", path=sub,
                                   hint="add it to the mapping file, or remove the folder")
-    return Reader(classes, lambda: _from_folders(root, dirs, split), source=root)
+    return Reader(classes, lambda: _from_folders(root, dirs, by_key, split), source=root)
 
 
-def _from_lists(root: Path, lists: list[tuple[str, Path]], names: list[str], split: str | None) -> Iterator[Sample]:
+def _from_lists(root: Path, lists: list[tuple[str, Path]], synsets: list[_Synset],
+                split: str | None) -> Iterator[Sample]:
     for list_split, f in lists:
         base = root / list_split if (root / list_split).is_dir() else root
         for n, line in enumerate(f.read_text(encoding="utf-8-sig").splitlines(), start=1):
@@ -157,11 +200,11 @@ def _from_lists(root: Path, lists: list[tuple[str, Path]], names: list[str], spl
                 yield Sample(ref, (), split=split or list_split, state=LabelState.MISSING)
                 continue
             index = int(label)
-            if not 0 <= index < len(names):
-                quarantine(FormatError(f"class index {index} is not among the {len(names)} classes", path=f,
+            if not 0 <= index < len(synsets):
+                quarantine(FormatError(f"class index {index} is not among the {len(synsets)} classes", path=f,
                                        where=f"line {n}"))
                 continue
-            yield Sample(ref, (Annotation(names[index], Label()),), split=split or list_split)
+            yield Sample(ref, (_label(synsets[index]),), split=split or list_split)
 
 
 def _val_solution(root: Path) -> dict[str, str]:
@@ -173,7 +216,8 @@ def _val_solution(root: Path) -> dict[str, str]:
                 if row.get("ImageId") and (row.get("PredictionString") or "").split()}
 
 
-def _from_folders(root: Path, dirs: list[tuple[str, Path]], split: str | None) -> Iterator[Sample]:
+def _from_folders(root: Path, dirs: list[tuple[str, Path]], by_key: dict[str, _Synset],
+                  split: str | None) -> Iterator[Sample]:
     solution = _val_solution(root)
     for dir_split, d in dirs:
         for entry in sorted(d.iterdir()):
@@ -182,12 +226,15 @@ def _from_folders(root: Path, dirs: list[tuple[str, Path]], split: str | None) -
                 wnid = solution.get(entry.stem)
                 if wnid is None:
                     yield Sample(ref, (), split=split or dir_split, state=LabelState.MISSING)
+                elif wnid not in by_key:
+                    quarantine(FormatError(f"{wnid} is not a class of the mapping file", path=root / VAL_SOLUTION,
+                                           where=f"ImageId {entry.stem}"))
                 else:
-                    yield Sample(ref, (Annotation(wnid, Label()),), split=split or dir_split)
+                    yield Sample(ref, (_label(by_key[wnid]),), split=split or dir_split)
             elif entry.is_dir() and not entry.name.startswith("."):
                 for image in iter_files(entry, suffixes=IMAGE_EXTENSIONS):
                     ref = ImageRef(relative_name(image, root), path=os.path.abspath(image))
-                    yield Sample(ref, (Annotation(entry.name, Label()),), split=split or dir_split)
+                    yield Sample(ref, (_label(by_key[entry.name]),), split=split or dir_split)
 
 
 def write(samples: Iterable[Sample], out: Path, *, classes: ClassMap | None = None,
@@ -196,6 +243,7 @@ def write(samples: Iterable[Sample], out: Path, *, classes: ClassMap | None = No
     refuse_filled(out)
     report = WriteReport(FORMAT, str(out))
     names = list(classes.names) if classes is not None else []
+    wnids: dict[str, str] = {}
     lines: dict[str, list[str]] = {}
     unique = UniqueNames()
     for sample in samples:
@@ -204,6 +252,7 @@ def write(samples: Iterable[Sample], out: Path, *, classes: ClassMap | None = No
             report.converted[f"split {sample.split or 'none'} -> {split} (the layout has train, val, test)"] += 1
         if any(isinstance(a.geometry, Label) for a in sample.annotations):
             label = one_label(sample, report, what="ImageNet")
+            _note_wnid(sample, label, wnids, report)
         else:
             label = None
             for a in sample.annotations:
@@ -211,7 +260,7 @@ def write(samples: Iterable[Sample], out: Path, *, classes: ClassMap | None = No
         if label is None:
             count_state_change(report, sample, becomes=LabelState.MISSING,
                                why="a list line without a class is an unlabelled image")
-        folder = label.replace("/", "_") if label else "_unlabelled"
+        folder = (wnids.get(label) or label.replace("/", "_")) if label else "_unlabelled"
         name = unique.claim(f"{split}/{folder}", PurePosixPath(safe_name(sample.image.file_name)).name, report)
         rel = f"{folder}/{name}"
         if label is not None and label not in names:
@@ -223,10 +272,30 @@ def write(samples: Iterable[Sample], out: Path, *, classes: ClassMap | None = No
         if label is not None:
             report.annotations["label"] += 1
     out.mkdir(parents=True, exist_ok=True)
-    (out / "synsets.txt").write_text("".join(n + "\n" for n in names), encoding="utf-8")
+    (out / "synsets.txt").write_text("".join(_mapping_line(n, wnids.get(n)) + "\n" for n in names),
+                                     encoding="utf-8")
     (out / "meta").mkdir(exist_ok=True)
     for split, rows in lines.items():
         (out / "meta" / f"{split}.txt").write_text("".join(r + "\n" for r in rows), encoding="utf-8")
         report.files += 1
     report.files += 1
     return report
+
+
+def _note_wnid(sample: Sample, label: str | None, wnids: dict[str, str], report: WriteReport) -> None:
+    """Remember the wnid a class's labels carry (the first one; another is counted)."""
+    for a in sample.annotations:
+        wnid = a.attributes.get("wnid")
+        if a.label != label or not isinstance(a.geometry, Label) or not isinstance(wnid, str) or not _is_wnid(wnid):
+            continue
+        known = wnids.setdefault(label, wnid)
+        if known != wnid:
+            report.converted[f"wnid {wnid} of class {label} -> {known} (one wnid per class)"] += 1
+        return
+
+
+def _mapping_line(name: str, wnid: str | None) -> str:
+    """`<wnid> <name>` (the ` (<wnid>)` that told two names apart left out: the reader adds it back), or the name."""
+    if wnid is None or name == wnid:
+        return name
+    return f"{wnid} {name.removesuffix(f' ({wnid})')}"

@@ -20,7 +20,8 @@ and counted (`skipped`; `--strict` refuses), as are objects with a ``<segm>`` ma
 of fewer than three points. The split is the folder when it is a split name (train, val, valid, test), else
 none; the image name keeps the folder (``<folder>/<filename>``). Images are looked up in
 ``Images/<folder>/``, then beside the XML; ``--images none`` needs ``<imagesize>`` where an image is missing.
-An image without an XML file is not listed (the format lists annotated images); an XML without objects is NULL.
+An image under ``Images/`` (or beside the XML files) that no XML names is MISSING (nobody labelled it), its split
+the first folder when that is a split name; an XML without objects is NULL.
 
 Writing: ``Annotations/[<split>/]<stem>.xml`` and ``Images/[<split>/]<name>``, with ``<imagesize>``; boxes as
 ``bounding_box`` polygons, polygons ring by ring (one object per ring, counted when an object has several),
@@ -44,6 +45,7 @@ from visionloop.core.geometry import Box, Mask, Polygon, RotatedBox, kind, mask_
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
 from visionloop.formats._tabular import UniqueNames, number, split_folder
 from visionloop.formats.base import (
+    IMAGE_EXTENSIONS,
     Detection,
     ImageMode,
     Reader,
@@ -132,16 +134,34 @@ def read(path: Path, *, split: str | None = None) -> Reader:
 
 
 def _samples(root: Path, ann_dir: Path, split: str | None, classes: ClassMap) -> Iterator[Sample]:
+    used: set[str] = set()
     for xml in iter_files(ann_dir, suffixes=(".xml",)):
         try:
-            sample = _sample(root, ann_dir, xml, split, classes)
+            sample = _sample(root, ann_dir, xml, split, classes, used)
         except FormatError as e:
             quarantine(e)
             continue
         yield sample
+    yield from _unlabelled(root, ann_dir, split, used)
 
 
-def _sample(root: Path, ann_dir: Path, xml: Path, split: str | None, classes: ClassMap) -> Sample:
+def _unlabelled(root: Path, ann_dir: Path, split: str | None, used: set[str]) -> Iterator[Sample]:
+    """The images under Images/ and beside the XML files that no XML named: MISSING."""
+    for base in (root / "Images", ann_dir):
+        if not base.is_dir():
+            continue
+        for image in iter_files(base, suffixes=IMAGE_EXTENSIONS):
+            key = os.path.normcase(os.path.abspath(image))
+            if key in used:
+                continue
+            used.add(key)
+            name = image.relative_to(base).as_posix()
+            first = name.split("/")[0] if "/" in name else ""
+            yield Sample(ImageRef(name, path=os.path.abspath(image)), (), split=split or _SPLITS.get(first.lower()),
+                         state=LabelState.MISSING)
+
+
+def _sample(root: Path, ann_dir: Path, xml: Path, split: str | None, classes: ClassMap, used: set[str]) -> Sample:
     try:
         tree = ET.parse(xml).getroot()
     except ET.ParseError as e:
@@ -172,6 +192,8 @@ def _sample(root: Path, ann_dir: Path, xml: Path, split: str | None, classes: Cl
 
         raise ImageError(f"image {name} not found (looked in Images/{folder}/ and beside the XML)", path=xml,
                          hint=NO_IMAGES_HINT if width and height else "the XML has no <imagesize>: the images are needed")
+    if image is not None:
+        used.add(os.path.normcase(os.path.abspath(image)))
     ref = ImageRef(name, width=width or None, height=height or None,
                    path=os.path.abspath(image) if image is not None else None)
     anns: list[Annotation] = []

@@ -308,8 +308,9 @@ register(FormatSpec(
 ))
 register(FormatSpec(
     "ade20k", "visionloop.formats.ade20k",
-    "ADE20K SceneParsing (ADEChallengeData2016: images/, annotations/ class-index PNGs, objectInfo150.csv)",
-    reads=("mask",), writes=("mask",), holds=("class indices", "scene categories", "splits"),
+    "ADE20K SceneParsing (ADEChallengeData2016: images/, annotations/ class-index PNGs, objectInfo150.csv); "
+    "reads the full release too (<name>.json objects with polygons, parts, attributes; instance masks)",
+    reads=("mask", "polygon"), writes=("mask",), holds=("class indices", "scene categories", "splits"),
     files=(),
 ))
 register(FormatSpec(
@@ -380,6 +381,21 @@ register(FormatSpec(
     "icdar", "visionloop.formats.icdar",
     "ICDAR 2015 text localisation (gt_img_N.txt: x1,y1,...,x4,y4,transcription; ### = do not care)",
     reads=("polygon",), writes=("polygon",), holds=("transcriptions (attribute)", "do-not-care words", "splits"),
+    files=(),
+))
+
+
+register(FormatSpec(
+    "icdar_word_recognition", "visionloop.formats.icdar_word_recognition",
+    "ICDAR word recognition (<split>/gt.txt: word_1.png, \"transcription\" + the word images)",
+    reads=("label",), writes=("label",), holds=("transcriptions (class text, attribute)", "splits"),
+    files=(),
+))
+register(FormatSpec(
+    "icdar_text_segmentation", "visionloop.formats.icdar_text_segmentation",
+    "ICDAR text segmentation (<name>_GT.bmp colour masks + <name>_GT.txt: colour, centre, box, character)",
+    reads=("mask",), writes=("mask",),
+    holds=("characters (transcription attribute)", "words", "colours and centres", "splits"),
     files=(),
 ))
 
