@@ -333,3 +333,39 @@ def test_a_folder_named_like_a_subcommand_is_a_folder(src, tmp_path):
         assert _ok(["blur", "settings", "-p", str(p), "--json"])["blur_on_import"] is False  # the subcommand
     finally:
         os.chdir(cwd)
+
+
+def test_a_version_made_before_the_blur_keeps_its_original_and_is_refused(src, tmp_path):
+    from visionloop.versions import create_version, export_version
+
+    p = _project(tmp_path)
+    face_src = _sha(src / "astronaut.jpg")
+    recipe = {"schema": 1, "seed": 0, "split": {"mode": "random", "ratios": {"train": 1.0, "valid": 0.0,
+                                                                               "test": 0.0}}}
+    labelled = tmp_path / "cls"  # versions take labelled images: one class folder each
+    for cls, name in (("person", "astronaut.jpg"), ("street", "01.jpg")):
+        (labelled / cls).mkdir(parents=True)
+        shutil.copy(src / name, labelled / cls)
+    _ok(["import", str(labelled), "-f", "folders", "-p", str(p), "--json"])
+    with Store.open(p) as store:
+        before = create_version(store, recipe, name="before", workers=0)  # its astronaut is the unblurred original
+        assert before.counts["images"] == 2
+    _ok(["blur", "settings", "--discard-originals", "-p", str(p), "--json"])
+    rep = _ok(["blur", "-p", str(p), "--json"])
+    # blurred in place, but the version still holds the original: it stays, and says why
+    assert (rep["baked"], rep["originals_discarded"], rep["originals_kept"]) == (1, 0, {face_src: "version_item"})
+    from visionloop.cli.blur import describe
+    from visionloop.geo.privacy import DetectReport
+
+    assert describe(DetectReport(**rep)) == (
+        "2 images: 1 face (batch 2); 1 image blurred in place, 0 originals removed from the blob store (the project "
+        "keeps no originals; not undoable); 1 original still used elsewhere (version_item) stay")
+    with Store.open(p) as store:
+        assert store.blobs.exists(face_src)
+        # …and the version cannot be exported with it any more; a new one is blurred
+        with pytest.raises(VisionLoopError, match="blur regions of version before's images changed"):
+            export_version(store, before.name, tmp_path / "v1", format="coco")
+        after = create_version(store, recipe, name="after", workers=0)
+        export_version(store, after.name, tmp_path / "v2", format="coco")
+        stored = store.blobs.get(_images(p)["person/astronaut.png"].sha256)
+    assert next((tmp_path / "v2").rglob("astronaut.png")).read_bytes() == stored

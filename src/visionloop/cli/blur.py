@@ -95,14 +95,16 @@ def blur(
 
 def describe(report: Any) -> str:
     """One line for a DetectReport (also `visionloop import --blur`)."""
+    from visionloop.cli.render import plural
+
     found = ", ".join(f"{n} {c}" for c, n in sorted(report.regions.items())) or "no new regions"
-    line = f"{report.images} images: {found}"
+    line = f"{plural(report.images, 'image', 'images')}: {found}"
     if report.batch and report.baked:
-        line += (f" (batch {report.batch}); {report.baked} images blurred in place, "
-                 f"{report.originals_discarded} originals discarded (the project keeps no originals; "
-                 "not undoable)")
+        line += (f" (batch {report.batch}); {plural(report.baked, 'image', 'images')} blurred in place, "
+                 f"{plural(report.originals_discarded, 'original', 'originals')} removed from the blob store (the "
+                 "project keeps no originals; not undoable)")
         if report.originals_kept:
-            line += (f"; {len(report.originals_kept)} originals still used elsewhere ("
+            line += (f"; {plural(len(report.originals_kept), 'original', 'originals')} still used elsewhere ("
                      + ", ".join(sorted(set(report.originals_kept.values()))) + ") stay")
     elif report.batch:
         line += f" (batch {report.batch}; undo with `visionloop undo {report.batch}`)"
@@ -210,8 +212,13 @@ def settings(
                   + f"; originals: {'kept (exports blur them)' if policy.keep_originals else 'discarded'}",
                   highlight=False, soft_wrap=True)
     if baked is not None and baked.batch:
-        console.print(f"blurred {baked.baked} images in place (batch {baked.batch}, not undoable); "
-                      f"{baked.originals_discarded} originals removed from the blob store", highlight=False)
+        from visionloop.cli.render import plural
+
+        kept = (f"; {plural(len(baked.originals_kept), 'original', 'originals')} still used elsewhere stay"
+                if baked.originals_kept else "")
+        console.print(f"blurred {plural(baked.baked, 'image', 'images')} with regions in place (batch {baked.batch}, "
+                      f"not undoable); {plural(baked.originals_discarded, 'original', 'originals')} removed from the "
+                      f"blob store{kept}", highlight=False, soft_wrap=True)
 
 
 @regions_app.command("list")

@@ -177,7 +177,8 @@ def undo(conn: Connection, batch_id: int, *, root: Any = None) -> Undone:
     if summary.get("undone_at"):
         raise ProjectError(f"batch {batch_id} was already undone at {summary['undone_at']}", path=root)
     if summary.get("baked"):
-        raise ProjectError(f"blur batch {batch_id} blurred {summary['baked']} images in place and the project keeps "
+        n = int(summary["baked"])
+        raise ProjectError(f"blur batch {batch_id} blurred {n} image{'s' if n != 1 else ''} in place and the project keeps "
                            "no originals (privacy.keep_originals: false): the unblurred pixels are gone, so it cannot "
                            "be undone", path=root, hint="its regions stay blurred; `visionloop blur regions add` "
                                                         "blurs more")

@@ -377,10 +377,12 @@ def reject(store: Store, region_id: int) -> int:
     return batch_id
 
 
-def boxes_to_blur(conn: Connection, image_ids: Sequence[int] | None = None) -> dict[int, list[Box]]:
-    """image id → the boxes of its regions in state blur, in id order; images without any are absent."""
+def boxes_to_blur(conn: Connection, image_ids: Sequence[int] | None = None, *,
+                  states: tuple[str, ...] = (BLUR,)) -> dict[int, list[Box]]:
+    """image id → the boxes of its regions in state blur (what must still be applied to its stored pixels), in id
+    order; images without any are absent. `states=(BLUR, BAKED)`: every region in effect, applied or not."""
     q = (select(BlurRegionRow.image_id, BlurRegionRow.x0, BlurRegionRow.y0, BlurRegionRow.x1, BlurRegionRow.y1)
-         .where(BlurRegionRow.state == BLUR).order_by(BlurRegionRow.id))
+         .where(BlurRegionRow.state.in_(states)).order_by(BlurRegionRow.id))
     out: dict[int, list[Box]] = {}
     if image_ids is None:
         for r in conn.execute(q):
