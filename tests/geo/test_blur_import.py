@@ -369,3 +369,30 @@ def test_a_version_made_before_the_blur_keeps_its_original_and_is_refused(src, t
         export_version(store, after.name, tmp_path / "v2", format="coco")
         stored = store.blobs.get(_images(p)["person/astronaut.png"].sha256)
     assert next((tmp_path / "v2").rglob("astronaut.png")).read_bytes() == stored
+
+
+def test_api_uploads_follow_the_policy(src, tmp_path):
+    from visionloop.serve.uploads import import_uploads
+
+    p = _project(tmp_path)
+    _ok(["blur", "settings", "--on-import", "--discard-originals", "-p", str(p), "--json"])
+    data = (src / "astronaut.jpg").read_bytes()
+    with Store.open(p) as store:
+        got = import_uploads(store, [("astronaut.jpg", data)], annotations=None, format=None, split=None,
+                             max_pixels=10**8)
+        assert (got["images_added"], got["blur"]["regions"], got["blur"]["baked"]) == (1, {"face": 1}, 1)
+        assert not store.blobs.exists(_sha(src / "astronaut.jpg"))
+        again = import_uploads(store, [("astronaut.jpg", data)], annotations=None, format=None, split=None,
+                               max_pixels=10**8)
+        assert (again["batch"], again["originals_blurred_in_project"]) == (None, 1) and "blur" not in again
+        assert store.stats().images == 1 and not store.blobs.exists(_sha(src / "astronaut.jpg"))
+
+
+def test_a_hand_edited_policy_applies_at_the_next_blur(src, tmp_path):
+    p = _project(tmp_path)
+    _ok(["import", str(src), "--blur", "-p", str(p), "--json"])  # the face found while originals are kept
+    cfg = p / "visionloop.yaml"
+    cfg.write_text(cfg.read_text() + "privacy:\n  keep_originals: false\n")
+    rep = _ok(["blur", "-p", str(p), "--json"])  # nothing new to find; the pending face is blurred in place
+    assert (rep["batch"], rep["regions"], rep["skipped"], rep["baked"], rep["originals_discarded"]) == (3, {}, 1, 1, 1)
+    assert [r["state"] for r in _ok(["blur", "regions", "list", "-p", str(p), "--json"])] == ["baked"]

@@ -243,7 +243,11 @@ def detect_project(store: Any, detectors: Detectors, *, split: str | None = None
     for regs in found.values():
         for f in regs:
             by_class[f.cls] = by_class.get(f.cls, 0) + 1
-    bake = None if policy.keep_originals else _bakes(store, found, {i for i, v in found.items() if v})
+    bake = None
+    if not policy.keep_originals:  # the new regions, and any found while the project still kept originals
+        with store.engine.connect() as conn:
+            pending = set(blur_regions.boxes_to_blur(conn, [im.id for im in images]))
+        bake = _bakes(store, found, {i for i, v in found.items() if v} | pending)
     written = blur_regions.write(store, {i: v for i, v in found.items() if v},
                                  source=source or "visionloop blur " + " ".join(names), bake=bake,
                                  summary={"images": len(found), "detectors": names, "conf": conf, "split": split})
