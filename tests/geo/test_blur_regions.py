@@ -20,6 +20,7 @@ from visionloop.store import Store
 
 runner = CliRunner()
 FACE = [180, 62, 271, 178]  # CenterFace's box on astronaut() at conf 0.5, rounded to whole pixels
+KEPT = {"baked": 0, "originals_discarded": 0, "originals_kept": {}}  # the project keeps originals (the default)
 
 
 def _ok(args: list[str]) -> dict | list:
@@ -52,7 +53,7 @@ def project(tmp_path_factory, lund):
 def test_detect_store_correct_undo(project):
     p, src = project
     rep = _ok(["blur", "-p", str(p), "--json"])
-    assert rep == {"batch": 2, "images": 2, "skipped": 0, "regions": {"face": 1}}
+    assert rep == {"batch": 2, "images": 2, "skipped": 0, "regions": {"face": 1}, **KEPT}
     rows = _ok(["blur", "regions", "list", "-p", str(p), "--json"])
     assert len(rows) == 1
     r = rows[0]
@@ -64,7 +65,8 @@ def test_detect_store_correct_undo(project):
         assert {s.image.file_name: s.image.sha256 for s in store.samples()} == {
             f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in src.iterdir()}
     # a re-run does not detect the astronaut again (the lund photo, with no face, is looked at again)
-    assert _ok(["blur", "-p", str(p), "--json"]) == {"batch": None, "images": 2, "skipped": 1, "regions": {}}
+    assert _ok(["blur", "-p", str(p), "--json"]) == {"batch": None, "images": 2, "skipped": 1, "regions": {},
+                                                     **KEPT}
 
     add = _ok(["blur", "regions", "add", "01.jpg", "10", "20", "110", "60", "--class", "plate", "-p", str(p),
                "--json"])

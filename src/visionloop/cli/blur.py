@@ -17,18 +17,27 @@ from visionloop.cli.options import JsonOpt, ProjectOpt
 
 
 class _DefaultRun(TyperGroup):
-    """`visionloop blur …` runs the hidden `run` command unless the first word is a subcommand (`regions`)."""
+    """`visionloop blur …` runs the hidden `run` command unless the first word is a subcommand (`regions`,
+    `settings`). A folder of that name given in folder mode (`visionloop blur settings --out DIR`) is a folder:
+    folder mode is the only form with --out, and no subcommand takes it."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not args or args[0] not in self.commands:
+        folder_mode = any(a == "--out" or a.startswith("--out=") for a in args)
+        if not args or args[0] not in self.commands or (folder_mode and Path(args[0]).exists()):
             args = ["run", *args]
         return super().parse_args(ctx, args)
 
 
 app = typer.Typer(cls=_DefaultRun, help="Blur faces and plates: in copies of images, or in everything a project "
-                                        "exports (`visionloop blur regions` lists and corrects the regions).")
+                                        "exports (`visionloop blur regions` lists and corrects the regions; "
+                                        "`visionloop blur settings` sets blur at import and whether originals "
+                                        "are kept).")
 regions_app = typer.Typer(help="The project's stored blur regions: list, add, reject.", no_args_is_help=True)
 app.add_typer(regions_app, name="regions")
+
+
+def _classes(text: str | None) -> list[str] | None:
+    return [c.strip() for c in text.split(",") if c.strip()] if text else None
 
 
 @app.command("run", hidden=True)
@@ -41,6 +50,13 @@ def blur(
     = True,
     plates: Annotated[str | None, typer.Option(help="A registry model that detects licence plates (add yours with "
                                                     "`visionloop gallery add --onnx`).")] = None,
+    vehicles: Annotated[str | None, typer.Option(help="Until you have a plate detector: a registry model that "
+                                                      "detects vehicles; the band of each vehicle where a plate "
+                                                      "sits (its lower 40 %, inner 70 %) is blurred.")] = None,
+    vehicle_classes: Annotated[str | None, typer.Option(help="The --vehicles model's classes that are vehicles, "
+                                                             "comma-separated (default: car, truck, bus, van, "
+                                                             "motorcycle, … as named by COCO, Cityscapes and "
+                                                             "Mapillary).")] = None,
     conf: Annotated[float, typer.Option(help="Detection threshold.")] = 0.5,
     split: Annotated[str | None, typer.Option(help="Project mode: only this split's images.")] = None,
     project: ProjectOpt = Path("."),
@@ -48,9 +64,10 @@ def blur(
 ) -> None:
     """Folder mode (`blur SRC… --out DIR`): copies of the images with every detected face (and plate) blurred, all
     other pixels unchanged, the regions beside them (blur-regions.json); the sources are never modified.
-    Project mode (`blur --project P`): find the regions on the project's images and store them as one undoable
-    batch; the stored images do not change, and every export blurs them. `visionloop blur regions list|add|reject`
-    checks and corrects the stored regions."""
+    Project mode (`blur --project P`): find the regions on the project's images and store them as one batch; the
+    stored images do not change and every export blurs them — unless the project keeps no originals (`visionloop
+    blur settings --discard-originals`): then each image with regions is replaced by its blurred copy (not
+    undoable). `visionloop blur regions list|add|reject` checks and corrects the stored regions."""
     from visionloop.core.errors import VisionLoopError
     from visionloop.geo.privacy import detect_project, load_detectors
     from visionloop.store import Store
@@ -60,31 +77,48 @@ def blur(
             raise VisionLoopError("--out needs image files or folders", path=out,
                                   hint="visionloop blur SRC --out DIR; without SRC blur finds regions on the project")
         with Store.open(project) as store:
-            report = detect_project(store, load_detectors(store, faces=faces, plates=plates), split=split,
-                                    conf=conf)
+            dets = load_detectors(store, faces=faces, plates=plates, vehicles=vehicles,
+                                  vehicle_classes=_classes(vehicle_classes))
+            report = detect_project(store, dets, split=split, conf=conf)
         if as_json:
             print_json(report.to_json())
             return
-        found = ", ".join(f"{n} {c}" for c, n in sorted(report.regions.items())) or "no new regions"
-        console.print(f"{report.images} images: {found}" + (f" (batch {report.batch}; undo with `visionloop undo "
-                                                             f"{report.batch}`)" if report.batch else "")
-                      + (f", {report.skipped} already done" if report.skipped else ""), highlight=False, soft_wrap=True)
+        console.print(describe(report), highlight=False, soft_wrap=True)
         return
     if out is None:
         raise VisionLoopError("folder mode needs --out DIR", hint="visionloop blur SRC --out DIR")
     if split is not None:
         raise VisionLoopError("--split is for the project's images", hint="drop --split, or drop the paths")
-    _folder(paths, out, faces=faces, plates=plates, conf=conf, project=project, as_json=as_json)
+    _folder(paths, out, faces=faces, plates=plates, vehicles=vehicles, vehicle_classes=_classes(vehicle_classes),
+            conf=conf, project=project, as_json=as_json)
 
 
-def _folder(paths: list[Path], out: Path, *, faces: bool, plates: str | None, conf: float, project: Path,
-            as_json: bool) -> None:
+def describe(report: Any) -> str:
+    """One line for a DetectReport (also `visionloop import --blur`)."""
+    from visionloop.cli.render import plural
+
+    found = ", ".join(f"{n} {c}" for c, n in sorted(report.regions.items())) or "no new regions"
+    line = f"{plural(report.images, 'image', 'images')}: {found}"
+    if report.batch and report.baked:
+        line += (f" (batch {report.batch}); {plural(report.baked, 'image', 'images')} blurred in place, "
+                 f"{plural(report.originals_discarded, 'original', 'originals')} removed from the blob store (the "
+                 "project keeps no originals; not undoable)")
+        if report.originals_kept:
+            line += (f"; {plural(len(report.originals_kept), 'original', 'originals')} still used elsewhere ("
+                     + ", ".join(sorted(set(report.originals_kept.values()))) + ") stay")
+    elif report.batch:
+        line += f" (batch {report.batch}; undo with `visionloop undo {report.batch}`)"
+    return line + (f", {report.skipped} already done" if report.skipped else "")
+
+
+def _folder(paths: list[Path], out: Path, *, faces: bool, plates: str | None, vehicles: str | None,
+            vehicle_classes: list[str] | None, conf: float, project: Path, as_json: bool) -> None:
     import cv2
 
     from visionloop.core.errors import VisionLoopError
     from visionloop.formats.base import is_image
     from visionloop.geo.privacy import blur as blur_image
-    from visionloop.geo.privacy import find_regions, load_detectors
+    from visionloop.geo.privacy import load_detectors
     from visionloop.store import Store
 
     files: list[Path] = []
@@ -104,9 +138,9 @@ def _folder(paths: list[Path], out: Path, *, faces: bool, plates: str | None, co
                                   hint="write the blurred copies to a new folder")
     if out.exists() and any(out.iterdir()):
         raise VisionLoopError("--out is not empty", path=out, hint="pass a new or empty folder")
-    detectors: list[tuple[str, Any]]
     with Store.open(project) as store:
-        detectors = load_detectors(store, faces=faces, plates=plates)
+        detectors = load_detectors(store, faces=faces, plates=plates, vehicles=vehicles,
+                                   vehicle_classes=vehicle_classes)
     out.mkdir(parents=True, exist_ok=True)
     report = []
     for f in files:
@@ -114,7 +148,7 @@ def _folder(paths: list[Path], out: Path, *, faces: bool, plates: str | None, co
         if bgr is None:
             raise VisionLoopError("cannot read the image", path=f)
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        regions = find_regions(detectors, rgb, conf=conf)
+        regions = detectors.find(rgb, conf=conf)
         dst = out / f.name
         ok = cv2.imwrite(str(dst), cv2.cvtColor(blur_image(rgb, regions), cv2.COLOR_RGB2BGR),
                          [cv2.IMWRITE_JPEG_QUALITY, 95])
@@ -128,6 +162,63 @@ def _folder(paths: list[Path], out: Path, *, faces: bool, plates: str | None, co
         return
     console.print(f"blurred {counts['regions']} regions in {counts['images']} images → {out} "
                   "(regions in blur-regions.json)", highlight=False)
+
+
+@app.command("settings")
+def settings(
+    on_import: Annotated[bool | None, typer.Option("--on-import/--no-on-import", help="Every `visionloop import` "
+                                                   "(and API upload) finds the regions on the images it adds.")]
+    = None,
+    keep: Annotated[bool | None, typer.Option("--keep-originals/--discard-originals", help="Keep the unblurred "
+                                              "originals in the project (exports blur them), or replace each image "
+                                              "with regions by its blurred copy and remove the original from the "
+                                              "blob store: now for the images that already have regions, and from "
+                                              "then on at every blur. Not undoable; your source files are never "
+                                              "touched.")] = None,
+    plates: Annotated[str | None, typer.Option(help="Plate detector used at import (`none` clears it).")] = None,
+    vehicles: Annotated[str | None, typer.Option(help="Vehicle detector whose plate bands are blurred at import "
+                                                      "(`none` clears it).")] = None,
+    vehicle_classes: Annotated[str | None, typer.Option(help="Its vehicle classes, comma-separated.")] = None,
+    project: ProjectOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Show or change the project's privacy settings (the `privacy:` section of visionloop.yaml)."""
+    from visionloop.geo.privacy import bake_pending, load_detectors
+    from visionloop.store import Store
+    from visionloop.store.settings import privacy, set_privacy
+
+    def model(v: str | None) -> str | None:
+        return None if v is None else ("" if v.lower() == "none" else v)
+
+    with Store.open(project) as store:
+        before = privacy(store)
+        after_models = {"plates": model(plates), "vehicles": model(vehicles)}
+        new_classes = _classes(vehicle_classes)
+        check = {k: (v if v is not None else getattr(before, k)) for k, v in after_models.items()}
+        if check["plates"] or check["vehicles"] or on_import:  # refuse a model that cannot be used, before saving
+            load_detectors(store, faces=bool(on_import if on_import is not None else before.blur_on_import),
+                           plates=check["plates"] or None, vehicles=check["vehicles"] or None,
+                           vehicle_classes=new_classes or before.vehicle_classes or None)
+        policy = set_privacy(store, blur_on_import=on_import, keep_originals=keep, vehicle_classes=new_classes,
+                             **after_models)
+        baked = bake_pending(store) if keep is False else None
+    if as_json:
+        print_json({**policy.to_json(), "baked": baked.to_json() if baked else None})
+        return
+    console.print(f"blur on import: {'on' if policy.blur_on_import else 'off'}"
+                  + (f" (faces{', plates: ' + policy.plates if policy.plates else ''}"
+                     f"{', vehicle bands: ' + policy.vehicles if policy.vehicles else ''})"
+                     if policy.blur_on_import else "")
+                  + f"; originals: {'kept (exports blur them)' if policy.keep_originals else 'discarded'}",
+                  highlight=False, soft_wrap=True)
+    if baked is not None and baked.batch:
+        from visionloop.cli.render import plural
+
+        kept = (f"; {plural(len(baked.originals_kept), 'original', 'originals')} still used elsewhere stay"
+                if baked.originals_kept else "")
+        console.print(f"blurred {plural(baked.baked, 'image', 'images')} with regions in place (batch {baked.batch}, "
+                      f"not undoable); {plural(baked.originals_discarded, 'original', 'originals')} removed from the "
+                      f"blob store{kept}", highlight=False, soft_wrap=True)
 
 
 @regions_app.command("list")
@@ -155,11 +246,13 @@ def add(image: Annotated[str, typer.Argument(help="Image id, file name or SPLIT/
         x1: Annotated[float, typer.Argument()], y1: Annotated[float, typer.Argument()],
         cls: Annotated[str, typer.Option("--class", help="What the region is.")] = "face",
         project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
-    """Add a region a detector missed (a box in the image's upright pixels), as one undoable batch."""
+    """Add a region a detector missed (a box in the image's upright pixels), as one batch (undoable while the
+    project keeps originals; otherwise the image is blurred in place at once)."""
+    from visionloop.geo.privacy import blur_added
     from visionloop.store import Store, blur_regions
 
     with Store.open(project) as store:
-        batch, rid = blur_regions.add(store, blur_regions.find_image(store, image), (x0, y0, x1, y1), cls=cls)
+        batch, rid = blur_added(store, blur_regions.find_image(store, image), (x0, y0, x1, y1), cls=cls)
     if as_json:
         print_json({"batch": batch, "region": rid})
         return

@@ -49,6 +49,15 @@ def import_(
     csv_columns: Annotated[str | None, typer.Option(
         "--csv-columns", help="How a box CSV's columns map, e.g. image=ImageID,class=LabelName,coords=normalised "
         "(see `convert --help`).")] = None,
+    blur: Annotated[bool, typer.Option("--blur", help="Find faces (the gallery's face-detector) on the images "
+                                                     "this import adds and blur them, as a blur batch right after "
+                                                     "the import (`visionloop blur settings --on-import` makes it "
+                                                     "the default).")] = False,
+    blur_plates: Annotated[str | None, typer.Option("--blur-plates", help="With --blur: also this registry "
+                                                                          "plate detector.")] = None,
+    blur_vehicles: Annotated[str | None, typer.Option("--blur-vehicles", help="With --blur: also the plate "
+                                                                              "bands of this registry vehicle "
+                                                                              "detector's vehicles.")] = None,
     project: ProjectOpt = Path("."),
     as_json: JsonOpt = False,
 ) -> None:
@@ -58,15 +67,22 @@ def import_(
     Exit codes: 0 all landed; 3 the rest landed, some entries quarantined; 1 an error, nothing written.
     """
     from visionloop.formats.base import parse_csv_columns
+    from visionloop.geo.privacy import blur_batch, import_detectors
     from visionloop.ingest import import_dataset
     from visionloop.store import Store
 
     columns = parse_csv_columns(csv_columns) if csv_columns else None
-    with Store.open(project) as store, progress(f"Importing {path.name}") as advance:
-        report = import_dataset(store, path, format=format, split=split, fix=not no_fix, strict=strict,
-                                progress=advance, allow_outside_root=allow_outside_root,
-                                annotation_source=_source(source), csv_columns=columns)
-    _render_import(report, as_json)
+    blurred = None
+    with Store.open(project) as store:
+        # the detectors are loaded first: an import that is to be blurred and cannot be is not made
+        detectors = import_detectors(store, blur=blur, plates=blur_plates, vehicles=blur_vehicles)
+        with progress(f"Importing {path.name}") as advance:
+            report = import_dataset(store, path, format=format, split=split, fix=not no_fix, strict=strict,
+                                    progress=advance, allow_outside_root=allow_outside_root,
+                                    annotation_source=_source(source), csv_columns=columns)
+        if detectors is not None and report.batch_id is not None:
+            blurred = blur_batch(store, report.batch_id, detectors)
+    _render_import(report, as_json, blurred)
     if report.quarantined:
         raise typer.Exit(EXIT_QUARANTINED)
 
@@ -83,9 +99,9 @@ def _source(text: str | None) -> Any:
         raise VisionLoopError(f"unknown --source {text!r}", hint="use model, human or imported") from None
 
 
-def _render_import(report: Any, as_json: bool) -> None:
+def _render_import(report: Any, as_json: bool, blurred: Any = None) -> None:
     if as_json:
-        print_json(report.to_json())
+        print_json({**report.to_json(), **({"blur": blurred.to_json()} if blurred is not None else {})})
         return
     c = report.counts
     q = len(report.quarantined)
@@ -94,7 +110,10 @@ def _render_import(report: Any, as_json: bool) -> None:
     render_assumed(report.assumed)
     if report.batch_id is None:
         kept = c.get("images_kept_labelled", 0)
+        blurred_in = c.get("originals_blurred_in_project", 0)
         console.print(f"Nothing new in {report.source}: {c.get('images_unchanged', 0)} images already in the project"
+                      + (f" ({blurred_in} as their blurred copies: the project discarded the unblurred originals "
+                         "and does not store them again)" if blurred_in else "")
                       + (f"; {kept} already labelled, kept as they were (pre-labels and images without labels "
                          "never replace labels)"
                          if kept else ""))
@@ -119,6 +138,10 @@ def _render_import(report: Any, as_json: bool) -> None:
         err_console.print("Noted for `visionloop health`: "
                           + ", ".join(f"{k} {v}" for k, v in sorted(report.notes.items())))
     _render_quarantine(report)
+    if blurred is not None:
+        from visionloop.cli.blur import describe
+
+        console.print("Blurred: " + describe(blurred), highlight=False, soft_wrap=True)
 
 
 def _render_quarantine(report: Any) -> None:

@@ -2,8 +2,8 @@
 
 The uploads are written into a fresh folder under the project's `.cache/uploads/` and go through the
 ordinary import (`ingest.import_dataset`): the same checks, quarantine, batch and undo as `visionloop
-import`. Without an annotation file the images land unlabelled (a COCO file listing them is written
-beside them). File names are reduced to a safe base name; nothing is written outside that folder.
+import`, blurred at import when the project says so (`privacy.blur_on_import`). Without an annotation file the
+images land unlabelled (a COCO file listing them is written beside them). File names are reduced to a safe base name; nothing is written outside that folder.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ def safe_name(name: str, kind: str, taken: set[str]) -> str:
 
 def import_uploads(store: Store, files: list[tuple[str, bytes]], *, annotations: tuple[str, bytes] | None,
                    format: str | None, split: str | None, max_pixels: int) -> dict[str, Any]:
+    from visionloop.geo.privacy import blur_batch, import_detectors
     from visionloop.ingest import import_dataset
 
     if not files:
@@ -69,7 +70,10 @@ def import_uploads(store: Store, files: list[tuple[str, bytes]], *, annotations:
                    "categories": [{"id": i + 1, "name": n} for i, n in enumerate(classes.names)]}
             (folder / "_annotations.coco.json").write_bytes(orjson.dumps(doc))
             format = "coco"
+        detectors = import_detectors(store)  # the project blurs at import (privacy.blur_on_import): uploads too
         report = import_dataset(store, folder, format=format, split=split)
-        return {**report.to_json(), "source": "upload"}
+        blurred = blur_batch(store, report.batch_id, detectors) if detectors and report.batch_id else None
+        return {**report.to_json(), "source": "upload",
+                **({"blur": blurred.to_json()} if blurred is not None else {})}
     finally:
         shutil.rmtree(folder, ignore_errors=True)

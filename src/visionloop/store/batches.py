@@ -176,6 +176,12 @@ def undo(conn: Connection, batch_id: int, *, root: Any = None) -> Undone:
     summary = dict(batch.summary or {})
     if summary.get("undone_at"):
         raise ProjectError(f"batch {batch_id} was already undone at {summary['undone_at']}", path=root)
+    if summary.get("baked"):
+        n = int(summary["baked"])
+        raise ProjectError(f"blur batch {batch_id} blurred {n} image{'s' if n != 1 else ''} in place and the project keeps "
+                           "no originals (privacy.keep_originals: false): the unblurred pixels are gone, so it cannot "
+                           "be undone", path=root, hint="its regions stay blurred; `visionloop blur regions add` "
+                                                        "blurs more")
     changes = logged(conn, batch_id)
     inverse = inverse_of(conn, batch_id, changes, kind=batch.kind, root=root)
     removed: dict[str, int] = {}
@@ -206,6 +212,11 @@ def _remove_added(conn: Connection, batch_id: int, summary: dict[str, Any], upda
     reg = table("blur_region")
     blurred = conn.execute(select(reg.c.batch_id).distinct().join(img, img.c.id == reg.c.image_id)
                            .where(img.c.batch_id == batch_id)).scalars().all()
+    baked = [b for b in blurred if (batch_row(conn, b).summary or {}).get("baked")]
+    if baked:
+        raise ProjectError(f"images that import batch {batch_id} added were blurred in place by batch "
+                           f"{', '.join(map(str, sorted(baked)))} and their unblurred originals discarded "
+                           "(privacy.keep_originals: false); the import cannot be undone", path=root)
     if blurred:
         raise ProjectError(f"images that import batch {batch_id} added have blur regions of later batches "
                            f"({', '.join(map(str, sorted(blurred)))}); undoing it would lose them", path=root,

@@ -12,6 +12,11 @@ already checked (sha256, upright width/height set); the writer trusts them.
 Idempotence: an image is identified by (sha256, file_name). Re-adding it with
 the same annotations, split and state changes nothing; with different ones it
 replaces its annotations (an update, as when relabelled images come back).
+
+An image blurred in place (`visionloop blur` where the project keeps no originals) is its blurred PNG, and its
+meta says which bytes it was first imported as (`blurred_from`). Those bytes coming back (the same source file
+imported again) are that image: the sample is mapped onto its blurred blob and `.png` name, so it counts as
+unchanged (or relabels it), and the unblurred original is never stored again.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
@@ -26,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from visionloop.core.classes import ClassMap
 from visionloop.core.sample import LabelState, Sample
-from visionloop.store import batches, bulk, codec
+from visionloop.store import batches, blur_regions, bulk, codec
 from visionloop.store.batches import BatchKind, Op, RowChange
 from visionloop.store.blobs import Staging
 from visionloop.store.project import Store
@@ -73,6 +79,8 @@ class BatchWriter:
         self._seen: set[int] = set()  # 64-bit digests of the (sha256, name, split) keys this batch has had
         self._new_classes: list[int] = []  # class rows this batch inserted (logged, for undo)
         self.keep = False  # record the batch even when it changed no row (its summary says something new)
+        #: bytes first imported → (blob, name, split) of the images blurred in place from them
+        self._blurred: dict[str, list[tuple[str, str, str | None]]] = {}
 
     # -- context ----------------------------------------------------------------------------
     def __enter__(self) -> BatchWriter:
@@ -81,6 +89,7 @@ class BatchWriter:
         self.batch_id = batches.open_batch(self._session.connection(), BatchKind(self.kind), source=self.source,
                                            format=self.format, split=self.split)
         self._staging = Staging(self.store.blobs)
+        self._blurred = blur_regions.blurred_originals(self._session.connection())
         for cid, name in self._session.execute(select(ClassRow.id, ClassRow.name)):
             self._class_ids[name] = cid
         for info in list(self.source_classes or ()):  # keep the source's class order
@@ -158,7 +167,8 @@ class BatchWriter:
         s, staging = self._session, self._staging
         assert s is not None and staging is not None
         pending, self._pending = self._pending, []
-        shas = list({p[0].image.sha256 for p in pending})
+        targets = {t[0] for p in pending for t in self._blurred.get(p[0].image.sha256 or "", ())}
+        shas = list({p[0].image.sha256 for p in pending} | targets)
         existing: dict[tuple[str, str, str | None], tuple[int, str, int]] = {}
         labelled: set[int] = set()
         labelled_shas: set[str] = set()  # bytes some image of the project has labels for
@@ -172,6 +182,8 @@ class BatchWriter:
                 labelled_shas.add(row.sha256)
             known_shas.add(row.sha256)
         known_blobs = set(s.scalars(select(BlobRow.sha256).where(BlobRow.sha256.in_(shas))))
+        if targets:
+            pending = [self._unblurred(p, existing) for p in pending]
 
         new_blobs: dict[str, tuple[int, str | None]] = {}
         new_images: list[dict[str, Any]] = []
@@ -227,6 +239,23 @@ class BatchWriter:
             self._replace(replaced)
         if replaced:
             self._insert_annotations((iid, sample) for iid, sample, _ in replaced)
+
+    def _unblurred(self, item: tuple[Sample, bytes | None, str | None],
+                   existing: dict[tuple[str, str, str | None], Any]) -> tuple[Sample, bytes | None, str | None]:
+        """A sample whose bytes are the discarded original of an image blurred in place, as that image: its
+        blurred blob under its `.png` name (upright, PNG), no bytes to store. An image of the project that still
+        has those very bytes under that name keeps them (it was not blurred)."""
+        sample = item[0]
+        ref = sample.image
+        hits = self._blurred.get(ref.sha256 or "")
+        if not hits or (ref.sha256, ref.file_name, sample.split) in existing:
+            return item
+        name = blur_regions.png_name(ref.file_name)
+        sha = next((t[0] for t in hits if t[1:] == (name, sample.split)),
+                   next((t[0] for t in hits if t[2] == sample.split), hits[0][0]))
+        self.counts["originals_blurred_in_project"] += 1
+        image = replace(ref, sha256=sha, file_name=name, format="png", orientation=1)
+        return replace(sample, image=image), None, "png"
 
     def _replace(self, replaced: list[tuple[int, Sample, str]]) -> None:
         """New annotations for images already in the project (relabelled): the image rows and the annotations

@@ -78,7 +78,7 @@ def check_blur_current(store: Store, info: VersionInfo) -> None:
     with store.session() as s:
         ids = s.scalars(select(VersionItemRow.source_image_id).distinct()
                         .where(VersionItemRow.version_id == info.id)).all()
-    now = redact.boxes_digest(redact.boxes_for(store, ids))
+    now = redact.boxes_digest(redact.boxes_for(store, ids, baked=True))
     if now != (info.counts or {}).get("blur_regions", ""):
         raise VisionLoopError(f"the blur regions of version {info.name}'s images changed after it was generated; "
                               "its images are not blurred as the project now says", path=store.root,

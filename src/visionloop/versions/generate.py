@@ -90,7 +90,8 @@ def create_version(
     sel = select_images(store, recipe)
     # images with blur regions enter the version blurred; the regions are part of what the version was made from
     blur_boxes = redact.boxes_for(store, sel.ids.tolist())
-    blur_digest = redact.boxes_digest(blur_boxes)
+    # the fingerprint covers regions already blurred into the stored pixels too (what `check_blur_current` compares)
+    blur_digest = redact.boxes_digest(redact.boxes_for(store, sel.ids.tolist(), baked=True))
     if blur_digest:
         sel.digest = hashlib.sha256(f"{sel.digest}\0blur\0{blur_digest}".encode()).hexdigest()
     if total is not None:

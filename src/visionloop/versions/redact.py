@@ -6,7 +6,8 @@ generation (so version exports, previews and training images are blurred too).
 
 An image with regions in state blur comes out as a lossless PNG of its upright pixels with each region's ellipse
 blurred (`transforms.redact`), named `<stem>.png`, so every pixel outside the regions is exactly the original
-decode's; an image without regions is its stored bytes, as before. The blobs of imported images never change.
+decode's; an image without regions is its stored bytes, as before. An image blurred in place (the project keeps
+no originals, regions in state baked) is its stored bytes too: they are blurred already.
 """
 
 from __future__ import annotations
@@ -83,9 +84,12 @@ def boxes_digest(boxes: dict[int, list[blur_regions.Box]]) -> str:
     return h.hexdigest()
 
 
-def boxes_for(store: Store, image_ids: Sequence[int]) -> dict[int, list[blur_regions.Box]]:
+def boxes_for(store: Store, image_ids: Sequence[int], *, baked: bool = False) -> dict[int, list[blur_regions.Box]]:
+    """image id → the boxes to blur into its stored pixels; `baked`: also those already blurred into them (a project
+    that keeps no originals), i.e. every region in effect — what a version's fingerprint of its regions covers."""
+    states = (blur_regions.BLUR, blur_regions.BAKED) if baked else (blur_regions.BLUR,)
     with store.engine.connect() as conn:
-        return blur_regions.boxes_to_blur(conn, [int(i) for i in image_ids])
+        return blur_regions.boxes_to_blur(conn, [int(i) for i in image_ids], states=states)
 
 
 def prepare_sources(store: Store, boxes: dict[int, list[blur_regions.Box]]) -> dict[int, str]:

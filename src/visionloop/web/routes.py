@@ -167,8 +167,14 @@ async def thumb(request: Request, sha: str) -> Response:
     store = _ctx(request).store()
     if not SHA.match(sha) or not await _run(_is_image, store, sha):
         raise NotFoundError("no such image")
+    # not immutable: blur regions found later change the pixels under the same URL (the browser asks again, and
+    # a thumbnail that did not change is a 304)
+    etag = await _run(views.thumb_etag, store, sha)
+    headers = {"Cache-Control": "private, no-cache", "ETag": etag}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
     data = await _run(views.thumbnail, store, sha)
-    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=31536000, immutable"})
+    return Response(data, media_type="image/jpeg", headers=headers)
 
 
 def _is_image(store: Any, sha: str) -> bool:
@@ -192,8 +198,13 @@ async def image_json(request: Request, image_id: int) -> JSONResponse:
 @router.get("/images/{image_id}/file")
 async def image_file(request: Request, image_id: int) -> Response:
     await _ctx(request).authorize(request, "predict")
-    data, media = await _run(views.full_image, _ctx(request).store(), image_id)
-    return Response(data, media_type=media, headers={"Cache-Control": "private, max-age=3600"})
+    store = _ctx(request).store()
+    etag = await _run(views.image_etag, store, image_id)  # blob + blur regions: a blur changes it
+    headers = {"Cache-Control": "private, no-cache", "ETag": etag}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    data, media = await _run(views.full_image, store, image_id)
+    return Response(data, media_type=media, headers=headers)
 
 
 @router.post("/images/{image_id}/relabel")

@@ -311,16 +311,40 @@ def promote(store: Store, model: str, stage: str | None = None) -> dict[str, Any
     return registry.promote(store, model, stage).to_json()
 
 
-# -- thumbnails: made once, kept as blobs; <root>/cache/thumbs/<image sha> names the thumbnail's blob --------
+# -- thumbnails: made once, kept as blobs; store/thumbs.py names the index (image sha + blur regions → thumb blob) --
+
+def _regions(store: Store, sha256: str) -> tuple[list[Any], int, str]:
+    """The blur regions (state blur) of every image over this blob — the same pixels, so a face one of them has
+    is in all of them — with the blob's orientation and their digest ('' when there are none)."""
+    from visionloop.store import blur_regions
+
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(ImageRow.id, ImageRow.orientation).where(ImageRow.sha256 == sha256)).all()
+        boxes = blur_regions.boxes_to_blur(conn, [r.id for r in rows])
+    union = [b for r in rows for b in boxes.get(r.id, [])]
+    orientation = int(rows[0].orientation or 1) if rows else 1
+    return union, orientation, blur_regions.digest(union) if union else ""
+
+
+def thumb_etag(store: Store, sha256: str) -> str:
+    """What a thumbnail is made of: the blob and the blur regions drawn into it (changes when a region does)."""
+    return f'"{sha256[:16]}-{_regions(store, sha256)[2] or "0"}"'
+
 
 def thumbnail(store: Store, sha256: str) -> bytes:
-    """The image at THUMB_HEIGHT px high (upright, no drawing: the page draws the boxes), JPEG."""
-    index = Path(store.root) / "cache" / "thumbs" / sha256[:2] / sha256
+    """The image at THUMB_HEIGHT px high (upright, no drawing: the page draws the boxes), JPEG; blurred where the
+    project has blur regions on it (the thumbnail is made from the blurred copy, as every export is)."""
+    from visionloop.store import thumbs
+    from visionloop.transforms.redact import redact
+
+    boxes, orientation, key = _regions(store, sha256)
+    index = thumbs.index_path(store, sha256, key)
     if index.exists():
         thumb = index.read_text().strip()
         if store.blobs.exists(thumb):
             return store.blobs.get(thumb)
-    data = _make_thumb(store.blobs.get(sha256))
+    data = store.blobs.get(sha256)
+    data = _make_thumb(redact(data, orientation, boxes) if boxes else data)
     thumb = store.blobs.put(data)
     index.parent.mkdir(parents=True, exist_ok=True)
     tmp = index.with_suffix(".tmp")
@@ -345,12 +369,28 @@ def _make_thumb(data: bytes) -> bytes:
 
 
 def full_image(store: Store, image_id: int) -> tuple[bytes, str]:
+    """The image's bytes as they may leave the store: blurred (a PNG) where it has blur regions."""
+    from visionloop.versions.redact import image_bytes
+
     with store.session() as s:
         r = s.execute(select(ImageRow.sha256, ImageRow.format).where(ImageRow.id == image_id)).first()
     if r is None:
         raise NotFoundError(f"no image {image_id} in this project")
-    return store.blobs.get(r.sha256), {"png": "image/png", "webp": "image/webp"}.get((r.format or "").lower(),
-                                                                                      "image/jpeg")
+    data, blurred = image_bytes(store, image_id)
+    fmt = "png" if blurred else (r.format or "").lower()
+    return data, {"png": "image/png", "webp": "image/webp"}.get(fmt, "image/jpeg")
+
+
+def image_etag(store: Store, image_id: int) -> str:
+    """What the image's bytes are made of: its blob and its blur regions."""
+    from visionloop.store import blur_regions
+
+    with store.engine.connect() as conn:
+        sha = conn.scalar(select(ImageRow.sha256).where(ImageRow.id == image_id))
+        boxes = blur_regions.boxes_to_blur(conn, [image_id]).get(image_id)
+    if sha is None:
+        raise NotFoundError(f"no image {image_id} in this project")
+    return f'"{sha[:16]}-{blur_regions.digest(boxes) if boxes else "0"}"'
 
 
 # -- evaluations ---------------------------------------------------------------------------------------------
