@@ -7,7 +7,9 @@ Every fixture here is written in the test by a tool's own exporter, from one in-
   with `use_track=True`, tracks), `mot_seq_gt`, `wider_face`, `dota`, `coco_panoptic`, `coco_captions`, `cifar`
   (CIFAR-100: labels with parents), `mnist`, `segment_anything`;
 - supervision 0.31.2 (`sv.DetectionDataset.as_yolo / as_createml / as_labelme / as_pascal_voc / as_coco`;
-  supervision/dataset/formats/*.py in roboflow/supervision).
+  supervision/dataset/formats/*.py in roboflow/supervision);
+- label-studio-converter 0.0.59, which does not install into the project's venv: its output is committed under
+  tests/formats/fixtures/labelstudio/ (README.md there: the command; make_fixtures.py: which function wrote what).
 The oracle is the tool's own import of the same files where it has one (datumaro's `Dataset.import_from`,
 supervision's `DetectionDataset.from_*`), else the dataset that was exported. Masks are compared pixel for pixel.
 
@@ -19,7 +21,9 @@ Found by these tests (each was a refusal of a valid export, or exit 0 with a wro
 - supervision's YOLO data.yaml (`nc` and `names` only, no `train:`): refused, with a hint to add
   `train: images/train` where the images were in train/images;
 - datumaro's MNIST files (the image count field holds the pixel count): refused as "784 images but 1 labels";
-  now the refusal names the header field and the value to write.
+  now the refusal names the header field and the value to write;
+- label-studio-converter's COCO import marks keypoints with COCO v < 2 `hidden: true`: read as visible points,
+  the not-labelled ones (v = 0) as visible points at (0, 0).
 Tools' outputs that are not valid for the format, refused in one line (pinned below): datumaro's WIDER FACE lines
 without the six attribute columns (`x y w h [label]`, or `-` for a missing attribute); datumaro's MNIST header.
 """
@@ -583,3 +587,57 @@ def test_voc_and_coco_as_supervision_writes_them(tmp_path: Path) -> None:
     ds.as_coco(str(out), str(out / "_annotations.coco.json"))
     samples = _read(tmp_path / "coco", "coco")
     _check_against(samples, sv.DetectionDataset.from_coco(str(out), str(out / "_annotations.coco.json")))
+
+
+# ------------------------------------------------------------------------------------------------ Label Studio
+
+LS_FIXTURES = Path(__file__).parent / "fixtures" / "labelstudio"
+
+
+def _ls(tmp_path: Path, name: str) -> Path:
+    """The committed converter output beside the images it names (drawn at make_fixtures.py's sizes)."""
+    root = tmp_path / "ls"
+    (root / "images").mkdir(parents=True)
+    for image, (w, h) in {"a.png": (60, 40), "b.png": (70, 50), "c.png": (30, 30)}.items():
+        Image.fromarray(np.full((h, w, 3), 100, np.uint8)).save(root / "images" / image)
+    (root / name).write_bytes((LS_FIXTURES / name).read_bytes())
+    return root
+
+
+def test_labelstudio_tasks_label_studio_converter_wrote_from_yolo(tmp_path: Path) -> None:
+    """label-studio-converter 0.0.59 `imports.yolo.convert_yolo_to_ls` (fixtures/labelstudio/yolo_tasks.json):
+    rectanglelabels in percent of original_width/height; an image without a label file is a task without
+    annotations (MISSING). Oracle: the YOLO lines make_fixtures.py gave the converter."""
+    samples = _read(_ls(tmp_path, "yolo_tasks.json"), "labelstudio")
+    assert [(s.image.file_name, s.image.size, s.state.value) for s in samples] == [
+        ("a.png", (60, 40), "annotated"), ("b.png", (70, 50), "annotated"), ("c.png", None, "missing")]
+    assert [(a.label, type(a.geometry)) for a in samples[0].annotations] == [("cat", Box), ("dog", Box)]
+    assert [_box(a) for a in samples[0].annotations] == [pytest.approx((2, 3, 12, 15), abs=1e-4),
+                                                         pytest.approx((20, 5, 50, 25), abs=1e-4)]
+    assert [(a.label, _box(a)) for a in samples[1].annotations] == [("dog", pytest.approx((7, 10, 35, 30)))]
+
+
+def test_labelstudio_tasks_label_studio_converter_wrote_from_coco(tmp_path: Path) -> None:
+    """label-studio-converter 0.0.59 `imports.coco.convert_coco_to_ls` (fixtures/labelstudio/coco_tasks.json): a
+    rectanglelabels, a polygonlabels and one keypointlabels region per keypoint, `hidden: true` for COCO's
+    v < 2 (imports/coco.py, `create_keypoints`), image `/data/local-files/?d=/images/a.png` (os.path.join of its
+    root URL). Hidden keypoints were read as visible (the not-labelled one as a visible point at (0, 0)).
+    Oracle: the COCO annotations make_fixtures.py gave the converter."""
+    (a,) = _read(_ls(tmp_path, "coco_tasks.json"), "labelstudio")
+    assert (a.image.file_name, a.image.size) == ("a.png", (60, 40))
+    got = [(x.label, x.geometry) for x in a.annotations]
+    assert got == [("person", Box(2, 3, 12, 15)), ("person", Keypoints((5, 6, 2))), ("person", Keypoints((7, 8, 1))),
+                   ("person", Keypoints((0, 0, 0))), ("cat", Polygon(((20, 5, 50, 5, 50, 25, 20, 25),)))]
+
+
+def test_labelstudio_brush_label_studio_converter_wrote(tmp_path: Path) -> None:
+    """label-studio-converter 0.0.59 `brush.image2annotation` of a mask PNG (fixtures/labelstudio/brush_tasks.json):
+    brushlabels with the converter's RLE over the RGBA image. Oracle: the mask make_fixtures.py drew."""
+    (a,) = _read(_ls(tmp_path, "brush_tasks.json"), "labelstudio")
+    (m,) = a.annotations
+    want = np.zeros((40, 60), np.uint8)
+    want[5:12, 10:30] = 1
+    want[20:38, 40:41] = 1
+    want[39, 59] = 1
+    assert m.label == "cat" and isinstance(m.geometry, Mask)
+    assert np.array_equal(m.geometry.to_array().astype(np.uint8), want)
