@@ -8,8 +8,9 @@ Every fixture here is written in the test by a tool's own exporter, from one in-
   (CIFAR-100: labels with parents), `mnist`, `segment_anything`;
 - supervision 0.31.2 (`sv.DetectionDataset.as_yolo / as_createml / as_labelme / as_pascal_voc / as_coco`;
   supervision/dataset/formats/*.py in roboflow/supervision);
-- label-studio-converter 0.0.59, which does not install into the project's venv: its output is committed under
-  tests/formats/fixtures/labelstudio/ (README.md there: the command; make_fixtures.py: which function wrote what).
+- label-studio-converter 0.0.59 and scalabel 0.3.1 (BDD100K's label library), which do not install into the
+  project's venv: their output is committed under tests/formats/fixtures/labelstudio/ and fixtures/scalabel/
+  (README.md there: the command; make_fixtures.py: which function wrote what).
 The oracle is the tool's own import of the same files where it has one (datumaro's `Dataset.import_from`,
 supervision's `DetectionDataset.from_*`), else the dataset that was exported. Masks are compared pixel for pixel.
 
@@ -23,7 +24,9 @@ Found by these tests (each was a refusal of a valid export, or exit 0 with a wro
 - datumaro's MNIST files (the image count field holds the pixel count): refused as "784 images but 1 labels";
   now the refusal names the header field and the value to write;
 - label-studio-converter's COCO import marks keypoints with COCO v < 2 `hidden: true`: read as visible points,
-  the not-labelled ones (v = 0) as visible points at (0, 0).
+  the not-labelled ones (v = 0) as visible points at (0, 0);
+- scalabel's `io.save` writes every unset label field as null: `index`, `manualShape`, `manualAttributes` were
+  read as attributes with the value None.
 Tools' outputs that are not valid for the format, refused in one line (pinned below): datumaro's WIDER FACE lines
 without the six attribute columns (`x y w h [label]`, or `-` for a missing attribute); datumaro's MNIST header.
 """
@@ -641,3 +644,35 @@ def test_labelstudio_brush_label_studio_converter_wrote(tmp_path: Path) -> None:
     want[39, 59] = 1
     assert m.label == "cat" and isinstance(m.geometry, Mask)
     assert np.array_equal(m.geometry.to_array().astype(np.uint8), want)
+
+
+# ------------------------------------------------------------------------------------------------ BDD100K (scalabel)
+
+def test_bdd100k_as_scalabel_writes_it(tmp_path: Path) -> None:
+    """scalabel 0.3.1 `label.io.save` (fixtures/scalabel/det_val.json): `{"frames": [...], "groups": null,
+    "config": null}` with every unset field null; box2d corners inclusive (scalabel/label/transforms.py,
+    `box2d_to_bbox`: w = x2 - x1 + 1), the mask as `transforms.mask_to_rle` encodes it. Oracle: the Frames
+    make_fixtures.py gave scalabel."""
+    root = tmp_path / "bdd100k"
+    (root / "labels" / "det_20").mkdir(parents=True)
+    (root / "labels" / "det_20" / "det_val.json").write_bytes(
+        (Path(__file__).parent / "fixtures" / "scalabel" / "det_val.json").read_bytes())
+    (root / "images" / "100k" / "val").mkdir(parents=True)
+    for name in ("b1c66a42-6f7d68ca.jpg", "b1c9c847-3bda4659.jpg"):
+        Image.new("RGB", (16, 12)).save(root / "images" / "100k" / "val" / name)
+    a, b = _read(root, "bdd100k")
+    assert (a.image.file_name, a.split, b.state.value) == ("b1c66a42-6f7d68ca.jpg", "val", "null")
+    assert b.image.metadata == {"weather": "clear", "scene": "highway", "timeofday": "night"}
+    car, area, person = [x for x in a.annotations if x.label != "lane/single white"]
+    assert (car.label, car.geometry, car.attributes) == (
+        "car", Box(1, 2, 10, 7), {"occluded": True, "truncated": False, "crowd": False})
+    assert area.geometry == Polygon(((0, 8, 4, 6, 6, 6, 8, 6, 12, 8),))
+    assert area.attributes == {"areaType": "direct", "bdd100k_types": ["LLCCL"]}
+    want = np.zeros((12, 16), np.uint8)
+    want[2:5, 3:9] = 1
+    want[7, 10:12] = 1
+    assert person.confidence == 0.75 and person.attributes == {}
+    assert np.array_equal(person.geometry.to_array().astype(np.uint8), want)
+    # the open lane line is kept: as an annotation where the model holds open lines, else in the metadata
+    lane = [x for x in a.annotations if x.label == "lane/single white"]
+    assert lane or [x["category"] for x in a.image.metadata["bdd100k_unsupported"]] == ["lane/single white"]
