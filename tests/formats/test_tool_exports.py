@@ -8,9 +8,10 @@ Every fixture here is written in the test by a tool's own exporter, from one in-
   (CIFAR-100: labels with parents), `mnist`, `segment_anything`;
 - supervision 0.31.2 (`sv.DetectionDataset.as_yolo / as_createml / as_labelme / as_pascal_voc / as_coco`;
   supervision/dataset/formats/*.py in roboflow/supervision);
-- label-studio-converter 0.0.59 and scalabel 0.3.1 (BDD100K's label library), which do not install into the
-  project's venv: their output is committed under tests/formats/fixtures/labelstudio/ and fixtures/scalabel/
-  (README.md there: the command; make_fixtures.py: which function wrote what).
+- label-studio-converter 0.0.59, scalabel 0.3.1 (BDD100K's label library) and the Supervisely SDK 6.74.51, which
+  do not install into the project's venv: their output is committed under tests/formats/fixtures/labelstudio/,
+  fixtures/scalabel/ and fixtures/supervisely/ (README.md there: the command; make_fixtures.py: which function
+  wrote what).
 The oracle is the tool's own import of the same files where it has one (datumaro's `Dataset.import_from`,
 supervision's `DetectionDataset.from_*`), else the dataset that was exported. Masks are compared pixel for pixel.
 
@@ -676,3 +677,27 @@ def test_bdd100k_as_scalabel_writes_it(tmp_path: Path) -> None:
     # the open lane line is kept: as an annotation where the model holds open lines, else in the metadata
     lane = [x for x in a.annotations if x.label == "lane/single white"]
     assert lane or [x["category"] for x in a.image.metadata["bdd100k_unsupported"]] == ["lane/single white"]
+
+
+# ------------------------------------------------------------------------------------------------ Supervisely (SDK)
+
+def test_supervisely_project_as_the_sdk_writes_it() -> None:
+    """Supervisely SDK 6.74.51 `Project(..., OpenMode.CREATE)`, `set_meta`, `Dataset.add_item_file`
+    (fixtures/supervisely/project): a rectangle (inclusive `exterior` [[left, top], [right, bottom]], SDK
+    `Rectangle`), a bitmap (zlib PNG in base64 with its `origin`, SDK `Bitmap.data_2_base64`), a polygon and a
+    point as [x, y], an object tag and an image tag. Oracle: the SDK objects make_fixtures.py built."""
+    root = Path(__file__).parent / "fixtures" / "supervisely" / "project"
+    reader = formats.read(root)
+    assert formats.detect(root) == "supervisely" and reader.classes.names[:4] == ["bike", "person", "road", "eye"]
+    a, b = sorted(reader, key=lambda s: s.image.file_name)
+    assert [(s.image.file_name, s.split, s.image.size, s.state.value) for s in (a, b)] == [
+        ("a.png", "ds0", (40, 30), "annotated"), ("b.png", "ds0", (40, 30), "null")]
+    got = {x.label: x for x in a.annotations}
+    assert isinstance(got["like"].geometry, Label)
+    assert (got["bike"].geometry, got["bike"].attributes) == (Box(2, 3, 12, 15), {"situated": "outside"})
+    assert got["road"].geometry == Polygon(((0, 20, 39, 20, 20, 29),))
+    assert got["eye"].geometry == Keypoints((12, 6, 2))
+    want = np.zeros((30, 40), bool)
+    want[5:15, 10:20] = True
+    want[25, 30] = True
+    assert np.array_equal(got["person"].geometry.to_array().astype(bool), want)
