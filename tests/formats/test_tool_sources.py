@@ -166,8 +166,8 @@ def test_retinanet_writer_output_passes_keras_retinanets_reader_rules(tmp_path: 
     retinanet.write(samples, tmp_path / "out")
     rows = _retinanet_rows_ok((tmp_path / "out" / "_annotations.csv").read_text(),
                               (tmp_path / "out" / "_classes.csv").read_text())
-    assert rows == {"a.jpg": [(1, 2, 11, 20, "cat"), (5, 5, 6, 6, "dog")], "b.jpg": []}
-    assert _shapes(list(retinanet.read(tmp_path / "out"))[0]) == [("cat", Box(1, 2, 11, 20)), ("dog", Box(5, 5, 6, 6))]
+    assert rows == {"a.jpg": [(1, 3, 11, 20, "cat"), (5, 5, 6, 6, "dog")], "b.jpg": []}  # halves round up
+    assert _shapes(list(retinanet.read(tmp_path / "out"))[0]) == [("cat", Box(1, 3, 11, 20)), ("dog", Box(5, 5, 6, 6))]
 
 
 # ------------------------------------------------------------------------------------------------ classification CSV
