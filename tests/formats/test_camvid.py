@@ -4,6 +4,10 @@ Layout: http://mi.eng.cam.ac.uk/research/projects/VideoRec/CamVid/ (colour-coded
 label images, 32 classes) in the common train/ val/ test/ + *_labels/ + class_dict.csv
 (`name,r,g,b`) distribution, as datumaro documents it:
 https://openvinotoolkit.github.io/datumaro/stable/docs/data-formats/formats/camvid.html
+The tool that distributes this layout reads it in GeorgeSeif/Semantic-Segmentation-Suite:utils/helpers.py:
+`get_label_info` (class_dict.csv: a header row, then `name,r,g,b`, colours through int(float())) and
+`one_hot_it` (a pixel is the class whose colour it equals exactly), with labels as `CamVid/<split>_labels/
+<name>_L.png` (its example `test_labels/0001TP_007170_L.png`); the fixture below follows that.
 """
 
 from __future__ import annotations

@@ -26,7 +26,8 @@ def _labels(sample: Sample) -> list[str]:
 def onehot(tmp_path: Path) -> Path:
     """Roboflow's multiclass/multi-label export: <split>/_classes.csv, header cells after ", ".
 
-    https://roboflow.com/formats/multiclass-classification-csv
+    https://roboflow.com/formats/multiclass-classification-csv ; Roboflow's writer is not public: datumaro's
+    `roboflow_multiclass` importer reads the same layout as an oracle in test_tool_sources.py.
     """
     root = tmp_path / "cls"
     (root / "train").mkdir(parents=True)

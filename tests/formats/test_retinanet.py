@@ -29,7 +29,10 @@ def _image(path: Path, width: int, height: int) -> Path:
 
 @pytest.fixture()
 def fizyr(tmp_path: Path) -> Path:
-    """As https://github.com/fizyr/keras-retinanet#csv-datasets documents it (paths relative to the CSV)."""
+    """As https://github.com/fizyr/keras-retinanet#csv-datasets documents it (paths relative to the CSV) and as its
+    reader parses it: fizyr/keras-retinanet:keras_retinanet/preprocessing/csv_generator.py `_read_annotations` (no
+    header, `path,,,,,` for an image without objects, integer corners) and `_read_classes` (`name,id`). The tool
+    has no writer; test_tool_sources.py checks what our writer writes against those rules."""
     root = tmp_path / "rn"
     (root / "images").mkdir(parents=True)
     (root / "annotations.csv").write_text(

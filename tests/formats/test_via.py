@@ -4,7 +4,11 @@ Fixtures laid out as VIA writes them (https://www.robots.ox.ac.uk/~vgg/software/
 "Save project" file with `_via_settings`, `_via_img_metadata`, `_via_attributes`; the VIA 1
 `via_region_data.json` export with `regions` as an object, as in the Mask R-CNN balloon sample; and
 the CSV export whose header and swan row follow
-https://www.robots.ox.ac.uk/~vgg/software/via/docs/face_track_annotation.html and VIA's demo).
+https://www.robots.ox.ac.uk/~vgg/software/via/docs/face_track_annotation.html and VIA's demo). Checked against
+VIA's source, ox-vgg/via:via-2.x.y/src/via.js (2.0.11): `pack_via_metadata` (CSV cells: `map_to_json` without
+spaces, quotes doubled by `escape_for_csv`, `,0,0,"{}","{}"` for an image without regions; JSON export =
+`_via_img_metadata`), `project_save_with_confirm` (the project keys above); test_tool_sources.py writes both
+exports exactly as that function does.
 """
 
 from __future__ import annotations

@@ -70,6 +70,8 @@ def test_read(dataset: Path) -> None:
 
 
 def test_read_florence(tmp_path: Path) -> None:
+    """Florence-2 `<OD>` tokens: 1000 bins, a bin's centre as its coordinate, as microsoft/Florence-2's
+    processing_florence2.py `BoxQuantizer.dequantize` ('floor' mode: (bin + 0.5) * size / bins)."""
     _image(tmp_path / "x.jpg", 1000, 500)
     (tmp_path / "annotations.jsonl").write_text(json.dumps(
         {"image": "x.jpg", "prefix": "<OD>", "suffix": "car<loc_52><loc_333><loc_932><loc_774>traffic light<loc_0><loc_0><loc_9><loc_19>"}) + "\n")

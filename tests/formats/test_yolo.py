@@ -261,7 +261,6 @@ def test_malformed_yaml_names_file_and_line(detect_dataset: Path) -> None:
 
 @pytest.mark.parametrize(("text", "message"), [
     ("train: images/train\n", "no `names`"),
-    ("names: [a]\n", "names no images"),
     ("names: [a]\ntrain: images/nowhere\n", "not a folder or file here"),
     ("names: [a, b]\nnc: 3\ntrain: images/train\n", "`nc` is 3"),
     ("- just\n- a list\n", "not a mapping"),
@@ -271,6 +270,20 @@ def test_bad_yaml_content(detect_dataset: Path, text: str, message: str) -> None
     with pytest.raises(FormatError, match="data.yaml") as e:
         yolo.read(detect_dataset)
     assert message in str(e.value)
+
+
+def test_names_only_yaml_reads_the_image_folders(detect_dataset: Path, tmp_path: Path) -> None:
+    """supervision's `as_yolo` writes `nc` and `names` only (supervision/dataset/formats/yolo.py, `save_data_yaml`;
+    its real output is read in test_tool_exports.py): the folders are found as without a data.yaml."""
+    _text(detect_dataset / "data.yaml", "nc: 2\nnames: [person, car]\n")
+    reader = yolo.read(detect_dataset)
+    assert reader.classes.names == ["person", "car"]
+    assert [(s.image.file_name, s.split, [a.label for a in s.annotations]) for s in reader] == [
+        ("images/train/a.jpg", "train", ["person", "car"]), ("images/val/b.png", "val", ["car"])]
+    _text(tmp_path / "bare" / "data.yaml", "names: [a]\n")
+    with pytest.raises(FormatError, match="data.yaml") as e:
+        yolo.read(tmp_path / "bare")
+    assert "names no images" in str(e.value)
 
 
 def test_label_without_image_is_an_error(detect_dataset: Path) -> None:

@@ -21,7 +21,9 @@ def _image(path: Path, width: int, height: int) -> Path:
 def roboflow(tmp_path: Path) -> Path:
     """Roboflow's YOLO Keras TXT export (https://roboflow.com/formats/yolo-keras-txt), lines as keras-yolo3 reads.
 
-    https://github.com/qqwweee/keras-yolo3#training
+    https://github.com/qqwweee/keras-yolo3#training ; the tool's own writer is qqwweee/keras-yolo3:voc_annotation.py
+    `convert_annotation` (`" " + "x_min,y_min,x_max,y_max" + "," + class_id` per box after the image path), whose
+    output (absolute paths) is read in test_tool_sources.py.
     """
     root = tmp_path / "yk"
     (root / "train").mkdir(parents=True)

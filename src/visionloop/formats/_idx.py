@@ -160,6 +160,14 @@ def read(path: Path, v: Variant, *, split: str | None = None) -> Reader:
             values = labels[file_split]
             with _open(images) as f:
                 n, rows, cols = _header(f, images, 3)
+                if n != len(values) and n == len(values) * rows * cols:
+                    # datumaro's MNIST exporter writes the pixel count there (datumaro/plugins/data_formats/
+                    # mnist.py, MnistExporter.save_images: `len(data)` of the flattened pixels)
+                    raise FormatError(f"the header counts {n} images, the number of pixels of the {len(values)} "
+                                      f"images that {label_file.name} labels, not the number of images",
+                                      path=images, where="bytes 4-7",
+                                      hint=f"write {len(values)} there (datumaro's MNIST exporter writes the pixel "
+                                           "count; torchvision and the original files the image count)")
                 if n != len(values):
                     raise FormatError(f"{n} images but {len(values)} labels in {label_file.name}", path=images)
                 for i in range(n):

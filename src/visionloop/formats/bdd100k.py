@@ -238,7 +238,7 @@ def _annotation(label: dict[str, Any]) -> Annotation | None:
     if crowd:
         del attrs["crowd"]
     for k in _LABEL_FIELDS:
-        if k in label:
+        if label.get(k) is not None:  # scalabel's io.save writes every unset field as null
             attrs[k] = label[k]
     track_id = None
     raw_id = label.get("id")

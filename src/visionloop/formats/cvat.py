@@ -2,7 +2,10 @@
 
 Specification: https://docs.cvat.ai/docs/other/xml_format/ ("Annotation" section) and the export
 layout https://docs.cvat.ai/docs/manual/advanced/formats/format-cvat/ (`annotations.xml` beside
-`images/`; a project export adds `subset` to <image> and puts images in `images/<subset>/`).
+`images/`; a project export adds `subset` to <image> and puts images in `images/<subset>/`). datumaro's
+`cvat` exporter (datumaro/plugins/data_formats/cvat/exporter.py, `CvatExporter._apply_impl`) writes one
+`<subset>.xml` per subset beside one flat `images/` instead: a folder of several CVAT XML files is read
+as that, each file's stem its split.
 
 Coordinates are absolute pixels in the same continuous space as ours (CVAT draws a box from
 `xtl,ytl` to `xbr,ybr` on the image canvas), so they are read and written as they are. CVAT writes
@@ -90,10 +93,24 @@ def _xml_file(path: Path) -> Path | None:
     return xmls[0] if len(xmls) == 1 else None
 
 
+def _subset_files(path: Path) -> list[Path]:
+    """datumaro's layout: several `<subset>.xml`, all CVAT XML, and no annotations.xml ([] otherwise)."""
+    if not path.is_dir() or (path / XML_NAME).is_file():
+        return []
+    xmls = sorted(path.glob("*.xml"))
+    return xmls if len(xmls) > 1 and all(_cvat.sniff(x) is not None for x in xmls) else []
+
+
 # ---------------------------------------------------------------- detect
 
 
 def detect(path: Path) -> Detection:
+    subsets = _subset_files(Path(path))
+    if subsets:
+        kinds = {x.name: (_cvat.sniff(x) or ("", None))[0] for x in subsets}
+        if "track" in kinds.values():
+            return Detection(0.1, f"{', '.join(kinds)} are CVAT XML, with <track> elements (CVAT for video)")
+        return Detection(0.95, f"{', '.join(kinds)} are CVAT XML, one per subset (datumaro's layout)")
     xml = _xml_file(Path(path))
     if xml is None:
         return Detection.no("no annotations.xml (or single .xml file)")
@@ -113,14 +130,23 @@ def detect(path: Path) -> Detection:
 
 def read(path: Path, *, split: str | None = None) -> Reader:
     path = Path(path)
+    subsets = _subset_files(path)
     xml = _xml_file(path)
-    if xml is None:
+    files: list[tuple[Path, str | None]] = [(x, x.stem) for x in subsets]
+    if not files and xml is not None:
+        files = [(xml, None)]
+    if not files:
         raise FormatError("no CVAT annotation file here", path=path, hint="expected annotations.xml or an .xml file")
-    meta = read_meta(xml)
-    classes = meta.classes()
+    metas = [read_meta(x) for x, _ in files]
+    classes = metas[0].classes()
+    for meta in metas[1:]:
+        for info in meta.classes():
+            if info.name not in classes:
+                classes.add(info.name, color=info.color, keypoints=info.keypoints, skeleton=info.skeleton)
 
     def samples() -> Iterator[Sample]:
-        yield from _samples(xml, meta, classes, split)
+        yield from _samples([(x, meta, split or file_split) for (x, file_split), meta in zip(files, metas, strict=True)],
+                            classes, split)
 
     return Reader(classes, samples, source=path)
 
@@ -134,21 +160,22 @@ def read_meta(xml: Path) -> _cvat.Meta:
     return _cvat.Meta()
 
 
-def _samples(xml: Path, meta: _cvat.Meta, classes: ClassMap, split: str | None) -> Iterator[Sample]:
-    root = xml.parent
-    images = root / "images"
+def _samples(files: list[tuple[Path, _cvat.Meta, str | None]], classes: ClassMap,
+             split: str | None) -> Iterator[Sample]:
+    images = files[0][0].parent / "images"
     seen: set[str] = set()
-    for el in _cvat.iter_top(xml):
-        if el.tag == "track":
-            raise FormatError("this is CVAT for video (it has <track> elements)", path=xml,
-                              where=f"<track id={el.get('id')!r}>", hint="read it with --format cvat_video")
-        if el.tag != "image":
-            continue
-        sample = _image(el, xml, meta, classes, images, split)
-        seen.add(sample.image.file_name)
-        if sample.split:
-            seen.add(f"{sample.split}/{sample.image.file_name}")
-        yield sample
+    for xml, meta, file_split in files:
+        for el in _cvat.iter_top(xml):
+            if el.tag == "track":
+                raise FormatError("this is CVAT for video (it has <track> elements)", path=xml,
+                                  where=f"<track id={el.get('id')!r}>", hint="read it with --format cvat_video")
+            if el.tag != "image":
+                continue
+            sample = _image(el, xml, meta, classes, images, file_split)
+            seen.add(sample.image.file_name)
+            if sample.split:
+                seen.add(f"{sample.split}/{sample.image.file_name}")
+            yield sample
     for f in image_files(images):
         rel = relative_name(f, images)
         if rel not in seen:

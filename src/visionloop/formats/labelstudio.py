@@ -34,9 +34,10 @@ Regions with several labels keep the first as the class and the rest in attribut
 result's ``score``, else the prediction's. When a task has several annotations (several
 annotators) or predictions, each annotation carries ``ls_annotation``/``ls_prediction`` = its
 index, and a prediction's ``model_version`` is kept as an attribute. Cancelled annotations are
-skipped. A task with no annotation and no prediction is MISSING; one whose annotations are all
-empty is NULL. Other image-level results (text, numbers) are kept verbatim in
-``ImageRef.metadata["ls_results"]`` and written back.
+skipped. A keypoint region with ``hidden: true`` (label-studio-converter's COCO import writes COCO's
+v < 2 so) is labelled but not visible (v = 1), at (0, 0) not labelled (v = 0). A task with no annotation
+and no prediction is MISSING; one whose annotations are all empty is NULL. Other image-level results
+(text, numbers) are kept verbatim in ``ImageRef.metadata["ls_results"]`` and written back.
 
 Images: ``data.image`` (else the first data value that names an image) — an upload path
 ``/data/upload/1/x.jpg``, a local-storage URL ``/data/local-files/?d=dir/x.jpg`` or a URL — is
@@ -409,6 +410,11 @@ def _geometry(r: dict[str, Any], ctx: _Ctx, where: str) -> Box | RotatedBox | Po
     if r.get("image_rotation"):
         log.warning("%s (%s): image_rotation %s is ignored", ctx.path, where, r["image_rotation"])
     try:
+        if kind == "keypoint" and value.get("hidden") is True:
+            # label-studio-converter's COCO import (imports/coco.py, create_keypoints) marks COCO's v < 2 `hidden`:
+            # labelled but not visible (v = 1), or not labelled (v = 0) where COCO puts those, at (0, 0)
+            x, y = _pct(value, "x", ctx=ctx, where=where) * W / 100, _pct(value, "y", ctx=ctx, where=where) * H / 100
+            return Keypoints((snap(x), snap(y), 0.0 if x == 0 and y == 0 else 1.0))
         if kind == "rectangle":
             x, y = _pct(value, "x", ctx=ctx, where=where) * W / 100, _pct(value, "y", ctx=ctx, where=where) * H / 100
             w = _pct(value, "width", ctx=ctx, where=where) * W / 100

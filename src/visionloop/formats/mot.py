@@ -14,7 +14,8 @@ The layout is decided per file from its first line: 10 values whose 8th is not a
 writes, is ignored). ``conf`` in ground truth is a flag (0 = ignore this box in evaluation), not a
 confidence: it is kept as ``attributes["conf"]``, ``visibility`` (0..1) as ``attributes["visibility"]``,
 MOT15's world coordinates, when not all -1, as ``attributes["world"] = [x, y, z]``. ``id`` is
-``Annotation.track_id``. Frames are 1-based; boxes are read as they are, in pixels with (0, 0) the
+``Annotation.track_id``; a negative id (-1: "no identity", as det.txt and datumaro's ``mot_seq_gt``
+exporter write a box without a track) is no track id, not one track shared by every such box. Frames are 1-based; boxes are read as they are, in pixels with (0, 0) the
 top-left corner, as TrackEval, CVAT and datumaro read them (the original MATLAB devkit counted pixels
 from 1, but no evaluation tool shifts the boxes, and neither do we).
 
@@ -294,7 +295,7 @@ def _parse_line(line: str, lineno: int, path: Path, names: list[str], layout: li
         label = names[int(cls) - 1]
         if len(values) > 8:
             attrs["visibility"] = _int_or_float(values[8])
-    ann = Annotation(label, Box.from_xywh(x, y, w, h), attributes=attrs, track_id=int(track))
+    ann = Annotation(label, Box.from_xywh(x, y, w, h), attributes=attrs, track_id=int(track) if track >= 0 else None)
     return _Row(int(frame), ann)
 
 

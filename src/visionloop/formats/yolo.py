@@ -476,6 +476,10 @@ def _yaml_layout(yaml_path: Path, task: str | None) -> _Layout:
             if found is not None and (found.is_dir() or found.suffix.lower() == ".txt"):
                 check_inside(found, yaml_path.parent, path=yaml_path, where=f"key {key!r}")
                 sources.append(_Source(key, found, yaml_path))
+    if not sources and not any(key in data for key in SPLIT_KEYS):
+        # supervision's `DetectionDataset.as_yolo` writes `nc` and `names` only (supervision/dataset/formats/
+        # yolo.py, `save_data_yaml`): the images are found as without a data.yaml, the classes are the YAML's
+        sources = _folder_sources(root)
     if not sources:
         raise FormatError("the YAML names no images (no `train:`, `val:` or `test:`)", path=yaml_path,
                           hint="add `train: images/train`")
