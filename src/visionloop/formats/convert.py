@@ -149,12 +149,13 @@ def _write_in_parts(reader: Reader, tmp: Path, to: str, class_map: ClassMap, ima
         return None
 
     def work(part: ReadPart) -> dict[str, Any]:
-        dropped: Counter[str] = Counter()
+        dropped: Counter[str] = Counter()  # (refused, with strict, when the parent adds it to the report)
         # in the worker: its own fixes, quarantine list and skips, sent back
         with check.reads(), count_skips(check.strict) as skips:
             samples: Iterable[Sample] = check.samples(part)
             if mapping is not None:
                 samples = map_classes(samples, mapping, dropped)
+            samples = registry.writable(samples, registry.get(to), dropped)
             result = module.write_part(samples, tmp, classes=class_map, images=images, start=part.start)
         return {"result": result, "dropped": dict(dropped), "fixes": dict(check.fixes),
                 "quarantined": check.quarantined, "skipped": dict(skips),

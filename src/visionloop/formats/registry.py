@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 
 from visionloop.core.classes import ClassMap
 from visionloop.core.errors import FormatError, NotFoundError
-from visionloop.core.sample import Sample
+from visionloop.core.sample import LabelState, Sample
 from visionloop.formats.base import (
     Detection,
     ImageMode,
+    LossCounter,
     Reader,
     ReadPart,
     WriteReport,
@@ -53,7 +55,7 @@ def register(spec: FormatSpec) -> FormatSpec:
 register(FormatSpec(
     "coco", "visionloop.formats.coco", "COCO JSON (instances, keypoints, stuff, captions, image_info of a split read as one; "
     "Roboflow's _annotations.coco.json per split)",
-    reads=("box", "polygon", "mask", "keypoints"), writes=("box", "polygon", "mask", "keypoints"),
+    reads=("box", "polygon", "mask", "keypoints", "caption"), writes=("box", "polygon", "mask", "keypoints"),
     holds=("crowd", "category ids", "splits", "attributes"),
     files=(".json",),
 ))
@@ -92,9 +94,9 @@ register(FormatSpec(
 
 register(FormatSpec(
     "datumaro", "visionloop.formats.datumaro", "Datumaro JSON (annotations/<subset>.json + images/<subset>/)",
-    reads=("box", "rotated_box", "polygon", "mask", "keypoints", "label"),
-    writes=("box", "rotated_box", "polygon", "mask", "keypoints", "label"),
-    holds=("attributes", "tracks", "crowd", "confidence", "groups/z_order", "captions", "label parents",
+    reads=("box", "rotated_box", "polygon", "mask", "keypoints", "label", "caption"),
+    writes=("box", "rotated_box", "polygon", "mask", "keypoints", "label", "caption"),
+    holds=("attributes", "tracks", "crowd", "confidence", "groups/z_order", "label parents",
            "colours", "keypoint names", "splits"),
     files=(".json",),
 ))
@@ -192,9 +194,10 @@ register(FormatSpec(
 
 register(FormatSpec(
     "labelstudio", "visionloop.formats.labelstudio",
-    "Label Studio JSON export (tasks with annotations and predictions; percent coordinates, brush RLE)",
-    reads=("box", "rotated_box", "polygon", "mask", "keypoints", "label"),
-    writes=("box", "rotated_box", "polygon", "mask", "keypoints", "label"),
+    "Label Studio JSON export (tasks with annotations and predictions; percent coordinates, brush RLE; "
+    "image-level TextArea as captions)",
+    reads=("box", "rotated_box", "polygon", "mask", "keypoints", "label", "caption"),
+    writes=("box", "rotated_box", "polygon", "mask", "keypoints", "label", "caption"),
     holds=("attributes (per-region text/number/choices)", "confidence (predictions)", "several annotators"),
     files=(".json",),
 ))
@@ -209,8 +212,8 @@ register(FormatSpec(
 
 register(FormatSpec(
     "coco_captions", "visionloop.formats.coco_captions",
-    "COCO captions (annotations/captions_<split>.json; captions kept in ImageRef.metadata['captions'])",
-    reads=(), writes=(), holds=("captions (image metadata)", "image ids", "splits"),
+    "COCO captions (annotations/captions_<split>.json)",
+    reads=("caption",), writes=("caption",), holds=("confidence and attributes of captions", "image ids", "splits"),
     files=(".json",),
 ))
 
@@ -248,8 +251,9 @@ register(FormatSpec(
 
 
 register(FormatSpec(
-    "vlm", "visionloop.formats.vlm", "VLM JSONL for PaliGemma / Florence-2 (image, prefix, suffix with location tokens)",
-    reads=("box",), writes=("box",), holds=("prompts", "splits"),
+    "vlm", "visionloop.formats.vlm",
+    "VLM JSONL for PaliGemma / Florence-2 (image, prefix, suffix with location tokens; caption prompts as captions)",
+    reads=("box", "caption"), writes=("box", "caption"), holds=("prompts", "splits"),
     files=(".jsonl",),
 ))
 
@@ -502,5 +506,27 @@ def write(
     classes: ClassMap | None = None,
     images: ImageMode = ImageMode.COPY,
 ) -> WriteReport:
-    report: WriteReport = get(format).load().write(samples, Path(out), classes=classes, images=images)
+    spec = get(format)
+    dropped = LossCounter("dropped")
+    report: WriteReport = spec.load().write(writable(samples, spec, dropped), Path(out), classes=classes,
+                                            images=images)
+    for what, n in dropped.items():
+        report.dropped[what] += n
     return report
+
+
+def writable(samples: Iterable[Sample], spec: FormatSpec, dropped: Counter[str]) -> Iterator[Sample]:
+    """The samples as a writer of `spec` takes them: captions (text with no class) left out where the format cannot
+    hold them, counted in `dropped` ("caption: <why>"; a strict LossCounter refuses the first). Every writer is
+    called through here (`write`, the parts of `convert`), so none meets a caption it has no place for."""
+    if "caption" in spec.writes:
+        yield from samples
+        return
+    why = f"{spec.name} cannot hold captions"
+    for sample in samples:
+        if any(a.is_caption for a in sample.annotations):
+            kept = tuple(a for a in sample.annotations if not a.is_caption)
+            dropped[f"caption: {why}"] += len(sample.annotations) - len(kept)
+            # the image was labelled (captioned): with nothing else it is labelled empty, not unlabelled
+            sample = replace(sample, annotations=kept, state=None if kept else LabelState.NULL)
+        yield sample

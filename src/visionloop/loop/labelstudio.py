@@ -53,7 +53,7 @@ import orjson
 from visionloop import formats
 from visionloop.core.classes import ClassMap
 from visionloop.core.errors import VisionLoopError
-from visionloop.core.geometry import Box, Label, Mask, Polygon, RotatedBox
+from visionloop.core.geometry import Box, Caption, Label, Mask, Polygon, RotatedBox
 from visionloop.core.sample import Annotation, LabelState, Sample, Source
 from visionloop.formats import labelstudio as ls_format
 from visionloop.formats.base import ImageMode
@@ -525,7 +525,7 @@ def _coords(g: Any) -> tuple[float, ...] | None:
 def _same(a: Annotation, b: Annotation) -> bool:
     if a.label != b.label or type(a.geometry) is not type(b.geometry):
         return False
-    if isinstance(a.geometry, Mask):
+    if isinstance(a.geometry, Mask | Caption):
         return bool(a.geometry == b.geometry)
     ca, cb = _coords(a.geometry), _coords(b.geometry)
     if ca is None or cb is None or len(ca) != len(cb):
@@ -677,7 +677,7 @@ def pull_from_label_studio(store: Store, url: str, api_key: str, ls_project: int
         anns, plus, minus, moved = m.annotations, m.added, m.deleted, m.modified
         prelabels += m.prelabels_replaced
         for ann in anns:
-            if ann.label not in classes:
+            if ann.label not in classes and not ann.is_caption:
                 classes.add(ann.label)
         if plus or minus or moved or m.prelabels_replaced:
             changes.append({"image_id": iid, "file_name": s.image.file_name, "added": plus, "deleted": minus,
