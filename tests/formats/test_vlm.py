@@ -8,7 +8,17 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from visionloop.core import Annotation, Box, ClassMap, FormatError, ImageRef, Label, LabelState, Sample
+from visionloop.core import (
+    Annotation,
+    Box,
+    Caption,
+    ClassMap,
+    FormatError,
+    ImageRef,
+    Label,
+    LabelState,
+    Sample,
+)
 from visionloop.formats import detect, vlm
 
 
@@ -57,7 +67,7 @@ def test_read(dataset: Path) -> None:
     assert [(s.image.file_name, s.split, s.state) for s in samples] == [
         ("a.jpg", "train", LabelState.ANNOTATED),
         ("b.jpg", "train", LabelState.NULL),
-        ("c.jpg", "train", LabelState.MISSING),
+        ("c.jpg", "train", LabelState.ANNOTATED),  # captioned
     ]
     a = samples[0]
     assert [(x.label, _coords(x.geometry)) for x in a.annotations] == [
@@ -65,7 +75,7 @@ def test_read(dataset: Path) -> None:
         ("dog", (0.0, 0.0, 2046.0, 1023.0)),
     ]
     assert (a.image.width, a.image.height) == (2048, 1024)
-    assert samples[2].image.metadata == {"vlm": [{"prefix": "caption en", "suffix": "a green square"}]}
+    assert samples[2].image.metadata == {} and samples[2].annotations == (Annotation("", Caption("a green square")),)
     assert reader.classes.names == ["raccoon", "dog"]
 
 

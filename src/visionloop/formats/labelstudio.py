@@ -303,7 +303,7 @@ def _task(task: Any, index: int, json_path: Path, classes: ClassMap, split: str 
             extra_results.extend(extra)
         anns.extend(new)
     for a in anns:
-        if a.label not in classes:
+        if a.label not in classes and not a.is_caption:
             classes.add(a.label)
     if extra_results:
         meta["ls_results"] = extra_results
