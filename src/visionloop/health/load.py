@@ -265,7 +265,8 @@ def class_counts(store: Store, *, split: str | None = None) -> dict[int, int]:
 
 def caption_counts(store: Store) -> dict[str, int]:
     """split (UNASSIGNED for None) -> caption annotations on its images."""
-    q = (select(ImageRow.split, func.count()).join(ImageRow, ImageRow.id == AnnotationRow.image_id)
+    q = (select(ImageRow.split, func.count()).select_from(AnnotationRow)
+         .join(ImageRow, ImageRow.id == AnnotationRow.image_id)
          .where(AnnotationRow.class_id.is_(None)).group_by(ImageRow.split))
     with store.engine.connect() as c:
         return {split or UNASSIGNED: int(n) for split, n in c.execute(q)}
