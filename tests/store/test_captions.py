@@ -60,6 +60,12 @@ def test_import_round_trip_exact(dataset, tmp_path: Path) -> None:
     # the digests are what the importer computes: importing again changes nothing
     assert import_dataset(store, src).batch_id is None
     store.close()
+    from typer.testing import CliRunner
+
+    from visionloop.cli.main import app
+
+    out = CliRunner().invoke(app, ["stats", "-p", str(tmp_path / "p")])
+    assert out.exit_code == 0 and "caption 3" in out.stdout and "3 classes" in out.stdout
 
 
 def test_health_counts_captions_apart(dataset, tmp_path: Path) -> None:

@@ -847,8 +847,8 @@ def _read_merged(members: list[tuple[Path, _Index | None]], split: str | None, c
                 db.executemany("INSERT INTO ann (image_id, file, pos, data) VALUES (?, ?, ?, ?)", buf)
             orphan = db.execute("SELECT c.pos, c.image_id FROM cap c LEFT JOIN img i ON i.id = c.image_id "
                                 "WHERE i.id IS NULL ORDER BY c.seq LIMIT 1").fetchone()
+            captions = next((f for f, index in members if index is None), paths[0])  # the split's captions file
             if orphan:
-                captions = next(f for f, index in members if index is None)
                 raise FormatError(f"refers to image_id {orphan[1]}, which is in no `images` list of this split",
                                   path=captions, where=f"annotations[{orphan[0]}]")
             db.execute("CREATE INDEX ann_image ON ann (image_id, file, pos)")
@@ -860,7 +860,6 @@ def _read_merged(members: list[tuple[Path, _Index | None]], split: str | None, c
                 if not all(_read_into(anns, item, names, paths[file], pos) for file, pos, item in _same_objects(items)):
                     continue
                 entry = orjson.loads(data)
-                captions = next((f for f, index in members if index is None), paths[0])
                 anns.extend(caption_annotation(orjson.loads(d), captions, f"annotations[{pos}]") for pos, d in
                             db.execute("SELECT pos, data FROM cap WHERE image_id = ? ORDER BY seq", (image_id,)))
                 state = LabelState.ANNOTATED if anns else LabelState.NULL if labelled else LabelState.MISSING

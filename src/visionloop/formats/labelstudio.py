@@ -689,7 +689,7 @@ def label_config_xml(classes: ClassMap | None, used: Mapping[str, Iterable[str]]
     per-region attributes in `per_region` (name → number | textarea | choices). `every_class`: each control
     offers every class of `classes` (a labeller may add any class), not only the labels written."""
     lines = ["<View>", '  <Image name="image" value="$image"/>']
-    for name in used.get("textarea", ()):  # image-level text: captions
+    for name in dict.fromkeys(used.get("textarea", ())):  # image-level text: captions
         lines.append(f'  <TextArea name={quoteattr(name)} toName="image"/>')
     for value_type, (tag, name) in _CONTROL.items():
         if value_type not in used:

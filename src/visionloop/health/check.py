@@ -81,9 +81,10 @@ def check(store: Store, *, split: str | None = None, version: str | int | None =
         flagged.add(part)
     del chunks
     cnt = tally.counts()
-    for sp, d in cnt["by_split"].items():  # captions have no class: counted apart from the annotations
-        d["captions"] = captions.get(sp, 0)
-    cnt["captions"] = sum(d["captions"] for d in cnt["by_split"].values())
+    if captions:  # captions have no class: counted apart from the annotations (when there are any)
+        for sp, d in cnt["by_split"].items():
+            d["captions"] = captions.get(sp, 0)
+        cnt["captions"] = sum(d["captions"] for d in cnt["by_split"].values())
     per_class = {cid: v["annotations"] for cid, v in cnt["_per_class"].items()}
     dims, f_dims = stats.dimensions(images)
     balance, f_balance = stats.class_balance(cnt, classes)

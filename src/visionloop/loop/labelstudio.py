@@ -313,9 +313,12 @@ def _tasks_json(store: Store, items: Sequence[_Prelabelled], classes: ClassMap
     per_region: dict[str, str] = {}
     for t in tasks:
         for p in t.get("predictions", []):
+            regions = {r["id"] for r in p["result"] if r["type"] in ls_format._CONTROL and r["type"] != "choices"}
             for r in p["result"]:
                 if r["type"] in ls_format._CONTROL:
                     used.setdefault(r["type"], [])
+                elif r["type"] == "textarea" and r["id"] not in regions:  # image-level text: captions
+                    used.setdefault("textarea", []).append(r["from_name"])
                 elif r["type"] in ("number", "textarea", "choices"):
                     per_region.setdefault(r["from_name"], r["type"])
     if not used:  # nothing pre-labelled: the project's kind of labels
