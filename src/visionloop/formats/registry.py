@@ -344,8 +344,9 @@ register(FormatSpec(
 
 register(FormatSpec(
     "labelbox", "visionloop.formats.labelbox",
-    "Labelbox NDJSON export v2 (boxes, polygons, points, lines, classifications; masks need network)",
-    reads=("box", "polygon", "keypoints", "label"), writes=("box", "polygon", "keypoints", "label"),
+    "Labelbox NDJSON export v2 (boxes, polygons, points, lines, classifications, free text as captions; masks "
+    "need network)",
+    reads=("box", "polygon", "keypoints", "label", "caption"), writes=("box", "polygon", "keypoints", "label", "caption"),
     holds=("nested classifications (attributes)", "global classifications", "several labels per row"),
     files=(".ndjson", ".jsonl", ".json"),
 ))
