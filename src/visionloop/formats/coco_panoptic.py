@@ -402,7 +402,7 @@ def _paint(sample: Sample, width: int, height: int, cmap: ClassMap, png: Path,
     painted: list[tuple[int, Annotation]] = []
     for ann in sample.annotations:
         g = ann.geometry
-        if isinstance(g, Keypoints | Label | Caption):  # (captions are left out before: registry.writable)
+        if isinstance(g, Keypoints | Label | Caption):  # (captions are left out before: base.UNHELD)
             report.drop(kind(g), "COCO panoptic holds segments only")
             continue
         if isinstance(g, Mask):

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections import Counter
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 from visionloop.core.classes import ClassMap
 from visionloop.core.errors import FormatError, NotFoundError
-from visionloop.core.sample import LabelState, Sample
+from visionloop.core.sample import Sample
 from visionloop.formats.base import (
     Detection,
     ImageMode,
@@ -21,6 +20,7 @@ from visionloop.formats.base import (
     ReadPart,
     WriteReport,
     dataset_root,
+    drop_unheld,
     inside_root,
 )
 
@@ -508,26 +508,9 @@ def write(
     images: ImageMode = ImageMode.COPY,
 ) -> WriteReport:
     spec = get(format)
-    dropped = LossCounter("dropped")
-    report: WriteReport = spec.load().write(writable(samples, spec, dropped), Path(out), classes=classes,
-                                            images=images)
+    dropped = LossCounter("dropped")  # what the format cannot hold at all (`base.UNHELD`): refused first when strict
+    samples = drop_unheld(samples, writes=spec.writes, format=spec.name, dropped=dropped)
+    report: WriteReport = spec.load().write(samples, Path(out), classes=classes, images=images)
     for what, n in dropped.items():
         report.dropped[what] += n
     return report
-
-
-def writable(samples: Iterable[Sample], spec: FormatSpec, dropped: Counter[str]) -> Iterator[Sample]:
-    """The samples as a writer of `spec` takes them: captions (text with no class) left out where the format cannot
-    hold them, counted in `dropped` ("caption: <why>"; a strict LossCounter refuses the first). Every writer is
-    called through here (`write`, the parts of `convert`), so none meets a caption it has no place for."""
-    if "caption" in spec.writes:
-        yield from samples
-        return
-    why = f"{spec.name} cannot hold captions"
-    for sample in samples:
-        if any(a.is_caption for a in sample.annotations):
-            kept = tuple(a for a in sample.annotations if not a.is_caption)
-            dropped[f"caption: {why}"] += len(sample.annotations) - len(kept)
-            # the image was labelled (captioned): with nothing else it is labelled empty, not unlabelled
-            sample = replace(sample, annotations=kept, state=None if kept else LabelState.NULL)
-        yield sample

@@ -281,7 +281,7 @@ def write(
 
 def _entry(ann: Annotation, width: int, height: int, report: WriteReport) -> dict[str, Any] | None:
     g = ann.geometry
-    if isinstance(g, Keypoints | Label | Caption):  # (captions are left out before: registry.writable)
+    if isinstance(g, Keypoints | Label | Caption):  # (captions are left out before: base.UNHELD)
         report.drop(kind(g), "SA-1B holds masks only")
         return None
     if isinstance(g, Mask):

@@ -964,7 +964,7 @@ def _lines(
     if isinstance(geometry, Label):
         report.drop("label", "YOLO detect/segment cannot hold whole-image labels")
         return []
-    if isinstance(geometry, Caption):  # (left out before: registry.writable)
+    if isinstance(geometry, Caption):  # (left out before: base.UNHELD)
         report.drop("caption", "YOLO cannot hold captions")
         return []
     if isinstance(geometry, Mask):
