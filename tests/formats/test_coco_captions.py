@@ -1,17 +1,25 @@
-"""COCO captions reader and writer. Format: https://cocodataset.org/#format-data ("Image Captioning")."""
+"""COCO captions reader and writer, captions as `Caption` annotations.
+
+Format: https://cocodataset.org/#format-data ("Image Captioning"). Fixtures: the COCO 2017 layout written here
+as JSON that pycocotools 2.0 loads (its `COCO` index is the oracle for which caption belongs to which image), and
+datasets written by datumaro 1.13's own `coco_captions` and `datumaro` exporters in the test, compared with
+datumaro's own import of the same folder.
+"""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from visionloop.core.errors import FormatError
-from visionloop.core.geometry import Box
+from visionloop.core.geometry import Box, Caption
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
-from visionloop.formats import coco_captions, datumaro, detect
+from visionloop.formats import coco_captions, datumaro, detect, registry
 from visionloop.formats.base import ImageMode
 
 DOC = {
@@ -26,6 +34,10 @@ DOC = {
         {"image_id": 397133, "id": 3, "caption": "Man in apron standing on front of oven with pans."},
     ],
 }
+
+
+def _cap(text: str, **kw: object) -> Annotation:
+    return Annotation("", Caption(text), **kw)  # type: ignore[arg-type]
 
 
 @pytest.fixture()
@@ -44,47 +56,84 @@ def captions(tmp_path: Path) -> Path:
 def test_read_exact(captions: Path) -> None:
     reader = coco_captions.read(captions)
     samples = list(reader)
-    assert len(reader.classes) == 0
+    assert len(reader.classes) == 0  # a caption is not a class
     assert [(s.image.file_name, s.split, s.state) for s in samples] == [
-        ("000000397133.jpg", "val2017", LabelState.NULL), ("000000037777.jpg", "val2017", LabelState.NULL),
+        ("000000397133.jpg", "val2017", LabelState.ANNOTATED), ("000000037777.jpg", "val2017", LabelState.ANNOTATED),
         ("000000000001.jpg", "val2017", LabelState.MISSING)]
     first = samples[0]
-    assert first.annotations == () and first.image.size == (8, 6)
-    assert first.image.metadata == {"license": 4, "coco_id": 397133, "captions": [
-        "A man is in a kitchen making pizzas.", "Man in apron standing on front of oven with pans."]}
+    assert first.annotations == (_cap("A man is in a kitchen making pizzas."),
+                                 _cap("Man in apron standing on front of oven with pans."))
+    assert first.image.size == (8, 6) and first.image.metadata == {"license": 4, "coco_id": 397133}
     assert first.image.path == str(captions / "val2017" / "000000397133.jpg")
-    assert samples[1].image.metadata["captions"] == ["A kitchen with a stove."]
+    assert samples[1].annotations == (_cap("A kitchen with a stove."),)
+    assert samples[2].annotations == ()
 
 
-def test_round_trip(captions: Path, tmp_path: Path) -> None:
+def test_pycocotools_agrees(captions: Path, tmp_path: Path) -> None:
+    """pycocotools' index of the fixture and of what we write is what we read: the captions of each image, in
+    file order."""
+    from pycocotools.coco import COCO
+
+    def theirs(f: Path) -> dict[str, list[str]]:
+        c = COCO(str(f))
+        return {im["file_name"]: [a["caption"] for a in c.imgToAnns[im["id"]]] for im in c.dataset["images"]}
+
+    def ours(samples: list[Sample]) -> dict[str, list[str]]:
+        return {s.image.file_name: [a.geometry.text for a in s.annotations if isinstance(a.geometry, Caption)]
+                for s in samples}
+
     first = list(coco_captions.read(captions))
+    assert ours(first) == theirs(captions / "annotations" / "captions_val2017.json")
+    coco_captions.write(first, tmp_path / "out", images=ImageMode.NONE)
+    written = tmp_path / "out" / "annotations" / "captions_val2017.json"
+    assert theirs(written) == ours(first)
+    assert sum(len(v) for v in theirs(written).values()) == 3
+
+
+def test_round_trip_exact(captions: Path, tmp_path: Path) -> None:
+    first = list(coco_captions.read(captions))
+    first[0] = Sample(first[0].image, (*first[0].annotations, _cap("scored", confidence=0.25),
+                                       _cap("with attributes", attributes={"lang": "en"})), split=first[0].split)
     out = tmp_path / "out"
     report = coco_captions.write(first, out)
-    assert report.images == 3 and report.annotations == {"caption": 3} and report.files == 4
+    assert report.images == 3 and report.annotations == {"caption": 5} and report.files == 4
+    assert not report.dropped and not report.converted
     doc = json.loads((out / "annotations" / "captions_val2017.json").read_text())
-    assert [(a["image_id"], a["caption"]) for a in doc["annotations"]] == [
-        (397133, "A man is in a kitchen making pizzas."), (397133, "Man in apron standing on front of oven with pans."),
-        (37777, "A kitchen with a stove.")]
+    assert doc["annotations"] == [
+        {"image_id": 397133, "id": 1, "caption": "A man is in a kitchen making pizzas."},
+        {"image_id": 397133, "id": 2, "caption": "Man in apron standing on front of oven with pans."},
+        {"image_id": 397133, "id": 3, "caption": "scored", "score": 0.25},
+        {"image_id": 397133, "id": 4, "caption": "with attributes", "attributes": {"lang": "en"}},
+        {"image_id": 37777, "id": 5, "caption": "A kitchen with a stove."}]
     back = list(coco_captions.read(out))
-    assert [(s.image.file_name, s.image.metadata, s.state, s.split) for s in back] == \
-        [(s.image.file_name, s.image.metadata, s.state, s.split) for s in first]
+
+    def key(s: Sample) -> tuple:
+        return (s.image.file_name, s.image.size, s.image.metadata, s.state, s.split, s.annotations)
+
+    assert [key(s) for s in back] == [key(s) for s in first]
+    coco_captions.write(back, tmp_path / "again")  # and the file is the same the second time
+    assert (tmp_path / "again" / "annotations" / "captions_val2017.json").read_bytes() == \
+        (out / "annotations" / "captions_val2017.json").read_bytes()
 
 
 def test_captions_travel_through_datumaro(captions: Path, tmp_path: Path) -> None:
     first = list(coco_captions.read(captions))
-    datumaro.write(first, tmp_path / "dm", images=ImageMode.NONE)
+    report = registry.write(first, tmp_path / "dm", format="datumaro", images=ImageMode.NONE)
+    assert report.annotations == {"caption": 3} and not report.dropped
     back = list(datumaro.read(tmp_path / "dm"))
-    assert [s.image.metadata.get("captions") for s in back] == [s.image.metadata.get("captions") for s in first]
+    assert [s.annotations for s in back] == [s.annotations for s in first]
+    assert [s.state for s in back][:2] == [LabelState.ANNOTATED] * 2
 
 
 def test_write_drops_geometry(tmp_path: Path) -> None:
     Image.new("RGB", (4, 4)).save(tmp_path / "a.jpg")
-    sample = Sample(ImageRef("a.jpg", 4, 4, path=str(tmp_path / "a.jpg"), metadata={"captions": ["hi"]}),
-                    (Annotation("cat", Box(0, 0, 1, 1)),))
+    sample = Sample(ImageRef("a.jpg", 4, 4, path=str(tmp_path / "a.jpg")),
+                    (Annotation("cat", Box(0, 0, 1, 1)), _cap("hi")))
     report = coco_captions.write([sample], tmp_path / "out")
-    assert report.dropped == {"box: COCO captions holds captions only": 1}
+    assert report.dropped == {"box: COCO captions holds captions only": 1} and report.annotations == {"caption": 1}
     assert (tmp_path / "out" / "annotations" / "captions_default.json").is_file()
-    assert next(iter(coco_captions.read(tmp_path / "out"))).split is None
+    (back,) = coco_captions.read(tmp_path / "out")
+    assert back.split is None and back.annotations == (_cap("hi"),)
 
 
 def test_bad_input(captions: Path) -> None:
@@ -95,6 +144,10 @@ def test_bad_input(captions: Path) -> None:
     with pytest.raises(FormatError) as e:
         list(coco_captions.read(captions))
     assert e.value.path == str(p) and e.value.where == "annotations[1] (id 11)"
+    doc["annotations"][1] = {"image_id": 37777, "id": 11, "caption": "x", "score": 3}
+    p.write_text(json.dumps(doc))
+    with pytest.raises(FormatError, match=r"annotations\[1\] \(id 11\)\): a caption's `score` must be"):
+        list(coco_captions.read(captions))
     doc["annotations"][1] = {"image_id": 5, "id": 11, "caption": "x"}
     p.write_text(json.dumps(doc))
     with pytest.raises(FormatError, match=r"annotations\[1\]\): refers to image_id 5"):
@@ -117,3 +170,65 @@ def test_datumaro_reads_our_captions(captions: Path, tmp_path: Path) -> None:
     found = {item.id: sorted(a.caption for a in item.annotations) for item in theirs}
     assert found["000000397133"] == ["A man is in a kitchen making pizzas.",
                                      "Man in apron standing on front of oven with pans."]
+
+
+# ------------------------------------------------------------------ fixtures written by datumaro 1.13's exporters
+
+def _dm_dataset():
+    """Captions as datumaro holds them (`Caption(text, id, attributes)`; "score" is an attribute to datumaro), an
+    image without any."""
+    dm = pytest.importorskip("datumaro")
+    from datumaro.components.annotation import Caption as DmCaption
+
+    def image(h: int, w: int, v: int) -> object:
+        return dm.Image.from_numpy(np.full((h, w, 3), v, np.uint8))
+
+    return dm, dm.Dataset.from_iterable([
+        dm.DatasetItem(id="a", subset="val", media=image(6, 8, 100), annotations=[
+            DmCaption("a red square", id=5, attributes={"lang": "en"}),
+            DmCaption("a square on grey", id=9, attributes={"score": 0.5})]),
+        dm.DatasetItem(id="b", subset="val", media=image(4, 5, 10), annotations=[DmCaption("a dark picture", id=1)]),
+        dm.DatasetItem(id="c", subset="val", media=image(4, 5, 10)),
+    ])
+
+
+def _dm_view(dataset) -> dict[str, Counter]:  # type: ignore[no-untyped-def]
+    """item id -> its captions as (text, attributes with the score among them), as datumaro holds them."""
+    return {item.id: Counter((a.caption, json.dumps(a.attributes, sort_keys=True)) for a in item.annotations)
+            for item in dataset}
+
+
+def _our_view(samples: list[Sample]) -> dict[str, Counter]:
+    out = {}
+    for s in samples:
+        caps = Counter()
+        for a in s.annotations:
+            assert isinstance(a.geometry, Caption) and a.label == ""
+            attrs = dict(a.attributes, **({"score": a.confidence} if a.confidence is not None else {}))
+            caps[(a.geometry.text, json.dumps(attrs, sort_keys=True))] += 1
+        out[Path(s.image.file_name).stem] = caps
+    return out
+
+
+@pytest.mark.parametrize(("exporter", "fmt"), [("coco_captions", "coco_captions"), ("datumaro", "datumaro")])
+def test_datumaro_exports_read_as_datumaro_reads_them(tmp_path: Path, exporter: str, fmt: str) -> None:
+    dm, dataset = _dm_dataset()
+    root = tmp_path / exporter
+    dataset.export(str(root), exporter, save_media=True)
+    assert detect(root) == fmt
+    reader = registry.read(root)
+    samples = list(reader)
+    assert len(reader.classes) == 0
+    want = _dm_view(dm.Dataset.import_from(str(root), exporter))
+    assert _our_view(samples) == want
+    assert sum(sum(c.values()) for c in want.values()) == 3
+    by = {Path(s.image.file_name).stem: s for s in samples}
+    assert by["a"].annotations == (_cap("a red square", attributes={"lang": "en"}),
+                                   _cap("a square on grey", confidence=0.5))
+    assert by["a"].state is LabelState.ANNOTATED and by["a"].image.size == (8, 6) and by["a"].split == "val"
+    # an image without captions: never captioned (COCO captions lists it), listed with nothing (Datumaro)
+    assert by["c"].state is (LabelState.MISSING if fmt == "coco_captions" else LabelState.NULL)
+    # and what we write of it, datumaro reads the same
+    out = tmp_path / f"{exporter}-ours"
+    registry.write(samples, out, format=fmt)
+    assert _dm_view(dm.Dataset.import_from(str(out), exporter)) == want

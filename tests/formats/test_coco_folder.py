@@ -106,8 +106,10 @@ def coco2017(root: Path) -> Path:
 
 
 def _summary(sample):
-    kinds = sorted(f"{a.label}:{type(a.geometry).__name__}" for a in sample.annotations)
-    return (sample.image.file_name, sample.split, sample.state, kinds, sample.image.metadata.get("captions", []))
+    kinds = sorted(f"{a.label}:{type(a.geometry).__name__}" for a in sample.annotations if not a.is_caption)
+    assert "captions" not in sample.image.metadata
+    return (sample.image.file_name, sample.split, sample.state, kinds,
+            [a.geometry.text for a in sample.annotations if a.is_caption])
 
 
 def test_one_sample_per_image_with_every_file_s_annotations(tmp_path):
@@ -121,7 +123,7 @@ def test_one_sample_per_image_with_every_file_s_annotations(tmp_path):
          ["A woman stands in the dining area at the table.", "A room with chairs, a table, and a woman in it."]),
         ("000000000285.jpg", "val2017", LabelState.ANNOTATED, ["bear:Polygon", "other:Mask"],
          ["A big burly grizzly bear is show with grass in the background."]),
-        ("000000000632.jpg", "val2017", LabelState.NULL, [],
+        ("000000000632.jpg", "val2017", LabelState.ANNOTATED, [],  # captioned: labelled
          ["Bedroom scene with a bookcase, blue comforter and window."]),
         ("000000466319.jpg", "test2017", LabelState.MISSING, [], []),
     ]

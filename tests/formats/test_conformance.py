@@ -9,7 +9,9 @@ for the classification formats) are written with the format's own writer, then:
   reported writing, with the same classes, and the splits come back where the format keeps splits (under the
   format's own name for the validation split where it has one, e.g. YOLO's `val`);
 - a file cut short (its largest annotation file, cut inside a value) is refused with one line naming it — never
-  read as a shorter dataset.
+  read as a shorter dataset;
+- captions (text with no class): a format that holds them gives each back to its image, any other counts each as
+  dropped and with --strict refuses.
 
 The refusal of a folder that already holds a dataset is `test_write_twice.py`; the claims of almost-this-format
 folders are `test_detect_claims.py`; what is specific to a format stays in its own test file.
@@ -23,10 +25,11 @@ from pathlib import Path
 
 import pytest
 
-from visionloop.core import Annotation, Label, Sample, VisionLoopError
+from visionloop.core import Annotation, Caption, Label, LabelState, LossError, Sample, VisionLoopError
 from visionloop.core.geometry import kind
 from visionloop.demo import synthetic
 from visionloop.formats import FORMATS, ImageMode, registry
+from visionloop.formats.base import strict_writes
 
 # where the format names the validation split its own way (its layout's convention)
 VALID_AS = {"yolo": "val", "darknet": "val", "icdar": "val", "icdar_word_recognition": "val",
@@ -161,3 +164,53 @@ def test_a_file_cut_short_is_refused(name, inputs, tmp_path):
         list(registry.read(out, format=name))
     named = str(e.value).split(" (")[0].split(": ")[0]
     assert named == str(big) or (name in NAMED_BY_USE and named.startswith(str(out))), str(e.value)
+
+
+# ------------------------------------------------------------------------------------------------ captions
+CAPTIONS = ("a few shapes on a plain background", "test pattern")
+
+
+def _with_captions(samples: list[Sample]) -> list[Sample]:
+    """Each sample with one caption after its annotations, the first with two (text with no class)."""
+    out = []
+    for i, s in enumerate(samples):
+        texts = CAPTIONS if i == 0 else (f"picture {i}",)
+        out.append(Sample(s.image, (*s.annotations, *(Annotation("", Caption(t)) for t in texts)), split=s.split))
+    return out
+
+
+def _captions_of(samples) -> dict[str, list[str]]:
+    return {Path(s.image.file_name).stem: [a.geometry.text for a in s.annotations if a.is_caption] for s in samples}
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_captions_kept_or_counted_as_dropped(name, inputs, tmp_path):
+    """A format that holds captions gives every one back, to its image, in order (and writes them the same
+    again); any other writer counts each as dropped and, strict, refuses the first — never a class named ""."""
+    samples = _with_captions(inputs["labels" if _classification(name) else "shapes"])
+    n = sum(a.is_caption for s in samples for a in s.annotations)
+    classes = None if _classification(name) else synthetic.classes()
+    report = _write(name, samples, tmp_path / "out", classes)
+    assert report.images == len(samples)
+    if "caption" not in FORMATS[name].writes:
+        assert report.dropped[f"caption: {name} cannot hold captions"] == n
+        assert "caption" not in report.annotations
+        back = list(registry.read(tmp_path / "out", format=name))
+        assert not any(a.is_caption for s in back for a in s.annotations)
+        assert "" not in {a.label for s in back for a in s.annotations}
+        with strict_writes(), pytest.raises(LossError, match="caption"):
+            _write(name, samples, tmp_path / "strict", classes)
+        return
+    assert report.annotations["caption"] == n and not any(k.startswith("caption") for k in report.dropped)
+    reader = registry.read(tmp_path / "out", format=name)
+    back = list(reader)
+    assert "" not in reader.classes
+    want = _captions_of(samples)
+    got = _captions_of(back)
+    if name not in NAMES_CHANGE:
+        assert got == want
+    assert sorted(map(tuple, got.values())) == sorted(map(tuple, want.values()))
+    assert all(s.state is LabelState.ANNOTATED for s in back)
+    second = tmp_path / "second"
+    _write(name, back, second, reader.classes)
+    assert _captions_of(registry.read(second, format=name)) == got

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from visionloop.core.errors import FormatError
-from visionloop.core.geometry import Box, Keypoints, Label, Polygon
+from visionloop.core.geometry import Box, Caption, Keypoints, Label, Polygon
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
 from visionloop.formats import detect, labelbox
 
@@ -93,7 +93,7 @@ def test_read_exact(export: Path) -> None:
     a, b, c = list(reader)
     assert a.image.file_name == "a.jpg" and a.image.size == (320, 240) and a.image.path == str(export.parent / "a.jpg")
     assert a.image.metadata == {"labelbox_row_data": "https://storage.labelbox.com/cl123/a.jpg",
-                                "labelbox_id": "dr-a.jpg", "labelbox_text": {"text": "free form text..."}}
+                                "labelbox_id": "dr-a.jpg"}
     assert a.annotations == (
         Annotation("polygon", Polygon(((147.692, 118.154, 142.769, 104.923, 57.846, 118.769, 28.308, 169.846),))),
         Annotation("bbox", Box(58, 48, 70, 113), attributes={"occlusion": "partial", "damage": ["dented", "scratched"]}),
@@ -102,6 +102,7 @@ def test_read_exact(export: Path) -> None:
         Annotation("point", Keypoints((10.5, 20.25, 2))),
         Annotation("first_checklist_answer", Label(), attributes={"question": "checklist"}),
         Annotation("second_checklist_answer", Label(), attributes={"question": "checklist"}),
+        Annotation("", Caption("free form text..."), attributes={"question": "text"}),  # a free-text answer
     )  # the mask (behind a URL) is skipped
     assert reader.classes.names == ["polygon", "bbox", "polyline", "point", "first_checklist_answer",
                                     "second_checklist_answer"]
@@ -113,13 +114,15 @@ def test_roundtrip(export: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     report = labelbox.write(first, out)
     assert report.images == 3 and report.files == 3
-    assert dict(report.annotations) == {"polygon": 1, "box": 1, "keypoints": 2, "label": 2}
+    assert dict(report.annotations) == {"polygon": 1, "box": 1, "keypoints": 2, "label": 2, "caption": 1}
     assert not report.converted and not report.dropped
     back = list(labelbox.read(out))
     assert [s.image.file_name for s in back] == ["a.jpg", "b.jpg", "c.jpg"]
     assert [s.annotations for s in back] == [s.annotations for s in first]
     assert [s.state for s in back] == [s.state for s in first]
-    assert back[0].image.metadata["labelbox_text"] == {"text": "free form text..."}
+    row0 = json.loads((out / "export.ndjson").read_text().splitlines()[0])
+    assert {"name": "text", "value": "text", "text_answer": {"content": "free form text..."}} in \
+        row0["projects"]["visionloop"]["labels"][0]["annotations"]["classifications"]
     row = json.loads((out / "export.ndjson").read_text().splitlines()[0])
     assert row["data_row"]["row_data"] == "https://storage.labelbox.com/cl123/a.jpg"
     poly = row["projects"]["visionloop"]["labels"][0]["annotations"]["objects"][0]["polygon"]

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from visionloop.core.errors import FormatError
-from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, RotatedBox
+from visionloop.core.geometry import Box, Caption, Keypoints, Label, Mask, Polygon, RotatedBox
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample, Source
 from visionloop.formats import detect, labelstudio
 from visionloop.formats.base import ImageMode
@@ -74,7 +74,8 @@ EXPORT = [
                  {"id": "c1", "type": "choices", "from_name": "weather", "to_name": "image",
                   "value": {"choices": ["Sunny"]}},
                  {"id": "t1", "type": "textarea", "from_name": "caption", "to_name": "image",
-                  "value": {"text": ["a cat in the sun"]}},
+                  "value": {"text": ["a cat in the sun", "a sleepy cat"]}},
+                 {"id": "s1", "type": "rating", "from_name": "quality", "to_name": "image", "value": {"rating": 4}},
              ]},
             {"id": 1002, "was_cancelled": True, "result": [_rect("z", 0, 0, 10, 10, ["Cat"])]},
         ],
@@ -165,6 +166,8 @@ def test_read_exact(export: Path) -> None:
         Annotation("Cat", Polygon(((20, 10, 100, 10, 100, 50),)), source=Source.HUMAN),
         Annotation("Nose", Keypoints((100, 50, 2)), source=Source.HUMAN),
         Annotation("Sunny", Label(), source=Source.HUMAN),
+        Annotation("", Caption("a cat in the sun"), source=Source.HUMAN),  # the image captioning template's TextArea
+        Annotation("", Caption("a sleepy cat"), source=Source.HUMAN),
         Annotation("Dog", Box(0, 0, 100, 50), attributes={"model_version": "yolo-v1"}, source=Source.MODEL,
                    confidence=0.75),
     )
@@ -184,7 +187,7 @@ def test_roundtrip(export: Path, tmp_path: Path) -> None:
     report = labelstudio.write(first, out)
     assert report.images == 4 and report.files == 4
     assert dict(report.annotations) == {"box": 3, "rotated_box": 1, "polygon": 1, "keypoints": 1, "label": 1,
-                                        "mask": 1}
+                                        "mask": 1, "caption": 2}
     assert not report.dropped and not report.converted
     assert labelstudio.detect(out).score >= 0.9
     back = list(labelstudio.read(out))
@@ -194,7 +197,11 @@ def test_roundtrip(export: Path, tmp_path: Path) -> None:
     assert back[0].image.metadata["ls_results"] == first[0].image.metadata["ls_results"]
     config = (out / "label_config.xml").read_text()
     assert '<RectangleLabels name="label" toName="image">' in config and '<TextArea name="note"' in config
+    assert '<TextArea name="caption" toName="image"/>' in config
     task = json.loads((out / "tasks.json").read_text())[0]
+    # one textarea result holds the control's texts, as Label Studio writes one TextArea's answers
+    assert [r["value"] for r in task["annotations"][0]["result"] if r["from_name"] == "caption"] == [
+        {"text": ["a cat in the sun", "a sleepy cat"]}]
     assert task["data"]["image"] == "/data/local-files/?d=images/a1b2c3-cat.jpg"
     assert task["predictions"][0]["score"] == 0.75 and task["predictions"][0]["model_version"] == "yolo-v1"
 

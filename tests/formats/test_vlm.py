@@ -8,7 +8,17 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from visionloop.core import Annotation, Box, ClassMap, FormatError, ImageRef, Label, LabelState, Sample
+from visionloop.core import (
+    Annotation,
+    Box,
+    Caption,
+    ClassMap,
+    FormatError,
+    ImageRef,
+    Label,
+    LabelState,
+    Sample,
+)
 from visionloop.formats import detect, vlm
 
 
@@ -57,7 +67,7 @@ def test_read(dataset: Path) -> None:
     assert [(s.image.file_name, s.split, s.state) for s in samples] == [
         ("a.jpg", "train", LabelState.ANNOTATED),
         ("b.jpg", "train", LabelState.NULL),
-        ("c.jpg", "train", LabelState.MISSING),
+        ("c.jpg", "train", LabelState.ANNOTATED),  # captioned
     ]
     a = samples[0]
     assert [(x.label, _coords(x.geometry)) for x in a.annotations] == [
@@ -65,7 +75,7 @@ def test_read(dataset: Path) -> None:
         ("dog", (0.0, 0.0, 2046.0, 1023.0)),
     ]
     assert (a.image.width, a.image.height) == (2048, 1024)
-    assert samples[2].image.metadata == {"vlm": [{"prefix": "caption en", "suffix": "a green square"}]}
+    assert samples[2].image.metadata == {} and samples[2].annotations == (Annotation("", Caption("a green square")),)
     assert reader.classes.names == ["raccoon", "dog"]
 
 
@@ -132,3 +142,40 @@ def test_detect(dataset: Path, tmp_path: Path) -> None:
     other = tmp_path / "annotations.jsonl"
     other.write_text('{"text": "hello"}\n')
     assert vlm.detect(tmp_path).score == 0
+
+
+@pytest.mark.parametrize("syntax", ["paligemma", "florence2"])
+def test_captions(tmp_path: Path, syntax: str) -> None:
+    """Captioning lines (PaliGemma `caption <lang>` / `describe <lang>`, Florence-2 `<CAPTION>`...) are captions;
+    VQA lines stay in metadata; a caption line per caption is written back, the prompt kept."""
+    _image(tmp_path / "src" / "x.jpg", 100, 100)
+    _image(tmp_path / "src" / "y.jpg", 100, 100)
+    lines = [
+        {"image": "x.jpg", "prefix": "caption en", "suffix": "a green square"},
+        {"image": "x.jpg", "prefix": "<DETAILED_CAPTION>", "suffix": "A green square fills the picture."},
+        {"image": "x.jpg", "prefix": "answer en what colour?", "suffix": "green"},
+        {"image": "x.jpg", "prefix": "detect box", "suffix": "<loc0000><loc0000><loc0512><loc0512> box"},
+        {"image": "y.jpg", "prefix": "describe fr", "suffix": "un carré vert"},
+    ]
+    (tmp_path / "src" / "annotations.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    x, y = vlm.read(tmp_path / "src")
+    assert x.annotations[:2] == (Annotation("", Caption("a green square")),
+                                 Annotation("", Caption("A green square fills the picture."),
+                                            attributes={"vlm_prompt": "<DETAILED_CAPTION>"}))
+    assert [a.label for a in x.annotations[2:]] == ["box"]
+    assert x.image.metadata == {"vlm": [{"prefix": "answer en what colour?", "suffix": "green"}]}
+    assert y.annotations == (Annotation("", Caption("un carré vert"), attributes={"vlm_prompt": "describe fr"}),)
+    assert y.state is LabelState.ANNOTATED
+    report = vlm.write([x, y], tmp_path / "out", syntax=syntax)
+    assert report.annotations == {"caption": 3, "box": 1} and not report.dropped
+    written = [json.loads(line) for line in (tmp_path / "out" / "annotations.jsonl").read_text().splitlines()]
+    default = "caption en" if syntax == "paligemma" else "<CAPTION>"
+    assert [(w["image"], w["prefix"], w["suffix"]) for w in written if "detect" not in w["prefix"]
+            and w["prefix"] != "<OD>"] == [
+        ("x.jpg", default, "a green square"), ("x.jpg", "<DETAILED_CAPTION>", "A green square fills the picture."),
+        ("y.jpg", "describe fr", "un carré vert")]
+    assert len(written) == 4  # y.jpg, captioned without objects, has no detection line
+    back = list(vlm.read(tmp_path / "out"))
+    assert [a for s in back for a in s.annotations if a.is_caption] == \
+        [a for s in (x, y) for a in s.annotations if a.is_caption]
+    assert detect(tmp_path / "out") == "vlm"

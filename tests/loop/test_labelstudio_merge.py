@@ -97,3 +97,30 @@ def test_an_unreachable_server_is_one_clear_error():
         LabelStudio("http://ls", "k" * 10, transport=httpx.MockTransport(handler)).users()
     with pytest.raises(LabelStudioError, match="no Label Studio API key"):
         LabelStudio("http://ls", "")
+
+
+def test_captions_merge_by_text_and_go_as_an_image_level_textarea(tmp_path):
+    """A caption submitted unchanged keeps the stored one, an edited one is a new caption; sent as pre-labels,
+    captions are one image-level TextArea in the config (not a per-region one)."""
+    from PIL import Image
+
+    from visionloop.core import Caption, ClassMap, ImageRef, Sample
+    from visionloop.loop.labelstudio import _Prelabelled, _tasks_json
+
+    cap = Annotation("", Caption("a cat on a mat"))
+    m = merge_labels([ann("cat", 0, 0, 10, 10), cap],
+                     [ann("cat", 0, 0, 10, 10, source=Source.HUMAN), Annotation("", Caption("a cat on a mat"),
+                                                                                 source=Source.HUMAN),
+                      Annotation("", Caption("a cat asleep"), source=Source.HUMAN)], WHO)
+    assert (m.added, m.deleted, m.modified) == (1, 0, 0) and m.annotations[1] is cap
+    assert m.annotations[2].geometry == Caption("a cat asleep") and m.annotations[2].label == ""
+    Image.new("RGB", (20, 20)).save(tmp_path / "a.jpg")
+    sample = Sample(ImageRef("a.jpg", 20, 20, path=str(tmp_path / "a.jpg")),
+                    (Annotation("cat", Box(0, 0, 10, 10), source=Source.MODEL,
+                                attributes={"pose": "left", "model_version": "m"}),
+                     Annotation("", Caption("a cat on a mat"), source=Source.MODEL, attributes={"model_version": "m"})))
+    tasks, config = _tasks_json(None, [_Prelabelled(1, sample, 2, 0)], ClassMap.from_names(["cat"]))  # type: ignore[arg-type]
+    (result,) = [r for r in tasks[0]["predictions"][0]["result"] if r["from_name"] == "caption"]
+    assert result["value"] == {"text": ["a cat on a mat"]}
+    assert '<TextArea name="caption" toName="image"/>' in config and 'name="pose" toName="image" perRegion' in config
+    assert 'name="caption" toName="image" perRegion' not in config

@@ -11,6 +11,7 @@ from visionloop.core.errors import (
 )
 from visionloop.core.geometry import (
     Box,
+    Caption,
     Geometry,
     Keypoints,
     Label,
@@ -27,7 +28,7 @@ from visionloop.core.geometry import (
 from visionloop.core.sample import GPS, Annotation, ImageRef, LabelState, Sample, Source
 
 __all__ = [
-    "GPS", "Annotation", "Box", "ClassInfo", "ClassMap", "FormatError", "Geometry", "ImageError",
+    "GPS", "Annotation", "Box", "Caption", "ClassInfo", "ClassMap", "FormatError", "Geometry", "ImageError",
     "ImageRef", "Keypoints", "Label", "LabelState", "LossError", "Mask", "NotFoundError",
     "Polygon", "ProjectError", "RotatedBox", "Sample", "Source", "VisionLoopError", "bounds",
     "box_iou_matrix", "iou", "kind", "mask_to_polygon", "polygon_to_mask",

@@ -302,10 +302,30 @@ class Label:
         return 0.0
 
 
-Geometry = Box | RotatedBox | Polygon | Mask | Keypoints | Label
+@dataclass(frozen=True, slots=True)
+class Caption:
+    """A text that describes the whole image (COCO captions, Datumaro's `caption`). An image may carry several.
+
+    A caption is not a class: its annotation's label is empty (`Annotation("", Caption(...))`), and it never
+    enters a ClassMap, class counts or a model's classes. The text is kept as given (an empty one too).
+    """
+
+    text: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.text, str):
+            raise TypeError(f"Caption.text must be a string, got {type(self.text).__name__}")
+
+    @property
+    def area(self) -> float:
+        return 0.0
+
+
+Geometry = Box | RotatedBox | Polygon | Mask | Keypoints | Label | Caption
 
 #: stable names of the geometry kinds, as stored and as printed
 KIND: dict[type, str] = {
+    Caption: "caption",
     Box: "box",
     RotatedBox: "rotated_box",
     Polygon: "polygon",
@@ -320,10 +340,10 @@ def kind(geometry: Geometry) -> str:
 
 
 def bounds(geometry: Geometry) -> Box | None:
-    """The axis-aligned box around a geometry, None for whole-image labels or empty keypoints."""
+    """The axis-aligned box around a geometry, None for whole-image labels, captions or empty keypoints."""
     if isinstance(geometry, Box):
         return geometry
-    if isinstance(geometry, Label):
+    if isinstance(geometry, Label | Caption):
         return None
     return geometry.bounds()
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from visionloop.core.geometry import Box, Geometry, Label, bounds
+from visionloop.core.geometry import Box, Caption, Geometry, Label, bounds
 
 
 class Source(StrEnum):
@@ -83,7 +83,8 @@ class ImageRef:
 class Annotation:
     """One object or image-level label.
 
-    `label` is the class name (ids live in the ClassMap and at format edges).
+    `label` is the class name (ids live in the ClassMap and at format edges); a caption (`Caption`) has no
+    class and its label is empty: `Annotation("", Caption("a dog on a sofa"))`, `is_caption`.
     `bbox` and `area` are what the source file declared beside the geometry
     (COCO's bbox and area next to a segmentation), kept so a round trip does
     not change them; None means "derive from the geometry".
@@ -100,7 +101,9 @@ class Annotation:
     area: float | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.label, str) or self.label == "":
+        if not isinstance(self.label, str) or (self.label == "") is not isinstance(self.geometry, Caption):
+            if isinstance(self.geometry, Caption):
+                raise ValueError(f"a caption has no class: its label must be empty, got {self.label!r}")
             raise ValueError(f"Annotation.label must be a non-empty class name, got {self.label!r}")
         if self.confidence is not None and not 0.0 <= self.confidence <= 1.0:
             raise ValueError(f"Annotation.confidence must be within [0, 1], got {self.confidence}")
@@ -113,6 +116,11 @@ class Annotation:
     @property
     def is_image_label(self) -> bool:
         return isinstance(self.geometry, Label)
+
+    @property
+    def is_caption(self) -> bool:
+        """A caption: text about the whole image, with no class (its label is empty)."""
+        return isinstance(self.geometry, Caption)
 
 
 @dataclass(frozen=True, slots=True)

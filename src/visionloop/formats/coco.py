@@ -6,8 +6,8 @@ Layouts read:
 - a folder with `annotations/instances_<split>.json` and `<split>/` image folders (COCO). The files of
   one split there describe the same images and are read as one sample per image with the annotations of
   all: `instances_`, `person_keypoints_` (an object both annotate, same id, is one: its polygon and its
-  keypoints), `stuff_` (COCO-Stuff), `captions_` (kept in `ImageRef.metadata["captions"]`: the data
-  model has no caption type) and `image_info_` (test sets: images without annotations, MISSING);
+  keypoints), `stuff_` (COCO-Stuff), `captions_` (`Caption` annotations, after the image's objects) and
+  `image_info_` (test sets: images without annotations, MISSING);
 - a folder with `<split>/_annotations.coco.json` per split (Roboflow).
 
 Streaming: the JSON is never loaded whole (`_jsonwalk` decodes one element at a
@@ -53,6 +53,7 @@ from visionloop.core.classes import ClassInfo, ClassMap
 from visionloop.core.errors import FormatError
 from visionloop.core.geometry import Box, Geometry, Keypoints, Label, Mask, Polygon, RotatedBox
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
+from visionloop.formats._captions import caption_annotation
 from visionloop.formats._jsonstream import iter_items
 from visionloop.formats._jsonwalk import array_cut, resume, top_level
 from visionloop.formats.base import (
@@ -808,15 +809,11 @@ def _read_spilled(index: _Index, split: str | None, names: dict[int, str], roots
             yield _sample(entry, anns, split, roots)
 
 
-#: where captions go: the data model has no caption type (the key coco_captions and datumaro use too)
-CAPTIONS_KEY = "captions"
-
-
 def _read_merged(members: list[tuple[Path, _Index | None]], split: str | None, classes: ClassMap) -> Iterator[Sample]:
     """The files of one split of COCO's annotation folder as one sample per image, in the order of the first
     file's `images` (then the images only later files list): every file's annotations (an object two files
-    annotate, as COCO's persons in instances_* and person_keypoints_*, is one), captions in
-    `ImageRef.metadata["captions"]`. An image listed only by `image_info_*.json` is not labelled (MISSING)."""
+    annotate, as COCO's persons in instances_* and person_keypoints_*, is one), then its captions (`Caption`
+    annotations, in file order). An image listed only by `image_info_*.json` is not labelled (MISSING)."""
     names = {c.id: c.name for c in classes}
     paths = [f for f, _ in members]
     roots = _ImageRoot(paths[0], split)
@@ -829,7 +826,7 @@ def _read_merged(members: list[tuple[Path, _Index | None]], split: str | None, c
             db.execute("CREATE TABLE img (seq INTEGER PRIMARY KEY, id UNIQUE, file INTEGER, labelled INTEGER, "
                        "data BLOB)")
             db.execute("CREATE TABLE ann (seq INTEGER PRIMARY KEY, image_id, file INTEGER, pos INTEGER, data BLOB)")
-            db.execute("CREATE TABLE cap (seq INTEGER PRIMARY KEY, image_id, pos INTEGER, text TEXT)")
+            db.execute("CREATE TABLE cap (seq INTEGER PRIMARY KEY, image_id, pos INTEGER, data BLOB)")
             for k, (f, index) in enumerate(members):
                 labelled = _prefix_of(f) != IMAGE_INFO
                 if index is None:
@@ -850,8 +847,8 @@ def _read_merged(members: list[tuple[Path, _Index | None]], split: str | None, c
                 db.executemany("INSERT INTO ann (image_id, file, pos, data) VALUES (?, ?, ?, ?)", buf)
             orphan = db.execute("SELECT c.pos, c.image_id FROM cap c LEFT JOIN img i ON i.id = c.image_id "
                                 "WHERE i.id IS NULL ORDER BY c.seq LIMIT 1").fetchone()
+            captions = next((f for f, index in members if index is None), paths[0])  # the split's captions file
             if orphan:
-                captions = next(f for f, index in members if index is None)
                 raise FormatError(f"refers to image_id {orphan[1]}, which is in no `images` list of this split",
                                   path=captions, where=f"annotations[{orphan[0]}]")
             db.execute("CREATE INDEX ann_image ON ann (image_id, file, pos)")
@@ -863,9 +860,8 @@ def _read_merged(members: list[tuple[Path, _Index | None]], split: str | None, c
                 if not all(_read_into(anns, item, names, paths[file], pos) for file, pos, item in _same_objects(items)):
                     continue
                 entry = orjson.loads(data)
-                texts = [t for (t,) in db.execute("SELECT text FROM cap WHERE image_id = ? ORDER BY seq", (image_id,))]
-                if texts:
-                    entry[CAPTIONS_KEY] = texts
+                anns.extend(caption_annotation(orjson.loads(d), captions, f"annotations[{pos}]") for pos, d in
+                            db.execute("SELECT pos, data FROM cap WHERE image_id = ? ORDER BY seq", (image_id,)))
                 state = LabelState.ANNOTATED if anns else LabelState.NULL if labelled else LabelState.MISSING
                 yield _sample(entry, anns, split, roots, state=state)
         finally:
@@ -897,16 +893,15 @@ def _caption_images(f: Path) -> Iterator[tuple[Any, dict[str, Any]]]:
 
 
 def _spill_captions(db: sqlite3.Connection, f: Path) -> None:
-    buf: list[tuple[Any, int, str]] = []
+    buf: list[tuple[Any, int, bytes]] = []
     for i, ann in enumerate(iter_items(f, "annotations.item")):
-        if not isinstance(ann, dict) or "image_id" not in ann or not isinstance(ann.get("caption"), str):
-            where = f"annotations[{i}]" + (f" (id {ann['id']})" if isinstance(ann, dict) and "id" in ann else "")
-            raise FormatError("a caption needs `image_id` and a string `caption`", path=f, where=where)
-        buf.append((ann["image_id"], i, ann["caption"]))
+        where = f"annotations[{i}]" + (f" (id {ann['id']})" if isinstance(ann, dict) and "id" in ann else "")
+        caption_annotation(ann, f, where)  # checked here: an error names its entry
+        buf.append((ann["image_id"], i, _exact(orjson.dumps(ann))))
         if len(buf) >= 20000:
-            db.executemany("INSERT INTO cap (image_id, pos, text) VALUES (?, ?, ?)", buf)
+            db.executemany("INSERT INTO cap (image_id, pos, data) VALUES (?, ?, ?)", buf)
             buf.clear()
-    db.executemany("INSERT INTO cap (image_id, pos, text) VALUES (?, ?, ?)", buf)
+    db.executemany("INSERT INTO cap (image_id, pos, data) VALUES (?, ?, ?)", buf)
 
 
 def _same_objects(items: list[tuple[int, int, dict[str, Any]]]) -> list[tuple[int, int, dict[str, Any]]]:

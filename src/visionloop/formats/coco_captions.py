@@ -5,17 +5,18 @@ Reference: https://cocodataset.org/#format-data ("Image Captioning")::
     {"images": [{"id", "file_name", "width", "height"}],
      "annotations": [{"id", "image_id", "caption": str}]}
 
-The data model has no caption type, so captions live on the image: ``ImageRef.metadata["captions"]``, a
-list of strings in file order (the same key the Datumaro reader fills from its caption annotations).
-A Sample therefore has no annotations; an image with captions is NULL (it was labelled), one without
-is MISSING. Image ids are kept as ``metadata["coco_id"]``. Split = the ``<split>`` of the file name.
+Each caption is a `Caption` annotation (label empty: a caption has no class), in file order per image. An
+image with captions is therefore ANNOTATED, one without is MISSING (listed, never captioned). Image ids are
+kept as ``metadata["coco_id"]``. Split = the ``<split>`` of the file name. What datumaro's exporter adds to a
+caption is read too: ``score`` (→ confidence, 0..1) and ``attributes``; its ``"category_id": 0`` (a
+workaround for cocoapi, not a class) is ignored. Caption ids are not kept (the writer numbers them 1..N).
 
 Reading streams: captions are spilled into a temporary SQLite file keyed by image id, then the
 ``images`` list is streamed and each image gets its captions.
 
 Writing: ``annotations/captions_<split>.json`` (split None → ``default``) with images in ``images/<split>/``
-(the layout datumaro reads);
-caption ids 1..N per file. Geometric annotations cannot be held and are counted as dropped.
+(the layout datumaro reads); caption ids 1..N per file, ``score`` and ``attributes`` when a caption has them.
+Other annotations cannot be held and are counted as dropped.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ import orjson
 from visionloop.core.classes import ClassMap
 from visionloop.core.errors import FormatError
 from visionloop.core.geometry import kind
-from visionloop.core.sample import ImageRef, LabelState, Sample
+from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
+from visionloop.formats._captions import caption_annotation, caption_entry
 from visionloop.formats._jsonstream import UniqueNames, head, iter_items, jsonable, prefixed_json_files
 from visionloop.formats.base import (
     Detection,
@@ -49,7 +51,6 @@ log = logging.getLogger(__name__)
 FORMAT = "coco_captions"
 PREFIX = "captions_"
 DEFAULT_SPLIT = "default"
-CAPTIONS_KEY = "captions"
 
 
 def _json_files(path: Path) -> list[Path]:
@@ -94,6 +95,10 @@ def _image_dir(path: Path) -> list[Path]:
     return [root / raw, root / "images" / raw, root / "images", root, d] if raw else [root / "images", root, d]
 
 
+def _where(i: int, ann: Any) -> str:
+    return f"annotations[{i}]" + (f" (id {ann['id']})" if isinstance(ann, dict) and "id" in ann else "")
+
+
 def _read_file(path: Path, split: str | None) -> Iterator[Sample]:
     candidates = _image_dir(path)
     known: Path | None = None
@@ -101,14 +106,11 @@ def _read_file(path: Path, split: str | None) -> Iterator[Sample]:
         db = sqlite3.connect(Path(tmp) / "captions.db")
         db.execute("PRAGMA journal_mode=OFF")
         db.execute("PRAGMA synchronous=OFF")
-        db.execute("CREATE TABLE cap (seq INTEGER PRIMARY KEY, image_id INTEGER, text TEXT)")
-        batch: list[tuple[int, Any, str]] = []
+        db.execute("CREATE TABLE cap (seq INTEGER PRIMARY KEY, image_id INTEGER, data BLOB)")
+        batch: list[tuple[int, Any, bytes]] = []
         for i, ann in enumerate(iter_items(path, "annotations.item")):
-            if not isinstance(ann, dict) or "image_id" not in ann or not isinstance(ann.get("caption"), str):
-                raise FormatError("a caption needs `image_id` and a string `caption`", path=path,
-                                  where=f"annotations[{i}]" + (f" (id {ann['id']})" if isinstance(ann, dict)
-                                                               and "id" in ann else ""))
-            batch.append((i, ann["image_id"], ann["caption"]))
+            caption_annotation(ann, path, _where(i, ann))  # checked here: an error names its entry
+            batch.append((i, ann["image_id"], orjson.dumps(ann)))
             if len(batch) >= 20000:
                 db.executemany("INSERT INTO cap VALUES (?, ?, ?)", batch)
                 batch.clear()
@@ -122,7 +124,8 @@ def _read_file(path: Path, split: str | None) -> Iterator[Sample]:
             if im["id"] in seen:
                 raise FormatError(f"duplicate image id {im['id']}", path=path, where=where)
             seen.add(im["id"])
-            captions = [t for (t,) in db.execute("SELECT text FROM cap WHERE image_id = ? ORDER BY seq", (im["id"],))]
+            captions = tuple(caption_annotation(orjson.loads(d), path, f"annotations[{seq}]") for seq, d in db.execute(
+                "SELECT seq, data FROM cap WHERE image_id = ? ORDER BY seq", (im["id"],)))
             name = im["file_name"]
             if known is None or not (known / name).is_file():
                 for c in candidates:
@@ -131,12 +134,10 @@ def _read_file(path: Path, split: str | None) -> Iterator[Sample]:
                         break
             meta: dict[str, Any] = {k: v for k, v in im.items() if k not in ("id", "file_name", "width", "height")}
             meta["coco_id"] = im["id"]
-            if captions:
-                meta[CAPTIONS_KEY] = captions
             w, h = im.get("width"), im.get("height")
             ref = ImageRef(name, width=int(w) if w else None, height=int(h) if h else None,
                            path=str(((known or candidates[0]) / name).absolute()), metadata=meta)
-            yield Sample(ref, (), split=split, state=LabelState.NULL if captions else LabelState.MISSING)
+            yield Sample(ref, captions, split=split, state=None if captions else LabelState.MISSING)
         for seq, image_id in db.execute("SELECT seq, image_id FROM cap ORDER BY seq"):
             if image_id not in seen:
                 raise FormatError(f"refers to image_id {image_id}, which is not in `images`", path=path,
@@ -160,10 +161,9 @@ class _SplitFile:
         self.images.write((b"," if self.n_images else b"") + orjson.dumps(entry))
         self.n_images += 1
 
-    def caption(self, image_id: int, text: str) -> None:
+    def caption(self, image_id: int, ann: Annotation) -> None:
         self.n_anns += 1
-        entry = {"image_id": image_id, "id": self.n_anns, "caption": text}
-        self.anns.write((b"," if self.n_anns > 1 else b"") + orjson.dumps(entry))
+        self.anns.write((b"," if self.n_anns > 1 else b"") + orjson.dumps(caption_entry(image_id, self.n_anns, ann)))
 
     def close(self) -> None:
         partial = self.final.with_name(self.final.name + ".partial")
@@ -212,15 +212,17 @@ def write(
             entry: dict[str, Any] = {"id": image_id, "file_name": name}
             if ref.width is not None and ref.height is not None:
                 entry.update(width=ref.width, height=ref.height)
-            entry.update(jsonable({k: v for k, v in ref.metadata.items()
-                                   if k not in ("coco_id", CAPTIONS_KEY) and k not in entry}))
+            entry.update(jsonable({k: v for k, v in ref.metadata.items() if k != "coco_id" and k not in entry}))
             sf.image(entry)
-            for text in ref.metadata.get(CAPTIONS_KEY) or ():
-                sf.caption(image_id, str(text))
-                report.annotations["caption"] += 1
+            captioned = False
             for ann in sample.annotations:
-                report.drop(kind(ann.geometry), "COCO captions holds captions only")
-            if not ref.metadata.get(CAPTIONS_KEY):
+                if ann.is_caption:
+                    sf.caption(image_id, ann)
+                    report.annotations["caption"] += 1
+                    captioned = True
+                else:
+                    report.drop(kind(ann.geometry), "COCO captions holds captions only")
+            if not captioned:
                 count_state_change(report, sample, becomes=LabelState.MISSING, why="an image without captions")
             report.images += 1
         for sf in files.values():

@@ -28,9 +28,9 @@ Mapping of annotation types:
   Polygon; the writer writes one polygon per ring in one group.
 - ``mask`` → Mask (RLE kept bit for bit); ``points`` → Keypoints (``visibility`` 0/1/2 as COCO's v,
   all 2 when absent); ``label`` → Label.
-- ``caption`` → the sample's ``ImageRef.metadata["captions"]`` (list of strings): the data model has no
-  caption type. ``polyline``, ``ellipse``, ``cuboid_3d``, ``cuboid_2d`` and shapes without a label have
-  no canonical geometry either: they are kept verbatim (``label_id`` replaced by ``"label": name``) in
+- ``caption`` → a `Caption` annotation (label empty: a caption has no class), its ``attributes`` and
+  non-zero ``group`` kept as the other types' (``score`` as confidence). ``polyline``, ``ellipse``,
+  ``cuboid_3d``, ``cuboid_2d`` and shapes without a label have no canonical geometry: they are kept verbatim (``label_id`` replaced by ``"label": name``) in
   ``ImageRef.metadata["datumaro_unsupported"]``, logged, and written back by this writer.
 
 Attributes: datumaro's ``score`` becomes ``Annotation.confidence``, ``track_id`` (or the newer
@@ -64,7 +64,18 @@ import orjson
 
 from visionloop.core.classes import ClassInfo, ClassMap
 from visionloop.core.errors import FormatError
-from visionloop.core.geometry import Box, Geometry, Keypoints, Label, Mask, Polygon, RotatedBox, bounds, kind
+from visionloop.core.geometry import (
+    Box,
+    Caption,
+    Geometry,
+    Keypoints,
+    Label,
+    Mask,
+    Polygon,
+    RotatedBox,
+    bounds,
+    kind,
+)
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
 from visionloop.formats._jsonstream import UniqueNames, first_item, head, iter_items, jsonable
 from visionloop.formats.base import (
@@ -86,7 +97,6 @@ DEFAULT_SUBSET = "default"
 IMAGE_EXT = ".jpg"
 UNSUPPORTED_KEY = "datumaro_unsupported"
 ID_KEY = "datumaro_id"
-CAPTIONS_KEY = "captions"
 _UNSUPPORTED_TYPES = ("polyline", "ellipse", "cuboid_3d", "cuboid_2d")
 _SNIFF = 65536
 #: attributes that carry fields of the annotation, not declared in the label's attribute list
@@ -239,9 +249,7 @@ def _sample(item: Any, i: int, path: Path, subset: str, split: str | None, root:
     metadata: dict[str, Any] = dict(item.get("attr") or {})
     if item_id != PurePosixPath(name).with_suffix("").as_posix():
         metadata[ID_KEY] = item_id
-    anns, captions, unsupported = _annotations(item.get("annotations") or [], path, where, names, skipped)
-    if captions:
-        metadata[CAPTIONS_KEY] = captions
+    anns, unsupported = _annotations(item.get("annotations") or [], path, where, names, skipped)
     if unsupported:
         metadata[UNSUPPORTED_KEY] = unsupported
     ref = ImageRef(file_name, width=width, height=height, path=str(absolute.absolute()), metadata=metadata)
@@ -253,11 +261,10 @@ def _number(value: Any) -> bool:
 
 
 def _annotations(raw: Any, path: Path, item_where: str, names: list[str],
-                 skipped: Counter[str]) -> tuple[list[Annotation], list[str], list[dict[str, Any]]]:
+                 skipped: Counter[str]) -> tuple[list[Annotation], list[dict[str, Any]]]:
     if not isinstance(raw, list):
         raise FormatError("`annotations` must be a list", path=path, where=item_where)
     out: list[Annotation] = []
-    captions: list[str] = []
     unsupported: list[dict[str, Any]] = []
     parts: dict[tuple[Any, ...], int] = {}  # (group, label, attributes) -> index in out of a polygon
     for j, ann in enumerate(raw):
@@ -267,8 +274,13 @@ def _annotations(raw: Any, path: Path, item_where: str, names: list[str],
         ann_type = ann["type"]
         if ann_type == "hash_key":
             continue
-        if ann_type == "caption":
-            captions.append(str(ann.get("caption", "")))
+        if ann_type == "caption":  # no label: a caption has no class
+            try:
+                out.append(_annotation(ann, ann_type, ""))
+            except (TypeError, ValueError) as e:
+                raise FormatError(f"bad caption annotation: {e}", path=path, where=where) from None
+            except FormatError as e:
+                raise FormatError(e.message, path=path, where=where) from None
             continue
         label_id = ann.get("label_id")
         if label_id is not None and (not isinstance(label_id, int) or not 0 <= label_id < len(names)):
@@ -299,7 +311,7 @@ def _annotations(raw: Any, path: Path, item_where: str, names: list[str],
                 continue
             parts[key] = len(out)
         out.append(annotation)
-    return out, captions, unsupported
+    return out, unsupported
 
 
 def _floats(values: Any, what: str) -> tuple[float, ...]:
@@ -359,6 +371,10 @@ def _annotation(ann: dict[str, Any], ann_type: str, label: str) -> Annotation:
                                    for v in (x, y, float(vis[k]))))
     elif ann_type == "label":
         geometry = Label()
+    elif ann_type == "caption":
+        if not isinstance(ann.get("caption"), str):
+            raise ValueError("`caption` must be a string")
+        geometry = Caption(ann["caption"])
     else:
         raise FormatError(f"unknown annotation type {ann_type!r}")
     return Annotation(label, geometry, attributes=attrs, confidence=confidence, track_id=track_id, crowd=crowd)
@@ -448,7 +464,7 @@ def write(
                 image["size"] = [ref.height, ref.width]
             entry: dict[str, Any] = {"id": item_id, "annotations": _annotation_entries(sample, cmap, label_attributes,
                                                                                       report)}
-            attr = jsonable({k: v for k, v in ref.metadata.items() if k not in (CAPTIONS_KEY, UNSUPPORTED_KEY, ID_KEY)})
+            attr = jsonable({k: v for k, v in ref.metadata.items() if k not in (UNSUPPORTED_KEY, ID_KEY)})
             if attr:
                 entry["attr"] = attr
             entry["image"] = image
@@ -510,8 +526,12 @@ def _annotation_entries(sample: Sample, cmap: ClassMap, label_attributes: dict[s
         if ann.crowd:
             attrs["is_crowd"] = True
         g = ann.geometry
-        label_id = _label_index(cmap, ann.label)
         clean = jsonable(attrs)
+        if isinstance(g, Caption):  # no label_id: a caption has no class (datumaro's Caption has no label)
+            entries.append({"type": "caption", "attributes": clean, "group": group, "caption": g.text})
+            report.annotations["caption"] += 1
+            continue
+        label_id = _label_index(cmap, ann.label)
         base: dict[str, Any] = {"type": "", "attributes": clean, "group": group, "label_id": label_id}
         shapes: list[dict[str, Any]] = []
         if isinstance(g, Box):
@@ -537,9 +557,6 @@ def _annotation_entries(sample: Sample, cmap: ClassMap, label_attributes: dict[s
             report.drop("bbox", "a declared box beside the geometry has no place in Datumaro")
         label_attributes[ann.label].update(k for k in shapes[0]["attributes"] if k not in _STRUCTURAL)
         entries += shapes
-    for text in sample.image.metadata.get(CAPTIONS_KEY) or ():
-        entries.append({"type": "caption", "attributes": {}, "group": 0, "caption": str(text)})
-        report.annotations["caption"] += 1
     for raw in sample.image.metadata.get(UNSUPPORTED_KEY) or ():
         if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
             continue

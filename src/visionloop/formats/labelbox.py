@@ -19,8 +19,8 @@ Coordinates are image pixels (continuous, top-left origin), kept as they are:
 The class is the object's ``name``. Nested classifications of an object become its attributes
 (radio → the answer's name, checklist → list of names, text → the text). Whole-image
 classifications: each radio / checklist answer becomes a Label (class = the answer's name,
-attribute ``question`` = the classification's name); free-text answers are kept in
-``ImageRef.metadata["labelbox_text"]``. Every label of every project is read; when a data row has
+attribute ``question`` = the classification's name); a free-text answer is a Caption (attribute
+``question`` unless the classification is named ``caption``). Every label of every project is read; when a data row has
 more than one, annotations carry ``labelbox_label`` = the label's index. A data row without labels
 is MISSING, one whose labels are empty NULL. Images: ``external_id`` (else the base name of
 ``row_data``) looked up next to the NDJSON file (then in images/); ``row_data``, the data row id
@@ -31,7 +31,8 @@ project "visionloop" with one label per image (or one per ``labelbox_label``). R
 masks become polygons (masks: outer contours, tolerance 0; Labelbox masks need hosted PNGs),
 multi-part polygons one object per part, multi-point keypoints one point each (counted).
 Labels become radio (one answer) or checklist (several) classifications grouped by their
-``question`` attribute (default "class"). Attributes become nested classifications: text → radio
+``question`` attribute (default "class"); captions free-text classifications named by theirs (default
+"caption"; other attributes of a caption are dropped, counted). Attributes become nested classifications: text → radio
 answer, list of text → checklist, other values → text (counted). Confidence, crowd flags, track
 ids and splits are dropped (counted).
 """
@@ -48,7 +49,17 @@ import orjson
 
 from visionloop.core.classes import ClassMap
 from visionloop.core.errors import FormatError
-from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, RotatedBox, kind, mask_to_polygon
+from visionloop.core.geometry import (
+    Box,
+    Caption,
+    Keypoints,
+    Label,
+    Mask,
+    Polygon,
+    RotatedBox,
+    kind,
+    mask_to_polygon,
+)
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
 from visionloop.formats._labeltools import (
     UniqueNames,
@@ -79,6 +90,7 @@ SHAPE_ATTR = "labelbox_shape"
 QUESTION = "question"
 INDEX = "labelbox_label"
 DEFAULT_QUESTION = "class"
+CAPTION_QUESTION = "caption"  # the free-text classification a caption without a `question` is written as
 
 
 def _file(path: Path) -> Path | None:
@@ -115,7 +127,7 @@ def read(path: Path, *, split: str | None = None) -> Reader:
         for lineno, row in iter_json_lines(f):
             sample = _row(row, f, lineno, split)
             for a in sample.annotations:
-                if a.label not in classes:
+                if a.label not in classes and not a.is_caption:
                     classes.add(a.label)
             yield sample
 
@@ -142,7 +154,6 @@ def _row(row: Any, path: Path, lineno: int, split: str | None) -> Sample:
         for i, label in enumerate((project or {}).get("labels") or []):
             labels.append((f"{where} projects[{pid!r}] labels[{i}]", label))
     anns: list[Annotation] = []
-    texts: dict[str, Any] = {}
     for k, (lwhere, label) in enumerate(labels):
         if not isinstance(label, dict):
             raise FormatError("a label must be an object", path=path, where=lwhere)
@@ -164,9 +175,11 @@ def _row(row: Any, path: Path, lineno: int, split: str | None) -> Sample:
                 for ans in c["checklist_answers"]:
                     anns.append(Annotation(_answer(ans, path, cwhere), Label(), attributes={**base, QUESTION: question}))
             elif isinstance(c.get("text_answer"), dict):
-                texts[question] = c["text_answer"].get("content")
-    if texts:
-        meta["labelbox_text"] = texts
+                text = c["text_answer"].get("content")
+                if not isinstance(text, str):
+                    raise FormatError("a text answer's `content` must be a string", path=path, where=cwhere)
+                anns.append(Annotation("", Caption(text), attributes={
+                    **base, **({QUESTION: question} if question != CAPTION_QUESTION else {})}))
     state = LabelState.ANNOTATED if anns else (LabelState.NULL if labels else LabelState.MISSING)
     ref = ImageRef(file_name, width=int(w) if w else None, height=int(h) if h else None,
                    path=str(local or root / file_name), metadata=meta)
@@ -269,6 +282,7 @@ def write(
 def _row_out(sample: Sample, ref: ImageRef, name: str, report: WriteReport) -> dict[str, Any]:
     groups: dict[Any, dict[str, list[Any]]] = defaultdict(lambda: {"objects": [], "classifications": []})
     answers: dict[Any, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    texts: dict[Any, list[dict[str, Any]]] = defaultdict(list)  # captions: free-text classifications, after the rest
     for ann in sample.annotations:
         key = ann.attributes.get(INDEX)
         if ann.confidence is not None:
@@ -281,6 +295,14 @@ def _row_out(sample: Sample, ref: ImageRef, name: str, report: WriteReport) -> d
             answers[key][str(ann.attributes.get(QUESTION, DEFAULT_QUESTION))].append(ann.label)
             report.annotations["label"] += 1
             continue
+        if isinstance(ann.geometry, Caption):
+            question = str(ann.attributes.get(QUESTION, CAPTION_QUESTION))
+            lost = [k for k in ann.attributes if k not in (INDEX, QUESTION)]
+            if lost:
+                report.drop("caption attribute", "a Labelbox text answer holds text only", len(lost))
+            texts[key].append({"name": question, "value": question, "text_answer": {"content": ann.geometry.text}})
+            report.annotations["caption"] += 1
+            continue
         nested = _nested(ann, report)
         for obj in _objects(ann, report):
             groups[key]["objects"].append({"name": ann.label, "value": ann.label, "classifications": nested, **obj})
@@ -292,9 +314,8 @@ def _row_out(sample: Sample, ref: ImageRef, name: str, report: WriteReport) -> d
             else:
                 c["checklist_answers"] = [{"name": x, "value": x} for x in answered]
             groups[key]["classifications"].append(c)
-    for question, text in (ref.metadata.get("labelbox_text") or {}).items():
-        groups[next(iter(groups), None)]["classifications"].append(
-            {"name": question, "value": question, "text_answer": {"content": text}})
+    for key, entries in texts.items():
+        groups[key]["classifications"].extend(entries)
     if not groups and sample.state is not LabelState.MISSING:
         groups[None]  # noqa: B018 - an empty label: labelled, nothing in it
     keys = sorted(groups, key=lambda k: (k is None, k if isinstance(k, int) else 0))

@@ -26,6 +26,9 @@ What each result becomes
                                     bit stream over the RGBA image, as label-studio-converter's
                                     ``decode_rle``; a pixel is set where its alpha is > 0)
     choices (not tied to a region)  one Label per choice
+    textarea (not tied to a region) one Caption per text (the image captioning template's
+                                    ``<TextArea name="caption" toName="image"/>``); a control
+                                    named otherwise is kept as attribute ``ls_from_name``
     labels, choices, textarea,      per-region results sharing a region's ``id``: the label, or
     number, rating (same id)        attributes named by ``from_name`` (text: a string, or a list
                                     when several; choices: a list; number/rating: the number)
@@ -37,7 +40,7 @@ index, and a prediction's ``model_version`` is kept as an attribute. Cancelled a
 skipped. A keypoint region with ``hidden: true`` (label-studio-converter's COCO import writes COCO's
 v < 2 so) is labelled but not visible (v = 1), at (0, 0) not labelled (v = 0). A task with no annotation
 and no prediction is MISSING; one whose annotations are all empty is NULL. Other image-level results
-(text, numbers) are kept verbatim in ``ImageRef.metadata["ls_results"]`` and written back.
+(numbers, ratings...) are kept verbatim in ``ImageRef.metadata["ls_results"]`` and written back.
 
 Images: ``data.image`` (else the first data value that names an image) — an upload path
 ``/data/upload/1/x.jpg``, a local-storage URL ``/data/local-files/?d=dir/x.jpg`` or a URL — is
@@ -50,7 +53,9 @@ a labelling config whose tag names match the results written. Masks are brush RL
 with several points become one keypoint region per labelled point (counted), polygons with
 several rings one region per ring (counted). Attributes become per-region results: text →
 textarea, numbers → number, lists of text → choices; booleans and other values are converted
-(counted). Crowd flags, track ids and splits cannot be held (dropped, counted).
+(counted). Captions become one image-level textarea result per control (``caption``, or their
+``ls_from_name``) holding their texts, and a ``<TextArea>`` in the config; other attributes of a caption have
+no place (dropped, counted). Crowd flags, track ids and splits cannot be held (dropped, counted).
 """
 
 from __future__ import annotations
@@ -68,7 +73,7 @@ import orjson
 
 from visionloop.core.classes import ClassMap
 from visionloop.core.errors import FormatError
-from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, RotatedBox
+from visionloop.core.geometry import Box, Caption, Keypoints, Label, Mask, Polygon, RotatedBox
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample, Source
 from visionloop.formats._labeltools import (
     JsonArrayWriter,
@@ -103,7 +108,9 @@ _GEOMETRY_TYPES = {"rectanglelabels": "rectangle", "rectangle": "rectangle", "po
                    "polygon": "polygon", "keypointlabels": "keypoint", "keypoint": "keypoint",
                    "brushlabels": "brush", "brush": "brush", "ellipselabels": "ellipse", "ellipse": "ellipse"}
 _LABEL_KEYS = ("rectanglelabels", "polygonlabels", "keypointlabels", "brushlabels", "ellipselabels", "labels")
-_INTERNAL = ("ls_annotation", "ls_prediction", "model_version", "extra_labels", "ls_shape")
+_INTERNAL = ("ls_annotation", "ls_prediction", "model_version", "extra_labels", "ls_shape", "ls_from_name")
+#: the name of the image-level TextArea whose texts are captions, unless a caption says another (`ls_from_name`)
+CAPTION_CONTROL = "caption"
 
 
 # ---------------------------------------------------------------- brush RLE (thi.ng rle-pack)
@@ -297,7 +304,7 @@ def _task(task: Any, index: int, json_path: Path, classes: ClassMap, split: str 
             extra_results.extend(extra)
         anns.extend(new)
     for a in anns:
-        if a.label not in classes:
+        if a.label not in classes and not a.is_caption:
             classes.add(a.label)
     if extra_results:
         meta["ls_results"] = extra_results
@@ -354,6 +361,8 @@ def _results(results: list[Any], base: dict[str, Any], source: Source, score: fl
                     for choice in r["value"].get("choices") or []:
                         out.append(Annotation(str(choice), Label(), attributes=dict(base), source=source,
                                               confidence=_score(r.get("score")) or score))
+                elif t == "textarea":
+                    out.extend(_captions(r, base, source, score, ctx, f"{where} result {i}"))
                 elif t == "relation":
                     skip("relation", "relations between regions are not held", path=ctx.path,
                          where=f"{where} result {i}")
@@ -383,6 +392,22 @@ def _results(results: list[Any], base: dict[str, Any], source: Source, score: fl
         out.append(Annotation(labels[0], geometry, attributes=attributes, source=source,
                               confidence=_score(r.get("score")) if _score(r.get("score")) is not None else score))
     return out, extra
+
+
+def _captions(r: dict[str, Any], base: dict[str, Any], source: Source, score: float | None, ctx: _Ctx,
+              where: str) -> list[Annotation]:
+    """An image-level textarea result: one Caption per text."""
+    texts = r["value"].get("text")
+    texts = [texts] if isinstance(texts, str) else texts
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise FormatError("a textarea's `value.text` must be a list of strings", path=ctx.path, where=where)
+    attributes = dict(base)
+    name = str(r.get("from_name") or CAPTION_CONTROL)
+    if name != CAPTION_CONTROL:
+        attributes["ls_from_name"] = name
+    own = _score(r.get("score"))
+    return [Annotation("", Caption(t), attributes=attributes, source=source,
+                       confidence=own if own is not None else score) for t in texts]
 
 
 def _attribute(t: str, value: dict[str, Any]) -> Any:
@@ -494,7 +519,12 @@ def _task_entry(sample: Sample, ref: ImageRef, name: str, n: int, report: WriteR
     model: dict[Any, list[Any]] = defaultdict(list)
     scores: dict[Any, list[float]] = defaultdict(list)
     region = 0
+    captions: dict[tuple[Any, ...], dict[str, Any]] = {}  # (source key, control, score) -> its textarea result
     for ann in sample.annotations:
+        if ann.is_caption:
+            region = _caption_result(ann, captions, human, model, scores, region, report)
+            labels_by_control["textarea"][str(ann.attributes.get("ls_from_name") or CAPTION_CONTROL)] = None
+            continue
         if ann.crowd:
             report.drop("crowd flag", "Label Studio has no crowd flag")
         if ann.track_id is not None:
@@ -539,6 +569,38 @@ def _task_entry(sample: Sample, ref: ImageRef, name: str, n: int, report: WriteR
         predictions.append(p)
     return {"id": n, "data": {"image": f"/data/local-files/?d=images/{name}"}, "annotations": annotations,
             "predictions": predictions}
+
+
+def _caption_result(ann: Annotation, captions: dict[tuple[Any, ...], dict[str, Any]], human: dict[Any, list[Any]],
+                    model: dict[Any, list[Any]], scores: dict[Any, list[float]], region: int,
+                    report: WriteReport) -> int:
+    """A caption into the image-level textarea result of its control (one result per control and score, holding
+    every text, as Label Studio writes one TextArea's answers); returns the regions numbered so far."""
+    assert isinstance(ann.geometry, Caption)
+    name = str(ann.attributes.get("ls_from_name") or CAPTION_CONTROL)
+    lost = [k for k in ann.attributes if k not in _INTERNAL]
+    if lost:
+        report.drop("caption attribute", "a Label Studio textarea holds text only", len(lost))
+    if ann.source is Source.MODEL:
+        owner: Any = (ann.attributes.get("ls_prediction"), ann.attributes.get("model_version"))
+        results = model[owner]
+    else:
+        owner = ann.attributes.get("ls_annotation")
+        results = human[owner]
+    key = (ann.source is Source.MODEL, owner, name, ann.confidence)
+    entry = captions.get(key)
+    if entry is None:
+        region += 1
+        entry = captions[key] = {"id": f"r{region}", "type": "textarea", "from_name": name, "to_name": "image",
+                                 "value": {"text": []}}
+        if ann.confidence is not None:
+            entry["score"] = ann.confidence
+            if ann.source is Source.MODEL:
+                scores[owner].append(ann.confidence)
+        results.append(entry)
+    entry["value"]["text"].append(ann.geometry.text)
+    report.annotations["caption"] += 1
+    return region
 
 
 def _labels(ann: Annotation) -> list[str]:
@@ -633,6 +695,8 @@ def label_config_xml(classes: ClassMap | None, used: Mapping[str, Iterable[str]]
     per-region attributes in `per_region` (name → number | textarea | choices). `every_class`: each control
     offers every class of `classes` (a labeller may add any class), not only the labels written."""
     lines = ["<View>", '  <Image name="image" value="$image"/>']
+    for name in dict.fromkeys(used.get("textarea", ())):  # image-level text: captions
+        lines.append(f'  <TextArea name={quoteattr(name)} toName="image"/>')
     for value_type, (tag, name) in _CONTROL.items():
         if value_type not in used:
             continue

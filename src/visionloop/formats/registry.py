@@ -15,10 +15,12 @@ from visionloop.core.sample import Sample
 from visionloop.formats.base import (
     Detection,
     ImageMode,
+    LossCounter,
     Reader,
     ReadPart,
     WriteReport,
     dataset_root,
+    drop_unheld,
     inside_root,
 )
 
@@ -53,7 +55,7 @@ def register(spec: FormatSpec) -> FormatSpec:
 register(FormatSpec(
     "coco", "visionloop.formats.coco", "COCO JSON (instances, keypoints, stuff, captions, image_info of a split read as one; "
     "Roboflow's _annotations.coco.json per split)",
-    reads=("box", "polygon", "mask", "keypoints"), writes=("box", "polygon", "mask", "keypoints"),
+    reads=("box", "polygon", "mask", "keypoints", "caption"), writes=("box", "polygon", "mask", "keypoints"),
     holds=("crowd", "category ids", "splits", "attributes"),
     files=(".json",),
 ))
@@ -92,9 +94,9 @@ register(FormatSpec(
 
 register(FormatSpec(
     "datumaro", "visionloop.formats.datumaro", "Datumaro JSON (annotations/<subset>.json + images/<subset>/)",
-    reads=("box", "rotated_box", "polygon", "mask", "keypoints", "label"),
-    writes=("box", "rotated_box", "polygon", "mask", "keypoints", "label"),
-    holds=("attributes", "tracks", "crowd", "confidence", "groups/z_order", "captions", "label parents",
+    reads=("box", "rotated_box", "polygon", "mask", "keypoints", "label", "caption"),
+    writes=("box", "rotated_box", "polygon", "mask", "keypoints", "label", "caption"),
+    holds=("attributes", "tracks", "crowd", "confidence", "groups/z_order", "label parents",
            "colours", "keypoint names", "splits"),
     files=(".json",),
 ))
@@ -192,9 +194,10 @@ register(FormatSpec(
 
 register(FormatSpec(
     "labelstudio", "visionloop.formats.labelstudio",
-    "Label Studio JSON export (tasks with annotations and predictions; percent coordinates, brush RLE)",
-    reads=("box", "rotated_box", "polygon", "mask", "keypoints", "label"),
-    writes=("box", "rotated_box", "polygon", "mask", "keypoints", "label"),
+    "Label Studio JSON export (tasks with annotations and predictions; percent coordinates, brush RLE; "
+    "image-level TextArea as captions)",
+    reads=("box", "rotated_box", "polygon", "mask", "keypoints", "label", "caption"),
+    writes=("box", "rotated_box", "polygon", "mask", "keypoints", "label", "caption"),
     holds=("attributes (per-region text/number/choices)", "confidence (predictions)", "several annotators"),
     files=(".json",),
 ))
@@ -209,8 +212,8 @@ register(FormatSpec(
 
 register(FormatSpec(
     "coco_captions", "visionloop.formats.coco_captions",
-    "COCO captions (annotations/captions_<split>.json; captions kept in ImageRef.metadata['captions'])",
-    reads=(), writes=(), holds=("captions (image metadata)", "image ids", "splits"),
+    "COCO captions (annotations/captions_<split>.json)",
+    reads=("caption",), writes=("caption",), holds=("confidence and attributes of captions", "image ids", "splits"),
     files=(".json",),
 ))
 
@@ -248,8 +251,9 @@ register(FormatSpec(
 
 
 register(FormatSpec(
-    "vlm", "visionloop.formats.vlm", "VLM JSONL for PaliGemma / Florence-2 (image, prefix, suffix with location tokens)",
-    reads=("box",), writes=("box",), holds=("prompts", "splits"),
+    "vlm", "visionloop.formats.vlm",
+    "VLM JSONL for PaliGemma / Florence-2 (image, prefix, suffix with location tokens; caption prompts as captions)",
+    reads=("box", "caption"), writes=("box", "caption"), holds=("prompts", "splits"),
     files=(".jsonl",),
 ))
 
@@ -341,8 +345,9 @@ register(FormatSpec(
 
 register(FormatSpec(
     "labelbox", "visionloop.formats.labelbox",
-    "Labelbox NDJSON export v2 (boxes, polygons, points, lines, classifications; masks need network)",
-    reads=("box", "polygon", "keypoints", "label"), writes=("box", "polygon", "keypoints", "label"),
+    "Labelbox NDJSON export v2 (boxes, polygons, points, lines, classifications, free text as captions; masks "
+    "need network)",
+    reads=("box", "polygon", "keypoints", "label", "caption"), writes=("box", "polygon", "keypoints", "label", "caption"),
     holds=("nested classifications (attributes)", "global classifications", "several labels per row"),
     files=(".ndjson", ".jsonl", ".json"),
 ))
@@ -518,5 +523,10 @@ def write(
     classes: ClassMap | None = None,
     images: ImageMode = ImageMode.COPY,
 ) -> WriteReport:
-    report: WriteReport = get(format).load().write(samples, Path(out), classes=classes, images=images)
+    spec = get(format)
+    dropped = LossCounter("dropped")  # what the format cannot hold at all (`base.UNHELD`): refused first when strict
+    samples = drop_unheld(samples, writes=spec.writes, format=spec.name, dropped=dropped)
+    report: WriteReport = spec.load().write(samples, Path(out), classes=classes, images=images)
+    for what, n in dropped.items():
+        report.dropped[what] += n
     return report

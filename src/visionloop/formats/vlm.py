@@ -21,8 +21,11 @@ Normalisation (what this module reads and writes)
 
 Reading
     Tokens are relative to the image, whose size is read from its header (the file declares none).
-    Lines whose prefix is not a detection prompt (``detect ...`` / ``<OD>``) -- captions, VQA --
-    are kept as samples with state MISSING and their prefix/suffix in ``ImageRef.metadata``. Classes
+    A line whose prefix is a captioning prompt (PaliGemma's ``caption <lang>`` / ``describe <lang>``,
+    Florence-2's ``<CAPTION>``, ``<DETAILED_CAPTION>``, ``<MORE_DETAILED_CAPTION>``) is a `Caption` of its
+    suffix, the prompt kept as attribute ``vlm_prompt`` unless it is ``caption en`` or ``<CAPTION>``. Lines
+    whose prefix is neither that nor a detection prompt (``detect ...`` / ``<OD>``) -- VQA, OCR --
+    are kept in ``ImageRef.metadata["vlm"]`` (prefix/suffix); an image with only those is MISSING. Classes
     named in a ``detect`` prefix are classes of the dataset even when no box has them; an image
     whose suffix has no box is NULL. ``<segNNN>`` tokens after a box (PaliGemma segmentation) need
     the model's VQ-VAE to decode and are ignored (logged). Several lines of one image are merged.
@@ -31,7 +34,10 @@ Layouts read: a ``.jsonl`` file; a folder holding ``annotations.jsonl`` / ``_ann
 ``_annotations.<split>.jsonl`` files (split from the name); split folders each holding one.
 
 Writing: ``out/[<split>/]annotations.jsonl`` with the images beside it. The prefix lists the classes
-given to ``write`` (``classes=``), else the image's own classes. Other geometries become their bounds
+given to ``write`` (``classes=``), else the image's own classes; a caption is a line of its own (prefix its
+``vlm_prompt``, else ``caption en`` / ``<CAPTION>`` by the syntax), and an image with captions and no object
+has no detection line. A caption's other attributes and confidence have no place (dropped, counted).
+Other geometries become their bounds
 (keypoints their declared bbox); whole-image labels, box-less keypoints and class names containing
 ``;``, ``<`` or ``>`` are dropped (counted). A MISSING image is written with an empty suffix (NULL).
 """
@@ -49,7 +55,7 @@ import orjson
 
 from visionloop.core.classes import ClassMap
 from visionloop.core.errors import FormatError
-from visionloop.core.geometry import Box
+from visionloop.core.geometry import Box, Caption
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
 from visionloop.formats._tabular import (
     SPLIT_WORDS,
@@ -139,6 +145,21 @@ def _box(x0: float, y0: float, x1: float, y1: float) -> Box:
     return Box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
 
+#: the prompt a caption is written with when it names none, by syntax; a caption read with it keeps no attribute
+CAPTION_PROMPT = {"paligemma": "caption en", "florence2": "<CAPTION>"}
+PROMPT_KEY = "vlm_prompt"
+_CAPTION_TASKS = ("<CAPTION>", "<DETAILED_CAPTION>", "<MORE_DETAILED_CAPTION>")
+
+
+def _is_caption_prompt(prefix: str) -> bool:
+    """PaliGemma's `caption <lang>` / `describe <lang>`, Florence-2's caption tasks."""
+    p = prefix.strip()
+    if p in _CAPTION_TASKS:
+        return True
+    word, _, lang = p.partition(" ")
+    return word.lower() in ("caption", "describe") and bool(lang.strip()) and " " not in lang.strip()
+
+
 def _prompt_classes(prefix: str) -> list[str] | None:
     """Classes a detection prompt asks for ([] for Florence-2's <OD>), None for other prompts."""
     p = prefix.strip()
@@ -200,7 +221,8 @@ def detect(path: Path) -> Detection:
     first = _first_object(files[0][0])
     if first is None or not {"image", "prefix", "suffix"} <= set(first):
         return Detection.no(f"{files[0][0].name}'s first line is not {{image, prefix, suffix}}")
-    detecting = _prompt_classes(str(first.get("prefix", ""))) is not None
+    prefix = str(first.get("prefix", ""))
+    detecting = _prompt_classes(prefix) is not None or _is_caption_prompt(prefix)
     return Detection(0.95 if detecting else 0.6, f"{files[0][0].name} holds {{image, prefix, suffix}} lines")
 
 
@@ -252,7 +274,11 @@ def _read_file(path: Path, split: str | None, classes: ClassMap) -> Iterator[Sam
         for line, (prefix, suffix) in rows:
             asked = _prompt_classes(prefix)
             if asked is None:
-                other.append({"prefix": prefix, "suffix": suffix})
+                if _is_caption_prompt(prefix):
+                    attrs = {} if prefix in CAPTION_PROMPT.values() else {PROMPT_KEY: prefix}
+                    anns.append(Annotation("", Caption(suffix), attributes=attrs))
+                else:
+                    other.append({"prefix": prefix, "suffix": suffix})
                 continue
             detecting = True
             for c in asked:
@@ -269,6 +295,7 @@ def _read_file(path: Path, split: str | None, classes: ClassMap) -> Iterator[Sam
         meta: dict[str, Any] = {"vlm": other} if other else {}
         ref = ImageRef(file_name, width=size[0] if size else None, height=size[1] if size else None,
                        path=str(image), metadata=meta)
+        anns.sort(key=lambda a: not a.is_caption)  # captions first, in line order, as the writer writes them
         state = LabelState.ANNOTATED if anns else LabelState.NULL if detecting else LabelState.MISSING
         yield Sample(ref, tuple(anns), split=split, state=state)
 
@@ -318,7 +345,11 @@ def write(
                 report.files += 1
             report.images += 1
             objects: list[tuple[str, Box]] = []
+            captions: list[bytes] = []
             for ann in sample.annotations:
+                if isinstance(ann.geometry, Caption):
+                    captions.append(_caption_line(name, ann, syntax, report))
+                    continue
                 if any(c in ann.label for c in ";<>"):
                     report.drop("box", f"class name {ann.label!r} contains ';', '<' or '>', which the answer syntax uses")
                     continue
@@ -334,7 +365,9 @@ def write(
                     report.converted["image missing labels -> null (an empty answer)"] += 1
             asked = all_names or list(dict.fromkeys(label for label, _ in objects))
             prefix = "<OD>" if syntax == "florence2" else ("detect " + " ; ".join(asked)).strip()
-            files[sample.split].write(orjson.dumps({"image": name, "prefix": prefix, "suffix": suffix}) + b"\n")
+            files[sample.split].write(b"".join(captions))
+            if objects or not captions:  # (an image with captions and no object: no detection line)
+                files[sample.split].write(orjson.dumps({"image": name, "prefix": prefix, "suffix": suffix}) + b"\n")
         if not files:
             out.mkdir(parents=True, exist_ok=True)
             files[None] = open(out / NAMES[0], "xb")
@@ -343,6 +376,20 @@ def write(
         for f in files.values():
             f.close()
     return report
+
+
+def _caption_line(name: str, ann: Annotation, syntax: str, report: WriteReport) -> bytes:
+    assert isinstance(ann.geometry, Caption)
+    prompt = ann.attributes.get(PROMPT_KEY)
+    if not isinstance(prompt, str) or not _is_caption_prompt(prompt):
+        prompt = CAPTION_PROMPT[syntax]
+    lost = [k for k in ann.attributes if k != PROMPT_KEY]
+    if lost:
+        report.drop("caption attribute", "a VLM JSONL line holds the prompt and the text only", len(lost))
+    if ann.confidence is not None:
+        report.drop("caption confidence", "a VLM JSONL line holds the prompt and the text only")
+    report.annotations["caption"] += 1
+    return orjson.dumps({"image": name, "prefix": prompt, "suffix": ann.geometry.text}) + b"\n"
 
 
 def _size(sample: Sample) -> tuple[int, int]:

@@ -15,6 +15,7 @@ from visionloop.health.load import (
     UNASSIGNED,
     Annotations,
     annotation_count,
+    caption_counts,
     chunks_of,
     class_counts,
     declared_sizes,
@@ -45,7 +46,7 @@ def check(store: Store, *, split: str | None = None, version: str | int | None =
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     if version is not None:
-        everything, all_anns, classes, version_name = load_version(store, version)
+        everything, all_anns, classes, version_name, captions = load_version(store, version)
     else:
         everything = load_images(store)
     if split is not None and split not in set(everything.split.tolist()):
@@ -61,6 +62,7 @@ def check(store: Store, *, split: str | None = None, version: str | int | None =
     else:
         images = load_images(store, split=split) if split is not None else everything
         classes = load_classes(store)
+        captions = caption_counts(store)
         chunks = iter_annotations(store, images)
         capacity = annotation_count(store)  # at most this many (the rows of other splits are left out)
     per_class_variants: dict[int, int] = {}  # which spelling of a class-name variant is kept needs the counts
@@ -79,6 +81,10 @@ def check(store: Store, *, split: str | None = None, version: str | int | None =
         flagged.add(part)
     del chunks
     cnt = tally.counts()
+    if captions:  # captions have no class: counted apart from the annotations (when there are any)
+        for sp, d in cnt["by_split"].items():
+            d["captions"] = captions.get(sp, 0)
+        cnt["captions"] = sum(d["captions"] for d in cnt["by_split"].values())
     per_class = {cid: v["annotations"] for cid, v in cnt["_per_class"].items()}
     dims, f_dims = stats.dimensions(images)
     balance, f_balance = stats.class_balance(cnt, classes)

@@ -172,16 +172,17 @@ def unknown_class_images(store: Store, limit: int = EXAMPLES) -> list[str]:
     with store.engine.connect() as c:
         return list(c.scalars(select(ImageRow.file_name).where(ImageRow.id.in_(
             select(AnnotationRow.image_id).join(ClassRow, ClassRow.id == AnnotationRow.class_id, isouter=True)
-            .where(ClassRow.id.is_(None)))).order_by(ImageRow.id).limit(limit)))
+            .where(ClassRow.id.is_(None), AnnotationRow.class_id.is_not(None)))).order_by(ImageRow.id).limit(limit)))
 
 
 def unknown_class_count(store: Store) -> int:
     """Annotations whose class row does not exist (impossible through the importer, which the store's
-    foreign key enforces on SQLite; possible in a database edited by other tools)."""
+    foreign key enforces on SQLite; possible in a database edited by other tools). A caption's class_id is
+    NULL: it has no class, which is not an unknown one."""
     with store.engine.connect() as c:
         return c.scalar(select(func.count()).select_from(AnnotationRow)
                         .join(ClassRow, ClassRow.id == AnnotationRow.class_id, isouter=True)
-                        .where(ClassRow.id.is_(None))) or 0
+                        .where(ClassRow.id.is_(None), AnnotationRow.class_id.is_not(None))) or 0
 
 
 def _examples(images: Images, anns: Annotations, classes: Classes, pos: np.ndarray, **extra: Any

@@ -133,6 +133,9 @@ def plan(store: Store, *, workers: int = 2, cache: bool = True) -> tuple[list[Ch
         img_rows = batches.rows(conn, IMG, images.id[affected].tolist())
         cls_rows = batches.rows(conn, CLS, list(m.merge))
         reg_rows = batches.rows_where(conn, REG, "image_id", images.id[in_group].tolist())
+        # captions (no class, never touched here) still count in the affected images' digests and states
+        caption_rows = [r for r in batches.rows_where(conn, ANN, "image_id", images.id[affected].tolist()).values()
+                        if r["class_id"] is None]
     ids = sorted(ann_rows)
     pos_of = dict(zip(ids, np.searchsorted(anns.id, ids).tolist(), strict=True))
     by_image: dict[int, list[int]] = {}
@@ -155,6 +158,8 @@ def plan(store: Store, *, workers: int = 2, cache: bool = True) -> tuple[list[Ch
         if after != row:
             ann_after[aid] = after
         final[row["image_id"]].append(after)
+    for row in caption_rows:
+        final[row["image_id"]].append(row)
     digest, state = images.ann_digest.copy(), images.state.copy()
     for p in affected:
         iid = int(images.id[p])
@@ -164,7 +169,7 @@ def plan(store: Store, *, workers: int = 2, cache: bool = True) -> tuple[list[Ch
             st = "null"
         state[p] = st
         digest[p] = codec.annotations_digest(
-            [codec.annotation_from(SimpleNamespace(**r), names[r["class_id"]]) for r in rows], st)
+            [codec.annotation_from(SimpleNamespace(**r), codec.label_of(r["class_id"], names)) for r in rows], st)
     drop_img, keep_of = duplicates.drop_plan(images, igroup, digest=digest, state=state)
     drop_set = set(images.id[drop_img].tolist())
 

@@ -101,6 +101,10 @@ def load_images(store: Store, *, split: str | None = None) -> Images:
     )
 
 
+#: the annotations the health checks look at: those with a class (captions have none and are counted apart,
+#: `caption_counts`; they describe the whole image and no check about boxes or classes concerns them)
+CLASSED = AnnotationRow.class_id.is_not(None)
+
 #: rows fetched from the database at a time: the annotation columns grow by the dataset, the rows in
 #: flight (Python objects, about 50 times the size of their numpy columns) by this only
 CHUNK = 10_000
@@ -114,10 +118,10 @@ def load_annotations(store: Store, images: Images) -> Annotations:
     """
     q = select(AnnotationRow.id, AnnotationRow.image_id, AnnotationRow.class_id, AnnotationRow.kind,
                AnnotationRow.x0, AnnotationRow.y0, AnnotationRow.x1, AnnotationRow.y1,
-               AnnotationRow.area).order_by(AnnotationRow.id)
+               AnnotationRow.area).where(CLASSED).order_by(AnnotationRow.id)
     kinds: dict[str, str] = {}  # one str object per kind, shared by every row
     with store.engine.connect() as c:
-        n = c.scalar(select(func.count()).select_from(AnnotationRow)) or 0
+        n = c.scalar(select(func.count()).select_from(AnnotationRow).where(CLASSED)) or 0
         ids = np.empty(n, np.int64)
         pos = np.empty(n, np.int64)
         class_id = np.empty(n, np.int64)
@@ -175,7 +179,7 @@ def iter_annotations(store: Store, images: Images, *, chunk: int | None = None) 
     chunk = chunk or CHUNK
     q = select(AnnotationRow.id, AnnotationRow.image_id, AnnotationRow.class_id, AnnotationRow.kind,
                AnnotationRow.x0, AnnotationRow.y0, AnnotationRow.x1, AnnotationRow.y1,
-               AnnotationRow.area).order_by(AnnotationRow.image_id, AnnotationRow.id)
+               AnnotationRow.area).where(CLASSED).order_by(AnnotationRow.image_id, AnnotationRow.id)
     kinds: dict[str, str] = {}  # one str object per kind, shared by every row
     carry: list[np.ndarray] | None = None  # the last image's rows of the previous batch (it may go on)
     with store.engine.connect() as c:
@@ -251,12 +255,21 @@ def annotation_count(store: Store) -> int:
 
 def class_counts(store: Store, *, split: str | None = None) -> dict[int, int]:
     """class id -> annotations, in the whole project or on the images of one split (an SQL group-by)."""
-    q = select(AnnotationRow.class_id, func.count()).group_by(AnnotationRow.class_id)
+    q = select(AnnotationRow.class_id, func.count()).where(CLASSED).group_by(AnnotationRow.class_id)
     if split is not None:
         q = q.join(ImageRow, ImageRow.id == AnnotationRow.image_id).where(
             ImageRow.split.is_(None) if split == UNASSIGNED else ImageRow.split == split)
     with store.engine.connect() as c:
         return {int(cid): int(n) for cid, n in c.execute(q)}
+
+
+def caption_counts(store: Store) -> dict[str, int]:
+    """split (UNASSIGNED for None) -> caption annotations on its images."""
+    q = (select(ImageRow.split, func.count()).select_from(AnnotationRow)
+         .join(ImageRow, ImageRow.id == AnnotationRow.image_id)
+         .where(AnnotationRow.class_id.is_(None)).group_by(ImageRow.split))
+    with store.engine.connect() as c:
+        return {split or UNASSIGNED: int(n) for split, n in c.execute(q)}
 
 
 def load_classes(store: Store) -> Classes:
@@ -275,13 +288,13 @@ def declared_sizes(store: Store, images: Images) -> dict[int, tuple[int, int]]:
                 if isinstance(v, list) and len(v) == 2 and i in wanted}
 
 
-def load_version(store: Store, version: str | int) -> tuple[Images, Annotations, Classes, str]:
+def load_version(store: Store, version: str | int) -> tuple[Images, Annotations, Classes, str, dict[str, int]]:
     """A version's generated images, annotations and classes in the same columns as the project's.
 
     Item ids stand in for image ids; a version's own classes get ids 1..n in its
     order. A version stores each image's annotations as one JSON text, so this
     decodes them image by image (the project tables need no such loop).
-    Returns the version's name too.
+    Returns the version's name and its caption annotations per split (they have no class) too.
     """
     from visionloop.store import itemcodec
     from visionloop.store.lookup import find_version_id
@@ -300,6 +313,7 @@ def load_version(store: Store, version: str | int) -> tuple[Images, Annotations,
     ids, pos, cls, kinds, boxes, areas = [], [], [], [], [], []  # one chunk of annotations
     parts: list[list[np.ndarray]] = []  # the chunks as numpy columns: no item text nor Python object kept
     names: dict[str, str] = {}
+    captions: dict[str, int] = {}  # split -> caption annotations
 
     def flush() -> None:
         parts.append([np.asarray(ids, np.int64), np.asarray(pos, np.int64), np.asarray(cls, np.int64),
@@ -319,6 +333,9 @@ def load_version(store: Store, version: str | int) -> tuple[Images, Annotations,
                                         hashlib.sha256(item[8].encode()).hexdigest()), strict=True):
                     col.append(v)
                 for ann in itemcodec.loads(item[8]):
+                    if ann.is_caption:  # no class: not among the annotations the checks look at (CLASSED)
+                        captions[split] = captions.get(split, 0) + 1
+                        continue
                     if ann.label not in class_id:
                         class_id[ann.label] = len(class_id) + 1
                         class_names.append(ann.label)
@@ -349,7 +366,7 @@ def load_version(store: Store, version: str | int) -> tuple[Images, Annotations,
     )
     anns = Annotations(*(np.concatenate([p[i] for p in parts]) for i in range(6)))
     classes = Classes(np.arange(1, len(class_names) + 1, dtype=np.int64), class_names)
-    return images, anns, classes, name
+    return images, anns, classes, name, captions
 
 
 def select_split(images: Images, anns: Annotations, split: str) -> tuple[Images, Annotations]:

@@ -167,6 +167,7 @@ def render_html(report: HealthReport, store: Store) -> str:
              f"<style>{CSS}</style></head><body>",
              f"<h1>Dataset health{' — split ' + e(report.split) if report.split else ''}</h1>",
              f"<p>{c['images']} images ({c['distinct_files']} distinct files), {c['annotations']} annotations, "
+             + (f"{c['captions']} captions, " if c.get("captions") else "") +
              f"{c['classes']} classes. Label state: {c['annotated']} annotated, {c['null']} empty (null), "
              f"{c['missing']} never labelled (missing).</p>",
              "<h2>Findings</h2><table><tr><th>severity</th><th>check</th><th>count</th><th>what to do</th>"

@@ -53,7 +53,7 @@ import orjson
 from visionloop import formats
 from visionloop.core.classes import ClassMap
 from visionloop.core.errors import VisionLoopError
-from visionloop.core.geometry import Box, Label, Mask, Polygon, RotatedBox
+from visionloop.core.geometry import Box, Caption, Label, Mask, Polygon, RotatedBox
 from visionloop.core.sample import Annotation, LabelState, Sample, Source
 from visionloop.formats import labelstudio as ls_format
 from visionloop.formats.base import ImageMode
@@ -313,9 +313,12 @@ def _tasks_json(store: Store, items: Sequence[_Prelabelled], classes: ClassMap
     per_region: dict[str, str] = {}
     for t in tasks:
         for p in t.get("predictions", []):
+            regions = {r["id"] for r in p["result"] if r["type"] in ls_format._CONTROL and r["type"] != "choices"}
             for r in p["result"]:
                 if r["type"] in ls_format._CONTROL:
                     used.setdefault(r["type"], [])
+                elif r["type"] == "textarea" and r["id"] not in regions:  # image-level text: captions
+                    used.setdefault("textarea", []).append(r["from_name"])
                 elif r["type"] in ("number", "textarea", "choices"):
                     per_region.setdefault(r["from_name"], r["type"])
     if not used:  # nothing pre-labelled: the project's kind of labels
@@ -525,7 +528,7 @@ def _coords(g: Any) -> tuple[float, ...] | None:
 def _same(a: Annotation, b: Annotation) -> bool:
     if a.label != b.label or type(a.geometry) is not type(b.geometry):
         return False
-    if isinstance(a.geometry, Mask):
+    if isinstance(a.geometry, Mask | Caption):
         return bool(a.geometry == b.geometry)
     ca, cb = _coords(a.geometry), _coords(b.geometry)
     if ca is None or cb is None or len(ca) != len(cb):
@@ -677,7 +680,7 @@ def pull_from_label_studio(store: Store, url: str, api_key: str, ls_project: int
         anns, plus, minus, moved = m.annotations, m.added, m.deleted, m.modified
         prelabels += m.prelabels_replaced
         for ann in anns:
-            if ann.label not in classes:
+            if ann.label not in classes and not ann.is_caption:
                 classes.add(ann.label)
         if plus or minus or moved or m.prelabels_replaced:
             changes.append({"image_id": iid, "file_name": s.image.file_name, "added": plus, "deleted": minus,

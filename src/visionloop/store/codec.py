@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-from visionloop.core.geometry import Box, Geometry, Keypoints, Label, Mask, Polygon, RotatedBox, kind
+from visionloop.core.geometry import Box, Caption, Geometry, Keypoints, Label, Mask, Polygon, RotatedBox, kind
 from visionloop.core.sample import Annotation, Source
 
 
 def geometry_payload(geometry: Geometry) -> dict[str, Any]:
+    if isinstance(geometry, Caption):
+        return {"text": geometry.text}
     if isinstance(geometry, Box):
         return {}
     if isinstance(geometry, RotatedBox):
@@ -28,6 +31,8 @@ def geometry_payload(geometry: Geometry) -> dict[str, Any]:
 
 
 def geometry_from(kind_name: str, box: tuple[float | None, ...], data: dict[str, Any]) -> Geometry:
+    if kind_name == "caption":
+        return Caption(data["text"])
     if kind_name == "box":
         x0, y0, x1, y1 = box
         return Box(x0, y0, x1, y1)  # type: ignore[arg-type]
@@ -43,6 +48,11 @@ def geometry_from(kind_name: str, box: tuple[float | None, ...], data: dict[str,
     if kind_name == "label":
         return Label()
     raise ValueError(f"unknown annotation kind {kind_name!r} in the store")
+
+
+def label_of(class_id: int | None, names: Mapping[int, str]) -> str:
+    """The label of an annotation row: its class's name, empty for a caption (whose class_id is NULL: it has none)."""
+    return "" if class_id is None else names[class_id]
 
 
 def annotation_row(ann: Annotation) -> dict[str, Any]:

@@ -212,7 +212,7 @@ class Store:
             sha256=im.sha256, format=im.format, orientation=im.orientation, gps=gps,
             heading=im.heading, timestamp=im.taken_at, metadata=im.meta or {}, tags=tuple(im.tags or ()),
         )
-        return Sample(ref, tuple(codec.annotation_from(a, names[a.class_id]) for a in anns),
+        return Sample(ref, tuple(codec.annotation_from(a, codec.label_of(a.class_id, names)) for a in anns),
                       split=im.split, state=LabelState(im.state))
 
     def stats(self) -> Stats:

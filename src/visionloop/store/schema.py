@@ -117,7 +117,7 @@ class AnnotationRow(Base):
     __table_args__ = (Index("ix_annotation_class_image", "class_id", "image_id"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("image.id", ondelete="CASCADE"), index=True)
-    class_id: Mapped[int] = mapped_column(ForeignKey("class.id"))
+    class_id: Mapped[int | None] = mapped_column(ForeignKey("class.id"))  # NULL for a caption: it has no class
     kind: Mapped[str] = mapped_column(String(16))
     x0: Mapped[float | None] = mapped_column(Float)
     y0: Mapped[float | None] = mapped_column(Float)

@@ -297,7 +297,8 @@ class BatchWriter:
         for iid, sample in pairs:
             for ann in sample.annotations:
                 row = codec.annotation_row(ann)
-                row.update(image_id=iid, class_id=self._class_id(ann.label), batch_id=self.batch_id)
+                row.update(image_id=iid, class_id=None if ann.is_caption else self._class_id(ann.label),
+                           batch_id=self.batch_id)
                 rows.append(row)
         if rows:  # Core executemany on the session's connection: no ORM bookkeeping per row
             s.connection().execute(insert(Base.metadata.tables["annotation"]), rows)

@@ -369,14 +369,14 @@ def _has_multi_labels(ds: VersionDataset) -> bool:
 def _check_masks(ds: VersionDataset, task: str) -> None:
     """Segmentation learns from polygons and masks; boxes alone would teach rectangles. Refuse a split without
     any, and say how many objects have only a box (they train as filled rectangles)."""
-    from visionloop.core.geometry import Label, Mask, Polygon
+    from visionloop.core.geometry import Caption, Label, Mask, Polygon
 
     shaped = boxes_only = 0
     for i in range(len(ds)):
         for a in ds.sample(i).annotations:
             if isinstance(a.geometry, Mask | Polygon):
                 shaped += 1
-            elif not isinstance(a.geometry, Label):
+            elif not isinstance(a.geometry, Label | Caption):
                 boxes_only += 1
     if not shaped:
         raise VisionLoopError(f"the train split of version {ds.version} has no polygons or masks "

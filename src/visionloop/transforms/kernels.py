@@ -24,7 +24,7 @@ Rules, per type:
   pixels exactly; any other map resamples it (nearest neighbour, pixel centres).
 - Keypoints: labelled points are mapped; points off the canvas become
   unlabelled (0, 0, 0). The instance is visible while any point remains.
-- Label: unchanged.
+- Label, Caption: unchanged (they describe the whole image).
 
 Visible share: clipped area / mapped area (for masks, pixels kept / pixels
 expected from the map's area scale).
@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from visionloop.core.geometry import Box, Geometry, Keypoints, Label, Mask, Polygon, RotatedBox
+from visionloop.core.geometry import Box, Caption, Geometry, Keypoints, Label, Mask, Polygon, RotatedBox
 from visionloop.transforms import affine as A
 
 Kernel = Callable[..., Any]
@@ -178,6 +178,11 @@ def min_area_rect(xs: np.ndarray, ys: np.ndarray) -> RotatedBox:
 # -- kernels ----------------------------------------------------------------------------------
 @register_kernel("affine", Label)
 def _affine_label(g: Label, *, matrix: np.ndarray, size: tuple[int, int]) -> Result:
+    return g, 1.0
+
+
+@register_kernel("affine", Caption)
+def _affine_caption(g: Caption, *, matrix: np.ndarray, size: tuple[int, int]) -> Result:
     return g, 1.0
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from sqlalchemy import select
 
 from visionloop.core.errors import ImageError
-from visionloop.core.geometry import Keypoints, Label, Mask, Polygon, label_map, polygon_to_mask
+from visionloop.core.geometry import Caption, Keypoints, Label, Mask, Polygon, label_map, polygon_to_mask
 from visionloop.core.sample import ImageRef, Sample
 from visionloop.store import itemcodec
 from visionloop.store.project import Store
@@ -104,7 +104,7 @@ class VersionDataset:
         return image, self.target(sample, index, image.shape[0], image.shape[1])
 
     def target(self, sample: Sample, index: int, height: int, width: int) -> dict[str, Any]:
-        objects = [a for a in sample.annotations if not isinstance(a.geometry, Label)]
+        objects = [a for a in sample.annotations if not isinstance(a.geometry, Label | Caption)]  # captions: no class
         boxes = np.zeros((len(objects), 4), dtype=np.float32)
         for i, a in enumerate(objects):
             b = a.box

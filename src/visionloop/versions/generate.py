@@ -238,7 +238,7 @@ class JobReader:
             part = list(ids[start:start + 500])
             anns: dict[int, list[Annotation]] = {i: [] for i in part}
             for row in conn.execute(_ANNOTATIONS, {"ids": part}):
-                label = label_of.get(row[1])
+                label = label_of.get(row[1]) if row[1] is not None else ""  # "": a caption (no class), kept
                 if label is not None:
                     anns[row[0]].append(_annotation(label, row))
             for iid, sha, name, width, height, orientation, fmt, split in conn.execute(_IMAGES, {"ids": part}):

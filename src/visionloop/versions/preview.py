@@ -52,6 +52,8 @@ def draw(image: np.ndarray, annotations: tuple[Annotation, ...], classes: ClassM
     out = image.copy() if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     t = max(1, round(max(out.shape[:2]) / 300))
     for ann in annotations:
+        if ann.is_caption:
+            continue  # text about the whole image: nothing to draw
         colour = _bgr(classes.color(ann.label)) if ann.label in classes else (0, 255, 255)
         g = ann.geometry
         if isinstance(g, Box):

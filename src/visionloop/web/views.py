@@ -56,6 +56,11 @@ def classes(store: Store) -> list[dict[str, Any]]:
     return [{"id": r.id, "name": r.name, "colour": colour(r.name, r.color)} for r in rows]
 
 
+def _caption(r: Any) -> dict[str, Any]:
+    """A caption row (no class, no geometry): its text."""
+    return {"id": r.id, "text": str((r.data or {}).get("text", "")), "confidence": r.confidence}
+
+
 def _ann(r: Any, names: dict[int, dict[str, Any]]) -> dict[str, Any]:
     c = names.get(r.class_id, {"name": "?", "colour": "#ff00ff"})
     d: dict[str, Any] = {"id": r.id, "class": c["name"], "colour": c["colour"], "kind": r.kind,
@@ -105,10 +110,15 @@ def dataset(store: Store, *, split: str | None = None, cls: str | None = None, t
                          .where(AnnotationRow.image_id.in_(ids)).order_by(AnnotationRow.id)).all() if ids else []
         splits = [x for x in s.scalars(select(ImageRow.split).distinct()) if x]
     per: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+    captions: dict[int, list[str]] = {i: [] for i in ids}
     for a in anns:
-        per[a.image_id].append(_ann(a, by_id))
+        if a.class_id is None:  # a caption: text, not a shape of a class
+            captions[a.image_id].append(_caption(a)["text"])
+        else:
+            per[a.image_id].append(_ann(a, by_id))
     items = [{"id": r.id, "file_name": r.file_name, "split": r.split, "width": r.width, "height": r.height,
-              "sha256": r.sha256, "tags": list(r.tags or []), "state": r.state, "annotations": per[r.id]}
+              "sha256": r.sha256, "tags": list(r.tags or []), "state": r.state, "annotations": per[r.id],
+              "captions": captions[r.id]}
              for r in rows]
     return {"filters": {"split": split, "class": cls, "tag": tag, "finding": finding, "sort": sort, "desc": desc},
             "page": page, "per_page": per_page, "total": int(total), "pages": max(1, -(-int(total) // per_page)),
@@ -142,7 +152,8 @@ def image(store: Store, image_id: int) -> dict[str, Any]:
                "gps": None if im.gps_lat is None else {"lat": im.gps_lat, "lon": im.gps_lon, "alt": im.gps_alt,
                                                        "heading": im.heading},
                "meta": dict(im.meta or {}),
-               "annotations": [_ann(a, cmap) for a in anns]}
+               "annotations": [_ann(a, cmap) for a in anns if a.class_id is not None],
+               "captions": [_caption(a) for a in anns if a.class_id is None]}
     out["batches"] = [{"id": b.id, "kind": b.kind, "source": b.source, "created_at": b.created_at.isoformat(),
                        "undone": bool((b.summary or {}).get("undone_at"))} for b in brows]
     out["versions"] = [{"id": v.id, "name": v.name, "split": v.split} for v in vers]
@@ -183,7 +194,7 @@ def _image_change(conn: Any, image_id: int) -> RowChange | None:
         state = "null"
     elif anns and state != "annotated":
         state = "annotated"
-    digest = codec.annotations_digest([codec.annotation_from(SimpleNamespace(**a), names[a["class_id"]])
+    digest = codec.annotations_digest([codec.annotation_from(SimpleNamespace(**a), codec.label_of(a["class_id"], names))
                                        for a in anns], state)
     if digest == img["ann_digest"] and state == img["state"]:
         return None
@@ -218,6 +229,9 @@ def relabel(store: Store, annotation_id: int, class_name: str) -> dict[str, Any]
     with store.engine.begin() as conn:
         cid = _class_id(conn, class_name)
         before = _annotation(conn, annotation_id)
+        if before["class_id"] is None:
+            raise VisionLoopError(f"annotation {annotation_id} is a caption, which has no class",
+                                  hint="delete it instead, or pick an annotation of a class")
         if before["class_id"] == cid:
             raise VisionLoopError(f"annotation {annotation_id} is already {class_name!r}", hint="pick another class")
         after = {**before, "class_id": cid}
