@@ -31,13 +31,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from visionloop.core.classes import ClassMap
 from visionloop.core.errors import FormatError, ImageError, LossError, VisionLoopError
+from visionloop.core.geometry import kind
 from visionloop.core.sample import ImageRef, LabelState, Sample
 
 log = logging.getLogger(__name__)
@@ -421,6 +422,32 @@ class WriteReport:
         }
 
 
+#: geometry kinds a writer is never handed unless its FormatSpec lists them in `writes`: `registry.write` (and the
+#: parallel convert) drop them on the way in and count them, "kind: <format> has no ...", so a format without a
+#: place for them needs no code for them, and nothing reaches a writer that would misread it (a line as a box)
+UNHELD: dict[str, str] = {"polyline": "has no line geometry (open polylines)"}
+
+
+def drop_unheld(samples: Iterable[Sample], *, writes: tuple[str, ...], format: str,
+                dropped: Counter[str]) -> Iterator[Sample]:
+    """The samples without the annotations of an `UNHELD` kind the format does not write, each counted in `dropped`
+    (a `LossCounter` refuses the first under `strict_writes()`). A sample left with none becomes NULL."""
+    gone = tuple(k for k in UNHELD if k not in writes)
+    if not gone:
+        yield from samples
+        return
+    for sample in samples:
+        kept = [a for a in sample.annotations if kind(a.geometry) not in gone]
+        if len(kept) == len(sample.annotations):
+            yield sample
+            continue
+        for a in sample.annotations:
+            k = kind(a.geometry)
+            if k in gone:
+                dropped[f"{k}: {format} {UNHELD[k]}"] += 1
+        yield replace(sample, annotations=tuple(kept), state=None if kept else LabelState.NULL)
+
+
 def count_state_change(report: WriteReport, sample: Sample, *, becomes: LabelState, why: str) -> None:
     """A writer whose format reads every image without annotations back as `becomes` (NULL: it lists every image
     as labelled; MISSING: it has no way to say "labelled, nothing in it") counts a sample in the other state as
@@ -491,8 +518,6 @@ def with_size(ref: ImageRef) -> ImageRef:
     if ref.path is None:
         raise ImageError("image size unknown and no file to read it from", path=ref.file_name,
                          hint="the annotations do not give the size: the image files are needed")
-    from dataclasses import replace
-
     w, h = image_size(ref.path)
     return replace(ref, width=w, height=h)
 

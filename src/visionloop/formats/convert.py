@@ -19,11 +19,13 @@ from visionloop.core.sample import LabelState, Sample
 from visionloop.formats import registry
 from visionloop.formats.base import (
     ImageMode,
+    LossCounter,
     Reader,
     ReadPart,
     WriteReport,
     count_skips,
     dataset_root,
+    drop_unheld,
     images_optional,
     quarantine,
     quarantine_reads,
@@ -148,14 +150,19 @@ def _write_in_parts(reader: Reader, tmp: Path, to: str, class_map: ClassMap, ima
     if not parts or len(parts) < 2:
         return None
 
+    spec = registry.get(to)
+
     def work(part: ReadPart) -> dict[str, Any]:
         dropped: Counter[str] = Counter()
+        unheld = LossCounter("dropped")  # as registry.write: what the target cannot hold at all
         # in the worker: its own fixes, quarantine list and skips, sent back
         with check.reads(), count_skips(check.strict) as skips:
             samples: Iterable[Sample] = check.samples(part)
             if mapping is not None:
                 samples = map_classes(samples, mapping, dropped)
+            samples = drop_unheld(samples, writes=spec.writes, format=spec.name, dropped=unheld)
             result = module.write_part(samples, tmp, classes=class_map, images=images, start=part.start)
+        dropped.update(unheld)
         return {"result": result, "dropped": dict(dropped), "fixes": dict(check.fixes),
                 "quarantined": check.quarantined, "skipped": dict(skips),
                 "assumed": dict(skips.assumed)}

@@ -27,9 +27,9 @@ Mapping of annotation types:
   parts of one object (how datumaro imports a multi-part COCO polygon) and become one multi-ring
   Polygon; the writer writes one polygon per ring in one group.
 - ``mask`` → Mask (RLE kept bit for bit); ``points`` → Keypoints (``visibility`` 0/1/2 as COCO's v,
-  all 2 when absent); ``label`` → Label.
+  all 2 when absent); ``polyline`` → Polyline (at least 2 points); ``label`` → Label.
 - ``caption`` → the sample's ``ImageRef.metadata["captions"]`` (list of strings): the data model has no
-  caption type. ``polyline``, ``ellipse``, ``cuboid_3d``, ``cuboid_2d`` and shapes without a label have
+  caption type. ``ellipse``, ``cuboid_3d``, ``cuboid_2d`` and shapes without a label have
   no canonical geometry either: they are kept verbatim (``label_id`` replaced by ``"label": name``) in
   ``ImageRef.metadata["datumaro_unsupported"]``, logged, and written back by this writer.
 
@@ -64,7 +64,18 @@ import orjson
 
 from visionloop.core.classes import ClassInfo, ClassMap
 from visionloop.core.errors import FormatError
-from visionloop.core.geometry import Box, Geometry, Keypoints, Label, Mask, Polygon, RotatedBox, bounds, kind
+from visionloop.core.geometry import (
+    Box,
+    Geometry,
+    Keypoints,
+    Label,
+    Mask,
+    Polygon,
+    Polyline,
+    RotatedBox,
+    bounds,
+    kind,
+)
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
 from visionloop.formats._jsonstream import UniqueNames, first_item, head, iter_items, jsonable
 from visionloop.formats.base import (
@@ -87,7 +98,7 @@ IMAGE_EXT = ".jpg"
 UNSUPPORTED_KEY = "datumaro_unsupported"
 ID_KEY = "datumaro_id"
 CAPTIONS_KEY = "captions"
-_UNSUPPORTED_TYPES = ("polyline", "ellipse", "cuboid_3d", "cuboid_2d")
+_UNSUPPORTED_TYPES = ("ellipse", "cuboid_3d", "cuboid_2d")
 _SNIFF = 65536
 #: attributes that carry fields of the annotation, not declared in the label's attribute list
 _STRUCTURAL = ("score", "track_id", "is_crowd", "rotation")
@@ -357,6 +368,11 @@ def _annotation(ann: dict[str, Any], ann_type: str, label: str) -> Annotation:
             raise ValueError(f"{len(vis)} visibility values for {len(pts) // 2} points")
         geometry = Keypoints(tuple(v for k, (x, y) in enumerate(zip(pts[0::2], pts[1::2], strict=True))
                                    for v in (x, y, float(vis[k]))))
+    elif ann_type == "polyline":
+        pts = _floats(ann.get("points"), "points")
+        if len(pts) % 2 or len(pts) < 4:
+            raise ValueError(f"a polyline needs at least 2 x, y pairs, got {len(pts)} numbers")
+        geometry = Polyline(pts)
     elif ann_type == "label":
         geometry = Label()
     else:
@@ -530,6 +546,8 @@ def _annotation_entries(sample: Sample, cmap: ClassMap, label_attributes: dict[s
         elif isinstance(g, Keypoints):
             shapes.append({**base, "type": "points", "points": [v for k, v in enumerate(g.points) if k % 3 != 2],
                            "visibility": [int(v) for v in g.points[2::3]], "z_order": z_order})
+        elif isinstance(g, Polyline):
+            shapes.append({**base, "type": "polyline", "points": list(g.points), "z_order": z_order})
         elif isinstance(g, Label):
             shapes.append({**base, "type": "label"})
         report.annotations[kind(g)] += 1

@@ -7,7 +7,17 @@ from typing import Any
 
 import orjson
 
-from visionloop.core.geometry import Box, Geometry, Keypoints, Label, Mask, Polygon, RotatedBox, kind
+from visionloop.core.geometry import (
+    Box,
+    Geometry,
+    Keypoints,
+    Label,
+    Mask,
+    Polygon,
+    Polyline,
+    RotatedBox,
+    kind,
+)
 from visionloop.core.sample import Annotation, Source
 
 
@@ -24,6 +34,8 @@ def geometry_payload(geometry: Geometry) -> dict[str, Any]:
         return {"points": list(geometry.points)}
     if isinstance(geometry, Label):
         return {}
+    if isinstance(geometry, Polyline):
+        return {"points": list(geometry.points)}
     raise TypeError(f"unknown geometry {type(geometry).__name__}")
 
 
@@ -42,6 +54,8 @@ def geometry_from(kind_name: str, box: tuple[float | None, ...], data: dict[str,
         return Keypoints(tuple(data["points"]))
     if kind_name == "label":
         return Label()
+    if kind_name == "polyline":
+        return Polyline(tuple(data["points"]))
     raise ValueError(f"unknown annotation kind {kind_name!r} in the store")
 
 
