@@ -45,7 +45,17 @@ import orjson
 
 from visionloop.core.classes import ClassInfo, ClassMap
 from visionloop.core.errors import FormatError, ImageError
-from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, RotatedBox, kind, polygon_to_mask
+from visionloop.core.geometry import (
+    Box,
+    Keypoints,
+    Label,
+    Mask,
+    Polygon,
+    Polyline,
+    RotatedBox,
+    kind,
+    polygon_to_mask,
+)
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
 from visionloop.formats._jsonstream import UniqueNames, head, iter_items, jsonable, prefixed_json_files
 from visionloop.formats.base import (
@@ -392,7 +402,7 @@ def _paint(sample: Sample, width: int, height: int, cmap: ClassMap, png: Path,
     painted: list[tuple[int, Annotation]] = []
     for ann in sample.annotations:
         g = ann.geometry
-        if isinstance(g, Keypoints | Label):
+        if isinstance(g, Keypoints | Label | Polyline):
             report.drop(kind(g), "COCO panoptic holds segments only")
             continue
         if isinstance(g, Mask):

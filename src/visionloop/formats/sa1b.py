@@ -41,7 +41,17 @@ import orjson
 
 from visionloop.core.classes import ClassMap
 from visionloop.core.errors import FormatError
-from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, RotatedBox, kind, polygon_to_mask
+from visionloop.core.geometry import (
+    Box,
+    Keypoints,
+    Label,
+    Mask,
+    Polygon,
+    Polyline,
+    RotatedBox,
+    kind,
+    polygon_to_mask,
+)
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
 from visionloop.formats._jsonstream import UniqueNames, head, jsonable, load_small
 from visionloop.formats.base import (
@@ -271,8 +281,8 @@ def write(
 
 def _entry(ann: Annotation, width: int, height: int, report: WriteReport) -> dict[str, Any] | None:
     g = ann.geometry
-    if isinstance(g, Keypoints | Label):
-        report.drop("keypoints" if isinstance(g, Keypoints) else "label", "SA-1B holds masks only")
+    if isinstance(g, Keypoints | Label | Polyline):
+        report.drop(kind(g), "SA-1B holds masks only")
         return None
     if isinstance(g, Mask):
         mask = g

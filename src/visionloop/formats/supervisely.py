@@ -268,7 +268,7 @@ def _object(obj: Any, classes: ClassMap, nodes: dict[str, list[str]], dims: tupl
     points: dict[str, Any] = obj["points"] if isinstance(obj.get("points"), dict) else {}
     where = f"{where} ({shape} {label!r})"
     try:
-        geometry: Box | Polygon | Mask | Keypoints
+        geometry: Box | Polygon | Polyline | Mask | Keypoints
         if shape == "rectangle":
             pts = _pairs(points.get("exterior"), path=path, where=where)
             if len(pts) != 2:

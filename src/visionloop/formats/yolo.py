@@ -43,7 +43,16 @@ from typing import Any
 
 from visionloop.core.classes import ClassInfo, ClassMap
 from visionloop.core.errors import FormatError, ImageError, VisionLoopError
-from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, RotatedBox, mask_to_polygon
+from visionloop.core.geometry import (
+    Box,
+    Keypoints,
+    Label,
+    Mask,
+    Polygon,
+    Polyline,
+    RotatedBox,
+    mask_to_polygon,
+)
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
 from visionloop.formats.base import (
     IMAGE_EXTENSIONS,
@@ -954,6 +963,9 @@ def _lines(
         return []
     if isinstance(geometry, Label):
         report.drop("label", "YOLO detect/segment cannot hold whole-image labels")
+        return []
+    if isinstance(geometry, Polyline):  # `registry.write` drops lines before; a direct caller too
+        report.drop("polyline", "YOLO has no line geometry")
         return []
     if isinstance(geometry, Mask):
         polygon = mask_to_polygon(geometry)

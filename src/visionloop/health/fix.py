@@ -157,12 +157,12 @@ def plan(store: Store, *, workers: int = 2, cache: bool = True) -> tuple[list[Ch
         if moved[p]:
             after["class_id"] = int(new_class[p])
         if clipped[p]:
-            parts = _clip_row(after, new_box[p], images, anns, p)
-            if parts is None:  # a polyline whose box reaches in, the line itself not
+            more = _clip_row(after, new_box[p], images, anns, p)
+            if more is None:  # a polyline whose box reaches in, the line itself not
                 ann_after[aid], reason[p] = None, "outside the image"
                 continue
-            added += [(aid, r) for r in parts]
-            final[row["image_id"]].extend(parts)
+            added += [(aid, r) for r in more]
+            final[row["image_id"]].extend(more)
         if after != row:
             ann_after[aid] = after
         final[row["image_id"]].append(after)
