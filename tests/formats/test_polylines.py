@@ -5,11 +5,13 @@ Fixtures, by source:
   "datumaro" | "cvat", save_media=True)`) in the test; datumaro's own import of the same folder is the oracle.
   CVAT's XML export is datumaro's CVAT exporter (cvat/apps/dataset_manager uses it).
 - CVAT for video: written by our writer, read back by datumaro's CVAT importer (which reads <track>s).
-- Label Studio `vectorlabels`: the result JSON of Label Studio's docs (docs/source/tags/vectorlabels.md,
-  "Example results JSON export") and of `VectorRegion.serialize()` (web/libs/editor/src/regions/
-  VectorRegion.jsx): vertices in percent chained by `prevPointId`; Bezier segments drawn as KonvaVector's
-  `segmentsToPathData` draws them (components/KonvaVector/components/VectorShape.tsx). No Label Studio package
-  installs offline here.
+- Label Studio `vectorlabels`: a region made by label-studio-sdk 2.1.2's `LabelInterface` (the VectorLabels
+  control's `label()`, `Region.to_json()`), and our export validated by its `validate_annotation` against the
+  config we write (the SDK lives in Label Studio's own venv, `.ci/ls-venv`, as in tests/loop; skipped without
+  it); otherwise the result JSON of Label Studio's docs (docs/source/tags/vectorlabels.md, "Example results JSON
+  export") and of `VectorRegion.serialize()` (web/libs/editor/src/regions/VectorRegion.jsx): vertices in percent
+  chained by `prevPointId`; Bezier segments drawn as KonvaVector's `segmentsToPathData` draws them
+  (components/KonvaVector/components/VectorShape.tsx).
 - VoTT: a region as VoTT's model declares it (src/models/applicationState.ts: IRegion {type: "POLYLINE",
   boundingBox, points}).
 
@@ -20,6 +22,8 @@ CVAT's <polyline> read as keypoints, Label Studio's vector results refused as an
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +38,8 @@ from visionloop.formats.base import count_skips
 dm = pytest.importorskip("datumaro")
 from datumaro.components.annotation import Bbox, PolyLine  # noqa: E402
 
+LS_PYTHON = Path(os.environ.get("VISIONLOOP_LABEL_STUDIO")
+                 or Path(__file__).resolve().parents[2] / ".ci" / "ls-venv" / "bin" / "label-studio").parent / "python"
 LINE_A = [2.0, 3.5, 20.0, 10.0, 30.25, 4.0]
 LINE_B = [0.0, 39.0, 59.0, 0.0]
 
@@ -185,6 +191,39 @@ def test_label_studio_writes_vectorlabels_it_reads_back(tmp_path: Path) -> None:
     assert '<VectorLabels name="vector" toName="image">' in config and '<Label value="Road"' in config
     (back,) = list(labelstudio.read(tmp_path / "out"))
     assert [a.geometry for a in back.annotations] == [line]
+
+
+_SDK = """
+import json, sys
+from label_studio_sdk.label_interface import LabelInterface
+
+config = '<View><Image name="image" value="$image"/><VectorLabels name="labels" toName="image">' \\
+         '<Label value="Road"/><Label value="Boundary"/></VectorLabels></View>'
+region = LabelInterface(config).get_control("labels").label(
+    ["Road"], closed=False, vertices=[{"x": 10, "y": 20, "id": "a", "prevPointId": None},
+                                      {"x": 25, "y": 30, "id": "b", "prevPointId": "a"},
+                                      {"x": 50, "y": 10, "id": "c", "prevPointId": "b"}])
+ours = LabelInterface(open(sys.argv[1]).read())
+tasks = json.load(open(sys.argv[2]))
+print(json.dumps({"region": json.loads(region.to_json()),
+                  "valid": [ours.validate_annotation(a) for t in tasks for a in t["annotations"]]}))
+"""
+
+
+@pytest.mark.skipif(not LS_PYTHON.exists(), reason=f"label-studio-sdk's venv is not at {LS_PYTHON.parent.parent}")
+def test_label_studio_sdk_region_reads_and_sdk_validates_our_export(tmp_path: Path) -> None:
+    Image.new("RGB", (200, 100)).save(tmp_path / "x.png")
+    ref = ImageRef("x.png", 200, 100, path=str(tmp_path / "x.png"))
+    labelstudio.write([Sample(ref, (Annotation("Road", Polyline((20, 20, 50, 30, 100, 10))),))], tmp_path / "out")
+    proc = subprocess.run([str(LS_PYTHON), "-c", _SDK, str(tmp_path / "out" / "label_config.xml"),
+                           str(tmp_path / "out" / "tasks.json")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout)
+    assert got["valid"] == [True]
+    region = {**got["region"], "original_width": 200, "original_height": 100}
+    assert region["type"] == "vectorlabels"
+    anns, skipped, _ = _ls_read(tmp_path, [region])
+    assert [(a.label, a.geometry) for a in anns] == [("Road", Polyline((20, 20, 50, 30, 100, 10)))] and not skipped
 
 
 # ------------------------------------------------------------------------------------------------ VoTT
