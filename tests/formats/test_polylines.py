@@ -15,8 +15,8 @@ Fixtures, by source:
 - VoTT: a region as VoTT's model declares it (src/models/applicationState.ts: IRegion {type: "POLYLINE",
   boundingBox, points}).
 
-Before visionloop had a Polyline these were dropped or misread: Datumaro's polyline kept as opaque metadata,
-CVAT's <polyline> read as keypoints, Label Studio's vector results refused as an unknown type.
+Before visionloop had a Polyline these were dropped or misread: Datumaro's polyline and Label Studio's vector
+results kept as opaque image metadata (no geometry, no class), CVAT's <polyline> read as keypoints.
 """
 
 from __future__ import annotations
