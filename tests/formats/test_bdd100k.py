@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from visionloop.core.errors import FormatError
-from visionloop.core.geometry import Box, Keypoints, Mask, Polygon, RotatedBox
+from visionloop.core.geometry import Box, Keypoints, Mask, Polygon, Polyline, RotatedBox
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
 from visionloop.formats import bdd100k, detect
 
@@ -62,13 +62,14 @@ def test_read_exact(bdd: Path) -> None:
     reader = bdd100k.read(bdd)
     samples = list(reader)
     assert [(c.id, c.name) for c in reader.classes][:3] == [(1, "pedestrian"), (2, "rider"), (3, "car")]
-    assert reader.classes["area/drivable"].id == 11 and reader.classes["person"].id == 12
+    assert reader.classes["area/drivable"].id == 11 and reader.classes["lane/single white"].id == 12
+    assert reader.classes["person"].id == 13
     a, b = samples
     assert a.split == "val" and a.image.file_name == "b1c66a42-6f7d68ca.jpg"
     assert a.image.path == str(bdd / "images" / "100k" / "val" / "b1c66a42-6f7d68ca.jpg")
     assert a.image.metadata["weather"] == "overcast" and a.image.metadata["timestamp"] == 10000
-    assert a.image.metadata["bdd100k_unsupported"] == [FRAMES[0]["labels"][3]]  # the open lane polyline
-    sign, car, area, person = a.annotations
+    assert "bdd100k_unsupported" not in a.image.metadata  # the open lane poly2d is a Polyline
+    sign, car, area, lane, person = a.annotations
     assert sign == Annotation("traffic sign", Box(10.69, 2.99, 15.42, 7.91),
                               attributes={"occluded": False, "truncated": False, "trafficLightColor": "NA"},
                               track_id=0)
@@ -76,6 +77,8 @@ def test_read_exact(bdd: Path) -> None:
     assert car.attributes == {"occluded": True, "truncated": False, "manualShape": True}
     assert area.geometry == Polygon(((0, 8, 4, 6, 6, 6, 8, 6, 12, 8),))
     assert area.attributes == {"areaType": "direct", "bdd100k_types": ["LLCCL"]}
+    assert lane == Annotation("lane/single white", Polyline((0, 11, 15, 9)), attributes={"laneDirection": "parallel"},
+                              track_id=3)
     assert person.geometry == RLE and person.confidence == 0.75
     assert person.track_id is None and person.attributes == {"bdd100k_id": "XGs0uBvT"}
     assert b.state is LabelState.NULL and b.annotations == ()
@@ -86,14 +89,12 @@ def test_round_trip(bdd: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     report = bdd100k.write(first, out)
     assert report.images == 2 and report.files == 3
-    assert report.annotations == {"box": 2, "polygon": 1, "mask": 1, "bdd100k raw label": 1}
+    assert report.annotations == {"box": 2, "polygon": 1, "polyline": 1, "mask": 1}
     assert not report.dropped and not report.converted
     written = json.loads((out / "labels" / "det_20" / "det_val.json").read_text())
     expected = json.loads(json.dumps(FRAMES))
     expected[1]["labels"] = []
-    key = {"0": 0, "1": 1, "2": 2, "XGs0uBvT": 3, "3": 4}  # raw labels are written after the others
-    expected[0]["labels"].sort(key=lambda lab: key[lab["id"]])
-    assert written == expected
+    assert written == expected  # the lane line too, as it was
     back = list(bdd100k.read(out))
     assert [s.annotations for s in back] == [s.annotations for s in first]
     assert [(s.image.file_name, s.split, dict(s.image.metadata)) for s in back] == \
@@ -110,7 +111,7 @@ def test_write_other_sources(tmp_path: Path) -> None:
     out = tmp_path / "out"
     report = bdd100k.write([sample], out)
     assert report.converted == {"rotated_box -> polygon": 1}
-    assert report.dropped == {"keypoints: BDD100K holds boxes, polygons and masks only": 1}
+    assert report.dropped == {"keypoints: BDD100K holds boxes, polygons, lines and masks only": 1}
     frame = json.loads((out / "labels" / "det_20" / "det_default.json").read_text())[0]
     assert frame["name"] == "a.jpg" and (out / "images" / "100k" / "default" / "a.jpg").is_file()
     assert frame["labels"][0] == {"id": "0", "category": "car", "attributes": {},

@@ -12,6 +12,9 @@ for the classification formats) are written with the format's own writer, then:
   read as a shorter dataset;
 - captions (text with no class): a format that holds them gives each back to its image, any other counts each as
   dropped and with --strict refuses.
+- polylines (open lines): a format that holds them (`"polyline"` in its FormatSpec's `writes`) writes them and
+  reads every one back with its points; any other counts each as dropped ("polyline: <format> has no line
+  geometry ...", `base.UNHELD`), reads none back, and with --strict refuses the write.
 
 The refusal of a folder that already holds a dataset is `test_write_twice.py`; the claims of almost-this-format
 folders are `test_detect_claims.py`; what is specific to a format stays in its own test file.
@@ -25,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from visionloop.core import Annotation, Caption, Label, LabelState, LossError, Sample, VisionLoopError
+from visionloop.core import Annotation, Caption, Label, LabelState, LossError, Polyline, Sample, VisionLoopError
 from visionloop.core.geometry import kind
 from visionloop.demo import synthetic
 from visionloop.formats import FORMATS, ImageMode, registry
@@ -214,3 +217,47 @@ def test_captions_kept_or_counted_as_dropped(name, inputs, tmp_path):
     second = tmp_path / "second"
     _write(name, back, second, reader.classes)
     assert _captions_of(registry.read(second, format=name)) == got
+# -- polylines -------------------------------------------------------------------------------------------------
+LINES = (Polyline((2.5, 3.5, 20, 10, 30.25, 4)), Polyline((100, 200, 300, 20)), Polyline((7, 7, 8, 8, 9, 7, 10, 8)))
+
+
+def _with_lines(samples: list[Sample]) -> list[Sample]:
+    """The first three samples, each with one more annotation: a polyline of class `lane`."""
+    return [Sample(s.image, (*s.annotations, Annotation("lane", line)), split=s.split)
+            for s, line in zip(samples, LINES, strict=False)]
+
+
+def _line_inputs(name: str, inputs) -> tuple[list[Sample], object]:
+    if _classification(name):
+        return _with_lines(inputs["labels"]), None
+    classes = synthetic.classes()
+    classes.add("lane")
+    return _with_lines(inputs["shapes"]), classes
+
+
+def _points(samples) -> list[tuple[float, ...]]:
+    return sorted(tuple(round(v, 6) for v in a.geometry.points) for s in samples for a in s.annotations
+                  if isinstance(a.geometry, Polyline))
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_polylines_are_kept_or_counted_dropped(name, inputs, tmp_path):
+    samples, classes = _line_inputs(name, inputs)
+    out = tmp_path / "out"
+    report = _write(name, samples, out, classes)
+    back = list(registry.read(out, format=name))
+    lost = {k: n for k, n in report.dropped.items() if k.startswith("polyline")}
+    if "polyline" in FORMATS[name].writes:
+        assert report.annotations["polyline"] == len(LINES) and lost == {}
+        assert _points(back) == _points(samples)
+        assert {a.label for s in back for a in s.annotations if isinstance(a.geometry, Polyline)} == {"lane"}
+    else:
+        assert lost == {f"polyline: {name} has no line geometry (open polylines)": len(LINES)}
+        assert report.annotations["polyline"] == 0 and _points(back) == []
+
+
+@pytest.mark.parametrize("name", sorted(n for n, spec in FORMATS.items() if "polyline" not in spec.writes))
+def test_strict_refuses_to_drop_a_polyline(name, inputs, tmp_path):
+    samples, classes = _line_inputs(name, inputs)
+    with strict_writes(), pytest.raises(LossError, match=f"would be dropped: polyline: {name} has no line geometry"):
+        _write(name, samples, tmp_path / "out", classes)

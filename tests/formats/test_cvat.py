@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from visionloop.core.errors import FormatError
-from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, RotatedBox
+from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, Polyline, RotatedBox
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample, Source
 from visionloop.formats import cvat, cvat_video, detect
 from visionloop.formats.base import ImageMode
@@ -254,8 +254,8 @@ def test_read_exact(task: Path) -> None:
                                  attributes={"occluded": True, "group_id": 2}, source=Source.MODEL)
     assert anns[2].geometry == Polygon(((5.61, 9.16, 5.61, 8.42, 5.54, 7.61, 10.0, 7.0),))
     assert anns[2].attributes == {"z_order": 1}
-    assert anns[3] == Annotation("traffic_line", Keypoints((4.62, 0, 2, 1.27, 30, 2)),
-                                 attributes={"z_order": 3, "cvat_shape": "polyline"}, source=Source.HUMAN)
+    assert anns[3] == Annotation("traffic_line", Polyline((4.62, 0, 1.27, 30)), attributes={"z_order": 3},
+                                 source=Source.HUMAN)
     assert anns[4].geometry == Keypoints((5.75, 9.39, 2, 11.7, 9.08, 2, 11.31, 4.45, 2))
     assert anns[4].attributes == {"z_order": 5, "cvat_shape": "points"}
     assert anns[5] == Annotation("good_frame", Label(), source=Source.HUMAN)
@@ -273,8 +273,8 @@ def test_roundtrip(task: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     report = cvat.write(first, out, classes=cvat.read(task).classes)
     assert report.images == 2 and report.files == 2
-    assert dict(report.annotations) == {"box": 1, "rotated_box": 1, "polygon": 1, "keypoints": 3, "label": 1,
-                                        "mask": 1}
+    assert dict(report.annotations) == {"box": 1, "rotated_box": 1, "polygon": 1, "polyline": 1, "keypoints": 2,
+                                        "label": 1, "mask": 1}
     assert not report.dropped and not report.converted
     again = cvat.read(out)
     assert [(c.name, c.keypoints, c.skeleton) for c in again.classes] == \

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from visionloop.core.errors import FormatError
-from visionloop.core.geometry import Box, Caption, Keypoints, Label, Polygon
+from visionloop.core.geometry import Box, Caption, Keypoints, Label, Polygon, Polyline
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
 from visionloop.formats import detect, labelbox
 
@@ -97,8 +97,7 @@ def test_read_exact(export: Path) -> None:
     assert a.annotations == (
         Annotation("polygon", Polygon(((147.692, 118.154, 142.769, 104.923, 57.846, 118.769, 28.308, 169.846),))),
         Annotation("bbox", Box(58, 48, 70, 113), attributes={"occlusion": "partial", "damage": ["dented", "scratched"]}),
-        Annotation("polyline", Keypoints((147.692, 118.154, 2, 150.692, 160.154, 2)),
-                   attributes={"labelbox_shape": "line"}),
+        Annotation("polyline", Polyline((147.692, 118.154, 150.692, 160.154))),
         Annotation("point", Keypoints((10.5, 20.25, 2))),
         Annotation("first_checklist_answer", Label(), attributes={"question": "checklist"}),
         Annotation("second_checklist_answer", Label(), attributes={"question": "checklist"}),
@@ -114,7 +113,7 @@ def test_roundtrip(export: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     report = labelbox.write(first, out)
     assert report.images == 3 and report.files == 3
-    assert dict(report.annotations) == {"polygon": 1, "box": 1, "keypoints": 2, "label": 2, "caption": 1}
+    assert dict(report.annotations) == {"polygon": 1, "box": 1, "keypoints": 1, "polyline": 1, "label": 2, "caption": 1}
     assert not report.converted and not report.dropped
     back = list(labelbox.read(out))
     assert [s.image.file_name for s in back] == ["a.jpg", "b.jpg", "c.jpg"]

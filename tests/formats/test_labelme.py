@@ -22,6 +22,7 @@ from visionloop.core import (
     LabelState,
     Mask,
     Polygon,
+    Polyline,
     RotatedBox,
     Sample,
 )
@@ -98,7 +99,7 @@ def test_read(dataset: Path, caplog: pytest.LogCaptureFixture) -> None:
     with Image.open(b.image.path) as im:  # type: ignore[arg-type]  # extracted from imageData
         assert im.size == (8, 6)
     anns = a.annotations
-    assert [x.label for x in anns] == ["dog", "cat", "ball", "blob", "nose", "car", "outdoor"]
+    assert [x.label for x in anns] == ["dog", "cat", "ball", "blob", "nose", "edge", "car", "outdoor"]
     assert anns[0].geometry == Box(10, 2, 30, 20.5)
     assert anns[1].geometry == Polygon(((1, 1, 5, 1, 5, 5), (20, 20, 25, 20, 25, 25))) and anns[1].track_id == 7
     circle = anns[2].geometry
@@ -109,19 +110,21 @@ def test_read(dataset: Path, caplog: pytest.LogCaptureFixture) -> None:
     arr = mask.to_array()
     assert arr.sum() == 6 and arr[6:8, 11:14].all()
     assert anns[4].geometry == Keypoints((3.5, 4.5, 2.0))
-    car = anns[5]
+    assert anns[5].geometry == Polyline((0, 0, 10, 10))  # a `line`
+    car = anns[6]
     assert isinstance(car.geometry, RotatedBox) and (car.geometry.cx, car.geometry.cy, car.geometry.w,
                                                      car.geometry.h, car.geometry.angle) == (15, 12, 10, 4, 0)
     assert car.attributes == {"description": "parked", "custom": 3}
-    assert anns[6].geometry == Label()
-    assert "line shape not read: no such geometry in visionloop" in caplog.text and "shapes[6]" in caplog.text
-    assert reader.classes.names == ["dog", "cat", "ball", "blob", "nose", "car", "outdoor"]
+    assert anns[7].geometry == Label()
+    assert "not read" not in caplog.text
+    assert reader.classes.names == ["dog", "cat", "ball", "blob", "nose", "edge", "car", "outdoor"]
 
 
 def test_round_trip(dataset: Path, tmp_path: Path) -> None:
     originals = list(labelme.read(dataset))
     report = labelme.write(originals, tmp_path / "out")
-    assert report.annotations == {"box": 1, "polygon": 2, "mask": 1, "keypoints": 1, "rotated_box": 1, "label": 1}
+    assert report.annotations == {"box": 1, "polygon": 2, "mask": 1, "keypoints": 1, "polyline": 1, "rotated_box": 1,
+                                  "label": 1}
     assert not report.dropped
     again = list(labelme.read(tmp_path / "out"))
     assert [(s.image.file_name, s.state) for s in again] == [
@@ -178,15 +181,15 @@ def test_detect(dataset: Path, tmp_path: Path) -> None:
     assert labelme.detect(coco).score == 0
 
 
-def test_unheld_shape_is_counted_skipped(tmp_path) -> None:
-    """A LabelMe `line` (no geometry in visionloop) is counted in convert's report, not only logged; --strict
-    refuses it naming the file and shape (issue 12, category 3: one skip mechanism for every reader)."""
+def test_line_to_coco_is_counted_dropped(tmp_path) -> None:
+    """A LabelMe `line` reads as a Polyline; COCO has no line geometry, so converting counts it as dropped, and
+    --strict refuses it (it was skipped on read before visionloop had a Polyline; never silent either way)."""
     import json
 
     import pytest
     from PIL import Image
 
-    from visionloop.core.errors import FormatError
+    from visionloop.core.errors import LossError
     from visionloop.formats.convert import convert
 
     (tmp_path / "lm").mkdir()
@@ -197,6 +200,8 @@ def test_unheld_shape_is_counted_skipped(tmp_path) -> None:
                                                         "imagePath": "a.png", "imageData": None,
                                                         "imageHeight": 6, "imageWidth": 8}))
     report = convert(tmp_path / "lm", tmp_path / "o", to="coco", from_="labelme", images="none", workers=1)
-    assert report.annotations == {"box": 1} and report.skipped == {"line shape: no such geometry in visionloop": 1}
-    with pytest.raises(FormatError, match=r"a\.json \(shapes\[1\]\): line shape not read"):
+    assert report.annotations == {"box": 1} and not report.skipped
+    assert report.dropped == {"polyline: coco has no line geometry (open polylines)": 1}
+    with pytest.raises(LossError, match="would be dropped: polyline: coco has no line geometry"):
         convert(tmp_path / "lm", tmp_path / "o2", to="coco", from_="labelme", images="none", strict=True, workers=1)
+    assert not (tmp_path / "o2").exists()

@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 
 from visionloop.core.errors import FormatError
-from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, RotatedBox
+from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, Polyline, RotatedBox
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
 from visionloop.formats import detect, supervisely
 
@@ -137,7 +137,7 @@ def test_read_exact(project: Path) -> None:
     assert arr[3, 3] == 0 and arr[7, 7] == 1 and arr[1, 1] == 1
     assert road.geometry == Polygon(((20, 0, 30, 0, 25, 8),))
     assert face.geometry == Keypoints((10, 10, 2, 0, 0, 0, 12, 14, 1))
-    assert lane == Annotation("lane", Keypoints((0, 29, 2, 39, 20, 2)), attributes={"sly_shape": "line"})
+    assert lane == Annotation("lane", Polyline((0, 29, 39, 20)))
     assert spot == Annotation("spot", Keypoints((3, 4, 2)), attributes={"score": 7})
     assert img2.state is LabelState.MISSING
     assert img3.state is LabelState.NULL
@@ -148,7 +148,7 @@ def test_roundtrip(project: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     report = supervisely.write(first, out, classes=supervisely.read(project).classes)
     assert report.images == 3 and report.files == 3
-    assert dict(report.annotations) == {"label": 1, "mask": 2, "box": 1, "polygon": 1, "keypoints": 3}
+    assert dict(report.annotations) == {"label": 1, "mask": 2, "box": 1, "polygon": 1, "keypoints": 2, "polyline": 1}
     # img2 was never labelled (no annotation file); written, it gets one and reads back labelled empty: counted
     assert report.converted == {"missing -> null (every image gets an annotation file)": 1} and not report.dropped
     again = supervisely.read(out)

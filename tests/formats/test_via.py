@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from visionloop.core.errors import FormatError
-from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, RotatedBox
+from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, Polyline, RotatedBox
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
 from visionloop.formats import detect, via, via_csv
 from visionloop.formats._labeltools import ellipse_polygon
@@ -92,8 +92,7 @@ def _swan_expected() -> tuple[Annotation, ...]:
         Annotation("Reed", Polygon(((10, 10, 50, 10, 50, 40, 10, 40),)), attributes={"type": "plant",
                                                                                       "image_quality": {}}),
         Annotation("Eye", Keypoints((300, 200, 2)), attributes={"type": "", "image_quality": {}}),
-        Annotation("Shore", Keypoints((0, 500, 2, 100, 480, 2, 200, 470, 2)),
-                   attributes={"type": "", "image_quality": {}, "via_shape": "polyline"}),
+        Annotation("Shore", Polyline((0, 500, 100, 480, 200, 470)), attributes={"type": "", "image_quality": {}}),
         Annotation("Ripple", ellipse_polygon(600, 300, 20, 20), attributes={"type": "", "image_quality": {},
                                                                              "via_shape": "circle"}),
         Annotation("Ripple", ellipse_polygon(700, 350, 30, 10, np.degrees(0.5)),
@@ -136,7 +135,7 @@ def test_json_roundtrip(folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     report = via.write(first, out)
     assert report.images == 2 and report.files == 2
-    assert dict(report.annotations) == {"label": 1, "box": 1, "polygon": 3, "keypoints": 2}
+    assert dict(report.annotations) == {"label": 1, "box": 1, "polygon": 3, "keypoints": 1, "polyline": 1}
     assert not report.converted and not report.dropped
     doc = json.loads((out / "via_region_data.json").read_text())
     assert list(doc) == [f"swan.jpg{(folder / 'swan.jpg').stat().st_size}", f"empty.jpg{(folder / 'empty.jpg').stat().st_size}"]

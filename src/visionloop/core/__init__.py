@@ -17,6 +17,7 @@ from visionloop.core.geometry import (
     Label,
     Mask,
     Polygon,
+    Polyline,
     RotatedBox,
     bounds,
     box_iou_matrix,
@@ -30,6 +31,6 @@ from visionloop.core.sample import GPS, Annotation, ImageRef, LabelState, Sample
 __all__ = [
     "GPS", "Annotation", "Box", "Caption", "ClassInfo", "ClassMap", "FormatError", "Geometry", "ImageError",
     "ImageRef", "Keypoints", "Label", "LabelState", "LossError", "Mask", "NotFoundError",
-    "Polygon", "ProjectError", "RotatedBox", "Sample", "Source", "VisionLoopError", "bounds",
+    "Polygon", "Polyline", "ProjectError", "RotatedBox", "Sample", "Source", "VisionLoopError", "bounds",
     "box_iou_matrix", "iou", "kind", "mask_to_polygon", "polygon_to_mask",
 ]

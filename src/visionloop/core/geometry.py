@@ -182,6 +182,119 @@ class Polygon:
 
 
 @dataclass(frozen=True, slots=True)
+class Polyline:
+    """An open line of at least 2 points, a flat tuple (x0, y0, x1, y1, ...): a lane marking, a kerb, a wire.
+
+    Open: the last point is not joined to the first (a closed outline is a `Polygon`), so it encloses nothing
+    and its area is 0. Several separate lines are several annotations. Coordinates are kept as floats.
+    """
+
+    points: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if not all(type(v) is float for v in self.points):
+            object.__setattr__(self, "points", tuple(float(v) for v in self.points))  # 3 and 3.0 read alike
+        n = len(self.points)
+        if n % 2:
+            raise ValueError(f"Polyline has an odd number of coordinates ({n})")
+        if n < 4:
+            raise ValueError(f"Polyline has {n // 2} point{'s' if n != 2 else ''}; at least 2 are needed")
+        if not math.isfinite(sum(self.points)):
+            for v in self.points:
+                if not math.isfinite(v):
+                    raise ValueError(f"Polyline has a non-finite coordinate {v!r}")
+
+    @classmethod
+    def from_points(cls, points: list[tuple[float, float]] | tuple[tuple[float, float], ...]) -> Polyline:
+        return cls(tuple(float(c) for p in points for c in p))
+
+    def xy(self) -> list[tuple[float, float]]:
+        return list(zip(self.points[0::2], self.points[1::2], strict=True))
+
+    @property
+    def count(self) -> int:
+        return len(self.points) // 2
+
+    @property
+    def length(self) -> float:
+        p = self.points
+        return sum(math.hypot(p[i + 2] - p[i], p[i + 3] - p[i + 1]) for i in range(0, len(p) - 2, 2))
+
+    @property
+    def area(self) -> float:
+        return 0.0
+
+    def bounds(self) -> Box:
+        xs, ys = self.points[0::2], self.points[1::2]
+        return Box(min(xs), min(ys), max(xs), max(ys))
+
+    def clip(self, width: float, height: float) -> tuple[Polyline, ...]:
+        """The parts of the line inside [0, width] × [0, height], in order along the line.
+
+        (self,) when it lies inside (its edges included); () when no part of positive length does; several
+        when it leaves the rectangle and comes back (each part is then an object of its own). A part that
+        only touches an edge at one point is left out. Cut points lie exactly on the edge.
+        """
+        pts = self.xy()
+        if all(0 <= x <= width and 0 <= y <= height for x, y in pts):
+            return (self,)
+        parts: list[list[tuple[float, float]]] = []
+        cur: list[tuple[float, float]] = []
+        joined = False  # the current part ends at an original point inside: the next segment continues it
+        for (ax, ay), (bx, by) in zip(pts, pts[1:], strict=False):
+            t = _clip_segment(ax, ay, bx, by, width, height)
+            if t is None:
+                joined = False
+                continue
+            (t0, e0), (t1, e1) = t
+            start = (ax, ay) if t0 == 0 else _on_edge(ax + t0 * (bx - ax), ay + t0 * (by - ay), e0, width, height)
+            end = (bx, by) if t1 == 1 else _on_edge(ax + t1 * (bx - ax), ay + t1 * (by - ay), e1, width, height)
+            if joined and t0 == 0:
+                cur.append(end)
+            else:
+                cur = [start, end]
+                parts.append(cur)
+            joined = t1 == 1
+        kept = [Polyline.from_points(p) for p in parts]
+        return tuple(p for p in kept if p.length > 0)
+
+
+def _clip_segment(x0: float, y0: float, x1: float, y1: float, w: float,
+                  h: float) -> tuple[tuple[float, int], tuple[float, int]] | None:
+    """Liang-Barsky: where the segment enters and leaves [0, w] × [0, h] as (t, edge) pairs, t in [0, 1] along
+    it and edge 0..3 (x=0, x=w, y=0, y=h; -1 for the segment's own end); None when no part is inside."""
+    dx, dy = x1 - x0, y1 - y0
+    t0, e0, t1, e1 = 0.0, -1, 1.0, -1
+    for edge, (p, q) in enumerate(((-dx, x0), (dx, w - x0), (-dy, y0), (dy, h - y0))):
+        if p == 0:
+            if q < 0:
+                return None
+            continue
+        t = q / p
+        if p < 0:
+            if t > t1:
+                return None
+            if t > t0:
+                t0, e0 = t, edge
+        else:
+            if t < t0:
+                return None
+            if t < t1:
+                t1, e1 = t, edge
+    return (t0, e0), (t1, e1)
+
+
+def _on_edge(x: float, y: float, edge: int, w: float, h: float) -> tuple[float, float]:
+    """A cut point put exactly on the edge it was cut at (and within the rectangle despite rounding)."""
+    x, y = min(max(x, 0.0), float(w)), min(max(y, 0.0), float(h))
+    if edge in (0, 1):
+        x = 0.0 if edge == 0 else float(w)
+    elif edge in (2, 3):
+        y = 0.0 if edge == 2 else float(h)
+    return x, y
+
+
+@dataclass(frozen=True, slots=True)
 class Mask:
     """Binary mask as COCO compressed RLE (column-major, as pycocotools writes it).
 
@@ -321,7 +434,7 @@ class Caption:
         return 0.0
 
 
-Geometry = Box | RotatedBox | Polygon | Mask | Keypoints | Label | Caption
+Geometry = Box | RotatedBox | Polygon | Mask | Keypoints | Label | Polyline | Caption
 
 #: stable names of the geometry kinds, as stored and as printed
 KIND: dict[type, str] = {
@@ -332,6 +445,7 @@ KIND: dict[type, str] = {
     Mask: "mask",
     Keypoints: "keypoints",
     Label: "label",
+    Polyline: "polyline",
 }
 
 

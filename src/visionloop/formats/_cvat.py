@@ -20,14 +20,15 @@ import numpy as np
 
 from visionloop.core.classes import ClassInfo, ClassMap
 from visionloop.core.errors import FormatError
-from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, RotatedBox
+from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, Polyline, RotatedBox
 from visionloop.core.sample import Annotation, Source
 from visionloop.formats._labeltools import ellipse_polygon
 from visionloop.formats.base import WriteReport, skip
 
 log = logging.getLogger(__name__)
 
-#: attribute that names the CVAT shape a Keypoints / Polygon came from: "points", "polyline", "ellipse"
+#: attribute that names the CVAT shape a Keypoints / Polygon came from: "points", "ellipse" (and "polyline" on
+#: Keypoints read before visionloop had a Polyline type: still written back as a <polyline>)
 SHAPE_ATTR = "cvat_shape"
 #: annotation attributes that are CVAT shape fields, not <attribute> children
 FIELD_ATTRS = ("occluded", "z_order", "group_id", SHAPE_ATTR)
@@ -352,7 +353,7 @@ def parse_shape(el: ET.Element, label: str, ctx: Context, *, source: str | None 
         attributes["group_id"] = g
     src = _SOURCES.get((source or el.get("source") or "").strip(), Source.IMPORTED)
     try:
-        geometry: Box | RotatedBox | Polygon | Mask | Keypoints | Label
+        geometry: Box | RotatedBox | Polygon | Polyline | Mask | Keypoints | Label
         if tag == "box":
             x0, y0 = _float(el, "xtl", path=path, where=where), _float(el, "ytl", path=path, where=where)
             x1, y1 = _float(el, "xbr", path=path, where=where), _float(el, "ybr", path=path, where=where)
@@ -366,7 +367,12 @@ def parse_shape(el: ET.Element, label: str, ctx: Context, *, source: str | None 
             if len(pts) < 3:
                 raise FormatError(f"a polygon needs at least 3 points, got {len(pts)}", path=path, where=where)
             geometry = Polygon.from_points(pts)
-        elif tag in ("polyline", "points"):
+        elif tag == "polyline":
+            pts = parse_points(el.get("points"), path=path, where=where)
+            if len(pts) < 2:
+                raise FormatError(f"a polyline needs at least 2 points, got {len(pts)}", path=path, where=where)
+            geometry = Polyline.from_points(pts)
+        elif tag == "points":
             pts = parse_points(el.get("points"), path=path, where=where)
             geometry = Keypoints(tuple(v for x, y in pts for v in (x, y, 2.0)))
             attributes[SHAPE_ATTR] = tag
@@ -547,6 +553,10 @@ def shapes_for(ann: Annotation, lead: dict[str, str], *, book: LabelBook, report
             ring_text = ";".join(f"{fmt(x)},{fmt(y)}" for x, y in zip(ring[0::2], ring[1::2], strict=True))
             shapes.append(Shape("polygon", {**common, "points": ring_text, **tail}, attributes))
             report.annotations["polygon"] += 1
+    elif isinstance(g, Polyline):
+        text = ";".join(f"{fmt(x)},{fmt(y)}" for x, y in g.xy())
+        shapes.append(Shape("polyline", {**common, "points": text, **tail}, attributes))
+        report.annotations["polyline"] += 1
     elif isinstance(g, Mask):
         enc = encode_mask(g)
         if enc is None:

@@ -425,7 +425,7 @@ class WriteReport:
 #: geometry kinds a writer is never handed unless its FormatSpec lists them in `writes`: `registry.write` (and the
 #: parallel convert) drop them on the way in and count them, "kind: <format> has no ...", so a format without a
 #: place for them needs no code for them, and nothing reaches a writer that would misread it (a line as a box)
-UNHELD: dict[str, str] = {"caption": "cannot hold captions"}
+UNHELD: dict[str, str] = {"polyline": "has no line geometry (open polylines)", "caption": "cannot hold captions"}
 
 
 def drop_unheld(samples: Iterable[Sample], *, writes: tuple[str, ...], format: str,

@@ -22,12 +22,14 @@ toolkit converts to COCO as ``[x1, y1, x2 - x1 + 1, y2 - y1 + 1]`` (scalabel/lab
 points included, are kept in order as the polygon's points (the curve is approximated by its control
 polygon, which encloses it), and when any ``C`` is present the types are kept in
 ``attributes["bdd100k_types"]`` (one string per ring) so that the writer restores them exactly.
-Several closed poly2d of one label are the rings of one Polygon. ``rle`` (Scalabel's COCO compressed
-RLE, used by the segmentation labels) becomes a Mask.
+Several closed poly2d of one label are the rings of one Polygon. One open poly2d (``closed: false``: a
+lane marking, a drivable-area edge) is a Polyline, its ``C`` vertices kept the same way (the line runs
+through the curve's control points). ``rle`` (Scalabel's COCO compressed RLE, used by the segmentation
+labels) becomes a Mask.
 
-What has no canonical geometry — open poly2d (lane markings, ``closed: false``), ``box3d``, ``graph``,
-labels with nothing drawable — is kept verbatim in ``ImageRef.metadata["bdd100k_unsupported"]``,
-logged, and written back by this writer.
+What has no canonical geometry — a label with several open poly2d or open and closed ones mixed, ``box3d``,
+``graph``, labels with nothing drawable — is kept verbatim in ``ImageRef.metadata["bdd100k_unsupported"]``,
+counted as skipped, and written back by this writer.
 
 Other mappings: a label's ``attributes`` are the annotation's attributes (``crowd: true`` becomes
 ``Annotation.crowd``), ``score`` the confidence, an integer ``id`` the ``track_id`` (BDD's instance id,
@@ -61,7 +63,7 @@ import orjson
 
 from visionloop.core.classes import ClassInfo, ClassMap
 from visionloop.core.errors import FormatError
-from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, RotatedBox, kind
+from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, Polyline, RotatedBox, kind
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
 from visionloop.formats._jsonstream import UniqueNames, head, iter_items, jsonable
 from visionloop.formats.base import Detection, ImageMode, Reader, WriteReport, place_image, safe_name
@@ -214,7 +216,8 @@ def _sample(frame: Any, i: int, path: Path, split: str | None, images: _Images, 
             raise FormatError(f"bad label: {e}", path=path, where=lwhere) from None
         if ann is None:
             unsupported.append(label)
-            skipped["open poly2d" if label.get("poly2d") else "label without box2d, poly2d or rle"] += 1
+            skipped["several open poly2d in one label" if label.get("poly2d")
+                    else "label without box2d, poly2d or rle"] += 1
             continue
         classes.add(ann.label)
         anns.append(ann)
@@ -257,13 +260,14 @@ def _annotation(label: dict[str, Any]) -> Annotation | None:
             raise ValueError("box2d must be {x1, y1, x2, y2}")
         x1, y1, x2, y2 = (_number(box.get(k), f"box2d.{k}") for k in ("x1", "y1", "x2", "y2"))
         declared = Box(x1, y1, x2 + 1, y2 + 1)
-    geometry: Box | Polygon | Mask | None = None
+    geometry: Box | Polygon | Polyline | Mask | None = None
     polys = label.get("poly2d")
     if polys:
         if not isinstance(polys, list) or not all(isinstance(p, dict) for p in polys):
             raise ValueError("poly2d must be a list of {vertices, types, closed}")
-        if not all(p.get("closed", True) for p in polys):
-            return None  # an open polyline (lane marking): no canonical geometry
+        opened = sum(1 for p in polys if p.get("closed", True) is False)
+        if opened and len(polys) > 1:
+            return None  # several lines, or lines and areas, in one label: no one canonical geometry
         rings, types = [], []
         for p in polys:
             vertices = p.get("vertices")
@@ -274,7 +278,10 @@ def _annotation(label: dict[str, Any]) -> Annotation | None:
                 raise ValueError(f"poly2d types {t!r} must be one L or C per vertex ({len(vertices)})")
             rings.append(tuple(_number(c, "vertex") for v in vertices for c in v))
             types.append(t)
-        geometry = Polygon(tuple(rings))
+        if opened:
+            geometry = Polyline(rings[0])
+        else:
+            geometry = Polygon(tuple(rings))
         if any("C" in t for t in types):
             attrs[TYPES_KEY] = types
     elif label.get("rle") is not None:
@@ -388,7 +395,7 @@ def _num(v: float) -> float | int:
 def _label(ann: Annotation, report: WriteReport) -> dict[str, Any] | None:
     g = ann.geometry
     if isinstance(g, Keypoints | Label):
-        report.drop(kind(g), "BDD100K holds boxes, polygons and masks only")
+        report.drop(kind(g), "BDD100K holds boxes, polygons, lines and masks only")
         return None
     attrs = {k: v for k, v in ann.attributes.items() if k not in (TYPES_KEY, ID_KEY, *_LABEL_FIELDS)}
     if ann.crowd:
@@ -416,6 +423,11 @@ def _label(ann: Annotation, report: WriteReport) -> dict[str, Any] | None:
             label["poly2d"].append({"vertices": [[_num(x), _num(y)] for x, y in zip(ring[0::2], ring[1::2],
                                                                                     strict=True)],
                                     "types": t, "closed": True})
+    elif isinstance(g, Polyline):
+        types = ann.attributes.get(TYPES_KEY)
+        t = types[0] if isinstance(types, list) and types and isinstance(types[0], str) \
+            and len(types[0]) == g.count else "L" * g.count
+        label["poly2d"] = [{"vertices": [[_num(x), _num(y)] for x, y in g.xy()], "types": t, "closed": False}]
     elif isinstance(g, Mask):
         label["rle"] = {"counts": g.counts.decode("ascii"), "size": [g.height, g.width]}
     report.annotations["polygon" if isinstance(g, RotatedBox) else kind(g)] += 1

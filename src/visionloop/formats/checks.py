@@ -7,9 +7,12 @@ image, truncated: see `formats.images.probe`), its declared size (EXIF orientati
 Geometry (`check_sample`):
 
 Fixed and counted (with `fix=True`): a box or polygon partly outside the image
-is clipped to it; a zero-area box or polygon is dropped. Refused with an error
-naming the file and the annotation: a box entirely outside the image, a mask
-whose size is not the image's, a rotated box whose centre is outside.
+is clipped to it; a zero-area box or polygon is dropped. A polyline partly
+outside is cut at the image's edges (`Polyline.clip`): a line that leaves the
+image and comes back becomes one polyline per part inside (counted as
+`polyline_split`); a polyline of zero length is dropped. Refused with an error
+naming the file and the annotation: a box, polygon or polyline entirely outside
+the image, a mask whose size is not the image's, a rotated box whose centre is outside.
 With `fix=False` nothing is changed and the problems are only counted, so a
 health check can show them.
 """
@@ -22,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from visionloop.core.errors import FormatError, ImageError
-from visionloop.core.geometry import Box, Mask, Polygon, RotatedBox
+from visionloop.core.geometry import Box, Mask, Polygon, Polyline, RotatedBox
 from visionloop.core.sample import Annotation, LabelState, Sample
 from visionloop.formats.images import ImageInfo, TruncatedImage, probe, read_bytes, repair_truncated
 from visionloop.formats.orient import reorient_annotation
@@ -152,6 +155,26 @@ def check_sample(sample: Sample, *, fix: bool, counts: Counter[str], source: str
             if g.area == 0:
                 counts["zero_area"] += 1
                 if fix:
+                    changed = True
+                    continue
+        elif isinstance(g, Polyline):
+            b = g.bounds()
+            parts = g.clip(W, H) if not b.inside(W, H) else (g,)
+            if not parts:
+                raise FormatError(f"polyline ({b.x0:g}, {b.y0:g})–({b.x1:g}, {b.y1:g}) lies outside the {W}×{H} "
+                                  "image", path=source, where=where, hint="fix or delete this annotation")
+            if g.length == 0:
+                counts["zero_length"] += 1
+                if fix:
+                    changed = True
+                    continue
+            if parts != (g,):
+                counts["out_of_bounds"] += 1
+                if fix:
+                    counts["clipped"] += 1
+                    if len(parts) > 1:
+                        counts["polyline_split"] += len(parts) - 1
+                    out.extend(replace(ann, geometry=p, bbox=None, area=None) for p in parts)
                     changed = True
                     continue
         elif isinstance(g, Mask):

@@ -51,12 +51,13 @@ import orjson
 
 from visionloop.core.classes import ClassInfo, ClassMap
 from visionloop.core.errors import FormatError
-from visionloop.core.geometry import Box, Geometry, Keypoints, Label, Mask, Polygon, RotatedBox
+from visionloop.core.geometry import Box, Geometry, Keypoints, Label, Mask, Polygon, Polyline, RotatedBox
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
 from visionloop.formats._captions import caption_annotation
 from visionloop.formats._jsonstream import iter_items
 from visionloop.formats._jsonwalk import array_cut, resume, top_level
 from visionloop.formats.base import (
+    UNHELD,
     Detection,
     ImageMode,
     Reader,
@@ -1342,6 +1343,9 @@ def _annotation_entry(ann: Annotation, ref: ImageRef, report: WriteReport) -> di
     entry: dict[str, Any] = {}
     if isinstance(g, Label):
         report.drop("label", "COCO instances cannot hold whole-image labels")
+        return None
+    if isinstance(g, Polyline):  # `registry.write` drops lines before a writer sees them; a direct caller too
+        report.drop("polyline", f"coco {UNHELD['polyline']}")
         return None
     if isinstance(g, Box):
         entry["segmentation"] = []

@@ -52,6 +52,7 @@ from visionloop.core.geometry import (
     Label,
     Mask,
     Polygon,
+    Polyline,
     RotatedBox,
     kind,
     polygon_to_mask,
@@ -402,7 +403,7 @@ def _paint(sample: Sample, width: int, height: int, cmap: ClassMap, png: Path,
     painted: list[tuple[int, Annotation]] = []
     for ann in sample.annotations:
         g = ann.geometry
-        if isinstance(g, Keypoints | Label | Caption):  # (captions are left out before: base.UNHELD)
+        if isinstance(g, Keypoints | Label | Polyline | Caption):  # (captions and lines are left out before: base.UNHELD)
             report.drop(kind(g), "COCO panoptic holds segments only")
             continue
         if isinstance(g, Mask):

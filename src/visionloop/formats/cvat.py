@@ -21,9 +21,7 @@ width height>``            row by row over the width×height rectangle at (left,
                            #6487); the writer crops to the mask's bounds, as CVAT does.
 ``<points>``               :class:`Keypoints`, one visible point (v=2) per point, attribute
                            ``cvat_shape="points"``
-``<polyline>``             :class:`Keypoints` the same way, attribute ``cvat_shape="polyline"``:
-                           our model has no open-line type, so the points are kept (not closed
-                           into a polygon) and the marker makes the writer draw a polyline again
+``<polyline>``             :class:`Polyline` (an open line, at least 2 points)
 ``<skeleton>``             :class:`Keypoints` in the order of the skeleton's point labels in
                            <meta>; outside → v=0 (x=y=0), occluded → v=1, else v=2. The class
                            gets the point names and the SVG's edges as its skeleton.
@@ -42,8 +40,8 @@ is labelled (NULL when empty); images in ``images/`` that the XML does not list 
 
 Writing: `out/annotations.xml` (images and shapes streamed into a temporary file, then the
 <meta> with every label and attribute type seen is put in front) and `out/images/[<split>/]<name>`.
-Keypoints of a class with keypoint names become a <skeleton>, others <points> (or <polyline>
-with the marker; hidden points are left out and counted). Multi-part polygons become one
+Keypoints of a class with keypoint names become a <skeleton>, others <points> (hidden points are
+left out and counted); a Polyline becomes a <polyline>. Multi-part polygons become one
 <polygon> each (counted). Not held, and counted as dropped: confidence, crowd, track ids (use
 `cvat_video`). Non-scalar attribute values are written as JSON text (counted).
 """

@@ -7,8 +7,8 @@ export layout https://docs.cvat.ai/docs/manual/advanced/formats/format-cvat/ (fr
 Each <track id label> holds one shape per frame (CVAT writes interpolated frames too, with
 ``keyframe="0"``). A shape with ``outside="1"`` means the object is not visible on that frame and
 is skipped. Every other shape becomes an annotation with ``track_id`` = the track's id on the
-sample of its frame; shapes are read as in `formats.cvat` (box, rotated box, polygon, mask,
-points/polyline, skeleton), with the track's ``source`` and ``group_id``. ``keyframe`` is a CVAT
+sample of its frame; shapes are read as in `formats.cvat` (box, rotated box, polygon, polyline, mask,
+points, skeleton), with the track's ``source`` and ``group_id``. ``keyframe`` is a CVAT
 editing detail and is not kept.
 
 Samples are frames in frame order: the `frame_NNNNNN.*` files found in `images/` plus every

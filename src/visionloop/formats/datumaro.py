@@ -27,9 +27,9 @@ Mapping of annotation types:
   parts of one object (how datumaro imports a multi-part COCO polygon) and become one multi-ring
   Polygon; the writer writes one polygon per ring in one group.
 - ``mask`` → Mask (RLE kept bit for bit); ``points`` → Keypoints (``visibility`` 0/1/2 as COCO's v,
-  all 2 when absent); ``label`` → Label.
+  all 2 when absent); ``polyline`` → Polyline (at least 2 points); ``label`` → Label.
 - ``caption`` → a `Caption` annotation (label empty: a caption has no class), its ``attributes`` and
-  non-zero ``group`` kept as the other types' (``score`` as confidence). ``polyline``, ``ellipse``,
+  non-zero ``group`` kept as the other types' (``score`` as confidence). ``ellipse``,
   ``cuboid_3d``, ``cuboid_2d`` and shapes without a label have no canonical geometry: they are kept verbatim (``label_id`` replaced by ``"label": name``) in
   ``ImageRef.metadata["datumaro_unsupported"]``, logged, and written back by this writer.
 
@@ -72,6 +72,7 @@ from visionloop.core.geometry import (
     Label,
     Mask,
     Polygon,
+    Polyline,
     RotatedBox,
     bounds,
     kind,
@@ -97,7 +98,7 @@ DEFAULT_SUBSET = "default"
 IMAGE_EXT = ".jpg"
 UNSUPPORTED_KEY = "datumaro_unsupported"
 ID_KEY = "datumaro_id"
-_UNSUPPORTED_TYPES = ("polyline", "ellipse", "cuboid_3d", "cuboid_2d")
+_UNSUPPORTED_TYPES = ("ellipse", "cuboid_3d", "cuboid_2d")
 _SNIFF = 65536
 #: attributes that carry fields of the annotation, not declared in the label's attribute list
 _STRUCTURAL = ("score", "track_id", "is_crowd", "rotation")
@@ -369,6 +370,11 @@ def _annotation(ann: dict[str, Any], ann_type: str, label: str) -> Annotation:
             raise ValueError(f"{len(vis)} visibility values for {len(pts) // 2} points")
         geometry = Keypoints(tuple(v for k, (x, y) in enumerate(zip(pts[0::2], pts[1::2], strict=True))
                                    for v in (x, y, float(vis[k]))))
+    elif ann_type == "polyline":
+        pts = _floats(ann.get("points"), "points")
+        if len(pts) % 2 or len(pts) < 4:
+            raise ValueError(f"a polyline needs at least 2 x, y pairs, got {len(pts)} numbers")
+        geometry = Polyline(pts)
     elif ann_type == "label":
         geometry = Label()
     elif ann_type == "caption":
@@ -550,6 +556,8 @@ def _annotation_entries(sample: Sample, cmap: ClassMap, label_attributes: dict[s
         elif isinstance(g, Keypoints):
             shapes.append({**base, "type": "points", "points": [v for k, v in enumerate(g.points) if k % 3 != 2],
                            "visibility": [int(v) for v in g.points[2::3]], "z_order": z_order})
+        elif isinstance(g, Polyline):
+            shapes.append({**base, "type": "polyline", "points": list(g.points), "z_order": z_order})
         elif isinstance(g, Label):
             shapes.append({**base, "type": "label"})
         report.annotations[kind(g)] += 1

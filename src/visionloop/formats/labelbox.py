@@ -11,8 +11,7 @@ Coordinates are image pixels (continuous, top-left origin), kept as they are:
     ImagePolygon            ``polygon`` [{x, y}, ...], closed (the first   → Polygon
                             point repeated last, dropped on read)
     ImagePoint              ``point`` {x, y}                               → Keypoints, one point
-    ImagePolyline           ``line`` [{x, y}, ...]                         → Keypoints, attribute
-                                                                             ``labelbox_shape: "line"``
+    ImagePolyline           ``line`` [{x, y}, ...]                         → Polyline (≥ 2 points)
     ImageSegmentationMask   ``mask`` {url}                                 → not read: the mask is a
                             PNG behind an authenticated URL (network), so it is skipped, with a
                             count in the report's `skipped` (--strict refuses)
@@ -56,6 +55,7 @@ from visionloop.core.geometry import (
     Label,
     Mask,
     Polygon,
+    Polyline,
     RotatedBox,
     kind,
     mask_to_polygon,
@@ -231,10 +231,9 @@ def _object(obj: Any, base: dict[str, Any], *, path: Path, where: str) -> Annota
             return Annotation(label, Keypoints((x, y, 2.0)), attributes=attributes)
         if isinstance(obj.get("line"), list):
             pts = [_xy(p, path=path, where=where) for p in obj["line"]]
-            if not pts:
-                raise FormatError("a line needs points", path=path, where=where)
-            return Annotation(label, Keypoints(tuple(v for x, y in pts for v in (x, y, 2.0))),
-                              attributes={**attributes, SHAPE_ATTR: "line"})
+            if len(pts) < 2:
+                raise FormatError(f"a line needs at least 2 points, got {len(pts)}", path=path, where=where)
+            return Annotation(label, Polyline.from_points(pts), attributes=attributes)
     except ValueError as e:
         raise FormatError(f"impossible geometry ({e})", path=path, where=where) from None
     if isinstance(obj.get("mask"), dict) or isinstance(obj.get("composite_mask"), dict):
@@ -379,6 +378,9 @@ def _objects(ann: Annotation, report: WriteReport) -> list[dict[str, Any]]:
         report.annotations["polygon"] += len(g.rings)
         rings = [list(zip(r[0::2], r[1::2], strict=True)) for r in g.rings]
         return [{"annotation_kind": "ImagePolygon", "polygon": _points(pts + pts[:1])} for pts in rings]
+    if isinstance(g, Polyline):
+        report.annotations["polyline"] += 1
+        return [{"annotation_kind": "ImagePolyline", "line": _points(g.xy())}]
     if isinstance(g, Keypoints):
         pts = [(x, y) for x, y, v in zip(g.points[0::3], g.points[1::3], g.points[2::3], strict=True) if v > 0]
         if len(pts) != g.count or any(v != 2 for v in g.points[2::3] if v > 0):

@@ -17,8 +17,8 @@ Shapes read
     circle) -> Polygon of 64 vertices on the circle (an approximation: the polygon's area is 0.16 %
     below the circle's); ``mask`` -> Mask (``points[0]`` rounded is the top-left pixel of the
     base64 PNG patch in ``mask``, ``points[1]`` its bottom-right pixel, inclusive); ``point`` ->
-    Keypoints with one visible point. ``line`` and ``linestrip`` have no geometry here: they are
-    skipped and counted (the report's `skipped`, naming the file and shape; --strict refuses). Shapes with the same label and
+    Keypoints with one visible point; ``line`` (2 points) and ``linestrip`` (2 or more) -> Polyline. Shapes with the
+    same label and
     ``group_id`` are one instance: their polygons become one multi-part Polygon; ``group_id``
     becomes ``Annotation.track_id``. A shape's ``flags``, ``description`` (when not empty) and any
     other keys become its attributes. Image-level ``flags`` that are true become Label annotations
@@ -37,7 +37,8 @@ Layouts read
 Writing
     ``out/[<split>/]<name>`` with ``<stem>.json`` beside it (imageData null, version 5.5.0). Box ->
     rectangle, Polygon -> one polygon per part sharing a group_id, RotatedBox -> oriented_rectangle,
-    Mask -> mask (cropped to its bounds), Keypoints -> one point per labelled keypoint (sharing a
+    Mask -> mask (cropped to its bounds), Polyline -> line (2 points) or linestrip (more), Keypoints -> one point
+    per labelled keypoint (sharing a
     group_id; more than one point is counted as a conversion), Label -> an image flag set to true.
     Empty masks and keypoints with no labelled point are dropped (counted). A MISSING image is
     written without a JSON, so it reads back MISSING.
@@ -59,7 +60,7 @@ import orjson
 
 from visionloop.core.classes import ClassMap
 from visionloop.core.errors import FormatError
-from visionloop.core.geometry import Box, Geometry, Keypoints, Label, Mask, Polygon, RotatedBox
+from visionloop.core.geometry import Box, Geometry, Keypoints, Label, Mask, Polygon, Polyline, RotatedBox
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
 from visionloop.formats._tabular import SPLIT_WORDS, split_folder
 from visionloop.formats.base import (
@@ -310,8 +311,14 @@ def _geometry(kind: str, pts: list[tuple[float, float]], s: dict[str, Any], ref:
         return Keypoints((pts[0][0], pts[0][1], 2.0))
     if kind == "mask":
         return _mask(s.get("mask"), pts, ref, path, where)
-    if kind in ("line", "linestrip"):
-        return None
+    if kind == "line":
+        if len(pts) != 2:
+            raise ValueError(f"a line has 2 points, got {len(pts)}")
+        return Polyline.from_points(pts)
+    if kind == "linestrip":
+        if len(pts) < 2:
+            raise ValueError(f"a linestrip needs at least 2 points, got {len(pts)}")
+        return Polyline.from_points(pts)
     raise ValueError(f"unknown shape_type {kind!r}")
 
 
@@ -403,6 +410,8 @@ def _to_shapes(annotations: Iterable[Annotation], report: WriteReport) -> tuple[
                 report.drop("mask", "empty mask: LabelMe cannot place it")
                 continue
             items.append(item)
+        elif isinstance(g, Polyline):
+            items.append(("line" if g.count == 2 else "linestrip", [_pt(x, y) for x, y in g.xy()], None))
         elif isinstance(g, Keypoints):
             pts = [(x, y) for x, y, v in zip(g.points[0::3], g.points[1::3], g.points[2::3], strict=True) if v > 0]
             if not pts:
@@ -423,8 +432,8 @@ def _to_shapes(annotations: Iterable[Annotation], report: WriteReport) -> tuple[
                 if k not in _SHAPE_KEYS:
                     shape[k] = v
             shapes.append(shape)
-        report.annotations[{"rectangle": "box", "oriented_rectangle": "rotated_box", "point": "keypoints"}.get(
-            items[0][0], items[0][0])] += 1
+        report.annotations[{"rectangle": "box", "oriented_rectangle": "rotated_box", "point": "keypoints",
+                            "line": "polyline", "linestrip": "polyline"}.get(items[0][0], items[0][0])] += 1
     return shapes, flags
 
 

@@ -3,7 +3,7 @@
 Specification: https://labelstud.io/guide/export.html#Label-Studio-JSON-format-of-annotated-tasks
 and the task format https://labelstud.io/guide/task_format ; result values per tag:
 https://labelstud.io/tags/rectanglelabels , /tags/polygonlabels , /tags/keypointlabels ,
-/tags/brushlabels , /tags/ellipselabels , /tags/choices .
+/tags/brushlabels , /tags/ellipselabels , /tags/vectorlabels , /tags/choices .
 
 Coordinates. Label Studio stores regions in PERCENT of the image (0..100):
 ``x`` of the width, ``y`` of the height, ``width`` of the width and ``height`` of the height,
@@ -22,6 +22,12 @@ What each result becomes
     polygonlabels / polygon         Polygon
     keypointlabels / keypoint       Keypoints with one visible point
     ellipselabels / ellipse         Polygon of 64 points (lossy), attribute ``ls_shape: "ellipse"``
+    vectorlabels / vector           open (``closed: false``): Polyline; closed: Polygon. The vertices are
+                                    chained by ``prevPointId`` (array order when no vertex has one); a
+                                    segment drawn as a Bezier curve (``isBezier`` with control points,
+                                    drawn as Label Studio's KonvaVector draws it) becomes 16 straight
+                                    pieces (counted as assumed); a branching vector (skeleton mode) is
+                                    not one line: skipped and counted
     brushlabels / brush             Mask, decoded from Label Studio's RLE (the thi.ng rle-pack
                                     bit stream over the RGBA image, as label-studio-converter's
                                     ``decode_rle``; a pixel is set where its alpha is > 0)
@@ -51,7 +57,7 @@ Writing: `out/tasks.json` (streamed) with images in `out/images/` referenced as
 ``/data/local-files/?d=images/<name>`` (serve `out` as local storage), and `out/label_config.xml`,
 a labelling config whose tag names match the results written. Masks are brush RLE; keypoints
 with several points become one keypoint region per labelled point (counted), polygons with
-several rings one region per ring (counted). Attributes become per-region results: text →
+several rings one region per ring (counted), polylines open ``vectorlabels`` regions. Attributes become per-region results: text →
 textarea, numbers → number, lists of text → choices; booleans and other values are converted
 (counted). Captions become one image-level textarea result per control (``caption``, or their
 ``ls_from_name``) holding their texts, and a ``<TextArea>`` in the config; other attributes of a caption have
@@ -73,7 +79,7 @@ import orjson
 
 from visionloop.core.classes import ClassMap
 from visionloop.core.errors import FormatError
-from visionloop.core.geometry import Box, Caption, Keypoints, Label, Mask, Polygon, RotatedBox
+from visionloop.core.geometry import Box, Caption, Keypoints, Label, Mask, Polygon, Polyline, RotatedBox
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample, Source
 from visionloop.formats._labeltools import (
     JsonArrayWriter,
@@ -93,6 +99,7 @@ from visionloop.formats.base import (
     ImageMode,
     Reader,
     WriteReport,
+    assume,
     image_size,
     place_image,
     safe_name,
@@ -106,8 +113,12 @@ FORMAT = "labelstudio"
 TASKS_NAME = "tasks.json"
 _GEOMETRY_TYPES = {"rectanglelabels": "rectangle", "rectangle": "rectangle", "polygonlabels": "polygon",
                    "polygon": "polygon", "keypointlabels": "keypoint", "keypoint": "keypoint",
-                   "brushlabels": "brush", "brush": "brush", "ellipselabels": "ellipse", "ellipse": "ellipse"}
-_LABEL_KEYS = ("rectanglelabels", "polygonlabels", "keypointlabels", "brushlabels", "ellipselabels", "labels")
+                   "brushlabels": "brush", "brush": "brush", "ellipselabels": "ellipse", "ellipse": "ellipse",
+                   "vectorlabels": "vector", "vector": "vector"}
+_LABEL_KEYS = ("rectanglelabels", "polygonlabels", "keypointlabels", "brushlabels", "ellipselabels", "vectorlabels",
+               "labels")
+#: straight pieces a Bezier segment of a vector region is read as
+BEZIER_PIECES = 16
 _INTERNAL = ("ls_annotation", "ls_prediction", "model_version", "extra_labels", "ls_shape", "ls_from_name")
 #: the name of the image-level TextArea whose texts are captions, unless a caption says another (`ls_from_name`)
 CAPTION_CONTROL = "caption"
@@ -387,6 +398,8 @@ def _results(results: list[Any], base: dict[str, Any], source: Source, score: fl
         if len(labels) > 1:
             attributes["extra_labels"] = labels[1:]
         geometry = _geometry(r, ctx, rwhere)
+        if geometry is None:
+            continue
         if isinstance(geometry, Polygon) and _GEOMETRY_TYPES[str(r["type"]).lower()] == "ellipse":
             attributes["ls_shape"] = "ellipse"
         out.append(Annotation(labels[0], geometry, attributes=attributes, source=source,
@@ -428,7 +441,7 @@ def _pct(value: dict[str, Any], key: str, *, ctx: _Ctx, where: str) -> float:
     return float(v)
 
 
-def _geometry(r: dict[str, Any], ctx: _Ctx, where: str) -> Box | RotatedBox | Polygon | Keypoints | Mask:
+def _geometry(r: dict[str, Any], ctx: _Ctx, where: str) -> Box | RotatedBox | Polygon | Polyline | Keypoints | Mask | None:
     kind = _GEOMETRY_TYPES[str(r["type"]).lower()]
     value = r["value"]
     W, H = ctx.size(r, where)
@@ -458,6 +471,8 @@ def _geometry(r: dict[str, Any], ctx: _Ctx, where: str) -> Box | RotatedBox | Po
         if kind == "keypoint":
             x, y = _pct(value, "x", ctx=ctx, where=where) * W / 100, _pct(value, "y", ctx=ctx, where=where) * H / 100
             return Keypoints((snap(x), snap(y), 2.0))
+        if kind == "vector":
+            return _vector(value, W, H, ctx=ctx, where=where)
         if kind == "ellipse":
             return ellipse_polygon(_pct(value, "x", ctx=ctx, where=where) * W / 100,
                                    _pct(value, "y", ctx=ctx, where=where) * H / 100,
@@ -472,12 +487,90 @@ def _geometry(r: dict[str, Any], ctx: _Ctx, where: str) -> Box | RotatedBox | Po
         raise FormatError(f"bad region ({e})", path=ctx.path, where=where) from None
 
 
+def _vector(value: dict[str, Any], W: int, H: int, *, ctx: _Ctx, where: str) -> Polygon | Polyline | None:
+    """A vector region (Label Studio's VectorRegion.serialize: vertices in percent, chained by prevPointId):
+    Polyline when open, Polygon when closed; None (skipped, counted) when it branches."""
+    vertices = value.get("vertices")
+    if not isinstance(vertices, list) or not all(isinstance(v, dict) for v in vertices):
+        raise FormatError("a vector region needs a `vertices` list of {x, y} objects", path=ctx.path, where=where)
+    chain = _vector_chain(vertices)
+    if chain is None:
+        skip("branching vector", "a vector whose points branch (skeleton mode) is not one line", path=ctx.path,
+             where=where)
+        return None
+
+    def px(p: Any, what: str) -> tuple[float, float]:
+        if not isinstance(p, dict):
+            raise FormatError(f"`{what}` must be an {{x, y}} object", path=ctx.path, where=where)
+        return _pct(p, "x", ctx=ctx, where=where) * W / 100, _pct(p, "y", ctx=ctx, where=where) * H / 100
+
+    closed = value.get("closed") is True
+    pts = [px(chain[0], "vertices")]
+    curved = 0
+    pairs = list(zip(chain, chain[1:], strict=False)) + ([(chain[-1], chain[0])] if closed and len(chain) > 2 else [])
+    for a, b in pairs:
+        pa, pb = px(a, "vertices"), px(b, "vertices")
+        c1 = px(a["controlPoint2"], "controlPoint2") if a.get("isBezier") and a.get("controlPoint2") else None
+        c2 = px(b["controlPoint1"], "controlPoint1") if b.get("isBezier") and b.get("controlPoint1") else None
+        if c1 is None and c2 is None:
+            pts.append(pb)
+            continue
+        curved += 1
+        if c1 is None:  # KonvaVector's partial curves: the missing control point 30 % along the chord
+            c1 = (pa[0] + 0.3 * (pb[0] - pa[0]), pa[1] + 0.3 * (pb[1] - pa[1]))
+        if c2 is None:
+            c2 = (pb[0] - 0.3 * (pb[0] - pa[0]), pb[1] - 0.3 * (pb[1] - pa[1]))
+        for k in range(1, BEZIER_PIECES + 1):
+            t = k / BEZIER_PIECES
+            u = 1 - t
+            pts.append((u ** 3 * pa[0] + 3 * u * u * t * c1[0] + 3 * u * t * t * c2[0] + t ** 3 * pb[0],
+                        u ** 3 * pa[1] + 3 * u * u * t * c1[1] + 3 * u * t * t * c2[1] + t ** 3 * pb[1]))
+    if closed and len(chain) > 2:
+        pts.pop()  # the closing segment ends where the ring starts
+    if curved:
+        assume("curved vector segment", f"{BEZIER_PIECES} straight pieces", path=ctx.path, n=curved)
+    pts = [(snap(x), snap(y)) for x, y in pts]
+    if closed:
+        if len(pts) < 3:
+            raise FormatError(f"a closed vector needs at least 3 points, got {len(pts)}", path=ctx.path, where=where)
+        return Polygon.from_points(pts)
+    if len(pts) < 2:
+        raise FormatError(f"an open vector (a line) needs at least 2 points, got {len(pts)}", path=ctx.path,
+                          where=where)
+    return Polyline.from_points(pts)
+
+
+def _vector_chain(vertices: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """The vertices in drawing order (each one's `prevPointId` is the one before), or None when they branch."""
+    if not any("prevPointId" in v for v in vertices):
+        return vertices
+    ids = [v.get("id") for v in vertices]
+    if len(set(ids)) != len(ids):
+        return None
+    after: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    roots = []
+    for v in vertices:
+        prev = v.get("prevPointId")
+        if prev is None or prev not in ids or prev == v.get("id"):
+            roots.append(v)
+        else:
+            after[prev].append(v)
+    if len(roots) > 1 or any(len(c) > 1 for c in after.values()):
+        return None
+    chain = [roots[0] if roots else vertices[0]]
+    seen = {id(chain[0])}
+    while (nxt := after.get(chain[-1].get("id"))) and id(nxt[0]) not in seen:
+        chain.append(nxt[0])
+        seen.add(id(nxt[0]))
+    return chain if len(chain) == len(vertices) else None
+
+
 # ---------------------------------------------------------------- write
 
 
 _CONTROL = {"rectanglelabels": ("RectangleLabels", "label"), "polygonlabels": ("PolygonLabels", "polygon"),
             "keypointlabels": ("KeyPointLabels", "keypoint"), "brushlabels": ("BrushLabels", "brush"),
-            "choices": ("Choices", "choice")}
+            "vectorlabels": ("VectorLabels", "vector"), "choices": ("Choices", "choice")}
 
 
 def write(
@@ -649,6 +742,11 @@ def _values(ann: Annotation, W: int, H: int, report: WriteReport) -> list[tuple[
         report.annotations["keypoints"] += len(kept)
         return [("keypointlabels", {"x": _pct_out(x, W), "y": _pct_out(y, H), "width": 0.5,
                                     "keypointlabels": labels}) for x, y in kept]
+    if isinstance(g, Polyline):
+        report.annotations["polyline"] += 1
+        vertices = [{"id": f"p{k}", "x": _pct_out(x, W), "y": _pct_out(y, H), "prevPointId": f"p{k - 1}" if k else None,
+                     "isBezier": False} for k, (x, y) in enumerate(g.xy())]
+        return [("vectorlabels", {"vertices": vertices, "closed": False, "vectorlabels": labels})]
     if isinstance(g, Mask):
         if (g.width, g.height) != (W, H):
             report.drop("mask", f"mask size {g.width}×{g.height} is not the image's {W}×{H}")

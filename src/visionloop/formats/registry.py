@@ -94,9 +94,9 @@ register(FormatSpec(
 
 register(FormatSpec(
     "datumaro", "visionloop.formats.datumaro", "Datumaro JSON (annotations/<subset>.json + images/<subset>/)",
-    reads=("box", "rotated_box", "polygon", "mask", "keypoints", "label", "caption"),
-    writes=("box", "rotated_box", "polygon", "mask", "keypoints", "label", "caption"),
-    holds=("attributes", "tracks", "crowd", "confidence", "groups/z_order", "label parents",
+    reads=("box", "rotated_box", "polygon", "polyline", "mask", "keypoints", "label", "caption"),
+    writes=("box", "rotated_box", "polygon", "polyline", "mask", "keypoints", "label", "caption"),
+    holds=("attributes", "tracks", "crowd", "confidence", "groups/z_order", "captions", "label parents",
            "colours", "keypoint names", "splits"),
     files=(".json",),
 ))
@@ -129,16 +129,16 @@ register(FormatSpec(
 register(FormatSpec(
     "cvat", "visionloop.formats.cvat",
     "CVAT for images XML 1.1 (annotations.xml + images/; boxes, polygons, masks, points, skeletons, tags)",
-    reads=("box", "rotated_box", "polygon", "mask", "keypoints", "label"),
-    writes=("box", "rotated_box", "polygon", "mask", "keypoints", "label"),
+    reads=("box", "rotated_box", "polygon", "polyline", "mask", "keypoints", "label"),
+    writes=("box", "rotated_box", "polygon", "polyline", "mask", "keypoints", "label"),
     holds=("attributes", "occluded/z_order/group_id", "source", "keypoint names", "splits"),
     files=(".xml",),
 ))
 register(FormatSpec(
     "cvat_video", "visionloop.formats.cvat_video",
     "CVAT for video XML 1.1 (tracks of per-frame shapes; frames in images/)",
-    reads=("box", "rotated_box", "polygon", "mask", "keypoints"),
-    writes=("box", "rotated_box", "polygon", "mask", "keypoints"),
+    reads=("box", "rotated_box", "polygon", "polyline", "mask", "keypoints"),
+    writes=("box", "rotated_box", "polygon", "polyline", "mask", "keypoints"),
     holds=("tracks", "attributes", "occluded/z_order/group_id", "source", "keypoint names"),
     files=(".xml",),
 ))
@@ -155,8 +155,8 @@ register(FormatSpec(
 
 register(FormatSpec(
     "labelme", "visionloop.formats.labelme", "LabelMe JSON (one <stem>.json beside each image)",
-    reads=("box", "polygon", "rotated_box", "mask", "keypoints", "label"),
-    writes=("box", "polygon", "rotated_box", "mask", "keypoints", "label"),
+    reads=("box", "polygon", "polyline", "rotated_box", "mask", "keypoints", "label"),
+    writes=("box", "polygon", "polyline", "rotated_box", "mask", "keypoints", "label"),
     holds=("group ids (instances)", "shape flags, description, extra keys", "image flags", "splits"),
     files=(".json",),
 ))
@@ -196,8 +196,8 @@ register(FormatSpec(
     "labelstudio", "visionloop.formats.labelstudio",
     "Label Studio JSON export (tasks with annotations and predictions; percent coordinates, brush RLE; "
     "image-level TextArea as captions)",
-    reads=("box", "rotated_box", "polygon", "mask", "keypoints", "label", "caption"),
-    writes=("box", "rotated_box", "polygon", "mask", "keypoints", "label", "caption"),
+    reads=("box", "rotated_box", "polygon", "polyline", "mask", "keypoints", "label", "caption"),
+    writes=("box", "rotated_box", "polygon", "polyline", "mask", "keypoints", "label", "caption"),
     holds=("attributes (per-region text/number/choices)", "confidence (predictions)", "several annotators"),
     files=(".json",),
 ))
@@ -229,7 +229,7 @@ register(FormatSpec(
 register(FormatSpec(
     "bdd100k", "visionloop.formats.bdd100k",
     "BDD100K / Scalabel JSON (labels/det_20/det_<split>.json + images/100k/<split>/)",
-    reads=("box", "polygon", "mask"), writes=("box", "polygon", "mask"),
+    reads=("box", "polygon", "polyline", "mask"), writes=("box", "polygon", "polyline", "mask"),
     holds=("attributes", "instance/track ids", "crowd", "confidence", "frame attributes (weather, scene, timeofday)",
            "Bezier vertex types", "splits"),
     files=(".json",),
@@ -238,13 +238,13 @@ register(FormatSpec(
 
 register(FormatSpec(
     "via", "visionloop.formats.via", "VGG Image Annotator JSON (project or export; class from a region attribute)",
-    reads=("box", "polygon", "keypoints", "label"), writes=("box", "polygon", "keypoints", "label"),
+    reads=("box", "polygon", "polyline", "keypoints", "label"), writes=("box", "polygon", "polyline", "keypoints", "label"),
     holds=("region attributes", "file attributes", "splits"),
     files=(".json",),
 ))
 register(FormatSpec(
     "via_csv", "visionloop.formats.via_csv", "VGG Image Annotator CSV export (one row per region, JSON cells)",
-    reads=("box", "polygon", "keypoints", "label"), writes=("box", "polygon", "keypoints", "label"),
+    reads=("box", "polygon", "polyline", "keypoints", "label"), writes=("box", "polygon", "polyline", "keypoints", "label"),
     holds=("region attributes", "file attributes", "splits"),
     files=(".csv",),
 ))
@@ -260,7 +260,7 @@ register(FormatSpec(
 
 register(FormatSpec(
     "vott", "visionloop.formats.vott", "VoTT JSON export (vott-json-export/<project>-export.json; regions with tags)",
-    reads=("box", "polygon", "keypoints"), writes=("box", "polygon", "keypoints"),
+    reads=("box", "polygon", "polyline", "keypoints"), writes=("box", "polygon", "polyline", "keypoints"),
     holds=("several tags per region", "asset state (visited / not visited)", "tag colours"),
     files=(".json",),
 ))
@@ -328,7 +328,7 @@ register(FormatSpec(
 register(FormatSpec(
     "supervisely", "visionloop.formats.supervisely",
     "Supervisely JSON project (meta.json + <dataset>/ann/<image>.json + <dataset>/img/)",
-    reads=("box", "polygon", "mask", "keypoints", "label"), writes=("box", "polygon", "mask", "keypoints", "label"),
+    reads=("box", "polygon", "polyline", "mask", "keypoints", "label"), writes=("box", "polygon", "polyline", "mask", "keypoints", "label"),
     holds=("object tags (attributes)", "image tags", "class colours", "keypoint names (graphs)", "splits (datasets)"),
     files=(".json",),  # meta.json
 ))
@@ -347,7 +347,8 @@ register(FormatSpec(
     "labelbox", "visionloop.formats.labelbox",
     "Labelbox NDJSON export v2 (boxes, polygons, points, lines, classifications, free text as captions; masks "
     "need network)",
-    reads=("box", "polygon", "keypoints", "label", "caption"), writes=("box", "polygon", "keypoints", "label", "caption"),
+    reads=("box", "polygon", "polyline", "keypoints", "label", "caption"),
+    writes=("box", "polygon", "polyline", "keypoints", "label", "caption"),
     holds=("nested classifications (attributes)", "global classifications", "several labels per row"),
     files=(".ndjson", ".jsonl", ".json"),
 ))

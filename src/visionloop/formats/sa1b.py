@@ -48,6 +48,7 @@ from visionloop.core.geometry import (
     Label,
     Mask,
     Polygon,
+    Polyline,
     RotatedBox,
     kind,
     polygon_to_mask,
@@ -281,7 +282,7 @@ def write(
 
 def _entry(ann: Annotation, width: int, height: int, report: WriteReport) -> dict[str, Any] | None:
     g = ann.geometry
-    if isinstance(g, Keypoints | Label | Caption):  # (captions are left out before: base.UNHELD)
+    if isinstance(g, Keypoints | Label | Polyline | Caption):  # (captions and lines are left out before: base.UNHELD)
         report.drop(kind(g), "SA-1B holds masks only")
         return None
     if isinstance(g, Mask):

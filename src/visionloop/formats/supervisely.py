@@ -21,7 +21,7 @@ What each object becomes
                                holes, since our polygons have no holes: lossy on read)
     bitmap                     Mask
     point                      Keypoints, one visible point
-    line                       Keypoints, attribute ``sly_shape: "line"``
+    line                       Polyline (at least 2 points)
     graph                      Keypoints in the order of the class's nodes in meta.json (the class
                                gets the node labels as keypoint names and the edges as skeleton);
                                a missing node is (0, 0, v=0), a ``disabled`` one v=1
@@ -58,7 +58,17 @@ import orjson
 
 from visionloop.core.classes import ClassInfo, ClassMap
 from visionloop.core.errors import FormatError
-from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, RotatedBox, kind, polygon_to_mask
+from visionloop.core.geometry import (
+    Box,
+    Keypoints,
+    Label,
+    Mask,
+    Polygon,
+    Polyline,
+    RotatedBox,
+    kind,
+    polygon_to_mask,
+)
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
 from visionloop.formats._labeltools import UniqueNames, hex_color, image_files, load_json, number
 from visionloop.formats.base import (
@@ -258,7 +268,7 @@ def _object(obj: Any, classes: ClassMap, nodes: dict[str, list[str]], dims: tupl
     points: dict[str, Any] = obj["points"] if isinstance(obj.get("points"), dict) else {}
     where = f"{where} ({shape} {label!r})"
     try:
-        geometry: Box | Polygon | Mask | Keypoints
+        geometry: Box | Polygon | Polyline | Mask | Keypoints
         if shape == "rectangle":
             pts = _pairs(points.get("exterior"), path=path, where=where)
             if len(pts) != 2:
@@ -296,13 +306,16 @@ def _object(obj: Any, classes: ClassMap, nodes: dict[str, list[str]], dims: tupl
             full = np.zeros((H, W), dtype=np.uint8)
             full[oy:oy + roi.shape[0], ox:ox + roi.shape[1]] = roi
             geometry = Mask.from_array(full)
-        elif shape in ("point", "line"):
+        elif shape == "line":
+            pts = _pairs(points.get("exterior"), path=path, where=where)
+            if len(pts) < 2:
+                raise FormatError(f"a line needs at least 2 points, got {len(pts)}", path=path, where=where)
+            geometry = Polyline.from_points(pts)
+        elif shape == "point":
             pts = _pairs(points.get("exterior"), path=path, where=where)
             if not pts:
                 raise FormatError("no points", path=path, where=where)
             geometry = Keypoints(tuple(v for x, y in pts for v in (x, y, 2.0)))
-            if shape == "line":
-                attributes[SHAPE_ATTR] = "line"
         elif shape == "graph":
             graph = obj.get("nodes")
             if not isinstance(graph, dict):
@@ -468,6 +481,9 @@ def _geometries(ann: Annotation, book: _Book, report: WriteReport) -> list[tuple
         roi = arr[top:int(ys.max()) + 1, left:int(xs.max()) + 1]
         report.annotations["mask"] += 1
         return [("bitmap", {"bitmap": {"data": encode_bitmap(roi), "origin": [left, top]}})]
+    if isinstance(g, Polyline):
+        report.annotations["polyline"] += 1
+        return [("line", {"points": {"exterior": [[x, y] for x, y in g.xy()], "interior": []}})]
     if isinstance(g, Keypoints):
         info = book.classes.get(ann.label)
         marker = ann.attributes.get(SHAPE_ATTR)

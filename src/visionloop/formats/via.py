@@ -17,9 +17,7 @@ Shapes
     rect {x, y, width, height}               Box
     polygon {all_points_x, all_points_y}      Polygon
     point {cx, cy}                            Keypoints, one visible point
-    polyline {all_points_x, all_points_y}     Keypoints, attribute ``via_shape: "polyline"`` (open
-                                              line: no closed-area type holds it; the writer draws
-                                              a polyline again)
+    polyline {all_points_x, all_points_y}     Polyline (an open line, at least 2 points)
     circle {cx, cy, r}, ellipse {cx, cy,      Polygon of 64 points (lossy), attribute ``via_shape``
     rx, ry, theta (radians)}
 Class of a region: VIA has no class field, only region attributes. The class is the value of the
@@ -37,7 +35,7 @@ folder per split (the layout of the Mask R-CNN balloon sample: `train/`, `val/`)
 into region attribute ``class``; Labels into file attribute ``class`` (a string, or {name: true}
 for several). Rotated boxes and masks become polygons (masks: outer contours, tolerance 0, holes
 lost), multi-part polygons one region per part, multi-point keypoints one point per labelled
-point: all counted as converted. Confidence, crowd and track ids are dropped (counted).
+point: all counted as converted. Polylines are written as polylines. Confidence, crowd and track ids are dropped (counted).
 """
 
 from __future__ import annotations
@@ -53,7 +51,16 @@ import orjson
 
 from visionloop.core.classes import ClassMap
 from visionloop.core.errors import FormatError
-from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, RotatedBox, mask_to_polygon
+from visionloop.core.geometry import (
+    Box,
+    Keypoints,
+    Label,
+    Mask,
+    Polygon,
+    Polyline,
+    RotatedBox,
+    mask_to_polygon,
+)
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
 from visionloop.formats._labeltools import (
     UniqueNames,
@@ -131,7 +138,7 @@ def parse_region(shape: Any, attrs: Any, *, class_attribute: str | None, path: P
                 for x, y in zip(xs, ys, strict=True)]
 
     try:
-        geometry: Box | Polygon | Keypoints
+        geometry: Box | Polygon | Polyline | Keypoints
         if kind == "rect":
             geometry = Box.from_xywh(num("x"), num("y"), num("width"), num("height"))
         elif kind == "polygon":
@@ -142,8 +149,10 @@ def parse_region(shape: Any, attrs: Any, *, class_attribute: str | None, path: P
                 raise FormatError(f"a polygon needs at least 3 points, got {len(pts)}", path=path, where=where)
             geometry = Polygon.from_points(pts)
         elif kind == "polyline":
-            geometry = Keypoints(tuple(v for x, y in points() for v in (x, y, 2.0)))
-            attributes[SHAPE_ATTR] = "polyline"
+            pts = points()
+            if len(pts) < 2:
+                raise FormatError(f"a polyline needs at least 2 points, got {len(pts)}", path=path, where=where)
+            geometry = Polyline.from_points(pts)
         elif kind == "point":
             geometry = Keypoints((num("cx"), num("cy"), 2.0))
         elif kind == "circle":
@@ -222,6 +231,10 @@ def region_entries(ann: Annotation, report: WriteReport, *, width: int, height: 
             report.converted[f"polygon with {len(g.rings)} parts -> {len(g.rings)} polygons"] += 1
         report.annotations["polygon"] += len(g.rings)
         return [(poly(r), attrs) for r in g.rings]
+    if isinstance(g, Polyline):
+        report.annotations["polyline"] += 1
+        return [({"name": "polyline", "all_points_x": list(g.points[0::2]), "all_points_y": list(g.points[1::2])},
+                 attrs)]
     if isinstance(g, Keypoints):
         pts = [(x, y) for x, y, v in zip(g.points[0::3], g.points[1::3], g.points[2::3], strict=True) if v > 0]
         if len(pts) != g.count or any(v != 2 for v in g.points[2::3] if v > 0):

@@ -11,7 +11,7 @@ Coordinates are image pixels (continuous, top-left origin), kept as they are.
     RECTANGLE / SQUARE          Box from ``boundingBox``
     POLYGON                     Polygon from ``points``
     POINT                       Keypoints, one visible point
-    POLYLINE                    Keypoints, attribute ``vott_shape: "polyline"``
+    POLYLINE                    Polyline (at least 2 points)
 A region with several tags is one annotation per tag (as VoTT's CSV exporter writes one row per tag),
 sharing the attribute ``vott_region`` (the region id); a region without a tag is skipped (counted in the
 report's ``skipped``; ``--strict`` refuses it). Classes are the
@@ -41,7 +41,16 @@ import orjson
 
 from visionloop.core.classes import ClassMap
 from visionloop.core.errors import FormatError
-from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, RotatedBox, mask_to_polygon
+from visionloop.core.geometry import (
+    Box,
+    Keypoints,
+    Label,
+    Mask,
+    Polygon,
+    Polyline,
+    RotatedBox,
+    mask_to_polygon,
+)
 from visionloop.core.geometry import kind as kind_of
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
 from visionloop.formats._labeltools import (
@@ -174,12 +183,15 @@ def _parse_shape(r: dict[str, Any], tag: str, *, path: Path, where: str) -> Anno
             if len(p) < 3:
                 raise FormatError(f"a polygon needs at least 3 points, got {len(p)}", path=path, where=where)
             return Annotation(tags[0], Polygon.from_points(p), attributes=attributes)
-        if kind in ("POINT", "POLYLINE"):
+        if kind == "POLYLINE":
+            p = pts()
+            if len(p) < 2:
+                raise FormatError(f"a polyline needs at least 2 points, got {len(p)}", path=path, where=where)
+            return Annotation(tags[0], Polyline.from_points(p), attributes=attributes)
+        if kind == "POINT":
             p = pts()
             if not p:
                 raise FormatError("no points", path=path, where=where)
-            if kind == "POLYLINE":
-                attributes[SHAPE_ATTR] = "polyline"
             return Annotation(tags[0], Keypoints(tuple(v for x, y in p for v in (x, y, 2.0))), attributes=attributes)
     except ValueError as e:
         raise FormatError(f"impossible region ({e})", path=path, where=where) from None
@@ -249,6 +261,9 @@ def shape_regions(ann: Annotation, report: WriteReport) -> list[tuple[str, Box, 
             out.append(("POLYGON", Polygon((ring,)).bounds(), points))
             report.annotations["polygon"] += 1
         return out
+    if isinstance(g, Polyline):
+        report.annotations["polyline"] += 1
+        return [("POLYLINE", g.bounds(), g.xy())]
     if isinstance(g, Keypoints):
         pts = [(x, y) for x, y, v in zip(g.points[0::3], g.points[1::3], g.points[2::3], strict=True) if v > 0]
         if len(pts) != g.count or any(v != 2 for v in g.points[2::3] if v > 0):

@@ -50,6 +50,7 @@ from visionloop.core.geometry import (
     Label,
     Mask,
     Polygon,
+    Polyline,
     RotatedBox,
     mask_to_polygon,
 )
@@ -970,6 +971,9 @@ def _lines(
         return []
     if isinstance(geometry, Caption):  # (left out before: base.UNHELD)
         report.drop("caption", "YOLO cannot hold captions")
+        return []
+    if isinstance(geometry, Polyline):  # `registry.write` drops lines before; a direct caller too
+        report.drop("polyline", "YOLO has no line geometry")
         return []
     if isinstance(geometry, Mask):
         polygon = mask_to_polygon(geometry)

@@ -19,8 +19,8 @@ from visionloop.store.schema import AnnotationRow, ClassRow, ImageRow
 
 #: two annotations of the same class on the same image are duplicates above this IoU
 DUPLICATE_IOU = 0.95
-#: kinds whose x0..y1 columns are the geometry itself (clipping them changes nothing else)
-CLIPPABLE = ("box", "polygon")
+#: kinds `fix` clips to the image when they reach outside it (a polyline is cut at the edges: fix.py)
+CLIPPABLE = ("box", "polygon", "polyline")
 EXAMPLES = 10
 
 

@@ -2,7 +2,9 @@
 
 What is fixed (and only this; the rest needs a human and stays in the report):
 
-- a box or polygon partly outside its image is clipped to it;
+- a box or polygon partly outside its image is clipped to it; a polyline is cut at the image's edges
+  (one leaving the image and coming back becomes one annotation per part inside: the first part updates
+  the row, the others are inserted, `polylines_split`; one with no part inside is deleted);
 - a box of zero or negative width or height, an annotation entirely outside its image,
   and a box left with zero area by clipping are deleted;
 - of two boxes on one image, of one class (after merging), with IoU > 0.95, the later
@@ -43,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from visionloop.core.errors import ProjectError
+from visionloop.core.geometry import Box
 from visionloop.health import duplicates, findings
 from visionloop.health.load import Annotations, Images, load_annotations, load_classes, load_images
 from visionloop.store import batches, codec
@@ -105,7 +108,8 @@ def plan(store: Store, *, workers: int = 2, cache: bool = True) -> tuple[list[Ch
     clip = m.partly_outside[np.isin(anns.kind[m.partly_outside], findings.CLIPPABLE)]
     new_box[clip] = findings.clip_boxes(images, anns)[clip]
     flat = np.zeros(len(anns), bool)
-    flat[clip] = ((new_box[clip, 2] - new_box[clip, 0]) <= 0) | ((new_box[clip, 3] - new_box[clip, 1]) <= 0)
+    flat[clip] = (((new_box[clip, 2] - new_box[clip, 0]) <= 0) | ((new_box[clip, 3] - new_box[clip, 1]) <= 0)) \
+        & (anns.kind[clip] != "polyline")  # a line's box may be flat; what the edge leaves of it is decided below
     reason = np.full(len(anns), "", dtype=object)
     reason[m.duplicate_drop] = "duplicate"
     reason[flat] = "zero area after clipping"
@@ -128,6 +132,7 @@ def plan(store: Store, *, workers: int = 2, cache: bool = True) -> tuple[list[Ch
     changes: list[Change] = []
     counts: dict[str, int] = {}
     with store.engine.connect() as conn:
+        new_id = batches.next_id(conn, ANN)
         ann_ids = anns.id[np.isin(anns.image, affected)].tolist()
         ann_rows = batches.rows(conn, ANN, ann_ids)
         img_rows = batches.rows(conn, IMG, images.id[affected].tolist())
@@ -145,6 +150,7 @@ def plan(store: Store, *, workers: int = 2, cache: bool = True) -> tuple[list[Ch
     # the annotations as they will be, per affected image, for the new digests and states
     final: dict[int, list[dict[str, Any]]] = {int(images.id[p]): [] for p in affected}
     ann_after: dict[int, dict[str, Any] | None] = {}
+    added: list[tuple[int, dict[str, Any]]] = []  # (annotation cut, new row): the other parts of cut polylines
     for aid, row in ann_rows.items():
         p = pos_of[aid]
         if dropped[p]:
@@ -154,7 +160,12 @@ def plan(store: Store, *, workers: int = 2, cache: bool = True) -> tuple[list[Ch
         if moved[p]:
             after["class_id"] = int(new_class[p])
         if clipped[p]:
-            _clip_row(after, new_box[p], images, anns, p)
+            more = _clip_row(after, new_box[p], images, anns, p)
+            if more is None:  # a polyline whose box reaches in, the line itself not
+                ann_after[aid], reason[p] = None, "outside the image"
+                continue
+            added += [(aid, r) for r in more]
+            final[row["image_id"]].extend(more)
         if after != row:
             ann_after[aid] = after
         final[row["image_id"]].append(after)
@@ -193,9 +204,17 @@ def plan(store: Store, *, workers: int = 2, cache: bool = True) -> tuple[list[Ch
             parts.append(f"class {names[row['class_id']]!r} → {names[new_row['class_id']]!r}")
             counts["annotations_reclassed"] = counts.get("annotations_reclassed", 0) + 1
         if clipped[p]:
-            parts.append(f"clip {_fmt_box(anns.box[p])} → {_fmt_box(new_box[p])}")
+            box = [new_row[k] for k in ("x0", "y0", "x1", "y1")]
+            parts.append(f"clip {_fmt_box(anns.box[p])} → {_fmt_box(box)}")
             counts["annotations_clipped"] = counts.get("annotations_clipped", 0) + 1
         changes.append(Change(ANN, aid, "update", fname[row["image_id"]], "; ".join(parts), row, new_row))
+        for k, (cut, extra) in enumerate((c, r) for c, r in added if c == aid):
+            extra["id"], new_id = new_id, new_id + 1
+            box = [extra[c] for c in ("x0", "y0", "x1", "y1")]
+            changes.append(Change(ANN, extra["id"], "insert", fname[row["image_id"]],
+                                  f"add part {k + 2} of polyline {cut}, cut by the image's edge: {_fmt_box(box)}",
+                                  None, extra))
+            counts["polylines_split"] = counts.get("polylines_split", 0) + 1
     # 2. duplicate images: their annotations, then the image rows
     for p, k in zip(drop_img.tolist(), keep_of.tolist(), strict=True):
         iid = int(images.id[p])
@@ -233,11 +252,24 @@ def plan(store: Store, *, workers: int = 2, cache: bool = True) -> tuple[list[Ch
     return changes, counts
 
 
-def _clip_row(row: dict[str, Any], box: np.ndarray, images: Images, anns: Annotations, p: int) -> None:
-    """Clip one annotation row (a box, or a polygon's rings) to its image, as the importer does."""
-    from visionloop.core.geometry import Polygon
+def _clip_row(row: dict[str, Any], box: np.ndarray, images: Images, anns: Annotations,
+              p: int) -> list[dict[str, Any]] | None:
+    """Clip one annotation row (a box, or a polygon's rings) to its image, as the importer does. A polyline is cut
+    at the edges (`Polyline.clip`): `row` becomes the first part, and the other parts are returned as new rows
+    (without an id); None when no part is inside."""
+    from visionloop.core.geometry import Polygon, Polyline
 
     W, H = float(images.width[anns.image[p]]), float(images.height[anns.image[p]])
+    if row["kind"] == "polyline":
+        pieces = Polyline(tuple(row["data"]["points"])).clip(W, H)
+        if not pieces:
+            return None
+        rows = [dict(row) for _ in pieces]
+        for r, piece in zip(rows, pieces, strict=True):
+            b = piece.bounds() if not r["bbox_declared"] else Box(r["x0"], r["y0"], r["x1"], r["y1"]).clip(W, H)
+            r.update(x0=b.x0, y0=b.y0, x1=b.x1, y1=b.y1, data={**r["data"], "points": list(piece.points)})
+        row.update(rows[0])
+        return rows[1:]
     row["x0"], row["y0"], row["x1"], row["y1"] = (float(v) for v in box)
     if row["kind"] == "polygon":
         rings = [[min(max(v, 0.0), W if k % 2 == 0 else H) for k, v in enumerate(r)] for r in row["data"]["rings"]]
@@ -249,6 +281,7 @@ def _clip_row(row: dict[str, Any], box: np.ndarray, images: Images, anns: Annota
             row["x0"], row["y0"], row["x1"], row["y1"] = poly.x0, poly.y0, poly.x1, poly.y1
     elif not row["area_declared"]:
         row["area"] = float((box[2] - box[0]) * (box[3] - box[1]))
+    return []
 
 
 def fix(store: Store, *, dry_run: bool = False, workers: int = 2, cache: bool = True) -> FixReport:

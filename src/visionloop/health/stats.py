@@ -156,8 +156,8 @@ class Tally:
                 new = new[new // n_img == ci] % n_img
                 self.first_images[cid] = np.concatenate([have, new])
         self.per_image += np.bincount(anns.image, minlength=n_img)
-        # boxes
-        has = ~np.isnan(anns.box).any(axis=1)
+        # boxes: of objects; a polyline's box is not an object's size (a horizontal line has none): left out
+        has = ~np.isnan(anns.box).any(axis=1) & (anns.kind != "polyline")
         b = anns.box[has]
         img = anns.image[has]
         W, H = images.width[img], images.height[img]

@@ -4,7 +4,7 @@ Policy (README "Import policy"): by default everything usable lands and what can
 quarantined; `strict=True` refuses the whole import on the first problem and writes nothing.
 
 - Fixed (counted in `fixes`): boxes and polygons partly outside the image are clipped, zero-area ones
-  dropped. With `fix=False` they are kept as they are for `visionloop health` (counted as found).
+  dropped; polylines are cut at the image's edges (one polyline per part inside, `polyline_split`). With `fix=False` they are kept as they are for `visionloop health` (counted as found).
 - Noted: a JPEG or PNG cut short that still decodes lands with `meta["truncated_image"]` (a health finding).
 - Quarantined: an entry whose image is missing, empty or undecodable, or whose annotations cannot be read
   or repaired (an impossible or inverted box, a box entirely outside the image, an unknown class, a

@@ -53,7 +53,7 @@ import orjson
 from visionloop import formats
 from visionloop.core.classes import ClassMap
 from visionloop.core.errors import VisionLoopError
-from visionloop.core.geometry import Box, Caption, Label, Mask, Polygon, RotatedBox
+from visionloop.core.geometry import Box, Caption, Label, Mask, Polygon, Polyline, RotatedBox
 from visionloop.core.sample import Annotation, LabelState, Sample, Source
 from visionloop.formats import labelstudio as ls_format
 from visionloop.formats.base import ImageMode
@@ -520,6 +520,8 @@ def _coords(g: Any) -> tuple[float, ...] | None:
         return (g.cx, g.cy, g.w, g.h, g.angle)
     if isinstance(g, Polygon):
         return tuple(v for ring in g.rings for v in ring)
+    if isinstance(g, Polyline):
+        return g.points
     if isinstance(g, Label):
         return ()
     return None

@@ -90,6 +90,15 @@ def rows_where(conn: Connection, name: str, column: str, values: Sequence[Any]) 
     return out
 
 
+def next_id(conn: Connection, name: str) -> int:
+    """A row id for a new row of table `name` that no row has, nor had in any change log (so undoing an older
+    batch can never meet a row a later one added under the same id)."""
+    t = table(name)
+    used = conn.scalar(select(func.max(t.c.id))) or 0
+    logged = conn.scalar(select(func.max(ChangeRow.row_id)).where(ChangeRow.table_name == name)) or 0
+    return int(max(used, logged)) + 1
+
+
 def jsonable(row: dict[str, Any] | None) -> dict[str, Any] | None:
     if row is None:
         return None

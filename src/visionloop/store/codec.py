@@ -8,7 +8,18 @@ from typing import Any
 
 import orjson
 
-from visionloop.core.geometry import Box, Caption, Geometry, Keypoints, Label, Mask, Polygon, RotatedBox, kind
+from visionloop.core.geometry import (
+    Box,
+    Caption,
+    Geometry,
+    Keypoints,
+    Label,
+    Mask,
+    Polygon,
+    Polyline,
+    RotatedBox,
+    kind,
+)
 from visionloop.core.sample import Annotation, Source
 
 
@@ -27,6 +38,8 @@ def geometry_payload(geometry: Geometry) -> dict[str, Any]:
         return {"points": list(geometry.points)}
     if isinstance(geometry, Label):
         return {}
+    if isinstance(geometry, Polyline):
+        return {"points": list(geometry.points)}
     raise TypeError(f"unknown geometry {type(geometry).__name__}")
 
 
@@ -47,6 +60,8 @@ def geometry_from(kind_name: str, box: tuple[float | None, ...], data: dict[str,
         return Keypoints(tuple(data["points"]))
     if kind_name == "label":
         return Label()
+    if kind_name == "polyline":
+        return Polyline(tuple(data["points"]))
     raise ValueError(f"unknown annotation kind {kind_name!r} in the store")
 
 

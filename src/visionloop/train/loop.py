@@ -148,6 +148,8 @@ def train(store: Store, version: str | int, *, task: str = "detect", model: str 
     if len(train_ds) == 0:
         raise VisionLoopError(f"version {train_ds.version} has no train images", hint="split it with a recipe")
     valid_split = next((s for s in ("valid", "test") if len(VersionDataset(store, version, s))), None)
+    if task != "classify":  # classification reads whole-image labels only
+        _warn_polylines(train_ds, VersionDataset(store, version, valid_split) if valid_split else None, task)
     classes = list(train_ds.class_names)
     if task == "classify" and multi_label is None:
         multi_label = _has_multi_labels(train_ds)
@@ -366,17 +368,28 @@ def _has_multi_labels(ds: VersionDataset) -> bool:
     return False
 
 
+def _warn_polylines(train_ds: VersionDataset, valid_ds: VersionDataset | None, task: str) -> int:
+    """One warning line counting the polylines training leaves out (the targets hold objects; a line is none)."""
+    n_train = train_ds.polylines()
+    n_valid = valid_ds.polylines() if valid_ds is not None else 0
+    if n_train or n_valid:
+        where = f"{n_train} in train" + (f", {n_valid} in {valid_ds.split}" if valid_ds is not None else "")
+        log.warning("%d polylines of version %s are left out (%s): a %s model learns objects, not lines",
+                    n_train + n_valid, train_ds.version, where, task)
+    return n_train + n_valid
+
+
 def _check_masks(ds: VersionDataset, task: str) -> None:
     """Segmentation learns from polygons and masks; boxes alone would teach rectangles. Refuse a split without
     any, and say how many objects have only a box (they train as filled rectangles)."""
-    from visionloop.core.geometry import Caption, Label, Mask, Polygon
+    from visionloop.core.geometry import Caption, Label, Mask, Polygon, Polyline
 
     shaped = boxes_only = 0
     for i in range(len(ds)):
         for a in ds.sample(i).annotations:
             if isinstance(a.geometry, Mask | Polygon):
                 shaped += 1
-            elif not isinstance(a.geometry, Label | Caption):
+            elif not isinstance(a.geometry, Label | Caption | Polyline):
                 boxes_only += 1
     if not shaped:
         raise VisionLoopError(f"the train split of version {ds.version} has no polygons or masks "

@@ -134,16 +134,17 @@ class Frame:
             if not isinstance(ann.geometry, handles):
                 out.append(ann)
                 continue
-            g, visible = kernels.affine(ann.geometry, matrix=matrix, size=size)
-            if g is None and visible == 0.0:
+            pieces, visible = kernels.affine_pieces(ann.geometry, matrix=matrix, size=size)
+            if not pieces and visible == 0.0:
                 self.outside += 1
                 continue
-            if g is None or (visible < self.min_visibility and visible < 1.0):
+            if not pieces or (visible < self.min_visibility and visible < 1.0):
                 self.dropped += 1
                 continue
-            if flips and isinstance(g, Keypoints) and ann.label in self.flip_pairs:
-                g = swap_keypoints(g, self.flip_pairs[ann.label])
-            out.append(replace(ann, geometry=g, bbox=None, area=None))
+            for g in pieces:  # several only for a polyline the canvas cuts: each part an annotation of its own
+                if flips and isinstance(g, Keypoints) and ann.label in self.flip_pairs:
+                    g = swap_keypoints(g, self.flip_pairs[ann.label])
+                out.append(replace(ann, geometry=g, bbox=None, area=None))
         self.annotations = out
 
     # -- pixels -----------------------------------------------------------------------------

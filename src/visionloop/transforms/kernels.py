@@ -24,10 +24,16 @@ Rules, per type:
   pixels exactly; any other map resamples it (nearest neighbour, pixel centres).
 - Keypoints: labelled points are mapped; points off the canvas become
   unlabelled (0, 0, 0). The instance is visible while any point remains.
+- Polyline: every point is mapped and the line is cut at the canvas's edges
+  (`Polyline.clip`, exact). A line that leaves the canvas and comes back is cut
+  into several lines: `affine_pieces` gives each (ops and frames keep each as an
+  annotation of its own, same class and attributes); `affine` gives the one
+  piece and raises ValueError when there are several. Nothing left inside (or
+  only a point on an edge): gone.
 - Label, Caption: unchanged (they describe the whole image).
 
 Visible share: clipped area / mapped area (for masks, pixels kept / pixels
-expected from the map's area scale).
+expected from the map's area scale; for polylines, length kept / mapped length).
 
 Register a kernel for a new type with `@register_kernel("affine", MyGeometry)`;
 registering a (kernel, type) pair twice raises ValueError. Lookups follow the MRO.
@@ -41,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from visionloop.core.geometry import Box, Caption, Geometry, Keypoints, Label, Mask, Polygon, RotatedBox
+from visionloop.core.geometry import Box, Caption, Geometry, Keypoints, Label, Mask, Polygon, Polyline, RotatedBox
 from visionloop.transforms import affine as A
 
 Kernel = Callable[..., Any]
@@ -84,6 +90,21 @@ def affine(geometry: Geometry, *, matrix: np.ndarray, size: tuple[int, int]) -> 
     """Map `geometry` by `matrix` onto a canvas of `size` = (width, height); clip; visible share."""
     fn: Callable[..., Result] = kernel("affine", type(geometry))
     return fn(geometry, matrix=matrix, size=size)
+
+
+Pieces = tuple[tuple[Geometry, ...], float]
+
+
+def affine_pieces(geometry: Geometry, *, matrix: np.ndarray, size: tuple[int, int]) -> Pieces:
+    """As `affine`, for any geometry: every piece the canvas leaves, and the visible share. A polyline cut into
+    several lines gives each; any other geometry one piece, or none when it is gone."""
+    table = _KERNELS.get("affine_pieces", {})
+    for cls in type(geometry).__mro__:
+        if cls in table:
+            fn: Callable[..., Pieces] = table[cls]
+            return fn(geometry, matrix=matrix, size=size)
+    g, visible = affine(geometry, matrix=matrix, size=size)
+    return ((g,) if g is not None else ()), visible
 
 
 def hflip(geometry: Geometry, *, width: int, height: int) -> Result:
@@ -252,6 +273,27 @@ def _affine_keypoints(g: Keypoints, *, matrix: np.ndarray, size: tuple[int, int]
     if labelled.any() and not inside.any():
         return None, 0.0
     return Keypoints(tuple(float(v) for v in out.reshape(-1))), 1.0
+
+
+@register_kernel("affine_pieces", Polyline)
+def _affine_polyline_pieces(g: Polyline, *, matrix: np.ndarray, size: tuple[int, int]) -> Pieces:
+    p = np.asarray(g.points, dtype=np.float64)
+    xs, ys = A.apply(matrix, p[0::2], p[1::2])
+    mapped = Polyline(tuple(float(v) for v in np.stack([xs, ys], axis=1).reshape(-1)))
+    parts = mapped.clip(size[0], size[1])
+    if not parts:
+        return (), 0.0
+    if parts == (mapped,):
+        return parts, 1.0
+    return parts, _visible(sum(q.length for q in parts), mapped.length)
+
+
+@register_kernel("affine", Polyline)
+def _affine_polyline(g: Polyline, *, matrix: np.ndarray, size: tuple[int, int]) -> Result:
+    parts, visible = _affine_polyline_pieces(g, matrix=matrix, size=size)
+    if len(parts) > 1:
+        raise ValueError(f"the canvas cuts this polyline into {len(parts)} lines: use kernels.affine_pieces")
+    return (parts[0] if parts else None), visible
 
 
 @register_kernel("affine", Mask)

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, RotatedBox
+from visionloop.core.geometry import Box, Keypoints, Label, Mask, Polygon, Polyline, RotatedBox
 from visionloop.core.sample import Annotation, ImageRef, Sample
 from visionloop.transforms import affine as A
 from visionloop.transforms import kernels, pixels
@@ -31,7 +31,7 @@ from visionloop.transforms.frame import Frame
 
 Params = dict[str, Any]
 
-SHAPES: tuple[type, ...] = (Box, RotatedBox, Polygon, Mask, Keypoints)
+SHAPES: tuple[type, ...] = (Box, RotatedBox, Polygon, Mask, Keypoints, Polyline)
 
 
 class Op:
@@ -265,11 +265,12 @@ class Mosaic(Op):
             shift = A.translate(x0, y0)
             for ann in f.annotations:
                 if isinstance(ann.geometry, self.handles):
-                    g, _ = kernels.affine(ann.geometry, matrix=shift, size=(W, H))
-                    if g is None:
+                    pieces, _ = kernels.affine_pieces(ann.geometry, matrix=shift, size=(W, H))
+                    if not pieces:
                         dropped += 1
                         continue
-                    ann = replace(ann, geometry=g, bbox=None, area=None)
+                    annotations.extend(replace(ann, geometry=g, bbox=None, area=None) for g in pieces)
+                    continue
                 annotations.append(ann)
             dropped += f.dropped if f is not frame else 0
         frame.set_image(canvas)
@@ -555,21 +556,21 @@ class BoxLevel(Op):
 
     def apply(self, frame: Frame, params: Params) -> None:
         img = frame.writable_image()
-        annotations = list(frame.annotations)
+        annotations: list[Annotation | list[Annotation]] = list(frame.annotations)
         for p in params["boxes"]:
             x0, y0, x1, y1 = p["roi"]
             roi = img[y0:y1, x0:x1]
             m = p["matrix"]
             if not A.is_identity(m):
                 roi[...] = pixels.render(np.ascontiguousarray(roi), m, (x1 - x0, y1 - y0), reflect=True)
-                ann = annotations[p["index"]]
+                ann = frame.annotations[p["index"]]
                 if not isinstance(ann.geometry, (Box, Label)):
                     to_roi = m @ A.translate(-x0, -y0)
-                    g, _ = kernels.affine(ann.geometry, matrix=to_roi, size=(x1 - x0, y1 - y0))
-                    if g is not None:
-                        g, _ = kernels.affine(g, matrix=A.translate(x0, y0), size=frame.size)
-                    if g is not None:
-                        annotations[p["index"]] = replace(ann, geometry=g, bbox=ann.box, area=None)
+                    inside, _ = kernels.affine_pieces(ann.geometry, matrix=to_roi, size=(x1 - x0, y1 - y0))
+                    moved = [g for piece in inside
+                             for g in kernels.affine_pieces(piece, matrix=A.translate(x0, y0), size=frame.size)[0]]
+                    if moved:  # a polyline the box cuts: its parts inside the box, each with the object's box
+                        annotations[p["index"]] = [replace(ann, geometry=g, bbox=ann.box, area=None) for g in moved]
             if p["gain"] != 1.0 or p["offset"]:
                 roi[...] = pixels.apply_color(np.ascontiguousarray(roi), _m34(np.eye(3) * p["gain"], p["offset"]))
             if p["sigma"] >= 0.3:
@@ -580,7 +581,7 @@ class BoxLevel(Op):
                     roi[...] = pixels.salt_pepper(np.ascontiguousarray(roi), p["noise"], r)
                 else:
                     roi[...] = pixels.gaussian_noise(np.ascontiguousarray(roi), p["noise"] * 255, r)
-        frame.annotations = annotations
+        frame.annotations = [a for x in annotations for a in (x if isinstance(x, list) else [x])]
         frame.changed = True
 
     def describe(self, params: Params) -> str:

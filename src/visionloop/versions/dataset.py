@@ -24,7 +24,7 @@ import numpy as np
 from sqlalchemy import select
 
 from visionloop.core.errors import ImageError
-from visionloop.core.geometry import Caption, Keypoints, Label, Mask, Polygon, label_map, polygon_to_mask
+from visionloop.core.geometry import Caption, Keypoints, Label, Mask, Polygon, Polyline, label_map, polygon_to_mask
 from visionloop.core.sample import ImageRef, Sample
 from visionloop.store import itemcodec
 from visionloop.store.project import Store
@@ -73,6 +73,17 @@ class VersionDataset:
     def __len__(self) -> int:
         return len(self._ids)
 
+    def polylines(self) -> int:
+        """How many polylines the split's items hold: `target` leaves them out (a line is not an object)."""
+        import orjson
+
+        with self.store.session() as s:
+            q = select(VersionItemRow.annotations).where(VersionItemRow.version_id == self.version_id,
+                                                         VersionItemRow.annotations.contains('"kind":"polyline"'))
+            if self.split is not None:
+                q = q.where(VersionItemRow.split == self.split)
+            return sum(1 for text in s.scalars(q) for d in orjson.loads(text) if d.get("kind") == "polyline")
+
     def sample(self, index: int) -> Sample:
         """The item as a Sample (no pixels)."""
         with self.store.session() as s:
@@ -104,7 +115,10 @@ class VersionDataset:
         return image, self.target(sample, index, image.shape[0], image.shape[1])
 
     def target(self, sample: Sample, index: int, height: int, width: int) -> dict[str, Any]:
-        objects = [a for a in sample.annotations if not isinstance(a.geometry, Label | Caption)]  # captions: no class
+        """The model's targets: objects are every annotation but whole-image labels, captions (no class) and
+        polylines (a line is not an object a detector or segmenter learns: `polylines()` counts what is left
+        out)."""
+        objects = [a for a in sample.annotations if not isinstance(a.geometry, Label | Caption | Polyline)]
         boxes = np.zeros((len(objects), 4), dtype=np.float32)
         for i, a in enumerate(objects):
             b = a.box

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from visionloop.core.geometry import Label
+from visionloop.core.geometry import Label, Polyline
 from visionloop.core.sample import Annotation
 from visionloop.store import itemcodec
 from visionloop.transforms import affine as A
@@ -152,7 +152,7 @@ class Pipeline:
             out = []
             for k, ann in enumerate(frame.annotations):
                 b = ann.box
-                if b is None:
+                if b is None or isinstance(ann.geometry, Polyline):  # a line is not an object to crop out
                     continue
                 x0, y0 = max(0, math.floor(b.x0)), max(0, math.floor(b.y0))
                 x1, y1 = min(frame.width, math.ceil(b.x1)), min(frame.height, math.ceil(b.y1))

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from visionloop.core.classes import ClassMap
 from visionloop.core.errors import ImageError
-from visionloop.core.geometry import Box, Keypoints, Mask, Polygon, RotatedBox
+from visionloop.core.geometry import Box, Keypoints, Mask, Polygon, Polyline, RotatedBox
 from visionloop.core.sample import Annotation
 from visionloop.store import itemcodec
 from visionloop.store.project import Store
@@ -46,7 +46,7 @@ def grid_size(n: int, cell: int) -> tuple[int, int]:
 
 
 def draw(image: np.ndarray, annotations: tuple[Annotation, ...], classes: ClassMap) -> np.ndarray:
-    """Annotations drawn on a BGR image (boxes, rotated boxes, polygons, mask outlines, keypoints)."""
+    """Annotations drawn on a BGR image (boxes, rotated boxes, polygons, lines, mask outlines, keypoints)."""
     import cv2
 
     out = image.copy() if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
@@ -69,6 +69,8 @@ def draw(image: np.ndarray, annotations: tuple[Annotation, ...], classes: ClassM
             m = np.ascontiguousarray(g.to_array())
             contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
             cv2.drawContours(out, contours, -1, colour, t)
+        elif isinstance(g, Polyline):
+            cv2.polylines(out, [np.round(np.asarray(g.xy())).astype(np.int32)], False, colour, t)
         elif isinstance(g, Keypoints):
             p = np.asarray(g.points).reshape(-1, 3)
             for x, y, v in p:

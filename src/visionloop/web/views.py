@@ -67,7 +67,9 @@ def _ann(r: Any, names: dict[int, dict[str, Any]]) -> dict[str, Any]:
                          "box": None if r.x0 is None else [r.x0, r.y0, r.x1, r.y1]}
     data = r.data or {}
     polys = data.get("polygons") or data.get("segmentation") or data.get("points")
-    if isinstance(polys, list) and polys and isinstance(polys[0], list):
+    if r.kind == "polyline" and isinstance(data.get("points"), list):
+        d["line"] = [float(v) for v in data["points"]]  # an open line: drawn as one, not as its box
+    elif isinstance(polys, list) and polys and isinstance(polys[0], list):
         d["polygons"] = [[float(v) for v in p] for p in polys if isinstance(p, list) and len(p) >= 6]
     if r.confidence is not None:
         d["confidence"] = r.confidence
