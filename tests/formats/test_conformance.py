@@ -28,7 +28,16 @@ from pathlib import Path
 
 import pytest
 
-from visionloop.core import Annotation, Caption, Label, LabelState, LossError, Polyline, Sample, VisionLoopError
+from visionloop.core import (
+    Annotation,
+    Caption,
+    Label,
+    LabelState,
+    LossError,
+    Polyline,
+    Sample,
+    VisionLoopError,
+)
 from visionloop.core.geometry import kind
 from visionloop.demo import synthetic
 from visionloop.formats import FORMATS, ImageMode, registry

@@ -47,7 +47,17 @@ from typing import Any
 
 import numpy as np
 
-from visionloop.core.geometry import Box, Caption, Geometry, Keypoints, Label, Mask, Polygon, Polyline, RotatedBox
+from visionloop.core.geometry import (
+    Box,
+    Caption,
+    Geometry,
+    Keypoints,
+    Label,
+    Mask,
+    Polygon,
+    Polyline,
+    RotatedBox,
+)
 from visionloop.transforms import affine as A
 
 Kernel = Callable[..., Any]

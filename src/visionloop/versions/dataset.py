@@ -24,7 +24,16 @@ import numpy as np
 from sqlalchemy import select
 
 from visionloop.core.errors import ImageError
-from visionloop.core.geometry import Caption, Keypoints, Label, Mask, Polygon, Polyline, label_map, polygon_to_mask
+from visionloop.core.geometry import (
+    Caption,
+    Keypoints,
+    Label,
+    Mask,
+    Polygon,
+    Polyline,
+    label_map,
+    polygon_to_mask,
+)
 from visionloop.core.sample import ImageRef, Sample
 from visionloop.store import itemcodec
 from visionloop.store.project import Store
