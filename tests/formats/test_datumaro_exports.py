@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from vl_datumaro import box_mask, dm_image
 
 from visionloop import formats
 from visionloop.core.errors import FormatError
@@ -36,17 +37,6 @@ from datumaro.components.annotation import (  # noqa: E402
 COLOURS = {0: (0, 0, 0), 1: (128, 64, 128), 2: (0, 0, 142)}
 
 
-def _image(h: int, w: int, value: int, channels: int = 3) -> object:
-    shape = (h, w, channels) if channels > 1 else (h, w)
-    return dm.Image.from_numpy(np.full(shape, value, np.uint8))
-
-
-def _mask(h: int, w: int, rows: slice, cols: slice) -> np.ndarray:
-    a = np.zeros((h, w), np.uint8)
-    a[rows, cols] = 1
-    return a
-
-
 def _read(root: Path, expected_format: str) -> list:
     assert formats.detect(root) == expected_format
     samples = list(formats.read(root))
@@ -61,11 +51,11 @@ def _boxes(sample) -> list[tuple[str, tuple[float, float, float, float]]]:
 
 def _box_dataset():
     return dm.Dataset.from_iterable([
-        dm.DatasetItem(id="a", subset="train", media=_image(40, 60, 100),
+        dm.DatasetItem(id="a", subset="train", media=dm_image(40, 60, 100),
                        annotations=[Bbox(2, 3, 10, 12, label=0, id=1), Bbox(20, 5, 30, 20, label=1, id=2)]),
-        dm.DatasetItem(id="b", subset="train", media=_image(50, 70, 50),
+        dm.DatasetItem(id="b", subset="train", media=dm_image(50, 70, 50),
                        annotations=[Bbox(1.5, 2.5, 7, 8, label=1, id=3)]),
-        dm.DatasetItem(id="c", subset="train", media=_image(30, 30, 10)),
+        dm.DatasetItem(id="c", subset="train", media=dm_image(30, 30, 10)),
     ], categories=["cat", "dog"])
 
 
@@ -96,11 +86,11 @@ def test_box_formats_read_exactly(tmp_path: Path, exporter: str, fmt: str, empty
 
 def test_coco_boxes_polygons_and_masks_equal_datumaros_own_import(tmp_path: Path) -> None:
     ds = dm.Dataset.from_iterable([
-        dm.DatasetItem(id="a", subset="train", media=_image(40, 60, 100), attributes={"id": 1},
+        dm.DatasetItem(id="a", subset="train", media=dm_image(40, 60, 100), attributes={"id": 1},
                        annotations=[Bbox(2, 3, 10, 12, label=0, id=1, group=1),
                                     Polygon([20, 5, 30, 5, 30, 20], label=1, id=2, group=2)]),
-        dm.DatasetItem(id="b", subset="train", media=_image(40, 60, 10), attributes={"id": 2},
-                       annotations=[Mask(_mask(40, 60, slice(5, 10), slice(5, 20)), label=1, id=3, group=3)]),
+        dm.DatasetItem(id="b", subset="train", media=dm_image(40, 60, 10), attributes={"id": 2},
+                       annotations=[Mask(box_mask(40, 60, slice(5, 10), slice(5, 20)), label=1, id=3, group=3)]),
     ], categories=["cat", "dog"])
     ds.export(str(tmp_path / "coco"), "coco_instances", save_media=True)
     a, b = _read(tmp_path / "coco", "coco")
@@ -119,11 +109,11 @@ def _seg_dataset(colours: bool):
     if colours:
         cats[AnnotationType.mask] = MaskCategories(COLOURS)
     return dm.Dataset.from_iterable([
-        dm.DatasetItem(id="a", subset="train", media=_image(20, 30, 100),
-                       annotations=[Mask(_mask(20, 30, slice(2, 8), slice(3, 9)), label=1),
-                                    Mask(_mask(20, 30, slice(10, 15), slice(10, 25)), label=2)]),
-        dm.DatasetItem(id="b", subset="val", media=_image(20, 30, 50),
-                       annotations=[Mask(_mask(20, 30, slice(0, 4), slice(0, 4)), label=2)]),
+        dm.DatasetItem(id="a", subset="train", media=dm_image(20, 30, 100),
+                       annotations=[Mask(box_mask(20, 30, slice(2, 8), slice(3, 9)), label=1),
+                                    Mask(box_mask(20, 30, slice(10, 15), slice(10, 25)), label=2)]),
+        dm.DatasetItem(id="b", subset="val", media=dm_image(20, 30, 50),
+                       annotations=[Mask(box_mask(20, 30, slice(0, 4), slice(0, 4)), label=2)]),
     ], categories=cats)
 
 
@@ -138,7 +128,7 @@ def _check_pixels(samples, splits=("train", "val")) -> None:
         got = {a.label: a.geometry.to_array() for a in s.annotations}
         assert sorted(got) == sorted(want), s.image.file_name
         for name, (rows, cols) in want.items():
-            expected = _mask(20, 30, rows, cols)
+            expected = box_mask(20, 30, rows, cols)
             assert np.array_equal(got[name], expected), (s.image.file_name, name)
 
 
@@ -192,7 +182,7 @@ def test_voc_segmentation_equals_the_dataset(tmp_path: Path) -> None:
     for stem, s in by.items():
         got = {a.label: a.geometry.to_array() for a in s.annotations}
         assert {k: int(v.sum()) for k, v in got.items()} == {
-            k: int(_mask(20, 30, *rc).sum()) for k, rc in WANT_PIXELS[stem].items()}
+            k: int(box_mask(20, 30, *rc).sum()) for k, rc in WANT_PIXELS[stem].items()}
 
 
 # ------------------------------------------------------------------------------------------------ labels
@@ -200,9 +190,9 @@ def test_voc_segmentation_equals_the_dataset(tmp_path: Path) -> None:
 def test_cifar_batches_as_datumaro_pickles_them(tmp_path: Path) -> None:
     values = {"a": 100, "b": 30, "c": 20}
     ds = dm.Dataset.from_iterable([
-        dm.DatasetItem(id="a", subset="data_batch_1", media=_image(32, 32, 100), annotations=[Label(1)]),
-        dm.DatasetItem(id="b", subset="data_batch_1", media=_image(32, 32, 30), annotations=[Label(0)]),
-        dm.DatasetItem(id="c", subset="test_batch", media=_image(32, 32, 20), annotations=[Label(2)]),
+        dm.DatasetItem(id="a", subset="data_batch_1", media=dm_image(32, 32, 100), annotations=[Label(1)]),
+        dm.DatasetItem(id="b", subset="data_batch_1", media=dm_image(32, 32, 30), annotations=[Label(0)]),
+        dm.DatasetItem(id="c", subset="test_batch", media=dm_image(32, 32, 20), annotations=[Label(2)]),
     ], categories=["airplane", "automobile", "bird"])
     ds.export(str(tmp_path / "cifar"), "cifar", save_media=True)
     import pickle

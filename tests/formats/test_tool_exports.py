@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from vl_datumaro import box_mask, dm_image
 
 from visionloop import formats
 from visionloop.core.errors import FormatError
@@ -61,17 +62,6 @@ from datumaro.components.annotation import Mask as DmMask  # noqa: E402
 from datumaro.components.annotation import Polygon as DmPolygon  # noqa: E402
 
 sv = pytest.importorskip("supervision")
-
-
-def _image(h: int, w: int, value: int, channels: int = 3) -> object:
-    shape = (h, w, channels) if channels > 1 else (h, w)
-    return dm.Image.from_numpy(np.full(shape, value, np.uint8))
-
-
-def _mask(h: int, w: int, rows: slice, cols: slice) -> np.ndarray:
-    a = np.zeros((h, w), np.uint8)
-    a[rows, cols] = 1
-    return a
 
 
 def _read(root: Path, expected_format: str) -> list:
@@ -101,10 +91,10 @@ def test_yolo_ultralytics_as_datumaro_writes_it(tmp_path: Path) -> None:
     """datumaro 1.13.12 `yolo_ultralytics` (datumaro/plugins/data_formats/yolo/exporter.py,
     `YoloUltralyticsExporter`): data.yaml, images/<split>/, labels/<split>/, `<split>.txt` lists, `%.6f`."""
     dm.Dataset.from_iterable([
-        dm.DatasetItem(id="a", subset="train", media=_image(40, 60, 100),
+        dm.DatasetItem(id="a", subset="train", media=dm_image(40, 60, 100),
                        annotations=[Bbox(2, 3, 10, 12, label=0), Bbox(20, 5, 30, 20, label=1)]),
-        dm.DatasetItem(id="b", subset="train", media=_image(50, 70, 50), annotations=[Bbox(1.5, 2.5, 7, 8, label=1)]),
-        dm.DatasetItem(id="c", subset="val", media=_image(30, 30, 10)),
+        dm.DatasetItem(id="b", subset="train", media=dm_image(50, 70, 50), annotations=[Bbox(1.5, 2.5, 7, 8, label=1)]),
+        dm.DatasetItem(id="c", subset="val", media=dm_image(30, 30, 10)),
     ], categories=["cat", "dog"]).export(str(tmp_path / "y"), "yolo_ultralytics", save_media=True)
     a, b, c = _read(tmp_path / "y", "yolo")
     assert [(s.image.file_name, s.split, s.state.value) for s in (a, b, c)] == [
@@ -191,14 +181,14 @@ def test_cvat_subset_files_as_datumaro_writes_them(tmp_path: Path) -> None:
     `<subset>.xml` per subset, images flat in images/. Was refused ("no annotations.xml"); each file alone listed
     the other subset's images as unlabelled. Oracle: datumaro's own `cvat` import."""
     dm.Dataset.from_iterable([
-        dm.DatasetItem(id="a", subset="train", media=_image(40, 60, 100), annotations=[
+        dm.DatasetItem(id="a", subset="train", media=dm_image(40, 60, 100), annotations=[
             Bbox(2, 3, 10, 12, label=0, attributes={"color": "red", "occluded": True}, z_order=1, group=3),
             DmPolygon([20, 5, 30, 5, 30, 20], label=1),
             Points([5, 6, 7, 8], label=1),
-            DmMask(_mask(40, 60, slice(5, 10), slice(5, 20)), label=0),
+            DmMask(box_mask(40, 60, slice(5, 10), slice(5, 20)), label=0),
             DmLabel(1),
         ]),
-        dm.DatasetItem(id="b", subset="val", media=_image(40, 60, 50), annotations=[Bbox(1, 2, 3, 4, label=1)]),
+        dm.DatasetItem(id="b", subset="val", media=dm_image(40, 60, 50), annotations=[Bbox(1, 2, 3, 4, label=1)]),
     ], categories=_cvat_categories()).export(str(tmp_path / "cvat"), "cvat", save_media=True)
     assert sorted(p.name for p in (tmp_path / "cvat").glob("*.xml")) == ["train.xml", "val.xml"]
     reader = formats.read(tmp_path / "cvat")
@@ -235,7 +225,7 @@ def test_cvat_video_tracks_as_datumaro_writes_them(tmp_path: Path) -> None:
     with `frame`, `outside`, `keyframe`, <original_size> in <meta>, and no images. Oracle: datumaro's own import
     (an `outside` shape is where the object is not: neither reads it)."""
     dm.Dataset.from_iterable([
-        dm.DatasetItem(id=f"frame_{i:06d}", media=_image(40, 60, 10 * i), attributes={"frame": i}, annotations=[
+        dm.DatasetItem(id=f"frame_{i:06d}", media=dm_image(40, 60, 10 * i), attributes={"frame": i}, annotations=[
             Bbox(2 + i, 3, 10, 12, label=0, attributes={"track_id": 1, "keyframe": True, "outside": i == 2}),
             DmPolygon([20, 5, 30, 5, 30, 20 + i], label=1, attributes={"track_id": 2, "keyframe": True}),
         ]) for i in range(3)
@@ -264,12 +254,12 @@ def test_mot_as_datumaro_writes_it(tmp_path: Path) -> None:
     `frame,id,x,y,w,h,1,class,visibility`, gt/labels.txt, no seqinfo.ini; a box without a track id gets id -1,
     which was read as one track -1 shared by every such box. Oracle: datumaro's own `mot_seq` import."""
     dm.Dataset.from_iterable([
-        dm.DatasetItem(id="1", media=_image(40, 60, 100), annotations=[
+        dm.DatasetItem(id="1", media=dm_image(40, 60, 100), annotations=[
             Bbox(2, 3, 10, 12, label=0, attributes={"track_id": 7, "visibility": 0.5}),
             Bbox(20, 5, 30, 20, label=1)]),
-        dm.DatasetItem(id="2", media=_image(40, 60, 50), annotations=[
+        dm.DatasetItem(id="2", media=dm_image(40, 60, 50), annotations=[
             Bbox(3, 3, 10, 12, label=0, attributes={"track_id": 7}), Bbox(1, 2, 3, 4, label=1)]),
-        dm.DatasetItem(id="3", media=_image(40, 60, 10)),
+        dm.DatasetItem(id="3", media=dm_image(40, 60, 10)),
     ], categories=["pedestrian", "car"]).export(str(tmp_path / "mot"), "mot_seq_gt", save_media=True)
     assert ",-1," in (tmp_path / "mot" / "gt" / "gt.txt").read_text()
     f1, f2, f3 = _read(tmp_path / "mot", "mot")
@@ -295,11 +285,11 @@ _WIDER_ATTRS = {"blur": 2, "expression": 1, "illumination": 0, "occluded": 1, "p
 
 def _wider(tmp_path: Path, attributes: dict[str, int], categories: list[str]) -> Path:
     dm.Dataset.from_iterable([
-        dm.DatasetItem(id="0_Parade_marchingband_1_5", subset="train", media=_image(40, 60, 100), annotations=[
+        dm.DatasetItem(id="0_Parade_marchingband_1_5", subset="train", media=dm_image(40, 60, 100), annotations=[
             Bbox(2, 3, 10, 12, label=0, attributes=attributes),
             Bbox(20, 5, 30, 20, label=0, attributes=dict(attributes, blur=0)), DmLabel(1)]),
-        dm.DatasetItem(id="1_Handshaking_1_2", subset="train", media=_image(40, 60, 50), annotations=[DmLabel(2)]),
-        dm.DatasetItem(id="0_Parade_2", subset="val", media=_image(40, 60, 50),
+        dm.DatasetItem(id="1_Handshaking_1_2", subset="train", media=dm_image(40, 60, 50), annotations=[DmLabel(2)]),
+        dm.DatasetItem(id="0_Parade_2", subset="val", media=dm_image(40, 60, 50),
                        annotations=[DmLabel(1), Bbox(1, 2, 3, 4, label=0, attributes=attributes)]),
     ], categories=categories).export(str(tmp_path / "w"), "wider_face", save_media=True)
     return tmp_path / "w"
@@ -353,10 +343,10 @@ def test_dota_as_datumaro_writes_it(tmp_path: Path) -> None:
     <subset>/labelTxt/<id>.txt with `x1 y1 ... x4 y4 class difficulty` (%.2f), no imagesource/gsd header. It
     writes rotated boxes only (a Bbox gives an empty file). Oracle: datumaro's own `dota` import."""
     dm.Dataset.from_iterable([
-        dm.DatasetItem(id="P0001", subset="train", media=_image(40, 60, 100), annotations=[
+        dm.DatasetItem(id="P0001", subset="train", media=dm_image(40, 60, 100), annotations=[
             RotatedBbox(7, 9, 10, 12, 0, label=0),
             RotatedBbox(35, 12, 20, 8, 30, label=1, attributes={"difficulty": 1})]),
-        dm.DatasetItem(id="P0002", subset="val", media=_image(40, 60, 50)),
+        dm.DatasetItem(id="P0002", subset="val", media=dm_image(40, 60, 50)),
     ], categories=["plane", "ship"]).export(str(tmp_path / "dota"), "dota", save_media=True)
     p1, p2 = _read(tmp_path / "dota", "dota")
     assert [(s.image.file_name, s.split) for s in (p1, p2)] == [("train/images/P0001.png", "train"),
@@ -376,11 +366,11 @@ def test_coco_panoptic_as_datumaro_writes_it(tmp_path: Path) -> None:
     `_PanopticConverter`): annotations/panoptic_<split>.json + annotations/panoptic_<split>/<name>.png (id =
     R + 256 G + 256² B), every category `isthing: 0`. Oracle: datumaro's own `coco_panoptic` import."""
     dm.Dataset.from_iterable([
-        dm.DatasetItem(id="a", subset="val", media=_image(20, 30, 100), attributes={"id": 1}, annotations=[
-            DmMask(_mask(20, 30, slice(2, 8), slice(3, 9)), label=0, id=7, group=7),
-            DmMask(_mask(20, 30, slice(10, 15), slice(0, 30)), label=1, id=300, group=300,
+        dm.DatasetItem(id="a", subset="val", media=dm_image(20, 30, 100), attributes={"id": 1}, annotations=[
+            DmMask(box_mask(20, 30, slice(2, 8), slice(3, 9)), label=0, id=7, group=7),
+            DmMask(box_mask(20, 30, slice(10, 15), slice(0, 30)), label=1, id=300, group=300,
                    attributes={"is_crowd": True})]),
-        dm.DatasetItem(id="b", subset="val", media=_image(20, 30, 50), attributes={"id": 2}),
+        dm.DatasetItem(id="b", subset="val", media=dm_image(20, 30, 50), attributes={"id": 2}),
     ], categories=["person", "sky"]).export(str(tmp_path / "p"), "coco_panoptic", save_media=True)
     a, b = _read(tmp_path / "p", "coco_panoptic")
     assert [(s.image.file_name, s.split, s.image.size) for s in (a, b)] == [("a.jpg", "val", (30, 20)),
@@ -406,11 +396,11 @@ def test_coco_captions_as_datumaro_writes_them(tmp_path: Path) -> None:
     annotations/captions_<split>.json with `category_id: 0` and `score` on each caption. Oracle: datumaro's own
     `coco_captions` import."""
     dm.Dataset.from_iterable([
-        dm.DatasetItem(id="a", subset="val", media=_image(20, 30, 100), attributes={"id": 1},
+        dm.DatasetItem(id="a", subset="val", media=dm_image(20, 30, 100), attributes={"id": 1},
                        annotations=[Caption("a cat on a mat", id=1), Caption("two cats", id=2)]),
-        dm.DatasetItem(id="b", subset="val", media=_image(20, 30, 50), attributes={"id": 2},
+        dm.DatasetItem(id="b", subset="val", media=dm_image(20, 30, 50), attributes={"id": 2},
                        annotations=[Caption("a dog", id=3)]),
-        dm.DatasetItem(id="c", subset="val", media=_image(20, 30, 10), attributes={"id": 3}),
+        dm.DatasetItem(id="c", subset="val", media=dm_image(20, 30, 10), attributes={"id": 3}),
     ]).export(str(tmp_path / "c"), "coco_captions", save_media=True)
     samples = _read(tmp_path / "c", "coco_captions")
     assert [(s.image.file_name, s.split, _captions(s)) for s in samples] == [
@@ -433,9 +423,9 @@ def test_cifar100_as_datumaro_writes_it(tmp_path: Path) -> None:
         [("apple", "fruit and vegetables"), ("bee", "insects"), ("maple_tree", "trees")])}
     values = {"a": 100, "b": 30, "c": 20}
     dm.Dataset.from_iterable([
-        dm.DatasetItem(id="a", subset="train", media=_image(32, 32, 100), annotations=[DmLabel(2)]),
-        dm.DatasetItem(id="b", subset="train", media=_image(32, 32, 30), annotations=[DmLabel(0)]),
-        dm.DatasetItem(id="c", subset="test", media=_image(32, 32, 20), annotations=[DmLabel(1)]),
+        dm.DatasetItem(id="a", subset="train", media=dm_image(32, 32, 100), annotations=[DmLabel(2)]),
+        dm.DatasetItem(id="b", subset="train", media=dm_image(32, 32, 30), annotations=[DmLabel(0)]),
+        dm.DatasetItem(id="c", subset="test", media=dm_image(32, 32, 20), annotations=[DmLabel(1)]),
     ], categories=cats).export(str(tmp_path / "c100"), "cifar", save_media=True)
     assert sorted(p.name for p in (tmp_path / "c100").iterdir()) == ["meta", "test", "train"]
     reader = formats.read(tmp_path / "c100")
@@ -520,10 +510,10 @@ def test_sa1b_as_datumaro_writes_it(tmp_path: Path) -> None:
     + sa_<id>.json with COCO RLE (pycocotools), bbox, area, predicted_iou, stability_score, point_coords,
     crop_box (0 / [[]] / [0, 0, 0, 0] where the mask has none). Oracle: datumaro's own import."""
     dm.Dataset.from_iterable([
-        dm.DatasetItem(id="sa_1", media=_image(20, 30, 100), annotations=[
-            DmMask(_mask(20, 30, slice(2, 8), slice(3, 9)), id=0, group=0, attributes={
+        dm.DatasetItem(id="sa_1", media=dm_image(20, 30, 100), annotations=[
+            DmMask(box_mask(20, 30, slice(2, 8), slice(3, 9)), id=0, group=0, attributes={
                 "predicted_iou": 0.9, "stability_score": 0.95, "point_coords": [[5, 4]], "crop_box": [0, 0, 30, 20]}),
-            DmMask(_mask(20, 30, slice(10, 15), slice(0, 30)), id=1, group=1)]),
+            DmMask(box_mask(20, 30, slice(10, 15), slice(0, 30)), id=1, group=1)]),
     ]).export(str(tmp_path / "sa"), "segment_anything", save_media=True)
     (s,) = _read(tmp_path / "sa", "sa1b")
     assert s.image.file_name == "sa_1.jpg" and s.image.size == (30, 20)
