@@ -5,6 +5,13 @@ documents it (https://openvinotoolkit.github.io/datumaro/stable/docs/data-format
 `config_v2.0.json` ({"labels": [{"name", "readable", "color", "instances", "evaluate"}]}),
 `training/images/<id>.jpg`, `training/v2.0/labels/<id>.png` (palette index = label position),
 `training/v2.0/instances/<id>.png` (uint16 = label * 256 + instance).
+
+Oracle (issue 12): there is no tool that writes Mapillary Vistas, so the fixtures at the end of this file follow the
+layout datumaro 1.13.12's importer reads (datumaro/plugins/data_formats/mapillary_vistas/base.py
+`_MapillaryVistasBase._load_instances_items` / `_load_panoptic_items`, importer.py `find_sources`), and datumaro's
+own import of the same folder is compared with ours mask by mask (pixel-exact); our writer's v1.2 output is read
+by datumaro too. Panoptic categories follow the release JSON as facebookresearch/Mask2Former
+mask2former/data/datasets/register_mapillary_vistas_panoptic.py copies it.
 """
 
 from __future__ import annotations
@@ -203,3 +210,122 @@ def test_detect(v2: Path, raccoon: Path) -> None:
     assert mapillary.detect(v2).score >= 0.9
     assert detect(v2) == "mapillary"
     assert mapillary.detect(raccoon).score == 0
+
+
+# ------------------------------------------------------------------------------------------------ datumaro as oracle
+# datumaro 1.13.12 reads Mapillary Vistas (datumaro/plugins/data_formats/mapillary_vistas/importer.py,
+# base.py `_MapillaryVistasBase._load_instances_items`); it has no exporter. Its importer needs, per subset, a
+# `<subset>/<version>/instances/<id>.png` for every image in `<subset>/images/` (a labels-only subset is a
+# FileNotFoundError), and the config in the root or the subset folder. Each distinct instance value is one of its
+# masks (`label = value >> 8`, `id = value & 255`), `void--unlabeled` included; visionloop skips that label.
+
+
+def _instance_fixture(root: Path, version: str) -> Path:
+    """The release layout datumaro expects: config, `<split>/images/`, `<split>/<version>/{labels,instances}/`."""
+    root.mkdir()
+    (root / f"config_{version}.json").write_text(json.dumps({"labels": LABELS, "version": version[1:]}))
+    bird = _region(slice(0, 1), slice(6, 8))
+    for split, stem, regions in (
+        ("training", "abc", [(1, ROAD, 0), (3, SKY & ~bird, 0), (0, bird, 0), (2, P1, 0), (2, P2, 1)]),
+        ("validation", "def", [(2, P1, 0), (2, P2, 7)]),
+    ):
+        _image(root / f"{split}/images/{stem}.jpg")
+        labels = np.full((H, W), 4, dtype=np.uint8)
+        inst = np.full((H, W), 4 * 256, dtype=np.uint16)
+        for label, region, number in regions:
+            labels[region] = label
+            inst[region] = label * 256 + number
+        _palette_png(root / f"{split}/{version}/labels/{stem}.png", labels)
+        (root / f"{split}/{version}/instances").mkdir(parents=True)
+        Image.fromarray(inst).save(root / f"{split}/{version}/instances/{stem}.png")
+    _image(root / "testing/images/ghi.jpg")  # no annotations: datumaro finds no subset here
+    return root
+
+
+def _datumaro_masks(root: Path, version: str) -> tuple[list[str], dict[tuple[str, str], list[tuple[str, bytes]]]]:
+    dm = pytest.importorskip("datumaro")
+    ds = dm.Dataset.import_from(str(root), "mapillary_vistas_instances", format_version=version)
+    names = [c.name for c in ds.categories()[dm.AnnotationType.label]]
+    items = {}
+    for item in ds:
+        masks = [(names[a.label], np.asarray(a.image, dtype=bool)) for a in item.annotations
+                 if names[a.label] != "void--unlabeled"]
+        items[(item.subset, item.id)] = sorted((n, m.tobytes()) for n, m in masks)
+    return names, items
+
+
+def _our_masks(samples: list[Sample]) -> dict[tuple[str, str], list[tuple[str, bytes]]]:
+    folder = {"train": "training", "val": "validation"}
+    return {(folder[s.split or ""], Path(s.image.file_name).stem):
+            sorted((a.label, a.geometry.to_array().astype(bool).tobytes()) for a in s.annotations)  # type: ignore[union-attr]
+            for s in samples if s.state is not LabelState.MISSING}
+
+
+def test_datumaro_reads_the_v2_fixture_as_we_do(tmp_path: Path) -> None:
+    root = _instance_fixture(tmp_path / "v2", "v2.0")
+    names, theirs = _datumaro_masks(root, "v2.0")
+    reader = mapillary.read(root)
+    samples = list(reader)
+    assert reader.classes.names == names == [lb["name"] for lb in LABELS]
+    assert [(s.image.file_name, s.state) for s in samples] == [
+        ("training/images/abc.jpg", LabelState.ANNOTATED), ("validation/images/def.jpg", LabelState.ANNOTATED),
+        ("testing/images/ghi.jpg", LabelState.MISSING)]
+    assert _our_masks(samples) == theirs
+    assert [(a.label, a.geometry.area) for a in samples[0].annotations] == [  # type: ignore[union-attr]
+        ("animal--bird", 2), ("construction--flat--road", 16), ("human--person--individual", 6),
+        ("human--person--individual", 6), ("nature--sky", 6)]
+    assert sorted(len(v) for v in theirs.values()) == [2, 5]
+
+
+def test_datumaro_reads_what_we_write(tmp_path: Path) -> None:
+    """Our writer's v1.2 layout (`<split>/v1.2/instances/`) read by datumaro with `format_version="v1.2"`."""
+    src = _instance_fixture(tmp_path / "v2", "v2.0")
+    reader = mapillary.read(src)
+    samples = [s for s in reader if s.state is not LabelState.MISSING]
+    mapillary.write(samples, tmp_path / "out", classes=reader.classes)
+    names, theirs = _datumaro_masks(tmp_path / "out", "v1.2")
+    assert names == [lb["name"] for lb in LABELS]
+    assert theirs == _our_masks(samples)
+
+
+def test_release_panoptic_categories_read_as_datumaro_does(tmp_path: Path) -> None:
+    """panoptic_2020.json as the release writes its categories: 1-based ids, `name` the readable name and
+    `supercategory` the config name (facebookresearch/Mask2Former
+    mask2former/data/datasets/register_mapillary_vistas_panoptic.py `MAPILLARY_VISTAS_SEM_SEG_CATEGORIES`, copied
+    from the release JSON). Old code named the masks "Person"/"Road" (not in the classes) and made the stuff label
+    Road an instance. datumaro 1.13.12 `mapillary_vistas_panoptic` is the oracle for the masks."""
+    dm = pytest.importorskip("datumaro")
+    root = tmp_path / "pan"
+    root.mkdir()
+    (root / "config_v2.0.json").write_text(json.dumps({"labels": LABELS}))
+    _image(root / "training/images/abc.jpg")
+    ids = np.zeros((H, W), dtype=np.int64)
+    ids[ROAD] = 1001
+    ids[P1] = 70000
+    ids[P2] = 70001
+    rgb = np.stack([ids % 256, ids // 256 % 256, ids // 65536], axis=-1).astype(np.uint8)
+    (root / "training/v2.0/panoptic").mkdir(parents=True)
+    Image.fromarray(rgb).save(root / "training/v2.0/panoptic/abc.png")
+    (root / "training/v2.0/panoptic/panoptic_2020.json").write_text(json.dumps({
+        "images": [{"file_name": "abc.jpg", "id": "abc", "height": H, "width": W}],
+        "annotations": [{"file_name": "abc.png", "image_id": "abc", "segments_info": [
+            {"id": 1001, "category_id": 2, "iscrowd": 0, "area": 16, "bbox": [0, 4, 8, 2]},
+            {"id": 70000, "category_id": 3, "iscrowd": 0, "area": 6, "bbox": [0, 1, 2, 3]},
+            {"id": 70001, "category_id": 3, "iscrowd": 1, "area": 6, "bbox": [5, 1, 2, 3]},
+        ]}],
+        "categories": [{"id": i + 1, "name": lb["readable"], "supercategory": lb["name"], "color": lb["color"],
+                        "isthing": int(bool(lb["instances"]))} for i, lb in enumerate(LABELS[:-1])],
+    }))
+    (sample,) = list(mapillary.read(root))
+    assert sample.annotations == (
+        Annotation("construction--flat--road", Mask.from_array(ROAD), attributes={"semantic": True}),
+        Annotation("human--person--individual", Mask.from_array(P1)),
+        Annotation("human--person--individual", Mask.from_array(P2), crowd=True),
+    )
+    theirs = dm.Dataset.import_from(str(root), "mapillary_vistas_panoptic")
+    cats = theirs.categories()[dm.AnnotationType.label]
+    (item,) = list(theirs)
+    found = [(cats[a.label].parent, np.asarray(a.image, dtype=bool).tobytes(), a.attributes["is_crowd"])
+             for a in item.annotations]
+    assert found == [(a.label, a.geometry.to_array().astype(bool).tobytes(), a.crowd)  # type: ignore[union-attr]
+                     for a in sample.annotations]

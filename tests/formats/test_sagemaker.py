@@ -5,6 +5,17 @@ https://docs.aws.amazon.com/sagemaker/latest/dg/sms-data-output.html : the bound
 example (identify-dogs-and-toys, class-map {"0": "dog", "5": "bone"}), the semantic segmentation
 output (label attribute ending in -ref, internal-color-map with BACKGROUND #ffffff), the image
 classification output ("sport" → football) and the multi-label classification output (genres).
+
+AWS's own readers of these lines (issue 12; no Ground Truth writer installs offline), in aws/amazon-sagemaker-examples:
+- bounding boxes: ground_truth_labeling_jobs/ground_truth_object_detection_tutorial/object_detection_tutorial.ipynb
+  ("Postprocess the output manifest": `datum[label]["image_size"][0]`, `datum[label]["annotations"]` read by
+  ground_truth_od.py `BoundingBox` as `class_id`/`left`/`top`/`width`/`height` with `xmax = left + width`,
+  `datum[label + "-metadata"]["objects"][i]["confidence"]` by box index, `human-annotated == "yes"`);
+  `_aws_boxes` below replays that parse and must agree with ours, on the fixture and on what we write;
+- semantic segmentation: ground_truth_labeling_jobs/sagemaker_ground_truth_semantic_segmentation_mask_index_correction.py
+  `SemSegParser.get_class_masks` (the label PNG is read by the exact `hex-color` of each `internal-color-map`
+  entry, BACKGROUND `#ffffff`; `job-name` may carry a `labeling-job/` prefix).
+The fixture's fields agree with both.
 """
 
 from __future__ import annotations
@@ -111,6 +122,45 @@ def test_read_exact(manifest: Path) -> None:
                                  Annotation("comedy", Label(), source=Source.HUMAN, confidence=0.77))
     assert unlabelled.state is LabelState.MISSING
     assert nothing.state is LabelState.NULL
+
+
+def _aws_boxes(manifest: Path) -> list[tuple[str, tuple[int, int], list[tuple[str, tuple[float, ...], float]], bool]]:
+    """The object-detection tutorial's parse (see the module docstring), class names through `class-map`."""
+    found = []
+    for line in manifest.read_text().splitlines():
+        datum = json.loads(line)
+        for key in datum:
+            meta = datum.get(f"{key}-metadata")
+            if not isinstance(meta, dict) or meta.get("type") != "groundtruth/object-detection":
+                continue
+            size = datum[key]["image_size"][0]
+            boxes = [(meta["class-map"][str(b["class_id"])], (b["left"], b["top"], b["left"] + b["width"],
+                                                             b["top"] + b["height"]), meta["objects"][i]["confidence"])
+                     for i, b in enumerate(datum[key]["annotations"])]
+            found.append((datum["source-ref"], (size["width"], size["height"]), boxes,
+                          meta["human-annotated"] == "yes"))
+    return found
+
+
+def _our_boxes(samples: list[Sample]) -> list[tuple[str, tuple[int, int], list[tuple[str, tuple[float, ...], float]],
+                                                 bool]]:
+    return [(s.image.metadata["source-ref"], s.image.size,
+             [(a.label, (a.box.x0, a.box.y0, a.box.x1, a.box.y1), a.confidence) for a in s.annotations],
+             all(a.source is Source.HUMAN for a in s.annotations))
+            for s in samples if s.annotations and all(isinstance(a.geometry, Box) for a in s.annotations)]
+
+
+def test_aws_tutorial_parse_agrees(manifest: Path, tmp_path: Path) -> None:
+    samples = list(sagemaker.read(manifest))
+    theirs = _aws_boxes(manifest)
+    assert theirs == [
+        ("s3://AWSDOC-EXAMPLE-BUCKET/example_image.png", (500, 400),
+         [("dog", (111, 134, 172, 262), 0.8), ("bone", (161, 250, 191, 280), 0.9), ("bone", (20, 20, 50, 50), 0.9)],
+         True),
+        ("s3://AWSDOC-EXAMPLE-BUCKET/nothing.jpg", (20, 10), [], False)]
+    assert _our_boxes(samples) == theirs[:1]  # the empty auto-labelled line is a NULL sample, no boxes
+    sagemaker.write(samples, tmp_path / "out")  # what we write parses the same way
+    assert _aws_boxes(tmp_path / "out" / "output.manifest")[:1] == theirs[:1]
 
 
 def test_roundtrip(manifest: Path, tmp_path: Path) -> None:

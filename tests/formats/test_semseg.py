@@ -4,6 +4,16 @@ Roboflow "Semantic Segmentation Masks" layout, as documented with a sample by lu
 (https://github.com/luxonis/luxonis-ml, "Segmentation Mask Directory"): `train/img1.jpg`,
 `train/img1_mask.png` (grey, value = class), `train/_classes.csv` starting `Pixel Value, Class`.
 Folder-pair layout with a CVAT label map: https://docs.cvat.ai/docs/dataset_management/formats/format-smask
+
+Tool sources the fixtures follow (issue 12; neither tool is in the venv, so their reading rules are replayed below
+and must agree with ours):
+- layout (a), Roboflow masks: luxonis/luxonis-ml luxonis_ml/data/parsers/segmentation_mask_directory_parser.py
+  `SegmentationMaskDirectoryParser` (`validate_split`: `<split>/_classes.csv` and a `<stem>.jpg` for every
+  `<stem>_mask.*`; `from_split`: the `" Class"` column of the `Pixel Value, Class` header, row order = pixel value,
+  the mask read as 8-bit grey, one class per distinct value; splits `train`, `valid`, `test`);
+- layout (b), image and mask folders: open-mmlab/mmsegmentation mmseg/datasets/basesegdataset.py
+  `BaseSegDataset.load_data_list` (images listed recursively under the image dir by `img_suffix`, the mask at the
+  same relative path under the annotation dir with `img_suffix` replaced by `seg_map_suffix`, default `.png`).
 """
 
 from __future__ import annotations
@@ -98,6 +108,56 @@ def test_reads_image_and_mask_folders_with_a_labelmap(tmp_path: Path) -> None:
     )
     assert samples[1].annotations == (Annotation("road", Mask.from_array(DOG), attributes={"semantic": True}),)
     assert semseg.detect(root).score >= 0.7
+
+
+def _luxonis(root: Path) -> dict[str, list[tuple[str, bytes]]]:
+    """luxonis-ml `SegmentationMaskDirectoryParser.from_split` replayed (background rows included, as it does; names stripped, it keeps the space)."""
+    import csv
+
+    found: dict[str, list[tuple[str, bytes]]] = {}
+    for split in ("train", "valid", "test"):
+        folder = root / split
+        if not (folder / "_classes.csv").exists():
+            continue
+        with open(folder / "_classes.csv", newline="") as f:
+            names = [row[" Class"] for row in csv.DictReader(f)]
+        for mask_path in sorted(folder.glob("*_mask.*")):
+            assert (folder / f"{mask_path.stem[:-5]}.jpg").exists()  # validate_split
+            mask = np.asarray(Image.open(mask_path).convert("L"))
+            found[f"{split}/{mask_path.stem[:-5]}.jpg"] = [(names[v].strip(), (mask == v).tobytes())
+                                                         for v in np.unique(mask)]
+    return found
+
+
+def test_luxonis_parse_agrees(roboflow: Path, tmp_path: Path) -> None:
+    theirs = _luxonis(roboflow)
+    assert {k: [n for n, _ in v] for k, v in theirs.items()} == {
+        "train/a.jpg": ["background", "cat", "dog"], "valid/c.jpg": ["background"]}
+    ours = {s.image.file_name: [(a.label, a.geometry.to_array().astype(bool).tobytes())  # type: ignore[union-attr]
+                                for a in s.annotations] for s in semseg.read(roboflow) if s.state is not LabelState.MISSING}
+    assert ours == {k: [(n, m) for n, m in v if n != "background"] for k, v in theirs.items()}
+    # what we write, read by luxonis-ml's rules
+    semseg.write(list(semseg.read(roboflow)), tmp_path / "out", classes=semseg.read(roboflow).classes)
+    assert _luxonis(tmp_path / "out") == theirs
+
+
+def test_mmseg_pairing_agrees(tmp_path: Path) -> None:
+    """mmseg `BaseSegDataset.load_data_list` pairing (img_suffix=".jpg", seg_map_suffix=".png") = ours."""
+    root = tmp_path / "mm"
+    for rel in ("train/a.jpg", "train/sub/b.jpg", "val/c.jpg"):
+        _image(root / "images" / rel)
+        mask = np.zeros((H, W), dtype=np.uint8)
+        mask[CAT] = 1
+        (root / "masks" / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(mask).save((root / "masks" / rel).with_suffix(".png"))
+    (root / "labelmap.txt").write_text("background:0,0,0::\ncat:1,1,1::\n")
+    img_dir, ann_dir = root / "images", root / "masks"
+    theirs = sorted((str(p.relative_to(img_dir)), str(ann_dir / str(p.relative_to(img_dir)).replace(".jpg", ".png")))
+                    for p in img_dir.rglob("*.jpg"))
+    samples = list(semseg.read(root))
+    assert sorted(s.image.file_name for s in samples) == sorted(f"images/{rel}" for rel, _ in theirs)
+    assert all(Path(m).is_file() for _, m in theirs)
+    assert [a.label for s in samples for a in s.annotations] == ["cat"] * 3
 
 
 def test_round_trip(roboflow: Path, tmp_path: Path) -> None:

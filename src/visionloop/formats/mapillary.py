@@ -27,7 +27,8 @@ Reading
     for the others all pixels of the label are one semantic Mask (attributes
     {"semantic": True}). Else labels/: one semantic Mask per label. Else panoptic/ (spilled to a
     temporary SQLite file by image, so the big JSON is never held): one Mask per segment,
-    `iscrowd` as `crowd`, labels without instances semantic. Pixels of the `unlabeled`
+    `iscrowd` as `crowd`, labels without instances semantic; a category is named by its
+    `supercategory` when that is a config name (the release: `name` is the readable name). Pixels of the `unlabeled`
     label are skipped. Class ids are the positions in the config, colours the config's.
     An image without label PNGs is MISSING.
 
@@ -237,7 +238,7 @@ def _samples(root: Path, parts: list[_Part], config: _Config, forced: str | None
                     anns = _seg.semantic_annotations(arr, _namer(config, labels), skip=config.skip)
                 elif pan_png.is_file() and (pan_dir / PANOPTIC_JSON).is_file():
                     if panoptic is None:
-                        panoptic = _Panoptic.open(pan_dir / PANOPTIC_JSON)
+                        panoptic = _Panoptic.open(pan_dir / PANOPTIC_JSON, config)
                     arr, anns = panoptic.annotations(pan_png, config)
                 else:
                     yield Sample(ref, split=split, state=LabelState.MISSING)
@@ -262,8 +263,14 @@ class _Panoptic:
     categories: dict[int, str]
 
     @classmethod
-    def open(cls, path: Path) -> _Panoptic:
+    def open(cls, path: Path, config: _Config) -> _Panoptic:
+        """Category names are the config's: the release's categories carry the readable name in `name` and the
+        config name in `supercategory` ({"id": 1, "name": "Bird", "supercategory": "animal--bird"}, ids 1-based;
+        facebookresearch/Mask2Former mask2former/data/datasets/register_mapillary_vistas_panoptic.py
+        `MAPILLARY_VISTAS_SEM_SEG_CATEGORIES`)."""
         import ijson
+
+        known = {lb.name for lb in config.labels}
 
         tmp = tempfile.TemporaryDirectory(prefix="visionloop-mapillary-")
         db = sqlite3.connect(Path(tmp.name) / "panoptic.db")
@@ -275,7 +282,8 @@ class _Panoptic:
                 for i, cat in enumerate(ijson.items(f, "categories.item")):
                     if not isinstance(cat, dict) or "id" not in cat or "name" not in cat:
                         raise FormatError("a category needs `id` and `name`", path=path, where=f"categories[{i}]")
-                    categories[int(cat["id"])] = str(cat["name"])
+                    parent = cat.get("supercategory")
+                    categories[int(cat["id"])] = parent if parent in known else str(cat["name"])
             with open_text_bytes(path) as f:
                 batch = []
                 for i, ann in enumerate(ijson.items(f, "annotations.item")):
