@@ -127,19 +127,22 @@ def test_reads_v1_layout_and_rgb_labels(tmp_path: Path) -> None:
     assert list(mapillary.read(root / "config.json"))[0].annotations == sample.annotations
 
 
-def test_reads_v2_panoptic_when_instances_are_missing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("version, json_name", [("v2.0", "panoptic_2020.json"), ("v1.2", "panoptic_2018.json")])
+def test_reads_panoptic_when_instances_are_missing(tmp_path: Path, version: str, json_name: str) -> None:
+    """The panoptic JSON is `panoptic_2020.json` in v2.0 and `panoptic_2018.json` in v1.2 (the names datumaro's
+    mapillary_vistas importer reads); a v1.2 panoptic-only dataset was read as unlabelled before."""
     root = tmp_path / "pan"
     root.mkdir()
-    (root / "config_v2.0.json").write_text(json.dumps({"labels": LABELS}))
+    (root / f"config_{version}.json").write_text(json.dumps({"labels": LABELS}))
     _image(root / "training/images/abc.jpg")
     ids = np.zeros((H, W), dtype=np.int64)
     ids[ROAD] = 1001
     ids[P1] = 70000  # R + 256 G + 256² B: needs all three channels
     ids[P2] = 70001
     rgb = np.stack([ids % 256, ids // 256 % 256, ids // 65536], axis=-1).astype(np.uint8)
-    (root / "training/v2.0/panoptic").mkdir(parents=True)
-    Image.fromarray(rgb).save(root / "training/v2.0/panoptic/abc.png")
-    (root / "training/v2.0/panoptic/panoptic_2020.json").write_text(json.dumps({
+    (root / f"training/{version}/panoptic").mkdir(parents=True)
+    Image.fromarray(rgb).save(root / f"training/{version}/panoptic/abc.png")
+    (root / f"training/{version}/panoptic/{json_name}").write_text(json.dumps({
         "annotations": [{"file_name": "abc.png", "image_id": "abc", "segments_info": [
             {"id": 1001, "category_id": 1, "iscrowd": 0, "area": 16, "bbox": [0, 4, 8, 2]},
             {"id": 70000, "category_id": 2, "iscrowd": 0, "area": 6, "bbox": [0, 1, 2, 3]},

@@ -11,7 +11,8 @@ Layouts::
     <split>/images/<id>.jpg                                  training, validation, testing
     <split>/v2.0/labels/<id>.png   (v1.2/ for v1.2; directly <split>/labels/ with config.json)
     <split>/v2.0/instances/<id>.png
-    <split>/v2.0/panoptic/panoptic_2020.json + <id>.png      (COCO panoptic, id = R + 256 G + 256² B)
+    <split>/v2.0/panoptic/panoptic_2020.json + <id>.png      (COCO panoptic, id = R + 256 G + 256² B;
+                                                              v1.2: <split>/v1.2/panoptic/panoptic_2018.json)
 
 (Images and label folders directly in the root are a dataset without splits.) The version is
 the config's file name; with both configs present v2.0 is read, unless the path given is a
@@ -236,9 +237,9 @@ def _samples(root: Path, parts: list[_Part], config: _Config, forced: str | None
                 elif labels.is_file():
                     arr = _label_indices(labels, config)
                     anns = _seg.semantic_annotations(arr, _namer(config, labels), skip=config.skip)
-                elif pan_png.is_file() and (pan_dir / PANOPTIC_JSON).is_file():
+                elif pan_png.is_file() and (pan_json := _panoptic_json(pan_dir)) is not None:
                     if panoptic is None:
-                        panoptic = _Panoptic.open(pan_dir / PANOPTIC_JSON, config)
+                        panoptic = _Panoptic.open(pan_json, config)
                     arr, anns = panoptic.annotations(pan_png, config)
                 else:
                     yield Sample(ref, split=split, state=LabelState.MISSING)
@@ -250,7 +251,13 @@ def _samples(root: Path, parts: list[_Part], config: _Config, forced: str | None
                 panoptic.close()
 
 
-PANOPTIC_JSON = "panoptic_2020.json"
+#: the panoptic JSON's name: v2.0 releases `panoptic_2020.json`, v1.2 `panoptic_2018.json` (datumaro's
+#: mapillary_vistas importer and Mask2Former's registration read the same names)
+PANOPTIC_JSONS = ("panoptic_2020.json", "panoptic_2018.json")
+
+
+def _panoptic_json(folder: Path) -> Path | None:
+    return next((folder / n for n in PANOPTIC_JSONS if (folder / n).is_file()), None)
 
 
 @dataclass
@@ -308,7 +315,7 @@ class _Panoptic:
         if rgb.ndim != 3:
             raise FormatError("a panoptic PNG must be RGB (id = R + 256 G + 256² B)", path=png)
         if row is None:
-            raise FormatError(f"{png.name} is not listed in {PANOPTIC_JSON}", path=png)
+            raise FormatError(f"{png.name} is not listed in {self.path.name}", path=png)
         index, segments = orjson.loads(row[0])
         ids = _seg.rgb_codes(rgb[..., ::-1])  # B << 16 | G << 8 | R = R + 256 G + 256² B
         instances = {lb.name: lb.instances for lb in config.labels}
