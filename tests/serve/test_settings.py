@@ -3,9 +3,12 @@
 from visionloop.serve.settings import Settings
 
 
-def test_batching_is_off_on_cpu_when_each_inference_thread_has_one_ort_thread():
+def test_batching_is_off_on_cpu_when_each_inference_thread_has_one_ort_thread(monkeypatch):
     assert Settings(workers=2, threads=1).batch_limit() == 1
-    assert Settings(workers=2).batch_limit() == (1 if Settings(workers=2).ort_threads() == 1 else 4)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)  # the default: one inference thread per core, one ORT thread each
+    assert (Settings().inference_workers(), Settings().ort_threads(), Settings().batch_limit()) == (2, 1, 1)
+    monkeypatch.setattr("os.cpu_count", lambda: 8)  # at most 4 inference threads: 2 ORT threads each, batching on
+    assert (Settings().inference_workers(), Settings().ort_threads(), Settings().batch_limit()) == (4, 2, 4)
 
 
 def test_batching_up_to_4_when_a_session_has_threads_to_fill_or_on_a_gpu():
