@@ -68,3 +68,50 @@ def test_a_lone_image_runs_on_the_solo_session_and_busy_ones_on_the_per_core_ses
         await b.close()
 
     asyncio.run(main())
+
+
+def test_without_batching_an_image_is_decoded_inferred_and_answered_in_one_trip_to_an_inference_thread():
+    import asyncio
+    import threading
+
+    import numpy as np
+    import pytest
+
+    from visionloop.serve.engine import Batcher
+    from visionloop.serve.errors import BadImage
+
+    threads: dict[str, int] = {}
+
+    def run(x):
+        threads["run"] = threading.get_ident()
+        return [x.sum(axis=(1, 2, 3)), x.max(axis=(1, 2, 3))]
+
+    def prepare(value):
+        def f():
+            threads["prepare"] = threading.get_ident()
+            if value < 0:
+                raise BadImage("image 1 cannot be decoded: the file is corrupt")
+            return np.full((3, 2, 2), value, np.float32), f"ctx{value}"
+        return f
+
+    def finish(outs, ctx):
+        threads["finish"] = threading.get_ident()
+        return ctx, [float(o) for o in outs]
+
+    async def main():
+        assert Batcher(run, max_batch=1, max_wait_ms=0, queue_size=8).whole
+        assert not Batcher(run, max_batch=4, max_wait_ms=0, queue_size=8).whole
+        b = Batcher(run, max_batch=1, max_wait_ms=0, queue_size=8, workers=2)
+        res = await b.submit_whole(prepare(2.0), finish)
+        assert res.answer == ("ctx2.0", [24.0, 2.0]) and res.batch == 1
+        assert threads["prepare"] == threads["run"] == threads["finish"] != threading.get_ident()
+        # a corrupt image fails its own request; the next one is served
+        bad = asyncio.ensure_future(b.submit_whole(prepare(-1.0), finish))
+        good = asyncio.ensure_future(b.submit_whole(prepare(1.0), finish))
+        with pytest.raises(BadImage, match="corrupt"):
+            await bad
+        assert (await good).answer == ("ctx1.0", [12.0, 1.0])
+        assert b.pending == 0
+        await b.close()
+
+    asyncio.run(main())

@@ -49,9 +49,12 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Item:
-    x: np.ndarray
+    x: np.ndarray | None
     future: asyncio.Future[Any]
     queued: float
+    #: a whole image (`submit_whole`): made into `x` and its answer on the inference thread
+    prepare: Callable[[], tuple[np.ndarray, Any]] | None = None
+    finish: Callable[[list[np.ndarray], Any], Any] | None = None
 
 
 @dataclass
@@ -60,6 +63,9 @@ class Result:
     queue_s: float
     inference_s: float
     batch: int
+    answer: Any = None  # submit_whole: what `finish` made of the outputs
+    prepare_s: float = 0.0
+    finish_s: float = 0.0
 
 
 class _Bounded:
@@ -118,6 +124,22 @@ class Batcher(_Bounded):
         self.queue.put_nowait(Item(x, fut, time.perf_counter()))
         return await fut
 
+    @property
+    def whole(self) -> bool:
+        """Whether `submit_whole` is the faster way in: without cross-request batching an image needs no
+        tensor before its turn, so decoding, inference and its answer are one trip to an inference thread
+        instead of three thread hand-offs (measured in bench/serve.py)."""
+        return self.max_batch == 1
+
+    async def submit_whole(self, prepare: Callable[[], tuple[np.ndarray, Any]],
+                           finish: Callable[[list[np.ndarray], Any], Any]) -> Result:
+        """`prepare()` -> (the (3, H, W) input, what `finish` needs of it: decode + letterbox), the model, then
+        `finish(outputs, that)`, all on the inference thread; `Result.answer` is what `finish` returned.
+        Errors of `prepare` (a corrupt image) reach this request alone."""
+        fut = self._admit("batcher")
+        self.queue.put_nowait(Item(None, fut, time.perf_counter(), prepare, finish))
+        return await fut
+
     async def _take(self) -> list[Item] | None:
         first = await self.queue.get()
         if first is None:
@@ -158,6 +180,11 @@ class Batcher(_Bounded):
             run = self.solo if self.solo is not None and self.running == 0 and self.queue.empty() else self.run
             self.running += 1
             try:
+                if live[0].prepare is not None:  # submit_whole: one image, one trip to the thread
+                    res = await loop.run_in_executor(self.executor, _whole, run, live[0])
+                    res.queue_s = start - live[0].queued
+                    self._done(live[0], res)
+                    continue
                 x = live[0].x[None] if len(live) == 1 else np.stack([it.x for it in live])
                 outs = await loop.run_in_executor(self.executor, run, x)
             except Exception as e:  # a bug or a broken model: every waiting request gets it, the loop goes on
@@ -178,6 +205,14 @@ class Batcher(_Bounded):
                         self.metrics.queue_wait.labels(*self.labels).observe(wait)
                     it.future.set_result(Result([o[i] for o in outs], wait, took, len(live)))
 
+    def _done(self, it: Item, res: Result) -> None:
+        if self.metrics:
+            self.metrics.batch_size.labels(*self.labels).observe(1)
+            self.metrics.inference.labels(*self.labels).observe(res.inference_s)
+            self.metrics.queue_wait.labels(*self.labels).observe(res.queue_s)
+        if not it.future.done():
+            it.future.set_result(res)
+
     async def close(self) -> None:
         """Finish what is queued, then stop the thread."""
         if self.closed:
@@ -186,6 +221,18 @@ class Batcher(_Bounded):
         self.queue.put_nowait(None)  # each worker puts it back for the next
         await asyncio.gather(*self.tasks)
         self.executor.shutdown(wait=False)
+
+
+def _whole(run: Callable[[np.ndarray], list[np.ndarray]], it: Item) -> Result:
+    """On the inference thread: prepare, run, finish one image (`Batcher.submit_whole`)."""
+    assert it.prepare is not None and it.finish is not None
+    t0 = time.perf_counter()
+    x, at = it.prepare()
+    t1 = time.perf_counter()
+    outs = run(x[None])
+    t2 = time.perf_counter()
+    answer = it.finish([o[0] for o in outs], at)
+    return Result([], 0.0, t2 - t1, 1, answer, t1 - t0, time.perf_counter() - t2)
 
 
 @dataclass

@@ -31,7 +31,7 @@ from visionloop.serve import images as img
 from visionloop.serve.answers import Params, answer, class_filter, detections, ms, pipeline_predictions
 from visionloop.serve.auth import KeyCache, RateLimiter
 from visionloop.serve.concept_answers import Concepts
-from visionloop.serve.engine import Loaded, Pool
+from visionloop.serve.engine import Batcher, Loaded, Pool
 from visionloop.serve.errors import BadRequest, PayloadTooLarge
 from visionloop.serve.fetch import UrlFetcher
 from visionloop.serve.metrics import Metrics
@@ -225,6 +225,8 @@ class Service:
             return await self._tiled(loaded, index, name, data, params, keep, label)
         if loaded.pipeline:
             return await self._pipeline(loaded, index, name, data, params, keep, label)
+        if isinstance(loaded.batcher, Batcher) and loaded.batcher.whole:
+            return await self._whole(loaded.batcher, p, index, name, data, params, keep, label)
         x, matrix, w, h = await loop.run_in_executor(self.decode, self._prepare, p, data, label)
         t1 = time.perf_counter()
         res = await loaded.batcher.submit(x)
@@ -236,6 +238,26 @@ class Service:
                 "timings": {"decode_ms": ms(t1 - t0), "queue_ms": ms(res.queue_s),
                             "inference_ms": ms(res.inference_s), "postprocess_ms": ms(t3 - t2),
                             "total_ms": ms(t3 - t0)}}
+
+    async def _whole(self, batcher: Batcher, p: Any, index: int, name: str, data: bytes, params: Params,
+                     keep: np.ndarray | None, label: str) -> dict[str, Any]:
+        """Without cross-request batching: decode, inference and the answer in one trip to an inference thread."""
+        t0 = time.perf_counter()
+
+        def prepare() -> tuple[np.ndarray, tuple[np.ndarray, int, int]]:
+            x, matrix, w, h = self._prepare(p, data, label)
+            return x, (matrix, w, h)
+
+        def finish(outs: list[np.ndarray], at: tuple[np.ndarray, int, int]) -> tuple[list[dict[str, Any]], int, int]:
+            return answer(p, outs, *at, params, keep), at[1], at[2]
+
+        res = await batcher.submit_whole(prepare, finish)
+        preds, w, h = res.answer
+        return {"index": index, "name": name, "size": {"width": w, "height": h}, "predictions": preds,
+                "batch_size": 1,
+                "timings": {"decode_ms": ms(res.prepare_s), "queue_ms": ms(res.queue_s),
+                            "inference_ms": ms(res.inference_s), "postprocess_ms": ms(res.finish_s),
+                            "total_ms": ms(time.perf_counter() - t0)}}
 
     async def _pipeline(self, loaded: Loaded, index: int, name: str, data: bytes, params: Params,
                         keep: np.ndarray | None, label: str) -> dict[str, Any]:
