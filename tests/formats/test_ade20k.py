@@ -3,6 +3,18 @@
 Layout: https://github.com/CSAILVision/sceneparsing (README): images/{training,validation}/*.jpg,
 annotations/{training,validation}/*.png with class indices (0 = other), objectInfo150.csv
 (`Idx,Ratio,Train,Val,Name`), sceneCategories.txt (`<image id> <scene>`).
+
+The layout is the one a reader of it walks: open-mmlab/mmsegmentation
+configs/_base_/datasets/ade20k.py @ 02677ac2f8294bab351d68ef5d6a6a0302cca26d (data_root
+`.../ADEChallengeData2016`, img_path `images/training` | `images/validation`, seg_map_path
+`annotations/training` | `annotations/validation`) and mmseg/datasets/ade.py @ 088894bd6167bf55031e4d05475d22504035b3e6
+(img_suffix '.jpg', seg_map_suffix '.png', reduce_zero_label=True: 0 is background, 1..150 the classes, in
+objectInfo150 order — its first class 'wall', its 8th 'bed ' with the table's trailing space).
+objectInfo150 rows are verbatim from CSAILVision/sceneparsing objectInfo150.txt @ 4ce20bd9115d415d545b26eaa0387a0740838ba5
+(TAB-separated) and markstrefford/DeepPhotoStyle_pytorch objectInfo150.csv @ a7cab86587cff97da314442b8444268a7079731f
+(semantic-segmentation-pytorch's `Idx,Ratio,Train,Val,Stuff,Name` table committed under this name); the
+comma/`;` form of OBJECT_INFO below is what readers of the release's objectInfo150.csv parse (pd.read_csv, column
+`Name`, `.split(";")`); no copy of the release's own file was found in public repositories.
 """
 
 from __future__ import annotations
@@ -127,3 +139,26 @@ def test_detect(dataset: Path, raccoon: Path) -> None:
     assert ade20k.detect(dataset).score >= 0.9
     assert detect(dataset) == "ade20k"
     assert ade20k.detect(raccoon).score == 0
+
+
+# ------------------------------------------------------------------------- objectInfo150 tables found in the wild
+
+TAB_INFO = ("Idx\tRatio\tTrain\tVal\tName\n1\t0.1576\t11664\t1172\twall\n2\t0.1072\t6046\t612\tbuilding, edifice\n"
+            "3\t0.0878\t8265\t796\tsky\n8\t0.0231\t1906\t199\tbed \n22 \t0.0074\t709\t75\twater\n")
+STUFF_INFO = ("Idx,Ratio,Train,Val,Stuff,Name\n1,0.1576,11664,1172,1,wallo\n2,0.1072,6046,612,1,building;edifice\n"
+              "3,0.0878,8265,796,1,sky\n")
+
+
+@pytest.mark.parametrize(("text", "names"), [
+    (TAB_INFO, {1: "wall", 2: "building, edifice", 3: "sky", 8: "bed", 22: "water"}),
+    (STUFF_INFO, {1: "wallo", 2: "building;edifice", 3: "sky"}),  # 'wallo': that file's own typo
+])
+def test_object_info_tab_and_stuff_tables(dataset: Path, text: str, names: dict[int, str]) -> None:
+    """Before, the TAB table (sceneparsing's objectInfo150.txt) was refused ("a class line needs ...") and the
+    6-column table named its classes "1,wallo", "1,building;edifice" (the Stuff flag glued on): silently wrong."""
+    (dataset / "objectInfo150.csv").write_text(text)
+    assert ade20k.detect(dataset).score == 0.95 and detect(dataset) == "ade20k"
+    reader = ade20k.read(dataset)
+    assert {c.id: c.name for c in reader.classes} == names
+    first = next(s for s in reader if s.image.file_name.endswith("ADE_train_00000001.jpg"))
+    assert sorted((a.label, int(a.geometry.area)) for a in first.annotations) == sorted([(names[1], 6), (names[3], 6)])

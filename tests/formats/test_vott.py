@@ -1,9 +1,27 @@
-"""VoTT JSON and CSV exports.
+r"""VoTT JSON and CSV exports.
 
-Fixtures laid out as VoTT 2.2 exports them (https://github.com/microsoft/VoTT : README "Export
-Labels"; the asset/region model in src/models/applicationState.ts; the JSON exporter writes
-vott-json-export/<project>-export.json and the CSV exporter vott-csv-export/<project>-export.csv
-with quoted json2csv cells, both with the images copied beside the file).
+Every fixture here is laid out as VoTT's own exporters write it (issue 12: "follow the tool's source file that
+writes the format"), at these commits of https://github.com/microsoft/VoTT :
+
+- src/providers/export/vottJson.ts @ 1c20bfe38a11bd0651ecd8f9882a7c9d0f765994 — `{...project}` less
+  sourceConnection / targetConnection / exportFormat, `assets` = lodash keyBy(asset metadata, asset.id), written with
+  `JSON.stringify(_, null, 4)` to `vott-json-export/${project.name.replace(" ", "-")}-export.json` (a string
+  `replace`: the first space only), images copied beside it as `asset.name` when includeImages;
+- src/common/constants.ts @ 0238f2b7ad38f7ee3c7978ac6475ccd993b0d1a3 — exportFileExtension "-export.json";
+- src/providers/export/csv.ts @ 664e3f60dccd5ebad2483af40a6be518840e6fd2 — one row per region *and tag*
+  (`region.tags.forEach`): image = asset.name, xmin = left, ymin = top, xmax = left + width, ymax = top + height,
+  label = tag; json2csv `Parser({fields: [image, xmin, ymin, xmax, ymax, label]})`; file
+  `vott-csv-export/${project.name.replace(/\s/g, "-")}-export.csv` (every space);
+- src/providers/export/exportProvider.ts @ 5a248eb113d6fcd53796bdfad2ccae97ba912030 — getAssetsForExport: assets
+  of the chosen state (all / visited / tagged), video roots left out, each as its IAssetMetadata {asset, regions,
+  version};
+- json2csv, pinned ^4.5.0 in VoTT's package.json @ 54473577f86acec944c219283c6ef6673b251d65: zemirco/json2csv
+  lib/JSON2CSVBase.js @ 01687903d9d681801b0779bc4ee68858f02ef4c5 — eol os.EOL (CRLF on Windows, no newline after
+  the last row), strings JSON.stringify'd with `\"` turned into `""`, numbers bare (JS Number formatting).
+
+Real values: the regions of `test_real_vott_asset_*` are VoTT 2.1.0's own output committed in
+SI-Aizu/vott-tutorial @ 6c77a3d34d93f530f14446d090c192f2c324b079
+(sample_existing_project/target/3cf00e96bdd8f2b89553fe2f9a93b283-asset.json and sample_project.vott).
 """
 
 from __future__ import annotations
@@ -26,35 +44,73 @@ def _asset(aid: str, name: str, state: int, regions: list[dict[str, object]]) ->
             "regions": regions, "version": "2.2.0"}
 
 
-EXPORT = {
+def _js_number(v: float) -> str:
+    """A JS Number as JSON.stringify / json2csv print it: shortest round trip (Python's repr), integers bare."""
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
+def _json2csv(rows: list[tuple[object, ...]], eol: str = "\r\n") -> str:
+    """json2csv 4.x `Parser.parse` with VoTT's fields: header and strings JSON.stringify'd (`\\"` → `""`), numbers bare,
+    rows joined by os.EOL (VoTT is mostly run on Windows: CRLF), nothing after the last row."""
+    def cell(v: object) -> str:
+        if isinstance(v, str):
+            return json.dumps(v, ensure_ascii=False).replace('\\"', '""')
+        return _js_number(float(v))  # type: ignore[arg-type]
+    lines = ['"image","xmin","ymin","xmax","ymax","label"'] + [",".join(cell(v) for v in row) for row in rows]
+    return eol.join(lines)
+
+
+def _csv_ts_rows(metadata: list[dict]) -> list[tuple[object, ...]]:
+    """csv.ts `export()`: a row per region per tag, the box from `boundingBox` (xmax = left + width)."""
+    return [(m["asset"]["name"], r["boundingBox"]["left"], r["boundingBox"]["top"],
+             r["boundingBox"]["left"] + r["boundingBox"]["width"], r["boundingBox"]["top"] + r["boundingBox"]["height"], t)
+            for m in metadata for r in m["regions"] for t in r["tags"]]
+
+
+def _vott_json_ts(project: dict, metadata: list[dict]) -> tuple[str, str]:
+    """vottJson.ts `export()`: (file name, text) — the project less its connections and export format, the assets
+    keyed by id, JSON.stringify(_, null, 4)."""
+    doc = {k: v for k, v in project.items() if k not in ("sourceConnection", "targetConnection", "exportFormat")}
+    doc["assets"] = {m["asset"]["id"]: m for m in metadata}
+    return project["name"].replace(" ", "-", 1) + "-export.json", json.dumps(doc, indent=4, ensure_ascii=False)
+
+
+# a project as VoTT 2.2 saves it (<name>.vott: connections and export format encrypted), and its assets' metadata
+PROJECT = {
     "name": "pets",
     "securityToken": "pets Token",
+    "sourceConnection": {"name": "src", "providerType": "localFileSystemProxy", "providerOptions": {"encrypted": "e30="},
+                         "id": "s1"},
+    "targetConnection": {"name": "dst", "providerType": "localFileSystemProxy", "providerOptions": {"encrypted": "e30="},
+                         "id": "t1"},
     "videoSettings": {"frameExtractionRate": 15},
     "tags": [{"name": "cat", "color": "#5db300"}, {"name": "dog", "color": "#e81123"}, {"name": "cute", "color": "#6917aa"}],
     "id": "kBmGqQ9Mp",
     "activeLearningSettings": {"autoDetect": False, "predictTag": True, "modelPathType": "coco"},
+    "exportFormat": {"providerType": "vottJson", "providerOptions": {"encrypted": "e30="}},
     "version": "2.2.0",
     "lastVisitedAssetId": "a2",
-    "assets": {
-        "a1": _asset("a1", "one.jpg", 2, [
-            {"id": "Xy1", "type": "RECTANGLE", "tags": ["cat", "cute"],
-             "boundingBox": {"height": 200.5, "width": 100, "left": 10.25, "top": 20},
-             "points": [{"x": 10.25, "y": 20}, {"x": 110.25, "y": 20}, {"x": 110.25, "y": 220.5}, {"x": 10.25, "y": 220.5}]},
-            {"id": "Xy2", "type": "POLYGON", "tags": ["dog"],
-             "boundingBox": {"height": 40, "width": 50, "left": 300, "top": 100},
-             "points": [{"x": 300, "y": 100}, {"x": 350, "y": 120}, {"x": 320, "y": 140}]},
-            {"id": "Xy3", "type": "POINT", "tags": ["dog"],
-             "boundingBox": {"height": 0, "width": 0, "left": 5, "top": 6}, "points": [{"x": 5, "y": 6}]},
-        ]),
-        "a2": _asset("a2", "two.jpg", 1, []),
-        "a3": _asset("a3", "three.jpg", 0, []),
-    },
+    "assets": {},
 }
+ASSETS = [
+    _asset("a1", "one.jpg", 2, [
+        {"id": "Xy1", "type": "RECTANGLE", "tags": ["cat", "cute"],
+         "boundingBox": {"height": 200.5, "width": 100, "left": 10.25, "top": 20},
+         "points": [{"x": 10.25, "y": 20}, {"x": 110.25, "y": 20}, {"x": 110.25, "y": 220.5}, {"x": 10.25, "y": 220.5}]},
+        {"id": "Xy2", "type": "POLYGON", "tags": ["dog"],
+         "boundingBox": {"height": 40, "width": 50, "left": 300, "top": 100},
+         "points": [{"x": 300, "y": 100}, {"x": 350, "y": 120}, {"x": 320, "y": 140}]},
+        {"id": "Xy3", "type": "POINT", "tags": ["dog"],
+         "boundingBox": {"height": 0, "width": 0, "left": 5, "top": 6}, "points": [{"x": 5, "y": 6}]},
+    ]),
+    _asset("a2", "two.jpg", 1, []),
+    _asset("a3", "three.jpg", 0, []),
+]
+EXPORT_NAME, EXPORT_TEXT = _vott_json_ts(PROJECT, ASSETS)
+EXPORT = json.loads(EXPORT_TEXT)
 
-CSV = ('"image","xmin","ymin","xmax","ymax","label"\n'
-       '"one.jpg",10.25,20,110.25,220.5,"cat"\n'
-       '"one.jpg",10.25,20,110.25,220.5,"cute"\n'
-       '"one.jpg",300,100,350,140,"dog"\n')
+# csv.ts on the same assets: the two-tag region is two rows, the polygon and the point their bounding boxes
+CSV = _json2csv(_csv_ts_rows(ASSETS))
 
 
 @pytest.fixture()
@@ -63,7 +119,8 @@ def json_export(tmp_path: Path) -> Path:
     folder.mkdir(parents=True)
     for name in ("one.jpg", "two.jpg", "three.jpg"):
         Image.new("RGB", (640, 480)).save(folder / name)
-    (folder / "pets-export.json").write_text(json.dumps(EXPORT, indent=2))
+    assert EXPORT_NAME == "pets-export.json" and list(EXPORT)[-1] == "assets" and "exportFormat" not in EXPORT
+    (folder / EXPORT_NAME).write_text(EXPORT_TEXT, encoding="utf-8")
     return tmp_path / "proj"
 
 
@@ -73,7 +130,8 @@ def csv_export(tmp_path: Path) -> Path:
     folder.mkdir(parents=True)
     for name in ("one.jpg", "untagged.jpg"):
         Image.new("RGB", (640, 480)).save(folder / name)
-    (folder / "pets-export.csv").write_text(CSV)
+    assert CSV.count("\r\n") == 4 and not CSV.endswith("\n")  # header + 4 rows, no newline after the last
+    (folder / "pets-export.csv").write_bytes(CSV.encode())
     return tmp_path / "proj"
 
 
@@ -131,11 +189,12 @@ def test_csv_read_exact_and_roundtrip(csv_export: Path, tmp_path: Path) -> None:
     one, untagged = list(vott_csv.read(csv_export))
     assert one.annotations == (Annotation("cat", Box(10.25, 20, 110.25, 220.5)),
                                Annotation("cute", Box(10.25, 20, 110.25, 220.5)),
-                               Annotation("dog", Box(300, 100, 350, 140)))
+                               Annotation("dog", Box(300, 100, 350, 140)),
+                               Annotation("dog", Box(5, 6, 5, 6)))  # csv.ts writes a POINT region's 0x0 box
     assert untagged.image.file_name == "untagged.jpg" and untagged.state is LabelState.NULL
     out = tmp_path / "out"
     report = vott_csv.write([one, untagged], out)
-    assert dict(report.annotations) == {"box": 3} and not report.converted and not report.dropped
+    assert dict(report.annotations) == {"box": 4} and not report.converted and not report.dropped
     text = (out / "vott-csv-export" / "visionloop-export.csv").read_text()
     assert text.splitlines()[:2] == ['"image","xmin","ymin","xmax","ymax","label"', '"one.jpg",10.25,20.0,110.25,220.5,"cat"']
     back = list(vott_csv.read(out))
@@ -191,22 +250,17 @@ def test_bad_input(json_export: Path, csv_export: Path) -> None:
     assert "pets-export.csv (line 4)" in str(e.value)
 
 
-def _csv_rows(rows: list[tuple[str, float, float, float, float, str]]) -> str:
-    """Rows as VoTT's CSV exporter writes them (json2csv: header and strings quoted, numbers bare)."""
-    lines = ['"image","xmin","ymin","xmax","ymax","label"']
-    lines += [f'"{n}",{x0},{y0},{x1},{y1},"{t}"' for n, x0, y0, x1, y1, t in rows]
-    return "\n".join(lines) + "\n"
-
-
 def test_csv_one_export_per_split_reads_every_file(tmp_path: Path) -> None:
-    """A folder with one `<name>-export.csv` per split (issue 12, category 3): each file is read, split by its
-    name; before, only the first was, its boxes lost and the other split's images read as labelled-empty."""
+    """A folder with several `<name>-export.csv` (issue 12, category 3): each file is read, split by its name;
+    before, only the first was, its boxes lost and the other split's images read as labelled-empty. VoTT's csv.ts
+    writes one `<project>-export.csv` per project: several come from several projects (one per split) exported to
+    one target folder."""
     folder = tmp_path / "proj" / "vott-csv-export"
     folder.mkdir(parents=True)
     for name in ("a.jpg", "b.jpg", "c.jpg", "untagged.jpg"):
         Image.new("RGB", (640, 480)).save(folder / name)
-    (folder / "train-export.csv").write_text(_csv_rows([("a.jpg", 1, 2, 30, 40, "cat")]))
-    (folder / "valid-export.csv").write_text(_csv_rows([("b.jpg", 5, 5, 50, 50, "dog"), ("b.jpg", 60, 60, 90, 90, "cat"),
+    (folder / "train-export.csv").write_text(_json2csv([("a.jpg", 1, 2, 30, 40, "cat")]))
+    (folder / "valid-export.csv").write_text(_json2csv([("b.jpg", 5, 5, 50, 50, "dog"), ("b.jpg", 60, 60, 90, 90, "cat"),
                                                         ("c.jpg", 10, 10, 20, 20, "dog")]))
     assert detect(tmp_path / "proj") == "vott_csv"
     reader = vott_csv.read(tmp_path / "proj")
@@ -216,8 +270,104 @@ def test_csv_one_export_per_split_reads_every_file(tmp_path: Path) -> None:
                    ("c.jpg", "valid", LabelState.ANNOTATED, ["dog"]),
                    ("untagged.jpg", None, LabelState.NULL, [])]
     assert reader.classes.names == ["cat", "dog"]
-    (folder / "valid-export.csv").write_text(_csv_rows([("a.jpg", 5, 5, 50, 50, "dog")]))
+    (folder / "valid-export.csv").write_text(_json2csv([("a.jpg", 5, 5, 50, 50, "dog")]))
     with pytest.raises(FormatError) as e:
         list(vott_csv.read(tmp_path / "proj"))
     assert e.value.path == str(folder / "valid-export.csv") and "'a.jpg' has rows here and in train-export.csv" in \
         e.value.message
+
+
+# ------------------------------------------------------------------- VoTT's own output (SI-Aizu/vott-tutorial)
+
+# sample_existing_project/target/sample_project.vott @ 6c77a3d3 (connections/export format: encrypted, dropped by
+# vottJson.ts anyway) and 3cf00e96bdd8f2b89553fe2f9a93b283-asset.json @ 6c77a3d3, its first two regions verbatim
+REAL_PROJECT = {
+    "name": "sample_project", "securityToken": "Sample project Token",
+    "sourceConnection": {"name": "sample project source", "providerType": "localFileSystemProxy",
+                         "providerOptions": {"encrypted": "..."}, "id": "fC8rVp9DF"},
+    "targetConnection": {"name": "sample project target", "providerType": "localFileSystemProxy",
+                         "providerOptions": {"encrypted": "..."}, "id": "nHwUVJpsD"},
+    "videoSettings": {"frameExtractionRate": 15}, "tags": [{"name": "car", "color": "#5db300"}], "id": "E7ZCvKcpf",
+    "activeLearningSettings": {"modelPathType": "coco", "autoDetect": False, "predictTag": True},
+    "exportFormat": {"providerType": "tensorFlowRecords", "providerOptions": {"encrypted": "..."}},
+    "version": "2.1.0", "lastVisitedAssetId": "8d3388b6ed24eb6981a237ff1f95f0ff", "assets": {},
+}
+REAL_ASSET = {
+    "asset": {"format": "jpg", "id": "3cf00e96bdd8f2b89553fe2f9a93b283", "name": "car_1.jpg",
+              "path": "file:/Users/iris/Documents/repos/github.com/SI-Aizu/vott-tutorial/sample_existing_project/source/car_1.jpg",
+              "size": {"width": 1484, "height": 965}, "state": 2, "type": 1},
+    "regions": [
+        {"id": "Yh2yWXaTx", "type": "RECTANGLE", "tags": ["car"],
+         "boundingBox": {"height": 176.82398110741445, "width": 211.04494360321385, "left": 377.99351050679854,
+                         "top": 703.7557182747148},
+         "points": [{"x": 377.99351050679854, "y": 703.7557182747148}, {"x": 589.0384541100124, "y": 703.7557182747148},
+                    {"x": 589.0384541100124, "y": 880.5796993821293}, {"x": 377.99351050679854, "y": 880.5796993821293}]},
+        {"id": "V6vzwY6Jq", "type": "RECTANGLE", "tags": ["car"],
+         "boundingBox": {"height": 168.18129158745248, "width": 189.41235321384426, "left": 500.1291525030902,
+                         "top": 580.3501514971483},
+         "points": [{"x": 500.1291525030902, "y": 580.3501514971483}, {"x": 689.5415057169345, "y": 580.3501514971483},
+                    {"x": 689.5415057169345, "y": 748.5314430846007}, {"x": 500.1291525030902, "y": 748.5314430846007}]},
+    ],
+    "version": "2.1.0",
+}
+REAL_BOXES = (Annotation("car", Box(377.99351050679854, 703.7557182747148, 377.99351050679854 + 211.04494360321385,
+                                    703.7557182747148 + 176.82398110741445)),
+              Annotation("car", Box(500.1291525030902, 580.3501514971483, 500.1291525030902 + 189.41235321384426,
+                                    580.3501514971483 + 168.18129158745248)))
+
+
+def test_real_vott_asset_as_json_export(tmp_path: Path) -> None:
+    """VoTT 2.1.0's own regions, exported as vottJson.ts does (images beside, includeImages) — read exactly."""
+    name, text = _vott_json_ts(REAL_PROJECT, [REAL_ASSET])
+    folder = tmp_path / "target" / "vott-json-export"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (1484, 965)).save(folder / "car_1.jpg")
+    (folder / name).write_text(text, encoding="utf-8")
+    assert name == "sample_project-export.json" and detect(tmp_path / "target") == "vott"
+    reader = vott.read(tmp_path / "target")
+    (car,) = list(reader)
+    assert [(c.id, c.name, c.color) for c in reader.classes] == [(0, "car", "#5db300")]
+    assert car.image.file_name == "car_1.jpg" and car.image.size == (1484, 965) and car.state is LabelState.ANNOTATED
+    assert car.annotations == REAL_BOXES
+    assert car.image.metadata == {"vott_id": "3cf00e96bdd8f2b89553fe2f9a93b283",
+                                  "vott_path": REAL_ASSET["asset"]["path"]}  # type: ignore[index]
+
+
+def test_real_vott_asset_as_csv_export(tmp_path: Path) -> None:
+    """The same regions through csv.ts and json2csv (CRLF, no newline at the end, JS numbers): the same boxes."""
+    text = _json2csv(_csv_ts_rows([REAL_ASSET]))
+    assert text.split("\r\n")[1] == '"car_1.jpg",377.99351050679854,703.7557182747148,589.0384541100124,880.5796993821293,"car"'
+    folder = tmp_path / "target" / "vott-csv-export"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (1484, 965)).save(folder / "car_1.jpg")
+    (folder / "sample_project-export.csv").write_bytes(text.encode())
+    assert detect(tmp_path / "target") == "vott_csv"
+    (car,) = list(vott_csv.read(tmp_path / "target"))
+    assert car.image.file_name == "car_1.jpg" and car.annotations == REAL_BOXES
+
+
+def test_json_export_with_a_hundred_tags_is_detected(tmp_path: Path) -> None:
+    """`assets` comes after every tag (JSON.stringify, 4 spaces: ~75 bytes a tag); with 120 tags it is past the
+    8 KiB head that detection reads. Before, such an export was "not a VoTT project export" and no format claimed
+    the folder; the project keys before the tags (securityToken, videoSettings) now decide."""
+    project = {**PROJECT, "name": "many tags", "tags": [{"name": f"tag{i:03d}", "color": "#5db300"} for i in range(120)]}
+    name, text = _vott_json_ts(project, ASSETS[1:2])
+    assert name == "many-tags-export.json" and text.index('"assets"') > 8192
+    folder = tmp_path / "proj" / "vott-json-export"
+    folder.mkdir(parents=True)
+    (folder / name).write_text(text, encoding="utf-8")
+    assert vott.detect(tmp_path / "proj").score == 0.9 and detect(tmp_path / "proj") == "vott"
+    reader = vott.read(tmp_path / "proj")
+    assert len(reader.classes) == 120 and [s.image.file_name for s in reader] == ["two.jpg"]
+
+
+def test_project_name_with_spaces_file_names(tmp_path: Path) -> None:
+    """vottJson.ts replaces the first space (`replace(" ", "-")`), csv.ts every one (`replace(/\\s/g, "-")`)."""
+    name, text = _vott_json_ts({**PROJECT, "name": "my pet photos"}, ASSETS[:1])
+    assert name == "my-pet photos-export.json"
+    (tmp_path / "j" / "vott-json-export").mkdir(parents=True)
+    (tmp_path / "j" / "vott-json-export" / name).write_text(text, encoding="utf-8")
+    assert detect(tmp_path / "j") == "vott" and len(list(vott.read(tmp_path / "j"))[0].annotations) == 4
+    (tmp_path / "c" / "vott-csv-export").mkdir(parents=True)
+    (tmp_path / "c" / "vott-csv-export" / "my-pet-photos-export.csv").write_bytes(CSV.encode())
+    assert detect(tmp_path / "c") == "vott_csv" and len(list(vott_csv.read(tmp_path / "c"))[0].annotations) == 4

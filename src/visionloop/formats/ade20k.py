@@ -12,6 +12,11 @@ Layout::
         images/training/ADE_train_00000001.jpg      images/validation/ADE_val_00000001.jpg
         annotations/training/ADE_train_00000001.png (uint8, class index per pixel, 0 = other)
 
+The layout is the one open-mmlab/mmsegmentation reads (configs/_base_/datasets/ade20k.py: img_path
+`images/training`, seg_map_path `annotations/training`; mmseg/datasets/ade.py: '.jpg' / '.png',
+reduce_zero_label). objectInfo150 is read comma- or TAB-separated, its name from the `Name` column (see
+`_object_info` for the three tables found under that name).
+
 The path may be ADEChallengeData2016/ or the folder holding it. `training` is the split
 "train", `validation` "val", `default` no split.
 
@@ -69,6 +74,8 @@ log = logging.getLogger(__name__)
 
 FORMAT = "ade20k"
 OBJECT_INFO = "objectInfo150.csv"
+# its header, TABs read as commas: the release's, and semantic-segmentation-pytorch's object150_info.csv
+_HEADERS = ("idx,ratio,train,val,name", "idx,ratio,train,val,stuff,name")
 SCENES = "sceneCategories.txt"
 RELEASE = "ADEChallengeData2016"
 SPLIT_FOLDERS = {"training": "train", "validation": "val"}
@@ -95,7 +102,7 @@ def _scene_parsing(path: Path) -> Detection:
     if (root / OBJECT_INFO).is_file():
         with open(root / OBJECT_INFO, encoding="utf-8-sig", errors="replace") as f:
             head = f.readline()
-        if head.replace(" ", "").lower().startswith("idx,ratio,train,val,name"):
+        if head.replace("\t", ",").replace(" ", "").lower().startswith(_HEADERS):
             return Detection(0.95, f"{OBJECT_INFO} (ADE20K SceneParsing)")
         return Detection(0.4, f"{OBJECT_INFO} without its Idx,Ratio,Train,Val,Name header")
     if (root / "images").is_dir() and (root / "annotations").is_dir():
@@ -120,20 +127,29 @@ def detect(path: Path) -> Detection:
 
 
 def _object_info(path: Path) -> dict[int, str]:
+    """Idx -> Name. Three forms are found under this name: the release's comma CSV (`Idx,Ratio,Train,Val,Name`,
+    synonyms joined by ";"), the TAB-separated table of CSAILVision/sceneparsing's objectInfo150.txt (names
+    "building, edifice", stray spaces: "22 \t", "bed "), and semantic-segmentation-pytorch's object150_info.csv
+    (`Idx,Ratio,Train,Val,Stuff,Name`). The delimiter is the header's, the name the `Name` column."""
     names: dict[int, str] = {}
-    rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
+    text = path.read_text(encoding="utf-8-sig")
+    delimiter = "\t" if "\t" in text.split("\n", 1)[0] else ","
+    rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
+    header = [c.strip().lower() for c in rows[0]] if rows else []
+    name_col = header.index("name") if header[:1] == ["idx"] and "name" in header else 4
     for number, row in enumerate(rows, start=1):
         if not row or (number == 1 and row[0].strip().lower() == "idx"):
             continue
-        if len(row) < 5:
-            raise FormatError("a class line needs Idx,Ratio,Train,Val,Name", path=path, where=f"line {number}")
+        if len(row) <= name_col:
+            raise FormatError(f"a class line needs {','.join(c.title() for c in header) or 'Idx,Ratio,Train,Val,Name'}",
+                              path=path, where=f"line {number}")
         try:
-            index = int(row[0])
+            index = int(row[0].strip())
         except ValueError:
             raise FormatError(f"Idx {row[0]!r} is not an integer", path=path, where=f"line {number}") from None
         if not 1 <= index <= 255:
             raise FormatError(f"Idx {index} is outside 1..255", path=path, where=f"line {number}")
-        names[index] = ",".join(row[4:]).strip()
+        names[index] = ",".join(row[name_col:]).strip()
     return names
 
 

@@ -26,7 +26,15 @@ Conventions
     ``ImageRef.metadata`` and are written back.
 
 States: an image without a label file is MISSING; a label file with no object is NULL. Class ids
-are 0, 1, ... in order of appearance (DOTA names classes only).
+are 0, 1, ... in order of appearance (DOTA names classes only), or those of a ``data.yaml`` beside the
+splits (or above the split folder read) when it has ``names``.
+
+Roboflow's "YOLOv5 Oriented Bounding Boxes" export is this layout: ``data.yaml`` (``names``, ``train:
+train/images``...), ``README.roboflow.txt`` and ``train/ valid/ test/`` each with ``images/`` and
+``labelTxt/``; lines ``x1 y1 ... x4 y4 class 0`` with full-precision floats, no ``imagesource:``/``gsd:``
+header (real export: Zenny00/REU-Oyster_Orientation @ b1d068c3, ``dataset/roboflow/``). Its corners may be
+negative or ``-nan`` (that project's ``tools/RemoveNegative.sh`` rewrites both to 0): negative corners are
+kept; an object with a non-finite corner is skipped (counted; ``--strict`` refuses it).
 
 Writing: ``out/[<split>/]images/<name>`` and ``labelTxt/<stem>.txt``. Boxes become 4 corners
 (angle 0, counted as a conversion because they read back as rotated boxes), polygons and masks
@@ -58,7 +66,7 @@ from visionloop.formats.base import (
     safe_name,
     skip,
 )
-from visionloop.formats.yolo import NameBook
+from visionloop.formats.yolo import YAML_NAMES, NameBook, _classes_from_yaml, _load_yaml
 
 log = logging.getLogger(__name__)
 
@@ -125,11 +133,13 @@ def parse_label_file(path: Path, classes: ClassMap) -> tuple[list[Annotation], d
             else:
                 meta["imagesource"] = value
             continue
-        anns.append(_parse_line(line, path, n, classes))
+        ann = _parse_line(line, path, n, classes)
+        if ann is not None:
+            anns.append(ann)
     return anns, meta
 
 
-def _parse_line(line: str, path: Path, n: int, classes: ClassMap) -> Annotation:
+def _parse_line(line: str, path: Path, n: int, classes: ClassMap) -> Annotation | None:
     where = f"line {n}"
     tokens = line.split()
     if len(tokens) not in (9, 10):
@@ -141,7 +151,9 @@ def _parse_line(line: str, path: Path, n: int, classes: ClassMap) -> Annotation:
         raise FormatError(f"corner coordinates must be numbers: {' '.join(tokens[:8])!r}", path=path,
                           where=where) from None
     if not all(math.isfinite(x) for x in v):
-        raise FormatError("corner coordinates must be finite", path=path, where=where)
+        # Roboflow's YOLOv5-OBB export writes `-nan` corners for some degenerate objects (see the module doc)
+        skip("object", "a corner coordinate is not a number (nan/inf)", path=path, where=where)
+        return None
     attributes: dict[str, Any] = {"difficult": False}
     if len(tokens) == 10:
         if tokens[9] not in ("0", "1"):
@@ -193,13 +205,32 @@ def read(path: Path, *, split: str | None = None) -> Reader:
     if not parts:
         raise FormatError("not a DOTA dataset: no labelTxt/ folder here or in split folders", path=path,
                           hint="expected images/ and labelTxt/")
-    classes = ClassMap()
+    classes = _declared_classes(path, parts)
 
     def samples() -> Iterator[Sample]:
         for part in parts:
             yield from _read_part(part, path, split or part.split, classes)
 
     return Reader(classes, samples, source=path)
+
+
+def _declared_classes(path: Path, parts: list[_Part]) -> ClassMap:
+    """The classes of a `data.yaml` beside the splits (Roboflow's YOLOv5-OBB export writes one: `names` in id
+    order, every class of the project, used or not), else none: then classes come in order of appearance."""
+    folders = [path] + ([path.parent] if parts and parts[0].split is None else [])
+    for folder in folders:
+        for name in YAML_NAMES:
+            f = folder / name
+            if not f.is_file():
+                continue
+            try:
+                data = _load_yaml(f)
+                if isinstance(data, dict) and data.get("names") is not None:
+                    return _classes_from_yaml(data, f)
+            except FormatError as e:
+                log.warning("%s: class names not used (%s); classes come in order of appearance", f, e.message)
+            return ClassMap()
+    return ClassMap()
 
 
 def _read_part(part: _Part, root: Path, split: str | None, classes: ClassMap) -> Iterator[Sample]:

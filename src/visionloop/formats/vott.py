@@ -3,8 +3,11 @@
 Reference: https://github.com/microsoft/VoTT (README "Export Labels", and the project model in
 `src/models/applicationState.ts`: IAssetMetadata {asset, regions}, IRegion {id, type, tags,
 boundingBox {height, width, left, top}, points [{x, y}]}, AssetState 0 NotVisited, 1 Visited,
-2 Tagged). The JSON exporter writes `vott-json-export/<project>-export.json` — the project with an
-``assets`` object keyed by asset id — and copies the images beside it.
+2 Tagged). The JSON exporter (`src/providers/export/vottJson.ts` @ 1c20bfe3) writes
+`vott-json-export/<project>-export.json` (the project name's first space as `-`): the project, less its
+connections and export format, with an ``assets`` object keyed by asset id (each {asset, regions, version};
+video roots left out, their frames kept), 4-space indented, ``assets`` last; with includeImages it copies the
+images beside it as ``asset.name``.
 
 Coordinates are image pixels (continuous, top-left origin), kept as they are.
 
@@ -96,10 +99,20 @@ def _json_file(path: Path) -> Path | None:
     return None
 
 
+# keys of VoTT's IProject that come before `tags` in every export (vottJson.ts spreads the project, so its key
+# order is the project's: name, securityToken, [connections,] videoSettings, tags, ..., assets last)
+_PROJECT_KEYS = (b'"securityToken"', b'"videoSettings"')
+
+
 def _looks_like_vott(data: bytes) -> bool:
-    return data.lstrip().startswith(b"{") and b'"assets"' in data and (
-        b'"securityToken"' in data or b'"boundingBox"' in data or b'"regions"' in data
-        or b'"activeLearningSettings"' in data or b'"videoSettings"' in data)
+    """The head of a VoTT export. `assets` comes last, after every tag (4-space indented: ~75 bytes a tag), so a
+    project with a hundred tags or more has none in the head: the project keys before the tags decide then."""
+    if not data.lstrip().startswith(b"{"):
+        return False
+    if b'"name"' in data and any(k in data for k in _PROJECT_KEYS):
+        return True
+    return b'"assets"' in data and (b'"boundingBox"' in data or b'"regions"' in data
+                                    or b'"activeLearningSettings"' in data)
 
 
 def detect(path: Path) -> Detection:

@@ -1,8 +1,9 @@
 """VoTT (Microsoft Visual Object Tagging Tool 2.x) CSV export.
 
-Reference: https://github.com/microsoft/VoTT (the CSV exporter, `src/providers/export/csv.ts`,
-writes `vott-csv-export/<project>-export.csv` with json2csv and copies the images beside it).
-One row per region and tag, every cell quoted::
+Reference: https://github.com/microsoft/VoTT `src/providers/export/csv.ts` (@ 664e3f60): writes
+`vott-csv-export/<project name, spaces as ->-export.csv` with json2csv 4.x and, with includeImages, the images
+beside it. One row per region and tag (a POINT region: its 0x0 bounding box); header and strings quoted,
+numbers bare; rows joined by os.EOL (CRLF on Windows), no newline after the last::
 
     "image","xmin","ymin","xmax","ymax","label"
     "img_001.jpg",10.5,20,110.5,220,"cat"

@@ -3,7 +3,10 @@
 References: https://github.com/qqwweee/keras-yolo3#training ("Row format: image_file_path box1 box2
 ... boxN; Box format: x_min,y_min,x_max,y_max,class_id (no space)") and Roboflow's "YOLO Keras TXT"
 export (https://roboflow.com/formats/yolo-keras-txt): ``_annotations.txt`` and ``_classes.txt``
-(one class name per line; ``class_id`` is the 0-based line number) per split folder, images beside::
+(one class name per line, names may hold spaces, no newline after the last; ``class_id`` is the 0-based line
+number) per split folder, images beside. Real exports read in the tests: angshumansinha/keras-yolo3 @ 276a4be7
+(train/_classes.txt + _annotations.txt) and 99002523/dataset @ 78ab31ee (a 2020 "YOLO v3 (Keras)" export
+without _classes.txt, zero-size boxes)::
 
     img_001.jpg 48,240,195,371,11 8,12,352,498,14
     img_002.jpg                                  <- an image with no object
