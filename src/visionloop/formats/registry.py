@@ -393,7 +393,8 @@ register(FormatSpec(
 
 register(FormatSpec(
     "icdar_word_recognition", "visionloop.formats.icdar_word_recognition",
-    "ICDAR word recognition (<split>/gt.txt: word_1.png, \"transcription\" + the word images)",
+    "ICDAR word recognition (<split>/gt.txt or the release's Challenge4_Test_Task3_GT.txt: word_1.png, "
+    "\"transcription\" + the word images)",
     reads=("label",), writes=("label",), holds=("transcriptions (class text, attribute)", "splits"),
     files=(),
 ))
