@@ -55,8 +55,8 @@ def register(spec: FormatSpec) -> FormatSpec:
 register(FormatSpec(
     "coco", "visionloop.formats.coco", "COCO JSON (instances, keypoints, stuff, captions, image_info of a split read as one; "
     "Roboflow's _annotations.coco.json per split)",
-    reads=("box", "polygon", "mask", "keypoints", "caption"), writes=("box", "polygon", "mask", "keypoints"),
-    holds=("crowd", "category ids", "splits", "attributes"),
+    reads=("box", "polygon", "mask", "keypoints", "caption"), writes=("box", "polygon", "mask", "keypoints", "caption"),
+    holds=("crowd", "category ids", "splits", "attributes", "captions (annotations/captions_<split>.json)"),
     files=(".json",),
 ))
 register(FormatSpec(
