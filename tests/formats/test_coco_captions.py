@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from visionloop.core.classes import ClassMap
 from visionloop.core.errors import FormatError
 from visionloop.core.geometry import Box, Caption
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
@@ -232,3 +233,81 @@ def test_datumaro_exports_read_as_datumaro_reads_them(tmp_path: Path, exporter: 
     out = tmp_path / f"{exporter}-ours"
     registry.write(samples, out, format=fmt)
     assert _dm_view(dm.Dataset.import_from(str(out), exporter)) == want
+
+
+# ------------------------------------------------------------------ the COCO (instances) writer keeps captions
+def _captioned(tmp_path: Path) -> list[Sample]:
+    """Boxes and captions over two splits and no split; one image with boxes but no caption."""
+    rows = [("train", "a.jpg", [Box(1, 2, 5, 6)], ["A cat on a mat.", 'It says "hi".']),
+            ("train", "b.jpg", [Box(0, 0, 4, 3), Box(2, 1, 8, 6)], []),
+            ("train", "c.jpg", [], ["An empty street."]),
+            ("val", "d.jpg", [Box(3, 3, 7, 5)], ["Two dogs."]),
+            (None, "e.jpg", [], ["Night."])]
+    out = []
+    for split, name, boxes, texts in rows:
+        Image.new("RGB", (8, 6)).save(tmp_path / name)
+        out.append(Sample(ImageRef(name, 8, 6, path=str(tmp_path / name)),
+                          (*(Annotation("cat", b) for b in boxes), *(_cap(t) for t in texts)), split=split))
+    return out
+
+
+def _view(samples) -> dict[str, tuple]:
+    return {s.image.file_name: ([a.geometry for a in s.annotations if not a.is_caption],
+                                [a.geometry.text for a in s.annotations if a.is_caption], s.split) for s in samples}
+
+
+def test_coco_writer_writes_captions_as_coco_2017_does(tmp_path: Path) -> None:
+    """COCO 2017 keeps captions in annotations/captions_<split>.json over the same image ids as the objects
+    (https://cocodataset.org/#format-data); pycocotools' COCO index of what we write is the oracle."""
+    from pycocotools.coco import COCO
+
+    (tmp_path / "src").mkdir()
+    samples = _captioned(tmp_path / "src")
+    out = tmp_path / "out"
+    report = registry.write(samples, out, format="coco")
+    assert report.annotations == {"box": 4, "caption": 5} and not report.dropped and not report.converted
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.json")) == [
+        "_annotations.coco.json", "annotations/captions_default.json", "annotations/captions_train.json",
+        "annotations/captions_val.json", "train/_annotations.coco.json", "val/_annotations.coco.json"]
+    objects, caps = COCO(str(out / "train" / "_annotations.coco.json")), COCO(str(out / "annotations" /
+                                                                                   "captions_train.json"))
+    assert {i: im["file_name"] for i, im in caps.imgs.items()} == {i: im["file_name"] for i, im in
+                                                                   objects.imgs.items()} == {
+        1: "a.jpg", 2: "b.jpg", 3: "c.jpg"}
+    assert {i: [a["caption"] for a in caps.imgToAnns[i]] for i in caps.imgs} == {
+        1: ["A cat on a mat.", 'It says "hi".'], 2: [], 3: ["An empty street."]}
+    assert {i: [a["bbox"] for a in objects.imgToAnns[i]] for i in objects.imgs} == {
+        1: [[1.0, 2.0, 4.0, 4.0]], 2: [[0.0, 0.0, 4.0, 3.0], [2.0, 1.0, 6.0, 5.0]], 3: []}
+    assert [a["id"] for a in caps.dataset["annotations"]] == [1, 2, 3]
+    val = COCO(str(out / "annotations" / "captions_val.json"))
+    assert {val.imgs[i]["file_name"]: [a["caption"] for a in val.imgToAnns[i]] for i in val.imgs} == {
+        "d.jpg": ["Two dogs."]}
+    assert detect(out) == "coco"
+    back = list(registry.read(out))
+    want = _view(samples)
+    assert _view(back) == want
+    assert {s.image.file_name: s.state for s in back} == dict.fromkeys(want, LabelState.ANNOTATED)
+    again = registry.write(back, tmp_path / "again", format="coco")
+    assert again.annotations == report.annotations and not again.dropped
+    assert (tmp_path / "again" / "annotations" / "captions_train.json").read_bytes() == (
+        out / "annotations" / "captions_train.json").read_bytes()
+
+
+def test_coco_writer_in_parts_writes_the_same_captions(tmp_path: Path) -> None:
+    """A parallel write (write_part per part, finish_parts) gives the one-process captions file byte for byte."""
+    from visionloop.formats import coco
+
+    (tmp_path / "src").mkdir()
+    samples = [s for s in _captioned(tmp_path / "src") if s.split == "train"]
+    one = tmp_path / "one"
+    reader_classes = ClassMap.from_names(["cat"])
+    coco.write(samples, one, classes=reader_classes)
+    parts = tmp_path / "parts"
+    results = [coco.write_part(samples[:2], parts, classes=reader_classes, start=0),
+               coco.write_part(samples[2:], parts, classes=reader_classes, start=2)]
+    coco.finish_parts(parts, results, classes=reader_classes)
+    for f in ("annotations/captions_train.json", "train/_annotations.coco.json"):
+        assert (parts / f).read_bytes() == (one / f).read_bytes(), f
+    assert sorted(p.relative_to(parts).as_posix() for p in parts.rglob("*") if p.is_file()) == [
+        "annotations/captions_train.json", "train/_annotations.coco.json", "train/a.jpg", "train/b.jpg",
+        "train/c.jpg"]

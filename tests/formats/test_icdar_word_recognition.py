@@ -155,3 +155,109 @@ def test_an_import_quarantines_the_broken_line_only(tmp_path: Path) -> None:
     # word_2 was labelled (its line is broken): quarantined, not MISSING
     assert [(Path(s.image.file_name).name, s.state.value) for s in samples] == [
         ("word_1.png", "annotated"), ("word_3.png", "annotated"), ("word_4.png", "missing"), ("word_5.png", "missing")]
+
+
+# The ICDAR 2015 challenge 4 task 3 release as downloaded (https://rrc.cvc.uab.es/?ch=4&com=downloads; the same
+# three files open-mmlab/mmocr dataset_zoo/icdar2015/textrecog.py fetches, read there with encoding utf-8-sig):
+# ch4_training_word_images_gt.zip (word images + gt.txt), ch4_test_word_images_gt.zip (word images only) and the
+# test ground truth Challenge4_Test_Task3_GT.txt, a file of its own kept beside the test images' folder:
+#     ch4_training_word_images_gt/gt.txt, word_1.png ...
+#     ch4_test_word_images_gt/word_1.png ...
+#     Challenge4_Test_Task3_GT.txt
+# Both text files: UTF-8 with a BOM, CRLF line ends, `word_1.png, "JOINT"`, `\"` inside a transcription.
+TEST_GT = ('\ufeffword_1.png, "JOINT"\r\nword_2.png, "yourself"\r\nword_3.png, "\\"SALE\\""\r\n'
+           'word_4.png, "Free, 24h"\r\n')
+
+
+def _release_with_test(root: Path, *, test_images: bool = True) -> Path:
+    _release(root)
+    if test_images:
+        folder = root / "ch4_test_word_images_gt"
+        folder.mkdir()
+        for n in range(1, 6):  # word_5 is in no line of the GT file
+            Image.new("RGB", (30, 10), (0, n, 0)).save(folder / f"word_{n}.png")
+    (root / "Challenge4_Test_Task3_GT.txt").write_bytes(TEST_GT.encode("utf-8"))
+    return root
+
+
+def test_release_test_ground_truth_beside_its_images_folder(tmp_path: Path) -> None:
+    root = _release_with_test(tmp_path / "icdar2015")
+    assert detect(root) == "icdar_word_recognition"
+    samples = list(icdar_word_recognition.read(root))
+    test = [(s.image.file_name, s.split, s.state.value, [a.attributes["transcription"] for a in s.annotations])
+            for s in samples if s.split == "test"]
+    assert test == [("ch4_test_word_images_gt/word_1.png", "test", "annotated", ["JOINT"]),
+                    ("ch4_test_word_images_gt/word_2.png", "test", "annotated", ["yourself"]),
+                    ("ch4_test_word_images_gt/word_3.png", "test", "annotated", ['"SALE"']),
+                    ("ch4_test_word_images_gt/word_4.png", "test", "annotated", ["Free, 24h"]),
+                    ("ch4_test_word_images_gt/word_5.png", "test", "missing", [])]
+    # each test image is the test folder's own file, never the training image of the same name
+    assert [Image.open(s.image.path).getpixel((0, 0)) for s in samples if s.split == "test"] == [
+        (0, n, 0) for n in range(1, 6)]
+    train = {s.image.file_name: [a.attributes["transcription"] for a in s.annotations]
+             for s in samples if s.split == "train"}
+    assert len(train) == 5 and train["ch4_training_word_images_gt/word_1.png"] == ["Genaxis Theatre"]
+    assert [s.split for s in samples] == ["test"] * 5 + ["train"] * 5
+
+
+def test_test_ground_truth_inside_the_test_images_folder(tmp_path: Path) -> None:
+    """As often unpacked: the GT file moved into ch4_test_word_images_gt/ (the folder given)."""
+    root = _release_with_test(tmp_path / "icdar2015")
+    folder = root / "ch4_test_word_images_gt"
+    (root / "Challenge4_Test_Task3_GT.txt").rename(folder / "Challenge4_Test_Task3_GT.txt")
+    assert detect(folder) == "icdar_word_recognition"
+    samples = list(icdar_word_recognition.read(folder))
+    assert [(s.image.file_name, s.split, s.state.value) for s in samples] == [
+        ("word_1.png", "test", "annotated"), ("word_2.png", "test", "annotated"), ("word_3.png", "test", "annotated"),
+        ("word_4.png", "test", "annotated"), ("word_5.png", "test", "missing")]
+
+
+def test_test_ground_truth_without_its_images_is_never_read_against_the_training_images(tmp_path: Path) -> None:
+    root = _release_with_test(tmp_path / "icdar2015", test_images=False)
+    gt = root / "Challenge4_Test_Task3_GT.txt"
+    with pytest.raises(ImageError) as e:
+        list(icdar_word_recognition.read(root))
+    assert (e.value.path, e.value.where, e.value.message) == (
+        str(gt), "line 1", f"listed image word_1.png not found in {root}")
+    bad = []
+    with quarantine_reads(bad.append), count_skips():
+        samples = list(icdar_word_recognition.read(root))
+    assert [(x.where, x.path) for x in bad] == [(f"line {n}", str(gt)) for n in range(1, 5)]
+    assert {s.split for s in samples} == {"train"} and len(samples) == 5
+
+
+def test_task3_ground_truth_that_is_not_word_lines_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "icdar2013"
+    (root / "Challenge2_Test_Task3_Images").mkdir(parents=True)
+    Image.new("RGB", (30, 10)).save(root / "Challenge2_Test_Task3_Images" / "word_1.png")
+    (root / "Challenge2_Test_Task3_GT.txt").write_bytes(b"\xef\xbb\xbfword_1.png; JOINT\r\n")
+    det = icdar_word_recognition.detect(root)
+    assert (det.score, det.unreadable) == (0, root / "Challenge2_Test_Task3_GT.txt")
+    with pytest.raises(FormatError) as e:
+        detect(root)
+    assert e.value.path == str(root / "Challenge2_Test_Task3_GT.txt")
+    (root / "Challenge2_Test_Task3_GT.txt").write_bytes(b'\xef\xbb\xbfword_1.png, "JOINT"\r\n')
+    samples = list(icdar_word_recognition.read(root))
+    assert [(s.image.file_name, s.split, [a.attributes["transcription"] for a in s.annotations]) for s in samples] == [
+        ("Challenge2_Test_Task3_Images/word_1.png", "test", ["JOINT"])]
+
+
+def test_other_gt_files_are_not_claimed(tmp_path: Path) -> None:
+    """Text segmentation's <name>_GT.txt (beside its <name>_GT.bmp) and a _GT.txt of other lines are not word
+    recognition; neither is MOT's gt/gt.txt beside them."""
+    seg = tmp_path / "seg"
+    (seg / "images").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(seg / "images" / "100.png")
+    Image.new("RGB", (8, 8), (255, 255, 255)).save(seg / "100_GT.bmp")
+    (seg / "100_GT.txt").write_text('0 0 0 4 4 2 2 6 6 "a"\n')
+    assert icdar_word_recognition.detect(seg).score == 0
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "scores_GT.txt").write_text("img_1.jpg,0.5\n")
+    Image.new("RGB", (8, 8)).save(other / "img_1.jpg")
+    assert icdar_word_recognition.detect(other).score == 0
+    seg_like = tmp_path / "seg_like"
+    seg_like.mkdir()
+    (seg_like / "word_1_GT.txt").write_text('word_1.png, "X"\n')  # beside its own image: text segmentation's pair
+    Image.new("RGB", (8, 8)).save(seg_like / "word_1_GT.png")
+    assert icdar_word_recognition.detect(seg_like).score == 0

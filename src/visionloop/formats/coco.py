@@ -29,7 +29,12 @@ polygon shoelace area, mask pixel count).
 
 Writing: `out/_annotations.coco.json` with images beside it, or one such
 folder per split (`out/train/…`, the Roboflow layout). Annotation ids are
-unique, 1..N per file. Masks are written as compressed RLE strings.
+unique, 1..N per file. Masks are written as compressed RLE strings. Captions
+go where COCO 2017 keeps them, `out/annotations/captions_<split>.json`
+(`captions_default.json` for no split), beside the images' `<split>/` folder:
+its `images` list is the split's, byte for byte (same ids), its entries
+`{id, image_id, caption}` numbered 1..N (`_captions.caption_entry`); the reader
+merges it with that split's `_annotations.coco.json`, one sample per image.
 """
 
 from __future__ import annotations
@@ -51,9 +56,19 @@ import orjson
 
 from visionloop.core.classes import ClassInfo, ClassMap
 from visionloop.core.errors import FormatError
-from visionloop.core.geometry import Box, Geometry, Keypoints, Label, Mask, Polygon, Polyline, RotatedBox
+from visionloop.core.geometry import (
+    Box,
+    Caption,
+    Geometry,
+    Keypoints,
+    Label,
+    Mask,
+    Polygon,
+    Polyline,
+    RotatedBox,
+)
 from visionloop.core.sample import Annotation, ImageRef, LabelState, Sample
-from visionloop.formats._captions import caption_annotation
+from visionloop.formats._captions import caption_annotation, caption_entry
 from visionloop.formats._jsonstream import iter_items
 from visionloop.formats._jsonwalk import array_cut, resume, top_level
 from visionloop.formats.base import (
@@ -126,7 +141,7 @@ def _json_files(path: Path) -> list[tuple[Path, str | None]]:
             found.append((sub / ROBOFLOW_NAME, sub.name))
     ann_dir = path / "annotations"
     if ann_dir.is_dir():
-        found.extend(_annotation_folder(ann_dir))
+        found.extend(_annotation_folder(ann_dir, {s for _, s in found}))
     if not found:
         jsons = sorted(path.glob("*.json"))
         if len(jsons) == 1:
@@ -134,14 +149,27 @@ def _json_files(path: Path) -> list[tuple[Path, str | None]]:
     return found
 
 
-def _annotation_folder(ann_dir: Path) -> list[tuple[Path, str | None]]:
+def _annotation_folder(ann_dir: Path, roboflow: set[str | None]) -> list[tuple[Path, str | None]]:
     """COCO's `annotations/` files, by split then in `_PREFIXES` order. Captions are read with the object
-    annotations of their split; a folder of captions alone is the `coco_captions` format."""
+    annotations of their split: in this folder, else in the `_annotations.coco.json` of the split's folder
+    (`roboflow`: the splits that have one, None for the one beside `annotations/`, whose captions are
+    `captions_default.json`) -- the layout our writer gives captions. A folder of captions alone is the
+    `coco_captions` format."""
     files = [(f, _split_of(f)) for f in sorted(ann_dir.glob("*.json")) if f.is_file() and _prefix_of(f) is not None]
     with_objects = {s for f, s in files if _prefix_of(f) in (INSTANCES, KEYPOINTS, STUFF)}
-    files = [(f, s) for f, s in files if _prefix_of(f) != CAPTIONS or s in with_objects]
+    files = [(f, s) for f, s in files if _prefix_of(f) != CAPTIONS or s in with_objects or _beside(s, roboflow) is not False]
     order = {s: i for i, s in enumerate(dict.fromkeys(s for _, s in files))}
     return sorted(files, key=lambda fs: (order[fs[1]], _PREFIXES.index(_prefix_of(fs[0]) or INSTANCES)))
+
+
+def _beside(split: str | None, roboflow: set[str | None]) -> str | None | bool:
+    """The split of the `_annotations.coco.json` that `annotations/captions_<split>.json` goes with, False for
+    none: the split folder of that name, else (`default`) the file beside `annotations/`."""
+    if split in roboflow:
+        return split
+    if split == "default" and None in roboflow:
+        return None
+    return False
 
 
 def _looks_like_coco(head: bytes) -> bool:
@@ -217,6 +245,8 @@ def read(path: Path, *, split: str | None = None) -> Reader:
                           hint="expected a .json file, _annotations.coco.json or annotations/instances_*.json")
     classes = ClassMap()
     groups: dict[tuple[Path, str | None], list[tuple[Path, _Index | None]]] = {}
+    roboflow = {s: f for f, s in files if f.name == ROBOFLOW_NAME}
+    with_objects = {s for f, s in files if _prefix_of(f) in (INSTANCES, KEYPOINTS, STUFF)}
     for f, file_split in files:
         index = None
         if _prefix_of(f) != CAPTIONS:  # a captions file has no categories: read with its split's others
@@ -225,6 +255,10 @@ def read(path: Path, *, split: str | None = None) -> Reader:
             _add_categories(classes, _without_umbrella(index, f), f)
         # files of COCO's annotation folder that name the same split describe the same images
         key = (f.parent, file_split) if _prefix_of(f) is not None else (f, file_split)
+        if _prefix_of(f) == CAPTIONS and file_split not in with_objects:  # with its split's _annotations.coco.json
+            beside = _beside(file_split, set(roboflow))
+            assert beside is not False  # `_annotation_folder` keeps no other
+            key = (roboflow[beside], beside)
         groups.setdefault(key, []).append((f, index))
     sources = [(members, split or file_split) for (_, file_split), members in groups.items()]
 
@@ -1063,11 +1097,15 @@ def _annotation_bytes(n: int, entry: dict[str, Any]) -> bytes:
 
 
 class _SplitWriter:
-    """One `_annotations.coco.json`: images streamed into it, annotations via a temp file."""
+    """One `_annotations.coco.json`: images streamed into it, annotations via a temp file; the split's captions,
+    if any, via another into `annotations/captions_<split>.json` (`captions`), with the same `images` list."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, captions: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
+        self.captions = captions
+        self.caps: IO[bytes] | None = None
+        self.n_caps = 0
         self.final = folder / ROBOFLOW_NAME
         self.partial = folder / (ROBOFLOW_NAME + ".partial")
         self.main: IO[bytes] = open(self.partial, "wb")
@@ -1099,7 +1137,15 @@ class _SplitWriter:
         self.n_anns += 1
         self.anns.write((b"," if self.n_anns > 1 else b"") + _annotation_bytes(self.n_anns, entry))
 
+    def caption(self, entry: dict[str, Any]) -> None:
+        """A caption entry without its id (numbered 1..N here)."""
+        if self.caps is None:
+            self.caps = tempfile.TemporaryFile(dir=self.folder)
+        self.n_caps += 1
+        self.caps.write((b"," if self.n_caps > 1 else b"") + _annotation_bytes(self.n_caps, entry))
+
     def close(self, categories: list[dict[str, Any]]) -> None:
+        images_end = self.main.tell()
         self.main.write(b'],"annotations":[')
         self.anns.seek(0)
         while chunk := self.anns.read(1 << 20):
@@ -1107,12 +1153,42 @@ class _SplitWriter:
         self.anns.close()
         self.main.write(_tail(categories))
         self.main.close()
+        if self.caps is not None:  # the images list again, byte for byte, so the ids are the same
+            with open(self.partial, "rb") as f:
+                f.seek(len(_HEAD))
+                images = [f.read(images_end - len(_HEAD))]
+            self.caps.seek(0)
+            _write_captions(self.captions, images, [self.caps])
+            self.caps.close()
         self.partial.replace(self.final)
 
     def abort(self) -> None:
         self.anns.close()
+        if self.caps is not None:
+            self.caps.close()
         self.main.close()
         self.partial.unlink(missing_ok=True)
+
+
+def _captions_file(out: Path, split: str | None) -> Path:
+    """Where a split's captions go: COCO 2017's `annotations/captions_<split>.json` (`default` for no split,
+    datumaro's name and coco_captions'); its `images` are those of the split's `_annotations.coco.json`."""
+    return out / "annotations" / f"{CAPTIONS}{split or 'default'}.json"
+
+
+def _write_captions(path: Path, images: Iterable[bytes], captions: Iterable[IO[bytes]]) -> None:
+    """COCO's captions file from the bytes of its `images` entries and of its numbered caption entries."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as f:
+        f.write(_HEAD)
+        for chunk in images:
+            f.write(chunk)
+        f.write(b'],"annotations":[')
+        for part in captions:
+            shutil.copyfileobj(part, f, 1 << 20)
+        f.write(b"]}")
+    partial.replace(path)
 
 
 _HEAD = b'{"info":{"description":"written by visionloop"},"licenses":[],"images":['
@@ -1132,6 +1208,8 @@ class _PartSplit(_SplitWriter):
         scratch.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         self.scratch = scratch
+        self.caps = None
+        self.n_caps = 0
         self.main = open(scratch / "images", "wb")
         self.anns = open(scratch / "annotations", "wb")
         self.n_images = start
@@ -1152,9 +1230,18 @@ class _PartSplit(_SplitWriter):
         else:
             self.anns.write(orjson.dumps(entry)[1:] + b"\n")
 
+    def caption(self, entry: dict[str, Any]) -> None:
+        """One line without its id: `finish_parts` numbers the split's captions 1..N."""
+        if self.caps is None:
+            self.caps = open(self.scratch / "captions", "wb")
+        self.n_caps += 1
+        self.caps.write(orjson.dumps(entry)[1:] + b"\n")
+
     def close(self, categories: list[dict[str, Any]]) -> None:
         self.main.close()
         self.anns.close()
+        if self.caps is not None:
+            self.caps.close()
 
 
 def write(
@@ -1170,13 +1257,13 @@ def write(
     writers: dict[str | None, _SplitWriter] = {}
 
     def split_writer(split: str | None) -> _SplitWriter:
-        return _SplitWriter(out / split if split else out)
+        return _SplitWriter(out / split if split else out, _captions_file(out, split))
 
     try:
         _write_samples(samples, writers, split_writer, classes, images, report, frozen=False)
         categories = [_category_entry(c) for c in classes]
         if not writers:
-            writers[None] = _SplitWriter(out)
+            writers[None] = _SplitWriter(out, _captions_file(out, None))
         for sw in writers.values():
             sw.close(categories)
     except BaseException:
@@ -1222,7 +1309,8 @@ def finish_parts(out: Path, results: list[dict[str, Any]], *, classes: ClassMap)
     if not by_split:
         by_split[None] = (str(out), [])
     tail = _tail([_category_entry(c) for c in classes])
-    for folder, scratches in by_split.values():
+    for split, (folder, scratches) in by_split.items():
+        _join_captions(_captions_file(out, split), [scratch for scratch, _, _ in scratches])
         final = Path(folder) / ROBOFLOW_NAME
         partial = final.with_name(ROBOFLOW_NAME + ".partial")
         with open(partial, "wb") as f:
@@ -1252,6 +1340,31 @@ def finish_parts(out: Path, results: list[dict[str, Any]], *, classes: ClassMap)
         for scratch, _, _ in scratches:
             shutil.rmtree(scratch)
     return report
+
+
+def _join_captions(path: Path, scratches: list[Path]) -> None:
+    """The parts' captions of one split (lines without ids), numbered 1..N, into its captions file with the
+    split's `images` (the parts' image entries, as in its `_annotations.coco.json`); none when no part has any."""
+    if not any((s / "captions").is_file() for s in scratches):
+        return
+    with tempfile.TemporaryFile(dir=scratches[0]) as joined:
+        n = 0
+        for scratch in scratches:
+            if not (scratch / "captions").is_file():
+                continue
+            for lines in _line_blocks(scratch / "captions"):
+                joined.write((b"," if n else b"") + b",".join(
+                    [b'{"id":%d,%s' % pair for pair in zip(range(n + 1, n + 1 + len(lines)), lines, strict=True)]))
+                n += len(lines)
+        joined.seek(0)
+        images = (data for data in ((s / "images").read_bytes() for s in scratches) if data)
+        _write_captions(path, _joined(images), [joined])
+
+
+def _joined(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Comma-joined JSON array items, chunk by chunk."""
+    for i, chunk in enumerate(chunks):
+        yield chunk if i == 0 else b"," + chunk
 
 
 def _line_blocks(path: Path, size: int = 4 << 20) -> Iterator[list[bytes]]:
@@ -1305,6 +1418,12 @@ def _write_samples(samples: Iterable[Sample], writers: dict[str | None, _SplitWr
                                "area": ann.area, "iscrowd": int(ann.crowd),
                                "image_id": image_id, "category_id": classes[ann.label].id})
                 polygons += 1
+                continue
+            if isinstance(g, Caption):  # into the split's captions_<split>.json, with the same image id
+                entry = caption_entry(image_id, 0, ann)
+                del entry["id"]
+                sw.caption(entry)
+                report.annotations["caption"] += 1
                 continue
             if ann.label not in classes:
                 if frozen:

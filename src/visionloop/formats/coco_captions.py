@@ -49,6 +49,8 @@ from visionloop.formats.base import (
 log = logging.getLogger(__name__)
 
 FORMAT = "coco_captions"
+#: the file of COCO objects (Roboflow's layout, our COCO writer's) whose split's captions coco reads with it
+ROBOFLOW_NAME = "_annotations.coco.json"
 PREFIX = "captions_"
 DEFAULT_SPLIT = "default"
 
@@ -67,6 +69,8 @@ def detect(path: Path) -> Detection:
         return Detection.no(f"{files[0].name} is not a COCO captions file")
     if path.is_dir() and any((path / "annotations").glob("instances_*.json")):
         return Detection(0.5, "captions beside COCO instances (the instances are read as COCO)")
+    if path.is_dir() and ((path / ROBOFLOW_NAME).is_file() or any(path.glob(f"*/{ROBOFLOW_NAME}"))):
+        return Detection(0.5, f"captions beside COCO's {ROBOFLOW_NAME} (read with it as COCO)")
     return Detection(0.98, f"{files[0].name} is COCO captions")
 
 

@@ -8,16 +8,28 @@ CVAT's "ICDAR Recognition 1.0" export uses::
     <subset>/gt.txt                 word_1.png, "RED"        (datumaro writes ``word_3.png,`` for no transcription)
     <subset>/images/word_1.png
 
-The release keeps the word images beside ``gt.txt`` (``ch4_training_word_images_gt/``); that is read too.
+The releases (https://rrc.cvc.uab.es/?ch=4&com=downloads; as mmocr's dataset_zoo/icdar2015/textrecog.py fetches
+them) keep the training word images beside ``gt.txt`` and ship the test ground truth as one file beside the folder
+of test word images, UTF-8 with a BOM and CRLF line ends::
 
-Reading: in the folder given, its sub-folders and theirs, every ``gt.txt`` whose lines are ``<image>, "<text>"``;
-its images are in ``images/`` beside it, else beside it. Each line becomes, on its image, a whole-image `Label` of
+    ch4_training_word_images_gt/gt.txt          word_1.png, "Genaxis Theatre"
+    ch4_training_word_images_gt/word_1.png
+    ch4_test_word_images_gt/word_1.png
+    Challenge4_Test_Task3_GT.txt                word_1.png, "JOINT"   (ICDAR 2013: Challenge2_Test_Task3_GT.txt)
+
+Reading: in the folder given, its sub-folders and theirs, every ``gt.txt`` whose lines are ``<image>, "<text>"``,
+and every ``<name>_GT.txt`` whose first line is one (none that has an image of the same name beside it: that is
+ICDAR text segmentation's ``<name>_GT.txt`` + ``<name>_GT.bmp``); a ``*Task3_GT.txt`` whose first line is not
+one is refused. The images of a ``gt.txt`` are in ``images/`` beside it, else beside it; those of a ``_GT.txt``
+beside it (or in ``images/``) when its first image is there, else in the one folder beside the file that holds
+its first image and whose name says no other split (``ch4_test_word_images_gt/``; refused when several do). Each line becomes, on its image, a whole-image `Label` of
 class ``text`` with the attribute ``transcription`` (an image on several lines gets one each): the data model
 has no caption type, and a class-``text`` label keeps the transcription where every format that holds image
 labels with attributes (Datumaro, CVAT tags, Label Studio...) keeps it, with the same attribute name as the
 other ICDAR formats. A line without a transcription makes its image NULL; an image of the folder that no line
-names is MISSING. The split is the word in the folder's name (train, test, val), else the folder's name (none
-for datumaro's ``default`` and for ``gt.txt`` in the folder given). A line that is not ``<image>, "<text>"`` is an
+names is MISSING. The split is the word in a ``_GT.txt`` file's name (``Challenge4_Test_Task3_GT.txt``: test), else the word in
+the folder's name (train, test, val; the images' folder for a ``_GT.txt``), else the folder's name (none for
+datumaro's ``default`` and for ``gt.txt`` in the folder given). A line that is not ``<image>, "<text>"`` is an
 error naming the file and line (a file cut short is refused; an import quarantines the line); a listed image that is not there is an error
 naming the line (the image is quarantined). ``gt.txt`` gives no image size: the images are needed.
 
@@ -81,8 +93,35 @@ def _parse(line: str) -> tuple[str, str | None] | None:
     return name, re.sub(r"\\(.)", r"\1", rest[1:-1])
 
 
+#: a release's separate ground-truth file (``Challenge4_Test_Task3_GT.txt``), when its lines say so
+_RELEASE_GT = re.compile(r"^.+_GT\.txt$", re.IGNORECASE)
+#: one whose name alone says it is word recognition (challenge 2 and 4, task 3)
+_TASK3_GT = re.compile(r"^.*task_?3_GT\.txt$", re.IGNORECASE)
+
+
 def _gt_files(root: Path) -> list[Path]:
-    return [f / GT for f in _icdar.folders(root) if (f / GT).is_file()]
+    """Every ``gt.txt`` and every release ``<name>_GT.txt`` whose first line is ``<image>, "<text>"`` (a
+    ``*Task3_GT.txt`` whatever its first line: reading it then refuses the line)."""
+    out = []
+    for folder in _icdar.folders(root):
+        entries = _icdar.listing(folder)
+        names = {e.name.casefold() for e in entries}
+        for e in entries:
+            if not e.is_file():
+                continue
+            if e.name == GT:
+                out.append(Path(e.path))
+            elif _RELEASE_GT.match(e.name) and not _beside_its_image(e.name, names):
+                first = _first_line(Path(e.path))
+                if _TASK3_GT.match(e.name) or (first and _parse(first) is not None):
+                    out.append(Path(e.path))
+    return out
+
+
+def _beside_its_image(name: str, names: set[str]) -> bool:
+    """ICDAR text segmentation's ``<name>_GT.txt`` has its ``<name>_GT.bmp`` beside it."""
+    stem = name[: -len(".txt")].casefold()
+    return any(stem + ext in names for ext in IMAGE_EXTENSIONS)
 
 
 def _first_line(path: Path) -> str | None:
@@ -99,18 +138,24 @@ def detect(path: Path) -> Detection:
         return Detection.no("not a folder")
     files = _gt_files(path)
     if not files:
-        return Detection.no(f"no {GT}")
-    empty = None
+        return Detection.no(f"no {GT} or <name>_GT.txt of <image>, \"<transcription>\" lines")
+    empty = broken = None
     for f in files[:8]:
+        rel = f.relative_to(path).as_posix()
         line = _first_line(f)
-        if line is None:
-            return Detection.no(f"{f.relative_to(path).as_posix()} is not UTF-8 text")
+        bad = f"{rel} is not UTF-8 text" if line is None else (
+            f'{rel} line 1 is not <image>, "<transcription>"' if line and _parse(line) is None else None)
+        if bad and _TASK3_GT.match(f.name):  # word recognition by its name: refused, unless another file reads
+            broken = broken or Detection.broken(f, bad)
+            continue
+        if bad:
+            return Detection.no(bad)
         if line == "":
             empty = empty or f
             continue
-        if _parse(line) is None:
-            return Detection.no(f'{f.relative_to(path).as_posix()} line 1 is not <image>, "<transcription>"')
-        return Detection(0.9, f'{f.relative_to(path).as_posix()}: <image>, "<transcription>" lines')
+        return Detection(0.9, f'{rel}: <image>, "<transcription>" lines')
+    if broken is not None:
+        return broken
     assert empty is not None
     images = _images_dir(empty.parent)
     if any(True for _ in iter_files(images, suffixes=IMAGE_EXTENSIONS)):
@@ -122,15 +167,45 @@ def _images_dir(folder: Path) -> Path:
     return folder / _icdar.IMAGES if (folder / _icdar.IMAGES).is_dir() else folder
 
 
+def _images_of(gt: Path) -> Path:
+    """The folder of a ground-truth file's word images (see the module's docstring)."""
+    here = _images_dir(gt.parent)
+    if gt.name == GT:
+        return here
+    first = _first_line(gt)
+    parsed = _parse(first) if first else None
+    if parsed is None or (here / parsed[0]).is_file():
+        return here
+    said = _icdar.split_word(gt.stem)
+    beside = [Path(e.path) for e in _icdar.listing(gt.parent) if e.is_dir() and (Path(e.path) / parsed[0]).is_file()
+              and _icdar.split_word(e.name) in (None, said)]
+    if len(beside) > 1:
+        same = [d for d in beside if _icdar.split_word(d.name) == said]
+        if len(same) != 1:
+            raise FormatError(f"cannot tell which folder holds the word images of {gt.name} (beside it, each with "
+                              f"{parsed[0]}: {', '.join(d.name for d in beside)})", path=gt,
+                              hint="keep only the word images' folder beside it, or name it by split "
+                                   "(ch4_test_word_images_gt/)")
+        beside = same
+    return beside[0] if beside else here
+
+
 def read(path: Path, *, split: str | None = None) -> Reader:
     root = Path(path)
     if not root.is_dir():
         raise FormatError(f"an ICDAR word recognition dataset is a folder ({GT} and its word images)", path=root)
     files = _gt_files(root)
     if not files:
-        raise FormatError(f"no {GT} (lines <image>, \"<transcription>\")", path=root)
+        raise FormatError(f"no {GT} or <name>_GT.txt (lines <image>, \"<transcription>\")", path=root)
+    pairs = [(gt, _images_of(gt)) for gt in files]
+    seen: dict[str, Path] = {}
+    for gt, images in pairs:
+        other = seen.setdefault(os.path.normcase(os.path.abspath(images)), gt)
+        if other != gt:
+            raise FormatError(f"{relative_name(other, root)} and {relative_name(gt, root)} both label the word "
+                              f"images of {images.name}/", path=gt, hint="keep one ground-truth file per folder")
     classes = ClassMap.from_names([CLASS])
-    return Reader(classes, lambda: _samples(root, files, split), source=root)
+    return Reader(classes, lambda: _samples(root, pairs, split), source=root)
 
 
 def _lines(gt: Path, broken: set[str]) -> dict[str, list[tuple[int, str | None]]]:
@@ -154,10 +229,16 @@ def _lines(gt: Path, broken: set[str]) -> dict[str, list[tuple[int, str | None]]
     return out
 
 
-def _samples(root: Path, files: list[Path], forced: str | None) -> Iterator[Sample]:
-    for gt in files:
-        split = forced or _icdar.folder_split(gt.parent, root)
-        images = _images_dir(gt.parent)
+def _split(gt: Path, images: Path, root: Path) -> str | None:
+    """The word in a ``_GT.txt``'s name, else that of the folder of ``gt.txt`` / of the images beside a ``_GT.txt``."""
+    beside = gt.name != GT and images not in (gt.parent, gt.parent / _icdar.IMAGES)
+    said = _icdar.split_word(gt.stem) if gt.name != GT else None
+    return said or _icdar.folder_split(images if beside else gt.parent, root)
+
+
+def _samples(root: Path, pairs: list[tuple[Path, Path]], forced: str | None) -> Iterator[Sample]:
+    for gt, images in pairs:
+        split = forced or _split(gt, images, root)
         used: set[str] = set()
         broken: set[str] = set()
         for name, lines in _lines(gt, broken).items():
@@ -165,7 +246,7 @@ def _samples(root: Path, files: list[Path], forced: str | None) -> Iterator[Samp
             if not image.is_file():
                 quarantine(ImageError(f"listed image {name} not found in {images}", path=gt,
                                       where=f"line {lines[0][0]}",
-                                      hint=f"{GT} gives no image size: the word images are needed"))
+                                      hint=f"{gt.name} gives no image size: the word images are needed"))
                 continue
             used.add(os.path.normcase(os.path.abspath(image)))
             ref = ImageRef(relative_name(image, root), path=os.path.abspath(image))

@@ -55,8 +55,8 @@ def register(spec: FormatSpec) -> FormatSpec:
 register(FormatSpec(
     "coco", "visionloop.formats.coco", "COCO JSON (instances, keypoints, stuff, captions, image_info of a split read as one; "
     "Roboflow's _annotations.coco.json per split)",
-    reads=("box", "polygon", "mask", "keypoints", "caption"), writes=("box", "polygon", "mask", "keypoints"),
-    holds=("crowd", "category ids", "splits", "attributes"),
+    reads=("box", "polygon", "mask", "keypoints", "caption"), writes=("box", "polygon", "mask", "keypoints", "caption"),
+    holds=("crowd", "category ids", "splits", "attributes", "captions (annotations/captions_<split>.json)"),
     files=(".json",),
 ))
 register(FormatSpec(
@@ -393,7 +393,8 @@ register(FormatSpec(
 
 register(FormatSpec(
     "icdar_word_recognition", "visionloop.formats.icdar_word_recognition",
-    "ICDAR word recognition (<split>/gt.txt: word_1.png, \"transcription\" + the word images)",
+    "ICDAR word recognition (<split>/gt.txt or the release's Challenge4_Test_Task3_GT.txt: word_1.png, "
+    "\"transcription\" + the word images)",
     reads=("label",), writes=("label",), holds=("transcriptions (class text, attribute)", "splits"),
     files=(),
 ))
