@@ -85,8 +85,9 @@ def bodies(images: list[bytes]) -> list[bytes]:
 def run_plain(onnx: str, port: int) -> None:
     """What a developer writes by hand: FastAPI, one ORT session, a sync endpoint (FastAPI's thread pool)."""
     import cv2
+    import orjson
     import uvicorn
-    from fastapi import Body, FastAPI
+    from fastapi import Body, FastAPI, Request, Response
 
     from visionloop.infer import Predictor
 
@@ -100,6 +101,14 @@ def run_plain(onnx: str, port: int) -> None:
             bgr = cv2.imdecode(np.frombuffer(base64.b64decode(im["base64"]), np.uint8), cv2.IMREAD_COLOR)
             out.append(predictor.predict(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), conf=0.25, iou=0.6).to_json())
         return {"images": out}
+
+    @app.post("/null")
+    async def null(request: Request) -> Response:
+        """The HTTP floor: the same body read, parsed and base64-decoded, no model, a small answer."""
+        images = orjson.loads(await request.body())["images"]
+        sizes = [len(base64.b64decode(im["base64"])) for im in images]
+        return Response(orjson.dumps({"images": [{"bytes": n, "predictions": []} for n in sizes]}),
+                        media_type="application/json")
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
@@ -247,18 +256,39 @@ def start(kind: str, project: Path, onnx: str, **kw) -> Proc:
 
 
 # -- the client --------------------------------------------------------------------------------------------
+CLIENT = "aiohttp"  # --client
+
+
 async def load(url: str, payloads: list[bytes], clients: int, seconds: float, requests: int,
                warmup: int = 10) -> dict:
-    import httpx
-
+    """`clients` closed-loop clients on keep-alive connections, each sending its next request when its answer
+    came. aiohttp by default: on this machine httpx itself costs ~2 ms more per request (bench/serve.py
+    --floor shows both), CPU the servers then lose at 8 and 32 clients and latency no server can avoid."""
     lat: list[float] = []
     errors = 0
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as c:
-        headers = {"content-type": "application/json"}
+    sent = 0
+    headers = {"content-type": "application/json"}
+    if CLIENT == "httpx":
+        import httpx
+
+        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+        client = httpx.AsyncClient(timeout=60, limits=limits)
+
+        async def post(body: bytes) -> int:
+            return (await client.post(url, content=body, headers=headers)).status_code
+    else:
+        import aiohttp
+
+        client = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients),
+                                       timeout=aiohttp.ClientTimeout(total=60))
+
+        async def post(body: bytes) -> int:
+            async with client.post(url, data=body, headers=headers) as r:
+                await r.read()
+                return r.status
+    try:
         for i in range(warmup):
-            await c.post(url, content=payloads[i % len(payloads)], headers=headers)
-        sent = 0
+            await post(payloads[i % len(payloads)])
         end = time.perf_counter() + seconds
 
         async def worker(k: int) -> None:
@@ -267,19 +297,48 @@ async def load(url: str, payloads: list[bytes], clients: int, seconds: float, re
             while sent < requests and time.perf_counter() < end:
                 sent += 1
                 t = time.perf_counter()
-                r = await c.post(url, content=payloads[i % len(payloads)], headers=headers)
+                status = await post(payloads[i % len(payloads)])
                 lat.append(time.perf_counter() - t)
-                if r.status_code != 200:
-                    errors += 1
+                errors += status != 200
                 i += clients
 
         t0 = time.perf_counter()
         await asyncio.gather(*(worker(k) for k in range(clients)))
         took = time.perf_counter() - t0
+    finally:
+        await (client.aclose() if CLIENT == "httpx" else client.close())
     a = np.asarray(lat) * 1000
     return {"n": len(lat), "rps": len(lat) / took, "p50": float(np.percentile(a, 50)),
             "p95": float(np.percentile(a, 95)), "p99": float(np.percentile(a, 99)), "errors": errors,
             "lat": lat, "took": took}
+
+
+class RawPipeline:
+    """The in-process pipeline of one image (decode, letterbox, run, NMS) as a lone caller, timed in slices."""
+
+    def __init__(self, onnx: str, images: list[bytes], threads: int) -> None:
+        from visionloop.infer import Predictor
+
+        self.p, self.images, self.lat, self.i = Predictor(onnx, threads=threads), images, [], 0
+        for d in images[:5]:
+            self.one(d)
+
+    def one(self, data: bytes) -> None:
+        import cv2
+
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        self.p.predict(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), conf=0.25, iou=0.6)
+
+    def run(self, seconds: float, requests: int) -> None:
+        end, n = time.perf_counter() + seconds, 0
+        while time.perf_counter() < end and n < requests:
+            t = time.perf_counter()
+            self.one(self.images[self.i % len(self.images)])
+            self.lat.append(time.perf_counter() - t)
+            self.i, n = self.i + 1, n + 1
+
+    def p50(self) -> float:
+        return float(np.percentile(self.lat, 50) * 1000)
 
 
 def raw_ort(onnx: str, images: list[bytes], seconds: float, threads: int | None = None) -> dict:
@@ -418,10 +477,13 @@ def main() -> int:
     ap.add_argument("--sweep", action="store_true", help="visionloop's batching and threading settings (--grid)")
     ap.add_argument("--grid", default="1:0:1,4:0:1,8:0:1,8:5:1,1:0:2,4:0:2,8:0:2",
                     help="max_batch:max_wait_ms:inference_threads[:ort_threads] cells for --sweep")
+    ap.add_argument("--client", choices=["aiohttp", "httpx"], default="aiohttp", help="the load generator's library")
     ap.add_argument("--soak", action="store_true")
     ap.add_argument("--soak-requests", type=int, default=10_000)
     ap.add_argument("--soak-seconds", type=float, default=600)
     args = ap.parse_args()
+    global CLIENT
+    CLIENT = args.client
     if args.run == "plain":
         run_plain(args.onnx, args.port)
         return 0
@@ -513,9 +575,15 @@ def main() -> int:
                     print(f"{label}: {e}", file=sys.stderr)
             # the servers take turns, in alternating order, for --rounds slices of each cell: other load on the
             # machine then falls on all of them alike instead of on whichever ran last
+            # a lone client's baseline, the in-process pipeline, takes its turns among the servers too (this
+            # machine's speed drifts by tens of % within minutes: only interleaved figures compare)
+            lone = {t: RawPipeline(onnx, images, t) for t in raws} if 1 in levels else {}
             for n in levels:
                 acc = {label: {"lat": [], "took": 0.0, "errors": 0} for label, *_ in servers}
                 for rnd in range(args.rounds):
+                    if n == 1:
+                        for pipe in lone.values():
+                            pipe.run(args.seconds / args.rounds, max(1, args.requests // args.rounds))
                     for label, proc, path in (servers if rnd % 2 == 0 else servers[::-1]):
                         r = asyncio.run(load(f"http://127.0.0.1:{proc.port}{path}", payloads, n,
                                              args.seconds / args.rounds, max(n, args.requests // args.rounds),
@@ -531,9 +599,21 @@ def main() -> int:
                     rows.append((label, n, r))
                     print(f"{label} x{n}: {r['rps']:.1f} req/s p50 {r['p50']:.1f} p95 {r['p95']:.1f} p99 "
                           f"{r['p99']:.1f} ({r['n']} requests, {r['errors']} errors)", file=sys.stderr, flush=True)
+            floor: dict[str, dict] = {}
+            if 1 in levels:  # what HTTP alone costs a lone client (the same body, no model), with both clients
+                plain = next((proc for label, proc, path in servers if path == "/predict" and "plain" in label),
+                             None) or start("plain", project, onnx)
+                if not any(proc is plain for _, proc, _ in servers):
+                    servers.append(("floor", plain, "/null"))
+                chosen = CLIENT
+                for CLIENT in ("httpx", "aiohttp"):
+                    floor[CLIENT] = asyncio.run(load(f"http://127.0.0.1:{plain.port}/null", payloads, 1,
+                                                     min(args.seconds, 5), 2000))
+                CLIENT = chosen
         finally:
             for _, proc, _ in servers:
                 proc.stop()
+        rows = [row for row in rows if row[0] != "floor"]
         rows.sort(key=lambda row: [label for label, *_ in servers].index(row[0]))
         print("| server | clients | req/s | p50 ms | p95 ms | p99 ms | errors |\n|---|---:|---:|---:|---:|---:|---:|")
         for label, n, r in rows:
@@ -552,14 +632,20 @@ def main() -> int:
                 a, b = by[(label, n)], by[(best, n)]
                 print(f"| {n} | {a['rps']:.1f} | {best} | {b['rps']:.1f} | {a['rps'] / b['rps']:.2f} | "
                       f"{a['p95']:.1f} | {b['p95']:.1f} |")
-        if raws and 1 in levels:  # a lone client: every server against the in-process pipeline at 1 and all threads
-            print("\n| one client | p50 ms | " + " | ".join(f"over the {t}-thread pipeline ({raws[t]['pipeline'][0]:.1f} ms)"
-                                                      for t in raws) + " |\n|---|---:|" + "---:|" * len(raws))
+        if lone:  # a lone client: every server against the in-process pipeline at 1 and all threads
+            base = {t: pipe.p50() for t, pipe in lone.items()}
+            print("\n| one client | p50 ms | " + " | ".join(f"over the {t}-thread pipeline ({base[t]:.1f} ms, "
+                                                      "in the same turns)" for t in base)
+                  + " |\n|---|---:|" + "---:|" * len(base))
             for label in dict.fromkeys(lb for lb, *_ in rows):
                 api = by[(label, 1)]["p50"]
-                cells = [f"{api - r['pipeline'][0]:+.1f} ms ({(api - r['pipeline'][0]) / r['pipeline'][0] * 100:+.0f} %)"
-                         for r in raws.values()]
+                cells = [f"{api - b:+.1f} ms ({(api - b) / b * 100:+.0f} %)" for b in base.values()]
                 print(f"| {label} | {api:.1f} | " + " | ".join(cells) + " |")
+        if floor:
+            print("\n| HTTP floor: plain FastAPI, the same JSON body read and base64-decoded, no model, 1 client | "
+                  "p50 ms |\n|---|---:|")
+            for name, r in floor.items():
+                print(f"| {name} client{' (this run)' if name == CLIENT else ''} | {r['p50']:.2f} |")
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -13,7 +13,9 @@ from visionloop.serve.service import Service
 from visionloop.store.keys import KeyInfo
 
 
-def get_service(request: Request) -> Service:
+async def get_service(request: Request) -> Service:
+    """Async on purpose: FastAPI runs a plain `def` dependency in its thread pool, a thread hand-off on every
+    request (measured: ~1 ms of a lone client's answer on 2 cores)."""
     return request.app.state.service
 
 
