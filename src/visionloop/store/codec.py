@@ -120,3 +120,14 @@ def annotations_digest(annotations: tuple[Annotation, ...] | list[Annotation], s
     for p in parts:
         h.update(p)
     return h.hexdigest()
+
+
+def stored_digest(conn: Any, annotation: Any, klass: Any, image_id: int, state: str) -> str:
+    """What an import computes (`annotations_digest`) for one image's annotation rows as they are now, read
+    through `conn` from the tables `annotation` and `klass` (a migration's own `sa.table`s: id, name, ...)."""
+    import sqlalchemy as sa
+
+    names = dict(conn.execute(sa.select(klass.c.id, klass.c.name)).all())
+    rows = conn.execute(sa.select(annotation).where(annotation.c.image_id == image_id)
+                        .order_by(annotation.c.id)).all()
+    return annotations_digest([annotation_from(r, label_of(r.class_id, names)) for r in rows], state)

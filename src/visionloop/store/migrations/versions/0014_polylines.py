@@ -89,10 +89,7 @@ def _digest(conn: sa.Connection, image_id: int, state: str) -> str:
     """What an import computes for the image's annotations as they are now (the running code's codec)."""
     from visionloop.store import codec
 
-    names = dict(conn.execute(sa.select(_class.c.id, _class.c.name)).all())
-    rows = conn.execute(sa.select(_annotation).where(_annotation.c.image_id == image_id)
-                        .order_by(_annotation.c.id)).all()
-    return codec.annotations_digest([codec.annotation_from(r, codec.label_of(r.class_id, names)) for r in rows], state)
+    return codec.stored_digest(conn, _annotation, _class, image_id, state)
 
 
 def upgrade() -> None:
