@@ -311,3 +311,32 @@ def test_coco_writer_in_parts_writes_the_same_captions(tmp_path: Path) -> None:
     assert sorted(p.relative_to(parts).as_posix() for p in parts.rglob("*") if p.is_file()) == [
         "annotations/captions_train.json", "train/_annotations.coco.json", "train/a.jpg", "train/b.jpg",
         "train/c.jpg"]
+
+
+def test_captions_of_no_split_are_refused_naming_the_file(tmp_path: Path) -> None:
+    """Roboflow's `<split>/_annotations.coco.json` beside an `annotations/captions_<X>.json` whose X names no split:
+    its captions went nowhere (exit 0, captions lost); now refused, naming the file and what to do."""
+    root = tmp_path / "ds"
+    for split in ("train", "valid"):
+        (root / split).mkdir(parents=True)
+        Image.new("RGB", (8, 6)).save(root / split / "a.jpg")
+        (root / split / "_annotations.coco.json").write_text(json.dumps({
+            "images": [{"id": 0, "file_name": "a.jpg", "width": 8, "height": 6}],
+            "annotations": [{"id": 0, "image_id": 0, "category_id": 1, "bbox": [1, 1, 2, 2], "area": 4,
+                             "iscrowd": 0}],
+            "categories": [{"id": 1, "name": "cat"}]}))
+    (root / "annotations").mkdir()
+    caps = {"images": [{"id": 0, "file_name": "a.jpg", "width": 8, "height": 6}],
+            "annotations": [{"id": 1, "image_id": 0, "caption": "A cat."}]}
+    (root / "annotations" / "captions_val2017.json").write_text(json.dumps(caps))
+    assert detect(root) == "coco"
+    with pytest.raises(FormatError) as e:
+        registry.read(root)
+    assert (Path(e.value.path).name, e.value.message) == (
+        "captions_val2017.json", "no split 'val2017' here for these captions (splits: train, valid)")
+    assert "rename it captions_<split>.json" in e.value.hint
+    # named after a split: read with that split's objects
+    (root / "annotations" / "captions_val2017.json").rename(root / "annotations" / "captions_valid.json")
+    got = {(s.split, s.image.file_name): sorted(type(a.geometry).__name__ for a in s.annotations)
+           for s in registry.read(root)}
+    assert got == {("train", "a.jpg"): ["Box"], ("valid", "a.jpg"): ["Box", "Caption"]}

@@ -7,9 +7,11 @@ Fixtures:
   ../shared/datasets/raccoon, and the same rows rewritten under other Kaggle header names in tmp_path;
 - the layout of Kaggle's global-wheat-detection ``train.csv``: ``image_id,width,height,bbox,source``,
   image ids without extension, ``bbox`` a "[x, y, w, h]" string in pixels, the images in ``train/<id>.jpg``
-  beside the CSV, a ``sample_submission.csv`` (``image_id,PredictionString``) beside it. The rows below are
-  written in that file's layout (ids, sizes, "[x, y, w, h]" strings with ``.0`` floats, ``source``); the file
-  itself is not in ../shared/datasets, so they were not checked against a copy.
+  beside the CSV, a ``sample_submission.csv`` (``image_id,PredictionString``) beside it. The header and the first
+  two rows are train.csv's own first lines, verbatim as quoted in Roy-Ayalon/final_IP_project README.md
+  @ 184cebdb ("Example annotation", a ```csv block); no public repository in the searched index commits train.csv
+  itself (searched: find_files train.csv under wheat repositories, find_string on its rows). The third row
+  (``b53afdf5c``, a box ending at the image's right edge) is hand-written in the same layout.
 """
 
 from __future__ import annotations
@@ -111,9 +113,11 @@ def test_header_variants_read_the_raccoon_boxes(raccoon: Path, tmp_path: Path, h
 
 
 WHEAT = (
+    # Roy-Ayalon/final_IP_project README.md @ 184cebdb, verbatim (train.csv's header and first two rows)
     "image_id,width,height,bbox,source\n"
     'b6ab77fd7,1024,1024,"[834.0, 222.0, 56.0, 36.0]",usask_1\n'
     'b6ab77fd7,1024,1024,"[226.0, 548.0, 130.0, 58.0]",usask_1\n'
+    # hand-written in that layout: a box ending at the right edge (988 + 36 = 1024)
     'b53afdf5c,1024,1024,"[988.0, 781.0, 36.0, 96.0]",arvalis_1\n'
 )
 

@@ -16,6 +16,11 @@ AWS's own readers of these lines (issue 12; no Ground Truth writer installs offl
   `SemSegParser.get_class_masks` (the label PNG is read by the exact `hex-color` of each `internal-color-map`
   entry, BACKGROUND `#ffffff`; `job-name` may carry a `labeling-job/` prefix).
 The fixture's fields agree with both.
+
+Real output (issue 12): t04glovern/aws-ground-truth-cat-labels output.manifest @ 6d2f6d12, the whole file
+verbatim (a 2019 bounding-box job, compact JSON, keys in Ground Truth's own order, a line with no box): read
+the same as the tutorial's parse. No real classification manifest was found committed (searched: find_files
+output.manifest, 11 repositories; the classification lines seen were README/doc quotes).
 """
 
 from __future__ import annotations
@@ -215,3 +220,36 @@ def test_bad_input_names_line(manifest: Path) -> None:
     manifest.write_text("\n".join(lines) + "\n")
     with pytest.raises(FormatError, match=r"output.manifest \(line 1\): malformed JSON"):
         list(sagemaker.read(manifest))
+
+
+# t04glovern/aws-ground-truth-cat-labels output.manifest @ 6d2f6d12, the whole file verbatim: a real Ground Truth
+# bounding-box job's output (label attribute "cat-ground-truth", 2019-01-29), its first image with no box
+CAT_MANIFEST = (
+    '{"source-ref":"s3://devopstar-ground-truth-input/input-images/0001.jpg","cat-ground-truth":{"annotations":[],"image_size":[{"width":601,"depth":3,"height":453}]},"cat-ground-truth-metadata":{"job-name":"labeling-job/cat-ground-truth","class-map":{},"human-annotated":"yes","objects":[],"creation-date":"2019-01-29T13:29:11.798957","type":"groundtruth/object-detection"}}\n'  # noqa: E501
+    '{"source-ref":"s3://devopstar-ground-truth-input/input-images/0002.jpg","cat-ground-truth":{"annotations":[{"class_id":0,"width":164,"top":165,"height":157,"left":237}],"image_size":[{"width":601,"depth":3,"height":453}]},"cat-ground-truth-metadata":{"job-name":"labeling-job/cat-ground-truth","class-map":{"0":"Cat"},"human-annotated":"yes","objects":[{"confidence":0.09}],"creation-date":"2019-01-29T13:29:11.847049","type":"groundtruth/object-detection"}}\n'  # noqa: E501
+    '{"source-ref":"s3://devopstar-ground-truth-input/input-images/0003.jpg","cat-ground-truth":{"annotations":[{"class_id":0,"width":284,"top":162,"height":205,"left":239},{"class_id":0,"width":166,"top":107,"height":124,"left":221}],"image_size":[{"width":601,"depth":3,"height":453}]},"cat-ground-truth-metadata":{"job-name":"labeling-job/cat-ground-truth","class-map":{"0":"Cat"},"human-annotated":"yes","objects":[{"confidence":0.09},{"confidence":0.09}],"creation-date":"2019-01-29T13:31:14.845709","type":"groundtruth/object-detection"}}\n'  # noqa: E501
+    '{"source-ref":"s3://devopstar-ground-truth-input/input-images/0004.jpg","cat-ground-truth":{"annotations":[{"class_id":0,"width":356,"top":56,"height":397,"left":104}],"image_size":[{"width":601,"depth":3,"height":453}]},"cat-ground-truth-metadata":{"job-name":"labeling-job/cat-ground-truth","class-map":{"0":"Cat"},"human-annotated":"yes","objects":[{"confidence":0.09}],"creation-date":"2019-01-29T13:31:14.900092","type":"groundtruth/object-detection"}}\n'  # noqa: E501
+)
+
+
+def test_real_ground_truth_manifest_agrees_with_the_aws_tutorial_parse(tmp_path: Path) -> None:
+    manifest = tmp_path / "output.manifest"
+    manifest.write_text(CAT_MANIFEST, encoding="utf-8")
+    assert detect(tmp_path) == "sagemaker"
+    reader = sagemaker.read(manifest)
+    samples = list(reader)
+    theirs = _aws_boxes(manifest)
+    assert theirs == [
+        ("s3://devopstar-ground-truth-input/input-images/0001.jpg", (601, 453), [], True),
+        ("s3://devopstar-ground-truth-input/input-images/0002.jpg", (601, 453),
+         [("Cat", (237, 165, 401, 322), 0.09)], True),
+        ("s3://devopstar-ground-truth-input/input-images/0003.jpg", (601, 453),
+         [("Cat", (239, 162, 523, 367), 0.09), ("Cat", (221, 107, 387, 231), 0.09)], True),
+        ("s3://devopstar-ground-truth-input/input-images/0004.jpg", (601, 453),
+         [("Cat", (104, 56, 460, 453), 0.09)], True)]
+    assert _our_boxes(samples) == theirs[1:]
+    assert [(s.image.file_name, s.state) for s in samples] == [
+        ("0001.jpg", LabelState.NULL), ("0002.jpg", LabelState.ANNOTATED), ("0003.jpg", LabelState.ANNOTATED),
+        ("0004.jpg", LabelState.ANNOTATED)]
+    assert [c.name for c in reader.classes] == ["Cat"]
+    assert all(a.source is Source.HUMAN for s in samples for a in s.annotations)

@@ -162,6 +162,22 @@ def _annotation_folder(ann_dir: Path, roboflow: set[str | None]) -> list[tuple[P
     return sorted(files, key=lambda fs: (order[fs[1]], _PREFIXES.index(_prefix_of(fs[0]) or INSTANCES)))
 
 
+def _refuse_unmatched_captions(path: Path, files: list[tuple[Path, str | None]]) -> None:
+    """An `annotations/captions_<X>.json` read with no split's objects (no `instances_<X>.json`, no `<X>/`
+    folder with `_annotations.coco.json`): refused naming it, never left out in silence. Which images it
+    captions is not guessed from ids or file names (a Roboflow export numbers every split's images from 0)."""
+    ann_dir = path / "annotations"
+    if not path.is_dir() or not ann_dir.is_dir():
+        return
+    kept = {os.path.abspath(f) for f, _ in files}
+    for f in sorted(ann_dir.glob(f"{CAPTIONS}*.json")):
+        if f.is_file() and _prefix_of(f) == CAPTIONS and os.path.abspath(f) not in kept:
+            splits = ", ".join(sorted({str(sp) for _, sp in files if sp is not None})) or "none"
+            raise FormatError(f"no split {_split_of(f)!r} here for these captions (splits: {splits})", path=f,
+                              hint=f"rename it {CAPTIONS}<split>.json after the split whose images it captions, "
+                                   "or move it out and read it alone as coco_captions")
+
+
 def _beside(split: str | None, roboflow: set[str | None]) -> str | None | bool:
     """The split of the `_annotations.coco.json` that `annotations/captions_<split>.json` goes with, False for
     none: the split folder of that name, else (`default`) the file beside `annotations/`."""
@@ -243,6 +259,7 @@ def read(path: Path, *, split: str | None = None) -> Reader:
     if not files:
         raise FormatError("no COCO annotation file here", path=path,
                           hint="expected a .json file, _annotations.coco.json or annotations/instances_*.json")
+    _refuse_unmatched_captions(path, files)
     classes = ClassMap()
     groups: dict[tuple[Path, str | None], list[tuple[Path, _Index | None]]] = {}
     roboflow = {s: f for f, s in files if f.name == ROBOFLOW_NAME}

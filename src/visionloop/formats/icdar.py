@@ -11,13 +11,23 @@ the line); ``###`` marks text that cannot be read ("do not care"). The release's
 ``ch4_training_images/`` + ``ch4_training_localization_transcription_gt/`` and ``ch4_test_images/`` +
 ``Challenge4_Test_Task1_GT/``; conversions often use ``images/`` + ``gt/``.
 
+Lines as the challenge's own evaluation script reads them (``rrc_evaluation_funcs.py`` `get_tl_line_values`,
+e.g. YanShuang17/icdar_2015_evaluation_script @ 5bde5981): eight coordinates, then the transcription (the rest of
+the line); a transcription in double quotes is unquoted, ``\\\\`` and ``\\"`` inside it unescaped. Also read, as
+datumaro 1.13's ``icdar_text_localization`` exporter writes them (CVAT's "ICDAR Localization 1.0";
+datumaro/plugins/data_formats/icdar/exporter.py `IcdarTextLocalizationExporter`): ``x1,y1,...,x4,y4,"text"``
+(more than four points when the polygon has them: numbers, then the quoted text), coordinates without a
+transcription, and boxes ``x0 y0 x1 y1 "text"`` (corners, space- or comma-separated; a box's text must be quoted).
+
 Layout read: in the folder given, its sub-folders and theirs, every folder holding ``gt_*.txt`` files is
-paired with the images folder beside it (the one whose name says the same split -- train/training, test,
-val -- or the only one); ``gt_<stem>.txt`` belongs to the image ``<stem>.<ext>``. The split is the word in the
-folder names. Each line becomes a `Polygon` of class ``text`` with the attribute ``transcription`` (``###``
-kept as written, plus ``dont_care: True``). An image without a ground-truth file is MISSING, one with an empty
-file NULL; a ground-truth file without its image is counted (`skipped`). A malformed line is an error naming the
-file and line (the image is quarantined). The files give no image size: the images are needed.
+paired with its ``images/`` folder (datumaro's ``<subset>/gt_<id>.txt`` + ``<subset>/images/``), else the images
+folder beside it (the one whose name says the same split -- train/training, test, val -- or the only one);
+``gt_<stem>.txt`` belongs to the image ``<stem>.<ext>``. The split is the word in the folder names (a datumaro
+subset's name; none for ``default``). Each line becomes a `Polygon` (a `Box` for a box line) of class ``text``
+with the attribute ``transcription`` when the line has one (``###`` kept as written, plus ``dont_care: True``).
+An image without a ground-truth file is MISSING, one with an empty file NULL; a ground-truth file without its
+image is counted (`skipped`). A malformed line is an error naming the file and line (the image is quarantined).
+The files give no image size: the images are needed.
 
 Writing: ``out/[<split>/]images/<name>`` and ``out/[<split>/]gt/gt_<stem>.txt`` (UTF-8 with BOM, ``\\n``).
 Polygons of four points are written as they are; boxes and rotated boxes as their four corners, other polygons
@@ -73,6 +83,9 @@ def _pairs(root: Path) -> list[tuple[Path, Path, str | None]]:
     img_dirs = [f for f in folders if _has(f, lambda n: is_image(Path(n)))]
     pairs = []
     for gt in gt_dirs:
+        if (gt / _icdar.IMAGES).is_dir() and gt != root:  # datumaro: <subset>/gt_<id>.txt + <subset>/images/
+            pairs.append((gt, gt / _icdar.IMAGES, _icdar.folder_split(gt, root)))
+            continue
         beside = [d for d in img_dirs if d.parent == gt.parent and d != gt] or ([gt] if gt in img_dirs else [])
         split = _split_word(gt.name) if gt != root else None
         same = [d for d in beside if _split_word(d.name) == split] if len(beside) > 1 else beside
@@ -111,15 +124,39 @@ def detect(path: Path) -> Detection:
     return Detection(0.9, f"gt_*.txt in {gt.name}/ for the images in {images.name}/")
 
 
-def _parse(line: str) -> tuple[tuple[float, ...], str] | None:
-    parts = line.rstrip("\r\n").split(",")
-    if len(parts) < 9:
-        return None
-    try:
+_NUMBER = re.compile(r"^\s*-?\d+(?:\.\d+)?\s*$")
+_DECIMAL = re.compile(r"^-?\d+\.\d+$")  # datumaro writes coordinates as Python floats (``377.0``)
+_QUOTED = re.compile(r'^\s*"(.*)"\s*$', re.DOTALL)
+_BOX = re.compile(r'^\s*(-?\d+(?:\.\d+)?)(?:\s*,\s*|\s+)(-?\d+(?:\.\d+)?)(?:\s*,\s*|\s+)(-?\d+(?:\.\d+)?)'
+                  r'(?:\s*,\s*|\s+)(-?\d+(?:\.\d+)?)\s*(?:,?\s*"(.*)")?\s*$', re.DOTALL)
+
+
+def _unquote(text: str) -> str:
+    """The transcription as the RRC evaluation script reads it: a quoted one unquoted and unescaped."""
+    m = _QUOTED.match(text)
+    return m.group(1).replace("\\\\", "\\").replace('\\"', '"') if m else text
+
+
+def _parse(line: str) -> tuple[tuple[float, ...], str | None, bool] | None:
+    """(coordinates, transcription or None, is a box) of one line; None when it is not a line of this format."""
+    line = line.rstrip("\r\n")
+    parts = line.split(",")
+    lead = 0
+    while lead < len(parts) and _NUMBER.match(parts[lead]):
+        lead += 1
+    if lead >= 8:
+        rest = ",".join(parts[lead:])
+        if lead > 8 and lead % 2 == 0 and (_QUOTED.match(rest) if rest else
+                                           all(_DECIMAL.match(p.strip()) for p in parts[:lead])):
+            # datumaro's polygon of more than four points: its numbers, then its quoted text (or none)
+            return tuple(float(p) for p in parts[:lead]), _unquote(rest) if rest else None, False
         coords = tuple(float(p) for p in parts[:8])
-    except ValueError:
-        return None
-    return coords, ",".join(parts[8:])
+        return coords, (_unquote(",".join(parts[8:])) if len(parts) > 8 else None), False
+    m = _BOX.match(line)
+    if m is not None:
+        text = None if m.group(5) is None else _unquote(f'"{m.group(5)}"')
+        return tuple(float(m.group(i)) for i in range(1, 5)), text, True
+    return None
 
 
 def read(path: Path, *, split: str | None = None) -> Reader:
@@ -169,12 +206,15 @@ def _annotations(f: Path) -> tuple[Annotation, ...]:
         parsed = _parse(line)
         if parsed is None:
             raise FormatError("expected x1,y1,x2,y2,x3,y3,x4,y4,transcription", path=f, where=f"line {number_}")
-        coords, transcription = parsed
-        attributes: dict[str, object] = {"transcription": transcription}
+        coords, transcription, is_box = parsed
+        attributes: dict[str, object] = {}
+        if transcription is not None:
+            attributes["transcription"] = transcription
         if transcription == DONT_CARE:
             attributes["dont_care"] = True
         try:
-            anns.append(Annotation(CLASS, Polygon((coords,)), attributes))
+            geometry = Box(*coords) if is_box else Polygon((coords,))
+            anns.append(Annotation(CLASS, geometry, attributes))
         except ValueError as e:
             raise FormatError(str(e), path=f, where=f"line {number_}") from None
     return tuple(anns)
@@ -228,7 +268,10 @@ def write(samples: Iterable[Sample], out: Path, *, classes: ClassMap | None = No
             if text is None or text == "":
                 report.converted["no transcription -> ### (do not care)"] += 1
                 text = DONT_CARE
-            lines.append(",".join(number(round(c, 6)) for c in corners) + "," + str(text).replace("\n", " "))
+            text = str(text).replace("\n", " ")
+            if _QUOTED.match(text):  # would be read unquoted: quote and escape it as the RRC script reads it
+                text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            lines.append(",".join(number(round(c, 6)) for c in corners) + "," + text)
             report.annotations["polygon"] += 1
         if sample.state is LabelState.MISSING and not lines:
             if place_image(sample.image, out / base / "images" / name, images):
