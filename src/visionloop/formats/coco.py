@@ -274,7 +274,7 @@ def read(path: Path, *, split: str | None = None) -> Reader:
         key = (f.parent, file_split) if _prefix_of(f) is not None else (f, file_split)
         if _prefix_of(f) == CAPTIONS and file_split not in with_objects:  # with its split's _annotations.coco.json
             beside = _beside(file_split, set(roboflow))
-            assert beside is not False  # `_annotation_folder` keeps no other
+            assert not isinstance(beside, bool)  # never False: `_annotation_folder` keeps no other
             key = (roboflow[beside], beside)
         groups.setdefault(key, []).append((f, index))
     sources = [(members, split or file_split) for (_, file_split), members in groups.items()]
