@@ -282,3 +282,71 @@ def test_a_box_with_unquoted_text_or_seven_numbers_is_refused(tmp_path: Path) ->
         with pytest.raises(FormatError) as e:
             list(icdar.read(root))
         assert (e.value.where, e.value.message) == ("line 1", "expected x1,y1,x2,y2,x3,y3,x4,y4,transcription")
+
+
+# ------------------------------------------------- which rule a line of more than eight numbers reads by (issue 12)
+
+
+def test_datumaro_layout_reads_lines_as_its_exporter_wrote_them(tmp_path: Path) -> None:
+    # exporter.py IcdarTextLocalizationExporter: ",".join(str(p) for p in points) + ',"%s"' % text (no escaping)
+    dm = pytest.importorskip("datumaro")
+    from datumaro.components.annotation import Polygon as DmPolygon
+
+    hexagon = [0.0, 0.0, 4.0, 0.0, 6.0, 2.0, 4.0, 4.0, 0.0, 4.0, -2.0, 2.0]
+    root = tmp_path / "dm"
+    dm.Dataset.from_iterable([dm.DatasetItem(
+        id="img_1", subset="train", media=dm.Image.from_numpy(np.zeros((20, 30, 3), np.uint8)), annotations=[
+            DmPolygon(hexagon), DmPolygon(CURVED),
+            DmPolygon([1, 1, 9, 1, 9, 9, 1, 9], attributes={"text": "C:\\\\dir"}),  # two backslashes
+            DmPolygon([1, 1, 9, 1, 9, 9, 1, 9], attributes={"text": 'say \\"hi\\"'}),
+            DmPolygon(CURVED, attributes={"text": "a\\\\b"}),
+        ])]).export(str(root), "icdar_text_localization", save_media=True)
+    assert (root / "train" / "gt_img_1.txt").read_text(encoding="utf-8").splitlines() == [
+        "0.0,0.0,4.0,0.0,6.0,2.0,4.0,4.0,0.0,4.0,-2.0,2.0",
+        "10.0,10.0,50.0,5.0,90.0,10.0,90.0,30.0,10.0,30.0",
+        '1.0,1.0,9.0,1.0,9.0,9.0,1.0,9.0,"C:\\\\dir"',
+        '1.0,1.0,9.0,1.0,9.0,9.0,1.0,9.0,"say \\"hi\\""',
+        '10.0,10.0,50.0,5.0,90.0,10.0,90.0,30.0,10.0,30.0,"a\\\\b"']
+    (sample,) = icdar.read(root)
+    assert [(a.geometry.rings[0], a.attributes) for a in sample.annotations] == [
+        (tuple(hexagon), {}), (tuple(CURVED), {}),
+        ((1.0, 1.0, 9.0, 1.0, 9.0, 9.0, 1.0, 9.0), {"transcription": "C:\\\\dir"}),
+        ((1.0, 1.0, 9.0, 1.0, 9.0, 9.0, 1.0, 9.0), {"transcription": 'say \\"hi\\"'}),
+        (tuple(CURVED), {"transcription": "a\\\\b"})]
+
+
+def test_release_layout_line_of_float_numbers_only_is_refused(tmp_path: Path) -> None:
+    # the same line outside datumaro's layout: ICDAR 2015 reads 4 corners + text "90.0,30.0,10.0,30.0"? no: refused
+    root = tmp_path / "ds"
+    (root / "images").mkdir(parents=True)
+    Image.new("RGB", (100, 50)).save(root / "images" / "img_1.jpg")
+    (root / "gt").mkdir()
+    (root / "gt" / "gt_img_1.txt").write_text("\ufeff1,1,9,1,9,9,1,9,Genaxis\n"
+                                              "10.0,10.0,50.0,5.0,90.0,10.0,90.0,30.0,10.0,30.0\n", encoding="utf-8")
+    assert detect(root) == "icdar"
+    with pytest.raises(FormatError) as e:
+        list(icdar.read(root))
+    assert (Path(e.value.path).name, e.value.where, e.value.message) == (
+        "gt_img_1.txt", "line 2", '10 numbers and no text: 4 corners and the transcription "10.0,30.0" (ICDAR 2015) '
+                                  "or a polygon of 5 points without one (datumaro's export)")
+    assert e.value.hint.startswith('quote the transcription (...,x4,y4,"text")')
+    # quoted, it reads by the ICDAR 2015 rule
+    (root / "gt" / "gt_img_1.txt").write_text('10.0,10.0,50.0,5.0,90.0,10.0,90.0,30.0,"10.0,30.0"\n',
+                                              encoding="utf-8")
+    (ann,) = next(iter(icdar.read(root))).annotations
+    assert (ann.geometry.rings[0], ann.attributes) == ((10.0, 10.0, 50.0, 5.0, 90.0, 10.0, 90.0, 30.0),
+                                                       {"transcription": "10.0,30.0"})
+
+
+def test_integer_numbers_after_eight_are_text_in_either_layout(tmp_path: Path) -> None:
+    # datumaro's exporter writes floats only, so integers are an ICDAR 2015 line (mmocr's "100,000") wherever it is
+    root = tmp_path / "dm"
+    (root / "train" / "images").mkdir(parents=True)
+    Image.new("RGB", (640, 480)).save(root / "train" / "images" / "img_1.jpg")
+    (root / "train" / "gt_img_1.txt").write_text("374,155,409,155,409,170,374,170,100,000\n"
+                                                 '1,1,9,1,9,9,1,9,"a\\\\b"\n', encoding="utf-8")
+    (sample,) = icdar.read(root)
+    assert [(a.geometry.rings[0], a.attributes) for a in sample.annotations] == [
+        ((374.0, 155.0, 409.0, 155.0, 409.0, 170.0, 374.0, 170.0), {"transcription": "100,000"}),
+        ((1.0, 1.0, 9.0, 1.0, 9.0, 9.0, 1.0, 9.0), {"transcription": "a\\\\b"})]
+    assert sample.split == "train"

@@ -371,3 +371,100 @@ def test_project_name_with_spaces_file_names(tmp_path: Path) -> None:
     (tmp_path / "c" / "vott-csv-export").mkdir(parents=True)
     (tmp_path / "c" / "vott-csv-export" / "my-pet-photos-export.csv").write_bytes(CSV.encode())
     assert detect(tmp_path / "c") == "vott_csv" and len(list(vott_csv.read(tmp_path / "c"))[0].annotations) == 4
+
+
+# ---------------------------------------------------------------- video frames (issue 12)
+# microsoft/VoTT, how a tagged video frame is made and exported:
+# - src/react/components/common/videoAsset/videoAsset.tsx `raiseChildAssetSelected` (the stored copies agree):
+#   createAssetFromFilePath(`${parent.path}#t=${currentTime}`), type = AssetType.VideoFrame (3,
+#   src/models/applicationState.ts), parent = the video asset, timestamp = currentTime, size = the video's;
+# - src/services/assetService.ts @ c2e14bacea450e17c5474a52d0556a2aeb0196a4 `createAssetFromFilePath`: name = the
+#   path's last part (`video.mp4#t=2.5`), format = the extension before `#` (`mp4`);
+# - src/common/htmlFileReader.ts @ 008c7f516e8476c6822134977904819aaeeefe32 `getAssetBlob` -> `getAssetFrameImage`:
+#   `asset.name += ".jpg"` unless it ends with .jpg, then the frame drawn on a canvas;
+# - src/providers/export/vottJson.ts @ 1c20bfe3 (above): with includeImages each asset's blob is written to
+#   `vott-json-export/${asset.name}` *before* the JSON, whose asset objects are the same (so their name ends .jpg);
+#   csv.ts @ d8eb338fbff888ef4796b2dea0dd1225cd2adf7a: getAssetArray (same renaming) before `image: asset.name`.
+# Without includeImages neither writes the frame and the name stays `video.mp4#t=2.5`.
+
+VIDEO = {"format": "mp4", "id": "v1", "name": "video.mp4", "path": "https://cams.example/videos/video.mp4",
+         "size": {"width": 1280, "height": 720}, "state": 2, "type": 2}
+FRAME_REGION = {"id": "F1", "type": "RECTANGLE", "tags": ["cat"],
+                "boundingBox": {"height": 120.25, "width": 200, "left": 100.5, "top": 50},
+                "points": [{"x": 100.5, "y": 50}, {"x": 300.5, "y": 50}, {"x": 300.5, "y": 170.25},
+                           {"x": 100.5, "y": 170.25}]}
+
+
+def _frame(include_images: bool) -> dict[str, object]:
+    name = "video.mp4#t=2.5" + (".jpg" if include_images else "")
+    return {"asset": {"format": "mp4", "id": "f25", "name": name, "path": VIDEO["path"] + "#t=2.5",
+                      "size": {"width": 1280, "height": 720}, "state": 2, "type": 3, "parent": VIDEO,
+                      "timestamp": 2.5}, "regions": [FRAME_REGION], "version": "2.2.0"}
+
+
+def _frame_json_export(root: Path, include_images: bool) -> Path:
+    folder = root / "vott-json-export"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (640, 480)).save(folder / "one.jpg")
+    if include_images:
+        Image.new("RGB", (1280, 720), (9, 9, 9)).save(folder / "video.mp4#t=2.5.jpg", format="PNG")  # canvas.toBlob
+    (folder / "video.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")  # the video beside: never read as the frame
+    name, text = _vott_json_ts(PROJECT, [ASSETS[0], _frame(include_images)])
+    (folder / name).write_text(text, encoding="utf-8")
+    return root
+
+
+def test_json_video_frame_reads_the_jpg_vott_wrote(tmp_path: Path) -> None:
+    root = _frame_json_export(tmp_path / "proj", include_images=True)
+    _, frame = list(vott.read(root))
+    assert (frame.image.file_name, frame.image.size, frame.state) == ("video.mp4#t=2.5.jpg", (1280, 720),
+                                                                      LabelState.ANNOTATED)
+    assert frame.image.path == str(root / "vott-json-export" / "video.mp4#t=2.5.jpg")
+    assert frame.image.metadata["vott_timestamp"] == 2.5
+    assert frame.annotations == (Annotation("cat", Box(100.5, 50, 300.5, 170.25)),)
+
+
+def test_json_video_frame_not_exported_is_refused_naming_the_asset(tmp_path: Path) -> None:
+    from visionloop.formats.base import images_optional, quarantine_reads
+
+    root = _frame_json_export(tmp_path / "proj", include_images=False)
+    with pytest.raises(FormatError) as e:
+        list(vott.read(root))
+    assert (e.value.where, e.value.message) == (
+        "assets['f25']", "video frame 'video.mp4#t=2.5' (video.mp4 at 2.5 s): its image 'video.mp4#t=2.5.jpg' is "
+                         "not beside the export")
+    assert e.value.hint.startswith('export again from VoTT with "Include images" on')
+    assert e.value.hint.endswith("or pass --images none to convert the annotations alone")
+    # on import: the frame is quarantined, the image asset lands
+    errors: list = []
+    with quarantine_reads(errors.append):
+        assert [s.image.file_name for s in vott.read(root)] == ["one.jpg"]
+    assert [err.where for err in errors] == ["assets['f25']"]
+    # --images none: the JSON gives the frame's size, its boxes convert without a file
+    with images_optional():
+        _, frame = list(vott.read(root))
+    assert (frame.image.file_name, frame.image.path, frame.image.size) == ("video.mp4#t=2.5.jpg", None, (1280, 720))
+    assert frame.annotations == (Annotation("cat", Box(100.5, 50, 300.5, 170.25)),)
+
+
+def test_csv_video_frame_rows(tmp_path: Path) -> None:
+    folder = tmp_path / "proj" / "vott-csv-export"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (1280, 720)).save(folder / "video.mp4#t=2.5.jpg", format="PNG")
+    rows = _csv_ts_rows([ASSETS[0], _frame(include_images=True)])
+    (folder / "pets-export.csv").write_bytes(_json2csv(rows).encode())
+    samples = {s.image.file_name: s for s in vott_csv.read(tmp_path / "proj")}
+    assert sorted(samples) == ["one.jpg", "video.mp4#t=2.5.jpg"]
+    frame = samples["video.mp4#t=2.5.jpg"]
+    assert frame.image.path == str(folder / "video.mp4#t=2.5.jpg")
+    assert frame.annotations == (Annotation("cat", Box(100.5, 50, 300.5, 170.25)),)
+    # exported without images: the row names `video.mp4#t=2.5` and nothing is beside the CSV
+    (folder / "video.mp4#t=2.5.jpg").unlink()
+    rows = _csv_ts_rows([ASSETS[0], _frame(include_images=False)])
+    assert rows[-1] == ("video.mp4#t=2.5", 100.5, 50, 300.5, 170.25, "cat")
+    (folder / "pets-export.csv").write_bytes(_json2csv(rows).encode())
+    with pytest.raises(FormatError) as e:
+        list(vott_csv.read(tmp_path / "proj"))
+    assert (e.value.where, e.value.message) == (
+        "line 6", "video frame 'video.mp4#t=2.5' (video.mp4 at 2.5 s): its image 'video.mp4#t=2.5.jpg' is not "
+                  "beside the export")

@@ -18,6 +18,11 @@ datumaro 1.13's ``icdar_text_localization`` exporter writes them (CVAT's "ICDAR 
 datumaro/plugins/data_formats/icdar/exporter.py `IcdarTextLocalizationExporter`): ``x1,y1,...,x4,y4,"text"``
 (more than four points when the polygon has them: numbers, then the quoted text), coordinates without a
 transcription, and boxes ``x0 y0 x1 y1 "text"`` (corners, space- or comma-separated; a box's text must be quoted).
+The exporter neither escapes a text nor writes one unquoted, and writes every coordinate as a Python float
+(``10.0``): in datumaro's layout (below) a quoted text is read verbatim and a line of more than eight such
+numbers and nothing else is a polygon of all its points without text. Elsewhere that line reads two ways (the
+ICDAR 2015 rule makes the numbers after the eighth the transcription) and is refused naming the file and line;
+a line whose coordinates are not all floats (``374,155,...,374,170,100,000``) reads by the ICDAR 2015 rule.
 
 Layout read: in the folder given, its sub-folders and theirs, every folder holding ``gt_*.txt`` files is
 paired with its ``images/`` folder (datumaro's ``<subset>/gt_<id>.txt`` + ``<subset>/images/``), else the images
@@ -76,15 +81,16 @@ DONT_CARE = "###"
 _GT = re.compile(r"^gt_(.+)\.txt$", re.IGNORECASE)
 
 
-def _pairs(root: Path) -> list[tuple[Path, Path, str | None]]:
-    """(gt folder, images folder, split) found under `root`; refused when a gt folder's images are ambiguous."""
+def _pairs(root: Path) -> list[tuple[Path, Path, str | None, bool]]:
+    """(gt folder, images folder, split, in datumaro's layout) found under `root`; refused when a gt folder's
+    images are ambiguous."""
     folders = _folders(root)
     gt_dirs = [f for f in folders if _has(f, lambda n: _GT.match(n) is not None)]
     img_dirs = [f for f in folders if _has(f, lambda n: is_image(Path(n)))]
     pairs = []
     for gt in gt_dirs:
         if (gt / _icdar.IMAGES).is_dir() and gt != root:  # datumaro: <subset>/gt_<id>.txt + <subset>/images/
-            pairs.append((gt, gt / _icdar.IMAGES, _icdar.folder_split(gt, root)))
+            pairs.append((gt, gt / _icdar.IMAGES, _icdar.folder_split(gt, root), True))
             continue
         beside = [d for d in img_dirs if d.parent == gt.parent and d != gt] or ([gt] if gt in img_dirs else [])
         split = _split_word(gt.name) if gt != root else None
@@ -96,7 +102,7 @@ def _pairs(root: Path) -> list[tuple[Path, Path, str | None]]:
         split = split or _split_word(same[0].name)
         if split is None and gt.parent != root:
             split = _split_word(gt.parent.name)
-        pairs.append((gt, same[0], split))
+        pairs.append((gt, same[0], split, False))
     return pairs
 
 
@@ -110,7 +116,7 @@ def detect(path: Path) -> Detection:
         return Detection(0.5, f"gt_*.txt files, but {e.message}")
     if not pairs:
         return Detection.no("no gt_<image>.txt files beside an images folder")
-    gt, images, _ = pairs[0]
+    gt, images, _, datumaro = pairs[0]
     # the first file's first line must be 8 numbers and a transcription
     first = next((Path(e.path) for e in _listing(gt) if _GT.match(e.name)), None)
     if first is not None:
@@ -119,7 +125,11 @@ def detect(path: Path) -> Detection:
                 line = next((x for x in f if x.strip()), "")
         except (OSError, UnicodeDecodeError):
             line = "x"
-        if line and _parse(line) is None:
+        try:
+            bad = bool(line) and _parse(line, datumaro=datumaro) is None
+        except _Ambiguous:
+            bad = False
+        if bad:
             return Detection.no(f"{first.name} line 1 is not x1,y1,...,x4,y4,transcription")
     return Detection(0.9, f"gt_*.txt in {gt.name}/ for the images in {images.name}/")
 
@@ -137,8 +147,18 @@ def _unquote(text: str) -> str:
     return m.group(1).replace("\\\\", "\\").replace('\\"', '"') if m else text
 
 
-def _parse(line: str) -> tuple[tuple[float, ...], str | None, bool] | None:
-    """(coordinates, transcription or None, is a box) of one line; None when it is not a line of this format."""
+class _Ambiguous(ValueError):
+    """A line that reads two ways and the layout does not say which."""
+
+
+def _parse(line: str, *, datumaro: bool = False) -> tuple[tuple[float, ...], str | None, bool] | None:
+    """(coordinates, transcription or None, is a box) of one line; None when it is not a line of this format.
+
+    `datumaro`: the file is in datumaro's layout (``<subset>/gt_<id>.txt`` beside ``<subset>/images/``), whose
+    exporter writes a polygon's every point as a Python float (``10.0``), then ``,"text"`` verbatim (not escaped)
+    when it has one. Raises `_Ambiguous` for a line of more than eight numbers and nothing else outside that
+    layout when all of them are floats as datumaro writes them: the ICDAR 2015 rule reads four corners and the
+    text ``x5,y5,...``, datumaro's exporter meant a polygon of more points without text."""
     line = line.rstrip("\r\n")
     parts = line.split(",")
     lead = 0
@@ -146,15 +166,25 @@ def _parse(line: str) -> tuple[tuple[float, ...], str | None, bool] | None:
         lead += 1
     if lead >= 8:
         rest = ",".join(parts[lead:])
-        if lead > 8 and lead % 2 == 0 and (_QUOTED.match(rest) if rest else
-                                           all(_DECIMAL.match(p.strip()) for p in parts[:lead])):
-            # datumaro's polygon of more than four points: its numbers, then its quoted text (or none)
-            return tuple(float(p) for p in parts[:lead]), _unquote(rest) if rest else None, False
+        quoted = _QUOTED.match(rest) if rest else None
+        text = (quoted.group(1) if datumaro else _unquote(rest)) if quoted else None
+        if lead > 8 and lead % 2 == 0 and quoted:
+            # a polygon of more than four points, then its quoted text (datumaro's exporter; the ICDAR 2015 rule
+            # would make the text "x5,y5,...,\"text\"")
+            return tuple(float(p) for p in parts[:lead]), text, False
+        if lead > 8 and lead % 2 == 0 and not rest and all(_DECIMAL.match(p.strip()) for p in parts[:lead]):
+            if not datumaro:
+                raise _Ambiguous(f"{lead} numbers and no text: 4 corners and the transcription "
+                                 f"\"{','.join(p.strip() for p in parts[8:lead])}\" (ICDAR 2015) or a polygon "
+                                 f"of {lead // 2} points without one (datumaro's export)")
+            return tuple(float(p) for p in parts[:lead]), None, False
         coords = tuple(float(p) for p in parts[:8])
+        if lead == 8 and datumaro and quoted:
+            return coords, text, False
         return coords, (_unquote(",".join(parts[8:])) if len(parts) > 8 else None), False
     m = _BOX.match(line)
     if m is not None:
-        text = None if m.group(5) is None else _unquote(f'"{m.group(5)}"')
+        text = None if m.group(5) is None else (m.group(5) if datumaro else _unquote(f'"{m.group(5)}"'))
         return tuple(float(m.group(i)) for i in range(1, 5)), text, True
     return None
 
@@ -170,8 +200,8 @@ def read(path: Path, *, split: str | None = None) -> Reader:
     return Reader(classes, lambda: _samples(root, pairs, split), source=root)
 
 
-def _samples(root: Path, pairs: list[tuple[Path, Path, str | None]], split: str | None) -> Iterator[Sample]:
-    for gt, images, folder_split in pairs:
+def _samples(root: Path, pairs: list[tuple[Path, Path, str | None, bool]], split: str | None) -> Iterator[Sample]:
+    for gt, images, folder_split, datumaro in pairs:
         gts = {m.group(1).casefold(): Path(e.path) for e in _listing(gt) if (m := _GT.match(e.name)) and e.is_file()}
         used: set[str] = set()
         for e in _listing(images):
@@ -185,7 +215,7 @@ def _samples(root: Path, pairs: list[tuple[Path, Path, str | None]], split: str 
                 continue
             used.add(os.path.abspath(f))
             try:
-                anns = _annotations(f)
+                anns = _annotations(f, datumaro=datumaro)
             except FormatError as err:
                 quarantine(err)
                 continue
@@ -194,7 +224,7 @@ def _samples(root: Path, pairs: list[tuple[Path, Path, str | None]], split: str 
                       reason=f"no image of that name in {images.name}/", path=gt)
 
 
-def _annotations(f: Path) -> tuple[Annotation, ...]:
+def _annotations(f: Path, *, datumaro: bool = False) -> tuple[Annotation, ...]:
     try:
         text = f.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
@@ -203,7 +233,13 @@ def _annotations(f: Path) -> tuple[Annotation, ...]:
     for number_, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        parsed = _parse(line)
+        try:
+            parsed = _parse(line, datumaro=datumaro)
+        except _Ambiguous as e:
+            raise FormatError(str(e), path=f, where=f"line {number_}",
+                              hint="quote the transcription (...,x4,y4,\"text\") if it is one; a datumaro "
+                                   "export reads as polygons in its own layout (<subset>/gt_<id>.txt beside "
+                                   "<subset>/images/)") from None
         if parsed is None:
             raise FormatError("expected x1,y1,x2,y2,x3,y3,x4,y4,transcription", path=f, where=f"line {number_}")
         coords, transcription, is_box = parsed

@@ -21,8 +21,13 @@ report's ``skipped``; ``--strict`` refuses it). Classes are the
 project's ``tags`` in order (ids 0..n-1, colours kept), plus any tag only found on regions.
 State: Tagged with regions → ANNOTATED; Visited (or Tagged without regions) → NULL; NotVisited →
 MISSING. Images are looked up beside the JSON by asset name, then by the asset's `file:` path.
-Video assets (frames with a `parent`) are read like images; their timestamp is kept in
-``ImageRef.metadata["vott_timestamp"]``.
+Video frames (type 3, VideoFrame: `<video>#t=<seconds>` with a `parent` and a `timestamp`) are read as the
+images VoTT writes for them with "Include images" (htmlFileReader.ts `getAssetFrameImage` @ 008c7f51 appends
+``.jpg`` to the asset's name before the exporter writes ``vott-json-export/<name>`` and the JSON:
+``video.mp4#t=2.5.jpg``), never the video its `path` names; their timestamp is kept in
+``ImageRef.metadata["vott_timestamp"]``. A frame whose image is not beside the export (exported without
+"Include images") is refused naming the asset (quarantined on import; with ``--images none`` it is read
+without a file: the JSON gives its size).
 
 Writing: `out/vott-json-export/visionloop-export.json` (assets streamed, tags written last) with
 the images beside it. Rotated boxes and masks become polygons (masks: outer contours, tolerance
@@ -35,6 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -70,8 +76,10 @@ from visionloop.formats.base import (
     ImageMode,
     Reader,
     WriteReport,
+    images_are_optional,
     open_text_bytes,
     place_image,
+    quarantine,
     safe_name,
     skip,
     with_size,
@@ -145,6 +153,8 @@ def read(path: Path, *, split: str | None = None) -> Reader:
     def samples() -> Iterator[Sample]:
         for key, entry in iter_json_object(f, "assets"):
             sample = _asset(key, entry, f, split)
+            if sample is None:  # a video frame whose image is not in the export (quarantined)
+                continue
             for a in sample.annotations:
                 if a.label not in classes:
                     classes.add(a.label)
@@ -211,7 +221,7 @@ def _parse_shape(r: dict[str, Any], tag: str, *, path: Path, where: str) -> Anno
     raise FormatError(f"unknown region type {r.get('type')!r}", path=path, where=where)
 
 
-def _asset(key: str, entry: Any, path: Path, split: str | None) -> Sample:
+def _asset(key: str, entry: Any, path: Path, split: str | None) -> Sample | None:
     where = f"assets[{key!r}]"
     if not isinstance(entry, dict) or not isinstance(entry.get("asset"), dict):
         raise FormatError("an asset entry needs an `asset` object", path=path, where=where)
@@ -224,23 +234,74 @@ def _asset(key: str, entry: Any, path: Path, split: str | None) -> Sample:
         raise FormatError("`regions` must be a list", path=path, where=where)
     anns = [a for i, r in enumerate(regions) for a in parse_region(r, path=path, where=f"{where} regions[{i}]")]
     root = path.parent
-    local = find_local(root, name) or (find_local(root, str(asset["path"])) if asset.get("path") else None)
-    file_name = relative_or_name(local, root, name)
     size = asset.get("size") if isinstance(asset.get("size"), dict) else {}
     w, h = size.get("width"), size.get("height")
+    if is_video_frame(asset, name):
+        local = find_local(root, frame_image_name(name))
+        if local is None:
+            if not (images_are_optional() and w and h):
+                quarantine(frame_not_exported(name, asset, path=path, where=where))
+                return None
+            ref = ImageRef(frame_image_name(name), width=int(w), height=int(h), path=None,
+                           metadata=_asset_meta(asset, key))
+            return Sample(ref, tuple(anns), split=split, state=_state(asset, anns))
+    else:
+        local = find_local(root, name) or (find_local(root, str(asset["path"])) if asset.get("path") else None)
+    file_name = relative_or_name(local, root, name)
+    ref = ImageRef(file_name, width=int(w) if w else None, height=int(h) if h else None,
+                   path=str(local or root / file_name), metadata=_asset_meta(asset, key))
+    return Sample(ref, tuple(anns), split=split, state=_state(asset, anns))
+
+
+def _asset_meta(asset: dict[str, Any], key: str) -> dict[str, Any]:
     meta: dict[str, Any] = {"vott_id": asset.get("id", key)}
     if asset.get("path"):
         meta["vott_path"] = asset["path"]
     if asset.get("timestamp") is not None:
         meta["vott_timestamp"] = asset["timestamp"]
+    return meta
+
+
+def _state(asset: dict[str, Any], anns: list[Annotation]) -> LabelState:
     state = _STATES.get(asset.get("state", 2), LabelState.NULL)
     if anns:
-        state = LabelState.ANNOTATED
-    elif state is LabelState.ANNOTATED:
-        state = LabelState.NULL
-    ref = ImageRef(file_name, width=int(w) if w else None, height=int(h) if h else None,
-                   path=str(local or root / file_name), metadata=meta)
-    return Sample(ref, tuple(anns), split=split, state=state)
+        return LabelState.ANNOTATED
+    return LabelState.NULL if state is LabelState.ANNOTATED else state
+
+
+# VoTT's video frames (applicationState.ts AssetType.VideoFrame = 3): an asset named `<video>#t=<seconds>` (its
+# path the video's with that fragment, `parent` the video asset, `timestamp` the seconds). The exporters write its
+# image only with "Include images": HtmlFileReader.getAssetFrameImage draws the frame and appends ".jpg" to the
+# asset's name first (unless it ends with .jpg already), so the image beside the export and the name in the JSON /
+# the CSV's `image` are `<video>#t=<seconds>.jpg`; without it the name stays `<video>#t=<seconds>` and no file.
+VIDEO_FRAME = 3
+_FRAME = re.compile(r"#t=[0-9.]+(?:\.jpg)?$", re.IGNORECASE)
+
+
+def is_video_frame(asset: dict[str, Any] | None, name: str) -> bool:
+    """Whether an asset (a JSON export's; None for a CSV row, which gives its name only) is a video frame."""
+    if asset is not None and "type" in asset:
+        return asset.get("type") == VIDEO_FRAME or isinstance(asset.get("parent"), dict)
+    return _FRAME.search(name) is not None
+
+
+def frame_image_name(name: str) -> str:
+    """The file VoTT writes a video frame's image to (getAssetFrameImage: the name + ".jpg")."""
+    return name if name.lower().endswith(".jpg") else name + ".jpg"
+
+
+def frame_not_exported(name: str, asset: dict[str, Any] | None, *, path: Path, where: str) -> FormatError:
+    """The error for a video frame whose image is not beside the export (exported without "Include images")."""
+    parent = asset.get("parent") if asset else None
+    video = parent.get("name") if isinstance(parent, dict) and parent.get("name") else name.split("#t=")[0]
+    at = asset.get("timestamp") if asset and asset.get("timestamp") is not None else name.split("#t=")[-1]
+    at = str(at).removesuffix(".jpg")
+    hint = ('export again from VoTT with "Include images" on: it writes each frame beside the export as '
+            "<video>#t=<seconds>.jpg")
+    if asset is not None:
+        hint += "; or pass --images none to convert the annotations alone"
+    return FormatError(f"video frame {name!r} ({video} at {at} s): its image {frame_image_name(name)!r} is not "
+                       "beside the export", path=path, where=where, hint=hint)
 
 
 # ---------------------------------------------------------------- write

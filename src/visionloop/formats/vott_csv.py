@@ -9,7 +9,9 @@ numbers bare; rows joined by os.EOL (CRLF on Windows), no newline after the last
     "img_001.jpg",10.5,20,110.5,220,"cat"
 
 The box is the region's bounding box in image pixels (continuous, top-left origin), kept as is.
-Rows of one image are consecutive. An image in the folder without rows was exported but untagged
+Rows of one image are consecutive. A video frame's row names its image as VoTT wrote it beside the CSV
+(``video.mp4#t=2.5.jpg``, see vott.py); a frame named without its image there (``video.mp4#t=2.5``: exported
+without "Include images") is refused naming the row. An image in the folder without rows was exported but untagged
 and is read as NULL. Classes: in order of appearance. Every `*-export.csv` of the folder is read (one per
 split, e.g. `train-export.csv` and `valid-export.csv`: the split is the name before `-export`), or of each
 split folder (`train/vott-csv-export/...`: the folder's name); an image named by two files is an error.
@@ -40,11 +42,12 @@ from visionloop.formats.base import (
     WriteReport,
     count_state_change,
     place_image,
+    quarantine,
     relative_name,
     safe_name,
     with_size,
 )
-from visionloop.formats.vott import note_losses, tags_of
+from visionloop.formats.vott import frame_not_exported, is_video_frame, note_losses, tags_of
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +149,7 @@ def _rows(path: Path, split: str | None) -> Iterator[Sample]:
             raise FormatError("the first line is not the VoTT CSV header", path=path, where="line 1",
                               hint=",".join(HEADER))
         current: str | None = None
+        first = ""  # the line of the current image's first row
         anns: list[Annotation] = []
         for row in reader:
             if not row or all(not c.strip() for c in row):
@@ -155,20 +159,23 @@ def _rows(path: Path, split: str | None) -> Iterator[Sample]:
                 raise FormatError(f"expected 6 cells, got {len(row)}", path=path, where=where)
             name = row[0]
             if name != current:
-                if current is not None:
-                    yield _sample(current, anns, path, split)
-                current, anns = name, []
+                if current is not None and (sample := _sample(current, anns, path, split, first)) is not None:
+                    yield sample
+                current, anns, first = name, [], where
             try:
                 x0, y0, x1, y1 = (float(v) for v in row[1:5])
                 anns.append(Annotation(row[5], Box(x0, y0, x1, y1)))
             except ValueError as e:
                 raise FormatError(f"bad box ({e})", path=path, where=where) from None
-        if current is not None:
-            yield _sample(current, anns, path, split)
+        if current is not None and (sample := _sample(current, anns, path, split, first)) is not None:
+            yield sample
 
 
-def _sample(name: str, anns: list[Annotation], path: Path, split: str | None) -> Sample:
+def _sample(name: str, anns: list[Annotation], path: Path, split: str | None, where: str) -> Sample | None:
     local = path.parent / name
+    if not local.is_file() and is_video_frame(None, name):  # exported without "Include images" (vott.py)
+        quarantine(frame_not_exported(name, None, path=path, where=where))
+        return None
     return Sample(ImageRef(name, path=str(local)), tuple(anns), split=split,
                   state=LabelState.ANNOTATED if anns else LabelState.NULL)
 
