@@ -217,7 +217,15 @@ class Proc:
                 pass
         return total / 1024
 
+    def pause(self, on: bool) -> None:
+        """SIGSTOP / SIGCONT the server's process group: a server waiting for its turn uses no CPU (LitServe's
+        workers poll their queues even when idle; every server has timers), so its idling does not fall on
+        the figures of the one being measured."""
+        if self.p.poll() is None:
+            os.killpg(self.p.pid, signal.SIGSTOP if on else signal.SIGCONT)
+
     def stop(self) -> None:
+        self.pause(False)
         if self.p.poll() is None:
             os.killpg(self.p.pid, signal.SIGTERM)
             try:
@@ -581,13 +589,17 @@ def main() -> int:
             for n in levels:
                 acc = {label: {"lat": [], "took": 0.0, "errors": 0} for label, *_ in servers}
                 for rnd in range(args.rounds):
+                    for _, proc, _ in servers:
+                        proc.pause(True)
                     if n == 1:
                         for pipe in lone.values():
                             pipe.run(args.seconds / args.rounds, max(1, args.requests // args.rounds))
                     for label, proc, path in (servers if rnd % 2 == 0 else servers[::-1]):
+                        proc.pause(False)
                         r = asyncio.run(load(f"http://127.0.0.1:{proc.port}{path}", payloads, n,
                                              args.seconds / args.rounds, max(n, args.requests // args.rounds),
                                              warmup=10 if rnd == 0 else 2))
+                        proc.pause(True)
                         acc[label]["lat"] += r["lat"]
                         acc[label]["took"] += r["took"]
                         acc[label]["errors"] += r["errors"]
@@ -603,6 +615,7 @@ def main() -> int:
             if 1 in levels:  # what HTTP alone costs a lone client (the same body, no model), with both clients
                 plain = next((proc for label, proc, path in servers if path == "/predict" and "plain" in label),
                              None) or start("plain", project, onnx)
+                plain.pause(False)
                 if not any(proc is plain for _, proc, _ in servers):
                     servers.append(("floor", plain, "/null"))
                 chosen = CLIENT

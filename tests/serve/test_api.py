@@ -298,7 +298,7 @@ def test_no_stack_traces(server, client, monkeypatch):
     def broken(*a, **k):
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(server.service, "_prepare", broken)
+    monkeypatch.setattr(server.service.images, "_prepare", broken)
     r = client.post("/v1/models/det-a/predict", content=png())
     body = _err(r, 500)
     assert body["error"] == "InternalError" and "secret" not in r.text and "RuntimeError" not in r.text

@@ -3,8 +3,9 @@
     svc = Service(store_path, settings); await svc.start()
     out = await svc.predict("detect", None, [("a.jpg", data)], Params(confidence=0.3))
 
-Per image: decode + letterbox in a thread (off the event loop), then the model's batcher (which
-batches across concurrent requests), then thresholds / NMS / mapping back in a thread. A registry
+Per image (`per_image.PerImage`): decoding, inference and the answer off the event loop — one trip to an
+inference thread without batching, else decode in a thread, the model's batcher (which batches across
+concurrent requests), and the answer in a thread. A registry
 refresh every `refresh_s` notices promotes made elsewhere: the new model is loaded first and only
 then published, so requests never wait for a swap and none is dropped.
 
@@ -25,16 +26,17 @@ from typing import Any
 import numpy as np
 
 from visionloop.core.errors import VisionLoopError
-from visionloop.infer.post import postprocess, select, unletterbox
+from visionloop.infer.post import postprocess
 from visionloop.serve import catalog as cat
 from visionloop.serve import images as img
-from visionloop.serve.answers import Params, answer, class_filter, detections, ms, pipeline_predictions
+from visionloop.serve.answers import Params, class_filter
 from visionloop.serve.auth import KeyCache, RateLimiter
 from visionloop.serve.concept_answers import Concepts
-from visionloop.serve.engine import Batcher, Loaded, Pool
+from visionloop.serve.engine import Loaded, Pool
 from visionloop.serve.errors import BadRequest, PayloadTooLarge
 from visionloop.serve.fetch import UrlFetcher
 from visionloop.serve.metrics import Metrics
+from visionloop.serve.per_image import PerImage
 from visionloop.serve.settings import Settings, is_loopback
 from visionloop.store import Store
 from visionloop.store import keys as key_store
@@ -60,6 +62,7 @@ class Service:
         self.catalog = cat.Catalog([], settings.precision, settings.models)
         self.store: Store | None = None
         self.decode = ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode")
+        self.images = PerImage(self.decode, settings.max_pixels)
         self.keys: KeyCache | None = None
         self.limiter = RateLimiter(settings.rate_limit)
         self.ready = False
@@ -193,7 +196,7 @@ class Service:
                                       hint="split them over several requests")
             loaded = await self._load(target)
             keep = class_filter(loaded.predictor.classes, params.classes)
-            results = await asyncio.gather(*(self._one(loaded, i, n, d, params, keep)
+            results = await asyncio.gather(*(self.images.one(loaded, i, n, d, params, keep)
                                              for i, (n, d) in enumerate(images)))
             self.metrics.images.labels(*labels).inc(len(results))
             if self.predlog is not None:  # sampled, queued, written later: never waits, never raises
@@ -214,113 +217,6 @@ class Service:
         finally:
             self.metrics.requests.labels(*labels, str(code)).inc()
             self.metrics.latency.labels(*labels).observe(time.perf_counter() - t0)
-
-    async def _one(self, loaded: Loaded, index: int, name: str, data: bytes, params: Params,
-                   keep: np.ndarray | None) -> dict[str, Any]:
-        loop = asyncio.get_running_loop()
-        p = loaded.predictor
-        label = f"image {index + 1}" + (f" ({name})" if name else "")
-        t0 = time.perf_counter()
-        if params.tile is not None:
-            return await self._tiled(loaded, index, name, data, params, keep, label)
-        if loaded.pipeline:
-            return await self._pipeline(loaded, index, name, data, params, keep, label)
-        if isinstance(loaded.batcher, Batcher) and loaded.batcher.whole:
-            return await self._whole(loaded.batcher, p, index, name, data, params, keep, label)
-        x, matrix, w, h = await loop.run_in_executor(self.decode, self._prepare, p, data, label)
-        t1 = time.perf_counter()
-        res = await loaded.batcher.submit(x)
-        t2 = time.perf_counter()
-        preds = await loop.run_in_executor(self.decode, answer, p, res.outputs, matrix, w, h, params, keep)
-        t3 = time.perf_counter()
-        return {"index": index, "name": name, "size": {"width": w, "height": h}, "predictions": preds,
-                "batch_size": res.batch,
-                "timings": {"decode_ms": ms(t1 - t0), "queue_ms": ms(res.queue_s),
-                            "inference_ms": ms(res.inference_s), "postprocess_ms": ms(t3 - t2),
-                            "total_ms": ms(t3 - t0)}}
-
-    async def _whole(self, batcher: Batcher, p: Any, index: int, name: str, data: bytes, params: Params,
-                     keep: np.ndarray | None, label: str) -> dict[str, Any]:
-        """Without cross-request batching: decode, inference and the answer in one trip to an inference thread."""
-        t0 = time.perf_counter()
-
-        def prepare() -> tuple[np.ndarray, tuple[np.ndarray, int, int]]:
-            x, matrix, w, h = self._prepare(p, data, label)
-            return x, (matrix, w, h)
-
-        def finish(outs: list[np.ndarray], at: tuple[np.ndarray, int, int]) -> tuple[list[dict[str, Any]], int, int]:
-            return answer(p, outs, *at, params, keep), at[1], at[2]
-
-        res = await batcher.submit_whole(prepare, finish)
-        preds, w, h = res.answer
-        return {"index": index, "name": name, "size": {"width": w, "height": h}, "predictions": preds,
-                "batch_size": 1,
-                "timings": {"decode_ms": ms(res.prepare_s), "queue_ms": ms(res.queue_s),
-                            "inference_ms": ms(res.inference_s), "postprocess_ms": ms(res.finish_s),
-                            "total_ms": ms(time.perf_counter() - t0)}}
-
-    async def _pipeline(self, loaded: Loaded, index: int, name: str, data: bytes, params: Params,
-                        keep: np.ndarray | None, label: str) -> dict[str, Any]:
-        """A pipeline model (OCR): the decoded image whole through its runner, the same decode as a graph's."""
-        loop = asyncio.get_running_loop()
-        t0 = time.perf_counter()
-        rgb = await loop.run_in_executor(
-            self.decode, lambda: img.decode(data, max_pixels=self.settings.max_pixels, name=label))
-        t1 = time.perf_counter()
-        res = await loaded.batcher.submit(rgb, conf=params.confidence, max_det=params.max_detections)
-        t2 = time.perf_counter()
-        preds = pipeline_predictions(res.prediction, keep)
-        t3 = time.perf_counter()
-        h, w = rgb.shape[:2]
-        return {"index": index, "name": name, "size": {"width": w, "height": h}, "predictions": preds,
-                "batch_size": res.batch,
-                "timings": {"decode_ms": ms(t1 - t0), "queue_ms": ms(res.queue_s),
-                            "inference_ms": ms(res.inference_s), "postprocess_ms": ms(t3 - t2),
-                            "total_ms": ms(t3 - t0)}}
-
-    async def _tiled(self, loaded: Loaded, index: int, name: str, data: bytes, params: Params,
-                     keep: np.ndarray | None, label: str) -> dict[str, Any]:
-        """Every tile through the batcher (tiles of concurrent requests share batches), merged as `visionloop
-        predict --tile` merges them (`infer.tiles`: cut boxes dropped where a neighbour holds the object, NMS)."""
-        from visionloop.infer.tiles import merge_tiles, tile_grid
-
-        loop = asyncio.get_running_loop()
-        p = loaded.predictor
-        if p.task != "detect":
-            raise BadRequest(f"tiled prediction is for detection models, not {p.task}", hint="leave out `tile`")
-        t0 = time.perf_counter()
-        rgb = await loop.run_in_executor(
-            self.decode, lambda: img.decode(data, max_pixels=self.settings.max_pixels, name=label))
-        h, w = rgb.shape[:2]
-        assert params.tile is not None
-        tiles = tile_grid(w, h, *params.tile, overlap=params.overlap)
-        prepared = await asyncio.gather(*(loop.run_in_executor(self.decode, p.preprocess,
-                                                                 rgb[t.y0:t.y1, t.x0:t.x1]) for t in tiles))
-        t1 = time.perf_counter()
-        results = await asyncio.gather(*(loaded.batcher.submit(x[0]) for x, _ in prepared))
-        t2 = time.perf_counter()
-        per_tile = max(params.max_detections, 300)
-        parts = []
-        for t, (_, matrix), res in zip(tiles, prepared, results, strict=True):
-            scores = res.outputs[1] if keep is None else res.outputs[1] * keep[None, :]
-            idx, conf, labels = select(res.outputs[0], scores, conf=params.confidence, iou=params.iou,
-                                       max_det=per_tile)
-            parts.append((unletterbox(res.outputs[0][idx].reshape(-1, 4), matrix, t.x1 - t.x0, t.y1 - t.y0),
-                          conf, labels))
-        boxes, conf, labels = merge_tiles(tiles, parts, w, h, max_det=params.max_detections)
-        preds = detections(boxes, conf, labels, p.classes)
-        t3 = time.perf_counter()
-        return {"index": index, "name": name, "size": {"width": w, "height": h}, "predictions": preds,
-                "batch_size": max(r.batch for r in results), "tiles": len(tiles),
-                "timings": {"decode_ms": ms(t1 - t0), "queue_ms": ms(max(r.queue_s for r in results)),
-                            "inference_ms": ms(sum(r.inference_s for r in results)), "postprocess_ms": ms(t3 - t2),
-                            "total_ms": ms(t3 - t0)}}
-
-
-    def _prepare(self, p: Any, data: bytes, label: str) -> tuple[np.ndarray, np.ndarray, int, int]:
-        rgb = img.decode(data, max_pixels=self.settings.max_pixels, name=label)
-        x, matrix = p.preprocess(rgb)
-        return x[0], matrix, rgb.shape[1], rgb.shape[0]
 
     # -- video jobs ----------------------------------------------------------------------------------------
     async def start_video(self, name: str, version: str | None, data: bytes, params: Params,
