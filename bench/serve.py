@@ -6,15 +6,17 @@ ONNX Runtime endpoint, under 1, 8 and 32 concurrent clients on loopback; plus ra
 
 Every server runs in its own process and gets the same request: JSON `{"images": [{"base64": …}]}` of a
 real raccoon photo (cycled over 32), thresholds 0.25 / NMS 0.6, the model's own letterbox and NMS. The
-client is one asyncio process (httpx) on the same 2-core machine, so every server shares the CPU with
-it alike. Each level runs for at most --seconds or --requests, after a warm-up. LitServe (a peer for
+client is one asyncio process (aiohttp; --client httpx) on the same 2-core machine, so every server shares
+the CPU with it alike. The servers take turns, in slices, the others paused (SIGSTOP); at 1 client the
+pipeline without HTTP (its own process, `--run raw`) takes turns too. Each level runs for at most --seconds or
+--requests, after a warm-up; the HTTP floor (the same body to a route without a model) closes the run. LitServe (a peer for
 measurement only) is installed by this script with `pip install --target` into bench/.cache/, not into
 the project's environment.
 
 The model: fcos_lite0 (offline ImageNet EfficientNet-Lite0 + FPN) trained one step on synthetic shapes
 and exported by visionloop's own export at --imgsz (latency does not depend on the weights).
 
---soak: 10,000 requests to visionloop (batching on) from 32 clients, 5 % of them corrupt, oversized or of
+--soak: 10,000 requests to visionloop (--max-batch, 8 unless given) from 32 clients, 5 % of them corrupt, oversized or of
 the wrong type, and some clients hanging up mid-body: counts 5xx for valid requests and the server's
 RSS after the first and the last 1,000 requests.
 """
@@ -322,31 +324,57 @@ async def load(url: str, payloads: list[bytes], clients: int, seconds: float, re
 
 
 class RawPipeline:
-    """The in-process pipeline of one image (decode, letterbox, run, NMS) as a lone caller, timed in slices."""
+    """The pipeline of one image (decode, letterbox, run, NMS) as a lone caller, in its own fresh process like
+    the servers (`--run raw`), timed in slices when its turn comes and paused (SIGSTOP) between turns."""
 
-    def __init__(self, onnx: str, images: list[bytes], threads: int) -> None:
-        from visionloop.infer import Predictor
-
-        self.p, self.images, self.lat, self.i = Predictor(onnx, threads=threads), images, [], 0
-        for d in images[:5]:
-            self.one(d)
-
-    def one(self, data: bytes) -> None:
-        import cv2
-
-        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        self.p.predict(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), conf=0.25, iou=0.6)
+    def __init__(self, onnx: str, threads: int) -> None:
+        self.lat: list[float] = []
+        self.p = subprocess.Popen([PY, str(Path(__file__).resolve()), "--run", "raw", "--onnx", onnx, "--threads",
+                                   str(threads)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                  start_new_session=True)
+        self.run(0.5, 5)  # loaded and warm
+        self.lat.clear()
 
     def run(self, seconds: float, requests: int) -> None:
-        end, n = time.perf_counter() + seconds, 0
-        while time.perf_counter() < end and n < requests:
-            t = time.perf_counter()
-            self.one(self.images[self.i % len(self.images)])
-            self.lat.append(time.perf_counter() - t)
-            self.i, n = self.i + 1, n + 1
+        assert self.p.stdin is not None and self.p.stdout is not None
+        os.killpg(self.p.pid, signal.SIGCONT)
+        self.p.stdin.write(f"{seconds} {requests}\n")
+        self.p.stdin.flush()
+        line = self.p.stdout.readline()
+        if not line:
+            raise RuntimeError("the in-process pipeline's process exited")
+        self.lat += json.loads(line)
+        os.killpg(self.p.pid, signal.SIGSTOP)
 
     def p50(self) -> float:
         return float(np.percentile(self.lat, 50) * 1000)
+
+    def stop(self) -> None:
+        if self.p.poll() is None:
+            os.killpg(self.p.pid, signal.SIGCONT)
+            self.p.kill()
+            self.p.wait()
+
+
+def run_raw(onnx: str, threads: int) -> None:
+    """`--run raw`: for each `SECONDS REQUESTS` line on stdin, time the pipeline image by image and answer one
+    JSON line of latencies (s)."""
+    import cv2
+
+    from visionloop.infer import Predictor
+
+    p, images, i = Predictor(onnx, threads=threads), photos(), 0
+    for line in sys.stdin:
+        seconds, requests = line.split()
+        lat: list[float] = []
+        end = time.perf_counter() + float(seconds)
+        while time.perf_counter() < end and len(lat) < int(requests):
+            t = time.perf_counter()
+            bgr = cv2.imdecode(np.frombuffer(images[i % len(images)], np.uint8), cv2.IMREAD_COLOR)
+            p.predict(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), conf=0.25, iou=0.6)
+            lat.append(time.perf_counter() - t)
+            i += 1
+        print(json.dumps(lat), flush=True)
 
 
 def raw_ort(onnx: str, images: list[bytes], seconds: float, threads: int | None = None) -> dict:
@@ -471,7 +499,8 @@ async def soak(proc: Proc, payloads: list[bytes], total: int, clients: int, max_
 # -- main -----------------------------------------------------------------------------------------------------
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--run", choices=["plain", "litserve"], help=argparse.SUPPRESS)
+    ap.add_argument("--run", choices=["plain", "litserve", "raw"], help=argparse.SUPPRESS)
+    ap.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--onnx", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--max-batch", type=int, default=8)
@@ -494,6 +523,9 @@ def main() -> int:
     CLIENT = args.client
     if args.run == "plain":
         run_plain(args.onnx, args.port)
+        return 0
+    if args.run == "raw":
+        run_raw(args.onnx, args.threads)
         return 0
     if args.run == "litserve":
         run_litserve(args.onnx, args.port, args.max_batch, args.wait_ms if args.wait_ms is not None else 5)
@@ -573,6 +605,7 @@ def main() -> int:
         ]
         rows = []
         servers = []
+        lone: dict[int, RawPipeline] = {}
         try:
             for key, label, kind, kw, path in configs:
                 if key.rstrip("1") not in only:
@@ -583,9 +616,11 @@ def main() -> int:
                     print(f"{label}: {e}", file=sys.stderr)
             # the servers take turns, in alternating order, for --rounds slices of each cell: other load on the
             # machine then falls on all of them alike instead of on whichever ran last
-            # a lone client's baseline, the in-process pipeline, takes its turns among the servers too (this
-            # machine's speed drifts by tens of % within minutes: only interleaved figures compare)
-            lone = {t: RawPipeline(onnx, images, t) for t in raws} if 1 in levels else {}
+            # a lone client's baseline, the pipeline without HTTP in a process of its own, takes its turns among
+            # the servers too (this machine's speed drifts by tens of % within minutes: only interleaved figures
+            # compare)
+            if 1 in levels:
+                lone = {t: RawPipeline(onnx, t) for t in raws}
             for n in levels:
                 acc = {label: {"lat": [], "took": 0.0, "errors": 0} for label, *_ in servers}
                 for rnd in range(args.rounds):
@@ -626,6 +661,8 @@ def main() -> int:
         finally:
             for _, proc, _ in servers:
                 proc.stop()
+            for pipe in lone.values():
+                pipe.stop()
         rows = [row for row in rows if row[0] != "floor"]
         rows.sort(key=lambda row: [label for label, *_ in servers].index(row[0]))
         print("| server | clients | req/s | p50 ms | p95 ms | p99 ms | errors |\n|---|---:|---:|---:|---:|---:|---:|")
@@ -647,8 +684,8 @@ def main() -> int:
                       f"{a['p95']:.1f} | {b['p95']:.1f} |")
         if lone:  # a lone client: every server against the in-process pipeline at 1 and all threads
             base = {t: pipe.p50() for t, pipe in lone.items()}
-            print("\n| one client | p50 ms | " + " | ".join(f"over the {t}-thread pipeline ({base[t]:.1f} ms, "
-                                                      "in the same turns)" for t in base)
+            print("\n| one client | p50 ms | " + " | ".join(f"over the {t}-thread pipeline without HTTP ({base[t]:.1f} "
+                                                      "ms, in the same turns)" for t in base)
                   + " |\n|---|---:|" + "---:|" * len(base))
             for label in dict.fromkeys(lb for lb, *_ in rows):
                 api = by[(label, 1)]["p50"]
