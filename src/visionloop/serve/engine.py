@@ -183,9 +183,13 @@ class Batcher(_Bounded):
                 if live[0].prepare is not None:  # submit_whole: one image, one trip to the thread
                     res = await loop.run_in_executor(self.executor, _whole, run, live[0])
                     res.queue_s = start - live[0].queued
-                    self._done(live[0], res)
+                    self._observe(1, res.inference_s, [res.queue_s])
+                    if not live[0].future.done():
+                        live[0].future.set_result(res)
                     continue
-                x = live[0].x[None] if len(live) == 1 else np.stack([it.x for it in live])
+                xs = [it.x for it in live if it.x is not None]
+                assert len(xs) == len(live), "submit_whole is for a batcher without batching (max_batch 1)"
+                x = xs[0][None] if len(xs) == 1 else np.stack(xs)
                 outs = await loop.run_in_executor(self.executor, run, x)
             except Exception as e:  # a bug or a broken model: every waiting request gets it, the loop goes on
                 for it in live:
@@ -195,23 +199,17 @@ class Batcher(_Bounded):
             finally:
                 self.running -= 1
             took = time.perf_counter() - start
-            if self.metrics:
-                self.metrics.batch_size.labels(*self.labels).observe(len(live))
-                self.metrics.inference.labels(*self.labels).observe(took)
-            for i, it in enumerate(live):
-                if not it.future.done():
-                    wait = start - it.queued
-                    if self.metrics:
-                        self.metrics.queue_wait.labels(*self.labels).observe(wait)
-                    it.future.set_result(Result([o[i] for o in outs], wait, took, len(live)))
+            waiting = [(i, it) for i, it in enumerate(live) if not it.future.done()]
+            self._observe(len(live), took, [start - it.queued for _, it in waiting])
+            for i, it in waiting:
+                it.future.set_result(Result([o[i] for o in outs], start - it.queued, took, len(live)))
 
-    def _done(self, it: Item, res: Result) -> None:
+    def _observe(self, batch: int, inference_s: float, waits: list[float]) -> None:
         if self.metrics:
-            self.metrics.batch_size.labels(*self.labels).observe(1)
-            self.metrics.inference.labels(*self.labels).observe(res.inference_s)
-            self.metrics.queue_wait.labels(*self.labels).observe(res.queue_s)
-        if not it.future.done():
-            it.future.set_result(res)
+            self.metrics.batch_size.labels(*self.labels).observe(batch)
+            self.metrics.inference.labels(*self.labels).observe(inference_s)
+            for wait in waits:
+                self.metrics.queue_wait.labels(*self.labels).observe(wait)
 
     async def close(self) -> None:
         """Finish what is queued, then stop the thread."""
