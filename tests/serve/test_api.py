@@ -382,3 +382,25 @@ def test_tiled_prediction_equals_local_tiling(client, project):
     body = _err(client.post("/v1/models/det-a/predict", content=data, params={"tile": "2by2"},
                             headers={"content-type": "image/png"}), 422)
     assert "tile" in body["message"]
+
+
+def test_served_sessions_spin_200_us_after_a_run_then_sleep(server, project):
+    """ONNX Runtime's threads wait for more work 200 µs, not its default, so the HTTP and decoding between runs
+    get the core back (Settings.spin_us); 0 turns spinning off, None keeps ONNX Runtime's default."""
+    from visionloop.infer.session import open_session
+    from visionloop.store import Store
+    from visionloop.store import models as registry
+
+    loaded = next(ld for ld in server.service.pool.loaded.values() if ld.batcher.labels[0] == "det-a")
+    sessions = [loaded.predictor.session]
+    if loaded.batcher.solo is not None:  # the every-core session of a lone image (2+ cores)
+        sessions.append(loaded.batcher.solo.__self__.session)
+    for s in sessions:
+        assert s.get_session_options().get_session_config_entry("session.intra_op.spin_duration_us") == "200"
+    with Store.open(project) as store:
+        data = store.blobs.get(registry.get(store, "det-a").export("onnx", "fp32").sha256)
+    off = open_session(data, providers=["CPUExecutionProvider"], threads=2, what="model", hint="-", spin_us=0)
+    assert off.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    default = open_session(data, providers=["CPUExecutionProvider"], threads=2, what="model", hint="-")
+    with pytest.raises(RuntimeError, match="does not have configuration"):
+        default.get_session_options().get_session_config_entry("session.intra_op.spin_duration_us")

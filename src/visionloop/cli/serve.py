@@ -37,6 +37,8 @@ def serve(
     solo: Annotated[bool, typer.Option(
         "--solo/--no-solo", help="On CPU: run an image that arrives while nothing else is inferred on every core "
                                  "(a second session per model; a lone client's answer comes sooner).")] = True,
+    spin_us: Annotated[int | None, typer.Option(
+        help="How long (µs) ONNX Runtime's threads spin for work before sleeping (default 200; 0: never).")] = None,
     log_predictions: Annotated[float | None, typer.Option(
         metavar="RATE", help="Log this share (0..1) of served images with their predictions into the project "
                              "(every model; default: off). See `visionloop predictions`.")] = None,
@@ -62,7 +64,7 @@ def serve(
     from visionloop.serve import serve as run
 
     given = {"max_batch": max_batch, "max_wait_ms": max_wait_ms, "queue_size": queue_size,
-             "max_images": max_images, "max_pixels": max_pixels, "rate_limit": rate_limit, "threads": threads,
+             "max_images": max_images, "max_pixels": max_pixels, "rate_limit": rate_limit, "threads": threads, "spin_us": spin_us,
              "max_body_bytes": int(max_body_mb * 1024 * 1024) if max_body_mb else None}
     settings = Settings(host=host, port=port, auth=True if auth else None, url_allow_list=allow_url or [],
                         models=model or [], workers=model_workers,

@@ -71,8 +71,9 @@ def provider_names(providers: list[Provider]) -> list[str]:
 
 class Predictor:
     def __init__(self, model: str | Path | bytes, *, providers: list[Provider] | None = None, threads: int | None = None,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", spin_us: int | None = None) -> None:
         self.session = open_session(model, providers=providers or choose_providers(device), threads=threads,
+                                    spin_us=spin_us,
                                     what="model", hint="pass a file exported by `visionloop model export`")
         meta = self.session.get_modelmeta().custom_metadata_map
         if "visionloop.preprocessing" not in meta:

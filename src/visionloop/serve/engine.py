@@ -394,7 +394,7 @@ class Pool:
                 return self._publish(loaded, labels, fut)
 
             def build() -> Predictor:
-                return Predictor(path(), threads=s.ort_threads(), device=s.device)
+                return Predictor(path(), threads=s.ort_threads(), device=s.device, spin_us=s.spin_us)
 
             predictor = await asyncio.to_thread(build)
             batcher: Batcher | RemoteBatcher
@@ -405,7 +405,8 @@ class Pool:
                 await asyncio.to_thread(predictor.raw, warm)  # first run allocates; not on a user's clock
                 solo = None
                 if (n := s.solo_threads()) is not None:
-                    solo = await asyncio.to_thread(lambda: Predictor(path(), threads=n, device=s.device))
+                    solo = await asyncio.to_thread(lambda: Predictor(path(), threads=n, device=s.device,
+                                                                        spin_us=s.spin_us))
                     await asyncio.to_thread(solo.raw, warm)
                 batcher = Batcher(predictor.raw, max_batch=s.batch_limit(), max_wait_ms=s.max_wait_ms,
                                   queue_size=s.queue_size, retry_after_s=s.retry_after_s, labels=labels,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 from typing import Any
 
@@ -65,7 +64,7 @@ async def read(request: Request, svc: Service) -> tuple[list[tuple[str, bytes]],
                 if text.startswith("data:"):
                     text = text.partition(",")[2]
                 try:
-                    data = base64.b64decode(text, validate=True)
+                    data = binascii.a2b_base64(text, strict_mode=True)
                 except (binascii.Error, ValueError):
                     raise BadRequest(f"images[{i}].base64 is not valid base64") from None
             elif isinstance(item.get("url"), str):

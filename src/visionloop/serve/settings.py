@@ -97,6 +97,12 @@ class Settings(BaseModel):
     #: uses every core, run for an image that arrives while nothing else is being inferred (a lone client's
     #: answer comes sooner; under load the one-thread sessions serve). See `solo_threads()`.
     solo: bool = True
+    #: how long (µs) ONNX Runtime's intra-op threads spin for more work before they sleep (0: never spin; None:
+    #: ONNX Runtime's default). Between runs a server parses HTTP and JSON and decodes images; pool threads still
+    #: spinning after a run take a core from that. On 2 cores, a lone client's answer (2-thread solo session):
+    #: ORT's default spin made sending the response take 0.87 ms, 200 µs 0.15 ms, while back-to-back runs take
+    #: the same time with either (19.4 vs 19.4 ms; no spinning at all: 20.7). See bench/serve.py.
+    spin_us: int | None = Field(200, ge=0, le=10_000_000)
     device: str = "cpu"
     decode_threads: int = 2
 
