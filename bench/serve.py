@@ -8,7 +8,9 @@ Every server runs in its own process and gets the same request: JSON `{"images":
 real raccoon photo (cycled over 32), thresholds 0.25 / NMS 0.6, the model's own letterbox and NMS. The
 client is one asyncio process (aiohttp; --client httpx) on the same 2-core machine, so every server shares
 the CPU with it alike. The servers take turns, in slices, the others paused (SIGSTOP); at 1 client the
-pipeline without HTTP (its own process, `--run raw`) takes turns too. Each level runs for at most --seconds or
+pipeline without HTTP (its own process, `--run raw`) takes turns too, and at 8 and 32 clients so does the
+same pipeline from as many closed-loop callers on one one-thread session per core: the latency no server can
+beat on this machine. Each level runs for at most --seconds or
 --requests, after a warm-up; the HTTP floor (the same body to a route without a model) closes the run. LitServe (a peer for
 measurement only) is installed by this script with `pip install --target` into bench/.cache/, not into
 the project's environment.
@@ -324,16 +326,20 @@ async def load(url: str, payloads: list[bytes], clients: int, seconds: float, re
 
 
 class RawPipeline:
-    """The pipeline of one image (decode, letterbox, run, NMS) as a lone caller, in its own fresh process like
-    the servers (`--run raw`), timed in slices when its turn comes and paused (SIGSTOP) between turns."""
+    """The pipeline of one image (decode, letterbox, run, NMS) without HTTP, in its own fresh process like the
+    servers (`--run raw`), timed in slices when its turn comes and paused (SIGSTOP) between turns. One caller on a
+    `threads`-thread session (a lone client's baseline), or `callers` closed-loop callers sharing `workers`
+    one-thread sessions (visionloop's default layout): the latency no server can beat at that concurrency here."""
 
-    def __init__(self, onnx: str, threads: int) -> None:
+    def __init__(self, onnx: str, threads: int, callers: int = 1, workers: int = 1) -> None:
         self.lat: list[float] = []
+        self.took = 0.0
         self.p = subprocess.Popen([PY, str(Path(__file__).resolve()), "--run", "raw", "--onnx", onnx, "--threads",
-                                   str(threads)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                  start_new_session=True)
-        self.run(0.5, 5)  # loaded and warm
+                                   str(threads), "--callers", str(callers), "--workers", str(workers)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+        self.run(0.5, 5 * callers)  # loaded and warm
         self.lat.clear()
+        self.took = 0.0
 
     def run(self, seconds: float, requests: int) -> None:
         assert self.p.stdin is not None and self.p.stdout is not None
@@ -343,11 +349,18 @@ class RawPipeline:
         line = self.p.stdout.readline()
         if not line:
             raise RuntimeError("the in-process pipeline's process exited")
-        self.lat += json.loads(line)
+        answer = json.loads(line)
+        self.lat += answer["lat"]
+        self.took += answer["took"]
         os.killpg(self.p.pid, signal.SIGSTOP)
 
     def p50(self) -> float:
         return float(np.percentile(self.lat, 50) * 1000)
+
+    def summary(self) -> dict:
+        a = np.asarray(self.lat) * 1000
+        return {"n": len(a), "rps": len(a) / self.took, "p50": float(np.percentile(a, 50)),
+                "p95": float(np.percentile(a, 95)), "p99": float(np.percentile(a, 99)), "errors": 0}
 
     def stop(self) -> None:
         if self.p.poll() is None:
@@ -356,25 +369,56 @@ class RawPipeline:
             self.p.wait()
 
 
-def run_raw(onnx: str, threads: int) -> None:
-    """`--run raw`: for each `SECONDS REQUESTS` line on stdin, time the pipeline image by image and answer one
-    JSON line of latencies (s)."""
+def run_raw(onnx: str, threads: int, callers: int, workers: int) -> None:
+    """`--run raw`: for each `SECONDS REQUESTS` line on stdin, run the pipeline image by image from `callers`
+    closed-loop callers over `workers` sessions of `threads` threads, and answer one JSON line: each image's
+    latency (s, from its caller's hand-off to its answer) and the slice's wall time."""
+    import queue
+    import threading
+
     import cv2
 
     from visionloop.infer import Predictor
 
-    p, images, i = Predictor(onnx, threads=threads), photos(), 0
-    for line in sys.stdin:
-        seconds, requests = line.split()
-        lat: list[float] = []
-        end = time.perf_counter() + float(seconds)
-        while time.perf_counter() < end and len(lat) < int(requests):
-            t = time.perf_counter()
-            bgr = cv2.imdecode(np.frombuffer(images[i % len(images)], np.uint8), cv2.IMREAD_COLOR)
+    images = photos()
+    sessions = [Predictor(onnx, threads=threads) for _ in range(workers)]
+    jobs: queue.SimpleQueue = queue.SimpleQueue()
+
+    def worker(p: Predictor) -> None:
+        while (job := jobs.get()) is not None:
+            data, done = job
+            bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
             p.predict(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), conf=0.25, iou=0.6)
-            lat.append(time.perf_counter() - t)
-            i += 1
-        print(json.dumps(lat), flush=True)
+            done.set()
+
+    pool = [threading.Thread(target=worker, args=(p,), daemon=True) for p in sessions]
+    for t in pool:
+        t.start()
+    for line in sys.stdin:
+        seconds, requests = float(line.split()[0]), int(line.split()[1])
+        lat: list[float] = []
+        end = time.perf_counter() + seconds
+
+        def caller(k: int, lat: list[float] = lat, end: float = end, requests: int = requests) -> None:
+            i = k
+            while time.perf_counter() < end and len(lat) < requests:
+                done = threading.Event()
+                t = time.perf_counter()
+                jobs.put((images[i % len(images)], done))
+                done.wait()
+                lat.append(time.perf_counter() - t)
+                i += callers
+
+        t0 = time.perf_counter()
+        if callers == 1:
+            caller(0)
+        else:
+            threads_ = [threading.Thread(target=caller, args=(k,)) for k in range(callers)]
+            for t in threads_:
+                t.start()
+            for t in threads_:
+                t.join()
+        print(json.dumps({"lat": lat, "took": time.perf_counter() - t0}), flush=True)
 
 
 def raw_ort(onnx: str, images: list[bytes], seconds: float, threads: int | None = None) -> dict:
@@ -501,6 +545,8 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", choices=["plain", "litserve", "raw"], help=argparse.SUPPRESS)
     ap.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--callers", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--onnx", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--max-batch", type=int, default=8)
@@ -525,7 +571,7 @@ def main() -> int:
         run_plain(args.onnx, args.port)
         return 0
     if args.run == "raw":
-        run_raw(args.onnx, args.threads)
+        run_raw(args.onnx, args.threads, args.callers, args.workers)
         return 0
     if args.run == "litserve":
         run_litserve(args.onnx, args.port, args.max_batch, args.wait_ms if args.wait_ms is not None else 5)
@@ -606,6 +652,8 @@ def main() -> int:
         rows = []
         servers = []
         lone: dict[int, RawPipeline] = {}
+        bound: dict[int, RawPipeline] = {}  # n callers without HTTP on one-thread sessions, one per core
+        cores = os.cpu_count() or 1
         try:
             for key, label, kind, kw, path in configs:
                 if key.rstrip("1") not in only:
@@ -621,6 +669,8 @@ def main() -> int:
             # compare)
             if 1 in levels:
                 lone = {t: RawPipeline(onnx, t) for t in raws}
+            if "raw" in only:
+                bound = {n: RawPipeline(onnx, 1, callers=n, workers=cores) for n in levels if n > 1}
             for n in levels:
                 acc = {label: {"lat": [], "took": 0.0, "errors": 0} for label, *_ in servers}
                 for rnd in range(args.rounds):
@@ -629,6 +679,8 @@ def main() -> int:
                     if n == 1:
                         for pipe in lone.values():
                             pipe.run(args.seconds / args.rounds, max(1, args.requests // args.rounds))
+                    if n in bound:
+                        bound[n].run(args.seconds / args.rounds, max(n, args.requests // args.rounds))
                     for label, proc, path in (servers if rnd % 2 == 0 else servers[::-1]):
                         proc.pause(False)
                         r = asyncio.run(load(f"http://127.0.0.1:{proc.port}{path}", payloads, n,
@@ -661,7 +713,7 @@ def main() -> int:
         finally:
             for _, proc, _ in servers:
                 proc.stop()
-            for pipe in lone.values():
+            for pipe in [*lone.values(), *bound.values()]:
                 pipe.stop()
         rows = [row for row in rows if row[0] != "floor"]
         rows.sort(key=lambda row: [label for label, *_ in servers].index(row[0]))
@@ -696,6 +748,12 @@ def main() -> int:
                   "p50 ms |\n|---|---:|")
             for name, r in floor.items():
                 print(f"| {name} client{' (this run)' if name == CLIENT else ''} | {r['p50']:.2f} |")
+        if bound:  # what no server can beat here: the same images and closed-loop callers, no HTTP, no client
+            print(f"\n| without HTTP: n closed-loop callers on {cores} one-thread sessions, in the same turns | "
+                  "req/s | p50 ms | p95 ms | p99 ms |\n|---:|---:|---:|---:|---:|")
+            for n, pipe in bound.items():
+                r = pipe.summary()
+                print(f"| {n} | {r['rps']:.1f} | {r['p50']:.1f} | {r['p95']:.1f} | {r['p99']:.1f} |")
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)
