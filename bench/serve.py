@@ -333,6 +333,7 @@ class RawPipeline:
 
     def __init__(self, onnx: str, threads: int, callers: int = 1, workers: int = 1) -> None:
         self.lat: list[float] = []
+        self.turns: list[float] = []  # each turn's p50 (ms)
         self.took = 0.0
         self.p = subprocess.Popen([PY, str(Path(__file__).resolve()), "--run", "raw", "--onnx", onnx, "--threads",
                                    str(threads), "--callers", str(callers), "--workers", str(workers)],
@@ -340,6 +341,7 @@ class RawPipeline:
         self.run(0.5, 5 * callers)  # loaded and warm
         self.lat.clear()
         self.took = 0.0
+        self.turns.clear()
 
     def run(self, seconds: float, requests: int) -> None:
         assert self.p.stdin is not None and self.p.stdout is not None
@@ -351,6 +353,7 @@ class RawPipeline:
             raise RuntimeError("the in-process pipeline's process exited")
         answer = json.loads(line)
         self.lat += answer["lat"]
+        self.turns.append(float(np.percentile(answer["lat"], 50) * 1000))
         self.took += answer["took"]
         os.killpg(self.p.pid, signal.SIGSTOP)
 
@@ -651,6 +654,7 @@ def main() -> int:
         ]
         rows = []
         servers = []
+        turns: dict[str, list[float]] = {}  # one client: each server's p50 per round
         lone: dict[int, RawPipeline] = {}
         bound: dict[int, RawPipeline] = {}  # n callers without HTTP on one-thread sessions, one per core
         cores = os.cpu_count() or 1
@@ -672,7 +676,7 @@ def main() -> int:
             if "raw" in only:
                 bound = {n: RawPipeline(onnx, 1, callers=n, workers=cores) for n in levels if n > 1}
             for n in levels:
-                acc = {label: {"lat": [], "took": 0.0, "errors": 0} for label, *_ in servers}
+                acc = {label: {"lat": [], "took": 0.0, "errors": 0, "turns": []} for label, *_ in servers}
                 for rnd in range(args.rounds):
                     for _, proc, _ in servers:
                         proc.pause(True)
@@ -690,6 +694,9 @@ def main() -> int:
                         acc[label]["lat"] += r["lat"]
                         acc[label]["took"] += r["took"]
                         acc[label]["errors"] += r["errors"]
+                        acc[label]["turns"].append(r["p50"])
+                if n == 1:
+                    turns = {label: a["turns"] for label, a in acc.items()}
                 for label, a in acc.items():
                     lat = np.asarray(a["lat"]) * 1000
                     r = {"n": len(lat), "rps": len(lat) / a["took"], "p50": float(np.percentile(lat, 50)),
@@ -743,6 +750,14 @@ def main() -> int:
                 api = by[(label, 1)]["p50"]
                 cells = [f"{api - b:+.1f} ms ({(api - b) / b * 100:+.0f} %)" for b in base.values()]
                 print(f"| {label} | {api:.1f} | " + " | ".join(cells) + " |")
+            # turn by turn: each server's p50 over the pipeline's p50 of the same round (this machine's speed
+            # drifts within minutes; a turn and its baseline are seconds apart), median and range over the rounds
+            top = max(lone)
+            print(f"\n| one client, turn by turn: p50 over the {top}-thread pipeline without HTTP of the same round | "
+                  "median | min | max |\n|---|---:|---:|---:|")
+            for label, ts in turns.items():
+                rel = [(t / b - 1) * 100 for t, b in zip(ts, lone[top].turns, strict=True)]
+                print(f"| {label} | {np.median(rel):+.1f} % | {min(rel):+.1f} % | {max(rel):+.1f} % |")
         if floor:
             print("\n| HTTP floor: plain FastAPI, the same JSON body read and base64-decoded, no model, 1 client | "
                   "p50 ms |\n|---|---:|")
