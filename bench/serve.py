@@ -10,10 +10,9 @@ client is one asyncio process (aiohttp; --client httpx) on the same 2-core machi
 the CPU with it alike. The servers take turns, in slices, the others paused (SIGSTOP); at 1 client the
 pipeline without HTTP (its own process, `--run raw`) takes turns too, and at 8 and 32 clients so does the
 same pipeline from as many closed-loop callers on one one-thread session per core: the latency no server can
-beat on this machine. Each level runs for at most --seconds or
---requests, after a warm-up; the HTTP floor (the same body to a route without a model) closes the run. LitServe (a peer for
-measurement only) is installed by this script with `pip install --target` into bench/.cache/, not into
-the project's environment.
+beat on this machine. Each level runs for at most --seconds or --requests, after a warm-up; the HTTP floor
+(the same body to a route without a model) closes the run. LitServe (a peer for measurement only) is installed
+by this script with `pip install --target` into bench/.cache/, not into the project's environment.
 
 The model: fcos_lite0 (offline ImageNet EfficientNet-Lite0 + FPN) trained one step on synthetic shapes
 and exported by visionloop's own export at --imgsz (latency does not depend on the weights).

@@ -393,7 +393,9 @@ def test_served_sessions_spin_200_us_after_a_run_then_sleep(server, project):
 
     loaded = next(ld for ld in server.service.pool.loaded.values() if ld.batcher.labels[0] == "det-a")
     sessions = [loaded.predictor.session]
-    if loaded.batcher.solo is not None:  # the every-core session of a lone image (2+ cores)
+    # the every-core session of a lone image, there whenever the settings ask for one (2+ cores)
+    assert (loaded.batcher.solo is not None) == (server.service.settings.solo_threads() is not None)
+    if loaded.batcher.solo is not None:
         sessions.append(loaded.batcher.solo.__self__.session)
     for s in sessions:
         assert s.get_session_options().get_session_config_entry("session.intra_op.spin_duration_us") == "200"

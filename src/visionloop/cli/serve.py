@@ -64,7 +64,8 @@ def serve(
     from visionloop.serve import serve as run
 
     given = {"max_batch": max_batch, "max_wait_ms": max_wait_ms, "queue_size": queue_size,
-             "max_images": max_images, "max_pixels": max_pixels, "rate_limit": rate_limit, "threads": threads, "spin_us": spin_us,
+             "max_images": max_images, "max_pixels": max_pixels, "rate_limit": rate_limit, "threads": threads,
+             "spin_us": spin_us,
              "max_body_bytes": int(max_body_mb * 1024 * 1024) if max_body_mb else None}
     settings = Settings(host=host, port=port, auth=True if auth else None, url_allow_list=allow_url or [],
                         models=model or [], workers=model_workers,

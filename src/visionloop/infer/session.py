@@ -13,8 +13,8 @@ def open_session(model: str | Path | bytes, *, providers: list[Any], threads: in
     """An `onnxruntime.InferenceSession` on a file or bytes; a file that does not load is one error line.
 
     `spin_us`: how long ONNX Runtime's intra-op threads spin for more work before they sleep (None: its
-    default; 0: no spinning). A server does other work between runs (HTTP, JSON, decoding); threads that keep spinning after a
-    run take a core from it (see `serve.settings.Settings.spin_us`)."""
+    default; 0: no spinning). A server does other work between runs (HTTP, JSON, decoding); threads that keep
+    spinning after a run take a core from it (see `serve.settings.Settings.spin_us`)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()

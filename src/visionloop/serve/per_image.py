@@ -25,6 +25,15 @@ from visionloop.serve.engine import Batcher, Loaded
 from visionloop.serve.errors import BadRequest
 
 
+def _record(index: int, name: str, w: int, h: int, preds: list[dict[str, Any]], batch: int, decode_s: float,
+            queue_s: float, inference_s: float, post_s: float, total_s: float, **extra: Any) -> dict[str, Any]:
+    """One image's answer: its size, predictions, batch and timings (the API's `ImageOut`)."""
+    return {"index": index, "name": name, "size": {"width": w, "height": h}, "predictions": preds,
+            "batch_size": batch, **extra,
+            "timings": {"decode_ms": ms(decode_s), "queue_ms": ms(queue_s), "inference_ms": ms(inference_s),
+                        "postprocess_ms": ms(post_s), "total_ms": ms(total_s)}}
+
+
 class PerImage:
     def __init__(self, decode: ThreadPoolExecutor, max_pixels: int) -> None:
         self.decode = decode
@@ -48,11 +57,7 @@ class PerImage:
         t2 = time.perf_counter()
         preds = await loop.run_in_executor(self.decode, answer, p, res.outputs, matrix, w, h, params, keep)
         t3 = time.perf_counter()
-        return {"index": index, "name": name, "size": {"width": w, "height": h}, "predictions": preds,
-                "batch_size": res.batch,
-                "timings": {"decode_ms": ms(t1 - t0), "queue_ms": ms(res.queue_s),
-                            "inference_ms": ms(res.inference_s), "postprocess_ms": ms(t3 - t2),
-                            "total_ms": ms(t3 - t0)}}
+        return _record(index, name, w, h, preds, res.batch, t1 - t0, res.queue_s, res.inference_s, t3 - t2, t3 - t0)
 
     async def _whole(self, batcher: Batcher, p: Any, index: int, name: str, data: bytes, params: Params,
                      keep: np.ndarray | None, label: str) -> dict[str, Any]:
@@ -68,11 +73,8 @@ class PerImage:
 
         res = await batcher.submit_whole(prepare, finish)
         preds, w, h = res.answer
-        return {"index": index, "name": name, "size": {"width": w, "height": h}, "predictions": preds,
-                "batch_size": 1,
-                "timings": {"decode_ms": ms(res.prepare_s), "queue_ms": ms(res.queue_s),
-                            "inference_ms": ms(res.inference_s), "postprocess_ms": ms(res.finish_s),
-                            "total_ms": ms(time.perf_counter() - t0)}}
+        return _record(index, name, w, h, preds, 1, res.prepare_s, res.queue_s, res.inference_s, res.finish_s,
+                       time.perf_counter() - t0)
 
     async def _pipeline(self, loaded: Loaded, index: int, name: str, data: bytes, params: Params,
                         keep: np.ndarray | None, label: str) -> dict[str, Any]:
@@ -87,11 +89,7 @@ class PerImage:
         preds = pipeline_predictions(res.prediction, keep)
         t3 = time.perf_counter()
         h, w = rgb.shape[:2]
-        return {"index": index, "name": name, "size": {"width": w, "height": h}, "predictions": preds,
-                "batch_size": res.batch,
-                "timings": {"decode_ms": ms(t1 - t0), "queue_ms": ms(res.queue_s),
-                            "inference_ms": ms(res.inference_s), "postprocess_ms": ms(t3 - t2),
-                            "total_ms": ms(t3 - t0)}}
+        return _record(index, name, w, h, preds, res.batch, t1 - t0, res.queue_s, res.inference_s, t3 - t2, t3 - t0)
 
     async def _tiled(self, loaded: Loaded, index: int, name: str, data: bytes, params: Params,
                      keep: np.ndarray | None, label: str) -> dict[str, Any]:
@@ -125,12 +123,9 @@ class PerImage:
         boxes, conf, labels = merge_tiles(tiles, parts, w, h, max_det=params.max_detections)
         preds = detections(boxes, conf, labels, p.classes)
         t3 = time.perf_counter()
-        return {"index": index, "name": name, "size": {"width": w, "height": h}, "predictions": preds,
-                "batch_size": max(r.batch for r in results), "tiles": len(tiles),
-                "timings": {"decode_ms": ms(t1 - t0), "queue_ms": ms(max(r.queue_s for r in results)),
-                            "inference_ms": ms(sum(r.inference_s for r in results)), "postprocess_ms": ms(t3 - t2),
-                            "total_ms": ms(t3 - t0)}}
-
+        return _record(index, name, w, h, preds, max(r.batch for r in results), t1 - t0,
+                       max(r.queue_s for r in results), sum(r.inference_s for r in results), t3 - t2, t3 - t0,
+                       tiles=len(tiles))
 
     def _prepare(self, p: Any, data: bytes, label: str) -> tuple[np.ndarray, np.ndarray, int, int]:
         rgb = img.decode(data, max_pixels=self.max_pixels, name=label)
