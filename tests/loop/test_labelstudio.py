@@ -11,6 +11,7 @@ moved, one box deleted and one added, then submitted.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -90,11 +91,15 @@ def label_studio(tmp_path_factory):
         print(f"\nLabel Studio answered after {time.perf_counter() - t0:.1f} s")
         yield url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the session this fixture started (label-studio and its children)
+        # the session this fixture started (label-studio and its children); gone already when it died at start-up,
+        # and then the failure above is the one to read, not a ProcessLookupError from here
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
 
