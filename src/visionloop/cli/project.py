@@ -23,16 +23,24 @@ def init(
     blobs: Annotated[str | None, typer.Option(help="Blob store URL or folder (default: ./blobs).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a project: a SQLite database and a content-addressed blob folder."""
+    """Create a project: a SQLite database and a content-addressed blob folder by default; for a team, a
+    PostgreSQL database (--database postgresql+psycopg://…) and an S3 bucket (--blobs s3://bucket/prefix)."""
     from visionloop.store import Store
 
     store = Store.init(directory, db_url=database, blob_url=blobs)
-    result = {"project": str(store.root), "database": store.db_url, "blobs": store.blobs.url}
+    # a team member's folder on a shared database joins the project already there
+    images = store.stats().images if store.engine.dialect.name != "sqlite" else 0
+    result = {"project": str(store.root), "database": store.engine.url.render_as_string(hide_password=True),
+              "blobs": store.blobs.url, "images": images}
     store.close()
     if as_json:
         print_json(result)
-    else:
+    elif store.engine.dialect.name == "sqlite" and "://" not in store.blobs.url:
         console.print(f"Created project in [bold]{result['project']}[/]")
+    else:
+        joined = f"; joined the project already in that database: {images} images" if images else ""
+        console.print(f"Created project in [bold]{result['project']}[/] (database {result['database']}, "
+                      f"blobs {result['blobs']}{joined})", highlight=False, soft_wrap=True)
 
 
 def import_(

@@ -9,6 +9,7 @@ of the project removes the folders whose owner is dead (`sweep_staging`).
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import logging
 import time
@@ -16,10 +17,12 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import Any
 
 import fsspec
 from fsspec.core import url_to_fs
 
+from visionloop.core.errors import ProjectError
 from visionloop.core.owner import owner_is_dead, owner_token
 
 log = logging.getLogger(__name__)
@@ -29,11 +32,33 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def modified(entry: dict[str, Any], default: float) -> float:
+    """An fsspec listing entry's modification time in seconds since the epoch: local disk says `mtime` (a
+    float), S3 `LastModified` (a datetime), others `created`; `default` where it says none of them."""
+    for key in ("mtime", "LastModified", "last_modified", "created"):
+        value = entry.get(key)
+        if isinstance(value, datetime.datetime):
+            return value.timestamp()
+        if isinstance(value, int | float) and value:
+            return float(value)
+    return default
+
+
 class BlobStore:
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
-        self.fs, self.root = url_to_fs(self.url)
-        self.fs.makedirs(self.root, exist_ok=True)
+        try:
+            self.fs, self.root = url_to_fs(self.url)
+        except (ImportError, ValueError) as e:  # the package its protocol needs (s3fs…), or no such protocol
+            raise ProjectError(f"cannot open the blob store {self.url}: {e}", path=self.url,
+                               hint="a folder, or s3://bucket/prefix with visionloop[team] (s3fs) installed"
+                               ) from None
+        try:
+            self.fs.makedirs(self.root, exist_ok=True)
+        except Exception as e:  # no such bucket, no credentials, endpoint down: botocore's and aiohttp's many kinds
+            raise ProjectError(f"cannot open the blob store {self.url} ({type(e).__name__}: {e})", path=self.url,
+                               hint="check the bucket, the credentials (AWS_ACCESS_KEY_ID…) and AWS_ENDPOINT_URL"
+                               ) from None
 
     def path(self, sha256: str) -> str:
         return f"{self.root}/{sha256[:2]}/{sha256[2:]}"
@@ -46,6 +71,11 @@ class BlobStore:
 
     def open(self, sha256: str) -> fsspec.core.OpenFile:
         return self.fs.open(self.path(sha256), "rb")
+
+    def location(self, sha256: str) -> str:
+        """Where the blob is, for code outside the store: a local path, or a full URL (`s3://bucket/…`) that
+        `fsspec.open` reads with the same credentials (the `path` of a remote store lacks its protocol)."""
+        return self.local_path(sha256) or self.fs.unstrip_protocol(self.path(sha256))
 
     def local_path(self, sha256: str) -> str | None:
         """A path the OS can open, when the store is on local disk."""
@@ -74,8 +104,7 @@ class BlobStore:
             name = entry["name"].rstrip("/").rsplit("/", 1)[1]
             dead = owner_is_dead(name)
             if dead is None and len(name) == 32 and all(c in "0123456789abcdef" for c in name):
-                mtime = entry.get("mtime") or entry.get("created") or time.time()
-                dead = time.time() - float(mtime) > legacy_age
+                dead = time.time() - modified(entry, time.time()) > legacy_age
             if dead:
                 self.fs.rm(entry["name"], recursive=True)
                 removed += 1
@@ -93,8 +122,7 @@ class BlobStore:
             parts = rel.split("/")
             if len(parts) != 2 or len(parts[0]) != 2:
                 continue
-            mtime = entry.get("mtime") or entry.get("created") or 0.0
-            yield parts[0] + parts[1], int(entry.get("size") or 0), float(mtime)
+            yield parts[0] + parts[1], int(entry.get("size") or 0), modified(entry, 0.0)
 
     def remove(self, name: str) -> None:
         """Delete one blob file (by sha256, or a `.tmp` name as `walk` gives it)."""

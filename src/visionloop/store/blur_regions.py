@@ -279,7 +279,7 @@ def remove_blobs(store: Store, shas: Sequence[str]) -> list[str]:
     meanwhile; a blob an import brought back since is left alone."""
     removed: list[str] = []
     with store.engine.begin() as conn:
-        conn.execute(text("DELETE FROM blob WHERE 0"))  # takes the write lock
+        conn.execute(text("DELETE FROM blob WHERE 1 = 0"))  # takes the write lock
         doomed = set(shas)
         thumb_blobs: set[str] = set()
         for sha in shas:

@@ -72,7 +72,7 @@ def collect(store: Store, *, dry_run: bool = False, min_age: float = 600.0) -> G
     report = GcReport(dry_run=dry_run)
     now = time.time()
     with store.engine.begin() as conn:
-        conn.execute(text("DELETE FROM blob WHERE 0"))  # takes the write lock: no import publishes meanwhile
+        conn.execute(text("DELETE FROM blob WHERE 1 = 0"))  # takes the write lock: no import publishes meanwhile
         keep = referenced(conn)
         doomed: list[str] = []
         for name, size, mtime in store.blobs.walk():

@@ -33,8 +33,20 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def _engine(url: str, root: Path | None = None) -> Engine:
-    sqlite = url.startswith("sqlite")
-    engine = create_engine(url, connect_args={"timeout": locking.lock_timeout()} if sqlite else {})
+    sqlite, postgres = url.startswith("sqlite"), url.startswith(("postgresql", "postgres"))
+    args: dict[str, Any] = ({"timeout": locking.lock_timeout()} if sqlite
+                            else {"application_name": locking.application_name()} if postgres else {})
+    try:
+        engine = create_engine(url, connect_args=args, pool_pre_ping=postgres)
+    except ModuleNotFoundError as e:  # the URL's driver (psycopg, psycopg2, pg8000…) is not installed
+        raise ProjectError(f"cannot open the database {url.split('://')[0]}://…: no module named {e.name!r}",
+                           path=root, hint="for PostgreSQL install visionloop[team] and write the URL as "
+                           "postgresql+psycopg://user@host/db") from None
+    except Exception as e:  # sqlalchemy.exc.ArgumentError: not a database URL
+        raise ProjectError(f"not a database URL ({e})", path=root,
+                           hint="e.g. postgresql+psycopg://user@host/db, or leave the default SQLite") from None
+    if engine.dialect.name == "postgresql":
+        locking.watch_postgres(engine, root)
     if engine.dialect.name == "sqlite":
         if engine.url.database not in (None, "", ":memory:"):
             locking.watch(engine, str(engine.url.database), root)
@@ -59,12 +71,22 @@ def _alembic_config(connection: Any) -> Any:
     return cfg
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the database to the newest schema revision."""
+def migrate(engine: Engine, root: Path | None = None) -> None:
+    """Bring the database to the newest schema revision (the first time this process talks to it: a server
+    that cannot be reached is one line naming it, not a traceback)."""
     from alembic import command
+    from sqlalchemy.exc import InterfaceError, OperationalError
 
-    with engine.begin() as conn:
-        command.upgrade(_alembic_config(conn), "head")
+    try:
+        with engine.begin() as conn:
+            command.upgrade(_alembic_config(conn), "head")
+    except (OperationalError, InterfaceError) as e:
+        if engine.dialect.name == "sqlite":
+            raise
+        reason = str(e.orig or e).strip().splitlines()[0] if str(e.orig or e).strip() else type(e.orig).__name__
+        raise ProjectError(f"cannot reach the database {engine.url.render_as_string(hide_password=True)}: {reason}",
+                           path=root, hint="start the server, create the database (createdb), or fix `database` in "
+                           "visionloop.yaml") from None
 
 
 @dataclass
@@ -123,7 +145,7 @@ class Store:
             "blobs": blob_url or "blobs",
         }
         store = cls(root, *cls._resolve(root, settings))
-        migrate(store.engine)
+        migrate(store.engine, root)
         config.write_text(yaml.safe_dump({"visionloop": 1, **settings}, sort_keys=False))
         log.info("created project %s", root)
         return store
@@ -144,7 +166,7 @@ class Store:
         if not isinstance(settings, dict) or "database" not in settings:
             raise ProjectError("missing the `database` setting", path=config)
         store = cls(root, *cls._resolve(root, settings))
-        migrate(store.engine)
+        migrate(store.engine, root)
         store.blobs.sweep_staging()  # what killed imports left behind
         return store
 
@@ -208,7 +230,7 @@ class Store:
         gps = GPS(im.gps_lat, im.gps_lon, im.gps_alt) if im.gps_lat is not None and im.gps_lon is not None else None
         ref = ImageRef(
             file_name=im.file_name, width=im.width, height=im.height,
-            path=self.blobs.local_path(im.sha256) or self.blobs.path(im.sha256),
+            path=self.blobs.location(im.sha256),
             sha256=im.sha256, format=im.format, orientation=im.orientation, gps=gps,
             heading=im.heading, timestamp=im.taken_at, metadata=im.meta or {}, tags=tuple(im.tags or ()),
         )
@@ -234,7 +256,7 @@ class Store:
             by_class = dict(s.execute(
                 select(ClassRow.name, func.count(AnnotationRow.id))
                 .join(AnnotationRow, AnnotationRow.class_id == ClassRow.id, isouter=True)
-                .group_by(ClassRow.name).order_by(ClassRow.position)
+                .group_by(ClassRow.id, ClassRow.name, ClassRow.position).order_by(ClassRow.position)
             ).all())
         for v in by_split.values():
             v.setdefault("annotations", 0)

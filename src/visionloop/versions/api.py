@@ -57,7 +57,6 @@ def version_samples(store: Store, version: str | int, *, split: str | None = Non
                     chunk: int = 1000) -> Iterator[Sample]:
     """The version's images as Samples (ImageRef.path is the blob), streamed in version order."""
     info = _ready(store, version)
-    local = store.blobs.local_path
     with store.session() as s:
         q = (select(VersionItemRow.split, VersionItemRow.file_name, VersionItemRow.sha256, VersionItemRow.width,
                     VersionItemRow.height, VersionItemRow.orientation, VersionItemRow.media_format,
@@ -67,7 +66,7 @@ def version_samples(store: Store, version: str | int, *, split: str | None = Non
         if split is not None:
             q = q.where(VersionItemRow.split == split)
         for sp, name, sha, w, h, o, fmt, anns in s.execute(q):
-            ref = ImageRef(file_name=name, width=w, height=h, path=local(sha) or store.blobs.path(sha), sha256=sha,
+            ref = ImageRef(file_name=name, width=w, height=h, path=store.blobs.location(sha), sha256=sha,
                            format=fmt, orientation=o)
             yield Sample(ref, itemcodec.loads(anns), split=sp)
 

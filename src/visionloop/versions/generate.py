@@ -172,8 +172,12 @@ _ANNOTATIONS = (select(AnnotationRow.image_id, AnnotationRow.class_id, Annotatio
                 .where(AnnotationRow.image_id.in_(bindparam("ids", expanding=True))).order_by(AnnotationRow.id))
 
 
-def _json(text: str | None) -> Any:
-    """A JSON column's value from its text (orjson; the stdlib for what only it reads, such as NaN)."""
+def _json(text: str | dict[str, Any] | list[Any] | None) -> Any:
+    """A JSON column's value from its text (orjson; the stdlib for what only it reads, such as NaN). SQLite gives
+    the text; PostgreSQL's driver gives the value already decoded (psycopg decodes `json` whatever SQLAlchemy's
+    type says)."""
+    if isinstance(text, dict | list):
+        return text if text != {} else None
     if not text or text == "{}":
         return None
     try:
