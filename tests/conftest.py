@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,34 @@ def voc_subset(raccoon):
         return dest
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _projects_on_postgres(monkeypatch):
+    """VISIONLOOP_TEST_DATABASE=postgresql+psycopg://user@host:port/ runs the suite's projects on that server
+    (a fresh database for each project a test creates without naming one): the suite as a check of team mode."""
+    base = os.environ.get("VISIONLOOP_TEST_DATABASE")
+    if not base:
+        yield
+        return
+    import uuid
+
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from visionloop.store import project
+
+    url = make_url(base)
+    admin = dict(host=url.host, port=url.port or 5432, user=url.username, dbname="postgres")
+    original = project.Store.init.__func__
+
+    def init(cls, root, *, db_url=None, blob_url=None):
+        if db_url is None:
+            name = f"t{uuid.uuid4().hex[:12]}"
+            with psycopg.connect(**admin, autocommit=True) as c:
+                c.execute(f"CREATE DATABASE {name}")
+            db_url = url.set(database=name).render_as_string(hide_password=False)
+        return original(cls, root, db_url=db_url, blob_url=blob_url)
+
+    monkeypatch.setattr(project.Store, "init", classmethod(init))
+    yield

@@ -124,11 +124,13 @@ def test_import_blur_keeps_originals_and_exports_blurred(src, tmp_path):
 
 def test_settings_live_in_visionloop_yaml(src, tmp_path):
     p = _project(tmp_path)
+    before = yaml.safe_load((p / "visionloop.yaml").read_text())
+    assert "privacy" not in before
     got = _ok(["blur", "settings", "--on-import", "-p", str(p), "--json"])
     assert got == {"blur_on_import": True, "keep_originals": True, "plates": None, "vehicles": None,
                    "vehicle_classes": [], "baked": None}
     doc = yaml.safe_load((p / "visionloop.yaml").read_text())
-    assert doc["privacy"] == {"blur_on_import": True} and doc["database"] == "sqlite:///visionloop.db"
+    assert doc == {**before, "privacy": {"blur_on_import": True}}  # the other settings kept as they were
     # a plain import now blurs
     rep = _ok(["import", str(src), "-p", str(p), "--json"])
     assert rep["blur"]["regions"] == {"face": 1} and rep["blur"]["batch"] == 2

@@ -41,12 +41,19 @@ def _coco(folder: Path, images: list[tuple[str, int, int]], anns: list[tuple[int
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
-    """Every file of the project except SQLite's WAL side files, which change on any read."""
+    """Every file of the project except SQLite's WAL side files, which change on any read; on another database
+    (VISIONLOOP_TEST_DATABASE) every row of every table too."""
+    from visionloop.store.schema import Base
+
     store = Store.open(root)
-    with store.engine.connect() as c:
-        c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    store.close()
     out = {}
+    with store.engine.connect() as c:
+        if c.dialect.name == "sqlite":
+            c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        else:
+            for name, table in Base.metadata.tables.items():
+                out[f"table {name}"] = repr(sorted(map(repr, c.execute(table.select())))).encode()
+    store.close()
     for dirpath, _, files in os.walk(root):
         for f in files:
             if f.endswith(("-wal", "-shm")):

@@ -54,8 +54,9 @@ def _kill_at(args: list[str], delay: float, sig: int) -> set[int]:
 def _check_store(root: Path) -> None:
     with Store.open(root) as store:  # opening clears what killed imports staged
         with store.engine.connect() as conn:
-            assert conn.execute(text("PRAGMA integrity_check")).scalar() == "ok"
-            assert conn.execute(text("PRAGMA foreign_key_check")).all() == []
+            if conn.dialect.name == "sqlite":  # PostgreSQL (VISIONLOOP_TEST_DATABASE) checks keys as it writes
+                assert conn.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+                assert conn.execute(text("PRAGMA foreign_key_check")).all() == []
     staging = root / "blobs" / ".staging"
     assert not staging.exists() or list(staging.iterdir()) == []
 

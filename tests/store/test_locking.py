@@ -12,6 +12,9 @@ import pytest
 
 from visionloop.store import Store
 
+pytestmark = pytest.mark.skipif(bool(os.environ.get("VISIONLOOP_TEST_DATABASE")),
+                                reason="SQLite's lock; PostgreSQL's is in tests/store/test_team_mode.py")
+
 HOLD = """
 import sqlite3, sys, time, pathlib
 db = sqlite3.connect(sys.argv[1], isolation_level=None)
