@@ -60,11 +60,24 @@ class BlobStore:
                                hint="check the bucket, the credentials (AWS_ACCESS_KEY_ID…) and AWS_ENDPOINT_URL"
                                ) from None
 
+        self.is_local = self.local_path("0" * 64) is not None
+
     def path(self, sha256: str) -> str:
         return f"{self.root}/{sha256[:2]}/{sha256[2:]}"
 
     def exists(self, sha256: str) -> bool:
-        return self.fs.exists(self.path(sha256))
+        return self.fs.exists(self.path(sha256)) if self.is_local else self.object_exists(self.path(sha256))
+
+    def object_exists(self, path: str) -> bool:
+        """Whether an object store holds `path`, in one request: fsspec's `exists` asks S3 twice for a missing key
+        (HEAD, then a listing in case it is a folder), and an import asks it of every new file."""
+        try:
+            self.fs.cat_file(path, start=0, end=1)
+            return True
+        except FileNotFoundError:
+            return False
+        except OSError:  # e.g. a range an empty object cannot serve
+            return bool(self.fs.exists(path))
 
     def get(self, sha256: str) -> bytes:
         return self.fs.cat_file(self.path(sha256))
@@ -85,6 +98,9 @@ class BlobStore:
     def put(self, data: bytes, sha256: str | None = None) -> str:
         """Write bytes (no staging) and return their hash; free if already there."""
         sha = sha256 or sha256_bytes(data)
+        if not self.is_local:  # an object appears whole when its PUT completes: no temporary name to move
+            self.fs.pipe_file(self.path(sha), data)
+            return sha
         if not self.exists(sha):
             target = self.path(sha)
             self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
@@ -155,7 +171,8 @@ class Staging:
     def add(self, data: bytes, sha256: str) -> bool:
         """Stage bytes unless the blob already exists; True if they are new."""
         tmp = f"{self.dir}/{sha256}"
-        if sha256 in self._inflight or self.store.exists(sha256) or (self._made and self.store.fs.exists(tmp)):
+        staged = self.store.fs.exists if self.store.is_local else self.store.object_exists
+        if sha256 in self._inflight or self.store.exists(sha256) or (self._made and staged(tmp)):
             return False
         if not self._made:
             self.store.fs.makedirs(self.dir, exist_ok=True)
@@ -181,6 +198,12 @@ class Staging:
         if not self._made:
             return
         fs = self.store.fs
+        if not self.store.is_local:  # an object store has no folders; fsspec copies a list concurrently (s3fs)
+            fs.invalidate_cache(self.dir)  # and removes the staged copies in bulk requests
+            tmps = fs.ls(self.dir, detail=False)
+            fs.mv(tmps, [self.store.path(t.rsplit("/", 1)[1]) for t in tmps])
+            self._cleanup()
+            return
         made: set[str] = set()
         for tmp in fs.ls(self.dir, detail=False):
             sha = tmp.rsplit("/", 1)[1]

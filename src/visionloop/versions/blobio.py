@@ -22,7 +22,10 @@ class BlobIO:
 
     def __init__(self, blobs: BlobStore, *, writer_threads: int = 1) -> None:
         self.blobs = blobs
-        self.local = blobs.local_path("0" * 64) is not None
+        self.local = blobs.is_local
+        if not self.local and writer_threads:  # each write to an object store is a round trip: overlap them
+            writer_threads = max(writer_threads, 8)
+        self._window = 16 if self.local else 64
         self._dirs: set[str] = set()
         self._pool = ThreadPoolExecutor(writer_threads, thread_name_prefix="blob-write") if writer_threads else None
         self._pending: list[Future[str]] = []
@@ -39,7 +42,7 @@ class BlobIO:
         if self._pool is None:
             return self._write(data, sha)
         self._pending.append(self._pool.submit(self._write, data, sha))
-        if len(self._pending) > 16:
+        if len(self._pending) > self._window:
             self._pending.pop(0).result()
         return sha
 
