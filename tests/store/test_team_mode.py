@@ -260,3 +260,32 @@ def test_a_server_driver_or_bucket_that_is_not_there_is_one_line(postgres, s3, t
                              "--blobs", f"s3://{BUCKET}/ok"])
     assert ok.exit_code == 0, ok.output
     assert "secret" not in ok.output and "blobs s3://visionloop-team/ok" in " ".join(ok.output.split())
+
+
+def test_the_demo_runs_the_whole_loop_on_postgres_and_s3(postgres, s3, tmp_path):
+    import json
+
+    from visionloop.store import models
+
+    url = postgres()
+    r = CliRunner().invoke(app, ["demo", "--workdir", str(tmp_path / "d"), "--images", "16", "--train-seconds", "0",
+                                 "--database", url, "--blobs", f"s3://{BUCKET}/demo", "--json"])
+    assert r.exit_code == 0, r.output
+    steps = json.loads(r.output)
+    assert [s["step"] for s in steps] == ["render", "init", "import", "re-import", "stats", "health", "export coco",
+                                          "export yolo", "export voc", "convert", "version", "gallery", "train",
+                                          "export", "evaluate", "predict", "serve", "select"]
+    assert (steps[1]["database"], steps[1]["blobs"]) == (url, f"s3://{BUCKET}/demo")
+    assert steps[2]["images_added"] == 16 and steps[3]["images_unchanged"] == 16
+    assert steps[6]["reimport"]["annotations_added"] == steps[2]["annotations_added"]
+    assert steps[12]["model"]["status"] == "ready" and steps[17]["candidates"] == 16
+    # the server, a process of its own, read the model from the bucket and answered as the local predictor did
+    local = [(d["class"], round(d["score"], 3)) for d in steps[15]["predictions"][2]["detections"]]
+    served = [(p["class"], round(p["confidence"], 3)) for p in steps[16]["response"]["images"][0]["predictions"]]
+    assert served == local
+    with Store.open(tmp_path / "d" / "project") as store:
+        onnx = [e for m in models.list_all(store) for e in m.exports if e.format == "onnx"]
+        in_bucket = set(_keys(s3, "demo"))
+        assert onnx and all(f"{e.sha256[:2]}/{e.sha256[2:]}" in in_bucket for e in onnx)
+    again = CliRunner().invoke(app, ["demo", "--workdir", str(tmp_path / "e"), "--images", "16", "--database", url])
+    assert again.exit_code != 0 and "the demo needs an empty database" in str(again.exception)

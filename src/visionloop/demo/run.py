@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from visionloop.core.errors import ProjectError
 from visionloop.demo import synthetic
 
 
@@ -20,9 +21,11 @@ class Step:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-def run(workdir: Path | None = None, *, images: int = 60, seed: int = 0, train_seconds: float = 60.0
-        ) -> Iterator[Step]:
-    """Yield each stage's result as it finishes. Raises if a round trip loses anything."""
+def run(workdir: Path | None = None, *, images: int = 60, seed: int = 0, train_seconds: float = 60.0,
+        db_url: str | None = None, blob_url: str | None = None) -> Iterator[Step]:
+    """Yield each stage's result as it finishes. Raises if a round trip loses anything. `db_url` and `blob_url`
+    put the demo's project on a team's services (an empty PostgreSQL database, an S3 prefix); the export round
+    trips re-import into throwaway local projects."""
     from visionloop import formats
     from visionloop.formats.convert import convert
     from visionloop.ingest import export_dataset, import_dataset
@@ -42,8 +45,16 @@ def run(workdir: Path | None = None, *, images: int = 60, seed: int = 0, train_s
                    + f" (3 classes) as COCO in {raw}", time.perf_counter() - t, report.to_json())
 
         t = time.perf_counter()
-        store = Store.init(workdir / "project")
-        yield Step("init", f"created project {store.root} (SQLite + blob folder)", time.perf_counter() - t)
+        store = Store.init(workdir / "project", db_url=db_url, blob_url=blob_url)
+        where = store.engine.url.render_as_string(hide_password=True)
+        if store.engine.dialect.name != "sqlite" and (held := store.stats().images):
+            store.close()
+            raise ProjectError(f"the demo needs an empty database: {where} already holds a project of {held} images",
+                               path=workdir / "project", hint="create a new database for it (createdb)")
+        kind = ("SQLite + blob folder" if db_url is None and blob_url is None
+                else f"database {where}, blobs {store.blobs.url}")
+        yield Step("init", f"created project {store.root} ({kind})", time.perf_counter() - t,
+                   {"database": where, "blobs": store.blobs.url})
 
         t = time.perf_counter()
         imp = import_dataset(store, raw)
