@@ -11,12 +11,9 @@ moved, one box deleted and one added, then submitted.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -24,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 from typer.testing import CliRunner
+from vl_services import free_port, stop_group
 from vl_testdata import DATASETS  # $VISIONLOOP_DATASETS or ../shared/datasets (tests/vl_testdata.py)
 
 from visionloop.cli.main import app
@@ -51,19 +49,13 @@ NAMES = [f"raccoon-{i}" for i in (1, 12, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13)]
 SENT = [f"{n}.jpg" for n in NAMES[:10]]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def label_studio(tmp_path_factory):
     """A Label Studio server on loopback with one user whose legacy token is TOKEN; stopped after the module."""
     if not LS_BIN.exists():
         pytest.skip(f"Label Studio is not installed at {LS_BIN}: run `bash .ci/label_studio.sh` (.ci/run does)")
     data = tmp_path_factory.mktemp("label-studio")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "LABEL_STUDIO_BASE_DATA_DIR": str(data), "COLLECT_ANALYTICS": "false",
            "LATEST_VERSION_CHECK": "false"}
     log = open(data / "server.log", "wb")
@@ -91,16 +83,7 @@ def label_studio(tmp_path_factory):
         print(f"\nLabel Studio answered after {time.perf_counter() - t0:.1f} s")
         yield url
     finally:
-        # the session this fixture started (label-studio and its children); gone already when it died at start-up,
-        # and then the failure above is the one to read, not a ProcessLookupError from here
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc)  # label-studio and its children
         log.close()
 
 

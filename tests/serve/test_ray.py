@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import socket
-
 import httpx
 import pytest
+from vl_services import free_port
 
 from visionloop.serve import Settings
 
 from .conftest import Server, jpeg, png
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _same(got: dict, want: dict) -> None:
@@ -43,7 +36,7 @@ def test_ray_serve_matches_plain_server(project):
         want = {m: c.post(f"/v1/models/{m}/predict", files=files, params=params).json() for m in ("det-a", "det-b")}
         assert 'visionloop_batch_size_count{model="det-a"' in c.get("/metrics").text
 
-    port = _free_port()
+    port = free_port()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})

@@ -6,13 +6,10 @@ processes taking turns, and one clear line when the server, the driver or the bu
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import hashlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +20,7 @@ import boto3  # with moto[server] and s3fs in the test extras
 import psycopg  # team mode's driver (visionloop[team])
 import pytest
 from typer.testing import CliRunner
+from vl_services import free_port, stop_group
 
 from visionloop.cli.main import app
 from visionloop.store import Store
@@ -31,12 +29,6 @@ BUCKET = "visionloop-team"
 RECIPE = {"schema": 1, "seed": 7, "split": {"mode": "random", "ratios": {"train": 0.7, "valid": 0.2, "test": 0.1}},
           "preprocess": {"resize": {"width": 256, "height": 256, "mode": "fit"}},
           "augment": {"multiplier": 2, "flip": {"horizontal": True}}}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _pg_bin(name: str) -> str | None:
@@ -52,17 +44,6 @@ def _wait(what: str, ready, proc: subprocess.Popen, log: Path, seconds: float = 
         if time.monotonic() > deadline:
             pytest.fail(f"{what} did not answer in {seconds:g} s:\n{log.read_text()[-3000:]}")
         time.sleep(0.2)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +64,7 @@ def postgres():
     if made.returncode:
         shutil.rmtree(base, ignore_errors=True)
         pytest.fail(f"initdb failed ({made.returncode}): {made.stderr[-2000:]}")
-    port = _free_port()
+    port = free_port()
     with open(log, "wb") as out:
         proc = subprocess.Popen([*run_as, server, "-D", str(data), "-h", "127.0.0.1", "-p", str(port),
                                  "-k", str(base), "-c", "fsync=off"], stdout=out, stderr=subprocess.STDOUT,
@@ -109,7 +90,7 @@ def postgres():
         _wait("postgres", ready, proc, log)
         yield new_database
     finally:
-        _stop(proc)
+        stop_group(proc)
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -117,7 +98,7 @@ def postgres():
 def s3(tmp_path_factory):
     """moto's S3 server on loopback, with the environment s3fs and boto3 read; yields a boto3 client."""
     base = tmp_path_factory.mktemp("moto")
-    port, log = _free_port(), base / "server.log"
+    port, log = free_port(), base / "server.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -139,7 +120,7 @@ def s3(tmp_path_factory):
         client.create_bucket(Bucket=BUCKET)
         yield client
     finally:
-        _stop(proc)
+        stop_group(proc)
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -245,7 +226,7 @@ def test_writers_on_postgres_take_turns_and_a_long_wait_is_one_line(postgres, s3
 
 def test_a_server_driver_or_bucket_that_is_not_there_is_one_line(postgres, s3, tmp_path):
     runner = CliRunner()
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     cases = [
         (["--database", f"postgresql+psycopg://vl@127.0.0.1:{port}/none"],
          "cannot reach the database postgresql+psycopg://vl@127.0.0.1:"),
