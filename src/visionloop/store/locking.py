@@ -8,6 +8,10 @@ writer says once that it is waiting, naming the other visionloop processes that 
 (Linux: read from /proc), then waits the rest. Past the limit the error is one line naming them — never a
 "database is locked" traceback. No thread is used: a thread in the main process would stop the worker
 runtime from forking.
+
+On PostgreSQL (team mode) writers take turns the same way: the first write statement of a transaction takes
+the project's advisory lock (`pg_advisory_xact_lock`, released by the commit or rollback), with the same
+notice (naming the other backends' pid, host and command from `pg_stat_activity`) and the same one-line error.
 """
 
 from __future__ import annotations
