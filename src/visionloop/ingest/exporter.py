@@ -8,6 +8,7 @@ from pathlib import Path
 from visionloop import formats
 from visionloop.formats.base import ImageMode, WriteReport
 from visionloop.formats.output import atomic_output
+from visionloop.store.blobs import fetched_ahead
 from visionloop.store.project import Store
 from visionloop.versions.redact import redact_samples
 
@@ -20,8 +21,9 @@ def export_dataset(store: Store, out: str | Path, *, format: str, split: str | N
     formats.get(format)
     with atomic_output(Path(out), overwrite=overwrite, format=format,
                        protect=[store.root, store.blobs.url]) as tmp, \
-            tempfile.TemporaryDirectory(prefix="visionloop-blur-") as blurred:
-        report = formats.write(redact_samples(store, store.samples(split=split), Path(blurred)), tmp,
+            tempfile.TemporaryDirectory(prefix="visionloop-blur-") as blurred, \
+            fetched_ahead(store.blobs, store.samples(split=split)) as samples:
+        report = formats.write(redact_samples(store, samples, Path(blurred)), tmp,
                                format=format, classes=store.classes(), images=images)
     report.path = str(out)
     return report

@@ -9,12 +9,16 @@ of the project removes the folders whose owner is dead (`sweep_staging`).
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import datetime
 import hashlib
 import logging
+import os
+import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
@@ -24,6 +28,7 @@ from fsspec.core import url_to_fs
 
 from visionloop.core.errors import ProjectError
 from visionloop.core.owner import owner_is_dead, owner_token
+from visionloop.core.sample import Sample
 
 log = logging.getLogger(__name__)
 
@@ -225,3 +230,38 @@ class Staging:
         if self._made and self.store.fs.exists(self.dir):
             self.store.fs.rm(self.dir, recursive=True)
         self._made = False
+
+
+@contextmanager
+def fetched_ahead(blobs: BlobStore, samples: Iterable[Sample], *, ahead: int = 64,
+                  threads: int = 8) -> Iterator[Iterator[Sample]]:
+    """`samples` whose images are in a remote blob store, each fetched into a temporary folder while the
+    ones before it are written: `threads` downloads in flight, up to `ahead` samples in front of the reader
+    (an export asks an object store for one image at a time otherwise: a round trip each). The folder, and
+    with it every fetched copy, goes when the block ends. On a local store the samples pass as they are."""
+    if blobs.is_local:
+        yield iter(samples)
+        return
+    with tempfile.TemporaryDirectory(prefix="visionloop-fetch-") as folder, \
+            ThreadPoolExecutor(threads, thread_name_prefix="blob-fetch") as pool:
+
+        def fetch(sample: Sample) -> Sample:
+            sha = sample.image.sha256
+            if not sha or not (sample.image.path or "").startswith(blobs.location(sha)):
+                return sample  # not this store's blob (a blurred copy already on disk…)
+            local = os.path.join(folder, sha)
+            if not os.path.exists(local):
+                blobs.fs.get_file(blobs.path(sha), local + ".part")
+                os.replace(local + ".part", local)
+            return dataclasses.replace(sample, image=dataclasses.replace(sample.image, path=local))
+
+        def stream() -> Iterator[Sample]:
+            pending: collections.deque[Future[Sample]] = collections.deque()
+            for sample in samples:
+                pending.append(pool.submit(fetch, sample))
+                if len(pending) >= ahead:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+
+        yield stream()

@@ -15,6 +15,7 @@ from visionloop.core.sample import ImageRef, Sample
 from visionloop.formats.base import ImageMode, WriteReport
 from visionloop.formats.output import atomic_output
 from visionloop.store import itemcodec
+from visionloop.store.blobs import fetched_ahead
 from visionloop.store.lookup import find_version_id
 from visionloop.store.project import Store
 from visionloop.store.schema import VersionItemRow, VersionRow
@@ -96,9 +97,9 @@ def export_version(store: Store, version: str | int, out: str | Path, *, format:
     if zip and out.suffix.lower() != ".zip":
         out = out.with_name(out.name + ".zip")
     with atomic_output(out, format=format, overwrite=overwrite, protect=[store.root, store.blobs.url],
-                       zip=zip) as tmp:
-        report = formats.write(version_samples(store, info.id, split=split), tmp, format=format, classes=classes,
-                               images=images)
+                       zip=zip) as tmp, \
+            fetched_ahead(store.blobs, version_samples(store, info.id, split=split)) as samples:
+        report = formats.write(samples, tmp, format=format, classes=classes, images=images)
     report.path = str(out)
     return report
 
