@@ -250,9 +250,10 @@ def fetched_ahead(blobs: BlobStore, samples: Iterable[Sample], *, ahead: int = 6
             if not sha or not (sample.image.path or "").startswith(blobs.location(sha)):
                 return sample  # not this store's blob (a blurred copy already on disk…)
             local = os.path.join(folder, sha)
-            if not os.path.exists(local):
-                blobs.fs.get_file(blobs.path(sha), local + ".part")
-                os.replace(local + ".part", local)
+            if not os.path.exists(local):  # two samples of one file may be in flight at once: each its own part
+                part = f"{local}.{uuid.uuid4().hex}.part"
+                blobs.fs.get_file(blobs.path(sha), part)
+                os.replace(part, local)
             return dataclasses.replace(sample, image=dataclasses.replace(sample.image, path=local))
 
         def stream() -> Iterator[Sample]:
