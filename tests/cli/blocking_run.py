@@ -4,8 +4,13 @@ a signal arrives. Used by test_interrupt.py to stop commands mid-run determinist
 import functools
 import importlib
 import pathlib
+import signal
 import sys
 import time
+
+# as a terminal's foreground command gets it, whatever the test runner inherited: a runner started as a
+# background job (`cmd &`, nohup) ignores SIGINT, and visionloop keeps an ignored SIGINT ignored (cli/main.py)
+signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 target, started = sys.argv[1], pathlib.Path(sys.argv[2])
 mod, _, qual = target.partition(":")
