@@ -143,7 +143,8 @@ class BlobStore:
             parts = rel.split("/")
             if len(parts) != 2 or len(parts[0]) != 2:
                 continue
-            yield parts[0] + parts[1], int(entry.get("size") or 0), modified(entry, 0.0)
+            # a store that says no time: the file counts as new (gc keeps it unless min_age is 0)
+            yield parts[0] + parts[1], int(entry.get("size") or 0), modified(entry, time.time())
 
     def remove(self, name: str) -> None:
         """Delete one blob file (by sha256, or a `.tmp` name as `walk` gives it)."""
